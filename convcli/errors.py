@@ -1,0 +1,42 @@
+"""Typed errors of convcli and the exit statuses they map to.
+
+The numeric core and the I/O layer raise these; only the CLI edge turns them
+into exit statuses and one-line messages.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit statuses (SPEC §5)."""
+
+    OK = 0
+    FAILURE = 1  # one or more inputs failed; the others are done
+    USAGE = 2  # bad flag, bad kernel, impossible shape
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class ConvcliError(Exception):
+    """Base class. ``exit_status`` says how the CLI ends when this escapes."""
+
+    exit_status: ExitStatus = ExitStatus.FAILURE
+
+
+class UsageError(ConvcliError, ValueError):
+    """The request itself is wrong: a bad kernel, mode, size or shape."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class InputError(ConvcliError):
+    """One input could not be read or decoded (missing, corrupt, too large...)."""
+
+    exit_status = ExitStatus.FAILURE
+
+
+class OutputError(ConvcliError):
+    """One output could not be written (read-only folder, full disk...)."""
+
+    exit_status = ExitStatus.FAILURE
