@@ -1,0 +1,328 @@
+"""Kernels as small frozen records: the registry, the Gaussian/box builders and the parser.
+
+A kernel spec on the command line is one of
+- a registry name (``sharpen``, ``gaussian5``, ``sobel-x`` ...),
+- a literal: rows split by ``;``, values by spaces or commas, fractions allowed
+  (``"0 -1 0; -1 5 -1; 0 -1 0"``, ``"1/9 1/9 1/9; ..."``),
+- a file: ``@path`` with .txt/.csv rows, .json (list of lists) or .npy.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A named 2-D kernel. ``weights`` is a read-only float64 array."""
+
+    name: str
+    weights: np.ndarray = field(repr=False)
+    description: str = ""
+    #: exact text of the entries for display (e.g. "1/16"), same shape as weights; optional
+    display: tuple[tuple[str, ...], ...] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        w = np.array(self.weights, dtype=np.float64)
+        if w.ndim != 2 or w.size == 0:
+            msg = f"kernel {self.name!r} must be a non-empty 2-D matrix, got shape {w.shape}"
+            raise UsageError(msg)
+        if not np.all(np.isfinite(w)):
+            msg = f"kernel {self.name!r} contains NaN or infinite values"
+            raise UsageError(msg)
+        w.setflags(write=False)
+        object.__setattr__(self, "weights", w)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.weights.shape[0]), int(self.weights.shape[1]))
+
+    @property
+    def is_integer(self) -> bool:
+        return bool(np.all(self.weights == np.round(self.weights)))
+
+    def normalized(self) -> Kernel:
+        """Divided by its sum (``--normalize``); an error if the sum is 0."""
+        s = float(self.weights.sum())
+        if abs(s) < 1e-12:
+            msg = f"cannot --normalize kernel {self.name!r}: its entries sum to 0"
+            raise UsageError(msg)
+        return Kernel(self.name, self.weights / s, self.description)
+
+    def scaled(self, factor: float) -> Kernel:
+        """Multiplied by ``factor`` (``--scale``)."""
+        if not math.isfinite(factor):
+            msg = f"--scale must be finite, got {factor}"
+            raise UsageError(msg)
+        return Kernel(self.name, self.weights * factor, self.description)
+
+    def flipped(self) -> Kernel:
+        """Rotated by 180° (``--flip``: true convolution instead of correlation)."""
+        return Kernel(self.name, self.weights[::-1, ::-1], self.description)
+
+    def entries(self) -> list[list[str]]:
+        """The entries as text, exact fractions where given."""
+        if self.display is not None:
+            return [list(r) for r in self.display]
+        return [[format_number(v) for v in row] for row in self.weights]
+
+
+def format_number(v: float) -> str:
+    """Short text for a kernel entry: integers bare, others with up to 4 significant digits."""
+    if v == int(v):
+        return str(int(v))
+    return f"{v:.4g}"
+
+
+# --- builders --------------------------------------------------------------------------
+
+# OpenCV's getGaussianKernel uses these fixed taps for odd k <= 7 when sigma <= 0.
+_OPENCV_SMALL_GAUSSIAN = {
+    1: [1.0],
+    3: [0.25, 0.5, 0.25],
+    5: [0.0625, 0.25, 0.375, 0.25, 0.0625],
+    7: [0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125],
+}
+
+
+def opencv_default_sigma(k: int) -> float:
+    """OpenCV's sigma for ``getGaussianKernel(k, 0)``: 0.3*((k-1)*0.5 - 1) + 0.8."""
+    return 0.3 * ((k - 1) * 0.5 - 1) + 0.8
+
+
+def size_for_sigma(sigma: float, truncate: float = 3.0) -> int:
+    """Kernel size covering ``truncate`` sigmas each side: 2*ceil(truncate*sigma) + 1."""
+    return 2 * math.ceil(truncate * sigma) + 1
+
+
+def gaussian_1d(k: int, sigma: float | None = None) -> np.ndarray:
+    """A normalised 1-D Gaussian of odd size ``k``, exactly as OpenCV's getGaussianKernel.
+
+    ``sigma`` None or <= 0 uses OpenCV's default: the fixed binomial taps for k <= 7,
+    else sigma = 0.3*((k-1)*0.5 - 1) + 0.8.
+    """
+    if k < 1 or k % 2 == 0:
+        msg = f"Gaussian size must be odd and >= 1, got {k}"
+        raise UsageError(msg)
+    if (sigma is None or sigma <= 0) and k in _OPENCV_SMALL_GAUSSIAN:
+        return np.array(_OPENCV_SMALL_GAUSSIAN[k])
+    s = opencv_default_sigma(k) if sigma is None or sigma <= 0 else sigma
+    x = np.arange(k) - (k - 1) / 2
+    g = np.exp(-(x**2) / (2 * s * s))
+    return g / g.sum()
+
+
+def gaussian_kernel(k: int, sigma: float | None = None) -> Kernel:
+    """The k x k Gaussian as the outer product of :func:`gaussian_1d`."""
+    g = gaussian_1d(k, sigma)
+    label = f"gaussian{k}" if sigma is None or sigma <= 0 else f"gaussian{k}(sigma={sigma:g})"
+    return Kernel(label, np.outer(g, g), f"{k}x{k} Gaussian blur")
+
+
+def box_kernel(k: int) -> Kernel:
+    """The k x k mean filter, every entry 1/k²."""
+    if k < 1:
+        msg = f"box size must be >= 1, got {k}"
+        raise UsageError(msg)
+    disp = tuple(tuple(f"1/{k * k}" for _ in range(k)) for _ in range(k))
+    return Kernel(f"box{k}", np.full((k, k), 1.0 / (k * k)), f"{k}x{k} mean (box) blur", disp)
+
+
+# --- the registry ----------------------------------------------------------------------
+
+_SMOOTH3 = np.array([1.0, 2.0, 1.0])
+_DIFF3 = np.array([-1.0, 0.0, 1.0])
+_SCHARR_SMOOTH = np.array([3.0, 10.0, 3.0])
+
+
+def _k(name: str, rows: list[list[float]] | np.ndarray, description: str,
+       display: tuple[tuple[str, ...], ...] | None = None) -> Kernel:
+    return Kernel(name, np.asarray(rows, dtype=np.float64), description, display)
+
+
+def _fraction_display(weights: np.ndarray, denom: int) -> tuple[tuple[str, ...], ...]:
+    return tuple(
+        tuple("0" if v == 0 else f"{int(round(v * denom))}/{denom}" for v in row) for row in weights
+    )
+
+
+def _build_registry() -> dict[str, Kernel]:
+    g3 = np.outer(_SMOOTH3, _SMOOTH3) / 16.0
+    g5_1d = np.array([1.0, 4.0, 6.0, 4.0, 1.0])
+    g5 = np.outer(g5_1d, g5_1d) / 256.0
+    kernels = [
+        _k("identity", [[0, 0, 0], [0, 1, 0], [0, 0, 0]], "returns the input unchanged"),
+        _k("sharpen", [[0, -1, 0], [-1, 5, -1], [0, -1, 0]], "the lecture's sharpening kernel"),
+        Kernel("gaussian3", g3, "3x3 Gaussian blur, 1/16 [1 2 1; 2 4 2; 1 2 1]",
+               _fraction_display(g3, 16)),
+        Kernel("gaussian5", g5, "5x5 Gaussian blur, 1/256 outer([1 4 6 4 1])",
+               _fraction_display(g5, 256)),
+        box_kernel(3),
+        box_kernel(5),
+        # The lecture's K_v and K_h (Prewitt): smoothing along the edge, difference across it.
+        _k("edge-vertical", np.outer(np.ones(3), _DIFF3), "the lecture's K_v (Prewitt x): vertical edges"),
+        _k("edge-horizontal", np.outer(_DIFF3, np.ones(3)), "the lecture's K_h (Prewitt y): horizontal edges"),
+        _k("sobel-x", np.outer(_SMOOTH3, _DIFF3), "Sobel x-derivative: vertical edges"),
+        _k("sobel-y", np.outer(_DIFF3, _SMOOTH3), "Sobel y-derivative: horizontal edges"),
+        _k("scharr-x", np.outer(_SCHARR_SMOOTH, _DIFF3), "Scharr x-derivative: vertical edges"),
+        _k("scharr-y", np.outer(_DIFF3, _SCHARR_SMOOTH), "Scharr y-derivative: horizontal edges"),
+        _k("laplacian", [[0, 1, 0], [1, -4, 1], [0, 1, 0]], "4-neighbour Laplacian: second derivative"),
+        _k("emboss", [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], "emboss (relief lit from the top left)"),
+        _k("outline", [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], "8-neighbour outline (edge) kernel"),
+    ]
+    return {k.name: k for k in kernels}
+
+
+REGISTRY: dict[str, Kernel] = _build_registry()
+
+#: Other names people type for registry kernels.
+ALIASES: dict[str, str] = {
+    "prewitt-x": "edge-vertical",
+    "prewitt-y": "edge-horizontal",
+    "kv": "edge-vertical",
+    "kh": "edge-horizontal",
+    "gaussian": "gaussian3",
+    "blur": "gaussian3",
+    "box": "box3",
+    "mean": "box3",
+    "edge": "outline",
+}
+
+
+def get_kernel(name: str) -> Kernel:
+    """A registry kernel by name or alias; unknown names get a did-you-mean list."""
+    key = name.strip().lower().replace("_", "-")
+    key = ALIASES.get(key, key)
+    if key in REGISTRY:
+        return REGISTRY[key]
+    choices = list(REGISTRY) + list(ALIASES)
+    close = difflib.get_close_matches(key, choices, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    msg = f"unknown kernel {name!r}{hint} (see 'convcli kernels')"
+    raise UsageError(msg)
+
+
+# --- the parser --------------------------------------------------------------------------
+
+
+def _parse_value(token: str, row: int) -> float:
+    try:
+        if "/" in token:
+            num, _, den = token.partition("/")
+            value = float(Fraction(num.strip())) / float(Fraction(den.strip()))
+        else:
+            value = float(token)
+    except (ValueError, ZeroDivisionError):
+        msg = f"kernel row {row}: {token!r} is not a number"
+        raise UsageError(msg) from None
+    if not math.isfinite(value):
+        msg = f"kernel row {row}: {token!r} is not finite"
+        raise UsageError(msg)
+    return value
+
+
+def parse_rows(rows: list[list[str]] | list[list[float]], name: str) -> Kernel:
+    """Check rows for raggedness, emptiness and non-finite values; build a Kernel."""
+    if not rows or all(len(r) == 0 for r in rows):
+        msg = f"kernel {name!r} is empty"
+        raise UsageError(msg)
+    values: list[list[float]] = []
+    for i, row in enumerate(rows, start=1):
+        if len(row) == 0:
+            msg = f"kernel row {i} is empty"
+            raise UsageError(msg)
+        values.append([
+            _parse_value(v, i) if isinstance(v, str) else _check_float(v, i) for v in row
+        ])
+    width = len(values[0])
+    for i, row in enumerate(values, start=1):
+        if len(row) != width:
+            msg = f"kernel row {i} has {len(row)} values, row 1 has {width} (ragged kernel)"
+            raise UsageError(msg)
+    return Kernel(name, np.array(values), "user kernel")
+
+
+def _check_float(v: object, row: int) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        msg = f"kernel row {row}: {v!r} is not a number"
+        raise UsageError(msg)
+    f = float(v)
+    if not math.isfinite(f):
+        msg = f"kernel row {row}: {v!r} is not finite"
+        raise UsageError(msg)
+    return f
+
+
+def parse_literal(text: str, name: str | None = None) -> Kernel:
+    """``"0 -1 0; -1 5 -1; 0 -1 0"`` -> Kernel. Rows by ``;`` or newlines, values by spaces/commas."""
+    body = text.strip().strip("[]")
+    lines = [ln for ln in body.replace("\n", ";").split(";")]
+    if lines and lines[-1].strip() == "":
+        lines = lines[:-1]  # a trailing ';'
+    rows = [ln.replace(",", " ").replace("[", " ").replace("]", " ").split() for ln in lines]
+    return parse_rows(rows, name or text.strip())
+
+
+def load_kernel_file(path: str | Path) -> Kernel:
+    """``@path``: .npy (2-D), .json (list of lists), anything else rows of text (.txt/.csv)."""
+    p = Path(path)
+    name = p.name
+    try:
+        if p.suffix.lower() == ".npy":
+            try:
+                arr = np.load(p, allow_pickle=False)
+            except ValueError as e:
+                msg = f"kernel file {p}: not a valid .npy array ({e})"
+                raise UsageError(msg) from None
+            if arr.ndim != 2:
+                msg = f"kernel file {p}: expected a 2-D array, got shape {arr.shape}"
+                raise UsageError(msg)
+            if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+                msg = f"kernel file {p}: expected real numbers, got dtype {arr.dtype}"
+                raise UsageError(msg)
+            return parse_rows(arr.astype(np.float64).tolist(), name)
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        msg = f"cannot read kernel file {p}: {e.strerror or e}"
+        raise UsageError(msg) from None
+    if p.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            msg = f"kernel file {p}: invalid JSON ({e.msg} at line {e.lineno})"
+            raise UsageError(msg) from None
+        if not isinstance(data, list) or not all(isinstance(r, list) for r in data):
+            msg = f"kernel file {p}: expected a list of lists of numbers"
+            raise UsageError(msg)
+        return parse_rows(data, name)
+    lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+    rows = [ln.replace(",", " ").replace(";", " ").split() for ln in lines if ln]
+    return parse_rows(rows, name)
+
+
+def parse_kernel(spec: str) -> Kernel:
+    """Resolve a ``--kernel`` spec: ``@file``, a literal (contains digits), or a registry name."""
+    s = spec.strip()
+    if not s:
+        msg = "kernel is empty"
+        raise UsageError(msg)
+    if s.startswith("@"):
+        return load_kernel_file(s[1:])
+    if any(ch.isdigit() for ch in s) and not _looks_like_name(s):
+        return parse_literal(s)
+    return get_kernel(s)
+
+
+def _looks_like_name(s: str) -> bool:
+    key = s.lower().replace("_", "-")
+    return key in REGISTRY or key in ALIASES or (s[0].isalpha() and " " not in s and ";" not in s
+                                                  and "/" not in s and "," not in s)

@@ -1,0 +1,122 @@
+"""The one table of padding modes: canonical names, aliases, and every library's name.
+
+Everything in convcli that needs a padding mode resolves it here: the CLI's
+``-p/--padding`` choice, the engine's ``np.pad`` call, ``--emit`` and the
+``convcli padding`` translator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class PadMode:
+    """One padding mode and what each library calls it (None: the library lacks it)."""
+
+    name: str
+    aliases: tuple[str, ...]
+    numpy: str | None
+    scipy: str | None
+    opencv: str | None
+    torch: str | None
+    magick: str | None  # ImageMagick -virtual-pixel
+    pattern: str  # scipy-style picture of the edge behaviour
+    description: str
+
+
+MODES: dict[str, PadMode] = {
+    m.name: m
+    for m in (
+        PadMode(
+            "zeros", ("constant",), "constant", "constant", "BORDER_CONSTANT", "zeros",
+            "Black", "0 0 | a b c d | 0 0", "pixels outside the image are 0",
+        ),
+        PadMode(
+            "border", ("replicate", "edge", "nearest"), "edge", "nearest", "BORDER_REPLICATE",
+            "replicate", "Edge", "a a | a b c d | d d", "the edge pixel is repeated",
+        ),
+        PadMode(
+            "reflection", ("reflect", "mirror", "reflect101"), "reflect", "mirror",
+            "BORDER_REFLECT_101", "reflect", "Mirror", "c b | a b c d | c b",
+            "mirrored about the edge pixel, which is not repeated",
+        ),
+        PadMode(
+            "symmetric", (), "symmetric", "reflect", "BORDER_REFLECT", None, None,
+            "b a | a b c d | d c", "mirrored about the edge, which is repeated",
+        ),
+        PadMode(
+            "circular", ("wrap",), "wrap", "wrap", "BORDER_WRAP", "circular", "Tile",
+            "c d | a b c d | a b", "the image tiles the plane",
+        ),
+        PadMode(
+            "valid", ("none",), None, None, None, None, None, "| a b c d |",
+            "no padding: the output shrinks by d*(k-1)",
+        ),
+    )
+}
+
+_LOOKUP: dict[str, str] = {}
+for _m in MODES.values():
+    _LOOKUP[_m.name] = _m.name
+    for _a in _m.aliases:
+        _LOOKUP[_a] = _m.name
+
+#: Every accepted spelling, canonical names first (for click.Choice and help texts).
+ALL_NAMES: tuple[str, ...] = tuple(MODES) + tuple(a for m in MODES.values() for a in m.aliases)
+
+
+def resolve_mode(name: str) -> PadMode:
+    """The PadMode for a canonical name or any alias (case-insensitive)."""
+    key = name.strip().lower().replace("_", "").replace("-", "")
+    if key not in _LOOKUP:
+        msg = f"unknown padding mode {name!r}; choose from: {', '.join(ALL_NAMES)}"
+        raise UsageError(msg)
+    return MODES[_LOOKUP[key]]
+
+
+def pad_array(
+    x: np.ndarray, pad: tuple[int, int, int, int], mode: str | PadMode
+) -> np.ndarray:
+    """Pad the first two axes of ``x`` by (top, bottom, left, right) with ``mode``.
+
+    Works for pads larger than the image (the pattern repeats, as numpy.pad does).
+    ``valid`` takes no padding: a non-zero pad is an error.
+    """
+    m = resolve_mode(mode) if isinstance(mode, str) else mode
+    top, bottom, left, right = pad
+    if min(pad) < 0:
+        msg = f"padding amounts must be >= 0, got {pad}"
+        raise UsageError(msg)
+    if m.numpy is None:
+        if any(pad):
+            msg = "padding mode 'valid' takes no padding amount"
+            raise UsageError(msg)
+        return x
+    if not any(pad):
+        return x
+    h, w = x.shape[:2]
+    if m.name == "reflection" and ((top or bottom) and h < 2 or (left or right) and w < 2):
+        # Reflecting a single row has nothing to mirror; it degenerates to the edge value.
+        m = MODES["border"]
+    widths = [(top, bottom), (left, right)] + [(0, 0)] * (x.ndim - 2)
+    if m.numpy == "constant":
+        return np.pad(x, widths, mode="constant", constant_values=0)
+    return np.pad(x, widths, mode=m.numpy)  # type: ignore[call-overload]
+
+
+def pattern_row(mode: str | PadMode, n: int = 5, pad: int = 2) -> str:
+    """The mode drawn on the row 1..n with ``pad`` values each side: ``3 2 | 1 2 3 4 5 | 4 3``."""
+    m = resolve_mode(mode) if isinstance(mode, str) else mode
+    row = np.arange(1, n + 1)
+    if m.numpy is None:
+        return "| " + " ".join(map(str, row)) + " |"
+    padded = pad_array(row[:, None], (pad, pad, 0, 0), m)[:, 0]
+    left = " ".join(map(str, padded[:pad]))
+    mid = " ".join(map(str, padded[pad : pad + n]))
+    right = " ".join(map(str, padded[pad + n :]))
+    return f"{left} | {mid} | {right}"

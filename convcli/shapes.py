@@ -1,0 +1,144 @@
+"""Convolution arithmetic: output sizes, padding amounts, receptive field and jump.
+
+Integer arithmetic only (Dumoulin & Visin, "A guide to convolution arithmetic").
+Nothing here touches pixels, so the shape report and ``--dry-run`` can be made
+from an image header alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+Pair = tuple[int, int]
+Pad4 = tuple[int, int, int, int]  # top, bottom, left, right
+
+
+def parse_pair(value: str | int | tuple[int, int], what: str, minimum: int = 1) -> Pair:
+    """``"2"`` -> (2, 2); ``"2,3"`` -> (2, 3) as (Y, X). Every value must be >= ``minimum``."""
+    if isinstance(value, tuple):
+        parts = list(value)
+    elif isinstance(value, int):
+        parts = [value, value]
+    else:
+        text = value.strip().replace("x", ",")
+        try:
+            parts = [int(p) for p in text.split(",")]
+        except ValueError:
+            msg = f"{what} must be an integer N or a pair Y,X, got {value!r}"
+            raise UsageError(msg) from None
+        if len(parts) == 1:
+            parts = parts * 2
+    if len(parts) != 2:
+        msg = f"{what} must be N or Y,X, got {value!r}"
+        raise UsageError(msg)
+    if min(parts) < minimum:
+        msg = f"{what} must be >= {minimum}, got {value!r}"
+        raise UsageError(msg)
+    return parts[0], parts[1]
+
+
+def same_pad(k: int, d: int = 1) -> tuple[int, int]:
+    """PyTorch's ``padding='same'`` split: total d*(k-1), before = total // 2."""
+    total = d * (k - 1)
+    return total // 2, total - total // 2
+
+
+def resolve_pad(spec: str | None, ksize: Pair, dilation: Pair, mode: str) -> Pad4:
+    """Turn ``--pad`` (``same`` | N | Y,X | T,B,L,R; None = same) into (top, bottom, left, right).
+
+    With mode ``valid`` the amount is always 0 and giving ``--pad`` is an error.
+    """
+    if mode == "valid":
+        if spec is not None and spec.strip().lower() not in ("0", "valid"):
+            msg = "--pad cannot be combined with padding mode 'valid' (valid means no padding)"
+            raise UsageError(msg)
+        return 0, 0, 0, 0
+    text = "same" if spec is None else spec.strip().lower()
+    if text == "same":
+        t, b = same_pad(ksize[0], dilation[0])
+        left, r = same_pad(ksize[1], dilation[1])
+        return t, b, left, r
+    try:
+        parts = [int(p) for p in text.replace(" ", "").split(",")]
+    except ValueError:
+        msg = f"--pad must be 'same', N, Y,X or T,B,L,R, got {spec!r}"
+        raise UsageError(msg) from None
+    if any(p < 0 for p in parts):
+        msg = f"--pad amounts must be >= 0, got {spec!r}"
+        raise UsageError(msg)
+    if len(parts) == 1:
+        return parts[0], parts[0], parts[0], parts[0]
+    if len(parts) == 2:
+        return parts[0], parts[0], parts[1], parts[1]
+    if len(parts) == 4:
+        return parts[0], parts[1], parts[2], parts[3]
+    msg = f"--pad must be 'same', N, Y,X or T,B,L,R, got {spec!r}"
+    raise UsageError(msg)
+
+
+def output_size(n: int, k: int, stride: int = 1, dilation: int = 1, before: int = 0,
+                after: int = 0) -> int:
+    """floor((n + before + after - d*(k-1) - 1) / s) + 1; may be < 1 (the caller decides)."""
+    return (n + before + after - dilation * (k - 1) - 1) // stride + 1
+
+
+def arithmetic(n: int, k: int, stride: int = 1, dilation: int = 1, before: int = 0,
+               after: int = 0) -> str:
+    """The output-size formula with the numbers filled in, as the report prints it."""
+    out = output_size(n, k, stride, dilation, before, after)
+    return f"({n} + {before} + {after} - {dilation}*({k}-1) - 1) // {stride} + 1 = {out}"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a kernel of ``ksize`` moves: stride, dilation and the pad on each side."""
+
+    ksize: Pair
+    stride: Pair = (1, 1)
+    dilation: Pair = (1, 1)
+    pad: Pad4 = (0, 0, 0, 0)
+
+    def out_hw(self, h: int, w: int) -> Pair:
+        """Output (H, W) for an (h, w) input; raises UsageError if either is < 1."""
+        oh = output_size(h, self.ksize[0], self.stride[0], self.dilation[0], *self.pad[:2])
+        ow = output_size(w, self.ksize[1], self.stride[1], self.dilation[1], *self.pad[2:])
+        if oh < 1 or ow < 1:
+            bad = [
+                f"{axis}: {arithmetic(n, k, s, d, b, a)}"
+                for axis, n, k, s, d, b, a, o in (
+                    ("height", h, self.ksize[0], self.stride[0], self.dilation[0],
+                     self.pad[0], self.pad[1], oh),
+                    ("width", w, self.ksize[1], self.stride[1], self.dilation[1],
+                     self.pad[2], self.pad[3], ow),
+                )
+                if o < 1
+            ]
+            msg = "output would be empty: " + "; ".join(bad) + " (< 1)"
+            raise UsageError(msg)
+        return oh, ow
+
+    def arithmetic(self, h: int, w: int) -> str:
+        """Both axes' arithmetic; one string when they are equal."""
+        ah = arithmetic(h, self.ksize[0], self.stride[0], self.dilation[0], *self.pad[:2])
+        aw = arithmetic(w, self.ksize[1], self.stride[1], self.dilation[1], *self.pad[2:])
+        return ah if ah == aw else f"H: {ah}; W: {aw}"
+
+
+def receptive_field(stages: list[Geometry]) -> list[tuple[Pair, Pair]]:
+    """Cumulative (receptive field, jump) after each stage, per axis (Y, X).
+
+    rf_l = rf_{l-1} + (k_eff - 1) * jump_{l-1}, jump_l = jump_{l-1} * s, with
+    k_eff = d*(k-1) + 1. Three 3x3 stride-2 stages give rf 3, 7, 15 and jump 2, 4, 8.
+    """
+    rf = [1, 1]
+    jump = [1, 1]
+    out: list[tuple[Pair, Pair]] = []
+    for g in stages:
+        for a in (0, 1):
+            keff = g.dilation[a] * (g.ksize[a] - 1) + 1
+            rf[a] = rf[a] + (keff - 1) * jump[a]
+            jump[a] = jump[a] * g.stride[a]
+        out.append(((rf[0], rf[1]), (jump[0], jump[1])))
+    return out
