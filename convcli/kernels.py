@@ -169,8 +169,8 @@ def _build_registry() -> dict[str, Kernel]:
         box_kernel(3),
         box_kernel(5),
         # The lecture's K_v and K_h (Prewitt): smoothing along the edge, difference across it.
-        _k("edge-vertical", np.outer(np.ones(3), _DIFF3), "the lecture's K_v (Prewitt x): vertical edges"),
-        _k("edge-horizontal", np.outer(_DIFF3, np.ones(3)), "the lecture's K_h (Prewitt y): horizontal edges"),
+        _k("edge-vertical", np.outer(np.ones(3), _DIFF3), "lecture K_v (Prewitt x): vertical edges"),
+        _k("edge-horizontal", np.outer(_DIFF3, np.ones(3)), "lecture K_h (Prewitt y): horizontal edges"),
         _k("sobel-x", np.outer(_SMOOTH3, _DIFF3), "Sobel x-derivative: vertical edges"),
         _k("sobel-y", np.outer(_DIFF3, _SMOOTH3), "Sobel y-derivative: horizontal edges"),
         _k("scharr-x", np.outer(_SCHARR_SMOOTH, _DIFF3), "Scharr x-derivative: vertical edges"),
