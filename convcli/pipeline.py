@@ -1,0 +1,356 @@
+"""Stages and pipelines: shapes predicted from a header, then pixels pushed through on float32.
+
+A ``Pipeline`` is a tuple of frozen stages. ``plan()`` predicts every stage's
+NCHW shapes, arithmetic, receptive field and jump from (C, H, W) alone, which is
+what ``--dry-run`` and the report use; ``run()`` then computes the pixels and
+checks that each stage produced the shape that was predicted.
+
+Pure NumPy: no I/O, no click.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import color
+from .engine import conv2d, correlate2d
+from .errors import UsageError
+from .kernels import Kernel
+from .padding import PadMode, resolve_mode
+from .shapes import Geometry, Pad4, Pair, receptive_field, resolve_pad
+
+Shape3 = tuple[int, int, int]  # C, H, W
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine computes: arithmetic dtype, method, threads."""
+
+    dtype: str = "float32"
+    method: str = "auto"
+    threads: int | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"dtype": np.dtype(self.dtype), "method": self.method}
+        if self.threads is not None:
+            kw["threads"] = self.threads
+        return kw
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Base of all stages. Subclasses set ``op`` and implement the three methods below."""
+
+    op: str
+
+    #: whether the alpha channel goes through this stage with the colour (depthwise filters)
+    carries_alpha: bool = field(default=False, init=False)
+
+    def geometry(self) -> Geometry:
+        """Where the stage's kernel moves (1x1, stride 1 for point-wise stages)."""
+        return Geometry(ksize=(1, 1))
+
+    def out_shape(self, shape: Shape3) -> Shape3:
+        c, h, w = shape
+        return c, h, w
+
+    def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:  # (H, W, C) -> (H', W', C')
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """The stage's fields for the report (without shapes)."""
+        g = self.geometry()
+        return {
+            "op": self.op,
+            "kernel": None,
+            "kernel_size": list(g.ksize),
+            "stride": list(g.stride),
+            "dilation": list(g.dilation),
+            "padding": None,
+            "pad": list(g.pad),
+        }
+
+
+@dataclass(frozen=True)
+class CorrelateStage(Stage):
+    """Depthwise cross-correlation with one kernel (filter, blur, downsample, one-way edges)."""
+
+    kernel: Kernel | None = None
+    stride: Pair = (1, 1)
+    dilation: Pair = (1, 1)
+    padding: PadMode = field(default_factory=lambda: resolve_mode("reflection"))
+    pad: Pad4 = (0, 0, 0, 0)
+    flip: bool = False
+    bias: float = 0.0
+    label: str = ""  # e.g. "gaussian15(sigma=2.6)"
+    carries_alpha: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        if self.kernel is None:
+            msg = f"stage {self.op!r} needs a kernel"
+            raise UsageError(msg)
+
+    @property
+    def weights(self) -> np.ndarray:
+        assert self.kernel is not None
+        return self.kernel.weights
+
+    def geometry(self) -> Geometry:
+        return Geometry(self.weights.shape, self.stride, self.dilation, self.pad)  # type: ignore[arg-type]
+
+    def out_shape(self, shape: Shape3) -> Shape3:
+        c, h, w = shape
+        oh, ow = self.geometry().out_hw(h, w)
+        return c, oh, ow
+
+    def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
+        out = correlate2d(x, self.weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
+                          mode=self.padding, flip=self.flip, **eng.kwargs())
+        if self.bias:
+            out += np.asarray(self.bias, dtype=out.dtype)
+        return out
+
+    def run_alpha(self, alpha: np.ndarray, eng: EngineOptions) -> np.ndarray:
+        """Alpha goes through the same kernel and geometry, without the bias."""
+        return correlate2d(alpha, self.weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
+                           mode=self.padding, flip=self.flip, **eng.kwargs())
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        assert self.kernel is not None
+        d.update(kernel=self.label or self.kernel.name, padding=self.padding.name)
+        if self.flip:
+            d["flip"] = True
+        if self.bias:
+            d["bias"] = self.bias
+        return d
+
+
+@dataclass(frozen=True)
+class GradientStage(Stage):
+    """Gradient magnitude sqrt(gx² + gy²) from a pair of kernels (``edges --direction both``)."""
+
+    kx: Kernel | None = None
+    ky: Kernel | None = None
+    stride: Pair = (1, 1)
+    dilation: Pair = (1, 1)
+    padding: PadMode = field(default_factory=lambda: resolve_mode("reflection"))
+    pad: Pad4 = (0, 0, 0, 0)
+    flip: bool = False
+    label: str = ""
+
+    def geometry(self) -> Geometry:
+        assert self.kx is not None
+        return Geometry(self.kx.shape, self.stride, self.dilation, self.pad)
+
+    def out_shape(self, shape: Shape3) -> Shape3:
+        c, h, w = shape
+        oh, ow = self.geometry().out_hw(h, w)
+        return c, oh, ow
+
+    def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
+        assert self.kx is not None and self.ky is not None
+        kw = dict(stride=self.stride, dilation=self.dilation, pad=self.pad, mode=self.padding,
+                  flip=self.flip, **eng.kwargs())
+        gx = correlate2d(x, self.kx.weights, **kw)
+        gy = correlate2d(x, self.ky.weights, **kw)
+        np.multiply(gx, gx, out=gx)
+        np.multiply(gy, gy, out=gy)
+        np.add(gx, gy, out=gx)
+        return np.sqrt(gx, out=gx)
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        assert self.kx is not None and self.ky is not None
+        d.update(kernel=self.label or f"|{self.kx.name}, {self.ky.name}|", padding=self.padding.name)
+        return d
+
+
+@dataclass(frozen=True)
+class GrayStage(Stage):
+    """ITU-R 601-2 luminance: C=3 -> C=1 (C=1 passes)."""
+
+    op: str = "gray"
+
+    def out_shape(self, shape: Shape3) -> Shape3:
+        c, h, w = shape
+        if c not in (1, 3):
+            msg = f"gray needs 1 or 3 channels, got {c}"
+            raise UsageError(msg)
+        return 1, h, w
+
+    def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
+        return color.luminance(x)
+
+
+@dataclass(frozen=True)
+class ReluStage(Stage):
+    """max(0, x), element-wise."""
+
+    op: str = "relu"
+
+    def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
+        return np.maximum(x, 0, out=x)
+
+
+@dataclass(frozen=True)
+class ConvStage(Stage):
+    """A conv layer mixing channels: weights (out, in, kh, kw), optional bias (out,)."""
+
+    op: str = "conv"
+    weights: np.ndarray | None = field(default=None, repr=False)
+    bias: np.ndarray | None = field(default=None, repr=False)
+    stride: Pair = (1, 1)
+    dilation: Pair = (1, 1)
+    padding: PadMode = field(default_factory=lambda: resolve_mode("zeros"))
+    pad: Pad4 = (0, 0, 0, 0)
+    source: str = ""  # "seed 0" or the weights file
+
+    @property
+    def w(self) -> np.ndarray:
+        assert self.weights is not None
+        return self.weights
+
+    def geometry(self) -> Geometry:
+        return Geometry((int(self.w.shape[2]), int(self.w.shape[3])), self.stride, self.dilation, self.pad)
+
+    def out_shape(self, shape: Shape3) -> Shape3:
+        c, h, w = shape
+        if c != self.w.shape[1]:
+            msg = f"conv expects {self.w.shape[1]} input channels, the image has {c}"
+            raise UsageError(msg)
+        oh, ow = self.geometry().out_hw(h, w)
+        return int(self.w.shape[0]), oh, ow
+
+    def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
+        kw = eng.kwargs()
+        kw.pop("method", None)
+        return conv2d(x, self.w, self.bias, stride=self.stride, dilation=self.dilation, pad=self.pad,
+                      mode=self.padding, **kw)
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update(kernel=f"conv {self.w.shape[1]}->{self.w.shape[0]}" + (f" ({self.source})" if self.source
+                                                                        else ""),
+                 padding=self.padding.name, out_channels=int(self.w.shape[0]))
+        return d
+
+
+def random_conv_weights(out_channels: int, in_channels: int, ksize: Pair, seed: int) -> np.ndarray:
+    """Weights uniform in [-1, 1) from a seeded generator: the same seed gives the same weights."""
+    rng = np.random.default_rng(seed)
+    shape = (out_channels, in_channels, ksize[0], ksize[1])
+    return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+
+
+def make_correlate_stage(op: str, kernel: Kernel, *, stride: Pair = (1, 1), dilation: Pair = (1, 1),
+                         padding: str = "reflection", pad: str | None = None, flip: bool = False,
+                         bias: float = 0.0, label: str = "") -> CorrelateStage:
+    """Build a CorrelateStage, resolving the padding mode and the ``--pad`` spec."""
+    mode = resolve_mode(padding)
+    pad4 = resolve_pad(pad, kernel.shape, dilation, mode.name)
+    return CorrelateStage(op=op, kernel=kernel, stride=stride, dilation=dilation, padding=mode, pad=pad4,
+                          flip=flip, bias=bias, label=label)
+
+
+# --- planning and running ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    stage: Stage
+    in_shape: Shape3
+    out_shape: Shape3
+    arithmetic: str
+    receptive_field: Pair
+    jump: Pair
+
+    def record(self) -> dict[str, Any]:
+        d = self.stage.describe()
+        d["input_shape"] = nchw(self.in_shape)
+        d["output_shape"] = nchw(self.out_shape)
+        d["arithmetic"] = self.arithmetic
+        rf, jump = self.receptive_field, self.jump
+        d["receptive_field"] = rf[0] if rf[0] == rf[1] else list(rf)
+        d["jump"] = jump[0] if jump[0] == jump[1] else list(jump)
+        return d
+
+
+def nchw(shape: Shape3) -> list[int]:
+    """(C, H, W) -> [1, C, H, W], as PyTorch prints a batch of one."""
+    return [1, *shape]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    stages: tuple[Stage, ...]
+
+    def plan(self, shape: Shape3) -> list[StagePlan]:
+        """Every stage's shapes and arithmetic from (C, H, W) alone; UsageError if a shape is empty."""
+        plans: list[StagePlan] = []
+        rfs = receptive_field([s.geometry() for s in self.stages])
+        cur = shape
+        for stage, (rf, jump) in zip(self.stages, rfs, strict=True):
+            try:
+                nxt = stage.out_shape(cur)
+            except UsageError as e:
+                msg = f"stage {len(plans) + 1} ({stage.op}): {e}"
+                raise UsageError(msg) from None
+            plans.append(StagePlan(stage, cur, nxt, stage.geometry().arithmetic(cur[1], cur[2]), rf, jump))
+            cur = nxt
+        return plans
+
+    @property
+    def keeps_alpha(self) -> bool:
+        """Alpha survives only when every stage filters it along with the colour."""
+        return all(s.carries_alpha for s in self.stages)
+
+    def run(self, x: np.ndarray, eng: EngineOptions | None = None, *, alpha: np.ndarray | None = None,
+            maxval: float = 255.0, linear_light: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Push (H, W, C) float pixels through every stage; returns (result, alpha or None).
+
+        With ``alpha``, colour is premultiplied, colour and alpha go through the same
+        kernels, and colour is divided back at the end (no dark halos). Stages that
+        mix or replace channels (gray, edges magnitude, conv) drop the alpha.
+        ``linear_light`` decodes sRGB before the stages and re-encodes after.
+        """
+        eng = eng or EngineOptions()
+        dt = np.dtype(eng.dtype)
+        x = np.asarray(x, dtype=dt)
+        if x.ndim == 2:
+            x = x[:, :, None]
+        if linear_light:
+            x = color.srgb_to_linear(x, maxval)
+        keep_alpha = alpha is not None and self.keeps_alpha
+        a = np.asarray(alpha, dtype=dt) if alpha is not None else None
+        if a is not None:
+            x = color.premultiply(x, a, maxval)
+        expected = self.plan((x.shape[2], x.shape[0], x.shape[1]))
+        for p in expected:
+            x = p.stage.run(x, eng)
+            if keep_alpha and isinstance(p.stage, CorrelateStage):
+                assert a is not None
+                a = p.stage.run_alpha(a, eng)
+            got = (x.shape[2], x.shape[0], x.shape[1])
+            if got != p.out_shape:  # an engine bug, never a user error
+                msg = f"stage {p.stage.op} produced {nchw(got)}, predicted {nchw(p.out_shape)}"
+                raise AssertionError(msg)
+        if keep_alpha:
+            assert a is not None
+            x = color.unpremultiply(x, a, maxval)
+        if linear_light:
+            x = color.linear_to_srgb(x, maxval)
+        return x, (a if keep_alpha else None)
+
+
+def gaussian_sigma_label(k: int, sigma: float | None) -> str:
+    """Label for a Gaussian stage: the size and the sigma actually used."""
+    from .kernels import opencv_default_sigma
+
+    if sigma is None or sigma <= 0:
+        s = "binomial" if k <= 7 else f"sigma={opencv_default_sigma(k):.3g}"
+        return f"gaussian{k}({s})"
+    return f"gaussian{k}(sigma={sigma:g})"

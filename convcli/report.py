@@ -1,0 +1,112 @@
+"""The shape report: records (plain dicts) to JSON Lines for programs, tables or lines for people.
+
+A record is what SPEC §4 describes: input, output, status, input_shape,
+output_shape, stages (each with arithmetic, receptive_field, jump), range,
+notes, seconds — or, for a failed input, input, status "error" and error.
+Rich is imported only when a table is drawn for a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One record as one line of JSON (no trailing newline)."""
+    return json.dumps(record, ensure_ascii=False, allow_nan=False, default=_jsonable)
+
+
+def _jsonable(v: Any) -> Any:
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    msg = f"not JSON serialisable: {type(v).__name__}"
+    raise TypeError(msg)
+
+
+def shape_text(shape: list[int] | None) -> str:
+    return "?" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def _pair(v: Any) -> str:
+    if isinstance(v, list):
+        return v[0] if len(set(v)) == 1 else "x".join(str(i) for i in v)  # type: ignore[no-any-return]
+    return str(v)
+
+
+def _ksize(v: list[int]) -> str:
+    return "x".join(str(i) for i in v)
+
+
+def _pad(v: list[int]) -> str:
+    return str(v[0]) if len(set(v)) == 1 else ",".join(str(i) for i in v)
+
+
+def range_text(r: dict[str, Any]) -> str:
+    frac = r.get("clipped_fraction", 0.0)
+    return (f"range {r['policy']}: float min {r['min']:.6g}, max {r['max']:.6g}; "
+            f"{frac * 100:.2f}% of samples clipped")
+
+
+def plain_lines(record: dict[str, Any]) -> list[str]:
+    """The report of one input as plain text lines (for pipes and logs)."""
+    if record.get("status") != "ok":
+        return [f"{record.get('input')}: error: {record.get('error')}"]
+    head = f"{record['input']} -> {record.get('output') or '(not written)'}"
+    head += f"  {shape_text(record.get('input_shape'))} -> {shape_text(record.get('output_shape'))}"
+    if record.get("seconds") is not None:
+        head += f"  {record['seconds']:.3f} s"
+    lines = [head]
+    for i, st in enumerate(record.get("stages", []), start=1):
+        pad = f" pad {_pad(st['pad'])}" if st.get("padding") else ""
+        lines.append(
+            f"  {i}. {st['op']:<10} {st.get('kernel') or '-'} {_ksize(st['kernel_size'])}"
+            f"  stride {_pair(st['stride'])}  dilation {_pair(st['dilation'])}"
+            f"  {st.get('padding') or ''}{pad}"
+            f"  {shape_text(st['input_shape'])} -> {shape_text(st['output_shape'])}"
+            f"  rf {_pair(st['receptive_field'])} jump {_pair(st['jump'])}"
+        )
+        lines.append(f"     {st['arithmetic']}")
+    if record.get("range"):
+        lines.append("  " + range_text(record["range"]))
+    for note in record.get("notes", []):
+        lines.append(f"  note: {note}")
+    return lines
+
+
+def write_plain(record: dict[str, Any], stream: IO[str]) -> None:
+    stream.write("\n".join(plain_lines(record)) + "\n")
+    stream.flush()
+
+
+def write_table(record: dict[str, Any], stream: IO[str]) -> None:
+    """The report of one input as a Rich table (for a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=stream, highlight=False)
+    if record.get("status") != "ok":
+        console.print(f"[bold red]{record.get('input')}[/]: error: {record.get('error')}", markup=True)
+        return
+    title = f"{record['input']} → {record.get('output') or '(not written)'}"
+    if record.get("seconds") is not None:
+        title += f"  ({record['seconds']:.3f} s)"
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for col, just in (("#", "right"), ("op", "left"), ("kernel", "left"), ("k", "right"),
+                      ("stride", "right"), ("dil.", "right"), ("padding", "left"), ("pad", "right"),
+                      ("input → output (NCHW)", "left"), ("rf/jump", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for i, st in enumerate(record.get("stages", []), start=1):
+        table.add_row(
+            str(i), st["op"], str(st.get("kernel") or "-"), _ksize(st["kernel_size"]), _pair(st["stride"]),
+            _pair(st["dilation"]), st.get("padding") or "-", _pad(st["pad"]) if st.get("padding") else "-",
+            f"{shape_text(st['input_shape'])} → {shape_text(st['output_shape'])}",
+            f"{_pair(st['receptive_field'])}/{_pair(st['jump'])}",
+        )
+    console.print(table)
+    for i, st in enumerate(record.get("stages", []), start=1):
+        console.print(f"  {i}. out = {st['arithmetic']}", markup=False)
+    if record.get("range"):
+        console.print("  " + range_text(record["range"]), markup=False)
+    for note in record.get("notes", []):
+        console.print(f"  note: {note}", markup=False)
