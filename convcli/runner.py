@@ -1,0 +1,143 @@
+"""One input through one pipeline: header -> plan -> pixels -> pixels out -> record.
+
+``process(job)`` is a plain function of a picklable ``Job``, so the same work runs
+in this process, in a process pool (``--jobs``) or as a Dask task. It raises
+:class:`convcli.errors.ConvcliError` subclasses; the batch layer turns them into
+error records and exit statuses.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import imageio
+from .errors import UsageError
+from .pipeline import EngineOptions, Pipeline, nchw
+
+#: --range policies and what they do (one table; imageio.to_pixels implements them).
+RANGE_POLICIES: dict[str, str] = {
+    "clip": "round half to even, clip to the output range",
+    "abs": "take |x|, then round and clip",
+    "normalize": "map min..max to the full output range",
+}
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """How float results become a file."""
+
+    range_policy: str | None = None  # None: the command's default (see default_range)
+    default_policy: str = "clip"  # the command's default when range_policy is None
+    bit_depth: str | None = None  # "8", "16", "float" or None (= as the input)
+    fmt: str | None = None  # None: from the output's extension
+    quality: int | None = None
+    compress_level: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything needed to process one input, picklable."""
+
+    source: str  # display name: a path or "-"
+    output: str | None  # a path, "-" for stdout, None for a dry run
+    pipeline: Pipeline
+    data: bytes | None = None  # the image bytes when read from stdin
+    gray: bool = False
+    linear_light: bool = False
+    dry_run: bool = False
+    max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    out: OutputOptions = field(default_factory=OutputOptions)
+    montage: str | None = None
+
+
+@dataclass
+class Result:
+    """A finished job: its report record and, for ``-o -``, the bytes for stdout."""
+
+    record: dict[str, Any]
+    stdout_bytes: bytes | None = None
+
+
+def choose_policy(out: OutputOptions, channels: int) -> str:
+    """The --range policy: as given, else normalize for feature maps, else the command's default."""
+    if out.range_policy is not None:
+        return out.range_policy
+    if channels not in (1, 3):
+        return "normalize"
+    return out.default_policy
+
+
+def output_format(job: Job) -> str:
+    if job.out.fmt is not None:
+        return job.out.fmt
+    if job.output in (None, "-"):
+        return "png"
+    return imageio.format_for_path(job.output)
+
+
+def process(job: Job) -> Result:
+    """Run one job; returns its record (status ok). Raises ConvcliError on failure."""
+    t0 = time.perf_counter()
+    src: str | Path | bytes = job.data if job.data is not None else Path(job.source)
+    header = imageio.read_header(src, gray=job.gray, max_pixels=job.max_pixels)
+    plans = job.pipeline.plan((header.channels, header.height, header.width))
+    record: dict[str, Any] = {
+        "input": job.source,
+        "output": job.output,
+        "status": "ok",
+        "input_shape": nchw((header.channels, header.height, header.width)),
+        "output_shape": nchw(plans[-1].out_shape) if plans else None,
+        "stages": [p.record() for p in plans],
+    }
+    notes = list(header.notes)
+    if header.has_alpha:
+        notes.append("alpha premultiplied and filtered with the same kernel" if job.pipeline.keeps_alpha
+                     else "alpha dropped: a stage mixes or replaces channels")
+    if job.dry_run:
+        record["dry_run"] = True
+        record["notes"] = notes
+        record["seconds"] = round(time.perf_counter() - t0, 4)
+        return Result(record)
+
+    img = imageio.read_image(src, gray=job.gray, max_pixels=job.max_pixels)
+    maxval = float(img.header.maxval)
+    values, alpha = job.pipeline.run(img.color, job.engine, alpha=img.alpha, maxval=maxval,
+                                     linear_light=job.linear_light)
+    fmt = output_format(job)
+    channels = values.shape[2]
+    info = imageio.FORMATS[fmt]
+    if info.raw_float and (fmt == "npy" or job.out.bit_depth == "float"):
+        data = imageio.encode_float(values[:, :, 0] if channels == 1 else values, fmt)
+        record["range"] = {"policy": "raw", "min": float(np.min(values)), "max": float(np.max(values)),
+                           "clipped_fraction": 0.0}
+    else:
+        policy = choose_policy(job.out, channels)
+        if channels not in (1, 3):
+            msg = (f"the result has {channels} channels; write it as .npy, or end the chain with a "
+                   "layer of 1 or 3 channels")
+            raise UsageError(msg)
+        bits = int(job.out.bit_depth) if job.out.bit_depth in ("8", "16") else img.header.bit_depth
+        pixels, stats = imageio.to_pixels(values[:, :, 0] if channels == 1 else values, policy, bits)
+        apix = None
+        if alpha is not None:
+            apix, _ = imageio.to_pixels(alpha * ((2**bits - 1) / maxval), "clip", bits)
+        data, enc_notes = imageio.encode_image(pixels, apix, fmt, icc_profile=img.icc_profile,
+                                               quality=job.out.quality,
+                                               compress_level=job.out.compress_level)
+        notes.extend(enc_notes)
+        record["range"] = {"policy": stats.policy, "min": stats.min, "max": stats.max,
+                           "clipped_fraction": stats.clipped_fraction}
+    stdout_bytes = None
+    if job.output == "-":
+        stdout_bytes = data
+    elif job.output is not None:
+        imageio.write_atomic(job.output, data)
+    record["notes"] = notes
+    record["seconds"] = round(time.perf_counter() - t0, 4)
+    return Result(record, stdout_bytes)
