@@ -1,0 +1,208 @@
+"""convcli.teach.explain: the lecture's worked example, border pixels in every mode, im2col."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convcli.engine import correlate2d
+from convcli.errors import UsageError
+from convcli.kernels import Kernel, get_kernel, parse_literal
+from convcli.teach.explain import MINUS, explain_at, explain_patch, explain_unroll
+
+LECTURE_PATCH = np.array([[10, 20, 30], [40, 50, 60], [70, 80, 90]])
+PAD_MODES = ("zeros", "border", "reflection", "symmetric", "circular")
+
+
+def hand_index(i: int, n: int, mode: str) -> int | None:
+    """Where index ``i`` of a padded axis of length ``n`` reads from (None: a zero), by the SPEC table."""
+    if 0 <= i < n:
+        return i
+    if mode == "zeros":
+        return None
+    if mode == "border":
+        return min(max(i, 0), n - 1)
+    if mode == "circular":
+        return i % n
+    if mode == "reflection":  # c b | a b c d | c b, period 2n-2
+        if n == 1:
+            return 0
+        p = 2 * n - 2
+        j = i % p
+        return j if j < n else p - j
+    if mode == "symmetric":  # b a | a b c d | d c, period 2n
+        p = 2 * n
+        j = i % p
+        return j if j < n else p - 1 - j
+    raise AssertionError(mode)
+
+
+def hand_pixel(img: np.ndarray, k: np.ndarray, x: int, y: int, stride, dilation, pad4, mode) -> float:
+    """The SPEC §1 formula for one output pixel, written out with a double loop."""
+    top, _, left, _ = pad4
+    total = 0.0
+    for i in range(k.shape[0]):
+        for j in range(k.shape[1]):
+            r = hand_index(y * stride[0] + i * dilation[0] - top, img.shape[0], mode)
+            c = hand_index(x * stride[1] + j * dilation[1] - left, img.shape[1], mode)
+            v = 0.0 if r is None or c is None else float(img[r, c])
+            total += float(k[i, j]) * v
+    return total
+
+
+# --- explain_patch -----------------------------------------------------------------------
+
+
+def test_lecture_sharpen_gives_exactly_50() -> None:
+    e = explain_patch(get_kernel("sharpen"), LECTURE_PATCH)
+    assert e.value == 50
+    lines = e.text.splitlines()
+    assert lines[-1] == "Output = 50"
+    assert lines[-2] == (
+        f"Output = (0·10) + ({MINUS}1·20) + (0·30) + ({MINUS}1·40) + (5·50) + ({MINUS}1·60) "
+        f"+ (0·70) + ({MINUS}1·80) + (0·90)"
+    )
+    assert "(−1·20)" in e.text  # the lecture's minus sign and middle dot
+    assert [t.product for t in e.terms] == [0, -20, 0, -40, 250, -60, 0, -80, 0]
+
+
+def test_patch_matrices_are_shown_aligned_above_the_sum() -> None:
+    text = explain_patch(get_kernel("sharpen"), LECTURE_PATCH).text
+    lines = text.splitlines()
+    assert lines[1].startswith(f"[  0 {MINUS}1  0 ]")
+    assert lines[1].rstrip().endswith("[ 10 20 30 ]")
+    # the patch matrix starts in the same column on every row
+    starts = {ln.index("[ ", 5) for ln in lines[1:4]}
+    assert len(starts) == 1
+
+
+def test_fractions_and_non_integer_results() -> None:
+    e = explain_patch(get_kernel("gaussian3"), LECTURE_PATCH)
+    assert "(1/16·10)" in e.text and "(4/16·50)" in e.text
+    assert e.value == pytest.approx(50.0)
+    assert e.text.splitlines()[-1] == "Output = 50"
+    e2 = explain_patch(parse_literal("0.5 0.25"), np.array([[1, 3]]))
+    assert e2.value == 1.25
+    assert e2.text.splitlines()[-1] == "Output = 1.25"
+
+
+def test_integers_print_without_decimal_point() -> None:
+    e = explain_patch(Kernel("k", np.array([[2.0, -1.0]])), np.array([[3.0, 4.0]]))
+    assert "(2·3)" in e.text and f"({MINUS}1·4)" in e.text and ".0" not in e.text
+
+
+def test_bias_is_added_and_shown() -> None:
+    e = explain_patch(get_kernel("sharpen"), LECTURE_PATCH, bias=5)
+    assert e.value == 55
+    assert "+ 5 (bias)" in e.text
+
+
+def test_patch_shape_mismatch_names_both_shapes() -> None:
+    with pytest.raises(UsageError, match=r"\(2, 3\).*\(3, 3\)"):
+        explain_patch(get_kernel("sharpen"), np.ones((2, 3)))
+
+
+def test_long_sums_wrap() -> None:
+    e = explain_patch(get_kernel("box5"), np.arange(25).reshape(5, 5))
+    assert e.value == pytest.approx(12.0)
+    assert all(len(ln) <= 110 for ln in e.text.splitlines())
+
+
+# --- explain_at ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def image(rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, 256, size=(5, 7)).astype(np.float32)
+
+
+CORNERS_AND_EDGES = [(0, 0), (6, 0), (0, 4), (6, 4), (3, 0), (0, 2), (6, 2), (3, 4), (3, 2)]
+
+
+@pytest.mark.parametrize("mode", PAD_MODES)
+@pytest.mark.parametrize(("x", "y"), CORNERS_AND_EDGES)
+def test_at_borders_equals_engine_and_hand(image: np.ndarray, mode: str, x: int, y: int) -> None:
+    k = get_kernel("sharpen")
+    pad = (1, 1, 1, 1)
+    e = explain_at(image, k, x, y, pad4=pad, mode=mode)
+    engine = correlate2d(image, k.weights, pad=pad, mode=mode, dtype=np.float64)
+    assert e.value == pytest.approx(engine[y, x], rel=1e-9, abs=1e-9)
+    assert e.value == pytest.approx(hand_pixel(image, k.weights, x, y, (1, 1), (1, 1), pad, mode))
+
+
+@pytest.mark.parametrize("mode", PAD_MODES)
+def test_at_every_pixel_with_stride_dilation_asymmetric_pad_even_kernel(image: np.ndarray, mode: str) -> None:
+    k = parse_literal("1 -2 3 0; 4 5 -6 7")  # 2×4, even width
+    stride, dilation, pad = (2, 1), (1, 2), (2, 0, 3, 4)
+    engine = correlate2d(image, k.weights, stride=stride, dilation=dilation, pad=pad, mode=mode)
+    for y in range(engine.shape[0]):
+        for x in range(engine.shape[1]):
+            e = explain_at(image, k, x, y, stride=stride, dilation=dilation, pad4=pad, mode=mode)
+            assert e.value == pytest.approx(float(engine[y, x]), rel=1e-5, abs=1e-3)
+            assert e.value == pytest.approx(hand_pixel(image, k.weights, x, y, stride, dilation, pad, mode))
+
+
+def test_at_marks_padding_and_names_the_copied_pixel(image: np.ndarray) -> None:
+    e = explain_at(image, get_kernel("sharpen"), 0, 0, pad4=(1, 1, 1, 1), mode="reflect")
+    padded = [t for t in e.terms if t.padded]
+    assert len(padded) == 5  # the top row and the left column of the window
+    assert "from reflection padding" in e.text
+    corner = next(t for t in padded if t.position == (-1, -1))
+    assert corner.source == (1, 1) and corner.value == image[1, 1]
+    assert "[v] = outside the input" in e.text
+    inside = explain_at(image, get_kernel("sharpen"), 3, 2, pad4=(1, 1, 1, 1), mode="zeros")
+    assert not any(t.padded for t in inside.terms)
+    assert "[v]" not in inside.text
+
+
+def test_at_default_pad_is_same_and_valid_has_none(image: np.ndarray) -> None:
+    k = get_kernel("sharpen")
+    assert explain_at(image, k, 0, 0, mode="border").value == pytest.approx(
+        correlate2d(image, k.weights, pad=(1, 1, 1, 1), mode="border")[0, 0])
+    e = explain_at(image, k, 0, 0, mode="valid")
+    assert e.value == pytest.approx(correlate2d(image, k.weights, mode="valid")[0, 0])
+    assert not any(t.padded for t in e.terms)
+
+
+def test_at_flip_is_true_convolution(image: np.ndarray) -> None:
+    k = get_kernel("emboss")
+    e = explain_at(image, k, 1, 1, pad4=(1, 1, 1, 1), mode="zeros", flip=True)
+    assert e.value == pytest.approx(
+        float(correlate2d(image, k.weights, pad=(1, 1, 1, 1), mode="zeros", flip=True)[1, 1]))
+
+
+def test_at_outside_the_output_shows_its_size(image: np.ndarray) -> None:
+    with pytest.raises(UsageError, match="7×5"):
+        explain_at(image, get_kernel("sharpen"), 7, 0, pad4=(1, 1, 1, 1))
+    with pytest.raises(UsageError, match="5×3"):
+        explain_at(image, get_kernel("sharpen"), 0, 3, mode="valid")
+
+
+# --- explain_unroll --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", PAD_MODES)
+def test_unroll_equals_sliding_window(mode: str, rng: np.random.Generator) -> None:
+    x = rng.integers(0, 10, size=(5, 6)).astype(float)
+    k = get_kernel("sharpen")
+    e = explain_unroll(x, k, stride=(2, 1), dilation=(1, 2), pad4=(1, 2, 2, 1), mode=mode)
+    ref = np.array([[hand_pixel(x, k.weights, c, r, (2, 1), (1, 2), (1, 2, 2, 1), mode)
+                     for c in range(e.output.shape[1])] for r in range(e.output.shape[0])])
+    np.testing.assert_allclose(e.output, ref, atol=1e-9)
+    assert e.value <= 1e-6
+    assert "max difference 0" in e.text.splitlines()[-1]
+    assert "equals the sliding-window result" in e.text
+
+
+def test_unroll_text_has_every_part(rng: np.random.Generator) -> None:
+    x = np.arange(16, dtype=float).reshape(4, 4)
+    e = explain_unroll(x, get_kernel("sharpen"), mode="zeros")
+    assert e.output.shape == (4, 4)
+    for part in ("Padded input", "im2col", "(y=3, x=3)", "flattened to a column", "(16×9) @ (9×1)",
+                 "Reshaped to (oh, ow) = (4, 4)"):
+        assert part in e.text
+
+
+def test_unroll_refuses_large_inputs() -> None:
+    with pytest.raises(UsageError, match="8×8.*9×8"):
+        explain_unroll(np.zeros((8, 9)), get_kernel("sharpen"))
