@@ -1,0 +1,209 @@
+"""The image commands: filter, blur, edges, downsample — each builds a pipeline and runs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import UsageError
+from ..kernels import (
+    Kernel,
+    box_kernel,
+    gaussian_1d,
+    get_kernel,
+    opencv_default_sigma,
+    parse_kernel,
+    size_for_sigma,
+)
+from ..padding import resolve_mode
+from ..pipeline import GradientStage, Pipeline, Stage, make_correlate_stage
+from ..shapes import resolve_pad
+from .execute import Command, run_command
+from .options import geometry_options, io_options
+
+#: edges --operator: (x kernel, y kernel) registry names; laplacian has no direction.
+EDGE_OPERATORS: dict[str, tuple[str, str] | str] = {
+    "prewitt": ("edge-vertical", "edge-horizontal"),
+    "sobel": ("sobel-x", "sobel-y"),
+    "scharr": ("scharr-x", "scharr-y"),
+    "laplacian": "laplacian",
+}
+
+
+def user_kernel(spec: str, normalize: bool, scale: float | None) -> Kernel:
+    k = parse_kernel(spec)
+    if normalize:
+        k = k.normalized()
+    if scale is not None:
+        k = k.scaled(scale)
+    return k
+
+
+def filter_op_name(spec: str, kernel: Kernel) -> str:
+    """Registry kernels name their outputs (cat.sharpen.png); literals and files say 'filter'."""
+    try:
+        return get_kernel(spec).name if not spec.strip().startswith("@") else "filter"
+    except UsageError:
+        return "filter"
+
+
+def blur_kernel(kind: str, size: int | None, sigma: float | None, truncate: float) -> tuple[Kernel, str]:
+    """The blur kernel and its report label, stating the size and sigma actually used."""
+    if kind == "box":
+        if sigma is not None:
+            msg = "--sigma applies to --type gaussian, not box"
+            raise UsageError(msg)
+        k = box_kernel(size or 3)
+        return k, k.name
+    if sigma is not None and sigma <= 0:
+        msg = f"--sigma must be > 0, got {sigma}"
+        raise UsageError(msg)
+    if size is None:
+        size = size_for_sigma(sigma, truncate) if sigma is not None else 3
+    if size < 1 or size % 2 == 0:
+        msg = f"Gaussian size -k must be odd and >= 1, got {size}"
+        raise UsageError(msg)
+    g = gaussian_1d(size, sigma)
+    used = sigma if sigma is not None else (None if size <= 7 else opencv_default_sigma(size))
+    label = f"gaussian{size}(" + ("binomial taps" if used is None else f"sigma={used:.4g}") + ")"
+    if size == 3 and sigma is None:
+        return get_kernel("gaussian3"), "gaussian3"
+    import numpy as np
+
+    return Kernel(label, np.outer(g, g), f"{size}x{size} Gaussian"), label
+
+
+def geometry_kwargs(p: dict[str, Any]) -> dict[str, Any]:
+    return {"stride": p.get("stride", (1, 1)), "dilation": p["dilation"], "padding": p["padding"],
+            "pad": p["pad"]}
+
+
+@click.command("filter")
+@click.option("-k", "--kernel", "kernel_spec", required=True, metavar="SPEC",
+              help="A registry name (see 'convcli kernels'), a literal like \"0 -1 0; -1 5 -1; 0 -1 0\" "
+                   "(fractions allowed), or @file (.txt/.csv/.json/.npy).")
+@click.option("--normalize", is_flag=True, help="Divide the kernel by its sum.")
+@click.option("--scale", type=float, default=None, help="Multiply the kernel by F.")
+@click.option("--bias", type=float, default=0.0,
+              help="Add B after the sum (ImageMagick's bias, OpenCV's delta).")
+@click.option("--flip", is_flag=True, help="Rotate the kernel 180°: true convolution instead of correlation.")
+@geometry_options()
+@io_options
+def filter_cmd(kernel_spec: str, normalize: bool, scale: float | None, bias: float, flip: bool,
+               **p: Any) -> int:
+    """Apply any kernel (cross-correlation, like PyTorch) to IMAGES.
+
+    \b
+    convcli filter cat.png --kernel sharpen            -> cat.sharpen.png
+    convcli filter cat.png -k "1/9 1/9 1/9; 1/9 1/9 1/9; 1/9 1/9 1/9" -o box.png
+    convcli filter photos/ -k emboss --out-dir out/ --json
+    """
+    k = user_kernel(kernel_spec, normalize, scale)
+    stage = make_correlate_stage("filter", k, flip=flip, bias=bias, **geometry_kwargs(p))
+    cmd = Command(Pipeline((stage,)), filter_op_name(kernel_spec, k))
+    return dispatch(cmd, p)
+
+
+@click.command("blur")
+@click.option("--type", "kind", type=click.Choice(["gaussian", "box"]), default="gaussian", show_default=True)
+@click.option("-k", "--size", type=click.IntRange(1), default=None,
+              help="Kernel size N (default 3; with --sigma alone: 2*ceil(truncate*sigma)+1).")
+@click.option("--sigma", type=float, default=None,
+              help="Gaussian sigma (default: OpenCV's getGaussianKernel(k, 0)).")
+@click.option("--truncate", type=click.FloatRange(min=0.5), default=3.0, show_default=True,
+              help="With --sigma alone: how many sigmas the kernel covers each side.")
+@geometry_options()
+@io_options
+def blur_cmd(kind: str, size: int | None, sigma: float | None, truncate: float, **p: Any) -> int:
+    """Gaussian or box blur.
+
+    \b
+    convcli blur cat.png                 -> 3x3 Gaussian 1/16 [1 2 1; 2 4 2; 1 2 1]
+    convcli blur cat.png -k 15           -> 15x15, sigma 2.6 (OpenCV's default)
+    convcli blur cat.png --sigma 2       -> 13x13 (2*ceil(3*2)+1)
+    convcli blur cat.png --type box -k 5
+    """
+    k, label = blur_kernel(kind, size, sigma, truncate)
+    stage = make_correlate_stage("blur", k, label=label, **geometry_kwargs(p))
+    return dispatch(Command(Pipeline((stage,)), "blur"), p)
+
+
+def edge_stage(operator: str, direction: str, p: dict[str, Any]) -> Stage:
+    spec = EDGE_OPERATORS[operator]
+    if isinstance(spec, str):
+        if direction != "both":
+            msg = f"--operator {operator} has no direction; drop --direction {direction}"
+            raise UsageError(msg)
+        return make_correlate_stage("edges", get_kernel(spec), label=spec, **geometry_kwargs(p))
+    kx, ky = get_kernel(spec[0]), get_kernel(spec[1])
+    if direction == "vertical":
+        return make_correlate_stage("edges", kx, label=kx.name, **geometry_kwargs(p))
+    if direction == "horizontal":
+        return make_correlate_stage("edges", ky, label=ky.name, **geometry_kwargs(p))
+    mode = resolve_mode(p["padding"])
+    pad4 = resolve_pad(p["pad"], kx.shape, p["dilation"], mode.name)
+    return GradientStage(op="edges", kx=kx, ky=ky, stride=p.get("stride", (1, 1)), dilation=p["dilation"],
+                         padding=mode, pad=pad4, label=f"{operator} magnitude")
+
+
+@click.command("edges")
+@click.option("--operator", type=click.Choice(list(EDGE_OPERATORS)), default="prewitt", show_default=True,
+              help="prewitt = the lecture's K_v / K_h.")
+@click.option("--direction", type=click.Choice(["both", "vertical", "horizontal"]), default="both",
+              show_default=True, help="both = gradient magnitude sqrt(gx² + gy²).")
+@click.option("--color", is_flag=True, help="Detect edges per colour channel (default: on luminance).")
+@geometry_options()
+@io_options
+def edges_cmd(operator: str, direction: str, color: bool, **p: Any) -> int:
+    """Edge detection (grayscale unless --color); the output is |response| by default.
+
+    \b
+    convcli edges cat.png                          -> prewitt magnitude, cat.edges.png
+    convcli edges cat.png --direction vertical     -> the lecture's K_v
+    convcli edges cat.png --operator sobel --color
+    """
+    stage = edge_stage(operator, direction, p)
+    return dispatch(Command(Pipeline((stage,)), "edges", default_policy="abs", gray=not color), p)
+
+
+@click.command("downsample")
+@click.option("--factor", type=click.IntRange(1), default=2, show_default=True, help="Stride of each pass.")
+@click.option("-k", "--kernel", "kernel_spec", default=None, metavar="SPEC",
+              help="Kernel (default: an anti-aliasing Gaussian of size 2*factor-1, gaussian3 for factor 2).")
+@click.option("--times", type=click.IntRange(1), default=1, show_default=True,
+              help="Repeat: 224 -> 112 -> 56 with --times 2.")
+@click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution).")
+@geometry_options(stride=False)
+@io_options
+def downsample_cmd(factor: int, kernel_spec: str | None, times: int, flip: bool, **p: Any) -> int:
+    """Strided convolution: blur and keep every FACTOR-th pixel, TIMES over.
+
+    \b
+    convcli downsample cat.png                     -> 224x224 -> 112x112, cat.down2.png
+    convcli downsample cat.png --times 2           -> 224 -> 112 -> 56, cat.down4.png
+    convcli downsample cat.png --factor 2 -k box3 -p zeros --pad 1
+    """
+    if kernel_spec is None:
+        size = 2 * factor - 1
+        k, label = blur_kernel("gaussian", size, None, 3.0)
+    else:
+        k, label = parse_kernel(kernel_spec), ""
+    geo = geometry_kwargs(p)
+    geo["stride"] = (factor, factor)
+    stage = make_correlate_stage("downsample", k, flip=flip, label=label, **geo)
+    cmd = Command(Pipeline((stage,) * times), f"down{factor**times}")
+    return dispatch(cmd, p)
+
+
+def dispatch(cmd: Command, p: dict[str, Any]) -> int:
+    """--emit prints code instead of running; otherwise run the batch."""
+    if p.get("emit"):
+        from .teach import emit_for
+
+        click.echo(emit_for(p["emit"], cmd, p))
+        return 0
+    return run_command(cmd, p)
+
+
+IMAGE_COMMANDS = [filter_cmd, blur_cmd, edges_cmd, downsample_cmd]

@@ -1,0 +1,150 @@
+"""Commands that need no image: kernels, shape, padding."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from ..errors import UsageError
+from ..kernels import REGISTRY, Kernel, get_kernel
+from ..padding import MODES, PadMode, pattern_row, resolve_mode
+from ..pipeline import CorrelateStage, Pipeline
+from ..shapes import Geometry, Pair, resolve_pad
+from .options import PaddingType, PairType
+
+
+def kernel_matrix_lines(k: Kernel) -> list[str]:
+    rows = k.entries()
+    width = max(len(v) for r in rows for v in r)
+    return ["[" + " ".join(v.rjust(width) for v in r) + "]" for r in rows]
+
+
+def kernel_record(k: Kernel) -> dict[str, Any]:
+    return {"name": k.name, "shape": list(k.shape), "description": k.description,
+            "sum": float(k.weights.sum()), "weights": k.weights.tolist(), "entries": k.entries()}
+
+
+@click.command("kernels")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="JSON: one object per kernel (JSON Lines).")
+def kernels_cmd(name: str | None, as_json: bool) -> int:
+    """List the kernel registry with matrices, or show kernel NAME."""
+    ks = [get_kernel(name)] if name else list(REGISTRY.values())
+    for k in ks:
+        if as_json:
+            click.echo(json.dumps(kernel_record(k)))
+            continue
+        click.echo(f"{k.name}  {k.shape[0]}x{k.shape[1]}  sum {k.weights.sum():.4g}  {k.description}")
+        for line in kernel_matrix_lines(k):
+            click.echo("    " + line)
+    return 0
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``224``, ``224x224`` or ``H,W`` -> (H, W)."""
+    parts = text.lower().replace(",", "x").replace("×", "x").split("x")
+    try:
+        nums = [int(p) for p in parts if p.strip()]
+    except ValueError:
+        nums = []
+    if len(nums) == 1:
+        nums = nums * 2
+    if len(nums) != 2 or min(nums) < 1:
+        msg = f"SIZE must be N or HxW with positive integers, got {text!r}"
+        raise UsageError(msg)
+    return nums[0], nums[1]
+
+
+@click.command("shape")
+@click.argument("size")
+@click.option("-k", "--kernel-size", "ksize", type=PairType("-k"), default="3", show_default=True,
+              help="Kernel size N or KH,KW.")
+@click.option("-s", "--stride", type=PairType("--stride"), default="1", show_default=True)
+@click.option("-d", "--dilation", type=PairType("--dilation"), default="1", show_default=True)
+@click.option("-p", "--padding", type=PaddingType(), default="zeros", show_default=True,
+              help="Only 'valid' changes the arithmetic (no padding).")
+@click.option("--pad", default=None, metavar="same|N|Y,X|T,B,L,R", help="Padding amount (default same).")
+@click.option("--times", type=click.IntRange(1), default=1, show_default=True, help="Repeat the layer.")
+@click.option("--channels", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One report record (SPEC §4) without input/output.")
+def shape_cmd(size: str, ksize: Pair, stride: Pair, dilation: Pair, padding: str, pad: str | None,
+              times: int, channels: int, as_json: bool) -> int:
+    """The output-size arithmetic alone, no image.
+
+    \b
+    convcli shape 224x224 -k 3 -s 2 --pad 1 --times 2
+    224x224 -> 112x112 -> 56x56
+    """
+    h, w = parse_size(size)
+    mode = resolve_mode(padding)
+    pad4 = resolve_pad(pad, ksize, dilation, mode.name)
+    kernel = Kernel(f"{ksize[0]}x{ksize[1]}", [[1.0] * ksize[1]] * ksize[0])
+    stage = CorrelateStage(op="conv", kernel=kernel, stride=stride, dilation=dilation, padding=mode, pad=pad4)
+    plans = Pipeline((stage,) * times).plan((channels, h, w))
+    stages = [p.record() for p in plans]
+    for s in stages:
+        s["kernel"] = None
+    if as_json:
+        rec = {"status": "ok", "input_shape": [1, channels, h, w], "output_shape": stages[-1]["output_shape"],
+               "stages": stages}
+        click.echo(json.dumps(rec))
+        return 0
+    chain = [f"{h}x{w}"] + [f"{p.out_shape[1]}x{p.out_shape[2]}" for p in plans]
+    click.echo(" -> ".join(chain))
+    for i, (p, s) in enumerate(zip(plans, stages, strict=True), start=1):
+        g: Geometry = p.stage.geometry()
+        click.echo(f"  {i}. k {g.ksize[0]}x{g.ksize[1]} stride {g.stride[0]},{g.stride[1]} "
+                   f"dilation {g.dilation[0]},{g.dilation[1]} pad {','.join(map(str, g.pad))} ({mode.name}): "
+                   f"{s['input_shape']} -> {s['output_shape']}  rf {s['receptive_field']} jump {s['jump']}")
+        click.echo(f"     {s['arithmetic']}")
+    return 0
+
+
+LIBRARY_COLUMNS = ("numpy", "scipy", "opencv", "torch", "magick")
+
+
+def padding_record(m: PadMode) -> dict[str, Any]:
+    return {"mode": m.name, "aliases": list(m.aliases), **{lib: getattr(m, lib) for lib in LIBRARY_COLUMNS},
+            "pattern": pattern_row(m), "description": m.description}
+
+
+@click.command("padding")
+@click.argument("mode", required=False)
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, one object per mode.")
+def padding_cmd(mode: str | None, as_json: bool) -> int:
+    """The padding-name translator: each mode's name in every library, drawn on a row.
+
+    \b
+    convcli padding reflection
+    reflection: 3 2 | 1 2 3 4 5 | 4 3
+    """
+    modes = [resolve_mode(mode)] if mode else list(MODES.values())
+    if as_json:
+        for m in modes:
+            click.echo(json.dumps(padding_record(m)))
+        return 0
+    if sys.stdout.isatty() and not mode:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title="padding modes (convcli name first; — = the library has no such mode)")
+        for col in ("convcli", "aliases", *LIBRARY_COLUMNS, "row 1..5 padded by 2"):
+            t.add_column(col)
+        for m in modes:
+            t.add_row(m.name, ", ".join(m.aliases) or "—",
+                      *[getattr(m, lib) or "—" for lib in LIBRARY_COLUMNS], pattern_row(m))
+        Console().print(t)
+        return 0
+    for m in modes:
+        click.echo(f"{m.name}: {pattern_row(m)}")
+        click.echo(f"  {m.description}")
+        click.echo(f"  aliases: {', '.join(m.aliases) or '—'}")
+        for lib in LIBRARY_COLUMNS:
+            click.echo(f"  {lib:<7} {getattr(m, lib) or '— (not available)'}")
+    return 0
+
+
+INFO_COMMANDS = [kernels_cmd, shape_cmd, padding_cmd]

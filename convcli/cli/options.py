@@ -1,0 +1,123 @@
+"""Options shared by the image commands, defined once as decorator stacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import UsageError
+from ..padding import ALL_NAMES
+from ..shapes import Pair, parse_pair
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class PairType(click.ParamType):
+    """``N`` or ``Y,X`` integers >= minimum."""
+
+    name = "N|Y,X"
+
+    def __init__(self, what: str, minimum: int = 1) -> None:
+        self.what = what
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Pair:
+        if isinstance(value, tuple):
+            return value  # type: ignore[return-value]
+        try:
+            return parse_pair(str(value), self.what, self.minimum)
+        except UsageError as e:
+            self.fail(str(e), param, ctx)
+
+
+class PaddingType(click.Choice):
+    """A padding mode or alias, case-insensitive; returns the canonical name."""
+
+    def __init__(self) -> None:
+        super().__init__(list(ALL_NAMES), case_sensitive=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..padding import resolve_mode
+
+        v = super().convert(value, param, ctx)
+        return resolve_mode(v).name
+
+
+def _apply(fn: F, decorators: list[Callable[[F], F]]) -> F:
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+def geometry_options(default_padding: str = "reflection", stride: bool = True) -> Callable[[F], F]:
+    """-s/--stride, -d/--dilation, -p/--padding, --pad."""
+
+    def deco(fn: F) -> F:
+        opts: list[Callable[[F], F]] = []
+        if stride:
+            opts.append(click.option("-s", "--stride", type=PairType("--stride"), default="1",
+                                     show_default=True, help="Step of the kernel: N or Y,X."))
+        opts += [
+            click.option("-d", "--dilation", type=PairType("--dilation"), default="1", show_default=True,
+                         help="Spacing between kernel taps: N or Y,X."),
+            click.option("-p", "--padding", type=PaddingType(), default=default_padding, show_default=True,
+                         help="Padding mode: zeros, border, reflection, symmetric, circular, valid "
+                              "(aliases: constant, replicate/edge/nearest, reflect/mirror/reflect101, "
+                              "wrap, none). See 'convcli padding'."),
+            click.option("--pad", "pad", default=None, metavar="same|N|Y,X|T,B,L,R",
+                         help="Padding amount. Default 'same': total d*(k-1), before = total//2."),
+        ]
+        return _apply(fn, opts)
+
+    return deco
+
+
+def io_options(fn: F) -> F:
+    """Inputs, outputs, report and engine options common to every image command."""
+    opts: list[Callable[[F], F]] = [
+        click.argument("images", nargs=-1, required=True, metavar="IMAGES..."),
+        click.option("--gray", is_flag=True, help="Convert to luminance (ITU-R 601-2, as Pillow's L) first."),
+        click.option("--linear-light", is_flag=True,
+                     help="Filter in linear light: decode sRGB first, re-encode after (blurs stay bright)."),
+        click.option("-o", "--output", default=None, metavar="PATH",
+                     help="Output file for a single input; '-' writes the image to stdout."),
+        click.option("--out-dir", default=None, metavar="DIR", help="Write outputs into DIR (created)."),
+        click.option("--name", "name_template", default=None, metavar="TEMPLATE",
+                     help="Output name template, default '{stem}.{op}{ext}' beside the input. "
+                          "Fields: {stem} {ext} {op} {parent}."),
+        click.option("--format", "fmt", type=click.Choice(["png", "jpeg", "tiff", "webp", "bmp", "npy"],
+                                                          case_sensitive=False), default=None,
+                     help="Output format (default: from the output name's extension)."),
+        click.option("--range", "range_policy", type=click.Choice(["clip", "abs", "normalize"]),
+                     default=None,
+                     help="Floats back to pixels: clip (round half to even, clip), abs (|x| then clip), "
+                          "normalize (min..max to full range). Default: the command's."),
+        click.option("--bit-depth", type=click.Choice(["8", "16", "float"]), default=None,
+                     help="Output bit depth (default: the input's). 'float': raw float32 (TIFF/.npy)."),
+        click.option("--quality", type=click.IntRange(1, 100), default=None,
+                     help="JPEG/WebP quality (default 90)."),
+        click.option("--compress-level", type=click.IntRange(0, 9), default=None,
+                     help="PNG zlib level 0-9 (default 1: fast; 6-9 give ~10-15% smaller files, 4x slower)."),
+        click.option("--float64", is_flag=True, help="Do the arithmetic in float64 (default float32)."),
+        click.option("--method", type=click.Choice(["auto", "direct", "separable", "fft", "im2col"]),
+                     default="auto", show_default=True, help="Force an engine method."),
+        click.option("--threads", type=click.IntRange(1, 256), default=None,
+                     help="Threads per image (default: all cores)."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print the shape report as JSON Lines on stdout, one object per input."),
+        click.option("-q", "--quiet", is_flag=True, help="No report."),
+        click.option("--dry-run", is_flag=True,
+                     help="Report shapes from the image header alone; decode and write nothing."),
+        click.option("--montage", default=None, metavar="PATH",
+                     help="Also write the input and every stage's output side by side, labelled."),
+        click.option("--emit", type=click.Choice(["torch", "opencv", "scipy", "magick"]), default=None,
+                     help="Print the equivalent code in that library instead of running."),
+        click.option("--recursive", is_flag=True, help="Descend into directories given as inputs."),
+        click.option("-j", "--jobs", type=click.IntRange(1, 1024), default=None,
+                     help="Parallel worker processes for batches (default: all cores)."),
+        click.option("--max-pixels", type=click.IntRange(1), default=None,
+                     help="Refuse images with more pixels (default: Pillow's limit, 89478485)."),
+    ]
+    return _apply(fn, opts)
