@@ -1,0 +1,838 @@
+"""Image files in and out: the only module of convcli that imports Pillow.
+
+Decoding turns any file Pillow reads into float32 arrays on the file's own scale
+(0..255 or 0..65535) plus a header that says what was done on the way (palette
+expanded, EXIF orientation applied, first frame of an animation...). Encoding turns
+uint8/uint16 pixels back into file bytes; :func:`to_pixels` is the one place that
+maps floats to pixels, and :func:`write_atomic` the one place that writes files.
+
+Untrusted files fail with :class:`~convcli.errors.InputError` carrying a one-line
+reason without the path (the caller names the input).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import struct
+import tempfile
+import threading
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from convcli.color import luminance
+from convcli.errors import InputError, OutputError, UsageError
+
+Source = str | os.PathLike | bytes
+
+#: Pillow's own decompression-bomb limit, read once at import (``--max-pixels`` default).
+DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+#: zlib level for PNG: 1 is ~4x faster than Pillow's 6 for ~14% larger files.
+DEFAULT_PNG_COMPRESS_LEVEL = 1
+#: Bytes of float64 rows :func:`to_pixels` handles at a time.
+BAND_BYTES = 3 << 19  # 1.5 MiB
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """An output format: its Pillow name and what it can hold."""
+
+    name: str
+    pil: str | None
+    extensions: tuple[str, ...]
+    alpha: bool
+    sixteen_bit: bool
+    raw_float: bool
+    quality: int | None = None  # default quality of lossy formats
+
+
+FORMATS: dict[str, FormatInfo] = {
+    "png": FormatInfo("png", "PNG", (".png",), alpha=True, sixteen_bit=True, raw_float=False),
+    "jpeg": FormatInfo(
+        "jpeg",
+        "JPEG",
+        (".jpg", ".jpeg", ".jpe", ".jfif"),
+        alpha=False,
+        sixteen_bit=False,
+        raw_float=False,
+        quality=90,
+    ),
+    "tiff": FormatInfo("tiff", "TIFF", (".tif", ".tiff"), alpha=True, sixteen_bit=True, raw_float=True),
+    "webp": FormatInfo(
+        "webp", "WEBP", (".webp",), alpha=True, sixteen_bit=False, raw_float=False, quality=90
+    ),
+    "bmp": FormatInfo("bmp", "BMP", (".bmp",), alpha=False, sixteen_bit=False, raw_float=False),
+    "npy": FormatInfo("npy", None, (".npy",), alpha=True, sixteen_bit=True, raw_float=True),
+}
+
+
+def _format(fmt: str) -> FormatInfo:
+    key = fmt.lower().lstrip(".")
+    key = {"jpg": "jpeg", "tif": "tiff"}.get(key, key)
+    try:
+        return FORMATS[key]
+    except KeyError:
+        msg = f"unknown output format {fmt!r} (choose from {', '.join(FORMATS)})"
+        raise UsageError(msg) from None
+
+
+def format_for_path(path: str | os.PathLike) -> str:
+    """The output format named by a path's extension, e.g. ``x.JPG`` -> ``"jpeg"``."""
+    suffix = Path(path).suffix.lower()
+    for info in FORMATS.values():
+        if suffix in info.extensions:
+            return info.name
+    known = ", ".join(ext for info in FORMATS.values() for ext in info.extensions)
+    shown = suffix or "no extension"
+    msg = f"cannot tell the output format from {shown!r} in {os.fspath(path)!r} (known: {known}; or --format)"
+    raise UsageError(msg)
+
+
+def extension_for(fmt: str) -> str:
+    """The usual extension of a format, with its dot: ``"jpeg"`` -> ``".jpg"``."""
+    return _format(fmt).extensions[0]
+
+
+# --------------------------------------------------------------------------- header
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What the file says, as the arithmetic will see it (after EXIF orientation and --gray)."""
+
+    width: int
+    height: int
+    channels: int  # 1 or 3 colour channels
+    has_alpha: bool
+    bit_depth: int  # 8 or 16: the scale of the values entering the arithmetic
+    mode: str  # Pillow mode as stored ("LA;16" for 16-bit grey+alpha PNG, which Pillow cannot hold)
+    format: str
+    n_frames: int
+    notes: tuple[str, ...]
+
+    @property
+    def maxval(self) -> int:
+        """Largest stored value: 255 or 65535."""
+        return (1 << self.bit_depth) - 1
+
+
+@dataclass
+class DecodedImage:
+    """Decoded pixels: float32 on the stored scale, colour (H, W, C) and alpha (H, W) apart."""
+
+    header: ImageHeader
+    color: np.ndarray
+    alpha: np.ndarray | None
+    icc_profile: bytes | None
+
+
+@dataclass(frozen=True)
+class _Mode:
+    """How one stored Pillow mode is decoded."""
+
+    convert: str | None  # Pillow mode to convert to before reading the array, or None
+    channels: int
+    alpha: bool
+    bit_depth: int
+    note: str | None = None
+
+
+# The one table of stored modes. Anything else (F, I;16S, I;32...) is refused.
+_MODES: dict[str, _Mode] = {
+    "1": _Mode("L", 1, False, 8, "1-bit expanded to 0/255"),
+    "L": _Mode(None, 1, False, 8),
+    "LA": _Mode(None, 1, True, 8),
+    "La": _Mode("LA", 1, True, 8, "premultiplied grey+alpha un-premultiplied"),
+    "RGB": _Mode(None, 3, False, 8),
+    "RGBX": _Mode("RGB", 3, False, 8),
+    "RGBA": _Mode(None, 3, True, 8),
+    "RGBa": _Mode("RGBA", 3, True, 8, "premultiplied RGBA un-premultiplied"),
+    "P": _Mode("RGB", 3, False, 8, "palette expanded to RGB"),
+    "PA": _Mode("RGBA", 3, True, 8, "palette expanded to RGBA"),
+    "CMYK": _Mode("RGB", 3, False, 8, "CMYK converted to RGB"),
+    "YCbCr": _Mode("RGB", 3, False, 8, "YCbCr converted to RGB"),
+    "LAB": _Mode("RGB", 3, False, 8, "LAB converted to RGB"),
+    "HSV": _Mode("RGB", 3, False, 8, "HSV converted to RGB"),
+    "I;16": _Mode(None, 1, False, 16),
+    "I;16L": _Mode(None, 1, False, 16),
+    "I;16B": _Mode(None, 1, False, 16),
+    "I;16N": _Mode(None, 1, False, 16),
+    "I": _Mode(None, 1, False, 16),  # 32-bit int: accepted when the values fit 16 bits
+    # 16-bit grey+alpha PNG: Pillow opens it as 8-bit RGBA; convcli decodes it itself.
+    "LA;16": _Mode(None, 1, True, 16),
+}
+_MODE_WITH_KEY = {"P": _Mode("RGBA", 3, True, 8, "palette expanded to RGBA")}
+_REFUSED_MODES = {
+    "F": "32-bit float image (mode F) is not supported as input; use a 16-bit image",
+}
+_REFUSED_FORMATS = {"EPS": "EPS/PostScript is not read (decoding it would run Ghostscript)"}
+_FRAME_KINDS = {
+    "GIF": "animated GIF",
+    "PNG": "animated PNG",
+    "WEBP": "animated WebP",
+    "TIFF": "multi-page TIFF",
+    "MPO": "multi-picture JPEG",
+}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to decode an opened image: the header plus the steps behind it."""
+
+    header: ImageHeader
+    stored: _Mode
+    colour_key: bool  # "transparency" in info of an L/RGB/I;16 image becomes alpha
+    orientation: int
+    png_la16: bool
+
+
+# ---------------------------------------------------------------- opening, safely
+
+_LIMIT_LOCK = threading.RLock()
+
+
+@contextmanager
+def _pillow_limit_lifted() -> Iterator[None]:
+    """Switch Pillow's own bomb check off: convcli checks ``max_pixels`` itself, from the header."""
+    with _LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+_ERRNO_REASONS = {
+    errno.ENOENT: "no such file",
+    errno.EISDIR: "is a directory",
+    errno.ENOTDIR: "not a directory",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EFBIG: "file too large",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EIO: "input/output error",
+}
+
+
+def _reason(exc: OSError) -> str:
+    """One short lower-case reason for an OSError, without the path."""
+    if exc.errno in _ERRNO_REASONS:
+        return _ERRNO_REASONS[exc.errno]
+    return _one_line(exc.strerror or str(exc) or type(exc).__name__).lower()
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _open_source(source: Source) -> BinaryIO:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return io.BytesIO(bytes(source))
+    try:
+        return open(source, "rb")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        raise InputError(_reason(exc)) from None
+
+
+def _png_ihdr(head: bytes) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) from a PNG's first bytes, or None if not a PNG."""
+    if len(head) < 29 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour_type = struct.unpack(">IIBB", head[16:26])
+    return width, height, depth, colour_type
+
+
+@contextmanager
+def _opened(source: Source) -> Iterator[tuple[Image.Image, BinaryIO, bytes]]:
+    """Open ``source`` with Pillow (header only); yields the image, its file and the first bytes."""
+    fp = _open_source(source)
+    try:
+        try:
+            head = fp.read(64)
+            fp.seek(0)
+        except OSError as exc:  # e.g. EISDIR on read on some systems
+            raise InputError(_reason(exc)) from None
+        if not head:
+            raise InputError("empty file")
+        ihdr = _png_ihdr(head)
+        if ihdr is not None and (ihdr[0] == 0 or ihdr[1] == 0):
+            raise InputError(f"zero-sized image ({ihdr[0]}x{ihdr[1]})")
+        try:
+            with _pillow_limit_lifted():
+                im = Image.open(fp)
+        except UnidentifiedImageError:
+            raise InputError("not an image file (Pillow cannot identify it)") from None
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+            raise InputError(f"unreadable image header ({_one_line(exc)})") from None
+        try:
+            yield im, fp, head
+        finally:
+            im.close()
+    finally:
+        fp.close()
+
+
+def _orientation(im: Image.Image) -> int:
+    """EXIF orientation 1..8, read without decoding pixels (1 when absent or unreadable)."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1  # PngImageFile.getexif() would decode the image to look for a late eXIf chunk
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError, struct.error):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -> _Plan:
+    """Build the header and the decoding plan of an opened image, checking size limits."""
+    fmt = im.format or "unknown"
+    if fmt in _REFUSED_FORMATS:
+        raise InputError(_REFUSED_FORMATS[fmt])
+    mode_name = im.mode
+    notes: list[str] = []
+    ihdr = _png_ihdr(head) if fmt == "PNG" else None
+    png_la16 = ihdr is not None and ihdr[2] == 16 and ihdr[3] == 4
+    if png_la16:
+        mode_name = "LA;16"
+    elif ihdr is not None and ihdr[2] == 16 and ihdr[3] in (2, 6):
+        kind = "RGB" if ihdr[3] == 2 else "RGBA"
+        notes.append(f"16-bit {kind} read as 8-bit (Pillow has no 16-bit {kind} mode)")
+    elif fmt == "TIFF" and mode_name in ("RGB", "RGBA", "LA"):
+        bits = getattr(im, "tag_v2", {}).get(258)
+        top = max(bits) if isinstance(bits, tuple) and bits else bits
+        if isinstance(top, int) and top > 8:
+            notes.append(f"{top}-bit {mode_name} read as 8-bit (Pillow has no {top}-bit {mode_name} mode)")
+    if mode_name in _REFUSED_MODES:
+        raise InputError(_REFUSED_MODES[mode_name])
+    if mode_name not in _MODES:
+        raise InputError(f"unsupported image mode {mode_name}")
+    stored = _MODES[mode_name]
+    colour_key = False
+    has_key = "transparency" in im.info or (
+        mode_name == "P" and im.palette is not None and im.palette.mode == "RGBA"
+    )
+    if has_key and mode_name in _MODE_WITH_KEY:
+        stored = _MODE_WITH_KEY[mode_name]
+    elif (
+        has_key
+        and mode_name in ("1", "L", "RGB", "I;16", "I;16B", "I;16L", "I;16N", "I")
+        and isinstance(im.info["transparency"], int | tuple)
+    ):
+        colour_key = True
+        notes.append("transparent colour key turned into alpha")
+    if stored.note:
+        notes.insert(0, stored.note)
+
+    width, height = im.size
+    if width == 0 or height == 0:
+        raise InputError(f"zero-sized image ({width}x{height})")
+    if max_pixels is not None and width * height > max_pixels:
+        msg = f"{width}x{height} = {width * height} pixels exceeds --max-pixels {max_pixels}"
+        raise InputError(msg)
+    orientation = _orientation(im)
+    if orientation >= 5:
+        width, height = height, width
+    if orientation != 1:
+        notes.append(f"EXIF orientation {orientation} applied")
+    try:
+        with _pillow_limit_lifted():
+            n_frames = int(getattr(im, "n_frames", 1))
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error):
+        n_frames = 1  # a broken later frame: the first one is all we read
+    if n_frames > 1:
+        notes.append(f"first frame of {n_frames} ({_FRAME_KINDS.get(fmt, fmt)})")
+    channels = stored.channels
+    if gray and channels == 3:
+        channels = 1
+        notes.append("converted to luminance (ITU-R 601-2)")
+    header = ImageHeader(
+        width=width,
+        height=height,
+        channels=channels,
+        has_alpha=stored.alpha or colour_key,
+        bit_depth=stored.bit_depth,
+        mode=mode_name,
+        format=fmt,
+        n_frames=n_frames,
+        notes=tuple(notes),
+    )
+    return _Plan(header, stored, colour_key, orientation, png_la16)
+
+
+def read_header(
+    source: Source, *, gray: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> ImageHeader:
+    """The header of an image file (or of its bytes, e.g. from stdin); no pixels decoded."""
+    with _opened(source) as (im, _fp, head):
+        return _inspect(im, head, gray, max_pixels).header
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def _decode_png_la16(data: bytes) -> np.ndarray:
+    """16-bit grey+alpha PNG -> (H, W, 2) uint16.
+
+    The filtered rows of 16-bit grey+alpha and 8-bit RGBA have the same layout (4 bytes a
+    pixel), so the IHDR is relabelled and Pillow's own decoder unfilters the bytes.
+    """
+    ihdr = bytearray(data[16:29])
+    ihdr[8], ihdr[9] = 8, 6
+    crc = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
+    patched = data[:16] + bytes(ihdr) + crc + data[33:]
+    with Image.open(io.BytesIO(patched)) as im:
+        im.load()
+        rgba = np.asarray(im).astype(np.uint16)
+    return (rgba[..., 0::2] << 8) | rgba[..., 1::2]
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation to an (H, W, ...) array, as PIL.ImageOps.exif_transpose does."""
+    if orientation == 2:
+        return a[:, ::-1]
+    if orientation == 3:
+        return a[::-1, ::-1]
+    if orientation == 4:
+        return a[::-1]
+    if orientation == 5:
+        return a.swapaxes(0, 1)
+    if orientation == 6:
+        return np.rot90(a, -1)
+    if orientation == 7:
+        return a[::-1, ::-1].swapaxes(0, 1)
+    if orientation == 8:
+        return np.rot90(a, 1)
+    return a
+
+
+def _decode_array(im: Image.Image, fp: BinaryIO, plan: _Plan, max_pixels: int | None) -> np.ndarray:
+    """Decode the first frame into an (H, W, C[+alpha]) array on the stored scale."""
+    if plan.png_la16:
+        fp.seek(0)
+        return _decode_png_la16(fp.read())
+    lift = max_pixels is None or max_pixels > (Image.MAX_IMAGE_PIXELS or 0)
+    with _pillow_limit_lifted() if lift else _nothing():
+        im.load()
+    if plan.stored.convert is not None:
+        im = im.convert(plan.stored.convert)
+    arr = np.asarray(im)
+    if plan.header.mode == "I" and arr.size and (arr.min() < 0 or arr.max() > 65535):
+        msg = "32-bit integer image with values outside 0..65535 is not supported"
+        raise InputError(msg)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if plan.colour_key:
+        key = np.asarray(im.info["transparency"]).reshape(-1)
+        if plan.header.mode == "1":
+            key = key * 255 // max(int(key.max(initial=1)), 1)
+        opaque = np.any(arr != key[: arr.shape[-1]], axis=-1)
+        alpha = np.where(opaque, plan.header.maxval, 0).astype(arr.dtype)
+        arr = np.concatenate([arr, alpha[..., None]], axis=-1)
+    return arr
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _icc_space(profile: bytes) -> bytes:
+    """The ICC profile's data colour space signature, e.g. b"RGB " or b"GRAY"."""
+    return profile[16:20] if len(profile) >= 20 else b""
+
+
+def _icc_fits(profile: bytes, channels: int) -> bool:
+    return _icc_space(profile) == (b"GRAY" if channels == 1 else b"RGB ")
+
+
+def read_image(
+    source: Source, *, gray: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> DecodedImage:
+    """Decode the first frame of an image file (or bytes), upright, as float32 on the stored scale."""
+    with _opened(source) as (im, fp, head):
+        plan = _inspect(im, head, gray, max_pixels)
+        icc = im.info.get("icc_profile") or None
+        try:
+            arr = _decode_array(im, fp, plan, max_pixels)
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
+            msg = f"truncated or corrupt {plan.header.format} data ({_one_line(exc)})"
+            raise InputError(msg) from None
+    arr = _orient(arr, plan.orientation)
+    header = plan.header
+    n_colour = plan.stored.channels
+    color = arr[..., :n_colour].astype(np.float32)
+    alpha = arr[..., n_colour].astype(np.float32) if header.has_alpha else None
+    if header.channels == 1 and color.shape[-1] == 3:
+        color = luminance(color)
+    if isinstance(icc, bytes) and not _icc_fits(icc, header.channels):
+        icc = None  # e.g. a CMYK profile after conversion, or an RGB one after --gray
+    if color.shape[:2] != (header.height, header.width):  # pragma: no cover - a Pillow surprise
+        msg = f"decoded {color.shape[1]}x{color.shape[0]} but the header said {header.width}x{header.height}"
+        raise InputError(msg)
+    return DecodedImage(header, np.ascontiguousarray(color), alpha, icc if isinstance(icc, bytes) else None)
+
+
+# --------------------------------------------------------------------------- floats -> pixels
+
+
+@dataclass(frozen=True)
+class RangeStats:
+    """What quantisation did: the policy, float min/max before it, fraction of samples clipped."""
+
+    policy: str
+    min: float
+    max: float
+    clipped_fraction: float
+
+
+RANGE_POLICIES: tuple[str, ...] = ("clip", "abs", "normalize")
+_PIXEL_DTYPES = {8: np.uint8, 16: np.uint16}
+
+
+def _maxval(bit_depth: int) -> int:
+    if bit_depth not in _PIXEL_DTYPES:
+        msg = f"bit depth must be 8 or 16, not {bit_depth}"
+        raise UsageError(msg)
+    return (1 << bit_depth) - 1
+
+
+def _bands(values: np.ndarray) -> Iterator[slice]:
+    """Slices of the first axis holding about BAND_BYTES of float64 each."""
+    rows = values.shape[0]
+    step = max(1, BAND_BYTES // max(1, values[0].size * 8))
+    for start in range(0, rows, step):
+        yield slice(start, min(rows, start + step))
+
+
+def to_pixels(values: np.ndarray, policy: str, bit_depth: int) -> tuple[np.ndarray, RangeStats]:
+    """Float array (H, W) or (H, W, C) -> uint8/uint16 by a --range policy, band by band.
+
+    ``clip``: round half to even, clip to [0, maxval]. ``abs``: |x|, then the same.
+    ``normalize``: finite min..max mapped onto 0..maxval (a constant image gives 0).
+    NaN becomes 0 and counts as clipped; ±inf clips to the ends.
+    """
+    if policy not in RANGE_POLICIES:
+        msg = f"unknown range policy {policy!r} (choose from {', '.join(RANGE_POLICIES)})"
+        raise UsageError(msg)
+    maxval = _maxval(bit_depth)
+    values = np.asarray(values)
+    if values.ndim < 2:
+        msg = f"to_pixels needs an (H, W) or (H, W, C) array, not {values.shape}"
+        raise ValueError(msg)
+    out = np.empty(values.shape, dtype=_PIXEL_DTYPES[bit_depth])
+    if values.size == 0:
+        return out, RangeStats(policy, 0.0, 0.0, 0.0)
+
+    lo = hi = None  # over non-NaN values (reported)
+    flo = fhi = None  # over finite values (normalize)
+    for band in _bands(values):
+        v = np.asarray(values[band], dtype=np.float64)
+        notnan = v[~np.isnan(v)]
+        if notnan.size:
+            lo = min(lo, notnan.min()) if lo is not None else notnan.min()
+            hi = max(hi, notnan.max()) if hi is not None else notnan.max()
+        if policy == "normalize":
+            fin = notnan[np.isfinite(notnan)]
+            if fin.size:
+                flo = min(flo, fin.min()) if flo is not None else fin.min()
+                fhi = max(fhi, fin.max()) if fhi is not None else fin.max()
+
+    changed = 0
+    for band in _bands(values):
+        v = np.asarray(values[band], dtype=np.float64)
+        nan = np.isnan(v)
+        if policy == "normalize":
+            if flo is None or fhi is None or fhi == flo:
+                v = np.zeros_like(v)
+            else:
+                with np.errstate(invalid="ignore", over="ignore"):
+                    v = (v - flo) * (maxval / (fhi - flo))
+            changed += int(np.count_nonzero(nan | np.isinf(v)))
+        else:
+            if policy == "abs":
+                v = np.abs(v)
+            v = np.rint(v)
+            changed += int(np.count_nonzero(nan | (v < 0) | (v > maxval)))
+        v[nan] = 0.0
+        np.clip(v, 0, maxval, out=v)
+        out[band] = np.rint(v)
+    stats = RangeStats(
+        policy,
+        float(lo) if lo is not None else 0.0,
+        float(hi) if hi is not None else 0.0,
+        changed / values.size,
+    )
+    return out, stats
+
+
+# --------------------------------------------------------------------------- encode
+
+
+def _check_pixels(pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Validate encoder input; returns colour as (H, W) or (H, W, 3)."""
+    if pixels.dtype not in (np.uint8, np.uint16):
+        msg = f"pixels must be uint8 or uint16, not {pixels.dtype}"
+        raise ValueError(msg)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        msg = f"pixels must be (H, W), (H, W, 1) or (H, W, 3), not {pixels.shape}"
+        raise ValueError(msg)
+    if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+        msg = f"cannot encode an empty image {pixels.shape}"
+        raise ValueError(msg)
+    if alpha is not None:
+        if alpha.ndim == 3 and alpha.shape[2] == 1:
+            alpha = alpha[..., 0]
+        if alpha.shape != pixels.shape[:2] or alpha.dtype != pixels.dtype:
+            msg = f"alpha {alpha.shape} {alpha.dtype} does not match pixels {pixels.shape} {pixels.dtype}"
+            raise ValueError(msg)
+    return pixels, alpha
+
+
+def _flatten_on_white(color: np.ndarray, alpha: np.ndarray, maxval: int) -> np.ndarray:
+    a = alpha.astype(np.float64) / maxval
+    if color.ndim == 3:
+        a = a[..., None]
+    flat = color * a + maxval * (1.0 - a)
+    return np.rint(flat).astype(color.dtype)
+
+
+def _to_8bit(a: np.ndarray) -> np.ndarray:
+    """uint16 -> uint8, rounded (65535 -> 255)."""
+    return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
+
+
+def encode_png16(
+    color: np.ndarray,
+    alpha: np.ndarray | None,
+    *,
+    icc_profile: bytes | None = None,
+    compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL,
+) -> bytes:
+    """A 16-bit PNG (colour type 0, 2, 4 or 6) written by convcli, since Pillow cannot.
+
+    Each row gets the filter (none, sub or up) with the smallest sum of absolute
+    signed bytes, the usual libpng heuristic, computed for all rows at once.
+    """
+    planes = [color] if color.ndim == 2 else [color[..., i] for i in range(3)]
+    if alpha is not None:
+        planes.append(alpha)
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[len(planes)]
+    height, width = color.shape[:2]
+    samples = np.stack(planes, axis=-1).astype(">u2")
+    rows = samples.reshape(height, -1).view(np.uint8)  # big-endian bytes, (H, W * 2 * n)
+    bpp = 2 * len(planes)
+    sub = rows.copy()
+    sub[:, bpp:] -= rows[:, :-bpp]
+    up = rows.copy()
+    up[1:] -= rows[:-1]
+    cands = np.stack([rows, sub, up])  # filter types 0, 1, 2
+    cost = np.abs(cands.view(np.int8).astype(np.int32)).sum(axis=2)
+    choice = cost.argmin(axis=0)
+    filtered = cands[choice, np.arange(height)]
+    raw = np.concatenate([choice.astype(np.uint8)[:, None], filtered], axis=1).tobytes()
+    out = [
+        _PNG_SIGNATURE,
+        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)),
+    ]
+    if icc_profile:
+        out.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
+    data = zlib.compress(raw, compress_level)
+    step = 1 << 20
+    out.extend(_png_chunk(b"IDAT", data[i : i + step]) for i in range(0, max(len(data), 1), step))
+    out.append(_png_chunk(b"IEND", b""))
+    return b"".join(out)
+
+
+def _pil_image(color: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
+    """uint8 (or 16-bit grey without alpha) arrays -> a Pillow image (L, LA, RGB, RGBA or I;16)."""
+    if alpha is None:
+        return Image.fromarray(np.ascontiguousarray(color))
+    stacked = np.concatenate([color.reshape(*color.shape[:2], -1), alpha[..., None]], axis=-1)
+    return Image.fromarray(np.ascontiguousarray(stacked))
+
+
+def encode_image(
+    pixels: np.ndarray,
+    alpha: np.ndarray | None,
+    fmt: str,
+    *,
+    icc_profile: bytes | None = None,
+    quality: int | None = None,
+    compress_level: int | None = None,
+) -> tuple[bytes, tuple[str, ...]]:
+    """uint8/uint16 pixels (and alpha) -> file bytes in ``fmt``, plus notes of what had to give."""
+    info = _format(fmt)
+    if info.pil is None:
+        msg = f"{info.name} holds raw float values: use encode_float"
+        raise UsageError(msg)
+    color, alpha = _check_pixels(pixels, alpha)
+    notes: list[str] = []
+    maxval = 65535 if color.dtype == np.uint16 else 255
+    if alpha is not None and not info.alpha:
+        if np.any(alpha != maxval):
+            notes.append(f"alpha flattened onto white ({info.pil} has no alpha)")
+        color = _flatten_on_white(color, alpha, maxval)
+        alpha = None
+    if color.dtype == np.uint16:
+        why = None
+        if not info.sixteen_bit:
+            why = f"{info.pil} has no 16-bit"
+        elif info.name == "tiff" and (alpha is not None or color.ndim == 3):
+            kind = ("RGBA" if alpha is not None else "RGB") if color.ndim == 3 else "grey+alpha"
+            why = f"Pillow cannot write 16-bit {kind} TIFF"
+        if why is not None:
+            notes.append(f"reduced to 8-bit ({why})")
+            color = _to_8bit(color)
+            alpha = _to_8bit(alpha) if alpha is not None else None
+    channels = 1 if color.ndim == 2 else 3
+    if icc_profile is not None and not _icc_fits(icc_profile, channels):
+        notes.append("ICC profile dropped (its colour space does not match the image)")
+        icc_profile = None
+    if icc_profile is not None and info.name == "bmp":
+        notes.append("ICC profile dropped (BMP cannot hold it)")
+        icc_profile = None
+
+    if info.name == "png" and color.dtype == np.uint16 and (alpha is not None or color.ndim == 3):
+        level = DEFAULT_PNG_COMPRESS_LEVEL if compress_level is None else compress_level
+        return encode_png16(color, alpha, icc_profile=icc_profile, compress_level=level), tuple(notes)
+
+    im = _pil_image(color, alpha)
+    params: dict[str, object] = {}
+    if icc_profile is not None:
+        params["icc_profile"] = icc_profile
+    if info.name == "png":
+        params["compress_level"] = DEFAULT_PNG_COMPRESS_LEVEL if compress_level is None else compress_level
+    if info.quality is not None:
+        params["quality"] = info.quality if quality is None else quality
+    buf = io.BytesIO()
+    try:
+        im.save(buf, format=info.pil, **params)
+    except (OSError, ValueError) as exc:
+        msg = f"cannot encode {im.mode} as {info.pil}: {_one_line(exc)}"
+        raise OutputError(msg) from None
+    return buf.getvalue(), tuple(notes)
+
+
+def encode_float(values: np.ndarray, fmt: str) -> bytes:
+    """Raw float32 values, no mapping: ``npy`` (H, W) or (H, W, C), or single-channel float TIFF.
+
+    A trailing channel axis of 1 is dropped, so a grey result is (H, W).
+    """
+    info = _format(fmt)
+    arr = np.asarray(values, dtype=np.float32)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3):
+        msg = f"float output must be (H, W) or (H, W, C), not {arr.shape}"
+        raise ValueError(msg)
+    if info.name == "npy":
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        return buf.getvalue()
+    if info.name == "tiff":
+        if arr.ndim == 3:
+            msg = f"float TIFF holds one channel only (Pillow cannot write {arr.shape[2]}); use .npy"
+            raise UsageError(msg)
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="TIFF")
+        return buf.getvalue()
+    msg = f"{info.name} cannot hold raw float values; use .npy or .tiff"
+    raise UsageError(msg)
+
+
+# --------------------------------------------------------------------------- atomic write
+
+_umask_cache: list[int] = []
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask is racy)."""
+    if not _umask_cache:
+        try:
+            with open("/proc/self/status", encoding="ascii") as status:
+                for line in status:
+                    if line.startswith("Umask:"):
+                        _umask_cache.append(int(line.split()[1], 8))
+                        break
+        except (OSError, ValueError):
+            pass
+        if not _umask_cache:
+            with _LIMIT_LOCK:
+                mask = os.umask(0o022)
+                os.umask(mask)
+            _umask_cache.append(mask)
+    return _umask_cache[0]
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview | Iterable[bytes]) -> None:
+    """Write ``data`` (bytes, or an iterable of chunks) to ``path`` atomically.
+
+    A hidden temporary file beside the destination is written, flushed, fsynced and
+    renamed over it; on any exception (Ctrl-C included) it is removed and the exception
+    re-raised, an OSError as :class:`OutputError` ("cannot write out/x.png: permission denied").
+    """
+    path = Path(path)
+    directory = path.parent
+    shown = os.fspath(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=directory)
+    except OSError as exc:
+        reason = "no such directory" if exc.errno == errno.ENOENT else _reason(exc)
+        raise OutputError(f"cannot write {shown}: {reason}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644 & ~_umask())
+            chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {shown}: {_reason(exc)}") from None
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable; best effort (not every platform opens directories)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,309 @@
+"""Odd and hostile images, made by code at test time (no binary blobs in the repository).
+
+``build_corpus(folder)`` writes every case into ``folder`` and returns
+``{name: Case(path, expect)}``. ``expect.error`` is a phrase the one-line
+``InputError`` message must contain, or None when the file must decode; then
+``expect`` says the upright size, channels, alpha, bit depth, notes and, where they
+are known independently of convcli, the exact values (float32 on the stored scale).
+
+Other test files run commands over the corpus::
+
+    for name, (path, expect) in build_corpus(tmp_path).items(): ...
+
+The case ``directory`` is a folder named ``directory.png``: ``read_image`` refuses it
+("is a directory"), while the CLI may expand it as a folder of inputs (it is empty).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What reading a corpus file must give: an error phrase, or the decoded image."""
+
+    error: str | None = None  # phrase of the InputError message; None = decodes
+    size: tuple[int, int] | None = None  # (width, height), upright
+    channels: int = 3
+    has_alpha: bool = False
+    bit_depth: int = 8
+    n_frames: int = 1
+    color: np.ndarray | None = field(default=None, repr=False)  # (H, W, C) float32, or None = unchecked
+    alpha: np.ndarray | None = field(default=None, repr=False)  # (H, W) float32
+    atol: float = 0.0
+    notes: tuple[str, ...] = ()  # phrases that must appear among the header's notes
+    icc: bool = False  # an ICC profile must come through
+
+    @property
+    def ok(self) -> bool:
+        """True when the file must decode."""
+        return self.error is None
+
+
+class Case(NamedTuple):
+    """One corpus file and what reading it must give."""
+
+    path: Path
+    expect: Expectation
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk with its length and CRC."""
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
+
+
+def raw_png(width: int, height: int, bit_depth: int, colour_type: int, rows: bytes | None = None) -> bytes:
+    """A PNG built by hand: ``rows`` are the unfiltered scanlines (no filter bytes), or None for none."""
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    data = b""
+    if rows is not None and height:
+        line = len(rows) // height
+        data = b"".join(b"\x00" + rows[i * line : (i + 1) * line] for i in range(height))
+    return (
+        PNG_SIGNATURE
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(data))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def png16(samples: np.ndarray) -> bytes:
+    """A 16-bit PNG of an (H, W, n) uint16 array, n = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA (filter 0)."""
+    height, width, n = samples.shape
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[n]
+    return raw_png(width, height, 16, colour_type, samples.astype(">u2").tobytes())
+
+
+def _pattern(height: int, width: int, channels: int, seed: int, high: int = 256) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, high, (height, width, channels)).astype(np.uint16 if high > 256 else np.uint8)
+
+
+def _save(im: Image.Image, path: Path, **params: object) -> Path:
+    im.save(path, **params)
+    return path
+
+
+def _f32(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float32)
+    return a[..., None] if a.ndim == 2 else a
+
+
+# ----------------------------------------------------------------------------- cases
+
+
+def hostile_cases(folder: Path) -> dict[str, Case]:
+    """Files that must be refused with a clear one-line InputError."""
+    rgb = _pattern(64, 64, 3, seed=1)
+    cases: dict[str, Case] = {}
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    p = folder / "truncated.png"
+    p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    cases["truncated_png"] = Case(p, Expectation(error="truncated"))
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=90)
+    p = folder / "truncated.jpg"
+    p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    cases["truncated_jpeg"] = Case(p, Expectation(error="truncated"))
+
+    p = folder / "not_an_image.png"
+    p.write_text("this is a text file, not an image\n")
+    cases["not_an_image"] = Case(p, Expectation(error="not an image"))
+
+    p = folder / "empty.png"
+    p.write_bytes(b"")
+    cases["empty"] = Case(p, Expectation(error="empty file"))
+
+    p = folder / "directory.png"
+    p.mkdir()
+    cases["directory"] = Case(p, Expectation(error="is a directory"))
+
+    p = folder / "zero_width.png"
+    p.write_bytes(raw_png(0, 5, 8, 0))
+    cases["zero_width"] = Case(p, Expectation(error="zero-sized"))
+
+    # A 200-byte file claiming 30000 x 30000: refused from the header, before any decoding.
+    p = folder / "bomb.png"
+    p.write_bytes(raw_png(30000, 30000, 8, 0, bytes(30000 * 2)))
+    cases["bomb"] = Case(p, Expectation(error="exceeds --max-pixels"))
+
+    p = folder / "float.tif"
+    Image.fromarray(np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)).save(p)
+    cases["float_tiff"] = Case(p, Expectation(error="float"))
+    return cases
+
+
+def odd_cases(folder: Path) -> dict[str, Case]:
+    """Unusual files that must decode, with the values they must give."""
+    cases: dict[str, Case] = {}
+
+    # Palette with a transparent entry -> RGBA.
+    palette = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]], dtype=np.uint8)
+    index = (np.arange(12).reshape(3, 4) % 4).astype(np.uint8)
+    im = Image.new("P", (4, 3))
+    im.putpalette(palette.ravel().tolist())
+    im.putdata(index.ravel().tolist())
+    p = _save(im, folder / "palette_trns.png", transparency=3)
+    alpha = np.where(index == 3, 0, 255).astype(np.float32)
+    cases["palette_transparency"] = Case(
+        p,
+        Expectation(
+            size=(4, 3),
+            has_alpha=True,
+            color=_f32(palette[index]),
+            alpha=alpha,
+            notes=("palette expanded to RGBA",),
+        ),
+    )
+
+    # 1-bit -> 0/255.
+    bits = (np.indices((5, 9)).sum(axis=0) % 2).astype(bool)
+    p = _save(Image.fromarray(bits), folder / "bilevel.png")
+    cases["bilevel"] = Case(
+        p,
+        Expectation(
+            size=(9, 5),
+            channels=1,
+            color=_f32(bits * 255.0),
+            notes=("1-bit expanded to 0/255",),
+        ),
+    )
+
+    la = _pattern(6, 5, 2, seed=2)
+    p = _save(Image.fromarray(la), folder / "gray_alpha.png")
+    cases["gray_alpha"] = Case(
+        p,
+        Expectation(
+            size=(5, 6),
+            channels=1,
+            has_alpha=True,
+            color=_f32(la[..., 0]),
+            alpha=la[..., 1].astype(np.float32),
+        ),
+    )
+
+    # CMYK JPEG: the expected values are Pillow's own CMYK -> RGB conversion of the same file.
+    cmyk = _pattern(16, 16, 4, seed=3)
+    p = _save(Image.frombytes("CMYK", (16, 16), cmyk.tobytes()), folder / "cmyk.jpg", quality=95)
+    with Image.open(p) as stored:
+        expected = np.asarray(stored.convert("RGB"))
+    cases["cmyk_jpeg"] = Case(
+        p, Expectation(size=(16, 16), color=_f32(expected), notes=("CMYK converted to RGB",))
+    )
+
+    gray16 = _pattern(7, 9, 1, seed=4, high=65536)
+    gray16[0, 0, 0], gray16[0, 1, 0] = 0, 65535
+    p = folder / "gray16.png"
+    p.write_bytes(png16(gray16))
+    cases["gray16"] = Case(p, Expectation(size=(9, 7), channels=1, bit_depth=16, color=_f32(gray16[..., 0])))
+
+    la16 = _pattern(5, 8, 2, seed=5, high=65536)
+    p = folder / "gray_alpha16.png"
+    p.write_bytes(png16(la16))
+    cases["gray_alpha16"] = Case(
+        p,
+        Expectation(
+            size=(8, 5),
+            channels=1,
+            has_alpha=True,
+            bit_depth=16,
+            color=_f32(la16[..., 0]),
+            alpha=la16[..., 1].astype(np.float32),
+        ),
+    )
+
+    # 16-bit RGB: Pillow keeps the high byte; the report must say so.
+    rgb16 = _pattern(4, 6, 3, seed=6, high=65536)
+    p = folder / "rgb16.png"
+    p.write_bytes(png16(rgb16))
+    cases["rgb16"] = Case(
+        p,
+        Expectation(
+            size=(6, 4),
+            color=_f32(rgb16 >> 8),
+            notes=("16-bit RGB read as 8-bit",),
+        ),
+    )
+
+    # Animated GIF, 3 frames of flat grey levels: the first frame is read.
+    frames = [Image.new("L", (8, 6), v) for v in (30, 130, 230)]
+    p = folder / "animated.gif"
+    frames[0].save(p, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    cases["animated_gif"] = Case(
+        p,
+        Expectation(
+            size=(8, 6),
+            n_frames=3,
+            color=np.full((6, 8, 3), 30, np.float32),
+            notes=("first frame of 3",),
+        ),
+    )
+
+    # EXIF orientation 6 (stored 8 wide x 4 high, shown 4 wide x 8 high): rotate 90 degrees clockwise.
+    stored_rgb = np.zeros((4, 8, 3), np.uint8)
+    stored_rgb[:2, :4] = (250, 0, 0)  # top-left block red, so a wrong rotation shows
+    stored_rgb[2:, 4:] = (0, 0, 250)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    p = _save(Image.fromarray(stored_rgb), folder / "exif6.jpg", exif=exif, quality=95)
+    with Image.open(p) as stored:
+        decoded = np.asarray(stored.convert("RGB"))
+    cases["exif_rotated"] = Case(
+        p,
+        Expectation(
+            size=(4, 8),
+            color=_f32(np.rot90(decoded, k=-1)),
+            notes=("EXIF orientation 6 applied",),
+        ),
+    )
+
+    try:
+        from PIL import ImageCms
+    except ImportError:  # pragma: no cover - Pillow without littlecms
+        ImageCms = None  # noqa: N806
+    if ImageCms is not None:
+        profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+        rgb = _pattern(3, 5, 3, seed=7)
+        p = _save(Image.fromarray(rgb), folder / "icc.png", icc_profile=profile)
+        cases["icc_png"] = Case(p, Expectation(size=(5, 3), color=_f32(rgb), icc=True))
+
+    # RGBA whose fully transparent pixels carry arbitrary colour: kept as stored.
+    rgba = _pattern(6, 6, 4, seed=8)
+    rgba[::2, ::2, 3] = 0
+    p = _save(Image.fromarray(rgba), folder / "rgba_transparent.png")
+    cases["rgba_transparent"] = Case(
+        p,
+        Expectation(
+            size=(6, 6),
+            has_alpha=True,
+            color=_f32(rgba[..., :3]),
+            alpha=rgba[..., 3].astype(np.float32),
+        ),
+    )
+    return cases
+
+
+def build_corpus(folder: Path) -> dict[str, Case]:
+    """Write every hostile and odd case into ``folder``; name -> Case(path, expectation)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return {**hostile_cases(folder), **odd_cases(folder)}
