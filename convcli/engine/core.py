@@ -1,15 +1,24 @@
-"""Dispatch for the engine: argument checking, padding, then one method."""
+"""Dispatch for the engine: argument checking, then one method run band by band.
+
+Every method computes full-width bands of output rows (:mod:`.bands`): the padded input
+rows a band reads are gathered and converted per band, so no padded or converted copy of
+the whole image is ever made and temporaries stay at band size whatever the image size.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 from ..errors import UsageError
-from ..padding import PadMode, pad_array, resolve_mode
+from ..padding import PadMode, resolve_mode
 from ..shapes import Geometry, Pad4, Pair
-from . import direct
+from . import bands, direct, fft, gemm, separable
+from .choose import METHODS, choose_method
+from .intpath import int_work_dtype, is_integer_image
 
-METHODS: tuple[str, ...] = ("auto", "direct", "im2col")
+BandFn = Callable[[np.ndarray, np.ndarray], None]
 
 
 def _check_kernel(kernel: np.ndarray) -> np.ndarray:
@@ -31,6 +40,45 @@ def _working_dtype(dtype: np.dtype | type | str) -> np.dtype:
     return dt
 
 
+def _check_pad(pad: Pad4, m: PadMode) -> None:
+    if min(pad) < 0:
+        msg = f"padding amounts must be >= 0, got {pad}"
+        raise UsageError(msg)
+    if m.numpy is None and any(pad):
+        msg = "padding mode 'valid' takes no padding amount"
+        raise UsageError(msg)
+
+
+def _run_banded(
+    x3: np.ndarray,
+    out: np.ndarray,
+    band_fn: BandFn,
+    ksize: Pair,
+    stride: Pair,
+    dilation: Pair,
+    pad: Pad4,
+    m: PadMode,
+    buf_dtype: np.dtype,
+    threads: int,
+    min_rows: int = 1,
+    row_bytes: int | None = None,
+) -> None:
+    """Fill ``out`` (oh, ow, C') band by band: gather each band's padded rows, call ``band_fn``."""
+    (kh, kw), (sy, sx), (dy, dx) = ksize, stride, dilation
+    oh, ow = out.shape[:2]
+    width = (ow - 1) * sx + (kw - 1) * dx + 1
+    col_index = bands.map_index(np.arange(-pad[2], width - pad[2]), x3.shape[1], m)
+    rb = row_bytes if row_bytes is not None else out[0].nbytes
+    rows = max(min_rows, bands.band_rows(oh, rb, threads))
+
+    def one_band(y0: int, y1: int) -> None:
+        r0, r1 = y0 * sy, (y1 - 1) * sy + (kh - 1) * dy + 1
+        buf = bands.padded_band(x3, r0, r1, pad[0], pad[2], width, m, buf_dtype, col_index)
+        band_fn(buf, out[y0:y1])
+
+    bands.run_bands(one_band, oh, rows, threads)
+
+
 def correlate2d(
     x: np.ndarray,
     kernel: np.ndarray,
@@ -42,6 +90,8 @@ def correlate2d(
     flip: bool = False,
     dtype: np.dtype | type | str = np.float32,
     method: str = "auto",
+    threads: int | None = None,
+    integer_input: bool = False,
 ) -> np.ndarray:
     """Cross-correlate each channel of ``x`` (H, W) or (H, W, C) with a 2-D ``kernel``.
 
@@ -50,26 +100,68 @@ def correlate2d(
     which turns the correlation into a true convolution. The result has dtype
     ``dtype`` (float32 or float64) and shape (out_h, out_w[, C]) with the sizes of
     :func:`convcli.shapes.output_size`.
+
+    ``method`` is one of :data:`METHODS`: "auto" (:func:`choose_method`), "direct",
+    "separable" (rank-1 kernels only), "fft" or "im2col" (GEMM per band). ``threads``
+    bands run at once (None: :func:`convcli.engine.set_default_threads`, else all cores).
+    ``integer_input=True`` promises that ``x`` holds whole numbers 0..255 (uint8 input
+    implies it): integer kernels then run in exact int16 arithmetic where the bound
+    ``sum(|k|) * 255`` fits.
     """
     k = _check_kernel(kernel)
     if flip:
         k = k[::-1, ::-1]
     dt = _working_dtype(dtype)
     m = resolve_mode(mode) if isinstance(mode, str) else mode
+    x = np.asarray(x)
     if x.ndim not in (2, 3):
         msg = f"image must be (H, W) or (H, W, C), got shape {x.shape}"
         raise UsageError(msg)
     geom = Geometry(ksize=(k.shape[0], k.shape[1]), stride=stride, dilation=dilation, pad=pad)
-    out_hw = geom.out_hw(x.shape[0], x.shape[1])
+    oh, ow = geom.out_hw(x.shape[0], x.shape[1])
     if method not in METHODS:
         msg = f"unknown method {method!r}; choose from {', '.join(METHODS)}"
         raise UsageError(msg)
-    xp = pad_array(np.asarray(x, dtype=dt), pad, m)
-    squeeze = xp.ndim == 2
-    if squeeze:
-        xp = xp[:, :, None]
-    out = direct.correlate_padded(xp, k.astype(dt), stride, dilation, out_hw)
-    return out[:, :, 0] if squeeze else out
+    _check_pad(pad, m)
+    nthreads = bands.resolve_threads(threads)
+    stride, dilation = (int(stride[0]), int(stride[1])), (int(dilation[0]), int(dilation[1]))
+    x3 = x[:, :, None] if x.ndim == 2 else x
+    out = np.empty((oh, ow, x3.shape[2]), dtype=dt)
+    if method == "auto":
+        method = choose_method(k, x.shape, stride, dilation, dt, integer_input)
+    integer = integer_input or is_integer_image(x)
+    wd = int_work_dtype(k) if integer else None
+    buf_dtype = dt
+    band_fn: BandFn
+    min_rows = 1
+    if method == "separable":
+        f = separable.integer_factors(k) if wd is not None else None
+        if f is None:
+            wd = None
+            f = separable.rank1_factors(k)
+        if f is None:
+            msg = (
+                f"method 'separable' needs a rank-1 kernel (an outer product of a column and a row); "
+                f"this {k.shape[0]}x{k.shape[1]} kernel has rank {np.linalg.matrix_rank(k)}: "
+                "use method 'auto', 'direct', 'im2col' or 'fft'"
+            )
+            raise UsageError(msg)
+        u, v, swd = f[0], f[1], wd
+        buf_dtype = wd or dt
+        band_fn = lambda buf, o: separable.correlate_band(buf, u, v, stride, dilation, o, swd)  # noqa: E731
+    elif method == "direct":
+        kd, dwd = k, wd
+        buf_dtype = wd or dt
+        band_fn = lambda buf, o: direct.correlate_band(buf, kd, stride, dilation, o, dwd)  # noqa: E731
+    elif method == "im2col":
+        kg = k.astype(dt)
+        band_fn = lambda buf, o: gemm.correlate_band(buf, kg, stride, dilation, o)  # noqa: E731
+    else:  # fft
+        kf = k.astype(dt)
+        min_rows = 2 * ((k.shape[0] - 1) * dilation[0] + 1)
+        band_fn = lambda buf, o: fft.correlate_band(buf, kf, stride, dilation, o)  # noqa: E731
+    _run_banded(x3, out, band_fn, k.shape, stride, dilation, pad, m, np.dtype(buf_dtype), nthreads, min_rows)
+    return out[:, :, 0] if x.ndim == 2 else out
 
 
 def im2col(xp: np.ndarray, ksize: Pair, stride: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
@@ -88,6 +180,22 @@ def im2col(xp: np.ndarray, ksize: Pair, stride: Pair, dilation: Pair, out_hw: Pa
     return cols.reshape(oh * ow, c * kh * kw)
 
 
+def _im2col_band(buf: np.ndarray, ksize: Pair, stride: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
+    """Patches of one padded band as (bh*ow, kh*kw*C), column order (i, j, c)."""
+    (kh, kw), (sy, sx), (dy, dx), (oh, ow) = ksize, stride, dilation, out_hw
+    c = buf.shape[2]
+    window = direct.phase_windows(buf, (sy, sx), (dy, dx), (oh, ow))
+    cols = np.empty((oh, ow, kh, kw, c), dtype=buf.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, i, j, :] = window(i, j)
+    return cols.reshape(oh * ow, kh * kw * c)
+
+
+#: Target bytes of one band's im2col matrix in conv2d.
+CONV_BAND_BYTES = 4_000_000
+
+
 def conv2d(
     x: np.ndarray,
     weights: np.ndarray,
@@ -98,33 +206,51 @@ def conv2d(
     pad: Pad4 = (0, 0, 0, 0),
     mode: str | PadMode = "zeros",
     dtype: np.dtype | type | str = np.float32,
+    threads: int | None = None,
 ) -> np.ndarray:
     """A conv layer: (H, W, C_in) x weights (C_out, C_in, kh, kw) [+ bias (C_out,)] -> (oh, ow, C_out).
 
-    Computed as PyTorch does on the CPU: unroll the windows (im2col) and do one
-    matrix product.
+    Computed as PyTorch does on the CPU: unroll the windows (im2col) and do one matrix
+    product -- per band of output rows, so the unrolled matrix stays a few MB.
     """
     dt = _working_dtype(dtype)
     w = np.asarray(weights)
+    x = np.asarray(x)
     if x.ndim == 2:
         x = x[:, :, None]
     if w.ndim != 4 or w.shape[1] != x.shape[2]:
-        msg = (f"weights must have shape (out, in={x.shape[2]}, kh, kw), got {w.shape}")
+        msg = f"weights must have shape (out, in={x.shape[2]}, kh, kw), got {w.shape}"
         raise UsageError(msg)
     if not np.all(np.isfinite(w)):
         msg = "weights contain NaN or infinite values"
         raise UsageError(msg)
-    cout, _, kh, kw = w.shape
+    cout, cin, kh, kw = w.shape
     geom = Geometry(ksize=(kh, kw), stride=stride, dilation=dilation, pad=pad)
     oh, ow = geom.out_hw(x.shape[0], x.shape[1])
     m = resolve_mode(mode) if isinstance(mode, str) else mode
-    xp = pad_array(np.asarray(x, dtype=dt), pad, m)
-    cols = im2col(xp, (kh, kw), stride, dilation, (oh, ow))
-    out = cols @ w.reshape(cout, -1).astype(dt).T
+    _check_pad(pad, m)
+    b = None
     if bias is not None:
         b = np.asarray(bias, dtype=dt)
         if b.shape != (cout,):
             msg = f"bias must have shape ({cout},), got {b.shape}"
             raise UsageError(msg)
-        out += b
-    return out.reshape(oh, ow, cout)
+    nthreads = bands.resolve_threads(threads)
+    stride, dilation = (int(stride[0]), int(stride[1])), (int(dilation[0]), int(dilation[1]))
+    # (Cout, Cin, kh, kw) -> (kh*kw*Cin, Cout) to match the band's (i, j, c) column order.
+    wmat = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(kh * kw * cin, cout).astype(dt))
+    out = np.empty((oh, ow, cout), dtype=dt)
+
+    def band(buf: np.ndarray, o: np.ndarray) -> None:
+        cols = _im2col_band(buf, (kh, kw), stride, dilation, o.shape[:2])
+        o2 = o.reshape(-1, cout)
+        np.matmul(cols, wmat, out=o2)
+        if b is not None:
+            o2 += b
+
+    row_bytes = ow * kh * kw * cin * dt.itemsize * bands.BAND_BYTES // CONV_BAND_BYTES
+    _run_banded(x, out, band, (kh, kw), stride, dilation, pad, m, dt, nthreads, 1, row_bytes)
+    return out
+
+
+__all__ = ["METHODS", "choose_method", "conv2d", "correlate2d", "im2col"]

@@ -1,0 +1,160 @@
+"""Threads and bands: split the output into full-width horizontal bands, one task per band.
+
+Every fast path works band by band: it asks :func:`padded_band` for the padded input
+rows one band of output needs (padding is applied per band, never to a copy of the whole
+image), computes the band with NumPy ufuncs or BLAS (both release the GIL) and writes it
+into its slice of the preallocated output. Bands of about :data:`BAND_BYTES` per array
+were measured fastest (issue 4): large enough that per-call overhead is negligible, small
+enough that a band's temporaries stay in cache.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..errors import UsageError
+from ..padding import MODES, PadMode
+
+#: Target size in bytes of one band of the output (tests shrink it to exercise band seams).
+BAND_BYTES: int = 1_500_000
+
+_default_threads: int | None = None
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def set_default_threads(threads: int | None) -> None:
+    """Set the thread count used when a call passes ``threads=None`` (None: all cores)."""
+    if threads is not None and threads < 1:
+        msg = f"threads must be >= 1, got {threads}"
+        raise UsageError(msg)
+    global _default_threads
+    _default_threads = threads
+
+
+def get_default_threads() -> int:
+    """The thread count used for ``threads=None``: the module default, else ``os.cpu_count()``."""
+    return _default_threads or os.cpu_count() or 1
+
+
+def resolve_threads(threads: int | None) -> int:
+    """Validate a ``threads=`` argument; None means :func:`get_default_threads`."""
+    if threads is None:
+        return get_default_threads()
+    if not isinstance(threads, int) or threads < 1:
+        msg = f"threads must be an integer >= 1, got {threads!r}"
+        raise UsageError(msg)
+    return threads
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    with _pools_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="convcli-band")
+            _pools[threads] = pool
+        return pool
+
+
+def band_rows(out_h: int, row_bytes: int, threads: int) -> int:
+    """Output rows per band: about BAND_BYTES per band, and at least one band per thread."""
+    rows = max(1, BAND_BYTES // max(1, row_bytes))
+    if threads > 1:
+        rows = min(rows, -(-out_h // threads))
+    return max(1, min(rows, out_h))
+
+
+def run_bands(fn: Callable[[int, int], None], out_h: int, rows: int, threads: int) -> None:
+    """Call ``fn(y0, y1)`` for every band [y0, y1) of ``out_h`` output rows, on ``threads`` threads."""
+    spans: Sequence[tuple[int, int]] = [(y, min(y + rows, out_h)) for y in range(0, out_h, rows)]
+    if threads <= 1 or len(spans) <= 1:
+        for y0, y1 in spans:
+            fn(y0, y1)
+        return
+    # list() re-raises the first exception of any band in the caller's thread.
+    list(_pool(threads).map(lambda s: fn(*s), spans))
+
+
+def map_index(idx: np.ndarray, n: int, mode: PadMode) -> tuple[np.ndarray, np.ndarray | None]:
+    """Map padded coordinates ``idx`` (0 = first real pixel) to source indices in [0, n).
+
+    Returns (source indices, mask of real pixels or None). The mask is only returned for
+    ``zeros``, where positions outside the image read 0. Patterns repeat for pads larger
+    than the image exactly as ``numpy.pad`` repeats them.
+    """
+    name = mode.name
+    if name in ("zeros", "valid"):
+        valid = (idx >= 0) & (idx < n)
+        return np.clip(idx, 0, n - 1), (None if valid.all() else valid)
+    if name == "border" or (name == "reflection" and n < 2):
+        return np.clip(idx, 0, n - 1), None
+    if name == "reflection":
+        m = np.mod(idx, 2 * n - 2)
+        return np.where(m >= n, 2 * n - 2 - m, m), None
+    if name == "symmetric":
+        m = np.mod(idx, 2 * n)
+        return np.where(m >= n, 2 * n - 1 - m, m), None
+    if name == "circular":
+        return np.mod(idx, n), None
+    msg = f"unsupported padding mode {name!r}"
+    raise UsageError(msg)
+
+
+def padded_band(
+    x: np.ndarray,
+    r0: int,
+    r1: int,
+    pad_top: int,
+    pad_left: int,
+    width: int,
+    mode: PadMode,
+    dtype: np.dtype,
+    col_index: tuple[np.ndarray, np.ndarray | None] | None = None,
+) -> np.ndarray:
+    """Rows [r0, r1) and columns [0, width) of ``x`` (H, W, C) padded by ``mode``, as ``dtype``.
+
+    Coordinates are those of the padded image (row ``pad_top`` is the first real row).
+    Only this band is materialised; the conversion to ``dtype`` happens in the copy.
+    ``col_index`` may pass a precomputed ``map_index`` of the padded columns.
+    """
+    h, w, c = x.shape
+    out = np.empty((r1 - r0, width, c), dtype=dtype)
+    rows = np.arange(r0 - pad_top, r1 - pad_top)
+    n = len(rows)
+    rsrc, rvalid = map_index(rows, h, mode)
+    lo = min(n, max(0, -int(rows[0])))
+    hi = max(lo, min(n, h - int(rows[0])))
+    # Columns [pad_left, pad_left + w) clipped to [0, width) are copied straight from x.
+    c0, c1 = max(0, pad_left), min(width, pad_left + w)
+    s0 = c0 - pad_left
+    if c0 < c1:
+        if lo < hi:
+            out[lo:hi, c0:c1] = x[rows[lo] : rows[hi - 1] + 1, s0 : s0 + (c1 - c0)]
+        # Rows outside the image (top/bottom padding) take the mode's source rows.
+        edge_rows = np.r_[0:lo, hi:n].astype(np.intp)
+        if edge_rows.size:
+            out[edge_rows, c0:c1] = x[rsrc[edge_rows], s0 : s0 + (c1 - c0)]
+    else:
+        c0 = c1 = 0
+    # Columns outside the image (left/right padding): a small gather from x.
+    edge_cols = np.r_[0:c0, c1:width].astype(np.intp)
+    if edge_cols.size:
+        if col_index is None:
+            col_index = map_index(np.arange(-pad_left, width - pad_left), w, mode)
+        csrc, cvalid = col_index
+        out[:, edge_cols] = x[rsrc[:, None], csrc[edge_cols][None, :]]
+        if cvalid is not None:
+            out[:, edge_cols[~cvalid[edge_cols]]] = 0
+    if rvalid is not None:
+        out[~rvalid] = 0
+    return out
+
+
+def no_padding_mode() -> PadMode:
+    """The mode used when no padding is asked for (any mode gives the same result)."""
+    return MODES["zeros"]

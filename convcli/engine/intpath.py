@@ -1,0 +1,38 @@
+"""Exact integer arithmetic for 8-bit images and integer kernels.
+
+An 8-bit image (values 0..255) filtered by an integer kernel has an integer result whose
+magnitude is at most ``sum(|k|) * 255``. When that bound fits int16 the whole band can be
+computed in int16: half the memory traffic of float32 (measured 1.95x faster in issue 4)
+and exact. The result is then converted to the caller's float dtype, so the numbers are
+identical to a float64 reference, not just close.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Largest input value the integer path assumes (8-bit samples).
+MAX_INPUT = 255
+
+
+def is_integer_kernel(k: np.ndarray) -> bool:
+    """True if every coefficient is a whole number."""
+    kk = np.asarray(k, dtype=np.float64)
+    return bool(np.all(np.isfinite(kk)) and np.all(kk == np.round(kk)))
+
+
+def int_work_dtype(k: np.ndarray, max_input: int = MAX_INPUT) -> np.dtype | None:
+    """int16 if ``k`` is integral and every partial sum of the correlation fits int16, else None.
+
+    Partial sums are bounded by ``sum(|k|) * max_input`` whatever the order of the taps,
+    so the int16 result is exact when that bound is at most 32767.
+    """
+    if not is_integer_kernel(k):
+        return None
+    bound = float(np.abs(np.asarray(k, dtype=np.float64)).sum()) * max_input
+    return np.dtype(np.int16) if bound <= np.iinfo(np.int16).max else None
+
+
+def is_integer_image(x: np.ndarray) -> bool:
+    """True for arrays whose dtype can only hold 8-bit values (uint8, bool): a free check."""
+    return np.asarray(x).dtype in (np.uint8, np.bool_)

@@ -1,0 +1,85 @@
+"""Rank-1 kernels (Gaussian, box, Sobel, Prewitt...) as two 1-D passes.
+
+``K = outer(u, v)`` is detected with an SVD (second singular value below
+:data:`RANK_TOL` times the first). The vertical pass runs first over the band's padded
+rows and computes only the kept output rows (a row stride just skips input rows); the
+horizontal pass then reads the intermediate polyphase, so only the kept columns are
+computed. Each pass groups taps that share a coefficient (symmetric kernels: half the
+multiplications).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..shapes import Pair
+from .direct import accumulate, group_taps, phase_windows
+
+#: A kernel is rank 1 when sigma_2 <= RANK_TOL * sigma_1 (relative to the kernel's norm).
+RANK_TOL = 1e-6
+
+
+def rank1_factors(k: np.ndarray, tol: float = RANK_TOL) -> tuple[np.ndarray, np.ndarray] | None:
+    """(u, v) with ``outer(u, v) == k`` (within ``tol`` of the norm) if ``k`` is rank 1, else None.
+
+    Factors are taken from a pivot row and column of ``k`` itself when they reproduce it,
+    so integer kernels get integer factors (Sobel: [1, 2, 1] x [1, 0, -1]) and box or
+    binomial kernels get exact taps; otherwise from the SVD.
+    """
+    kk = np.asarray(k, dtype=np.float64)
+    if kk.ndim != 2 or not np.any(kk):
+        return None
+    s = np.linalg.svd(kk, compute_uv=False)
+    if s.size > 1 and s[1] > tol * s[0]:
+        return None
+    i0, j0 = np.unravel_index(np.argmax(np.abs(kk)), kk.shape)
+    u = kk[:, j0].copy()
+    if np.all(u == np.round(u)):
+        g = math.gcd(*(int(a) for a in u)) or 1
+        u = u / g
+    v = kk[i0, :] / u[i0]
+    if np.abs(np.outer(u, v) - kk).max() <= tol * s[0]:
+        return u, v
+    uu, ss, vt = np.linalg.svd(kk)
+    r = math.sqrt(ss[0])
+    return uu[:, 0] * r, vt[0] * r
+
+
+def integer_factors(k: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rank-1 factors that are both integral (for the exact int16 path), else None."""
+    f = rank1_factors(k)
+    if f is None or not all(np.all(a == np.round(a)) for a in f):
+        return None
+    return f
+
+
+def correlate_band(
+    buf: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    stride: Pair,
+    dilation: Pair,
+    out: np.ndarray,
+    work_dtype: np.dtype | None = None,
+) -> None:
+    """Write into ``out`` (bh, ow, C) the correlation of the padded band ``buf`` with outer(u, v)."""
+    (sy, sx), (dy, dx) = stride, dilation
+    bh, ow = out.shape[:2]
+    wd = np.dtype(work_dtype) if work_dtype is not None else out.dtype
+    width = buf.shape[1]
+    # Vertical pass: only the kept output rows, over every column the horizontal pass reads.
+    mid = np.empty((bh, width, buf.shape[2]), dtype=wd)
+    vwin = phase_windows(buf, (sy, 1), (dy, 1), (bh, width))
+    ku = u.astype(wd).reshape(-1, 1)
+    accumulate(group_taps(ku), vwin, mid)
+    # Horizontal pass: polyphase, only the kept output columns.
+    hwin = phase_windows(mid, (1, sx), (1, dx), (bh, ow))
+    kv = v.astype(wd).reshape(1, -1)
+    if wd == out.dtype:
+        accumulate(group_taps(kv), hwin, out)
+    else:
+        acc = np.empty(out.shape, dtype=wd)
+        accumulate(group_taps(kv), hwin, acc)
+        out[...] = acc
