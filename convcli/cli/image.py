@@ -20,7 +20,7 @@ from ..padding import resolve_mode
 from ..pipeline import GradientStage, Pipeline, Stage, make_correlate_stage
 from ..shapes import resolve_pad
 from .execute import Command, run_command
-from .options import geometry_options, io_options
+from .options import geometry_options, images_argument, io_options
 
 #: edges --operator: (x kernel, y kernel) registry names; laplacian has no direction.
 EDGE_OPERATORS: dict[str, tuple[str, str] | str] = {
@@ -90,6 +90,7 @@ def geometry_kwargs(p: dict[str, Any]) -> dict[str, Any]:
 @click.option("--flip", is_flag=True, help="Rotate the kernel 180°: true convolution instead of correlation.")
 @geometry_options()
 @io_options
+@images_argument
 def filter_cmd(kernel_spec: str, normalize: bool, scale: float | None, bias: float, flip: bool,
                **p: Any) -> int:
     """Apply any kernel (cross-correlation, like PyTorch) to IMAGES.
@@ -115,6 +116,7 @@ def filter_cmd(kernel_spec: str, normalize: bool, scale: float | None, bias: flo
               help="With --sigma alone: how many sigmas the kernel covers each side.")
 @geometry_options()
 @io_options
+@images_argument
 def blur_cmd(kind: str, size: int | None, sigma: float | None, truncate: float, **p: Any) -> int:
     """Gaussian or box blur.
 
@@ -155,6 +157,7 @@ def edge_stage(operator: str, direction: str, p: dict[str, Any]) -> Stage:
 @click.option("--color", is_flag=True, help="Detect edges per colour channel (default: on luminance).")
 @geometry_options()
 @io_options
+@images_argument
 def edges_cmd(operator: str, direction: str, color: bool, **p: Any) -> int:
     """Edge detection (grayscale unless --color); the output is |response| by default.
 
@@ -176,6 +179,7 @@ def edges_cmd(operator: str, direction: str, color: bool, **p: Any) -> int:
 @click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution).")
 @geometry_options(stride=False)
 @io_options
+@images_argument
 def downsample_cmd(factor: int, kernel_spec: str | None, times: int, flip: bool, **p: Any) -> int:
     """Strided convolution: blur and keep every FACTOR-th pixel, TIMES over.
 

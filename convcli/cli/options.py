@@ -74,10 +74,14 @@ def geometry_options(default_padding: str = "reflection", stride: bool = True) -
     return deco
 
 
+def images_argument(fn: F) -> F:
+    """The IMAGES... argument of the standalone image commands (chain takes -i instead)."""
+    return click.argument("images", nargs=-1, required=True, metavar="IMAGES...")(fn)
+
+
 def io_options(fn: F) -> F:
-    """Inputs, outputs, report and engine options common to every image command."""
+    """Output, report and engine options common to every image command and to chain."""
     opts: list[Callable[[F], F]] = [
-        click.argument("images", nargs=-1, required=True, metavar="IMAGES..."),
         click.option("--gray", is_flag=True, help="Convert to luminance (ITU-R 601-2, as Pillow's L) first."),
         click.option("--linear-light", is_flag=True,
                      help="Filter in linear light: decode sRGB first, re-encode after (blurs stay bright)."),
