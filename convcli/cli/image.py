@@ -79,20 +79,42 @@ def geometry_kwargs(p: dict[str, Any]) -> dict[str, Any]:
             "pad": p["pad"]}
 
 
+def _stack(*decorators: Any) -> Any:
+    def deco(fn: Any) -> Any:
+        for d in reversed(decorators):
+            fn = d(fn)
+        return fn
+
+    return deco
+
+
+# --- filter ------------------------------------------------------------------------------
+
+filter_options = _stack(
+    click.option("-k", "--kernel", "kernel_spec", required=True, metavar="SPEC",
+                 help="A registry name (see 'convcli kernels'), a literal like \"0 -1 0; -1 5 -1; 0 -1 0\" "
+                      "(fractions allowed), or @file (.txt/.csv/.json/.npy)."),
+    click.option("--normalize", is_flag=True, help="Divide the kernel by its sum."),
+    click.option("--scale", type=float, default=None, help="Multiply the kernel by F."),
+    click.option("--bias", type=float, default=0.0,
+                 help="Add B after the sum (ImageMagick's bias, OpenCV's delta)."),
+    click.option("--flip", is_flag=True,
+                 help="Rotate the kernel 180°: true convolution instead of correlation."),
+    geometry_options(),
+)
+
+
+def build_filter(p: dict[str, Any]) -> Command:
+    k = user_kernel(p["kernel_spec"], p["normalize"], p["scale"])
+    stage = make_correlate_stage("filter", k, flip=p["flip"], bias=p["bias"], **geometry_kwargs(p))
+    return Command(Pipeline((stage,)), filter_op_name(p["kernel_spec"], k))
+
+
 @click.command("filter")
-@click.option("-k", "--kernel", "kernel_spec", required=True, metavar="SPEC",
-              help="A registry name (see 'convcli kernels'), a literal like \"0 -1 0; -1 5 -1; 0 -1 0\" "
-                   "(fractions allowed), or @file (.txt/.csv/.json/.npy).")
-@click.option("--normalize", is_flag=True, help="Divide the kernel by its sum.")
-@click.option("--scale", type=float, default=None, help="Multiply the kernel by F.")
-@click.option("--bias", type=float, default=0.0,
-              help="Add B after the sum (ImageMagick's bias, OpenCV's delta).")
-@click.option("--flip", is_flag=True, help="Rotate the kernel 180°: true convolution instead of correlation.")
-@geometry_options()
+@filter_options
 @io_options
 @images_argument
-def filter_cmd(kernel_spec: str, normalize: bool, scale: float | None, bias: float, flip: bool,
-               **p: Any) -> int:
+def filter_cmd(**p: Any) -> int:
     """Apply any kernel (cross-correlation, like PyTorch) to IMAGES.
 
     \b
@@ -100,24 +122,35 @@ def filter_cmd(kernel_spec: str, normalize: bool, scale: float | None, bias: flo
     convcli filter cat.png -k "1/9 1/9 1/9; 1/9 1/9 1/9; 1/9 1/9 1/9" -o box.png
     convcli filter photos/ -k emboss --out-dir out/ --json
     """
-    k = user_kernel(kernel_spec, normalize, scale)
-    stage = make_correlate_stage("filter", k, flip=flip, bias=bias, **geometry_kwargs(p))
-    cmd = Command(Pipeline((stage,)), filter_op_name(kernel_spec, k))
-    return dispatch(cmd, p)
+    return dispatch(build_filter(p), p)
+
+
+# --- blur --------------------------------------------------------------------------------
+
+blur_options = _stack(
+    click.option("--type", "kind", type=click.Choice(["gaussian", "box"]), default="gaussian",
+                 show_default=True),
+    click.option("-k", "--size", type=click.IntRange(1), default=None,
+                 help="Kernel size N (default 3; with --sigma alone: 2*ceil(truncate*sigma)+1)."),
+    click.option("--sigma", type=float, default=None,
+                 help="Gaussian sigma (default: OpenCV's getGaussianKernel(k, 0))."),
+    click.option("--truncate", type=click.FloatRange(min=0.5), default=3.0, show_default=True,
+                 help="With --sigma alone: how many sigmas the kernel covers each side."),
+    geometry_options(),
+)
+
+
+def build_blur(p: dict[str, Any]) -> Command:
+    k, label = blur_kernel(p["kind"], p["size"], p["sigma"], p["truncate"])
+    stage = make_correlate_stage("blur", k, label=label, **geometry_kwargs(p))
+    return Command(Pipeline((stage,)), "blur")
 
 
 @click.command("blur")
-@click.option("--type", "kind", type=click.Choice(["gaussian", "box"]), default="gaussian", show_default=True)
-@click.option("-k", "--size", type=click.IntRange(1), default=None,
-              help="Kernel size N (default 3; with --sigma alone: 2*ceil(truncate*sigma)+1).")
-@click.option("--sigma", type=float, default=None,
-              help="Gaussian sigma (default: OpenCV's getGaussianKernel(k, 0)).")
-@click.option("--truncate", type=click.FloatRange(min=0.5), default=3.0, show_default=True,
-              help="With --sigma alone: how many sigmas the kernel covers each side.")
-@geometry_options()
+@blur_options
 @io_options
 @images_argument
-def blur_cmd(kind: str, size: int | None, sigma: float | None, truncate: float, **p: Any) -> int:
+def blur_cmd(**p: Any) -> int:
     """Gaussian or box blur.
 
     \b
@@ -126,9 +159,10 @@ def blur_cmd(kind: str, size: int | None, sigma: float | None, truncate: float, 
     convcli blur cat.png --sigma 2       -> 13x13 (2*ceil(3*2)+1)
     convcli blur cat.png --type box -k 5
     """
-    k, label = blur_kernel(kind, size, sigma, truncate)
-    stage = make_correlate_stage("blur", k, label=label, **geometry_kwargs(p))
-    return dispatch(Command(Pipeline((stage,)), "blur"), p)
+    return dispatch(build_blur(p), p)
+
+
+# --- edges -------------------------------------------------------------------------------
 
 
 def edge_stage(operator: str, direction: str, p: dict[str, Any]) -> Stage:
@@ -149,16 +183,26 @@ def edge_stage(operator: str, direction: str, p: dict[str, Any]) -> Stage:
                          padding=mode, pad=pad4, label=f"{operator} magnitude")
 
 
+edges_options = _stack(
+    click.option("--operator", type=click.Choice(list(EDGE_OPERATORS)), default="prewitt",
+                 show_default=True, help="prewitt = the lecture's K_v / K_h."),
+    click.option("--direction", type=click.Choice(["both", "vertical", "horizontal"]), default="both",
+                 show_default=True, help="both = gradient magnitude sqrt(gx² + gy²)."),
+    click.option("--color", is_flag=True, help="Detect edges per colour channel (default: on luminance)."),
+    geometry_options(),
+)
+
+
+def build_edges(p: dict[str, Any]) -> Command:
+    stage = edge_stage(p["operator"], p["direction"], p)
+    return Command(Pipeline((stage,)), "edges", default_policy="abs", gray=not p["color"])
+
+
 @click.command("edges")
-@click.option("--operator", type=click.Choice(list(EDGE_OPERATORS)), default="prewitt", show_default=True,
-              help="prewitt = the lecture's K_v / K_h.")
-@click.option("--direction", type=click.Choice(["both", "vertical", "horizontal"]), default="both",
-              show_default=True, help="both = gradient magnitude sqrt(gx² + gy²).")
-@click.option("--color", is_flag=True, help="Detect edges per colour channel (default: on luminance).")
-@geometry_options()
+@edges_options
 @io_options
 @images_argument
-def edges_cmd(operator: str, direction: str, color: bool, **p: Any) -> int:
+def edges_cmd(**p: Any) -> int:
     """Edge detection (grayscale unless --color); the output is |response| by default.
 
     \b
@@ -166,21 +210,40 @@ def edges_cmd(operator: str, direction: str, color: bool, **p: Any) -> int:
     convcli edges cat.png --direction vertical     -> the lecture's K_v
     convcli edges cat.png --operator sobel --color
     """
-    stage = edge_stage(operator, direction, p)
-    return dispatch(Command(Pipeline((stage,)), "edges", default_policy="abs", gray=not color), p)
+    return dispatch(build_edges(p), p)
+
+
+# --- downsample --------------------------------------------------------------------------
+
+downsample_options = _stack(
+    click.option("--factor", type=click.IntRange(1), default=2, show_default=True,
+                 help="Stride of each pass."),
+    click.option("-k", "--kernel", "kernel_spec", default=None, metavar="SPEC",
+                 help="Kernel (default: an anti-aliasing Gaussian of size 2*factor-1: gaussian3 for 2)."),
+    click.option("--times", type=click.IntRange(1), default=1, show_default=True,
+                 help="Repeat: 224 -> 112 -> 56 with --times 2."),
+    click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution)."),
+    geometry_options(stride=False),
+)
+
+
+def build_downsample(p: dict[str, Any]) -> Command:
+    factor, times = p["factor"], p["times"]
+    if p["kernel_spec"] is None:
+        k, label = blur_kernel("gaussian", 2 * factor - 1, None, 3.0)
+    else:
+        k, label = parse_kernel(p["kernel_spec"]), ""
+    geo = geometry_kwargs(p)
+    geo["stride"] = (factor, factor)
+    stage = make_correlate_stage("downsample", k, flip=p["flip"], label=label, **geo)
+    return Command(Pipeline((stage,) * times), f"down{factor**times}")
 
 
 @click.command("downsample")
-@click.option("--factor", type=click.IntRange(1), default=2, show_default=True, help="Stride of each pass.")
-@click.option("-k", "--kernel", "kernel_spec", default=None, metavar="SPEC",
-              help="Kernel (default: an anti-aliasing Gaussian of size 2*factor-1, gaussian3 for factor 2).")
-@click.option("--times", type=click.IntRange(1), default=1, show_default=True,
-              help="Repeat: 224 -> 112 -> 56 with --times 2.")
-@click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution).")
-@geometry_options(stride=False)
+@downsample_options
 @io_options
 @images_argument
-def downsample_cmd(factor: int, kernel_spec: str | None, times: int, flip: bool, **p: Any) -> int:
+def downsample_cmd(**p: Any) -> int:
     """Strided convolution: blur and keep every FACTOR-th pixel, TIMES over.
 
     \b
@@ -188,16 +251,7 @@ def downsample_cmd(factor: int, kernel_spec: str | None, times: int, flip: bool,
     convcli downsample cat.png --times 2           -> 224 -> 112 -> 56, cat.down4.png
     convcli downsample cat.png --factor 2 -k box3 -p zeros --pad 1
     """
-    if kernel_spec is None:
-        size = 2 * factor - 1
-        k, label = blur_kernel("gaussian", size, None, 3.0)
-    else:
-        k, label = parse_kernel(kernel_spec), ""
-    geo = geometry_kwargs(p)
-    geo["stride"] = (factor, factor)
-    stage = make_correlate_stage("downsample", k, flip=flip, label=label, **geo)
-    cmd = Command(Pipeline((stage,) * times), f"down{factor**times}")
-    return dispatch(cmd, p)
+    return dispatch(build_downsample(p), p)
 
 
 def dispatch(cmd: Command, p: dict[str, Any]) -> int:
