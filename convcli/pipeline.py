@@ -198,44 +198,66 @@ class ReluStage(Stage):
 
 @dataclass(frozen=True)
 class ConvStage(Stage):
-    """A conv layer mixing channels: weights (out, in, kh, kw), optional bias (out,)."""
+    """A conv layer mixing channels, as PyTorch's Conv2d (no bias unless given).
+
+    Either explicit ``weights`` of shape (out, in, kh, kw), or ``out_channels``,
+    ``ksize`` and ``seed``: weights uniform in [-1, 1] drawn for the input's channel
+    count when the shapes are planned (the same seed gives the same weights).
+    """
 
     op: str = "conv"
-    weights: np.ndarray | None = field(default=None, repr=False)
-    bias: np.ndarray | None = field(default=None, repr=False)
+    out_channels: int = 1
+    ksize: Pair = (3, 3)
+    seed: int = 0
+    weights: np.ndarray | None = field(default=None, repr=False, compare=False)
+    bias: np.ndarray | None = field(default=None, repr=False, compare=False)
     stride: Pair = (1, 1)
     dilation: Pair = (1, 1)
     padding: PadMode = field(default_factory=lambda: resolve_mode("zeros"))
     pad: Pad4 = (0, 0, 0, 0)
-    source: str = ""  # "seed 0" or the weights file
+    source: str = ""  # the weights file, if any
 
-    @property
-    def w(self) -> np.ndarray:
-        assert self.weights is not None
-        return self.weights
+    def __post_init__(self) -> None:
+        if self.weights is not None:
+            w = np.asarray(self.weights)
+            if w.ndim != 4:
+                msg = f"conv weights must have shape (out, in, kh, kw), got {w.shape}"
+                raise UsageError(msg)
+            object.__setattr__(self, "out_channels", int(w.shape[0]))
+            object.__setattr__(self, "ksize", (int(w.shape[2]), int(w.shape[3])))
+        if self.bias is not None and np.asarray(self.bias).shape != (self.out_channels,):
+            msg = f"conv bias must have shape ({self.out_channels},), got {np.asarray(self.bias).shape}"
+            raise UsageError(msg)
+
+    def weights_for(self, in_channels: int) -> np.ndarray:
+        """The (out, in, kh, kw) weights for ``in_channels`` inputs."""
+        if self.weights is not None:
+            if self.weights.shape[1] != in_channels:
+                msg = (f"conv weights expect {self.weights.shape[1]} input channels, "
+                       f"the image has {in_channels}")
+                raise UsageError(msg)
+            return np.asarray(self.weights, dtype=np.float32)
+        return random_conv_weights(self.out_channels, in_channels, self.ksize, self.seed)
 
     def geometry(self) -> Geometry:
-        return Geometry((int(self.w.shape[2]), int(self.w.shape[3])), self.stride, self.dilation, self.pad)
+        return Geometry(self.ksize, self.stride, self.dilation, self.pad)
 
     def out_shape(self, shape: Shape3) -> Shape3:
         c, h, w = shape
-        if c != self.w.shape[1]:
-            msg = f"conv expects {self.w.shape[1]} input channels, the image has {c}"
-            raise UsageError(msg)
+        self.weights_for(c)
         oh, ow = self.geometry().out_hw(h, w)
-        return int(self.w.shape[0]), oh, ow
+        return self.out_channels, oh, ow
 
     def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
         kw = eng.kwargs()
         kw.pop("method", None)
-        return conv2d(x, self.w, self.bias, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                      mode=self.padding, **kw)
+        return conv2d(x, self.weights_for(x.shape[2]), self.bias, stride=self.stride,
+                      dilation=self.dilation, pad=self.pad, mode=self.padding, **kw)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(kernel=f"conv {self.w.shape[1]}->{self.w.shape[0]}" + (f" ({self.source})" if self.source
-                                                                        else ""),
-                 padding=self.padding.name, out_channels=int(self.w.shape[0]))
+        origin = self.source or f"seed {self.seed}"
+        d.update(kernel=f"conv ({origin})", padding=self.padding.name, out_channels=self.out_channels)
         return d
 
 
