@@ -26,11 +26,11 @@ def _quiet_broken_pipe() -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, prog_name: str = "convcli") -> None:
     """Entry point of the ``convcli`` script and ``python -m convcli``."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        status = cli.main(args=argv, prog_name="convcli", standalone_mode=False)
+        status = cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("convcli: interrupted", err=True)
         status = ExitStatus.INTERRUPTED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .. import __version__
@@ -9,7 +11,25 @@ from .image import IMAGE_COMMANDS
 from .info import INFO_COMMANDS
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class ConvcliGroup(click.Group):
+    """A group whose standalone ``main()`` is convcli's entry point.
+
+    Typed errors become one line and an exit status, and a command's returned
+    status becomes the exit status, whether the group runs as the ``convcli``
+    script, as ``python -m convcli`` or under ``click.testing.CliRunner``.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        from . import main
+
+        main(list(args) if args is not None else None, prog_name=prog_name or "convcli")
+
+
+@click.group(cls=ConvcliGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="convcli")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def cli(debug: bool) -> None:
