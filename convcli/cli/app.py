@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from .. import __version__
+from .chain import chain_cmd
 from .image import IMAGE_COMMANDS
 from .info import INFO_COMMANDS
 
@@ -45,5 +46,5 @@ def cli(debug: bool) -> None:
     """
 
 
-for _cmd in IMAGE_COMMANDS + INFO_COMMANDS:
+for _cmd in [*IMAGE_COMMANDS, chain_cmd, *INFO_COMMANDS]:
     cli.add_command(_cmd)

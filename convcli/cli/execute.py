@@ -30,6 +30,7 @@ class Command:
     op: str  # for {op} in output names: "sharpen", "blur", "edges", "down2"
     default_policy: str = "clip"
     gray: bool = False
+    show_weights: bool = False  # chain conv --show-weights
 
 
 class Reporter:

@@ -1,0 +1,175 @@
+"""``convcli chain``: several stages in one pass on float32, no re-encoding between them.
+
+Chain options (-i, -o, --json, --montage...) come before the first stage; each
+stage takes the same options as its standalone command (one definition, shared
+with convcli/cli/image.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from ..errors import UsageError
+from ..padding import resolve_mode
+from ..pipeline import ConvStage, GrayStage, Pipeline, ReluStage, Stage
+from ..shapes import resolve_pad
+from .execute import Command
+from .image import (
+    blur_options,
+    build_blur,
+    build_downsample,
+    build_edges,
+    build_filter,
+    dispatch,
+    downsample_options,
+    edges_options,
+    filter_options,
+)
+from .options import PairType, geometry_options, io_options
+
+
+@click.group("chain", chain=True, subcommand_metavar="STAGE [ARGS]... [STAGE [ARGS]...]...")
+@click.option("-i", "--input", "images", multiple=True, required=True, metavar="IMAGE",
+              help="Input image, file or directory (repeat -i for several; '-' = stdin).")
+@io_options
+def chain_cmd(**p: Any) -> None:
+    """Run stages one after another in one pass (float32 between stages, no quantisation).
+
+    \b
+    Stages: filter, blur, edges, downsample, gray, relu, conv.
+    convcli chain -i cat.png blur -k 5 edges --direction vertical
+    convcli chain -i cat.png conv --out-channels 3 -k 3 --seed 0 relu conv --out-channels 2 -k 1
+    convcli chain -i cat.png --json conv --out-channels 8 -s 2 relu conv --out-channels 8 -s 2 relu
+
+    A result with a channel count other than 1 or 3 is written as one grey image per
+    channel ({stem}.chain.c0.png ...) plus a labelled grid at the output path; .npy
+    keeps (H, W, C) floats.
+    """
+
+
+@chain_cmd.result_callback()
+def run_chain(commands: list[Command], **p: Any) -> int:
+    if not commands:
+        msg = "chain needs at least one stage (filter, blur, edges, downsample, gray, relu, conv)"
+        raise UsageError(msg)
+    stages: list[Stage] = []
+    for c in commands:
+        if c.gray:
+            stages.append(GrayStage())
+        stages.extend(c.pipeline.stages)
+    cmd = Command(Pipeline(tuple(stages)), "chain", default_policy=commands[-1].default_policy)
+    shown = [s for c in commands if c.show_weights for s in c.pipeline.stages]
+    if shown:
+        _show_weights(cmd.pipeline, shown, p)
+    return dispatch(cmd, p)
+
+
+def _show_weights(pipeline: Pipeline, shown: list[Stage], p: dict[str, Any]) -> None:
+    """--show-weights: print those conv stages' weights (for the first input's channels) to stderr."""
+    from .. import imageio
+
+    first = p["images"][0]
+    if first == "-" or Path(first).is_dir():
+        msg = "--show-weights needs the first input to be an image file"
+        raise UsageError(msg)
+    header = imageio.read_header(first, gray=bool(p.get("gray")))
+    plans = pipeline.plan((header.channels, header.height, header.width))
+    for i, plan in enumerate(plans, start=1):
+        stage = plan.stage
+        if not any(stage is s for s in shown) or not isinstance(stage, ConvStage):
+            continue
+        w = stage.weights_for(plan.in_shape[0])
+        click.echo(f"stage {i} conv weights (seed {stage.seed}), shape {list(w.shape)}:", err=True)
+        for o in range(w.shape[0]):
+            for c in range(w.shape[1]):
+                click.echo(f"  out {o} <- in {c}:", err=True)
+                for row in w[o, c]:
+                    click.echo("    [" + " ".join(f"{v:6.2f}" for v in row) + "]", err=True)
+
+
+@chain_cmd.command("filter")
+@filter_options
+def chain_filter(**p: Any) -> Command:
+    """Any kernel (options as 'convcli filter')."""
+    return build_filter(p)
+
+
+@chain_cmd.command("blur")
+@blur_options
+def chain_blur(**p: Any) -> Command:
+    """Gaussian or box blur (options as 'convcli blur')."""
+    return build_blur(p)
+
+
+@chain_cmd.command("edges")
+@edges_options
+def chain_edges(**p: Any) -> Command:
+    """Edge detection (options as 'convcli edges'; luminance first unless --color)."""
+    return build_edges(p)
+
+
+@chain_cmd.command("downsample")
+@downsample_options
+def chain_downsample(**p: Any) -> Command:
+    """Strided convolution (options as 'convcli downsample'; --times N counts as N stages)."""
+    return build_downsample(p)
+
+
+@chain_cmd.command("gray")
+def chain_gray() -> Command:
+    """Luminance (ITU-R 601-2): 3 channels -> 1."""
+    return Command(Pipeline((GrayStage(),)), "gray")
+
+
+@chain_cmd.command("relu")
+def chain_relu() -> Command:
+    """max(0, x), element-wise."""
+    return Command(Pipeline((ReluStage(),)), "relu")
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        msg = f"{what} {path}: cannot load .npy ({e})"
+        raise UsageError(msg) from None
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+        msg = f"{what} {path}: must hold finite real numbers"
+        raise UsageError(msg)
+    return arr.astype(np.float32)
+
+
+@chain_cmd.command("conv")
+@click.option("--out-channels", type=click.IntRange(1, 4096), default=None,
+              help="Output channels (with random weights; default 1).")
+@click.option("-k", "--size", "ksize", type=PairType("-k"), default="3", show_default=True,
+              help="Kernel size N or KH,KW (random weights).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random weights, uniform in [-1, 1]: same seed, same weights.")
+@click.option("--weights", "weights_file", default=None, metavar="FILE.npy",
+              help="Weights of shape (out, in, kh, kw) instead of random ones.")
+@click.option("--bias", "bias_file", default=None, metavar="FILE.npy",
+              help="Bias of shape (out,) (default: no bias).")
+@click.option("--show-weights", is_flag=True, help="Print the weights on stderr.")
+@geometry_options(default_padding="zeros")
+def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int, weights_file: str | None,
+               bias_file: str | None, show_weights: bool, **p: Any) -> Command:
+    """A conv layer mixing channels, as torch.nn.Conv2d (padding zeros by default, as PyTorch)."""
+    weights = _load_npy(weights_file, "--weights") if weights_file else None
+    if weights is not None and weights.ndim != 4:
+        msg = f"--weights {weights_file}: expected shape (out, in, kh, kw), got {weights.shape}"
+        raise UsageError(msg)
+    if weights is not None and out_channels is not None and out_channels != weights.shape[0]:
+        msg = f"--out-channels {out_channels} contradicts --weights with {weights.shape[0]} outputs"
+        raise UsageError(msg)
+    bias = _load_npy(bias_file, "--bias") if bias_file else None
+    size = (int(weights.shape[2]), int(weights.shape[3])) if weights is not None else ksize
+    pad4 = resolve_pad(p["pad"], size, p["dilation"], p["padding"])
+    stage = ConvStage(out_channels=out_channels or 1, ksize=size, seed=seed, weights=weights, bias=bias,
+                      stride=p["stride"], dilation=p["dilation"], padding=resolve_mode(p["padding"]),
+                      pad=pad4, source=weights_file or "")
+    return Command(Pipeline((stage,)), "conv", show_weights=show_weights)
