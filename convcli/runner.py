@@ -123,10 +123,15 @@ def process(job: Job) -> Result:
                    "layer of 1 or 3 channels")
             raise UsageError(msg)
         bits = int(job.out.bit_depth) if job.out.bit_depth in ("8", "16") else img.header.bit_depth
+        # --bit-depth other than the input's: rescale to the output's range (65535 -> 255, 255 -> 65535)
+        # before quantising, colour as alpha; the range statistics are then on the output's scale.
+        rescale = (2**bits - 1) / maxval
+        if rescale != 1.0:
+            values = values * rescale
         pixels, stats = imageio.to_pixels(values[:, :, 0] if channels == 1 else values, policy, bits)
         apix = None
         if alpha is not None:
-            apix, _ = imageio.to_pixels(alpha * ((2**bits - 1) / maxval), "clip", bits)
+            apix, _ = imageio.to_pixels(alpha * rescale, "clip", bits)
         data, enc_notes = imageio.encode_image(pixels, apix, fmt, icc_profile=img.icc_profile,
                                                quality=job.out.quality,
                                                compress_level=job.out.compress_level)
