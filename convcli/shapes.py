@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UsageError
+from .padding import resolve_mode
 
 Pair = tuple[int, int]
 Pad4 = tuple[int, int, int, int]  # top, bottom, left, right
@@ -50,7 +51,7 @@ def resolve_pad(spec: str | None, ksize: Pair, dilation: Pair, mode: str) -> Pad
 
     With mode ``valid`` the amount is always 0 and giving ``--pad`` is an error.
     """
-    if mode == "valid":
+    if resolve_mode(mode).name == "valid":  # any spelling: valid, none, VALID
         if spec is not None and spec.strip().lower() not in ("0", "valid"):
             msg = "--pad cannot be combined with padding mode 'valid' (valid means no padding)"
             raise UsageError(msg)
@@ -99,6 +100,13 @@ class Geometry:
     stride: Pair = (1, 1)
     dilation: Pair = (1, 1)
     pad: Pad4 = (0, 0, 0, 0)
+
+    def __post_init__(self) -> None:
+        for what, values, minimum in (("kernel size", self.ksize, 1), ("stride", self.stride, 1),
+                                      ("dilation", self.dilation, 1), ("padding amount", self.pad, 0)):
+            if min(values) < minimum:
+                msg = f"{what} must be >= {minimum}, got {tuple(values)}"
+                raise UsageError(msg)
 
     def out_hw(self, h: int, w: int) -> Pair:
         """Output (H, W) for an (h, w) input; raises UsageError if either is < 1."""
