@@ -10,6 +10,7 @@ Pure NumPy: no I/O, no click.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -331,13 +332,16 @@ class Pipeline:
         return all(s.carries_alpha for s in self.stages)
 
     def run(self, x: np.ndarray, eng: EngineOptions | None = None, *, alpha: np.ndarray | None = None,
-            maxval: float = 255.0, linear_light: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+            maxval: float = 255.0, linear_light: bool = False,
+            on_stage: Callable[[StagePlan, np.ndarray], None] | None = None,
+            ) -> tuple[np.ndarray, np.ndarray | None]:
         """Push (H, W, C) float pixels through every stage; returns (result, alpha or None).
 
         With ``alpha``, colour is premultiplied, colour and alpha go through the same
         kernels, and colour is divided back at the end (no dark halos). Stages that
         mix or replace channels (gray, edges magnitude, conv) drop the alpha.
         ``linear_light`` decodes sRGB before the stages and re-encodes after.
+        ``on_stage(plan, values)`` sees every stage's float output (for montages).
         """
         eng = eng or EngineOptions()
         dt = np.dtype(eng.dtype)
@@ -360,6 +364,8 @@ class Pipeline:
             if got != p.out_shape:  # an engine bug, never a user error
                 msg = f"stage {p.stage.op} produced {nchw(got)}, predicted {nchw(p.out_shape)}"
                 raise AssertionError(msg)
+            if on_stage is not None:
+                on_stage(p, x)
         if keep_alpha:
             assert a is not None
             x = color.unpremultiply(x, a, maxval)

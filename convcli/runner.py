@@ -107,11 +107,45 @@ def process(job: Job) -> Result:
 
     img = imageio.read_image(src, gray=job.gray, max_pixels=job.max_pixels)
     maxval = float(img.header.maxval)
+    panels: list[Any] = []
+    on_stage = None
+    if job.montage:
+        from . import views
+
+        panels.extend(views.stage_panels(None, img.color, maxval, 0))
+
+        def on_stage(plan: Any, x: np.ndarray) -> None:
+            panels.extend(views.stage_panels(plan, x, maxval, len(plans_seen) + 1))
+            plans_seen.append(plan)
+
+    plans_seen: list[Any] = []
     values, alpha = job.pipeline.run(img.color, job.engine, alpha=img.alpha, maxval=maxval,
-                                     linear_light=job.linear_light)
+                                     linear_light=job.linear_light, on_stage=on_stage)
+    if job.montage:
+        from . import views
+
+        montage_path = views.montage_path(job.montage, job.source)
+        imageio.write_atomic(montage_path, views.montage_png(panels, title=Path(job.source).name))
+        record["montage"] = montage_path
     fmt = output_format(job)
     channels = values.shape[2]
     info = imageio.FORMATS[fmt]
+    feature_maps = channels not in (1, 3) and not info.raw_float and job.out.range_policy is None
+    if feature_maps:
+        if job.output in (None, "-"):
+            msg = f"the result has {channels} channels: give -o FILE (one image per channel) or -o x.npy"
+            raise UsageError(msg)
+        from . import views
+
+        files = views.feature_map_files(values, job.output, fmt, job.pipeline.stages[-1].op)
+        for path, data in files:
+            imageio.write_atomic(path, data)
+        record["outputs"] = [path for path, _ in files[:-1]]
+        record["range"] = {"policy": "normalize", "min": float(values.min()), "max": float(values.max()),
+                           "clipped_fraction": 0.0}
+        record["notes"] = notes + [f"{channels} channels: one normalised grey image each, grid at output"]
+        record["seconds"] = round(time.perf_counter() - t0, 4)
+        return Result(record)
     if info.raw_float and (fmt == "npy" or job.out.bit_depth == "float"):
         data = imageio.encode_float(values[:, :, 0] if channels == 1 else values, fmt)
         record["range"] = {"policy": "raw", "min": float(np.min(values)), "max": float(np.max(values)),

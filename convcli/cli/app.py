@@ -10,6 +10,7 @@ from .. import __version__
 from .chain import chain_cmd
 from .image import IMAGE_COMMANDS
 from .info import INFO_COMMANDS
+from .teach import explain_cmd
 
 
 class ConvcliGroup(click.Group):
@@ -46,5 +47,5 @@ def cli(debug: bool) -> None:
     """
 
 
-for _cmd in [*IMAGE_COMMANDS, chain_cmd, *INFO_COMMANDS]:
+for _cmd in [*IMAGE_COMMANDS, chain_cmd, *INFO_COMMANDS, explain_cmd]:
     cli.add_command(_cmd)

@@ -1,12 +1,18 @@
-"""Bridges from the image commands to the teaching modules (--emit)."""
+"""Teaching commands (explain, demo) and the bridge from image commands to --emit."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import click
+import numpy as np
+
 from ..errors import UsageError
+from ..kernels import parse_literal
 from ..pipeline import CorrelateStage
+from ..shapes import resolve_pad
 from .execute import Command
+from .options import geometry_options
 
 
 def emit_for(library: str, cmd: Command, p: dict[str, Any]) -> str:
@@ -15,7 +21,7 @@ def emit_for(library: str, cmd: Command, p: dict[str, Any]) -> str:
 
     stages = cmd.pipeline.stages
     first = stages[0]
-    if not isinstance(first, CorrelateStage) or any(s != first for s in stages):
+    if not isinstance(first, CorrelateStage) or any(s is not first for s in stages):
         msg = (f"--emit {library}: this command is not a single kernel (e.g. edges magnitude combines two); "
                "use --direction vertical|horizontal or 'filter'")
         raise UsageError(msg)
@@ -29,3 +35,87 @@ def emit_for(library: str, cmd: Command, p: dict[str, Any]) -> str:
     if len(stages) > 1:
         code += f"\n# convcli applies this {len(stages)} times (--times {len(stages)}): repeat it on `out`.\n"
     return code
+
+
+# --- explain -----------------------------------------------------------------------------
+
+
+def _parse_at(text: str) -> tuple[int, int]:
+    try:
+        xs = [int(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        xs = []
+    if len(xs) != 2 or min(xs) < 0:
+        msg = f"--at must be X,Y (output pixel, column then row, from 0), got {text!r}"
+        raise UsageError(msg)
+    return xs[0], xs[1]
+
+
+@click.command("explain")
+@click.argument("image", required=False)
+@click.option("-k", "--kernel", "kernel_spec", default="sharpen", show_default=True, metavar="SPEC",
+              help="Kernel: registry name, literal or @file.")
+@click.option("--patch", default=None, metavar="MATRIX",
+              help='The input patch as a literal, e.g. "10 20 30; 40 50 60; 70 80 90".')
+@click.option("--at", "at", default=None, metavar="X,Y", help="Output pixel of IMAGE to explain.")
+@click.option("--channel", type=click.IntRange(0), default=0, show_default=True,
+              help="Channel of IMAGE (0 = red); --gray uses luminance.")
+@click.option("--gray", is_flag=True, help="Use the luminance of IMAGE.")
+@click.option("--unroll", is_flag=True,
+              help="Show a tiny input (<= 8x8: IMAGE or --patch) convolved as im2col x kernel.")
+@click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution).")
+@click.option("--bias", type=float, default=0.0, help="Add B after the sum.")
+@geometry_options()
+def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str | None, channel: int,
+                gray: bool, unroll: bool, flip: bool, bias: float, **p: Any) -> int:
+    """One output pixel computed step by step, as the lecture does it.
+
+    \b
+    convcli explain --kernel sharpen --patch "10 20 30; 40 50 60; 70 80 90"     -> ... = 50
+    convcli explain cat.png --at 0,0 -k sharpen -p zeros     a corner: padded values in [brackets]
+    convcli explain --patch "1 2 3; 4 5 6; 7 8 9" -k "1 0; 0 -1" --unroll -p valid
+    """
+    from ..kernels import parse_kernel
+    from ..teach.explain import explain_at, explain_patch, explain_unroll
+
+    kernel = parse_kernel(kernel_spec)
+    geo = {"stride": p["stride"], "dilation": p["dilation"], "mode": p["padding"],
+           "pad4": resolve_pad(p["pad"], kernel.shape, p["dilation"], p["padding"])}
+    if image is None and patch is None:
+        msg = "give --patch MATRIX, or IMAGE with --at X,Y (or --unroll for a tiny image)"
+        raise UsageError(msg)
+    if image is not None and patch is not None:
+        msg = "give either IMAGE or --patch, not both"
+        raise UsageError(msg)
+    if patch is not None:
+        values = parse_literal(patch, "--patch").weights
+        if unroll:
+            result = explain_unroll(values, kernel, flip=flip, **geo)
+        else:
+            if at is not None:
+                msg = "--at takes an IMAGE; with --patch the patch is the window itself"
+                raise UsageError(msg)
+            k = kernel.flipped() if flip else kernel
+            result = explain_patch(k, values, bias=bias)
+        click.echo(result.text)
+        return 0
+    assert image is not None
+    from .. import imageio
+
+    img = imageio.read_image(image, gray=gray)
+    if channel >= img.color.shape[2]:
+        msg = f"--channel {channel}: the image has {img.color.shape[2]} channel(s)"
+        raise UsageError(msg)
+    plane = img.color[:, :, channel].astype(np.float64)
+    if unroll:
+        result = explain_unroll(plane, kernel, flip=flip, **geo)
+    else:
+        if at is None:
+            msg = "give --at X,Y (the output pixel to explain) or --unroll"
+            raise UsageError(msg)
+        x, y = _parse_at(at)
+        result = explain_at(plane, kernel, x, y, flip=flip, bias=bias, **geo)
+        name = "luminance" if gray or img.color.shape[2] == 1 else "RGB"[channel]
+        click.echo(f"{image}: channel {channel} ({name}), output pixel x={x}, y={y}")
+    click.echo(result.text)
+    return 0

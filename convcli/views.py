@@ -1,0 +1,77 @@
+"""Pictures of float results: stage outputs for montages, feature maps as grey images and a grid.
+
+The drawing itself (labels, layout) is convcli.teach.montage; this module
+decides how each kind of result is shown and hands back encoded files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import imageio
+from .pipeline import StagePlan, nchw
+from .report import shape_text
+
+#: stages whose outputs are feature maps: shown channel by channel, each normalised
+FEATURE_OPS = frozenset({"conv", "relu"})
+
+
+def display_pixels(values: np.ndarray, op: str, maxval: float) -> np.ndarray:
+    """A stage's float output as uint8 for looking at: colour ops clipped, edges by |x|."""
+    scaled = values * (255.0 / maxval)
+    policy = "abs" if op == "edges" else "clip"
+    pixels, _ = imageio.to_pixels(scaled[:, :, 0] if scaled.shape[2] == 1 else scaled, policy, 8)
+    return pixels
+
+
+def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, index: int) -> list:
+    """Panels for one stage's output (or the input when ``plan`` is None)."""
+    from .teach.montage import Panel, feature_maps_to_panels
+
+    shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
+    if plan is None:
+        return [Panel("input", shape, display_pixels(values, "input", maxval))]
+    rec = plan.stage.describe()
+    label = f"{index}. {plan.stage.op}" + (f" {rec['kernel']}" if rec.get("kernel") else "")
+    if plan.stage.op in FEATURE_OPS or values.shape[2] not in (1, 3):
+        return list(feature_maps_to_panels(values, label, shape))
+    return [Panel(label, shape, display_pixels(values, plan.stage.op, maxval))]
+
+
+def montage_png(panels: list, title: str | None = None) -> bytes:
+    """The panels side by side as PNG bytes."""
+    from .teach.montage import make_montage
+
+    image = make_montage(panels, title=title)
+    data, _ = imageio.encode_image(image, None, "png")
+    return data
+
+
+def montage_path(template: str, source: str) -> str:
+    """--montage PATH, with ``{stem}`` filled from the input for batches."""
+    if "{" not in template:
+        return template
+    stem = "stdin" if source == "-" else Path(source).stem
+    return template.replace("{stem}", stem)
+
+
+def channel_path(output: str, i: int) -> str:
+    """``out/cat.chain.png`` -> ``out/cat.chain.c0.png``."""
+    p = Path(output)
+    return str(p.with_name(f"{p.stem}.c{i}{p.suffix}"))
+
+
+def feature_map_files(values: np.ndarray, output: str, fmt: str, label: str) -> list[tuple[str, bytes]]:
+    """One normalised grey image per channel, plus a labelled grid at ``output``."""
+    from .teach.montage import feature_maps_to_panels
+
+    files: list[tuple[str, bytes]] = []
+    for i in range(values.shape[2]):
+        pixels, _ = imageio.to_pixels(values[:, :, i], "normalize", 8)
+        data, _ = imageio.encode_image(pixels, None, fmt)
+        files.append((channel_path(output, i), data))
+    shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
+    files.append((output, montage_png(list(feature_maps_to_panels(values, label, shape)))))
+    return files
