@@ -1,0 +1,227 @@
+"""convcli.teach.emit: the emitted programs run and give convcli's numbers.
+
+scipy always runs; OpenCV and PyTorch run where they are installed; the ImageMagick
+command is checked as text and run where a real ImageMagick is on the machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convcli.engine import correlate2d
+from convcli.errors import UsageError
+from convcli.teach.emit import EmitSpec, emit
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+SHARPEN = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=float)
+EMBOSS = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=float)
+EVEN = np.array([[1, -2, 0.5, 3], [0.25, 1, -1, 2]], dtype=float)  # 2×4, asymmetric
+GAUSS = np.outer([1, 2, 1], [1, 2, 1]) / 16.0
+
+#: (id, kernel, stride, dilation, pad (t, b, l, r), mode, flip, channels, gray, bias)
+CASES = [
+    ("sharpen-reflection-same", SHARPEN, (1, 1), (1, 1), (1, 1, 1, 1), "reflection", False, 3, False, 0.0),
+    ("zeros-stride2", SHARPEN, (2, 2), (1, 1), (1, 1, 1, 1), "zeros", False, 3, False, 0.0),
+    ("border-even-asymmetric-same", EVEN, (1, 1), (1, 1), (0, 1, 1, 2), "border", False, 3, False, 0.0),
+    ("symmetric-dilated-flip-gray", EMBOSS, (1, 1), (2, 2), (2, 2, 2, 2), "symmetric", True, 3, True, 0.0),
+    ("circular-stride-dilation-uneven", EVEN, (2, 3), (1, 2), (2, 0, 1, 3), "wrap", False, 3, False, 0.0),
+    ("valid-L-bias", GAUSS, (1, 1), (1, 1), (0, 0, 0, 0), "valid", False, 1, False, 7.5),
+    ("reflection-larger-pad", EMBOSS, (1, 2), (1, 1), (2, 2, 2, 1), "reflect", True, 3, False, 0.0),
+    ("border-flip-even-L", EVEN, (2, 1), (2, 1), (1, 1, 2, 1), "edge", True, 1, False, -3.0),
+    ("zeros-1x1", np.array([[2.0]]), (1, 1), (1, 1), (0, 0, 0, 0), "zeros", False, 3, False, 0.0),
+    ("symmetric-valid-sized", SHARPEN, (1, 1), (1, 1), (0, 0, 0, 0), "symmetric", False, 3, False, 0.0),
+]
+
+
+@pytest.fixture
+def images(tmp_path: Path, rng: np.random.Generator) -> dict[str, Path]:
+    rgb = rng.integers(0, 256, size=(9, 11, 3), dtype=np.uint8)
+    paths = {"RGB": tmp_path / "in_rgb.png", "L": tmp_path / "in_l.png"}
+    Image.fromarray(rgb).save(paths["RGB"])
+    Image.fromarray(rgb[:, :, 1]).save(paths["L"])
+    return paths
+
+
+def _spec(case: tuple, images: dict[str, Path], out: Path) -> EmitSpec:
+    _, k, stride, dilation, pad, mode, flip, channels, gray, bias = case
+    src = images["L" if channels == 1 else "RGB"]
+    return EmitSpec(kernel=k, stride=stride, dilation=dilation, pad=pad, mode=mode, flip=flip,
+                    channels=channels, input_path=str(src), output_path=str(out), bias=bias, gray=gray)
+
+
+def _reference(spec: EmitSpec) -> np.ndarray:
+    """convcli's own numbers on the same float input."""
+    im = Image.open(spec.input_path)
+    if spec.gray:
+        x = np.asarray(im.convert("RGB"), dtype=np.float32) @ LUMA
+    else:
+        x = np.asarray(im.convert("L" if spec.channels == 1 else "RGB"), dtype=np.float32)
+    out = correlate2d(x, spec.kernel, stride=spec.stride, dilation=spec.dilation, pad=spec.pad,
+                      mode=spec.mode, flip=spec.flip, dtype=np.float64)
+    return out + spec.bias
+
+
+def _run_python(code: str) -> dict:
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile(code, "<emitted>", "exec"), namespace)  # noqa: S102 - running our own generated code
+    return namespace
+
+
+def _check(library: str, case: tuple, images: dict[str, Path], tmp_path: Path) -> None:
+    out_png = tmp_path / f"out_{library}.png"
+    spec = _spec(case, images, out_png)
+    ns = _run_python(emit(library, spec))
+    out = ns["out"]
+    ref = _reference(spec)
+    assert out.dtype == np.float32
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
+    saved = np.asarray(Image.open(out_png))
+    np.testing.assert_array_equal(saved, np.clip(np.rint(out), 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_scipy_program_gives_convcli_numbers(case: tuple, images: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("scipy")
+    _check("scipy", case, images, tmp_path)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_opencv_program_gives_convcli_numbers(case: tuple, images: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("cv2")
+    _check("opencv", case, images, tmp_path)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_torch_program_gives_convcli_numbers(case: tuple, images: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    _check("torch", case, images, tmp_path)
+
+
+def test_programs_use_each_librarys_own_mode_names(tmp_path: Path) -> None:
+    def spec(mode: str, pad=(1, 1, 1, 1)) -> EmitSpec:
+        return EmitSpec(SHARPEN, (1, 1), (1, 1), pad, mode, False, 3, "in.png", "out.png")
+
+    assert 'mode="mirror"' in emit("scipy", spec("reflection"))
+    assert 'mode="reflect"' in emit("scipy", spec("symmetric"))
+    assert 'mode="nearest"' in emit("scipy", spec("border"))
+    assert "cv2.BORDER_REFLECT_101" in emit("opencv", spec("reflection"))
+    assert "cv2.BORDER_REFLECT)" in emit("opencv", spec("symmetric"))
+    assert "cv2.BORDER_REPLICATE" in emit("opencv", spec("replicate"))
+    assert 'padding_mode="reflect"' in emit("torch", spec("reflection"))
+    assert 'padding_mode="replicate"' in emit("torch", spec("border"))
+    assert 'padding_mode="circular"' in emit("torch", spec("wrap"))
+    sym = emit("torch", spec("symmetric"))
+    assert "not expressible in torch" in sym
+    assert 'np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="symmetric")' in sym
+    wrap_cv = emit("opencv", spec("circular"))
+    assert "cv2.copyMakeBorder(x, 1, 1, 1, 1, cv2.BORDER_WRAP)" in wrap_cv
+    assert "refuses BORDER_WRAP" in wrap_cv
+
+
+def test_stride_and_dilation_are_explained_where_missing() -> None:
+    s = EmitSpec(SHARPEN, (2, 3), (2, 1), (2, 2, 1, 1), "zeros", False, 3, "in.png", "out.png")
+    scipy_code = emit("scipy", s)
+    assert "scipy.ndimage has no stride" in scipy_code and "out = out[::2, ::3]" in scipy_code
+    assert "scipy.ndimage has no dilation" in scipy_code and "Kd[::2, ::1] = K" in scipy_code
+    assert "OpenCV has no stride" in emit("opencv", s)
+    torch_code = emit("torch", s)
+    assert "stride=(2, 3)" in torch_code and "dilation=(2, 1)" in torch_code and "no stride" not in torch_code
+
+
+def test_flip_is_handled_in_every_library() -> None:
+    s = EmitSpec(EMBOSS, (1, 1), (1, 1), (1, 1, 1, 1), "zeros", True, 3, "in.png", "out.png")
+    for lib in ("scipy", "opencv", "torch"):
+        assert "K[::-1, ::-1]" in emit(lib, s)  # type: ignore[arg-type]
+    magick = emit("magick", s)
+    assert "-morphology Convolve" in magick and "rotates it by 180°" in magick
+    assert "-morphology Correlate" in emit("magick", EmitSpec(EMBOSS, (1, 1), (1, 1), (1, 1, 1, 1), "zeros",
+                                                                  False, 3, "in.png", "out.png"))
+
+
+# --- ImageMagick --------------------------------------------------------------------------------
+
+
+def _magick_binary() -> str | None:
+    """A real ImageMagick (the ``convert`` on some PATHs is a stand-in that is not)."""
+    for name in ("magick", "convert", "/usr/bin/convert"):
+        path = shutil.which(name)
+        if not path:
+            continue
+        try:
+            res = subprocess.run([path, "-version"], capture_output=True, text=True, timeout=20, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if "ImageMagick" in res.stdout and res.stdout.startswith("Version"):
+            return path
+    return None
+
+
+def test_magick_command_translates_names() -> None:
+    def spec(mode: str, pad=(1, 1, 1, 1), **kw) -> EmitSpec:
+        args = dict(kernel=SHARPEN, stride=(1, 1), dilation=(1, 1), pad=pad, mode=mode, flip=False,
+                    channels=3, input_path="in.png", output_path="out.png")
+        args.update(kw)
+        return EmitSpec(**args)
+
+    assert "-virtual-pixel Black" in emit("magick", spec("zeros"))
+    assert "-virtual-pixel Edge" in emit("magick", spec("border"))
+    assert "-virtual-pixel Tile" in emit("magick", spec("circular"))
+    assert "-virtual-pixel Mirror" in emit("magick", spec("symmetric"))
+    refl = emit("magick", spec("reflection"))
+    command_lines = "\n".join(ln for ln in refl.splitlines() if not ln.startswith("#"))
+    assert "not expressible as a -virtual-pixel" in refl and "-flop" in command_lines
+    assert "-virtual-pixel" not in command_lines
+    assert "'3x3+1+1: 0,-1,0 -1,5,-1 0,-1,0'" in emit("magick", spec("zeros"))
+    even = emit("magick", spec("zeros", kernel=EVEN, pad=(0, 1, 1, 2)))
+    assert "'4x2+1+0: " in even  # origin x = left pad, y = top pad
+    valid = emit("magick", spec("valid", pad=(0, 0, 0, 0)))
+    assert "-gravity SouthEast -chop 2x2" in valid
+    assert "-define convolve:bias=" in emit("magick", spec("zeros", bias=25.5))
+    assert "-grayscale Rec601Luma" in emit("magick", spec("zeros", gray=True))
+    with pytest.raises(UsageError, match="not expressible in ImageMagick.*stride"):
+        emit("magick", spec("zeros", stride=(2, 2)))
+
+
+MAGICK_CASES = [c for c in CASES if c[2] == (1, 1) and not c[8]]  # no stride; gray is rounded by IM
+
+
+@pytest.mark.parametrize("case", MAGICK_CASES, ids=[c[0] for c in MAGICK_CASES])
+def test_magick_command_runs_and_agrees(case: tuple, images: dict[str, Path], tmp_path: Path) -> None:
+    binary = _magick_binary()
+    if binary is None:
+        pytest.skip("no real ImageMagick on this machine")
+    out_png = tmp_path / "out_magick.png"
+    spec = _spec(case, images, out_png)
+    command = emit("magick", spec)
+    lines = command.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("magick "))
+    lines[start] = binary + lines[start][len("magick"):]  # ImageMagick 6 names it convert
+    script = "\n".join(lines)
+    res = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    got = np.asarray(Image.open(out_png).convert("L" if spec.channels == 1 else "RGB"), dtype=np.int16)
+    want = np.clip(np.rint(_reference(spec)), 0, 255).astype(np.int16)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1  # ImageMagick rounds in its 16-bit quantum
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+
+def test_bad_requests_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="unknown --emit target"):
+        emit("matlab", EmitSpec(SHARPEN, (1, 1), (1, 1), (1, 1, 1, 1), "zeros", False, 3, "a", "b"))  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="valid"):
+        EmitSpec(SHARPEN, (1, 1), (1, 1), (1, 1, 1, 1), "valid", False, 3, "a", "b")
+    with pytest.raises(UsageError, match="1 \\(L\\) or 3 \\(RGB\\)"):
+        EmitSpec(SHARPEN, (1, 1), (1, 1), (1, 1, 1, 1), "zeros", False, 4, "a", "b")
+    with pytest.raises(UsageError, match="unknown padding mode"):
+        EmitSpec(SHARPEN, (1, 1), (1, 1), (1, 1, 1, 1), "bogus", False, 3, "a", "b")
