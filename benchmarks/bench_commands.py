@@ -1,0 +1,338 @@
+"""Whole-process timings: `convcli` against a Python+OpenCV script, libvips and ImageMagick.
+
+Each command runs as a child process; its wall time is measured around it and its peak resident
+memory comes from the kernel's own accounting of that one child (``os.wait4`` → ``ru_maxrss``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from bench_common import md_table
+from bench_env import find_exe, find_imagemagick, tool_version
+
+SIGMA = 2.6  # OpenCV's default sigma for k = 15, what `convcli blur -k 15` uses
+VIPS_MIN_AMPL = "0.025"  # makes vips's mask 15 taps wide at sigma 2.6 (its default 0.2 gives ~11)
+
+OPENCV_ONE = """
+import sys, cv2
+im = cv2.imread(sys.argv[1], cv2.IMREAD_UNCHANGED)
+cv2.imwrite(sys.argv[2], cv2.GaussianBlur(im, (15, 15), 2.6, borderType=cv2.BORDER_REFLECT_101))
+"""
+
+OPENCV_BATCH = """
+import os, sys, cv2
+src, dst = sys.argv[1], sys.argv[2]
+for name in sorted(os.listdir(src)):
+    im = cv2.imread(os.path.join(src, name), cv2.IMREAD_UNCHANGED)
+    out = cv2.GaussianBlur(im, (15, 15), 2.6, borderType=cv2.BORDER_REFLECT_101)
+    cv2.imwrite(os.path.join(dst, name), out)
+"""
+
+
+@dataclass
+class Run:
+    """One child process: wall seconds, peak RSS in MiB, exit code, last line of stderr."""
+
+    wall: float
+    rss_mib: float
+    rc: int
+    err: str = ""
+
+
+@dataclass
+class Row:
+    """A tool's repeated runs of one command line, or the reason it was skipped."""
+
+    name: str
+    cmdline: str = ""
+    runs: list[Run] = field(default_factory=list)
+    note: str = ""
+    output: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.runs) and all(r.rc == 0 for r in self.runs)
+
+    @property
+    def median(self) -> float:
+        return float(np.median([r.wall for r in self.runs]))
+
+    @property
+    def rss(self) -> float:
+        return max(r.rss_mib for r in self.runs)
+
+
+# A small launcher stands between this (large) process and each command: Linux seeds a child's
+# ru_maxrss with the RSS of the process it was forked from, so forking the command straight from
+# here would report this process's hundreds of MiB for every tool. The launcher is a few MiB.
+LAUNCHER = """
+import resource, subprocess, sys, time
+t0 = time.perf_counter()
+rc = subprocess.call(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+wall = time.perf_counter() - t0
+kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open(sys.argv[1], "w") as f:
+    f.write(f"{wall} {kib} {rc}")
+"""
+
+
+def run_child(cmd: Sequence[str], timeout: float = 900.0) -> Run:
+    """Run ``cmd`` via the launcher: its wall time and peak RSS (ru_maxrss of the command's processes)."""
+    with tempfile.TemporaryDirectory() as d:
+        res, err_path = Path(d) / "result", Path(d) / "stderr"
+        with open(err_path, "wb") as err:
+            proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", LAUNCHER, str(res), *cmd],
+                                    stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        tail = err_path.read_text(errors="replace").strip().splitlines()
+        last = tail[-1][:160] if tail else ""
+        if not res.exists():
+            return Run(float(timeout), 0.0, -9, last or f"timed out after {timeout:.0f} s")
+        wall, kib, rc = res.read_text().split()
+    return Run(float(wall), int(kib) / 1024, int(rc), last)
+
+
+def repeat_child(row: Row, cmd: Sequence[str], repeats: int, budget: float, before: object = None) -> Row:
+    """Run ``cmd`` up to ``repeats`` times (fewer if over ``budget`` seconds); stop at the first failure."""
+    row.cmdline = " ".join(_short(c) for c in cmd)
+    spent = 0.0
+    for _ in range(repeats):
+        if callable(before):
+            before()
+        r = run_child(cmd)
+        row.runs.append(r)
+        spent += r.wall
+        if r.rc != 0:
+            row.note = f"exit {r.rc}: {r.err}"
+            break
+        if spent + r.wall > budget:
+            break
+    return row
+
+
+def _short(arg: str) -> str:
+    if "\n" in arg:
+        return "'<script>'"
+    tmp = tempfile.gettempdir()
+    return arg.replace(tmp + os.sep, "$TMP/") if arg.startswith(tmp) else arg
+
+
+def convcli_status() -> tuple[str | None, str]:
+    """The convcli executable if `convcli --help` works, else (None, reason)."""
+    exe = find_exe("convcli")
+    if exe is None:
+        return None, "convcli is not on PATH (pip install -e .)"
+    r = run_child([exe, "--help"], timeout=60)
+    if r.rc != 0:
+        return None, f"`convcli --help` failed (exit {r.rc}: {r.err})"
+    return exe, ""
+
+
+# ---------------------------------------------------------------- single large image
+
+
+def single_image(big: Path, out: Path, repeats: int, budget: float, cv2_ok: bool) -> list[Row]:
+    """PNG in -> Gaussian 15x15 sigma 2.6 -> PNG out, one process per run, per tool."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    exe, why = convcli_status()
+    rows.append(_maybe(Row("convcli blur -k 15"), exe and [exe, "blur", str(big), "-k", "15", "-o",
+                       str(out / "convcli.png"), "--quiet"], why, out / "convcli.png", repeats, budget))
+    cv_cmd = [sys.executable, "-c", OPENCV_ONE, str(big), str(out / "opencv.png")] if cv2_ok else None
+    rows.append(_maybe(Row("Python + OpenCV script"), cv_cmd, "cv2 not importable (pip install "
+                       "opencv-python-headless)", out / "opencv.png", repeats, budget))
+    vips = shutil.which("vips")
+    vips_cmd = vips and [vips, "gaussblur", str(big), str(out / "vips.png"), str(SIGMA),
+                         "--min-ampl", VIPS_MIN_AMPL]
+    rows.append(_maybe(Row("vips gaussblur"), vips_cmd, "vips not found (apt-get install libvips-tools)",
+                       out / "vips.png", repeats, budget))
+    im, im_why = find_imagemagick()
+    for flag, label in (("-gaussian-blur", "2-D"), ("-blur", "separable")):
+        name = f"ImageMagick {flag} 7x{SIGMA} ({label})"
+        path = out / f"magick{flag}.png"
+        cmd = im and [*im, str(big), flag, f"7x{SIGMA}", str(path)]
+        rows.append(_maybe(Row(name), cmd, im_why, path, repeats, budget))
+    return rows
+
+
+def _maybe(row: Row, cmd: list[str] | None | str, why: str, output: Path, repeats: int, budget: float) -> Row:
+    if not cmd:
+        row.note = why
+        return row
+    row.output = output
+    return repeat_child(row, cmd, repeats, budget)
+
+
+def compare_outputs(rows: list[Row], reference: str = "Python + OpenCV script") -> dict[str, str]:
+    """Each output image against the OpenCV script's: max and mean absolute difference in levels."""
+    from PIL import Image
+
+    ref_row = next((r for r in rows if r.name == reference and r.ok and r.output and r.output.exists()), None)
+    if ref_row is None:
+        return {}
+    ref = np.asarray(Image.open(ref_row.output).convert("RGB"), dtype=np.int16)
+    diffs = {}
+    for r in rows:
+        if not (r.ok and r.output and r.output.exists()) or r is ref_row:
+            continue
+        img = np.asarray(Image.open(r.output).convert("RGB"), dtype=np.int16)
+        if img.shape != ref.shape:
+            diffs[r.name] = f"shape {img.shape}"
+            continue
+        d = np.abs(img - ref)
+        inner = d[8:-8, 8:-8]
+        diffs[r.name] = (f"max {int(d.max())}, mean {d.mean():.3f} / "
+                         f"max {int(inner.max())}, mean {inner.mean():.3f}")
+    return diffs
+
+
+def single_table(rows: list[Row], diffs: dict[str, str]) -> list[str]:
+    base = next((r.median for r in rows if r.name == "Python + OpenCV script" and r.ok), None)
+    table = []
+    for r in rows:
+        if not r.ok:
+            table.append([r.name, "—", "", "", "", "", f"skipped: {r.note}" if not r.runs else r.note])
+            continue
+        ratio = f"×{r.median / base:.2f}" if base else ""
+        size = f"{r.output.stat().st_size / 2**20:.1f}" if r.output and r.output.exists() else ""
+        diff = diffs.get(r.name, "reference" if r.name.startswith("Python") else "")
+        table.append([r.name, f"{r.median:.2f}", ratio, f"{r.rss:.0f}", size, diff, f"n={len(r.runs)}"])
+    header = ["command", "median s", "vs OpenCV script", "peak RSS MiB", "output MiB",
+              "diff vs OpenCV: all / interior (levels)", "notes"]
+    return md_table(header, table)
+
+
+# ---------------------------------------------------------------- batch of small images
+
+
+def batch(src: Path, work: Path, repeats: int, budget: float, cv2_ok: bool) -> tuple[list[Row], int]:
+    """The same blur over every PNG in ``src``, each tool writing a fresh output directory."""
+    files = sorted(str(p) for p in src.glob("*.png"))
+    rows: list[Row] = []
+    exe, why = convcli_status()
+
+    def fresh(name: str) -> tuple[Path, object]:
+        d = work / name
+
+        def reset() -> None:
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+
+        return d, reset
+
+    d, reset = fresh("convcli")
+    cmd = exe and [exe, "blur", str(src), "--out-dir", str(d), "-j", "2", "-k", "15", "--quiet"]
+    rows.append(_batch_row(Row("convcli blur DIR -k 15 -j 2"), cmd, why, d, repeats, budget, reset))
+    par, vips = shutil.which("parallel"), shutil.which("vips")
+    d, reset = fresh("vips")
+    cmd = (par and vips) and [par, "--will-cite", "-j", "2", vips, "gaussblur", "{}", f"{d}/{{/}}",
+                              str(SIGMA), "--min-ampl", VIPS_MIN_AMPL, ":::", *files]
+    rows.append(_batch_row(Row("parallel -j 2 vips gaussblur"), cmd,
+                           "GNU parallel or vips not found (apt-get install parallel libvips-tools)",
+                           d, repeats, budget, reset))
+    d, reset = fresh("opencv")
+    cmd = cv2_ok and [sys.executable, "-c", OPENCV_BATCH, str(src), str(d)]
+    rows.append(_batch_row(Row("Python + OpenCV loop (1 process)"), cmd, "cv2 not importable", d, repeats,
+                           budget, reset))
+    return rows, len(files)
+
+
+def _batch_row(row: Row, cmd: list[str] | None | bool | str, why: str, out: Path, repeats: int, budget: float,
+               reset: object) -> Row:
+    if not cmd:
+        row.note = why
+        return row
+    row.output = out
+    repeat_child(row, cmd, repeats, budget, before=reset)  # type: ignore[arg-type]
+    return row
+
+
+def batch_table(rows: list[Row], count: int) -> list[str]:
+    base = next((r.median for r in rows if r.name.startswith("parallel") and r.ok), None)
+    table = []
+    for r in rows:
+        if not r.ok:
+            table.append([r.name, "—", "", "", "", f"skipped: {r.note}" if not r.runs else r.note])
+            continue
+        n_out = len(list(r.output.glob("*"))) if r.output else 0
+        ratio = f"×{r.median / base:.2f}" if base else ""
+        note = f"n={len(r.runs)}" + ("" if n_out == count else f"; WRONG: {n_out} outputs for {count} inputs")
+        per = f"{r.median / count * 1e3:.1f}"
+        table.append([r.name, f"{r.median:.2f}", ratio, per, f"{r.rss:.0f}", note])
+    header = ["command", "median s", "vs parallel vips", "ms per image", "peak RSS MiB (largest process)",
+              "notes"]
+    return md_table(header, table)
+
+
+# ---------------------------------------------------------------- start-up and memory
+
+
+def startup(cat: Path, work: Path, repeats: int) -> list[str]:
+    """Wall time of `convcli --help` and of a 224x224 filter, against the bare interpreter."""
+    exe, why = convcli_status()
+    bare = _median_wall([sys.executable, "-c", "pass"], repeats)
+    rows = [["python -c pass (interpreter alone)", bare, "—"]]
+    if exe is None:
+        return [f"Skipped: {why}", "", *md_table(["command", "median s", "target"], rows)]
+    out = work / "cat.sharpen.png"
+    rows.append(["convcli --help", _median_wall([exe, "--help"], repeats), "< 0.3 s"])
+    filt = [exe, "filter", str(cat), "--kernel", "sharpen", "-o", str(out), "--quiet"]
+    rows.append(["convcli filter cat224.png --kernel sharpen", _median_wall(filt, repeats), "< 0.3 s"])
+    for r in rows[1:]:
+        try:
+            r[2] += " ✓" if float(r[1]) < 0.3 else " ✗ missed"
+        except ValueError:
+            pass
+    return md_table(["command", "median s", "target"], rows)
+
+
+def _median_wall(cmd: list[str], repeats: int) -> str:
+    runs = [run_child(cmd, timeout=120) for _ in range(repeats)]
+    bad = [r for r in runs if r.rc != 0]
+    if bad:
+        return f"failed (exit {bad[0].rc}: {bad[0].err})"
+    return f"{float(np.median([r.wall for r in runs])):.3f}"
+
+
+def memory(big: Path, shape: tuple[int, int, int], work: Path) -> list[str]:
+    """Peak RSS of one `convcli blur -k 15` of ``big`` against the target 3x decoded uint8 + 200 MiB."""
+    exe, why = convcli_status()
+    if exe is None:
+        return [f"Skipped: {why}"]
+    decoded = int(np.prod(shape)) / 2**20
+    target = 3 * decoded + 200
+    r = run_child([exe, "blur", str(big), "-k", "15", "-o", str(work / "mem.png"), "--quiet"], timeout=1800)
+    if r.rc != 0:
+        return [f"`convcli blur` of {shape[1]}×{shape[0]} failed (exit {r.rc}: {r.err})"]
+    verdict = "✓ met" if r.rss_mib <= target else f"✗ missed by {r.rss_mib - target:.0f} MiB"
+    rows = [[f"convcli blur -k 15, {shape[1]}×{shape[0]} RGB PNG", f"{r.rss_mib:.0f}", f"{decoded:.0f}",
+             f"≤ {target:.0f}", verdict, f"{r.wall:.1f}"]]
+    return md_table(["command", "peak RSS MiB", "decoded uint8 MiB", "target MiB", "verdict", "wall s"], rows)
+
+
+def tool_versions() -> dict[str, str]:
+    im, im_desc = find_imagemagick()
+    vips = shutil.which("vips")
+    par = shutil.which("parallel")
+    exe, why = convcli_status()
+    return {
+        "convcli CLI": exe or why,
+        "libvips": tool_version([vips, "--version"]) if vips else "not found (apt-get install libvips-tools)",
+        "ImageMagick": f"{im_desc} ({im[0]})" if im else im_desc,
+        "GNU parallel": tool_version([par, "--version"]) if par else "not found (apt-get install parallel)",
+    }
