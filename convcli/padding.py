@@ -42,11 +42,11 @@ MODES: dict[str, PadMode] = {
         ),
         PadMode(
             "reflection", ("reflect", "mirror", "reflect101"), "reflect", "mirror",
-            "BORDER_REFLECT_101", "reflect", "Mirror", "c b | a b c d | c b",
+            "BORDER_REFLECT_101", "reflect", None, "c b | a b c d | c b",
             "mirrored about the edge pixel, which is not repeated",
         ),
         PadMode(
-            "symmetric", (), "symmetric", "reflect", "BORDER_REFLECT", None, None,
+            "symmetric", (), "symmetric", "reflect", "BORDER_REFLECT", None, "Mirror",
             "b a | a b c d | d c", "mirrored about the edge, which is repeated",
         ),
         PadMode(
