@@ -171,9 +171,14 @@ _MODES: dict[str, _Mode] = {
     "I;16B": _Mode(None, 1, False, 16),
     "I;16N": _Mode(None, 1, False, 16),
     "I": _Mode(None, 1, False, 16),  # 32-bit int: accepted when the values fit 16 bits
-    # 16-bit grey+alpha PNG: Pillow opens it as 8-bit RGBA; convcli decodes it itself.
+    # 16-bit PNGs Pillow opens as 8-bit RGB/RGBA; convcli decodes them itself.
     "LA;16": _Mode(None, 1, True, 16),
+    "RGB;16": _Mode(None, 3, False, 16),
+    "RGBA;16": _Mode(None, 3, True, 16),
 }
+_PNG16_MODES = {4: "LA;16", 2: "RGB;16", 6: "RGBA;16"}  # PNG colour type -> mode above
+# Modes whose info["transparency"] is a colour key (a value that means transparent).
+_KEYED_MODES = ("1", "L", "RGB", "RGB;16", "I;16", "I;16B", "I;16L", "I;16N", "I")
 _MODE_WITH_KEY = {"P": _Mode("RGBA", 3, True, 8, "palette expanded to RGBA")}
 _REFUSED_MODES = {
     "F": "32-bit float image (mode F) is not supported as input; use a 16-bit image",
@@ -196,7 +201,7 @@ class _Plan:
     stored: _Mode
     colour_key: bool  # "transparency" in info of an L/RGB/I;16 image becomes alpha
     orientation: int
-    png_la16: bool
+    png_decoder: str | None  # "la16" or "own" where convcli decodes a 16-bit PNG Pillow would reduce
 
 
 # ---------------------------------------------------------------- opening, safely
@@ -308,12 +313,10 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
     mode_name = im.mode
     notes: list[str] = []
     ihdr = _png_ihdr(head) if fmt == "PNG" else None
-    png_la16 = ihdr is not None and ihdr[2] == 16 and ihdr[3] == 4
-    if png_la16:
-        mode_name = "LA;16"
-    elif ihdr is not None and ihdr[2] == 16 and ihdr[3] in (2, 6):
-        kind = "RGB" if ihdr[3] == 2 else "RGBA"
-        notes.append(f"16-bit {kind} read as 8-bit (Pillow has no 16-bit {kind} mode)")
+    png_decoder = None
+    if ihdr is not None and ihdr[2] == 16 and ihdr[3] in _PNG16_MODES:
+        mode_name = _PNG16_MODES[ihdr[3]]
+        png_decoder = "la16" if ihdr[3] == 4 else "own"
     elif fmt == "TIFF" and mode_name in ("RGB", "RGBA", "LA"):
         bits = getattr(im, "tag_v2", {}).get(258)
         top = max(bits) if isinstance(bits, tuple) and bits else bits
@@ -330,11 +333,7 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
     )
     if has_key and mode_name in _MODE_WITH_KEY:
         stored = _MODE_WITH_KEY[mode_name]
-    elif (
-        has_key
-        and mode_name in ("1", "L", "RGB", "I;16", "I;16B", "I;16L", "I;16N", "I")
-        and isinstance(im.info["transparency"], int | tuple)
-    ):
+    elif has_key and mode_name in _KEYED_MODES and isinstance(im.info["transparency"], int | tuple):
         colour_key = True
         notes.append("transparent colour key turned into alpha")
     if stored.note:
@@ -373,7 +372,7 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
         n_frames=n_frames,
         notes=tuple(notes),
     )
-    return _Plan(header, stored, colour_key, orientation, png_la16)
+    return _Plan(header, stored, colour_key, orientation, png_decoder)
 
 
 def read_header(
@@ -403,6 +402,99 @@ def _decode_png_la16(data: bytes) -> np.ndarray:
     return (rgba[..., 0::2] << 8) | rgba[..., 1::2]
 
 
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """Decode a PNG of bit depth 8 or 16, colour type 0, 2, 4 or 6 -> (H, W, n) uint8/uint16.
+
+    convcli's own decoder, for the 16-bit RGB(A) PNGs that Pillow reduces to 8 bits.
+    Raises ValueError (or zlib.error) on corrupt or truncated data.
+    """
+    ihdr = _png_ihdr(data)
+    if ihdr is None:
+        msg = "not a PNG file"
+        raise ValueError(msg)
+    width, height, depth, colour_type = ihdr
+    interlace = data[28]
+    n = {0: 1, 2: 3, 4: 2, 6: 4}.get(colour_type)
+    if n is None or depth not in (8, 16) or interlace > 1:
+        msg = f"unsupported PNG layout (bit depth {depth}, colour type {colour_type}, interlace {interlace})"
+        raise ValueError(msg)
+    idat = []
+    pos = 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        if pos + 12 + length > len(data):
+            break
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IDAT":
+            (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+            if crc != zlib.crc32(kind + body) & 0xFFFFFFFF:
+                msg = "broken PNG file (IDAT checksum error)"
+                raise ValueError(msg)
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    raw = np.frombuffer(zlib.decompressobj().decompress(b"".join(idat)), dtype=np.uint8)
+    bpp = n * depth // 8
+    passes = [(0, 0, 1, 1)] if interlace == 0 else _ADAM7
+    out = np.zeros((height, width, bpp), dtype=np.uint8)
+    offset = 0
+    for x0, y0, dx, dy in passes:
+        w, h = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if w <= 0 or h <= 0:
+            continue
+        size = h * (1 + w * bpp)
+        if offset + size > raw.size:
+            msg = "image file is truncated"
+            raise ValueError(msg)
+        out[y0::dy, x0::dx] = _unfilter(raw[offset : offset + size].reshape(h, 1 + w * bpp), bpp)
+        offset += size
+    if depth == 8:
+        return out
+    pairs = out.reshape(height, width, n, 2).astype(np.uint16)
+    return (pairs[..., 0] << 8) | pairs[..., 1]
+
+
+def _unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
+    """Undo PNG row filters: (h, 1 + w*bpp) bytes -> (h, w, bpp) uint8.
+
+    Rows filtered none/sub/up go row by row; average and Paeth depend on the left and
+    upper neighbours, so those images go by anti-diagonals, all rows at once.
+    """
+    h = rows.shape[0]
+    types = rows[:, 0]
+    if types.max(initial=0) > 4:
+        msg = f"broken PNG file (filter type {int(types.max())})"
+        raise ValueError(msg)
+    f = rows[:, 1:].reshape(h, -1, bpp).astype(np.int16)
+    w = f.shape[1]
+    x = np.zeros((h + 1, w + 1, bpp), dtype=np.int16)  # a zero row above and a zero column on the left
+    if types.max(initial=0) <= 2:
+        for r in range(h):
+            if types[r] == 0:
+                x[r + 1, 1:] = f[r]
+            elif types[r] == 1:
+                x[r + 1, 1:] = np.cumsum(f[r], axis=0) & 0xFF
+            else:
+                x[r + 1, 1:] = (f[r] + x[r, 1:]) & 0xFF
+        return x[1:, 1:].astype(np.uint8)
+    for d in range(h + w - 1):
+        r = np.arange(max(0, d - w + 1), min(h - 1, d) + 1)
+        c = d - r
+        a, b, ul = x[r + 1, c], x[r, c + 1], x[r, c]
+        p = a + b - ul
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - ul)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, ul))
+        t = types[r][:, None]
+        pred = np.select([t == 1, t == 2, t == 3, t == 4], [a, b, (a + b) >> 1, paeth], 0)
+        x[r + 1, c + 1] = (f[r, c] + pred) & 0xFF
+    return x[1:, 1:].astype(np.uint8)
+
+
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation to an (H, W, ...) array, as PIL.ImageOps.exif_transpose does."""
     if orientation == 2:
@@ -424,15 +516,17 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
 
 def _decode_array(im: Image.Image, fp: BinaryIO, plan: _Plan, max_pixels: int | None) -> np.ndarray:
     """Decode the first frame into an (H, W, C[+alpha]) array on the stored scale."""
-    if plan.png_la16:
+    if plan.png_decoder is not None:
         fp.seek(0)
-        return _decode_png_la16(fp.read())
-    lift = max_pixels is None or max_pixels > (Image.MAX_IMAGE_PIXELS or 0)
-    with _pillow_limit_lifted() if lift else _nothing():
-        im.load()
-    if plan.stored.convert is not None:
-        im = im.convert(plan.stored.convert)
-    arr = np.asarray(im)
+        data = fp.read()
+        arr = _decode_png_la16(data) if plan.png_decoder == "la16" else decode_png(data)
+    else:
+        lift = max_pixels is None or max_pixels > (Image.MAX_IMAGE_PIXELS or 0)
+        with _pillow_limit_lifted() if lift else _nothing():
+            im.load()
+        if plan.stored.convert is not None:
+            im = im.convert(plan.stored.convert)
+        arr = np.asarray(im)
     if plan.header.mode == "I" and arr.size and (arr.min() < 0 or arr.max() > 65535):
         msg = "32-bit integer image with values outside 0..65535 is not supported"
         raise InputError(msg)

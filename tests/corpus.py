@@ -125,6 +125,11 @@ def hostile_cases(folder: Path) -> dict[str, Case]:
     p.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     cases["truncated_jpeg"] = Case(p, Expectation(error="truncated"))
 
+    data = png16(_pattern(64, 64, 3, seed=2, high=65536))
+    p = folder / "truncated16.png"
+    p.write_bytes(data[: len(data) // 2])
+    cases["truncated_png16"] = Case(p, Expectation(error="truncated"))
+
     p = folder / "not_an_image.png"
     p.write_text("this is a text file, not an image\n")
     cases["not_an_image"] = Case(p, Expectation(error="not an image"))
@@ -231,18 +236,21 @@ def odd_cases(folder: Path) -> dict[str, Case]:
         ),
     )
 
-    # 16-bit RGB: Pillow keeps the high byte; the report must say so.
+    # 16-bit RGB(A): Pillow would keep the high byte only; convcli decodes all 16 bits.
     rgb16 = _pattern(4, 6, 3, seed=6, high=65536)
     p = folder / "rgb16.png"
     p.write_bytes(png16(rgb16))
-    cases["rgb16"] = Case(
+    cases["rgb16"] = Case(p, Expectation(size=(6, 4), bit_depth=16, color=_f32(rgb16)))
+    rgba16 = _pattern(5, 3, 4, seed=9, high=65536)
+    p = folder / "rgba16.png"
+    p.write_bytes(png16(rgba16))
+    cases["rgba16"] = Case(
         p,
         Expectation(
-            size=(6, 4),
-            color=_f32(rgb16 >> 8),
-            notes=("16-bit RGB read as 8-bit",),
+            size=(3, 5), has_alpha=True, bit_depth=16, color=_f32(rgba16[..., :3]),
+            alpha=rgba16[..., 3].astype(np.float32),
         ),
-    )
+    )  # fmt: skip
 
     # Animated GIF, 3 frames of flat grey levels: the first frame is read.
     frames = [Image.new("L", (8, 6), v) for v in (30, 130, 230)]
