@@ -99,10 +99,8 @@ def pad_array(
         return x
     if not any(pad):
         return x
-    h, w = x.shape[:2]
-    if m.name == "reflection" and ((top or bottom) and h < 2 or (left or right) and w < 2):
-        # Reflecting a single row has nothing to mirror; it degenerates to the edge value.
-        m = MODES["border"]
+    # A single row or column has nothing to mirror: numpy.pad's reflect repeats it, per axis
+    # (an image one pixel tall still reflects along its width).
     widths = [(top, bottom), (left, right)] + [(0, 0)] * (x.ndim - 2)
     if m.numpy == "constant":
         return np.pad(x, widths, mode="constant", constant_values=0)
