@@ -3,36 +3,47 @@
 The pure numeric API (NumPy only, no I/O)::
 
     from convcli import correlate2d, conv2d, output_size, get_kernel, parse_kernel
+
+Names are imported on first use, so ``convcli --help`` does not pay for NumPy.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-
-from .engine import conv2d, correlate2d
-from .kernels import REGISTRY, Kernel, gaussian_kernel, get_kernel, parse_kernel
-from .padding import MODES, pad_array, resolve_mode
-from .shapes import Geometry, output_size, receptive_field, resolve_pad
+from typing import Any
 
 try:
     __version__ = version("convcli")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = [
-    "MODES",
-    "REGISTRY",
-    "Geometry",
-    "Kernel",
-    "__version__",
-    "conv2d",
-    "correlate2d",
-    "gaussian_kernel",
-    "get_kernel",
-    "output_size",
-    "pad_array",
-    "parse_kernel",
-    "receptive_field",
-    "resolve_mode",
-    "resolve_pad",
-]
+#: public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "conv2d": "convcli.engine",
+    "correlate2d": "convcli.engine",
+    "REGISTRY": "convcli.kernels",
+    "Kernel": "convcli.kernels",
+    "gaussian_kernel": "convcli.kernels",
+    "get_kernel": "convcli.kernels",
+    "parse_kernel": "convcli.kernels",
+    "MODES": "convcli.padding",
+    "pad_array": "convcli.padding",
+    "resolve_mode": "convcli.padding",
+    "Geometry": "convcli.shapes",
+    "output_size": "convcli.shapes",
+    "receptive_field": "convcli.shapes",
+    "resolve_pad": "convcli.shapes",
+    "Pipeline": "convcli.pipeline",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    msg = f"module 'convcli' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 import click
 
 from .. import __version__
-from .chain import chain_cmd
-from .image import IMAGE_COMMANDS
-from .info import INFO_COMMANDS
-from .teach import explain_cmd
+
+#: command -> (module, attribute, one-line help). Commands are imported when used,
+#: so ``convcli --help`` and ``convcli shape`` don't pay for NumPy, Pillow or Rich.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "filter": ("image", "filter_cmd", "Apply any kernel (cross-correlation, like PyTorch)."),
+    "blur": ("image", "blur_cmd", "Gaussian or box blur."),
+    "edges": ("image", "edges_cmd", "Edge detection: prewitt (the lecture's K_v/K_h), sobel, scharr..."),
+    "downsample": ("image", "downsample_cmd", "Strided convolution: 224 -> 112 -> 56."),
+    "chain": ("chain", "chain_cmd", "Several stages (incl. conv layers, ReLU) in one float32 pass."),
+    "kernels": ("info", "kernels_cmd", "The kernel registry with matrices."),
+    "shape": ("info", "shape_cmd", "The output-size arithmetic alone, no image."),
+    "padding": ("info", "padding_cmd", "Padding modes: every library's name, drawn on a row."),
+    "explain": ("teach", "explain_cmd", "One output pixel computed step by step, as the lecture does."),
+    "demo": ("teach", "demo_cmd", "The lecture's tour: every figure as a labelled montage."),
+}
 
 
 class ConvcliGroup(click.Group):
@@ -20,6 +32,20 @@ class ConvcliGroup(click.Group):
     status becomes the exit status, whether the group runs as the ``convcli``
     script, as ``python -m convcli`` or under ``click.testing.CliRunner``.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        cmd: click.Command = getattr(import_module(f"convcli.cli.{module}"), attr)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][2]) for name in self.list_commands(ctx)])
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -45,7 +71,3 @@ def cli(debug: bool) -> None:
     Exit status: 0 all inputs done; 1 one or more inputs failed (the others are
     done); 2 usage error (bad flag, bad kernel, impossible shape); 130 interrupted.
     """
-
-
-for _cmd in [*IMAGE_COMMANDS, chain_cmd, *INFO_COMMANDS, explain_cmd]:
-    cli.add_command(_cmd)

@@ -119,3 +119,49 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
         click.echo(f"{image}: channel {channel} ({name}), output pixel x={x}, y={y}")
     click.echo(result.text)
     return 0
+
+
+# --- demo --------------------------------------------------------------------------------
+
+
+@click.command("demo")
+@click.option("--out-dir", default="convcli-demo", show_default=True, metavar="DIR",
+              help="Where the figures go (created).")
+@click.option("--image", default=None, metavar="PATH",
+              help="Your own photo instead of the bundled 224x224 cat.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random conv weights.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per figure on stdout.")
+def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
+    """The lecture's tour: every figure as a labelled montage, plus an overview.
+
+    \b
+    convcli demo --out-dir tour/                  on the bundled cat
+    convcli demo --image me.jpg --out-dir tour/   on your own photo
+    """
+    import json
+    import os
+
+    from .. import imageio
+    from ..teach.demo import build_figures, bundled_cat_path, shape_chain
+
+    src = image or bundled_cat_path()
+    img = imageio.read_image(src)
+    color = img.color * (255.0 / img.header.maxval) if img.header.maxval != 255 else img.color
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        msg = f"cannot create --out-dir {out_dir}: {e.strerror}"
+        raise UsageError(msg) from None
+    for fig in build_figures(color, seed=seed):
+        path = os.path.join(out_dir, f"{fig.name}.png")
+        data, _ = imageio.encode_image(fig.image, None, "png")
+        imageio.write_atomic(path, data)
+        if as_json:
+            click.echo(json.dumps({"figure": fig.name, "title": fig.title, "output": path,
+                                   "pipelines": fig.records}))
+            continue
+        click.echo(f"{path}  {fig.title}")
+        for rec in fig.records:
+            ops = ", ".join(s["op"] + (f" {s['kernel']}" if s.get("kernel") else "") for s in rec["stages"])
+            click.echo(f"    {ops}: {shape_chain(rec)}")
+    return 0

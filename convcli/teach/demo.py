@@ -1,0 +1,174 @@
+"""The lecture's tour on the bundled 224x224 cat: one labelled montage per lecture figure.
+
+Every figure is computed by the same pipelines the commands use; ``run_demo``
+returns the figures (pictures as uint8 arrays, plus report records) and the CLI
+writes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+import numpy as np
+
+from ..kernels import Kernel, get_kernel, parse_literal
+from ..padding import resolve_mode
+from ..pipeline import (
+    ConvStage,
+    GrayStage,
+    Pipeline,
+    ReluStage,
+    Stage,
+    StagePlan,
+    make_correlate_stage,
+    nchw,
+)
+from ..report import shape_text
+from ..shapes import resolve_pad
+from ..views import display_pixels, stage_panels
+
+#: The lecture's printed "Gaussian" (rounded to 3 decimals): it sums to 1.776, not 1.
+LECTURE_GAUSSIAN = "0.111 0.222 0.111; 0.222 0.444 0.222; 0.111 0.222 0.111"
+
+
+def bundled_cat_path() -> str:
+    """Path of the bundled 224x224 cat (CC0, a crop of scikit-image's chelsea)."""
+    return str(files("convcli") / "data" / "cat224.png")
+
+
+@dataclass
+class Figure:
+    """One lecture figure: a file name, a title, its montage and the pipelines' report records."""
+
+    name: str
+    title: str
+    image: np.ndarray
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _conv(out_channels: int, k: int, seed: int, stride: int = 1, pad: str | None = None) -> ConvStage:
+    mode = resolve_mode("zeros")
+    return ConvStage(out_channels=out_channels, ksize=(k, k), seed=seed, stride=(stride, stride),
+                     padding=mode, pad=resolve_pad(pad, (k, k), (1, 1), mode.name))
+
+
+def _filt(kernel: Kernel, label: str = "", **kw: Any) -> Stage:
+    return make_correlate_stage("filter", kernel, label=label or kernel.name, **kw)
+
+
+class Tour:
+    """Runs pipelines on one image and collects panels and records."""
+
+    def __init__(self, color: np.ndarray, maxval: float = 255.0) -> None:
+        self.color = color.astype(np.float32)
+        self.maxval = maxval
+
+    def input_panel(self, x: np.ndarray | None = None) -> list[Any]:
+        return stage_panels(None, self.color if x is None else x, self.maxval, 0)
+
+    def run(self, stages: list[Stage], *, every_stage: bool = False,
+            x: np.ndarray | None = None) -> tuple[list[Any], dict[str, Any], np.ndarray]:
+        """Panels of the final (or every) stage, the report record, and the float result."""
+        pipe = Pipeline(tuple(stages))
+        src = self.color if x is None else x
+        panels: list[Any] = []
+        seen: list[StagePlan] = []
+
+        def on_stage(plan: StagePlan, values: np.ndarray) -> None:
+            seen.append(plan)
+            if every_stage or len(seen) == len(stages):
+                panels.extend(stage_panels(plan, values, self.maxval, len(seen)))
+
+        out, _ = pipe.run(src, on_stage=on_stage)
+        plans = pipe.plan((src.shape[2], src.shape[0], src.shape[1]))
+        record = {"input_shape": nchw(plans[0].in_shape), "output_shape": nchw(plans[-1].out_shape),
+                  "stages": [p.record() for p in plans]}
+        return panels, record, out
+
+
+def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
+    """Every figure of the lecture, in the lecture's order."""
+    from .montage import Panel, kernel_panel, make_montage, padded_frame_panel
+
+    tour = Tour(color)
+    figs: list[Figure] = []
+
+    def figure(name: str, title: str, panels: list[Any], records: list[dict[str, Any]],
+               columns: int | None = None) -> None:
+        figs.append(Figure(name, title, make_montage(panels, title=title, columns=columns), records))
+
+    # 1. Convolution filters create new images: the sharpening kernel.
+    sharpen = get_kernel("sharpen")
+    p1, r1, _ = tour.run([_filt(sharpen)])
+    figure("01-sharpen", "Sharpening kernel [0 -1 0; -1 5 -1; 0 -1 0]",
+           tour.input_panel() + [kernel_panel(sharpen.weights, "sharpen kernel")] + p1, [r1])
+
+    # 2. The Gaussian blur, as printed (sums to 1.78: brightens) and normalised (gaussian3).
+    printed = parse_literal(LECTURE_GAUSSIAN, "lecture's printed kernel")
+    p2a, r2a, _ = tour.run([_filt(printed, "printed, sum 1.78")])
+    p2b, r2b, _ = tour.run([_filt(printed.normalized(), "printed --normalize")])
+    p2c, r2c, _ = tour.run([_filt(get_kernel("gaussian3"))])
+    figure("02-gaussian-blur", "Gaussian blur: the printed kernel sums to 1.78 and brightens; normalised",
+           tour.input_panel() + p2a + p2b + p2c, [r2a, r2b, r2c])
+
+    # 3. Handcrafted edge kernels K_v and K_h on luminance.
+    gray = [GrayStage()]
+    kv, kh = get_kernel("edge-vertical"), get_kernel("edge-horizontal")
+    p3a, r3a, _ = tour.run(gray + [make_correlate_stage("edges", kv, label="K_v")])
+    p3b, r3b, _ = tour.run(gray + [make_correlate_stage("edges", kh, label="K_h")])
+    figure("03-edges", "Vertical (K_v) and horizontal (K_h) edge kernels, |response|",
+           tour.input_panel() + [kernel_panel(kv.weights, "K_v")] + p3a + [kernel_panel(kh.weights, "K_h")]
+           + p3b, [r3a, r3b])
+
+    # 4. Receptive field: 3x3 vs 5x5 uniform blur.
+    p4a, r4a, _ = tour.run([_filt(get_kernel("box3"))])
+    p4b, r4b, _ = tour.run([_filt(get_kernel("box5"))])
+    figure("04-box-3x3-vs-5x5", "Receptive field: 3x3 vs 5x5 uniform blur", tour.input_panel() + p4a + p4b,
+           [r4a, r4b])
+
+    # 5. Padding and stride: valid (222) vs same (224).
+    p5a, r5a, _ = tour.run([_filt(get_kernel("box3"), "valid", padding="valid")])
+    p5b, r5b, _ = tour.run([_filt(get_kernel("box3"), "same (zeros)", padding="zeros")])
+    figure("05-valid-vs-same", "3x3, stride 1: valid loses a pixel each side (222), same keeps 224",
+           tour.input_panel() + p5a + p5b, [r5a, r5b])
+
+    # 6. Border padding: zeros / border / reflection, the padded frame shown.
+    u8 = display_pixels(tour.color, "input", tour.maxval)
+    frames = [padded_frame_panel(u8, 40, m) for m in ("zeros", "border", "reflection")]
+    figure("06-padding-modes", "Padding modes, 40 px each side: zeros, border, reflection", frames, [])
+
+    # 7. Automatic feature learning: random 3x3 conv to 3 channels, ReLU, 1x1 conv to 2 channels.
+    c1, c2 = _conv(3, 3, seed), _conv(2, 1, seed + 1)
+    p7, r7, _ = tour.run([c1, ReluStage(), c2], every_stage=True)
+    w1 = c1.weights_for(3)
+    kpanels = [kernel_panel(w1[o, 0], f"conv1 out {o + 1} <- R") for o in range(3)]
+    figure("07-random-conv-relu", "Random 3x3 conv -> 3 channels, ReLU, 1x1 conv -> 2 channels",
+           tour.input_panel() + kpanels + p7, [r7], columns=6)
+
+    # 8. Downsampling with a stride-2 convolution: 224 -> 112.
+    p8, r8, _ = tour.run([_filt(get_kernel("gaussian3"), "3x3 stride 2", stride=(2, 2), padding="zeros",
+                                pad="1")])
+    figure("08-stride-2", "3x3 convolution, stride 2, zero padding 1: 224 -> 112", tour.input_panel() + p8,
+           [r8])
+
+    # 9. Convolutions are concatenated: conv + ReLU (stride 2) twice on luminance, 224 -> 112 -> 56.
+    g = tour.run(gray)[2]
+    p9, r9, _ = tour.run([_conv(1, 3, seed + 2, 2, "1"), ReluStage(), _conv(1, 3, seed + 3, 2, "1"),
+                          ReluStage()], every_stage=True, x=g)
+    keep = [pn for pn in p9 if "relu" in pn.label]
+    figure("09-stacked-conv-relu", "Conv + ReLU (stride 2) twice: 224 -> 112 -> 56",
+           stage_panels(None, g, 255.0, 0) + keep, [r9])
+
+    # The overview: every figure, one per row.
+    rows = [Panel(f.title, f.name, f.image) for f in figs]
+    overview = make_montage(rows, title="convcli demo: Fundamentals of Convolutions", cell=420, columns=3)
+    figs.append(Figure("00-overview", "overview", overview, []))
+    return figs
+
+
+def shape_chain(record: dict[str, Any]) -> str:
+    """``[1, 3, 224, 224] -> [1, 3, 112, 112]`` for a record's stages."""
+    shapes = [record["input_shape"]] + [s["output_shape"] for s in record["stages"]]
+    return " -> ".join(shape_text(s) for s in shapes)
