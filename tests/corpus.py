@@ -90,6 +90,33 @@ def png16(samples: np.ndarray) -> bytes:
     return raw_png(width, height, 16, colour_type, samples.astype(">u2").tobytes())
 
 
+def tiff16_rgb(samples: np.ndarray) -> bytes:
+    """A minimal uncompressed little-endian TIFF of an (H, W, 3) uint16 array (one strip)."""
+    height, width, _ = samples.shape
+    pixels = samples.astype("<u2").tobytes()
+    n_tags = 10
+    bits_at = 8 + 2 + 12 * n_tags + 4
+    data_at = bits_at + 6
+    tags = [  # tag, type (3 SHORT, 4 LONG), count, value or offset
+        (256, 3, 1, width), (257, 3, 1, height), (258, 3, 3, bits_at), (259, 3, 1, 1), (262, 3, 1, 2),
+        (273, 4, 1, data_at), (277, 3, 1, 3), (278, 3, 1, height), (279, 4, 1, len(pixels)), (284, 3, 1, 1),
+    ]  # fmt: skip
+    ifd = struct.pack("<H", n_tags)
+    for tag, kind, count, value in tags:
+        if kind == 3 and count == 1:
+            ifd += struct.pack("<HHIHH", tag, kind, count, value, 0)
+        else:
+            ifd += struct.pack("<HHII", tag, kind, count, value)
+    return (
+        b"II*\x00"
+        + struct.pack("<I", 8)
+        + ifd
+        + struct.pack("<I", 0)
+        + struct.pack("<3H", 16, 16, 16)
+        + pixels
+    )
+
+
 def _pattern(height: int, width: int, channels: int, seed: int, high: int = 256) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(0, high, (height, width, channels)).astype(np.uint16 if high > 256 else np.uint8)
@@ -251,6 +278,14 @@ def odd_cases(folder: Path) -> dict[str, Case]:
             alpha=rgba16[..., 3].astype(np.float32),
         ),
     )  # fmt: skip
+
+    # 16-bit RGB TIFF: Pillow keeps the high byte; the report must say so.
+    tif16 = _pattern(3, 5, 3, seed=10, high=65536)
+    p = folder / "rgb16.tif"
+    p.write_bytes(tiff16_rgb(tif16))
+    cases["rgb16_tiff"] = Case(
+        p, Expectation(size=(5, 3), color=_f32(tif16 >> 8), notes=("16-bit RGB read as 8-bit",))
+    )
 
     # Animated GIF, 3 frames of flat grey levels: the first frame is read.
     frames = [Image.new("L", (8, 6), v) for v in (30, 130, 230)]
