@@ -30,7 +30,7 @@ def shape_text(shape: list[int] | None) -> str:
 
 def _pair(v: Any) -> str:
     if isinstance(v, list):
-        return v[0] if len(set(v)) == 1 else "x".join(str(i) for i in v)  # type: ignore[no-any-return]
+        return str(v[0]) if len(set(v)) == 1 else "x".join(str(i) for i in v)
     return str(v)
 
 
