@@ -1,0 +1,339 @@
+"""Labelled figures for learners: panels side by side, each with its operation and NCHW shape.
+
+Pillow is used here for drawing only (resizing, text); files are written by
+:mod:`convcli.imageio`. Everything returns uint8 arrays.
+
+- :func:`make_montage` lays panels out in a grid of square cells, scales each to
+  fit (nearest-neighbour by a whole factor when enlarging, so a 56×56 feature map
+  shows its pixels as equal blocks; Lanczos when shrinking) and writes the
+  label and shape under it, dark on white.
+- :func:`feature_maps_to_panels` turns a (H, W, C) float stack into one panel per
+  channel, each stretched min..max on its own ("channel i/C").
+- :func:`kernel_panel` draws a kernel's weights in a diverging palette
+  (blue negative, white zero, red positive), values written in the cells up to 5×5.
+- :func:`padded_frame_panel` shows an image padded by a mode with the original
+  region outlined (the lecture's zeros / border / reflection figure).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import UsageError
+from ..padding import pad_array, resolve_mode
+
+BACKGROUND = (255, 255, 255)
+TEXT = (20, 20, 20)
+SUBTEXT = (90, 90, 90)
+OUTLINE = (255, 40, 40)
+CHECKER = ((204, 204, 204), (255, 255, 255))
+NEGATIVE = np.array([33, 102, 172], dtype=np.float64)  # blue
+POSITIVE = np.array([178, 24, 43], dtype=np.float64)  # red
+#: columns of the grid when the caller does not say
+DEFAULT_COLUMNS = 4
+
+
+@dataclass
+class Panel:
+    """One picture of a montage: ``image`` is uint8 (H, W), (H, W, 3) or (H, W, 4)."""
+
+    label: str
+    shape: str
+    image: np.ndarray
+
+    def __post_init__(self) -> None:
+        a = np.asarray(self.image)
+        if a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))):
+            msg = f"panel image must be uint8 (H, W), (H, W, 3) or (H, W, 4), got {a.dtype} {a.shape}"
+            raise UsageError(msg)
+        if a.shape[0] == 0 or a.shape[1] == 0:
+            msg = f"panel {self.label!r} has an empty image {a.shape}"
+            raise UsageError(msg)
+        if a.ndim == 3 and a.shape[2] == 1:
+            a = a[:, :, 0]
+        self.image = a
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Pixel geometry of a montage, computed from the cell size alone."""
+
+    count: int
+    columns: int
+    rows: int
+    cell: int
+    margin: int
+    label_height: int
+    title_height: int
+    font_size: int
+    small_font_size: int
+    title_font_size: int
+
+    @property
+    def width(self) -> int:
+        return self.columns * self.cell + (self.columns + 1) * self.margin
+
+    @property
+    def height(self) -> int:
+        return self.title_height + self.rows * (self.cell + self.label_height) + (self.rows + 1) * self.margin
+
+    def cell_box(self, i: int) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) of panel ``i``'s picture cell."""
+        r, c = divmod(i, self.columns)
+        left = self.margin + c * (self.cell + self.margin)
+        top = self.title_height + self.margin + r * (self.cell + self.label_height + self.margin)
+        return left, top, left + self.cell, top + self.cell
+
+    def label_box(self, i: int) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) of the text under panel ``i``."""
+        left, _, right, bottom = self.cell_box(i)
+        return left, bottom, right, bottom + self.label_height
+
+
+def layout(count: int, *, cell: int = 224, columns: int | None = None, title: bool = False) -> Layout:
+    """The grid for ``count`` panels: ``columns`` (default up to 4) across, rows as needed."""
+    if count < 1:
+        msg = "a montage needs at least one panel"
+        raise UsageError(msg)
+    if cell < 16:
+        msg = f"montage cell must be >= 16 pixels, got {cell}"
+        raise UsageError(msg)
+    cols = min(count, DEFAULT_COLUMNS) if columns is None else columns
+    if cols < 1:
+        msg = f"montage columns must be >= 1, got {columns}"
+        raise UsageError(msg)
+    cols = min(cols, count)
+    rows = math.ceil(count / cols)
+    font = max(11, round(cell * 0.075))
+    small = max(10, round(cell * 0.063))
+    title_font = max(13, round(cell * 0.095))
+    margin = max(6, cell // 14)
+    label_h = font + small + 3 * max(2, font // 4)
+    title_h = title_font + margin if title else 0
+    return Layout(count, cols, rows, cell, margin, label_h, title_h, font, small, title_font)
+
+
+@lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled scalable font (Pillow >= 10.1 with FreeType); a bitmap font otherwise."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # old Pillow or no FreeType: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def _text_width(draw: ImageDraw.ImageDraw, text: str, font) -> float:
+    return draw.textlength(text, font=font)
+
+
+def _drawable(text: str) -> str:
+    """Pillow's bundled font lacks "−" (U+2212) and "×" (U+00D7): draw "-" and "x" instead."""
+    return text.replace("\u2212", "-").replace("\u00d7", "x")
+
+
+def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    """``text`` shortened with an ellipsis until it fits ``width`` pixels."""
+    text = _drawable(text)
+    if _text_width(draw, text, font) <= width:
+        return text
+    while len(text) > 1 and _text_width(draw, text + "…", font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _fit_font(draw: ImageDraw.ImageDraw, text: str, size: int, smallest: int, width: int):
+    """The largest font from ``size`` down to ``smallest`` in which ``text`` fits ``width`` pixels."""
+    text = _drawable(text)
+    for s in range(size, smallest - 1, -1):
+        font = _font(s)
+        if _text_width(draw, text, font) <= width:
+            return font
+    return _font(smallest)
+
+
+def checkerboard(h: int, w: int, square: int = 8) -> np.ndarray:
+    """A light grey/white checkerboard (H, W, 3) uint8, the usual backdrop for transparency."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    on = ((yy // square + xx // square) % 2).astype(bool)
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    out[~on] = CHECKER[0]
+    out[on] = CHECKER[1]
+    return out
+
+
+def scale_to_cell(image: np.ndarray, cell: int) -> np.ndarray:
+    """Fit ``image`` into a ``cell``×``cell`` square, keeping its aspect ratio.
+
+    Enlarging uses nearest neighbour by a whole factor (every source pixel becomes
+    an equal block); shrinking uses Lanczos. Returns uint8 with the same channels.
+    """
+    h, w = image.shape[:2]
+    f = min(cell / h, cell / w)
+    pil = Image.fromarray(image)
+    if f >= 1:
+        n = int(f)
+        if n == 1:
+            return image
+        return np.asarray(pil.resize((w * n, h * n), Image.Resampling.NEAREST))
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return np.asarray(pil.resize(size, Image.Resampling.LANCZOS))
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W), (H, W, 3) or (H, W, 4) -> (H, W, 3); alpha composited on a checkerboard."""
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] == 3:
+        return image
+    back = Image.fromarray(checkerboard(*image.shape[:2]), "RGB").convert("RGBA")
+    return np.asarray(Image.alpha_composite(back, Image.fromarray(image, "RGBA")).convert("RGB"))
+
+
+def make_montage(
+    panels: list[Panel],
+    *,
+    title: str | None = None,
+    cell: int = 224,
+    columns: int | None = None,
+) -> np.ndarray:
+    """Panels side by side (wrapping into rows), each labelled; uint8 RGB (H, W, 3).
+
+    Each picture is scaled into a ``cell``×``cell`` square (see :func:`scale_to_cell`)
+    and centred; under it the panel's label and, smaller, its shape.
+    """
+    lay = layout(len(panels), cell=cell, columns=columns, title=bool(title))
+    canvas = Image.new("RGB", (lay.width, lay.height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    small, big = _font(lay.small_font_size), _font(lay.title_font_size)
+    if title:
+        text = _fit_text(draw, title, big, lay.width - 2 * lay.margin)
+        draw.text((lay.width / 2, lay.margin + lay.title_font_size / 2), text, fill=TEXT, font=big,
+                  anchor="mm")
+    pad = max(2, lay.font_size // 4)
+    for i, p in enumerate(panels):
+        pic = _to_rgb(scale_to_cell(p.image, cell))
+        left, top, right, bottom = lay.cell_box(i)
+        ph, pw = pic.shape[:2]
+        canvas.paste(Image.fromarray(pic, "RGB"), (left + (cell - pw) // 2, top + (cell - ph) // 2))
+        lx0, ly0, lx1, _ = lay.label_box(i)
+        cx = (lx0 + lx1) / 2
+        lfont = _fit_font(draw, p.label, lay.font_size, max(9, lay.font_size * 3 // 4), cell)
+        label = _fit_text(draw, p.label, lfont, cell)
+        draw.text((cx, ly0 + pad), label, fill=TEXT, font=lfont, anchor="mt")
+        shape = _fit_text(draw, p.shape, small, cell)
+        draw.text((cx, ly0 + 2 * pad + lay.font_size), shape, fill=SUBTEXT, font=small, anchor="mt")
+    return np.asarray(canvas)
+
+
+# --- panels for learners ------------------------------------------------------------------
+
+
+def normalize_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Stretch min..max to 0..255 (a flat map, which carries no contrast, becomes black)."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = v[np.isfinite(v)]
+    if finite.size == 0:
+        return np.zeros(v.shape, dtype=np.uint8)
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi - lo <= 1e-12 * max(1.0, abs(hi)):
+        return np.zeros(v.shape, dtype=np.uint8)
+    scaled = (np.nan_to_num(v, nan=lo, posinf=hi, neginf=lo) - lo) * (255.0 / (hi - lo))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def feature_maps_to_panels(maps: np.ndarray, prefix: str, shape: str) -> list[Panel]:
+    """One grey panel per channel of a (H, W, C) float stack, each normalised min..max on its own.
+
+    Labels read ``"{prefix} (channel i/C)"`` (1-based, as the lecture's "Channel 1/3"),
+    or ``"channel i/C"`` without a prefix; every panel carries ``shape``.
+    """
+    m = np.asarray(maps)
+    if m.ndim == 2:
+        m = m[:, :, None]
+    if m.ndim != 3:
+        msg = f"feature maps must be (H, W, C), got shape {m.shape}"
+        raise UsageError(msg)
+    c = m.shape[2]
+    panels = []
+    for i in range(c):
+        name = f"channel {i + 1}/{c}"
+        label = f"{prefix} ({name})" if prefix else name
+        panels.append(Panel(label, shape, normalize_to_uint8(m[:, :, i])))
+    return panels
+
+
+def _diverging(weights: np.ndarray) -> np.ndarray:
+    """Blue (negative) - white (0) - red (positive), scaled by the largest |weight|; (kh, kw, 3) float."""
+    scale = float(np.max(np.abs(weights))) or 1.0
+    t = np.clip(weights / scale, -1, 1)[:, :, None]
+    white = np.array([255.0, 255.0, 255.0])
+    return np.where(t >= 0, white + t * (POSITIVE - white), white + (-t) * (NEGATIVE - white))
+
+
+def _weight_text(v: float) -> str:
+    """Short text for a weight: integers bare, small values to 2 significant digits, else 2 decimals."""
+    if float(v).is_integer():
+        return str(int(v))
+    if abs(v) < 0.1:
+        return f"{v:.2g}"
+    return f"{v:.2f}"
+
+
+def kernel_panel(weights: np.ndarray, label: str, *, size: int = 200) -> Panel:
+    """A kernel drawn as coloured cells (blue negative, red positive), values written up to 5×5."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or w.size == 0 or not np.all(np.isfinite(w)):
+        msg = f"kernel panel needs a finite 2-D kernel, got shape {w.shape}"
+        raise UsageError(msg)
+    kh, kw = w.shape
+    px = max(4, size // max(kh, kw))
+    colours = _diverging(w)
+    img = np.repeat(np.repeat(colours, px, axis=0), px, axis=1)
+    canvas = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(canvas)
+    grid = (160, 160, 160)
+    for i in range(1, kh):
+        draw.line([(0, i * px), (kw * px, i * px)], fill=grid, width=1)
+    for j in range(1, kw):
+        draw.line([(j * px, 0), (j * px, kh * px)], fill=grid, width=1)
+    if kh <= 5 and kw <= 5:
+        scale = float(np.max(np.abs(w))) or 1.0
+        font = _font(max(10, px // 4))
+        for i in range(kh):
+            for j in range(kw):
+                strong = abs(w[i, j]) / scale > 0.6
+                draw.text(((j + 0.5) * px, (i + 0.5) * px), _weight_text(w[i, j]),
+                          fill=(255, 255, 255) if strong else TEXT, font=font, anchor="mm")
+    return Panel(label, f"[{kh}, {kw}]", np.asarray(canvas))
+
+
+def padded_frame_panel(image: np.ndarray, pad: int, mode: str) -> Panel:
+    """``image`` padded by ``pad`` pixels with ``mode``, the original region outlined in red."""
+    m = resolve_mode(mode)
+    if m.numpy is None:
+        msg = f"padding mode {m.name!r} adds no border to show; choose zeros, border, reflection, ..."
+        raise UsageError(msg)
+    if pad < 1:
+        msg = f"pad must be >= 1 to show a frame, got {pad}"
+        raise UsageError(msg)
+    a = np.asarray(image)
+    if a.dtype != np.uint8 or a.ndim not in (2, 3):
+        msg = f"image must be uint8 (H, W) or (H, W, C), got {a.dtype} {a.shape}"
+        raise UsageError(msg)
+    h, w = a.shape[:2]
+    padded = pad_array(a, (pad, pad, pad, pad), m)
+    rgb = _to_rgb(padded if padded.ndim == 2 or padded.shape[2] != 1 else padded[:, :, 0]).copy()
+    canvas = Image.fromarray(rgb, "RGB")
+    draw = ImageDraw.Draw(canvas)
+    line = max(1, round(max(h, w) / 112))
+    # just outside the original pixels, so none of them is covered
+    draw.rectangle([pad - line, pad - line, pad + w - 1 + line, pad + h - 1 + line], outline=OUTLINE,
+                   width=line)
+    c = 1 if a.ndim == 2 else a.shape[2]
+    return Panel(f"{m.name} padding ({pad} px)", f"[1, {c}, {h + 2 * pad}, {w + 2 * pad}]",
+                 np.asarray(canvas))

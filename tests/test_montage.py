@@ -1,0 +1,205 @@
+"""convcli.teach.montage: layout, labels, scaling, alpha, feature maps, kernel and padding panels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convcli.errors import UsageError
+from convcli.teach.montage import (
+    CHECKER,
+    OUTLINE,
+    Panel,
+    feature_maps_to_panels,
+    kernel_panel,
+    layout,
+    make_montage,
+    padded_frame_panel,
+    scale_to_cell,
+)
+
+
+def _panels(n: int, size: int = 32, label: str = "op") -> list[Panel]:
+    rng = np.random.default_rng(n)
+    return [Panel(f"{label} {i}", f"[1, 3, {size}, {size}]",
+                  rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)) for i in range(n)]
+
+
+def _crop(img: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    left, top, right, bottom = box
+    return img[top:bottom, left:right]
+
+
+# --- layout --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n", "columns", "rows"), [(1, None, 1), (3, None, 1), (4, None, 1), (5, None, 2),
+                                                     (9, None, 3), (5, 2, 3), (3, 5, 1)])
+def test_montage_size_follows_the_grid(n: int, columns: int | None, rows: int) -> None:
+    cell = 64
+    out = make_montage(_panels(n), cell=cell, columns=columns)
+    lay = layout(n, cell=cell, columns=columns)
+    cols = min(n, columns or 4)
+    assert (lay.columns, lay.rows) == (cols, rows)
+    assert out.dtype == np.uint8 and out.shape == (lay.height, lay.width, 3)
+    assert lay.width == cols * cell + (cols + 1) * lay.margin
+    assert lay.height == rows * (cell + lay.label_height) + (rows + 1) * lay.margin
+
+
+def test_each_extra_column_adds_one_cell_and_margin() -> None:
+    a, b = make_montage(_panels(2), cell=80), make_montage(_panels(3), cell=80)
+    assert a.shape[0] == b.shape[0]
+    assert b.shape[1] - a.shape[1] == 80 + layout(3, cell=80).margin
+
+
+def test_title_adds_a_band_on_top() -> None:
+    plain = make_montage(_panels(2), cell=64)
+    titled = make_montage(_panels(2), cell=64, title="Sharpen")
+    lay = layout(2, cell=64, title=True)
+    assert titled.shape == (plain.shape[0] + lay.title_height, plain.shape[1], 3)
+    band = titled[: lay.title_height]
+    assert (band < 128).any()  # the title is drawn, dark on white
+
+
+def test_labels_are_drawn_under_each_panel() -> None:
+    panels = _panels(3, label="sharpen")
+    out = make_montage(panels, cell=96)
+    lay = layout(3, cell=96)
+    for i in range(3):
+        region = _crop(out, lay.label_box(i))
+        assert (region < 100).all(axis=2).sum() > 20  # dark text pixels
+        assert (region == 255).all(axis=2).mean() > 0.5  # on a white background
+    other = make_montage(_panels(3, label="blur"), cell=96)
+    assert not np.array_equal(_crop(out, lay.label_box(0)), _crop(other, lay.label_box(0)))
+    # the pictures themselves are the same: only the labels differ
+    np.testing.assert_array_equal(_crop(out, lay.cell_box(0)), _crop(other, lay.cell_box(0)))
+
+
+def test_shape_text_is_drawn_too() -> None:
+    a = [Panel("x", "[1, 3, 224, 224]", np.zeros((8, 8), np.uint8))]
+    b = [Panel("x", "[1, 2, 56, 56]", np.zeros((8, 8), np.uint8))]
+    assert not np.array_equal(make_montage(a, cell=96), make_montage(b, cell=96))
+
+
+def test_default_font_is_scalable_and_legible() -> None:
+    lay = layout(1)
+    assert lay.font_size >= 14  # at the default 224-pixel cell
+    out = make_montage([Panel("sharpen", "[1, 3, 224, 224]", np.zeros((224, 224), np.uint8))])
+    region = _crop(out, lay.label_box(0))
+    rows_with_ink = np.nonzero((region < 128).all(axis=2).any(axis=1))[0]
+    assert rows_with_ink.size >= 10  # text is more than a few pixels tall
+
+
+# --- scaling --------------------------------------------------------------------------------
+
+
+def test_small_maps_are_enlarged_by_whole_blocks() -> None:
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, size=(8, 8), dtype=np.uint8)
+    out = make_montage([Panel("map", "[1, 1, 8, 8]", small)], cell=64)
+    picture = _crop(out, layout(1, cell=64).cell_box(0))[:, :, 0]
+    np.testing.assert_array_equal(picture, np.kron(small, np.ones((8, 8), dtype=np.uint8)))
+
+
+def test_upscaling_keeps_aspect_and_uses_whole_factors() -> None:
+    img = np.zeros((7, 20, 3), np.uint8)
+    assert scale_to_cell(img, 64).shape == (21, 60, 3)  # factor 3 = floor(64 / 20)
+    assert scale_to_cell(np.zeros((150, 100), np.uint8), 224).shape == (150, 100)  # 1.49: kept as is
+
+
+def test_large_images_are_shrunk_to_fit() -> None:
+    big = np.full((448, 224, 3), 200, np.uint8)
+    assert scale_to_cell(big, 224).shape == (224, 112, 3)
+    out = make_montage([Panel("big", "[1, 3, 448, 224]", big)], cell=224)
+    picture = _crop(out, layout(1).cell_box(0))
+    assert (picture[:, 56:168] == 200).all()  # centred, 112 wide
+    assert (picture[:, :50] == 255).all()
+
+
+# --- alpha --------------------------------------------------------------------------------------
+
+
+def test_transparent_pixels_show_a_checkerboard() -> None:
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[:, :32] = (255, 0, 0, 255)  # opaque red on the left, fully transparent on the right
+    out = make_montage([Panel("alpha", "[1, 4, 64, 64]", rgba)], cell=64)
+    picture = _crop(out, layout(1, cell=64).cell_box(0))
+    assert (picture[:, :32] == (255, 0, 0)).all()
+    right = picture[:, 32:].reshape(-1, 3)
+    colours = {tuple(int(v) for v in c) for c in np.unique(right, axis=0)}
+    assert colours == {CHECKER[0], CHECKER[1]}
+
+
+def test_panel_rejects_floats_and_squeezes_single_channel() -> None:
+    with pytest.raises(UsageError, match="uint8"):
+        Panel("x", "s", np.zeros((4, 4), np.float32))
+    assert Panel("x", "s", np.zeros((4, 4, 1), np.uint8)).image.shape == (4, 4)
+    with pytest.raises(UsageError, match="at least one panel"):
+        make_montage([])
+
+
+# --- feature maps -----------------------------------------------------------------------------
+
+
+def test_feature_maps_are_normalised_channel_by_channel() -> None:
+    rng = np.random.default_rng(2)
+    maps = np.stack([rng.normal(0, 1, (6, 5)), 1000 + 5 * rng.normal(0, 1, (6, 5)), np.full((6, 5), 3.0)], -1)
+    panels = feature_maps_to_panels(maps, "After 3x3 Conv", "[1, 3, 6, 5]")
+    assert [p.label for p in panels] == [f"After 3x3 Conv (channel {i}/3)" for i in (1, 2, 3)]
+    assert all(p.shape == "[1, 3, 6, 5]" for p in panels)
+    for p, ch in zip(panels[:2], (0, 1), strict=True):
+        assert p.image.dtype == np.uint8 and p.image.shape == (6, 5)
+        assert p.image.min() == 0 and p.image.max() == 255
+        # order is kept: the brightest pixel is where the channel is largest
+        assert np.argmax(p.image) == np.argmax(maps[:, :, ch])
+    assert (panels[2].image == 0).all()  # a flat map has no contrast to show
+    unnamed = feature_maps_to_panels(maps[:, :, :2], "", "s")
+    assert [p.label for p in unnamed] == ["channel 1/2", "channel 2/2"]
+
+
+# --- kernels --------------------------------------------------------------------------------------
+
+
+def test_kernel_panel_colours_show_the_sign() -> None:
+    w = np.array([[-1.0, 0.0, 1.0]])
+    p = kernel_panel(w, "K_v row")
+    img = p.image.astype(int)
+    px = img.shape[1] // 3
+    neg, zero, pos = (img[img.shape[0] // 2, j * px + 2] for j in range(3))
+    assert neg[2] > neg[0] + 80  # blue
+    assert pos[0] > pos[2] + 80  # red
+    assert (zero > 240).all()  # white
+    assert p.shape == "[1, 3]" and p.label == "K_v row"
+
+
+def test_kernel_panel_writes_values_up_to_5x5() -> None:
+    w = np.zeros((3, 3))
+    with_text = kernel_panel(w, "z").image
+    assert (with_text < 100).all(axis=2).any()  # "0" written in dark ink on white cells
+    big = kernel_panel(np.zeros((7, 7)), "z7").image
+    assert not (big < 100).all(axis=2).any()  # no text beyond 5×5
+
+
+# --- padding frames ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["zeros", "border", "reflection", "symmetric", "circular"])
+def test_padded_frame_outlines_the_original(mode: str) -> None:
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
+    p = padded_frame_panel(img, 6, mode)
+    assert p.image.shape == (32, 42, 3)
+    assert p.shape == "[1, 3, 32, 42]" and mode in p.label
+    np.testing.assert_array_equal(p.image[6:26, 6:36], img)  # the original pixels are untouched
+    assert (p.image[5, 5:37] == OUTLINE).all() and (p.image[26, 5:37] == OUTLINE).all()
+    assert (p.image[5:27, 5] == OUTLINE).all() and (p.image[5:27, 36] == OUTLINE).all()
+
+
+def test_padded_frame_uses_the_mode() -> None:
+    img = np.arange(1, 26, dtype=np.uint8).reshape(5, 5) * 10
+    zeros = padded_frame_panel(img, 3, "zeros").image
+    assert (zeros[0, :, 0] == 0).all()
+    refl = padded_frame_panel(img, 3, "reflection").image
+    assert refl[0, 3, 0] == img[3, 0]  # three rows above row 0 reflects row 3
+    with pytest.raises(UsageError, match="valid"):
+        padded_frame_panel(img, 3, "valid")
