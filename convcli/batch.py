@@ -13,13 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
+from .imageio import FORMATS
 
-#: Magic numbers of the formats Pillow reads that convcli accepts from directories.
+#: Magic numbers of the formats Pillow reads that convcli accepts from directories: PNG, JPEG, GIF,
+#: BMP, TIFF (little/big-endian, BigTIFF), JPEG 2000, ICO, QOI. WebP (RIFF....WEBP) and binary
+#: PNM (P4/P5/P6 + whitespace) are checked in looks_like_image.
 _MAGIC: tuple[bytes, ...] = (
     b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
+    b"II+\x00", b"MM\x00+", b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xffO\xffQ", b"\x00\x00\x01\x00", b"qoif",
 )
 
 DEFAULT_TEMPLATE = "{stem}.{op}{ext}"
+
+#: Extensions of the formats convcli writes; other inputs (GIF, ICO, PNM...) get a .png output.
+_WRITABLE: frozenset[str] = frozenset(e for f in FORMATS.values() for e in f.extensions)
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class InputItem:
 
     name: str
     path: Path | None
+    error: str | None = None  # refused before any work (a directory with no images in it)
 
     @property
     def is_stdin(self) -> bool:
@@ -42,6 +50,8 @@ def looks_like_image(path: Path) -> bool:
     except OSError:
         return False
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    if head[:2] in (b"P4", b"P5", b"P6") and head[2:3].isspace():
         return True
     return any(head.startswith(m) for m in _MAGIC)
 
@@ -79,10 +89,20 @@ def expand_inputs(items: list[str] | tuple[str, ...], recursive: bool = False) -
             continue
         p = Path(raw)
         if p.is_dir():
-            out.extend(InputItem(str(f), f) for f in _walk(p, recursive))
+            found = [InputItem(str(f), f) for f in _walk(p, recursive)]
+            out.extend(found or [InputItem(raw, p, _empty_dir_reason(p, recursive))])
         else:
             out.append(InputItem(raw, p))
     return out
+
+
+def _empty_dir_reason(folder: Path, recursive: bool) -> str:
+    try:
+        has_subdirs = any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(folder))
+    except OSError:
+        has_subdirs = False
+    hint = " (it has subfolders: --recursive descends into them)" if has_subdirs and not recursive else ""
+    return f"is a directory with no images in it{hint}"
 
 
 def render_name(template: str, item: InputItem, op: str, ext: str) -> str:
@@ -123,10 +143,13 @@ def plan_outputs(
         tmpl = template or DEFAULT_TEMPLATE
         outs = []
         for item in inputs:
+            if item.error is not None:
+                outs.append(None)
+                continue
             if item.is_stdin and out_dir is None and template is None:
                 outs.append("-")
                 continue
-            ext = ext_for or (item.path.suffix.lower() if item.path and item.path.suffix else ".png")
+            ext = ext_for or output_extension(item)
             name = render_name(tmpl, item, op, ext)
             folder = Path(out_dir) if out_dir is not None else (item.path.parent if item.path else Path("."))
             outs.append(str(folder / name))
@@ -134,9 +157,23 @@ def plan_outputs(
     return outs
 
 
+def output_extension(item: InputItem) -> str:
+    """The input's extension when convcli can write that format (lower-cased), else ``.png`` (GIF, ICO...)."""
+    suffix = item.path.suffix.lower() if item.path is not None else ""
+    return suffix if suffix in _WRITABLE else ".png"
+
+
+def _collision_hint(a: InputItem, b: InputItem, out: str) -> str:
+    same_name = a.path is not None and b.path is not None and a.path.name == b.path.name
+    if same_name and a.path.parent != b.path.parent:  # type: ignore[union-attr]
+        return (f"files of the same name in different folders get the same name in {Path(out).parent}: "
+                "put {parent} in --name, e.g. --name '{parent}_{stem}.{op}{ext}'")
+    return "give --name a template with {stem}"
+
+
 def check_collisions(inputs: list[InputItem], outputs: list[str | None]) -> None:
     """No two outputs may be the same file, and no output may be an input."""
-    seen: dict[str, str] = {}
+    seen: dict[str, InputItem] = {}
     input_paths = {os.path.realpath(i.path): i.name for i in inputs if i.path is not None}
     for item, out in zip(inputs, outputs, strict=True):
         if out is None or out == "-":
@@ -146,6 +183,8 @@ def check_collisions(inputs: list[InputItem], outputs: list[str | None]) -> None
             msg = f"{item.name}: output {out} would overwrite the input {input_paths[real]}"
             raise UsageError(msg)
         if real in seen:
-            msg = f"{item.name}: output {out} collides with the output of {seen[real]} (use --name)"
+            other = seen[real]
+            msg = (f"{item.name}: output {out} collides with the output of {other.name} "
+                   f"({_collision_hint(other, item, out)})")
             raise UsageError(msg)
-        seen[real] = item.name
+        seen[real] = item

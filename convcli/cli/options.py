@@ -110,7 +110,8 @@ def io_options(fn: F) -> F:
         click.option("--threads", type=click.IntRange(1, 256), default=None,
                      help="Threads per image (default: all cores)."),
         click.option("--json", "as_json", is_flag=True,
-                     help="Print the shape report as JSON Lines on stdout, one object per input."),
+                     help="Print the shape report as JSON Lines on stdout, one object per input (errors "
+                          "too), flushed per line, in the order inputs finish (--ordered: input order)."),
         click.option("-q", "--quiet", is_flag=True, help="No report."),
         click.option("--dry-run", is_flag=True,
                      help="Report shapes from the image header alone; decode and write nothing."),
@@ -120,7 +121,15 @@ def io_options(fn: F) -> F:
                      help="Print the equivalent code in that library instead of running."),
         click.option("--recursive", is_flag=True, help="Descend into directories given as inputs."),
         click.option("-j", "--jobs", type=click.IntRange(1, 1024), default=None,
-                     help="Parallel worker processes for batches (default: all cores)."),
+                     help="Worker processes for batches (default: all cores; 1 = in this process). "
+                          "Results are reported as inputs finish, so their order may vary; see --ordered."),
+        click.option("--ordered", is_flag=True,
+                     help="Report results (JSON lines included) in input order, not as they finish."),
+        click.option("--fail-fast", is_flag=True,
+                     help="Stop at the first failed input: start no more, exit 1 (2 for a usage error)."),
+        click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
+                     help="Run the inputs as tasks on a dask.distributed scheduler, e.g. tcp://host:8786 "
+                          "(pip install 'convcli[dask]'); the workers must see the same files."),
         click.option("--max-pixels", type=click.IntRange(1), default=None,
                      help="Refuse images with more pixels (default: Pillow's limit, 89478485)."),
     ]

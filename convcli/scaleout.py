@@ -1,0 +1,290 @@
+"""Where the per-input work runs: in this process, in a process pool (``--jobs``) or on Dask (``--dask``).
+
+Every route runs the same :func:`work` on the same picklable tasks and yields the
+same :class:`Outcome` objects, so the caller reports them the same way. Nothing
+here writes to stdout or stderr.
+
+- :func:`run_local` — in this process when one worker or one task is enough (no
+  pool start-up cost), else a ``ProcessPoolExecutor`` (forkserver where the
+  platform has it, spawn elsewhere; workers ignore SIGINT so the parent alone
+  decides what Ctrl-C does). At most ``2 * workers`` tasks are in flight, so
+  ``stop`` (``--fail-fast``) and Ctrl-C have little to cancel. A worker that dies
+  (killed, out of memory) fails the inputs it held and the pool is restarted for
+  the rest.
+- :func:`run_dask` — ``client.map(work, ...)`` on a ``dask.distributed`` cluster,
+  results taken ``as_completed``. Dask is imported only here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import multiprocessing
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConvcliError, ExitStatus
+from .runner import Job, Result, process
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An input refused before any work (e.g. a directory with no images in it)."""
+
+    source: str
+    error: str
+    status: ExitStatus = ExitStatus.FAILURE
+
+
+Task = Job | Refusal
+
+
+@dataclass
+class Outcome:
+    """One finished task: its position among the inputs, its result and exit status.
+
+    ``traceback`` is set for an unexpected exception (a bug), to be shown with ``--debug``.
+    """
+
+    index: int
+    result: Result
+    status: ExitStatus
+    traceback: str | None = None
+
+
+class ScaleOutError(ConvcliError):
+    """The machinery, not an input, failed: Dask missing, scheduler unreachable."""
+
+    exit_status = ExitStatus.FAILURE
+
+
+def error_record(source: str, error: str) -> dict[str, Any]:
+    """The report record of a failed input (SPEC §4), its error on one line."""
+    return {"input": source, "status": "error", "error": " ".join(error.split())}
+
+
+def work(index: int, task: Task) -> Outcome:
+    """Run one task anywhere (this process, a pool worker, a Dask worker); never raises for an input."""
+    if isinstance(task, Refusal):
+        return Outcome(index, Result(error_record(task.source, task.error)), task.status)
+    try:
+        return Outcome(index, process(task), ExitStatus.OK)
+    except ConvcliError as e:
+        return Outcome(index, Result(error_record(task.source, str(e))), e.exit_status)
+    except Exception as e:  # noqa: BLE001 - one input's bug must not end the batch; reported with its type
+        return _internal_error(index, task.source, e, traceback.format_exc())
+
+
+def _internal_error(index: int, source: str, exc: BaseException, tb: str | None) -> Outcome:
+    reason = f"internal error, please report it (--debug shows the traceback): {type(exc).__name__}: {exc}"
+    return Outcome(index, Result(error_record(source, reason)), ExitStatus.FAILURE, tb)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+# --------------------------------------------------------------------------- local: in process or a pool
+
+
+def run_local(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[Outcome]:
+    """Outcomes in completion order; no new task starts once ``stop`` is set."""
+    if workers <= 1 or len(tasks) <= 1:
+        yield from _sequential(tasks, stop)
+    else:
+        yield from _pooled(tasks, min(workers, len(tasks)), stop)
+
+
+def _sequential(tasks: list[Task], stop: threading.Event) -> Iterator[Outcome]:
+    for i, task in enumerate(tasks):
+        if stop.is_set():
+            return
+        yield work(i, task)
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    """forkserver (workers fork from a server that has imported convcli once), else spawn; never fork."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["convcli.scaleout"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _worker_init() -> None:
+    # Ctrl-C reaches the whole process group; the parent alone decides what it means.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init)
+
+
+def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[Outcome]:
+    queue = iter(enumerate(tasks))
+    pending: dict[Future[Outcome], int] = {}
+    pool = _new_pool(workers)
+    finished = False
+    try:
+        _fill(pool, queue, pending, 2 * workers, stop)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            broken = False
+            for fut in done:
+                index = pending.pop(fut)
+                outcome, died = _collect(fut, index, tasks[index])
+                broken = broken or died
+                yield outcome
+            if broken:  # the pool is unusable: fail what it held, start a new one for the rest
+                for fut, index in list(pending.items()):
+                    del pending[fut]
+                    yield _worker_died(index, tasks[index])
+                _kill(pool)
+                pool = _new_pool(workers)
+            _fill(pool, queue, pending, 2 * workers, stop)
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # Ctrl-C, SIGTERM, a closed pipe...: stop the workers now, mid-image if need be
+            _kill(pool)
+
+
+def _fill(pool: ProcessPoolExecutor, queue: Iterator[tuple[int, Task]], pending: dict[Future[Outcome], int],
+          window: int, stop: threading.Event) -> None:
+    while len(pending) < window and not stop.is_set():
+        item = next(queue, None)
+        if item is None:
+            return
+        pending[pool.submit(work, *item)] = item[0]
+
+
+def _collect(fut: Future[Outcome], index: int, task: Task) -> tuple[Outcome, bool]:
+    """The outcome of a finished future, and whether its worker process died."""
+    try:
+        return fut.result(), False
+    except BrokenProcessPool:
+        return _worker_died(index, task), True
+    except Exception as e:  # noqa: BLE001 - e.g. a task that cannot be pickled: a bug, reported with its type
+        return _internal_error(index, task.source, e, "".join(traceback.format_exception(e))), False
+
+
+def _worker_died(index: int, task: Task) -> Outcome:
+    msg = "the worker process died while on this input (killed, or out of memory?)"
+    return Outcome(index, Result(error_record(task.source, msg)), ExitStatus.FAILURE)
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Terminate the workers, drop queued work, wait for them to be gone."""
+    # No public way to reach the workers before Python 3.14 (terminate_workers); _processes is stable.
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.join(timeout=5)
+
+
+def remove_temporaries(outputs: Iterable[str | None]) -> None:
+    """Remove temporary files that interrupted writes of these outputs left (write_atomic's naming).
+
+    Matches ``.NAME.tmp-*`` and ``.STEM.*.tmp-*`` (per-channel files of feature maps) beside each output.
+    """
+    for out in outputs:
+        if out is None or out == "-":
+            continue
+        path = Path(out)
+        folder = glob.escape(str(path.parent))
+        for pattern in (f".{glob.escape(path.name)}.tmp-*", f".{glob.escape(path.stem)}.*.tmp-*"):
+            for tmp in glob.glob(os.path.join(folder, pattern)):
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+_DASK_MISSING = "--dask needs the optional Dask extra: pip install 'convcli[dask]'"
+
+
+def run_dask(
+    tasks: list[Task], address: str, stop: threading.Event, timeout: str = "10s"
+) -> Iterator[Outcome]:
+    """The same ``work`` as tasks on a dask.distributed cluster; outcomes as they complete.
+
+    Paths are made absolute for the workers (which must see the same files, e.g. on a
+    shared file system) and the records carry the names as the user gave them.
+    """
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ScaleOutError(_DASK_MISSING) from None
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as e:
+        msg = f"cannot connect to the Dask scheduler at {address}: {' '.join(str(e).split())}"
+        raise ScaleOutError(msg) from None
+    futures: list[Any] = []
+    try:
+        futures = client.map(work, range(len(tasks)), [_absolute(t) for t in tasks], pure=False)
+        index_of = {f.key: i for i, f in enumerate(futures)}
+        for fut in as_completed(futures):
+            if stop.is_set():
+                client.cancel(futures)
+                break
+            index = index_of[fut.key]
+            yield _dask_outcome(fut, index, tasks[index])
+    finally:
+        if futures:
+            client.cancel([f for f in futures if not f.done()])
+        client.close()
+
+
+def _absolute(task: Task) -> Task:
+    if isinstance(task, Refusal):
+        return task
+    return dataclasses.replace(
+        task,
+        source=task.source if task.data is not None else os.path.abspath(task.source),
+        output=task.output if task.output in (None, "-") else os.path.abspath(task.output),
+        montage=os.path.abspath(task.montage) if task.montage else None,
+    )
+
+
+def _dask_outcome(fut: Any, index: int, task: Task) -> Outcome:
+    try:
+        outcome: Outcome = fut.result()
+    except Exception as e:  # noqa: BLE001 - KilledWorker, CancelledError...: this input failed, say why
+        reason = f"Dask task failed: {type(e).__name__}: {e}"
+        return Outcome(index, Result(error_record(task.source, reason)), ExitStatus.FAILURE)
+    return dataclasses.replace(outcome, result=_relative(outcome.result, task))
+
+
+def _relative(result: Result, task: Task) -> Result:
+    """Put the user's own names back into a record made with absolute paths."""
+    if isinstance(task, Refusal):
+        return result
+    record = dict(result.record)
+    record["input"] = task.source
+    if "output" in record:
+        record["output"] = task.output
+    if "error" in record:
+        for name in (task.output, task.source):
+            if name not in (None, "-"):
+                record["error"] = record["error"].replace(os.path.abspath(name), name)
+    return Result(record, result.stdout_bytes)
