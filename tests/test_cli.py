@@ -1,0 +1,917 @@
+"""The command line as a user drives it: CliRunner on tmp_path, checked against independent references.
+
+Every number here is computed in the test with float64 NumPy and ``scipy.ndimage`` (padding modes
+mapped by the SPEC §1 table, written out below), never by convcli. Reports are read with
+``json.loads`` from ``result.stdout``; ``result.stderr`` and ``result.exit_code`` are asserted
+separately (Click >= 8.2 keeps the two streams apart).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from click.testing import CliRunner, Result
+from PIL import Image
+
+from convcli.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+CAT = ROOT / "sample_images" / "cat224.png"
+README = ROOT / "README.md"
+
+#: SPEC §1: convcli mode -> scipy.ndimage mode.
+SCIPY_MODE = {"zeros": "constant", "border": "nearest", "reflection": "mirror", "symmetric": "reflect",
+              "circular": "wrap"}
+#: SPEC §1: convcli mode -> numpy.pad mode.
+NUMPY_MODE = {"zeros": "constant", "border": "edge", "reflection": "reflect", "symmetric": "symmetric",
+              "circular": "wrap"}
+#: SPEC §1 aliases.
+ALIASES = {"constant": "zeros", "replicate": "border", "edge": "border", "nearest": "border",
+           "reflect": "reflection", "mirror": "reflection", "reflect101": "reflection", "wrap": "circular"}
+#: SPEC §1 table: every library's name of each mode (numpy.pad, scipy.ndimage, OpenCV, PyTorch).
+LIBRARY_NAMES = {
+    "zeros": ["constant", "BORDER_CONSTANT"],
+    "border": ["edge", "nearest", "BORDER_REPLICATE", "replicate"],
+    "reflection": ["reflect", "mirror", "BORDER_REFLECT_101"],
+    "symmetric": ["symmetric", "reflect", "BORDER_REFLECT"],
+    "circular": ["wrap", "BORDER_WRAP", "circular"],
+}
+#: SPEC §2: the registry must hold at least these.
+SPEC_KERNELS = ["identity", "sharpen", "gaussian3", "gaussian5", "box3", "box5", "edge-vertical",
+                "edge-horizontal", "sobel-x", "sobel-y", "scharr-x", "scharr-y", "laplacian", "emboss",
+                "outline"]
+
+SHARPEN = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=np.float64)
+GAUSS3 = np.outer([1, 2, 1], [1, 2, 1]) / 16.0
+K_V = np.array([[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]], dtype=np.float64)  # the lecture's K_v (Prewitt x)
+K_H = K_V.T.copy()  # K_h (Prewitt y)
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def run(*args: Any) -> Result:
+    """Invoke ``convcli ARGS``; never lets an exception escape unnoticed."""
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"convcli {args} raised {result.exception!r}\n{result.stderr}")
+    return result
+
+
+def ok(*args: Any) -> Result:
+    result = run(*args)
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def records(result: Result) -> list[dict[str, Any]]:
+    """The JSON Lines report on stdout, one object per line."""
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def one_error_line(result: Result) -> str:
+    """stderr holds exactly one error line and no traceback; returns it."""
+    assert "Traceback" not in result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if "error" in ln.lower()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def save(arr: np.ndarray, path: Path, **params: Any) -> Path:
+    Image.fromarray(arr).save(path, **params)
+    return path
+
+
+def load(path: Path | str) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def cat_crop(h: int = 40, w: int = 52) -> np.ndarray:
+    """A real photo, non-square so that H and W cannot be confused."""
+    return load(CAT)[70:70 + h, 90:90 + w].copy()
+
+
+@pytest.fixture
+def cat(tmp_path: Path) -> Path:
+    return save(cat_crop(), tmp_path / "cat.png")
+
+
+def corr(x: np.ndarray, k: np.ndarray, mode: str = "reflection", flip: bool = False) -> np.ndarray:
+    """Float64 per-channel cross-correlation (or convolution) with scipy, 'same' size."""
+    f = ndi.convolve if flip else ndi.correlate
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2:
+        return f(x, k, mode=SCIPY_MODE[mode])
+    return np.stack([f(x[..., c], k, mode=SCIPY_MODE[mode]) for c in range(x.shape[2])], axis=-1)
+
+
+def corr_geometry(x: np.ndarray, k: np.ndarray, mode: str, pad4: tuple[int, int, int, int],
+                  stride: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
+    """SPEC §1 formula via scipy: pad by (T, B, L, R), dilate the kernel, correlate, keep the valid
+    part, sample every stride-th pixel. Odd kernels only (their centre is unambiguous)."""
+    t, b, lft, r = pad4
+    kd = np.zeros((dilation[0] * (k.shape[0] - 1) + 1, dilation[1] * (k.shape[1] - 1) + 1))
+    kd[::dilation[0], ::dilation[1]] = k
+    cy, cx = kd.shape[0] // 2, kd.shape[1] // 2
+    x = np.asarray(x, dtype=np.float64)
+    chans = []
+    for c in range(x.shape[2]):
+        p = np.pad(x[..., c], ((t, b), (lft, r)), mode=NUMPY_MODE[mode])
+        full = ndi.correlate(p, kd, mode="constant")
+        valid = full[cy:p.shape[0] - (kd.shape[0] - 1 - cy), cx:p.shape[1] - (kd.shape[1] - 1 - cx)]
+        chans.append(valid[::stride[0], ::stride[1]])
+    return np.stack(chans, axis=-1)
+
+
+def quantize(v: np.ndarray, maxval: int = 255) -> np.ndarray:
+    """SPEC §1 clip: round half to even, clip to the output range."""
+    return np.clip(np.rint(v), 0, maxval).astype(np.uint8 if maxval == 255 else np.uint16)
+
+
+def assert_quantized(out: np.ndarray, ref: np.ndarray, maxval: int = 255) -> None:
+    """``out`` equals the quantised float64 ``ref`` exactly, except within 1e-3 of a rounding tie,
+    where float32 arithmetic may legitimately land on the other side (then by at most 1)."""
+    ref = np.asarray(ref, dtype=np.float64)
+    assert out.shape == ref.shape
+    expected = quantize(ref, maxval).astype(np.int64)
+    diff = np.abs(out.astype(np.int64) - expected)
+    near_tie = np.abs(ref - np.floor(ref) - 0.5) < 1e-3
+    assert np.all(diff[~near_tie] == 0), f"{np.count_nonzero(diff[~near_tie])} pixels differ"
+    assert np.all(diff <= 1)
+
+
+def axis_arithmetic(n: int, k: int, s: int, d: int, before: int, after: int) -> str:
+    """The SPEC §4 arithmetic string, computed here from the formula of SPEC §1."""
+    out = (n + before + after - d * (k - 1) - 1) // s + 1
+    return f"({n} + {before} + {after} - {d}*({k}-1) - 1) // {s} + 1 = {out}"
+
+
+def pair(v: Any) -> list[int]:
+    """A report value that is N for equal axes or [Y, X] otherwise, as [Y, X]."""
+    return list(v) if isinstance(v, list) else [v, v]
+
+
+# --------------------------------------------------------------------------- the JSON report (SPEC §4)
+
+
+def test_json_report_schema_and_arithmetic_for_three_downsamples(tmp_path: Path) -> None:
+    src = save(load(CAT)[:64, :64].copy(), tmp_path / "cat.png")
+    result = ok("downsample", src, "--times", 3, "--json")
+    assert result.stderr == ""
+    (rec,) = records(result)
+    keys = {"input", "output", "status", "input_shape", "output_shape", "stages", "seconds", "range"}
+    assert keys <= set(rec)
+    assert rec["status"] == "ok"
+    assert rec["input"] == str(src)
+    assert rec["output"] == str(tmp_path / "cat.down8.png")
+    assert rec["input_shape"] == [1, 3, 64, 64]
+    assert rec["output_shape"] == [1, 3, 8, 8]
+    assert isinstance(rec["seconds"], float) and rec["seconds"] >= 0
+    assert len(rec["stages"]) == 3
+    n = 64
+    for i, (st, rf, jump) in enumerate(zip(rec["stages"], (3, 7, 15), (2, 4, 8), strict=True)):
+        assert {"op", "kernel", "kernel_size", "stride", "dilation", "padding", "pad", "input_shape",
+                "output_shape", "arithmetic", "receptive_field", "jump"} <= set(st), i
+        assert st["op"] == "downsample"
+        assert st["kernel"] == "gaussian3"
+        assert st["kernel_size"] == [3, 3]
+        assert st["stride"] == [2, 2]
+        assert st["dilation"] == [1, 1]
+        assert st["padding"] == "reflection"
+        assert st["pad"] == [1, 1, 1, 1]
+        assert all(isinstance(v, int) for key in ("kernel_size", "stride", "dilation", "pad", "input_shape",
+                                                   "output_shape") for v in st[key])
+        out = (n + 1 + 1 - 1 * (3 - 1) - 1) // 2 + 1
+        assert st["input_shape"] == [1, 3, n, n]
+        assert st["output_shape"] == [1, 3, out, out]
+        assert st["arithmetic"] == axis_arithmetic(n, 3, 2, 1, 1, 1)
+        assert pair(st["receptive_field"]) == [rf, rf]
+        assert pair(st["jump"]) == [jump, jump]
+        n = out
+    assert (tmp_path / "cat.down8.png").exists()
+    assert load(tmp_path / "cat.down8.png").shape == (8, 8, 3)
+
+
+def test_json_arithmetic_names_both_axes_of_a_non_square_image(cat: Path) -> None:
+    (rec,) = records(ok("filter", cat, "-k", "box5", "-s", "2,3", "-d", "1,2", "--json", "--dry-run"))
+    (st,) = rec["stages"]
+    # box5, dilation (1, 2): same padding totals 4 and 8
+    assert st["pad"] == [2, 2, 4, 4]
+    assert axis_arithmetic(40, 5, 2, 1, 2, 2) in st["arithmetic"]
+    assert axis_arithmetic(52, 5, 3, 2, 4, 4) in st["arithmetic"]
+    assert rec["output_shape"] == [1, 3, (40 + 4 - 4 - 1) // 2 + 1, (52 + 8 - 8 - 1) // 3 + 1]
+    assert pair(st["receptive_field"]) == [5, 9]
+    assert pair(st["jump"]) == [2, 3]
+
+
+def test_json_range_block_matches_float64_scipy(cat: Path) -> None:
+    (rec,) = records(ok("filter", cat, "-k", "sharpen", "--json"))
+    ref = corr(cat_crop(), SHARPEN)
+    r = rec["range"]
+    assert r["policy"] == "clip"
+    assert r["min"] == pytest.approx(ref.min(), rel=1e-4, abs=1e-3)
+    assert r["max"] == pytest.approx(ref.max(), rel=1e-4, abs=1e-3)
+    rounded = np.rint(ref)
+    clipped = np.count_nonzero((rounded < 0) | (rounded > 255)) / ref.size
+    assert clipped > 0  # sharpen on a photo overshoots: the check below is not vacuous
+    assert r["clipped_fraction"] == pytest.approx(clipped, abs=1e-12)
+
+
+def test_json_range_block_for_abs_and_normalize(cat: Path, tmp_path: Path) -> None:
+    ref = corr(cat_crop(), K_V)
+    (rec,) = records(ok("filter", cat, "-k", "edge-vertical", "--range", "abs", "--json", "-o",
+                        tmp_path / "a.png"))
+    assert rec["range"]["policy"] == "abs"
+    assert rec["range"]["min"] == pytest.approx(ref.min(), abs=1e-3)  # float min before quantisation
+    assert rec["range"]["max"] == pytest.approx(ref.max(), abs=1e-3)
+    over = np.count_nonzero(np.rint(np.abs(ref)) > 255) / ref.size
+    assert rec["range"]["clipped_fraction"] == pytest.approx(over, abs=1e-12)
+    (rec,) = records(ok("filter", cat, "-k", "edge-vertical", "--range", "normalize", "--json", "-o",
+                        tmp_path / "n.png"))
+    assert rec["range"]["policy"] == "normalize"
+    assert rec["range"]["clipped_fraction"] == 0
+
+
+def test_dry_run_reports_from_the_header_and_decodes_nothing(tmp_path: Path) -> None:
+    good = save(cat_crop(30, 20), tmp_path / "c.png")
+    data = bytearray(good.read_bytes())
+    idat = data.index(b"IDAT")
+    data[idat + 4: idat + 40] = bytes(36)  # header intact, compressed pixel data destroyed
+    bad = tmp_path / "corrupt.png"
+    bad.write_bytes(bytes(data))
+    # without --dry-run the file really is unreadable ...
+    result = run("filter", bad, "-k", "sharpen", "-o", tmp_path / "x.png")
+    assert result.exit_code == 1
+    assert "corrupt.png" in one_error_line(result)
+    assert not (tmp_path / "x.png").exists()
+    # ... and --dry-run reports its shapes all the same, because it never decodes the pixels
+    result = ok("downsample", bad, "--dry-run", "--json")
+    (rec,) = records(result)
+    assert rec["status"] == "ok"
+    assert rec["input_shape"] == [1, 3, 30, 20]
+    assert rec["output_shape"] == [1, 3, 15, 10]
+    assert "range" not in rec
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "corrupt.png"]
+
+
+def test_quiet_prints_nothing_and_plain_report_without_json(cat: Path) -> None:
+    assert ok("filter", cat, "-k", "sharpen", "--quiet").stdout == ""
+    text = ok("filter", cat, "-k", "sharpen").stdout
+    assert "[1, 3, 40, 52]" in text
+    assert axis_arithmetic(40, 3, 1, 1, 1, 1) in text
+
+
+# --------------------------------------------------------------------------- exit statuses and errors
+
+
+def test_missing_input_exits_1_and_the_good_one_is_still_written(cat: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.png"
+    result = run("filter", missing, cat, "-k", "sharpen", "--json")
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert "nope.png" in line
+    err, good = records(result)
+    assert set(err) == {"input", "status", "error"}
+    assert err["status"] == "error" and err["input"] == str(missing) and "\n" not in err["error"]
+    assert good["status"] == "ok"
+    assert load(tmp_path / "cat.sharpen.png").shape == (40, 52, 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "phrases"),
+    [
+        (["-k", "sharpx"], ["sharpx", "did you mean", "sharpen"]),
+        (["-k", "1 2 3; 4 5"], ["row 2"]),
+        (["-k", "1 2; 3 x"], ["row 2"]),
+        (["-k", "1 nan; 1 1"], ["row 1"]),
+        (["-k", "0 1; 1 -2", "--normalize"], ["sum"]),
+        (["-k", "sharpen", "-p", "bogus"], ["bogus"]),
+        (["-k", "sharpen", "-s", "0"], ["stride"]),
+        (["-k", "sharpen", "-d", "0"], ["dilation"]),
+        (["-k", "sharpen", "-p", "valid", "--pad", "1"], ["valid"]),
+        (["-k", "sharpen", "--pad", "1,2,3"], ["--pad"]),
+        (["-k", "sharpen", "-o", "out.png", "EXTRA"], ["one input"]),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(cat: Path, tmp_path: Path, args: list[str],
+                                          phrases: list[str]) -> None:
+    argv = ["filter", cat, *[str(cat) if a == "EXTRA" else a for a in args]]
+    result = run(*argv)
+    assert result.exit_code == 2, result.stderr
+    line = one_error_line(result)
+    for phrase in phrases:
+        assert phrase in line
+    assert result.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.png"]
+
+
+def test_impossible_shape_exits_2_showing_the_users_numbers(tmp_path: Path) -> None:
+    src = save(np.full((4, 9), 50, np.uint8), tmp_path / "tiny.png")
+    result = run("filter", src, "-k", "box5", "-p", "valid")
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert "tiny.png" in line
+    assert axis_arithmetic(4, 5, 1, 1, 0, 0) in line  # "(4 + 0 + 0 - 1*(5-1) - 1) // 1 + 1 = 0"
+    assert axis_arithmetic(4, 5, 1, 1, 0, 0).endswith("= 0")
+    assert not (tmp_path / "tiny.box5.png").exists()
+    # the same with dilation and stride: the numbers shown are the user's
+    result = run("filter", src, "-k", "sharpen", "-p", "zeros", "--pad", "0,1", "-d", "3,1", "-s", "2")
+    assert result.exit_code == 2
+    assert axis_arithmetic(4, 3, 2, 3, 0, 0) in one_error_line(result)
+
+
+def test_unknown_output_extension_is_a_usage_error(cat: Path, tmp_path: Path) -> None:
+    result = run("filter", cat, "-k", "sharpen", "-o", tmp_path / "out.xyz")
+    assert result.exit_code == 2
+    assert ".xyz" in one_error_line(result)
+
+
+# --------------------------------------------------------------------------- output names
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["filter", "-k", "sharpen"], "cat.sharpen.png"),
+        (["filter", "-k", "emboss"], "cat.emboss.png"),
+        (["blur"], "cat.blur.png"),
+        (["edges"], "cat.edges.png"),
+        (["downsample"], "cat.down2.png"),
+        (["downsample", "--times", "2"], "cat.down4.png"),
+    ],
+)
+def test_default_output_names_beside_the_input(cat: Path, tmp_path: Path, args: list[str], name: str) -> None:
+    (rec,) = records(ok(*args[:1], cat, *args[1:], "--json"))
+    assert rec["output"] == str(tmp_path / name)
+    assert (tmp_path / name).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["cat.png", name])
+
+
+def test_output_option_out_dir_name_template_and_format(cat: Path, tmp_path: Path) -> None:
+    ok("filter", cat, "-k", "sharpen", "-o", tmp_path / "explicit.png")
+    assert load(tmp_path / "explicit.png").shape == (40, 52, 3)
+
+    out_dir = tmp_path / "new" / "deeper"
+    (rec,) = records(ok("blur", cat, "--out-dir", out_dir, "--json"))
+    assert rec["output"] == str(out_dir / "cat.blur.png")
+    assert (out_dir / "cat.blur.png").is_file()
+
+    ok("filter", cat, "-k", "sharpen", "--name", "{op}-of-{stem}{ext}")
+    assert (tmp_path / "sharpen-of-cat.png").is_file()
+
+    ok("filter", cat, "-k", "sharpen", "--format", "jpeg")
+    with Image.open(tmp_path / "cat.sharpen.jpg") as im:
+        assert im.format == "JPEG" and im.size == (52, 40)
+    assert not (tmp_path / "cat.sharpen.png").exists()
+
+
+def test_two_inputs_with_out_dir(tmp_path: Path) -> None:
+    a = save(cat_crop(20, 20), tmp_path / "a.png")
+    b = save(cat_crop(24, 16), tmp_path / "b.png")
+    result = ok("edges", a, b, "--out-dir", tmp_path / "out", "--json")
+    assert [r["output"] for r in records(result)] == [str(tmp_path / "out" / "a.edges.png"),
+                                                     str(tmp_path / "out" / "b.edges.png")]
+    assert load(tmp_path / "out" / "b.edges.png").shape == (24, 16)
+
+
+def test_npy_output_holds_the_raw_float_values(cat: Path, tmp_path: Path) -> None:
+    ok("filter", cat, "-k", "sharpen", "-o", tmp_path / "raw.npy")
+    arr = np.load(tmp_path / "raw.npy")
+    assert arr.dtype == np.float32 and arr.shape == (40, 52, 3)
+    np.testing.assert_allclose(arr, corr(cat_crop(), SHARPEN), rtol=1e-5, atol=1e-3)
+    assert arr.min() < 0 and arr.max() > 255  # not mapped to pixels
+
+
+# --------------------------------------------------------------------------- numbers: filter
+
+
+@pytest.mark.parametrize("mode", [*SCIPY_MODE, *ALIASES])
+def test_sharpen_equals_scipy_for_every_padding_mode_and_alias(tmp_path: Path, mode: str) -> None:
+    x = cat_crop(24, 30)
+    src = save(x, tmp_path / "in.png")
+    ok("filter", src, "-k", "sharpen", "-p", mode, "-o", tmp_path / "out.png", "-q")
+    expected = quantize(corr(x, SHARPEN, ALIASES.get(mode, mode)))
+    np.testing.assert_array_equal(load(tmp_path / "out.png"), expected)
+
+
+def test_sharpen_default_padding_is_reflection(cat: Path, tmp_path: Path) -> None:
+    ok("filter", cat, "-k", "sharpen", "-q")
+    out = load(tmp_path / "cat.sharpen.png")
+    np.testing.assert_array_equal(out, quantize(corr(cat_crop(), SHARPEN, "reflection")))
+    assert not np.array_equal(out, quantize(corr(cat_crop(), SHARPEN, "zeros")))  # the test can tell
+
+
+def test_valid_padding_shrinks_and_matches_scipy(cat: Path, tmp_path: Path) -> None:
+    ok("filter", cat, "-k", "sharpen", "-p", "valid", "-o", tmp_path / "v.png")
+    out = load(tmp_path / "v.png")
+    assert out.shape == (38, 50, 3)
+    np.testing.assert_array_equal(out, quantize(corr(cat_crop(), SHARPEN)[1:-1, 1:-1]))
+
+
+@pytest.mark.parametrize(
+    ("mode", "stride", "dilation", "pad"),
+    [
+        ("reflection", "2", "1", None),
+        ("zeros", "2,3", "1", "1"),
+        ("border", "1", "2", None),
+        ("symmetric", "3", "2,1", "2,0,1,3"),
+        ("circular", "2", "1,2", "0,2,3,1"),
+        ("zeros", "1", "3", "1,2"),
+    ],
+)
+def test_stride_dilation_and_pad_against_scipy(tmp_path: Path, mode: str, stride: str, dilation: str,
+                                               pad: str | None) -> None:
+    x = cat_crop(26, 33)
+    src = save(x, tmp_path / "in.png")
+    k_literal = "1 2 0; -1 4 1; 0 -2 1"  # asymmetric and integer: exact in float32
+    k = np.array([[1, 2, 0], [-1, 4, 1], [0, -2, 1]], dtype=np.float64)
+    s = tuple(int(v) for v in (stride.split(",") * 2)[:2])
+    d = tuple(int(v) for v in (dilation.split(",") * 2)[:2])
+    if pad is None:
+        ty, tx = d[0] * 2, d[1] * 2
+        pad4 = (ty // 2, ty - ty // 2, tx // 2, tx - tx // 2)
+    else:
+        p = [int(v) for v in pad.split(",")]
+        pad4 = (p[0],) * 4 if len(p) == 1 else (p[0], p[0], p[1], p[1]) if len(p) == 2 else tuple(p)
+    args = ["filter", src, "-k", k_literal, "-p", mode, "-s", stride, "-d", dilation,
+            "-o", tmp_path / "o.png", "--json"]
+    if pad is not None:
+        args += ["--pad", pad]
+    (rec,) = records(ok(*args))
+    expected = quantize(corr_geometry(x, k, mode, pad4, s, d))  # type: ignore[arg-type]
+    out = load(tmp_path / "o.png")
+    assert rec["output_shape"] == [1, 3, *expected.shape[:2]]
+    assert rec["stages"][0]["pad"] == list(pad4)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_flip_equals_scipy_convolve(cat: Path, tmp_path: Path) -> None:
+    ok("filter", cat, "-k", "emboss", "--flip", "-o", tmp_path / "f.png")
+    emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
+    expected = quantize(corr(cat_crop(), emboss, flip=True))
+    np.testing.assert_array_equal(load(tmp_path / "f.png"), expected)
+    assert not np.array_equal(expected, quantize(corr(cat_crop(), emboss)))  # flipping matters here
+
+
+def test_normalize_scale_and_bias(cat: Path, tmp_path: Path) -> None:
+    x = cat_crop()
+    ok("filter", cat, "-k", "1 2 1; 2 4 2; 1 2 1", "--normalize", "-o", tmp_path / "n.png")
+    np.testing.assert_array_equal(load(tmp_path / "n.png"), quantize(corr(x, GAUSS3)))
+    ok("filter", cat, "-k", "sharpen", "--scale", "0.5", "-o", tmp_path / "s.png")
+    np.testing.assert_array_equal(load(tmp_path / "s.png"), quantize(corr(x, SHARPEN * 0.5)))
+    # x + 10.5 lands on ties everywhere: round half to even, as SPEC §1 says
+    ok("filter", cat, "-k", "identity", "--bias", "10.5", "-o", tmp_path / "b.png")
+    expected = quantize(x.astype(np.float64) + 10.5)
+    assert not np.array_equal(expected, np.clip(np.floor(x + 11.0), 0, 255))  # half-even != half-up
+    np.testing.assert_array_equal(load(tmp_path / "b.png"), expected)
+    ok("filter", cat, "-k", "sharpen", "--scale", "0.25", "--bias", "-3", "-o", tmp_path / "sb.png")
+    np.testing.assert_array_equal(load(tmp_path / "sb.png"), quantize(corr(x, SHARPEN * 0.25) - 3))
+
+
+def test_kernel_from_files(cat: Path, tmp_path: Path) -> None:
+    k = np.array([[0, 1, 0], [1, 2, -1], [0, -1, 2]], dtype=np.float64)
+    expected = quantize(corr(cat_crop(), k))
+    (tmp_path / "k.txt").write_text("0 1 0\n1 2 -1\n0 -1 2\n")
+    (tmp_path / "k.json").write_text(json.dumps(k.tolist()))
+    np.save(tmp_path / "k.npy", k)
+    for f in ("k.txt", "k.json", "k.npy"):
+        ok("filter", cat, "-k", f"@{tmp_path / f}", "-o", tmp_path / f"{f}.png")
+        np.testing.assert_array_equal(load(tmp_path / f"{f}.png"), expected, err_msg=f)
+
+
+def test_gray_uses_itu_601_luminance(cat: Path, tmp_path: Path) -> None:
+    ok("filter", cat, "-k", "identity", "--gray", "-o", tmp_path / "g.png")
+    out = load(tmp_path / "g.png")
+    assert out.ndim == 2
+    assert_quantized(out, cat_crop().astype(np.float64) @ LUMA)
+
+
+# --------------------------------------------------------------------------- numbers: blur, edges, downsample
+
+
+def gaussian_1d(k: int, sigma: float) -> np.ndarray:
+    x = np.arange(k) - (k - 1) / 2
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def test_blur_default_is_gaussian3(cat: Path, tmp_path: Path) -> None:
+    (rec,) = records(ok("blur", cat, "--json"))
+    assert rec["stages"][0]["kernel_size"] == [3, 3]
+    np.testing.assert_array_equal(load(tmp_path / "cat.blur.png"), quantize(corr(cat_crop(), GAUSS3)))
+
+
+def test_blur_size_15_uses_opencv_default_sigma(tmp_path: Path) -> None:
+    x = cat_crop(32, 36)
+    src = save(x, tmp_path / "in.png")
+    (rec,) = records(ok("blur", src, "-k", 15, "-o", tmp_path / "b.png", "--json"))
+    sigma = 0.3 * ((15 - 1) * 0.5 - 1) + 0.8
+    assert sigma == pytest.approx(2.6)
+    assert rec["stages"][0]["kernel_size"] == [15, 15]
+    g = gaussian_1d(15, sigma)
+    ref = corr(x, np.outer(g, g))
+    assert_quantized(load(tmp_path / "b.png"), ref)
+    # a different sigma gives a visibly different image: the comparison can fail
+    g2 = gaussian_1d(15, 3.5)
+    assert np.abs(quantize(corr(x, np.outer(g2, g2))).astype(int) - quantize(ref)).max() > 1
+
+
+def test_blur_sigma_alone_sets_the_size(tmp_path: Path) -> None:
+    x = cat_crop(30, 30)
+    src = save(x, tmp_path / "in.png")
+    (rec,) = records(ok("blur", src, "--sigma", 2, "-o", tmp_path / "b.png", "--json"))
+    k = 2 * math.ceil(3 * 2) + 1
+    assert k == 13
+    assert rec["stages"][0]["kernel_size"] == [k, k]
+    assert "2" in rec["stages"][0]["kernel"]  # the report says which sigma was used
+    g = gaussian_1d(k, 2.0)
+    assert_quantized(load(tmp_path / "b.png"), corr(x, np.outer(g, g)))
+
+
+def test_blur_box(cat: Path, tmp_path: Path) -> None:
+    (rec,) = records(ok("blur", cat, "--type", "box", "-k", 5, "-o", tmp_path / "b.png", "--json"))
+    assert rec["stages"][0]["kernel_size"] == [5, 5]
+    assert_quantized(load(tmp_path / "b.png"), corr(cat_crop(), np.full((5, 5), 1 / 25)))
+
+
+def test_edges_prewitt_magnitude_on_luminance(cat: Path, tmp_path: Path) -> None:
+    (rec,) = records(ok("edges", cat, "--json"))
+    lum = cat_crop().astype(np.float64) @ LUMA
+    mag = np.hypot(corr(lum, K_V), corr(lum, K_H))
+    out = load(tmp_path / "cat.edges.png")
+    assert out.shape == (40, 52)
+    assert rec["output_shape"] == [1, 1, 40, 52]
+    assert rec["range"]["policy"] == "abs"
+    assert_quantized(out, mag)
+
+
+def test_edges_vertical_is_abs_of_kv(cat: Path, tmp_path: Path) -> None:
+    ok("edges", cat, "--direction", "vertical", "-o", tmp_path / "v.png")
+    lum = cat_crop().astype(np.float64) @ LUMA
+    resp = corr(lum, K_V)
+    assert resp.min() < -20  # negative responses exist: abs is what is tested
+    assert_quantized(load(tmp_path / "v.png"), np.abs(resp))
+    ok("edges", cat, "--direction", "horizontal", "-o", tmp_path / "h.png")
+    assert_quantized(load(tmp_path / "h.png"), np.abs(corr(lum, K_H)))
+
+
+def test_edges_sobel_color_gives_three_channels(cat: Path, tmp_path: Path) -> None:
+    ok("edges", cat, "--operator", "sobel", "--color", "-o", tmp_path / "c.png")
+    sx = np.outer([1, 2, 1], [-1, 0, 1]).astype(np.float64)
+    x = cat_crop().astype(np.float64)
+    out = load(tmp_path / "c.png")
+    assert out.shape == (40, 52, 3)
+    assert_quantized(out, np.hypot(corr(x, sx), corr(x, sx.T)))
+
+
+def test_downsample_default_is_gaussian3_stride_2(tmp_path: Path) -> None:
+    x = cat_crop(40, 51)
+    src = save(x, tmp_path / "in.png")
+    (rec,) = records(ok("downsample", src, "--json"))
+    st = rec["stages"][0]
+    assert (st["kernel"], st["stride"], st["padding"]) == ("gaussian3", [2, 2], "reflection")
+    out = load(tmp_path / "in.down2.png")
+    assert out.shape == (20, 26, 3)
+    np.testing.assert_array_equal(out, quantize(corr(x, GAUSS3)[::2, ::2]))
+
+
+def test_downsample_times_2_applies_the_filter_twice(tmp_path: Path) -> None:
+    x = cat_crop(40, 48)
+    src = save(x, tmp_path / "in.png")
+    ok("downsample", src, "--times", 2, "-q")
+    once = corr(x, GAUSS3)[::2, ::2]  # no rounding between stages: one pass, no re-encoding
+    twice = corr(once, GAUSS3)[::2, ::2]
+    np.testing.assert_array_equal(load(tmp_path / "in.down4.png"), quantize(twice))
+
+
+# --------------------------------------------------------------------------- bit depths
+
+
+def gray16(h: int = 30, w: int = 34) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 65536, size=(h, w), dtype=np.uint16)
+    a[0, 0], a[0, 1] = 0, 65535
+    return a
+
+
+def test_16bit_gray_identity_round_trip_is_bit_identical(tmp_path: Path) -> None:
+    a = gray16()
+    src = save(a, tmp_path / "g16.png")
+    (rec,) = records(ok("filter", src, "-k", "identity", "-o", tmp_path / "o.png", "--json"))
+    assert rec["input_shape"] == [1, 1, 30, 34]
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.mode.startswith("I")
+        out = np.asarray(im)
+    assert out.dtype.itemsize >= 2
+    np.testing.assert_array_equal(out.astype(np.int64), a.astype(np.int64))
+
+
+def test_16bit_sharpen_clips_to_65535(tmp_path: Path) -> None:
+    a = (np.add.outer(np.arange(24), np.arange(28)) * 2000 % 60000).astype(np.uint16)
+    src = save(a, tmp_path / "g16.png")
+    ok("filter", src, "-k", "sharpen", "-o", tmp_path / "o.png")
+    ref = corr(a, SHARPEN)
+    assert ref.max() > 65535 and ref.min() < 0
+    np.testing.assert_array_equal(load(tmp_path / "o.png").astype(np.int64),
+                                  quantize(ref, 65535).astype(np.int64))
+
+
+def test_bit_depth_8_on_16bit_input_rescales(tmp_path: Path) -> None:
+    a = gray16()
+    src = save(a, tmp_path / "g16.png")
+    ok("filter", src, "-k", "identity", "--bit-depth", "8", "-o", tmp_path / "o8.png")
+    with Image.open(tmp_path / "o8.png") as im:
+        assert im.mode == "L"
+        out = np.asarray(im)
+    np.testing.assert_array_equal(out, quantize(a.astype(np.float64) * 255 / 65535))
+
+
+def test_bit_depth_16_on_8bit_input_rescales(cat: Path, tmp_path: Path) -> None:
+    ok("filter", cat, "-k", "identity", "--gray", "--bit-depth", "16", "-o", tmp_path / "o16.png")
+    ok("filter", cat, "-k", "identity", "--gray", "-o", tmp_path / "o8.png")
+    with Image.open(tmp_path / "o16.png") as im:
+        assert im.mode.startswith("I")
+        out16 = np.asarray(im).astype(np.int64)
+    lum = cat_crop().astype(np.float64) @ LUMA
+    assert np.abs(out16 - np.rint(lum * 65535 / 255)).max() <= 1
+    assert out16.max() > 255
+
+
+def test_8bit_identity_round_trip(cat: Path, tmp_path: Path) -> None:
+    ok("filter", cat, "-k", "identity", "-o", tmp_path / "o.png")
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(im), cat_crop())
+
+
+# --------------------------------------------------------------------------- --range policies
+
+
+def test_range_clip_abs_normalize_on_negative_responses(cat: Path, tmp_path: Path) -> None:
+    ref = corr(cat_crop(), K_V)
+    assert ref.min() < -50 and ref.max() > 50
+    for policy in ("clip", "abs", "normalize"):
+        ok("filter", cat, "-k", "edge-vertical", "--range", policy, "-o", tmp_path / f"{policy}.png")
+    clip, absv, norm = (load(tmp_path / f"{p}.png") for p in ("clip", "abs", "normalize"))
+    np.testing.assert_array_equal(clip, quantize(ref))
+    np.testing.assert_array_equal(absv, quantize(np.abs(ref)))
+    assert np.any(clip != absv)
+    assert_quantized(norm, (ref - ref.min()) * 255 / (ref.max() - ref.min()))
+    assert norm.min() == 0 and norm.max() == 255
+
+
+def test_filter_default_range_is_clip(cat: Path, tmp_path: Path) -> None:
+    ok("filter", cat, "-k", "edge-vertical", "-o", tmp_path / "d.png")
+    np.testing.assert_array_equal(load(tmp_path / "d.png"), quantize(corr(cat_crop(), K_V)))
+
+
+# --------------------------------------------------------------------------- EXIF orientation
+
+
+def quadrants() -> np.ndarray:
+    """16 rows x 32 columns: red | green over blue | white."""
+    a = np.zeros((16, 32, 3), np.uint8)
+    a[:8, :16] = (255, 0, 0)
+    a[:8, 16:] = (0, 255, 0)
+    a[8:, :16] = (0, 0, 255)
+    a[8:, 16:] = (255, 255, 255)
+    return a
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+def test_exif_orientation_6_is_rotated_upright(tmp_path: Path, fmt: str) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored image must be turned 90° clockwise to display
+    src = tmp_path / f"rot.{'jpg' if fmt == 'jpeg' else 'png'}"
+    Image.fromarray(quadrants()).save(src, exif=exif, **({"quality": 98} if fmt == "jpeg" else {}))
+    (rec,) = records(ok("filter", src, "-k", "identity", "-o", tmp_path / "up.png", "--json"))
+    assert rec["input_shape"] == [1, 3, 32, 16]
+    out = load(tmp_path / "up.png").astype(int)
+    assert out.shape == (32, 16, 3)
+    # 90° clockwise: blue top-left, red top-right, white bottom-left, green bottom-right
+    corners = {(4, 4): (0, 0, 255), (4, 11): (255, 0, 0), (27, 4): (255, 255, 255), (27, 11): (0, 255, 0)}
+    for (y, x), rgb in corners.items():
+        assert np.abs(out[y, x] - rgb).max() <= 8, (y, x, out[y, x])
+    if fmt == "png":
+        np.testing.assert_array_equal(out, np.rot90(quadrants(), -1))
+    with Image.open(tmp_path / "up.png") as im:
+        assert im.getexif().get(0x0112, 1) == 1  # not rotated twice by a viewer
+
+
+# --------------------------------------------------------------------------- alpha without halos
+
+
+def test_alpha_blur_has_no_halo(tmp_path: Path) -> None:
+    rgba = np.zeros((24, 28, 4), np.uint8)
+    rgba[..., 1] = 255  # transparent pixels are GREEN
+    rgba[8:16, 9:19] = (255, 0, 0, 255)  # an opaque red rectangle
+    src = save(rgba, tmp_path / "sq.png")
+    ok("blur", src, "-k", 5, "-q")
+    with Image.open(tmp_path / "sq.blur.png") as im:
+        assert im.mode == "RGBA"
+        out = np.asarray(im).astype(int)
+    g5 = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0
+    alpha_ref = corr(rgba[..., 3], g5)
+    np.testing.assert_array_equal(out[..., 3], quantize(alpha_ref))
+    seen = out[..., 3] > 0
+    assert seen.sum() > 80  # the blur spread alpha beyond the 8x10 square
+    assert np.all(out[seen, 0] >= 254), "dark fringe"
+    assert np.all(out[seen, 1] <= 1), "green fringe"
+    assert np.all(out[seen, 2] <= 1)
+    # a naive (non-premultiplied) blur would have shown green in the fringe: the test can fail
+    naive = quantize(corr(rgba[..., :3], g5))
+    assert naive[seen & (alpha_ref < 255), 1].max() > 100
+
+
+# --------------------------------------------------------------------------- the lecture facts (SPEC §6)
+
+
+def test_fact2_valid_3x3_gives_222(tmp_path: Path) -> None:
+    (rec,) = records(ok("filter", CAT, "-k", "sharpen", "-p", "valid", "-o", tmp_path / "v.png", "--json"))
+    assert rec["output_shape"] == [1, 3, 222, 222]
+    assert load(tmp_path / "v.png").shape == (222, 222, 3)
+
+
+@pytest.mark.parametrize("mode", list(SCIPY_MODE))
+def test_fact3_same_padding_keeps_224_for_every_mode(tmp_path: Path, mode: str) -> None:
+    (rec,) = records(ok("filter", CAT, "-k", "gaussian3", "-p", mode, "--pad", "same", "-o",
+                        tmp_path / "s.png", "--json"))
+    assert rec["output_shape"] == [1, 3, 224, 224]
+    assert load(tmp_path / "s.png").shape == (224, 224, 3)
+
+
+def test_fact4_stride_2_zeros_pad_1_gives_112_then_56(tmp_path: Path) -> None:
+    (rec,) = records(ok("downsample", CAT, "-p", "zeros", "--pad", 1, "--times", 2, "-o", tmp_path / "d.png",
+                        "--json"))
+    assert [s["output_shape"][2:] for s in rec["stages"]] == [[112, 112], [56, 56]]
+    assert load(tmp_path / "d.png").shape == (56, 56, 3)
+    result = ok("shape", "224x224", "-k", 3, "-s", 2, "--pad", 1, "--times", 2)
+    assert "224x224 -> 112x112 -> 56x56" in result.stdout
+    (rec,) = records(ok("shape", "224x224", "-k", 3, "-s", 2, "--pad", 1, "--times", 2, "--json"))
+    assert rec["output_shape"] == [1, 1, 56, 56]
+
+
+def test_fact6_lecture_gaussian_brightens_and_normalize_fixes_it(tmp_path: Path) -> None:
+    src = save(np.full((12, 14, 3), 100, np.uint8), tmp_path / "grey.png")
+    lecture = "0.111 0.222 0.111; 0.222 0.444 0.222; 0.111 0.222 0.111"
+    ok("filter", src, "-k", lecture, "-o", tmp_path / "bright.png")
+    ok("filter", src, "-k", lecture, "--normalize", "-o", tmp_path / "fixed.png")
+    total = 4 * 0.111 + 4 * 0.222 + 0.444
+    assert total == pytest.approx(1.776)
+    np.testing.assert_array_equal(load(tmp_path / "bright.png"), np.full((12, 14, 3), round(100 * total)))
+    np.testing.assert_array_equal(load(tmp_path / "fixed.png"), np.full((12, 14, 3), 100))
+    (rec,) = records(ok("kernels", "gaussian3", "--json"))
+    assert np.asarray(rec["weights"]) == pytest.approx(GAUSS3)
+
+
+# --------------------------------------------------------------------------- kernels, shape, padding
+
+
+def test_kernels_lists_every_spec_name() -> None:
+    text = ok("kernels").stdout
+    listed = {line.split()[0] for line in text.splitlines() if line and not line[0].isspace()}
+    assert set(SPEC_KERNELS) <= listed
+    recs = records(ok("kernels", "--json"))
+    assert set(SPEC_KERNELS) <= {r["name"] for r in recs}
+
+
+@pytest.mark.parametrize(
+    ("name", "weights"),
+    [
+        ("sharpen", SHARPEN),
+        ("gaussian3", GAUSS3),
+        ("edge-vertical", K_V),
+        ("edge-horizontal", K_H),
+        ("sobel-x", np.outer([1, 2, 1], [-1, 0, 1])),
+        ("box3", np.full((3, 3), 1 / 9)),
+        ("gaussian5", np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256),
+    ],
+)
+def test_kernels_name_json(name: str, weights: np.ndarray) -> None:
+    (rec,) = records(ok("kernels", name, "--json"))
+    assert rec["name"] == name
+    assert rec["shape"] == list(weights.shape)
+    np.testing.assert_allclose(np.asarray(rec["weights"]), weights, rtol=1e-12)
+    assert "sharpen" in ok("kernels", "sharpen").stdout
+
+
+def test_kernels_unknown_name_suggests() -> None:
+    result = run("kernels", "gausian3")
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert "did you mean" in line and "gaussian3" in line
+    assert result.stdout == ""
+
+
+def test_shape_json_record(tmp_path: Path) -> None:
+    (rec,) = records(ok("shape", "100x60", "-k", 5, "-s", 2, "-d", 2, "--channels", 3, "--json"))
+    assert "input" not in rec and "output" not in rec
+    assert rec["input_shape"] == [1, 3, 100, 60]
+    (st,) = rec["stages"]
+    # same padding for k=5, d=2: total 8, 4 each side
+    oh, ow = (100 + 8 - 2 * 4 - 1) // 2 + 1, (60 + 8 - 2 * 4 - 1) // 2 + 1
+    assert rec["output_shape"] == st["output_shape"] == [1, 3, oh, ow]
+    assert st["pad"] == [4, 4, 4, 4]
+    assert axis_arithmetic(100, 5, 2, 2, 4, 4) in st["arithmetic"]
+    assert axis_arithmetic(60, 5, 2, 2, 4, 4) in st["arithmetic"]
+    assert pair(st["receptive_field"]) == [9, 9] and pair(st["jump"]) == [2, 2]
+    (rec,) = records(ok("shape", "224", "-k", 3, "-p", "valid", "--json"))
+    assert rec["output_shape"] == [1, 1, 222, 222]
+
+
+def test_shape_impossible_is_a_usage_error() -> None:
+    result = run("shape", "4x4", "-k", 7, "-p", "valid")
+    assert result.exit_code == 2
+    assert axis_arithmetic(4, 7, 1, 1, 0, 0) in one_error_line(result)
+
+
+def pattern(mode: str) -> str:
+    row = np.arange(1, 6)
+    if mode == "valid":
+        return "| 1 2 3 4 5 |"
+    p = np.pad(row, 2, mode=NUMPY_MODE[mode])
+    return " ".join(map(str, p[:2])) + " | 1 2 3 4 5 | " + " ".join(map(str, p[-2:]))
+
+
+def test_padding_reflection_draws_the_row() -> None:
+    assert ok("padding", "reflection").stdout.splitlines()[0] == "reflection: 3 2 | 1 2 3 4 5 | 4 3"
+    assert pattern("reflection") == "3 2 | 1 2 3 4 5 | 4 3"
+
+
+@pytest.mark.parametrize("mode", [*SCIPY_MODE, "valid"])
+def test_padding_every_mode_with_every_library_name(mode: str) -> None:
+    text = ok("padding", mode).stdout
+    assert text.splitlines()[0] == f"{mode}: {pattern(mode)}"
+    for name in LIBRARY_NAMES.get(mode, []):
+        assert name in text, name
+    for alias, canonical in ALIASES.items():
+        if canonical == mode:
+            assert alias in text
+            # an alias resolves to the same mode
+            assert ok("padding", alias).stdout.splitlines()[0] == f"{mode}: {pattern(mode)}"
+    listing = ok("padding").stdout
+    assert f"{mode}: {pattern(mode)}" in listing
+
+
+def test_padding_unknown_mode_exits_2() -> None:
+    result = run("padding", "bogus")
+    assert result.exit_code == 2
+    assert "bogus" in one_error_line(result)
+
+
+# --------------------------------------------------------------------------- docs, version, python -m
+
+
+def all_commands() -> dict[str, click.Command]:
+    """Every command of the group (it may load them lazily, so ``cli.commands`` can be empty)."""
+    ctx = click.Context(cli)
+    found = {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}
+    assert all(cmd is not None for cmd in found.values())
+    return found  # type: ignore[return-value]
+
+
+def test_every_command_has_help_text() -> None:
+    commands = all_commands()
+    assert {"filter", "blur", "edges", "downsample", "kernels", "shape", "padding"} <= set(commands)
+    for name, command in sorted(commands.items()):
+        assert (command.help or "").strip(), name
+        result = ok(name, "--help")
+        assert "Usage" in result.stdout, name
+        assert result.stderr == ""
+    listing = ok("--help").stdout
+    assert all(name in listing for name in commands)
+
+
+@pytest.mark.skipif(not README.exists(), reason="README.md is not written yet (the lead is writing it)")
+def test_every_command_is_in_the_readme() -> None:
+    text = README.read_text(encoding="utf-8")
+    missing = [name for name in sorted(all_commands()) if f"convcli {name}" not in text]
+    assert not missing, f"commands missing from README.md: {missing}"
+
+
+def test_version_is_the_package_metadata_version() -> None:
+    result = ok("--version")
+    assert importlib.metadata.version("convcli") in result.stdout
+
+
+def test_python_dash_m_convcli() -> None:
+    proc = subprocess.run([sys.executable, "-m", "convcli", "--help"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout and "filter" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "convcli", "kernels", "nope-nope"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
