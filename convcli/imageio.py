@@ -455,44 +455,46 @@ def decode_png(data: bytes) -> np.ndarray:
         offset += size
     if depth == 8:
         return out
-    pairs = out.reshape(height, width, n, 2).astype(np.uint16)
-    return (pairs[..., 0] << 8) | pairs[..., 1]
+    return out.view(">u2").astype(np.uint16)  # big-endian sample pairs -> native uint16
 
 
 def _unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
     """Undo PNG row filters: (h, 1 + w*bpp) bytes -> (h, w, bpp) uint8.
 
-    Rows filtered none/sub/up go row by row; average and Paeth depend on the left and
-    upper neighbours, so those images go by anti-diagonals, all rows at once.
+    Rows filtered none/sub/up go row by row in uint8 (whose wrap-around is PNG's modulo
+    256); average and Paeth depend on the left and upper neighbours, so images using
+    them go by anti-diagonals, all rows at once.
     """
     h = rows.shape[0]
     types = rows[:, 0]
     if types.max(initial=0) > 4:
         msg = f"broken PNG file (filter type {int(types.max())})"
         raise ValueError(msg)
-    f = rows[:, 1:].reshape(h, -1, bpp).astype(np.int16)
+    f = rows[:, 1:].reshape(h, -1, bpp)
     w = f.shape[1]
-    x = np.zeros((h + 1, w + 1, bpp), dtype=np.int16)  # a zero row above and a zero column on the left
+    x = np.zeros((h + 1, w + 1, bpp), dtype=np.uint8)  # a zero row above and a zero column on the left
     if types.max(initial=0) <= 2:
         for r in range(h):
             if types[r] == 0:
                 x[r + 1, 1:] = f[r]
             elif types[r] == 1:
-                x[r + 1, 1:] = np.cumsum(f[r], axis=0) & 0xFF
+                np.cumsum(f[r], axis=0, dtype=np.uint8, out=x[r + 1, 1:])
             else:
-                x[r + 1, 1:] = (f[r] + x[r, 1:]) & 0xFF
-        return x[1:, 1:].astype(np.uint8)
+                np.add(f[r], x[r, 1:], out=x[r + 1, 1:])
+        return x[1:, 1:]
     for d in range(h + w - 1):
         r = np.arange(max(0, d - w + 1), min(h - 1, d) + 1)
         c = d - r
-        a, b, ul = x[r + 1, c], x[r, c + 1], x[r, c]
+        a = x[r + 1, c].astype(np.int16)
+        b = x[r, c + 1].astype(np.int16)
+        ul = x[r, c].astype(np.int16)
         p = a + b - ul
         pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - ul)
         paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, ul))
         t = types[r][:, None]
         pred = np.select([t == 1, t == 2, t == 3, t == 4], [a, b, (a + b) >> 1, paeth], 0)
         x[r + 1, c + 1] = (f[r, c] + pred) & 0xFF
-    return x[1:, 1:].astype(np.uint8)
+    return x[1:, 1:]
 
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -730,36 +732,51 @@ def encode_png16(
     """A 16-bit PNG (colour type 0, 2, 4 or 6) written by convcli, since Pillow cannot.
 
     Each row gets the filter (none, sub or up) with the smallest sum of absolute
-    signed bytes, the usual libpng heuristic, computed for all rows at once.
+    signed bytes, the usual libpng heuristic, vectorised over bands of rows.
     """
     planes = [color] if color.ndim == 2 else [color[..., i] for i in range(3)]
     if alpha is not None:
         planes.append(alpha)
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[len(planes)]
     height, width = color.shape[:2]
-    samples = np.stack(planes, axis=-1).astype(">u2")
-    rows = samples.reshape(height, -1).view(np.uint8)  # big-endian bytes, (H, W * 2 * n)
     bpp = 2 * len(planes)
-    sub = rows.copy()
-    sub[:, bpp:] -= rows[:, :-bpp]
-    up = rows.copy()
-    up[1:] -= rows[:-1]
-    cands = np.stack([rows, sub, up])  # filter types 0, 1, 2
-    cost = np.abs(cands.view(np.int8).astype(np.int32)).sum(axis=2)
-    choice = cost.argmin(axis=0)
-    filtered = cands[choice, np.arange(height)]
-    raw = np.concatenate([choice.astype(np.uint8)[:, None], filtered], axis=1).tobytes()
+    samples = np.stack(planes, axis=-1).astype(">u2")
+    rows = samples.reshape(height, -1).view(np.uint8)  # big-endian bytes, (H, W * bpp)
+    compressor = zlib.compressobj(compress_level)
+    parts = []
+    step = max(1, BAND_BYTES // rows.shape[1])
+    for start in range(0, height, step):
+        band = rows[start : start + step]
+        if start:
+            prev = rows[start - 1 : start - 1 + band.shape[0]]
+        else:
+            prev = np.vstack([np.zeros_like(rows[:1]), band[:-1]])
+        sub = band.copy()
+        sub[:, bpp:] -= band[:, :-bpp]
+        cands = (band, sub, band - prev)  # filter types 0, 1, 2 (uint8 arithmetic wraps as PNG wants)
+        cost = np.stack([_SIGNED_SIZE[c].sum(axis=1, dtype=np.int64) for c in cands])
+        choice = cost.argmin(axis=0)
+        filtered = np.empty((band.shape[0], 1 + band.shape[1]), dtype=np.uint8)
+        filtered[:, 0] = choice
+        for kind, cand in enumerate(cands):
+            filtered[choice == kind, 1:] = cand[choice == kind]
+        parts.append(compressor.compress(filtered.tobytes()))
+    parts.append(compressor.flush())
+    data = b"".join(parts)
     out = [
         _PNG_SIGNATURE,
         _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)),
     ]
     if icc_profile:
         out.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
-    data = zlib.compress(raw, compress_level)
-    step = 1 << 20
-    out.extend(_png_chunk(b"IDAT", data[i : i + step]) for i in range(0, max(len(data), 1), step))
+    chunk = 1 << 20
+    out.extend(_png_chunk(b"IDAT", data[i : i + chunk]) for i in range(0, max(len(data), 1), chunk))
     out.append(_png_chunk(b"IEND", b""))
     return b"".join(out)
+
+
+#: |byte as int8| for every byte value: the cost a PNG filter heuristic minimises.
+_SIGNED_SIZE = np.minimum(np.arange(256), 256 - np.arange(256)).astype(np.uint8)
 
 
 def _pil_image(color: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
