@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from convcli.engine import correlate2d
@@ -190,7 +192,14 @@ def test_magick_command_translates_names() -> None:
         emit("magick", spec("zeros", stride=(2, 2)))
 
 
-MAGICK_CASES = [c for c in CASES if c[2] == (1, 1) and not c[8]]  # no stride; gray is rounded by IM
+#: everything ImageMagick can express (stride 1), through each of its code paths
+MAGICK_CASES = [c for c in CASES if c[2] == (1, 1) and not c[8]] + [  # gray: IM rounds the luma
+    ("magick-reflection-asymmetric", SHARPEN, (1, 1), (1, 1), (2, 1, 0, 2), "reflection", False, 3, False, 0),
+    ("magick-zeros-viewport", EMBOSS, (1, 1), (1, 1), (2, 2, 0, 3), "zeros", True, 3, False, 0.0),
+    ("magick-wrap-dilated", EVEN, (1, 1), (2, 1), (1, 1, 1, 2), "circular", False, 1, False, 0.0),
+    ("magick-symmetric-uneven", EVEN, (1, 1), (1, 2), (0, 3, 2, 2), "symmetric", True, 3, False, 0.0),
+    ("magick-border-same", GAUSS, (1, 1), (1, 1), (1, 1, 1, 1), "border", False, 3, False, 20.0),
+]
 
 
 @pytest.mark.parametrize("case", MAGICK_CASES, ids=[c[0] for c in MAGICK_CASES])
@@ -211,6 +220,34 @@ def test_magick_command_runs_and_agrees(case: tuple, images: dict[str, Path], tm
     want = np.clip(np.rint(_reference(spec)), 0, 255).astype(np.int16)
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1  # ImageMagick rounds in its 16-bit quantum
+
+
+# --- random geometries ---------------------------------------------------------------------------
+
+@settings(max_examples=40)
+@given(
+    kh=st.integers(1, 4), kw=st.integers(1, 4),
+    sy=st.integers(1, 3), sx=st.integers(1, 3), dy=st.integers(1, 2), dx=st.integers(1, 2),
+    pad=st.tuples(*[st.integers(0, 3)] * 4),
+    mode=st.sampled_from(["zeros", "border", "reflection", "symmetric", "circular", "valid"]),
+    flip=st.booleans(), gray=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_scipy_program_random_geometry(kh, kw, sy, sx, dy, dx, pad, mode, flip, gray, seed,
+                                       tmp_path_factory) -> None:
+    rng = np.random.default_rng(seed)
+    if mode == "valid":
+        pad = (0, 0, 0, 0)
+    h, w = 7, 8
+    if dy * (kh - 1) + 1 > h + pad[0] + pad[1] or dx * (kw - 1) + 1 > w + pad[2] + pad[3]:
+        return  # empty output: convcli refuses it before emitting anything
+    d = tmp_path_factory.mktemp("emit")
+    src = d / "in.png"
+    Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(src)
+    k = np.round(rng.uniform(-2, 2, size=(kh, kw)), 3)
+    spec = EmitSpec(k, (sy, sx), (dy, dx), pad, mode, flip, 3, str(src), str(d / "out.png"), gray=gray)
+    out = _run_python(emit("scipy", spec))["out"]
+    ref = _reference(spec)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
 
 
 # --- refusals ---------------------------------------------------------------------------------

@@ -392,13 +392,13 @@ def _magick_reflect_pad(pad: tuple[int, int, int, int]) -> list[str]:
     t, b, left, r = pad
     out: list[str] = []
     if left:
-        out.append(rf"\( +clone -crop {left}x0+1+0 +repage -flop \) +swap +append")
+        out.append(rf"\( +clone -crop {left}x0+1+0 +repage -flop \) +swap +append +repage")
     if r:
-        out.append(rf"\( +clone -gravity East -crop {r}x0+1+0 +repage -flop +gravity \) +append")
+        out.append(rf"\( +clone -gravity East -crop {r}x0+1+0 +repage -flop +gravity \) +append +repage")
     if t:
-        out.append(rf"\( +clone -crop 0x{t}+0+1 +repage -flip \) +swap -append")
+        out.append(rf"\( +clone -crop 0x{t}+0+1 +repage -flip \) +swap -append +repage")
     if b:
-        out.append(rf"\( +clone -gravity South -crop 0x{b}+0+1 +repage -flip +gravity \) -append")
+        out.append(rf"\( +clone -gravity South -crop 0x{b}+0+1 +repage -flip +gravity \) -append +repage")
     return out
 
 
