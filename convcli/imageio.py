@@ -199,7 +199,7 @@ class _Plan:
 
     header: ImageHeader
     stored: _Mode
-    colour_key: bool  # "transparency" in info of an L/RGB/I;16 image becomes alpha
+    colour_key: tuple[int, ...] | None  # the stored value(s) an L/RGB/I;16 image marks transparent
     orientation: int
     png_decoder: str | None  # "la16" or "own" where convcli decodes a 16-bit PNG Pillow would reduce
 
@@ -327,14 +327,17 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
     if mode_name not in _MODES:
         raise InputError(f"unsupported image mode {mode_name}")
     stored = _MODES[mode_name]
-    colour_key = False
+    colour_key = None
     has_key = "transparency" in im.info or (
         mode_name == "P" and im.palette is not None and im.palette.mode == "RGBA"
     )
     if has_key and mode_name in _MODE_WITH_KEY:
         stored = _MODE_WITH_KEY[mode_name]
     elif has_key and mode_name in _KEYED_MODES and isinstance(im.info["transparency"], int | tuple):
-        colour_key = True
+        key = im.info["transparency"]
+        colour_key = tuple(key) if isinstance(key, tuple) else (key,)
+        if mode_name == "1":
+            colour_key = (255 if colour_key[0] else 0,)  # read as 0/255
         notes.append("transparent colour key turned into alpha")
     if stored.note:
         notes.insert(0, stored.note)
@@ -365,7 +368,7 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
         width=width,
         height=height,
         channels=channels,
-        has_alpha=stored.alpha or colour_key,
+        has_alpha=stored.alpha or colour_key is not None,
         bit_depth=stored.bit_depth,
         mode=mode_name,
         format=fmt,
@@ -534,11 +537,9 @@ def _decode_array(im: Image.Image, fp: BinaryIO, plan: _Plan, max_pixels: int | 
         raise InputError(msg)
     if arr.ndim == 2:
         arr = arr[..., None]
-    if plan.colour_key:
-        key = np.asarray(im.info["transparency"]).reshape(-1)
-        if plan.header.mode == "1":
-            key = key * 255 // max(int(key.max(initial=1)), 1)
-        opaque = np.any(arr != key[: arr.shape[-1]], axis=-1)
+    if plan.colour_key is not None:
+        key = np.asarray(plan.colour_key[: arr.shape[-1]])
+        opaque = np.any(arr != key, axis=-1)
         alpha = np.where(opaque, plan.header.maxval, 0).astype(arr.dtype)
         arr = np.concatenate([arr, alpha[..., None]], axis=-1)
     return arr

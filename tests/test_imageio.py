@@ -220,6 +220,15 @@ def test_colour_key_becomes_alpha(tmp_path: Path) -> None:
     np.testing.assert_array_equal(img.color[..., 0], grey)
 
 
+def test_colour_key_of_bilevel_image(tmp_path: Path) -> None:
+    bits = np.array([[True, False, True]])
+    p = tmp_path / "key1.png"
+    Image.fromarray(bits).save(p, transparency=0)
+    img = imageio.read_image(p)
+    np.testing.assert_array_equal(img.color[..., 0], [[255, 0, 255]])
+    np.testing.assert_array_equal(img.alpha, [[255, 0, 255]])
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_matches_pillow(tmp_path: Path, orientation: int) -> None:
     stored = smooth_rgb(6, 10)
