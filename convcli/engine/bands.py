@@ -10,9 +10,11 @@ enough that a band's temporaries stay in cache.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -26,6 +28,29 @@ BAND_BYTES: int = 1_500_000
 _default_threads: int | None = None
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
+
+
+_local = threading.local()
+
+
+def scratch(name: str, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    """A reusable per-thread buffer of ``shape`` and ``dtype`` (contents undefined).
+
+    Band temporaries come from here instead of fresh allocations: glibc returns freed
+    multi-MB blocks to the OS and every new band then pays page faults again (measured:
+    a 5x5 box on 4096x4096 RGB took 1.3 ms per band with fresh arrays, 0.35 ms reused).
+    Each name is one buffer per thread; a caller must not hold two buffers of one name.
+    """
+    cache: dict[str, np.ndarray] | None = getattr(_local, "bufs", None)
+    if cache is None:
+        cache = _local.bufs = {}
+    dt = np.dtype(dtype)
+    need = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    raw = cache.get(name)
+    if raw is None or raw.nbytes < need:
+        raw = np.empty(max(need, 64), dtype=np.uint8)
+        cache[name] = raw
+    return raw[:need].view(dt).reshape(shape)
 
 
 def set_default_threads(threads: int | None) -> None:
@@ -123,7 +148,7 @@ def padded_band(
     ``col_index`` may pass a precomputed ``map_index`` of the padded columns.
     """
     h, w, c = x.shape
-    out = np.empty((r1 - r0, width, c), dtype=dtype)
+    out = scratch("band", (r1 - r0, width, c), dtype)
     rows = np.arange(r0 - pad_top, r1 - pad_top)
     n = len(rows)
     rsrc, rvalid = map_index(rows, h, mode)
@@ -158,3 +183,58 @@ def padded_band(
 def no_padding_mode() -> PadMode:
     """The mode used when no padding is asked for (any mode gives the same result)."""
     return MODES["zeros"]
+
+
+# ---------------------------------------------------------------- BLAS threads
+# OpenBLAS threads every sgemm by default; the per-band products here are small, and
+# several bands call it at once, so its own threads only oversubscribe the cores
+# (measured: a 32x46 @ 46x12330 band product 0.34 ms single-threaded, 5.3 ms threaded).
+# While bands run, BLAS is set to one thread per call through its C API, then restored.
+
+_blas_lock = threading.Lock()
+_blas_depth = 0
+_blas_saved = 1
+_blas_api: tuple[Callable[[int], None], Callable[[], int]] | None | bool = False
+
+
+def _find_blas() -> tuple[Callable[[int], None], Callable[[], int]] | None:
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and "/" in ln})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas_", "64_"), ("scipy_openblas_", ""), ("openblas_", "64_"),
+                               ("openblas_", "")):
+            setter = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
+            getter = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
+            if setter is not None and getter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                getter.argtypes, getter.restype = [], ctypes.c_int
+                return setter, getter
+    return None
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run the body with OpenBLAS limited to one thread per call (no-op if it cannot be found)."""
+    global _blas_depth, _blas_saved, _blas_api
+    with _blas_lock:
+        if _blas_api is False:
+            _blas_api = _find_blas()
+        api = _blas_api if isinstance(_blas_api, tuple) else None
+        if api is not None and _blas_depth == 0:
+            _blas_saved = api[1]()
+            api[0](1)
+        _blas_depth += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_depth -= 1
+            if api is not None and _blas_depth == 0:
+                api[0](_blas_saved)

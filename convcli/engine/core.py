@@ -76,7 +76,8 @@ def _run_banded(
         buf = bands.padded_band(x3, r0, r1, pad[0], pad[2], width, m, buf_dtype, col_index)
         band_fn(buf, out[y0:y1])
 
-    bands.run_bands(one_band, oh, rows, threads)
+    with bands.single_threaded_blas():
+        bands.run_bands(one_band, oh, rows, threads)
 
 
 def correlate2d(
@@ -185,7 +186,7 @@ def _im2col_band(buf: np.ndarray, ksize: Pair, stride: Pair, dilation: Pair, out
     (kh, kw), (sy, sx), (dy, dx), (oh, ow) = ksize, stride, dilation, out_hw
     c = buf.shape[2]
     window = direct.phase_windows(buf, (sy, sx), (dy, dx), (oh, ow))
-    cols = np.empty((oh, ow, kh, kw, c), dtype=buf.dtype)
+    cols = bands.scratch("cols", (oh, ow, kh, kw, c), buf.dtype)
     for i in range(kh):
         for j in range(kw):
             cols[:, :, i, j, :] = window(i, j)

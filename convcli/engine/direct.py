@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..shapes import Pair
+from .bands import scratch
 
 Window = Callable[[int, int], np.ndarray]
 
@@ -58,7 +59,9 @@ def phase_windows(buf: np.ndarray, stride: Pair, dilation: Pair, out_hw: Pair) -
     def window(i: int, j: int) -> np.ndarray:
         p, off = divmod(j * dx, sx)[::-1]
         if p not in phases:
-            phases[p] = np.ascontiguousarray(buf[:, p::sx])
+            src = buf[:, p::sx]
+            phases[p] = scratch(f"phase{p}", src.shape, src.dtype)
+            phases[p][...] = src
         return phases[p][i * dy : i * dy + (oh - 1) * sy + 1 : sy, off : off + ow]
 
     return window
@@ -78,7 +81,7 @@ def accumulate(
         acc[...] = 0
         return
     if tmp is None:
-        tmp = np.empty_like(acc)
+        tmp = scratch("tmp", acc.shape, acc.dtype)
     dt = acc.dtype.type
     for n, (c, taps) in enumerate(groups):
         if len(taps) == 1:
@@ -125,6 +128,6 @@ def correlate_band(
     if wd == out.dtype:
         accumulate(group_taps(kk), window, out)
     else:
-        acc = np.empty(out.shape, dtype=wd)
+        acc = scratch("acc", out.shape, wd)
         accumulate(group_taps(kk), window, acc)
         out[...] = acc
