@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from bench_common import Cell, Timing, repeat_timed, timed_call
 
-TOOLS = ("convcli", "OpenCV", "OpenCV f32", "scipy.ndimage", "Pillow", "torch")
+TOOLS = ("convcli", "convcli f32", "OpenCV", "OpenCV f32", "scipy.ndimage", "Pillow", "torch")
 BASELINE = "OpenCV"
 FLOAT_TOL = 1e-4  # relative to max(1, max|ref|): the spec's float32-vs-float64 contract
 
@@ -143,7 +143,8 @@ def _sep_ref(x: np.ndarray, k1: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- convcli
 
 
-def convcli_impl(key: str, inp: Inputs, threads: int | None) -> Impl | str:
+def convcli_impl(key: str, inp: Inputs, threads: int | None, u8: bool) -> Impl | str:
+    """convcli's engine on the 8-bit image as decoded (``u8``), as the CLI calls it, or on float32."""
     from bench_env import engine_accepts
 
     from convcli.engine import conv2d, correlate2d
@@ -158,19 +159,26 @@ def convcli_impl(key: str, inp: Inputs, threads: int | None) -> Impl | str:
         p = k.shape[0] // 2
         return correlate2d(x, k, stride=stride, pad=(p, p, p, p), mode="reflection", **extra)
 
+    x, g = (inp.rgb_u8, inp.gray_u8) if u8 else (inp.rgb_f32, inp.gray_f32)
     if key == "sobel":
-        g = inp.gray_f32
         return Impl(lambda: np.hypot(corr(g, SOBEL_X), corr(g, SOBEL_Y)))
     if key == "stride2":
-        return Impl(lambda: corr(inp.rgb_f32, G3, (2, 2)))
+        return Impl(lambda: corr(x, G3, (2, 2)))
     if key == "conv":
+        conv_extra = extra if "threads" in extra and _accepts(conv2d, "threads") else {}
 
         def run() -> np.ndarray:
-            out = conv2d(inp.rgb_f32, CONV_W, CONV_B, pad=(1, 1, 1, 1), mode="zeros")
+            out = conv2d(x, CONV_W, CONV_B, pad=(1, 1, 1, 1), mode="zeros", **conv_extra)
             return np.maximum(out, 0, out=out)
 
         return Impl(run)
-    return Impl(lambda: corr(inp.rgb_f32, KERNEL[key]))
+    return Impl(lambda: corr(x, KERNEL[key]))
+
+
+def _accepts(fn: Callable[..., object], param: str) -> bool:
+    import inspect
+
+    return param in inspect.signature(fn).parameters
 
 
 # ---------------------------------------------------------------- OpenCV
@@ -354,10 +362,10 @@ def check(out: np.ndarray, ref: np.ndarray, impl: Impl) -> tuple[bool, float, st
 
 def build_impl(tool: str, key: str, inp: Inputs, ctx: dict[str, object]) -> Impl | str:
     """The tool's Impl, or a one-line reason to skip it."""
-    if tool != "convcli" and ctx.get(f"missing:{tool}"):
+    if ctx.get(f"missing:{tool}"):
         return str(ctx[f"missing:{tool}"])
-    if tool == "convcli":
-        return convcli_impl(key, inp, ctx.get("threads"))  # type: ignore[arg-type]
+    if tool in ("convcli", "convcli f32"):
+        return convcli_impl(key, inp, ctx.get("threads"), tool == "convcli")  # type: ignore[arg-type]
     if tool in ("OpenCV", "OpenCV f32"):
         return opencv_impl(key, inp, tool == "OpenCV f32")
     if tool == "scipy.ndimage":
