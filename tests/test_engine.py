@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from reference import (
@@ -320,6 +320,23 @@ def test_every_method_matches_the_reference(method, integer, rng):
             assert_close(out, ref_correlate_scipy(xin, k, stride, dilation, pad4, mode), xin, k)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+@pytest.mark.parametrize("method", METHODS)
+def test_band_boundaries(method, threads, rng):
+    """Several threads split the output rows into bands: no row may be lost or read wrongly there."""
+    x = _image(rng, (29, 17, 2))
+    for kshape, stride, dilation, pad4, mode in METHOD_CASES:
+        k = _kernel_for(method, rng, kshape)
+        out = correlate2d(x, k, stride=stride, dilation=dilation, pad=pad4, mode=mode, method=method,
+                          threads=threads)
+        assert_close(out, ref_correlate_scipy(x, k, stride, dilation, pad4, mode), x, k)
+    wts = rng.uniform(-1, 1, size=(3, 2, 3, 4))
+    out = conv2d(x, wts, stride=(2, 1), dilation=(1, 2), pad=(1, 2, 3, 0), mode="symmetric",
+                 threads=threads)
+    ref = ref_conv2d_loop(x, wts, None, (2, 1), (1, 2), (1, 2, 3, 0), "symmetric")
+    np.testing.assert_allclose(out, ref, rtol=RTOL, atol=RTOL * 255 * 24)
+
+
 def test_integer_kernel_at_the_int16_bound(rng):
     """sum|k| * 255 just under and over 2**15: the exact integer path must not overflow."""
     x8 = np.full((9, 9), 255, dtype=np.uint8)
@@ -446,15 +463,17 @@ def test_circular_mode_is_shift_equivariant(x, data, d, dy, dx):
     np.testing.assert_allclose(shifted_then_filtered, filtered_then_shifted, rtol=1e-9, atol=1e-9 * scale)
 
 
-@given(g=_geometry(), data=st.data(), method=st.sampled_from(METHODS), channels=st.sampled_from([0, 2]))
-def test_correlate2d_equals_the_references(g, data, method, channels):
+@given(g=_geometry(), data=st.data(), method=st.sampled_from(METHODS), channels=st.sampled_from([0, 2]),
+       threads=st.sampled_from([1, 2, 3]))
+def test_correlate2d_equals_the_references(g, data, method, channels, threads):
     (h, w), kshape, s, d, pad4, mode = g
     x = data.draw(_arrays((h, w, channels) if channels else (h, w)))
-    if method == "separable":  # rank 1 by construction
+    if method == "separable":  # rank 1 by construction (the method refuses rank 0: all zeros)
         k = np.outer(data.draw(_arrays((kshape[0],))), data.draw(_arrays((kshape[1],))))
+        assume(np.any(k))
     else:
         k = data.draw(_arrays(kshape))
-    out = correlate2d(x, k, stride=s, dilation=d, pad=pad4, mode=mode, method=method)
+    out = correlate2d(x, k, stride=s, dilation=d, pad=pad4, mode=mode, method=method, threads=threads)
     assert_close(out, ref_correlate_loop(x, k, s, d, pad4, mode), x, k)
     assert_close(out, ref_correlate_scipy(x, k, s, d, pad4, mode), x, k)
 

@@ -41,7 +41,7 @@ def test_all_names_lists_every_spelling_once_canonical_first():
     spellings = set(SPEC_TABLE) | {a for row in SPEC_TABLE.values() for a in row[0]}
     assert set(ALL_NAMES) == spellings
     assert len(ALL_NAMES) == len(spellings)
-    assert ALL_NAMES[:6] == tuple(SPEC_TABLE.keys()) or set(ALL_NAMES[:6]) == set(SPEC_TABLE)
+    assert ALL_NAMES[:6] == ("zeros", "border", "reflection", "symmetric", "circular", "valid")
 
 
 def test_reference_tables_agree_with_spec():
@@ -144,7 +144,7 @@ def test_pad_array_matches_the_reference_mapping(h, w, pad, mode):
 
 def test_pad_array_valid():
     x = np.ones((3, 3))
-    assert pad_array(x, (0, 0, 0, 0), "valid") is x or np.array_equal(pad_array(x, (0, 0, 0, 0), "valid"), x)
+    np.testing.assert_array_equal(pad_array(x, (0, 0, 0, 0), "valid"), x)
     with pytest.raises(UsageError, match="valid"):
         pad_array(x, (1, 0, 0, 0), "none")
 
