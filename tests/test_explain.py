@@ -206,3 +206,15 @@ def test_unroll_text_has_every_part(rng: np.random.Generator) -> None:
 def test_unroll_refuses_large_inputs() -> None:
     with pytest.raises(UsageError, match="8×8.*9×8"):
         explain_unroll(np.zeros((8, 9)), get_kernel("sharpen"))
+
+
+@pytest.mark.parametrize("mode", PAD_MODES)
+def test_at_with_pads_larger_than_the_image(mode: str, rng: np.random.Generator) -> None:
+    img = rng.integers(0, 256, size=(3, 4)).astype(np.float32)
+    k = parse_literal("1 2 3; 4 5 6; 7 8 9")
+    pad = (7, 6, 9, 5)
+    engine = correlate2d(img, k.weights, dilation=(3, 2), pad=pad, mode=mode, dtype=np.float64)
+    for y, x in [(0, 0), (0, engine.shape[1] - 1), (engine.shape[0] - 1, 0), (4, 5)]:
+        e = explain_at(img, k, x, y, dilation=(3, 2), pad4=pad, mode=mode)
+        assert e.value == pytest.approx(engine[y, x])
+        assert e.value == pytest.approx(hand_pixel(img, k.weights, x, y, (1, 1), (3, 2), pad, mode))

@@ -127,7 +127,10 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def _text_width(draw: ImageDraw.ImageDraw, text: str, font) -> float:
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+def _text_width(draw: ImageDraw.ImageDraw, text: str, font: Font) -> float:
     return draw.textlength(text, font=font)
 
 
@@ -136,7 +139,7 @@ def _drawable(text: str) -> str:
     return text.replace("\u2212", "-").replace("\u00d7", "x")
 
 
-def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> str:
     """``text`` shortened with an ellipsis until it fits ``width`` pixels."""
     text = _drawable(text)
     if _text_width(draw, text, font) <= width:
@@ -146,7 +149,7 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
     return text + "…"
 
 
-def _fit_font(draw: ImageDraw.ImageDraw, text: str, size: int, smallest: int, width: int):
+def _fit_font(draw: ImageDraw.ImageDraw, text: str, size: int, smallest: int, width: int) -> Font:
     """The largest font from ``size`` down to ``smallest`` in which ``text`` fits ``width`` pixels."""
     text = _drawable(text)
     for s in range(size, smallest - 1, -1):
