@@ -243,7 +243,7 @@ def run_dask(
     try:
         futures = client.map(work, range(len(tasks)), [_absolute(t) for t in tasks], pure=False)
         index_of = {f.key: i for i, f in enumerate(futures)}
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):
             if stop.is_set():
                 client.cancel(futures)
                 break

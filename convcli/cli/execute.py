@@ -126,11 +126,15 @@ def run_command(cmd: Command, params: dict[str, Any]) -> int:
     batch = Batch.from_params(tasks, params, to_stdout)
     try:
         return batch.run()
-    except KeyboardInterrupt as e:  # the workers are gone by now (the runner's finally)
+    except KeyboardInterrupt as e:  # workers and temporary files are gone by now (Batch.run)
+        if batch.reporter.debug:
+            raise
+        # Said here, not by click (which would add an empty line): one line, then the exit status.
         if isinstance(e, Terminated):
             click.echo("convcli: terminated", err=True)
             return EXIT_TERMINATED
-        raise  # main says "convcli: interrupted", exit 130
+        click.echo("convcli: interrupted", err=True)
+        return ExitStatus.INTERRUPTED
 
 
 def _make_out_dir(folder: str) -> None:
