@@ -82,7 +82,8 @@ def main() -> None:
 
     cvb = getattr(cv2, "BORDER_REFLECT_101", 4)
     work: dict[str, tuple[Callable[[str], object], Callable[[], object] | None, np.ndarray | None]] = {
-        "sharpen3": (lambda m: ours(x, sharpen, m), lambda: cv2.filter2D(x, -1, sharpen, borderType=cvb), sharpen),
+        "sharpen3": (lambda m: ours(x, sharpen, m), lambda: cv2.filter2D(x, -1, sharpen, borderType=cvb),
+                     sharpen),
         "sharpen3-int": (lambda m: ours(x, sharpen, m, integer_input=True), None, sharpen),
         "box5": (lambda m: ours(x, box5, m), lambda: cv2.blur(x, (5, 5), borderType=cvb), box5),
         "gauss15": (lambda m: ours(x, g15, m),
@@ -104,7 +105,7 @@ def main() -> None:
         methods = [m for m in METHODS if m != "auto"] if (a.all_methods and k is not None) else ["auto"]
         for m in methods:
             try:
-                ms = median_ms(lambda m=m: fn(m), a.repeat)
+                ms = median_ms(lambda m=m, fn=fn: fn(m), a.repeat)
             except ValueError:
                 continue
             label = f"{m}({auto})" if m == "auto" else m

@@ -53,6 +53,26 @@ def scratch(name: str, shape: tuple[int, ...], dtype: np.dtype | type) -> np.nda
     return raw[:need].view(dt).reshape(shape)
 
 
+def pixels(a: np.ndarray) -> np.ndarray:
+    """View (..., W, C) with contiguous channels as (..., W) items of C samples each.
+
+    NumPy copies a strided (…, n, C) array one C-sample inner loop at a time; as whole
+    pixels the inner loop runs over n (a stride-2 column split of RGB float32 measured
+    0.41 ms per band as samples, 0.21 ms as pixels).
+    """
+    if a.shape[-1] == 1:
+        return a[..., 0]
+    return a.view(np.dtype((np.void, a.shape[-1] * a.itemsize)))[..., 0]
+
+
+def split_phase(src: np.ndarray, name: str, p: int, step: int) -> np.ndarray:
+    """Contiguous copy of columns p, p + step, ... of ``src`` (rows, W, C), in a scratch buffer."""
+    view = src[:, p::step]
+    dst = scratch(name, view.shape, src.dtype)
+    pixels(dst)[...] = pixels(src)[:, p::step]
+    return dst
+
+
 def set_default_threads(threads: int | None) -> None:
     """Set the thread count used when a call passes ``threads=None`` (None: all cores)."""
     if threads is not None and threads < 1:

@@ -68,7 +68,8 @@ def _run_banded(
     oh, ow = out.shape[:2]
     width = (ow - 1) * sx + (kw - 1) * dx + 1
     col_index = bands.map_index(np.arange(-pad[2], width - pad[2]), x3.shape[1], m)
-    rb = row_bytes if row_bytes is not None else out[0].nbytes
+    in_row = width * x3.shape[2] * buf_dtype.itemsize * sy
+    rb = row_bytes if row_bytes is not None else max(out[0].nbytes, in_row)
     rows = max(min_rows, bands.band_rows(oh, rb, threads))
 
     def one_band(y0: int, y1: int) -> None:
@@ -185,11 +186,27 @@ def _im2col_band(buf: np.ndarray, ksize: Pair, stride: Pair, dilation: Pair, out
     """Patches of one padded band as (bh*ow, kh*kw*C), column order (i, j, c)."""
     (kh, kw), (sy, sx), (dy, dx), (oh, ow) = ksize, stride, dilation, out_hw
     c = buf.shape[2]
-    window = direct.phase_windows(buf, (sy, sx), (dy, dx), (oh, ow))
     cols = bands.scratch("cols", (oh, ow, kh, kw, c), buf.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, :, i, j, :] = window(i, j)
+    if dx == 1 and buf.flags.c_contiguous:
+        # For one kernel row i, the kw pixels a window reads are kw*C contiguous samples:
+        # copy them as one item (kh copies of (oh, ow) items instead of kh*kw*C-sample loops).
+        item = np.dtype((np.void, kw * c * buf.itemsize))
+        row_bytes = buf.strides[0]
+        for i in range(kh):
+            src = np.ndarray(
+                shape=(oh, ow), dtype=item, buffer=buf, offset=i * dy * row_bytes,
+                strides=(sy * row_bytes, sx * buf.strides[1]),
+            )
+            dst_i = np.ndarray(
+                shape=(oh, ow), dtype=item, buffer=cols, offset=i * kw * c * buf.itemsize,
+                strides=(cols.strides[0], cols.strides[1]),
+            )
+            dst_i[...] = src
+    else:
+        window = direct.phase_windows(buf, (sy, sx), (dy, dx), (oh, ow))
+        for i in range(kh):
+            for j in range(kw):
+                bands.pixels(cols[:, :, i, j, :])[...] = bands.pixels(window(i, j))
     return cols.reshape(oh * ow, kh * kw * c)
 
 

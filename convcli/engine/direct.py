@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..shapes import Pair
-from .bands import scratch
+from .bands import scratch, split_phase
 
 Window = Callable[[int, int], np.ndarray]
 
@@ -59,9 +59,7 @@ def phase_windows(buf: np.ndarray, stride: Pair, dilation: Pair, out_hw: Pair) -
     def window(i: int, j: int) -> np.ndarray:
         p, off = divmod(j * dx, sx)[::-1]
         if p not in phases:
-            src = buf[:, p::sx]
-            phases[p] = scratch(f"phase{p}", src.shape, src.dtype)
-            phases[p][...] = src
+            phases[p] = split_phase(buf, f"phase{p}", p, sx)
         return phases[p][i * dy : i * dy + (oh - 1) * sy + 1 : sy, off : off + ow]
 
     return window

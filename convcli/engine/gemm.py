@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import Pair
-from .bands import scratch
+from .bands import scratch, split_phase
 
 
 def toeplitz_rows(col: np.ndarray, bh: int, rows_in: int, sy: int, dy: int, dtype: np.dtype) -> np.ndarray:
@@ -40,10 +40,7 @@ def correlate_band(buf: np.ndarray, k: np.ndarray, stride: Pair, dilation: Pair,
             continue
         p, off = (j * dx) % sx, (j * dx) // sx
         if p not in phases:
-            src = buf
-            if sx > 1:
-                src = scratch(f"gphase{p}", buf[:, p::sx].shape, buf.dtype)
-                src[...] = buf[:, p::sx]
+            src = buf if sx == 1 else split_phase(buf, f"gphase{p}", p, sx)
             phases[p] = src.reshape(rows_in, -1)
         r = phases[p][:, off * c : (off + ow) * c]
         t = toeplitz_rows(col, bh, rows_in, sy, dy, out.dtype)
