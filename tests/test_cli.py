@@ -9,6 +9,7 @@ separately (Click >= 8.2 keeps the two streams apart).
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
 import math
 import subprocess
@@ -282,10 +283,13 @@ def test_missing_input_exits_1_and_the_good_one_is_still_written(cat: Path, tmp_
     assert result.exit_code == 1
     line = one_error_line(result)
     assert "nope.png" in line
-    err, good = records(result)
+    recs = records(result)
+    assert len(recs) == 2
+    (err,) = [r for r in recs if r["status"] != "ok"]
+    (good,) = [r for r in recs if r["status"] == "ok"]
     assert set(err) == {"input", "status", "error"}
     assert err["status"] == "error" and err["input"] == str(missing) and "\n" not in err["error"]
-    assert good["status"] == "ok"
+    assert good["input"] == str(cat)
     assert load(tmp_path / "cat.sharpen.png").shape == (40, 52, 3)
 
 
@@ -381,8 +385,9 @@ def test_two_inputs_with_out_dir(tmp_path: Path) -> None:
     a = save(cat_crop(20, 20), tmp_path / "a.png")
     b = save(cat_crop(24, 16), tmp_path / "b.png")
     result = ok("edges", a, b, "--out-dir", tmp_path / "out", "--json")
-    assert [r["output"] for r in records(result)] == [str(tmp_path / "out" / "a.edges.png"),
-                                                     str(tmp_path / "out" / "b.edges.png")]
+    # one record per input; with parallel jobs they may come in completion order
+    assert sorted(r["output"] for r in records(result)) == [str(tmp_path / "out" / "a.edges.png"),
+                                                           str(tmp_path / "out" / "b.edges.png")]
     assert load(tmp_path / "out" / "b.edges.png").shape == (24, 16)
 
 
@@ -392,6 +397,33 @@ def test_npy_output_holds_the_raw_float_values(cat: Path, tmp_path: Path) -> Non
     assert arr.dtype == np.float32 and arr.shape == (40, 52, 3)
     np.testing.assert_allclose(arr, corr(cat_crop(), SHARPEN), rtol=1e-5, atol=1e-3)
     assert arr.min() < 0 and arr.max() > 255  # not mapped to pixels
+
+
+def test_stdin_to_stdout_with_the_report_on_stderr(tmp_path: Path) -> None:
+    x = cat_crop(20, 24)
+    src = save(x, tmp_path / "in.png")
+    result = CliRunner().invoke(cli, ["filter", "-", "-k", "sharpen", "-o", "-", "--json"],
+                                input=src.read_bytes())
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes.startswith(b"\x89PNG\r\n\x1a\n")  # only the image on stdout
+    out = np.asarray(Image.open(io.BytesIO(result.stdout_bytes)))
+    np.testing.assert_array_equal(out, quantize(corr(x, SHARPEN)))
+    (rec,) = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert rec["input"] == "-" and rec["output_shape"] == [1, 3, 20, 24]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_unwritable_output_exits_1_and_the_input_is_never_overwritten(cat: Path, tmp_path: Path) -> None:
+    before = cat.read_bytes()
+    result = run("filter", cat, "-k", "sharpen", "-o", tmp_path / "no-such-dir" / "x.png")
+    assert result.exit_code == 1
+    assert "cat.png" in one_error_line(result)
+    for args in (["-o", cat], ["--name", "{stem}{ext}"]):
+        result = run("filter", cat, "-k", "sharpen", *args)
+        assert result.exit_code == 2
+        assert "overwrite" in one_error_line(result)
+    assert cat.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.png"]
 
 
 # --------------------------------------------------------------------------- numbers: filter
@@ -594,6 +626,18 @@ def test_downsample_times_2_applies_the_filter_twice(tmp_path: Path) -> None:
     once = corr(x, GAUSS3)[::2, ::2]  # no rounding between stages: one pass, no re-encoding
     twice = corr(once, GAUSS3)[::2, ::2]
     np.testing.assert_array_equal(load(tmp_path / "in.down4.png"), quantize(twice))
+
+
+def test_blur_linear_light(cat: Path, tmp_path: Path) -> None:
+    ok("blur", cat, "--linear-light", "-o", tmp_path / "lin.png")
+    v = cat_crop() / 255.0
+    lin = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)  # IEC 61966-2-1
+    b = np.clip(corr(lin, GAUSS3), 0, None)
+    enc = np.where(b <= 0.0031308, b * 12.92, 1.055 * b ** (1 / 2.4) - 0.055) * 255
+    out = load(tmp_path / "lin.png")
+    assert_quantized(out, enc)
+    plain = quantize(corr(cat_crop(), GAUSS3))
+    assert out.astype(int).sum() > plain.astype(int).sum()  # linear-light blurs come out brighter
 
 
 # --------------------------------------------------------------------------- bit depths
