@@ -53,7 +53,7 @@ class Kernel:
     def normalized(self) -> Kernel:
         """Divided by its sum (``--normalize``); an error if the sum is 0."""
         s = float(self.weights.sum())
-        if abs(s) < 1e-12:
+        if abs(s) <= 1e-12 * float(np.abs(self.weights).sum()):  # zero up to rounding, at any scale
             msg = f"cannot --normalize kernel {self.name!r}: its entries sum to 0"
             raise UsageError(msg)
         return Kernel(self.name, self.weights / s, self.description)
@@ -218,6 +218,8 @@ def _parse_value(token: str, row: int) -> float:
     try:
         if "/" in token:
             num, _, den = token.partition("/")
+            if "/" in den:  # "1/2/3" is ambiguous; Fraction would read it as 1/(2/3)
+                raise ValueError(token)
             value = float(Fraction(num.strip())) / float(Fraction(den.strip()))
         else:
             value = float(token)

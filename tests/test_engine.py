@@ -310,9 +310,10 @@ METHOD_CASES = [
 @pytest.mark.parametrize("integer", [False, True], ids=["float-kernel", "integer-kernel"])
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_matches_the_reference(method, integer, rng):
-    """Every engine method, on a pixel-valued uint8 image (the integer paths) and a float one."""
+    """Every engine method, on uint8 (the exact integer paths), uint16 and float images."""
     x8 = rng.integers(0, 256, size=(16, 13, 3)).astype(np.uint8)
-    for xin in (x8, x8.astype(np.float64) + 0.25):
+    x16 = rng.integers(0, 65536, size=(16, 13, 3)).astype(np.uint16)  # must not take the 8-bit path
+    for xin in (x8, x16, x8.astype(np.float64) + 0.25):
         for kshape, stride, dilation, pad4, mode in METHOD_CASES:
             k = _kernel_for(method, rng, kshape, integer)
             out = correlate2d(xin, k, stride=stride, dilation=dilation, pad=pad4, mode=mode, method=method)

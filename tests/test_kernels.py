@@ -182,6 +182,7 @@ def test_literal_fractions_are_exact_ninths():
     ("1 2; 3 inf", "row 2"),
     ("1 2; -Infinity 1", "row 2"),
     ("1 2;; 3 4", "row 2"),  # an empty row
+    ("1 1; 1/2/3 1", "row 2"),  # ambiguous: neither 1/6 nor 3/2 silently
 ])
 def test_bad_literals_name_the_row(text, fragment):
     with pytest.raises(UsageError) as info:
@@ -331,6 +332,13 @@ def test_normalize_a_zero_sum_kernel_is_a_usage_error(name):
 def test_normalize_zero_sum_literal():
     with pytest.raises(UsageError, match="sum to 0"):
         parse_kernel("1 -1").normalized()
+    with pytest.raises(UsageError, match="sum to 0"):  # 0.1 + 0.2 - 0.3 is 5.6e-17 in floats
+        parse_kernel("0.1 0.2 -0.3").normalized()
+
+
+def test_normalize_a_tiny_kernel():
+    """Zero is judged relative to the entries: a kernel of tiny weights still normalizes."""
+    np.testing.assert_allclose(parse_kernel("1e-13 3e-13").normalized().weights, [[0.25, 0.75]])
 
 
 def test_scale_multiplies():
