@@ -103,6 +103,11 @@ def write_table(record: dict[str, Any], stream: IO[str]) -> None:
             f"{shape_text(st['input_shape'])} → {shape_text(st['output_shape'])}",
             f"{_pair(st['receptive_field'])}/{_pair(st['jump'])}",
         )
+    if console.measure(table, options=console.options.update_width(10_000)).maximum > console.width:
+        # Too narrow for the table (an 80-column terminal): Rich would cut "downsample" to "downs…".
+        # The plain lines lose nothing; the terminal wraps them.
+        write_plain(record, stream)
+        return
     console.print(table)
     for i, st in enumerate(record.get("stages", []), start=1):
         console.print(f"  {i}. out = {st['arithmetic']}", markup=False)

@@ -782,6 +782,14 @@ def test_alpha_blur_has_no_halo(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the lecture facts (SPEC §6)
 
 
+def test_fact1_sharpen_on_the_lecture_patch_gives_50() -> None:
+    patch = np.array([[10, 20, 30], [40, 50, 60], [70, 80, 90]], dtype=np.float64)
+    assert (SHARPEN * patch).sum() == 50
+    result = ok("explain", "--kernel", "sharpen", "--patch", "10 20 30; 40 50 60; 70 80 90")
+    last = [line for line in result.stdout.splitlines() if line.strip()][-1]
+    assert last.replace(" ", "").endswith("=50")
+
+
 def test_fact2_valid_3x3_gives_222(tmp_path: Path) -> None:
     (rec,) = records(ok("filter", CAT, "-k", "sharpen", "-p", "valid", "-o", tmp_path / "v.png", "--json"))
     assert rec["output_shape"] == [1, 3, 222, 222]
