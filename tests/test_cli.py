@@ -489,6 +489,18 @@ def test_stride_dilation_and_pad_against_scipy(tmp_path: Path, mode: str, stride
     np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize("mode", list(NUMPY_MODE))
+def test_kernel_larger_than_the_image(tmp_path: Path, mode: str) -> None:
+    """scipy's hard case: a 9x9 kernel on a 5x6 image pads by more than the image on each side."""
+    x = cat_crop(5, 6)
+    src = save(x, tmp_path / "tiny.png")
+    k = np.random.default_rng(3).integers(-2, 3, size=(9, 9)).astype(np.float64)
+    literal = "; ".join(" ".join(str(int(v)) for v in row) for row in k)
+    ok("filter", src, "-k", literal, "-p", mode, "-o", tmp_path / "o.png")
+    expected = quantize(corr_geometry(x, k, mode, (4, 4, 4, 4), (1, 1), (1, 1)))
+    np.testing.assert_array_equal(load(tmp_path / "o.png"), expected)
+
+
 def test_flip_equals_scipy_convolve(cat: Path, tmp_path: Path) -> None:
     ok("filter", cat, "-k", "emboss", "--flip", "-o", tmp_path / "f.png")
     emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
@@ -777,6 +789,23 @@ def test_alpha_blur_has_no_halo(tmp_path: Path) -> None:
     # a naive (non-premultiplied) blur would have shown green in the fringe: the test can fail
     naive = quantize(corr(rgba[..., :3], g5))
     assert naive[seen & (alpha_ref < 255), 1].max() > 100
+
+
+@pytest.mark.xfail(strict=True, reason="bug: edges --direction vertical/horizontal filters alpha with K_v "
+                   "(sum 0), so the result is transparent almost everywhere; --direction both drops alpha. "
+                   "Fix belongs in convcli/cli/image.py (edges should drop alpha for every direction).")
+def test_edges_on_rgba_drop_alpha_for_every_direction(tmp_path: Path) -> None:
+    rgba = np.zeros((20, 22, 4), np.uint8)
+    rgba[..., 1] = 255
+    rgba[6:14, 7:15] = (255, 0, 0, 255)
+    src = save(rgba, tmp_path / "sq.png")
+    lum = rgba[..., :3].astype(np.float64) @ LUMA  # as 'edges' (both) sees it: alpha dropped
+    ok("edges", src, "-o", tmp_path / "both.png")
+    assert_quantized(load(tmp_path / "both.png"), np.hypot(corr(lum, K_V), corr(lum, K_H)))
+    ok("edges", src, "--direction", "vertical", "-o", tmp_path / "v.png")
+    with Image.open(tmp_path / "v.png") as im:
+        assert im.mode == "L"  # like --direction both
+        assert_quantized(np.asarray(im), np.abs(corr(lum, K_V)))
 
 
 # --------------------------------------------------------------------------- the lecture facts (SPEC §6)
