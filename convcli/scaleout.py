@@ -193,9 +193,14 @@ def _kill(pool: ProcessPoolExecutor) -> None:
     for p in procs:
         if p.is_alive():
             p.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+            p.join()
+    # Wait for the pool's manager thread too: left running, it races the interpreter's exit
+    # (CPython's _python_exit then writes to a closed pipe and prints "Exception ignored").
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def remove_temporaries(outputs: Iterable[str | None]) -> None:

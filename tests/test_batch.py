@@ -1,0 +1,427 @@
+"""Batch jobs: inputs and outputs, failure isolation, --jobs, --ordered, --fail-fast, Dask, signals, pipes.
+
+In-process tests use CliRunner (stdout, stderr and exit status asserted apart);
+signals, closed pipes and terminals need a real process and use subprocess.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+from PIL import Image
+
+from convcli.cli import cli
+
+TIMEOUT = 60
+
+
+def run(*args: str, input: bytes | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def records(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def save_rgb(path: Path, height: int = 24, width: int = 32, seed: int = 0, **params: Any) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path, **params)
+    return path
+
+
+def decode(path: Path | bytes) -> Image.Image:
+    """Decode fully (a truncated file raises here)."""
+    im = Image.open(io.BytesIO(path) if isinstance(path, bytes) else path)
+    im.load()
+    return im
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("convcli: error: ")]
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """Three good images and a truncated one, plus a hidden image and a text file (both skipped)."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    for i in range(3):
+        save_rgb(d / f"good{i}.png", seed=i)
+    data = (d / "good0.png").read_bytes()
+    (d / "broken.png").write_bytes(data[: len(data) // 2])
+    save_rgb(d / ".hidden.png")
+    (d / "notes.png").write_text("not an image\n")
+    return d
+
+
+@pytest.fixture(scope="module")
+def heavy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Enough work to take a few seconds on two cores: 24 images of 400 x 400."""
+    d = tmp_path_factory.mktemp("heavy")
+    for i in range(24):
+        save_rgb(d / f"img{i:02d}.png", 400, 400, seed=i, compress_level=1)
+    return d
+
+
+# --------------------------------------------------------------------------- failure isolation
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_good_and_bad_inputs_mixed(photos: Path, tmp_path: Path, jobs: str) -> None:
+    out = tmp_path / "out"
+    missing = str(photos / "missing.png")
+    r = run("blur", str(photos), missing, "--out-dir", str(out), "--json", "-j", jobs)
+    assert r.exit_code == 1
+    recs = {rec["input"]: rec for rec in records(r.stdout)}
+    assert len(recs) == 5  # 3 good + broken + missing; hidden and text files skipped
+    for i in range(3):
+        rec = recs[str(photos / f"good{i}.png")]
+        assert rec["status"] == "ok"
+        assert decode(Path(rec["output"])).size == (32, 24)
+    assert "truncated" in recs[str(photos / "broken.png")]["error"]
+    assert recs[missing] == {"input": missing, "status": "error", "error": "no such file"}
+    assert sorted(error_lines(r.stderr)) == sorted(
+        f"convcli: error: {name}: {rec['error']}" for name, rec in recs.items() if rec["status"] == "error")
+    assert r.stderr.splitlines()[-1].startswith("convcli: 3 done, 2 failed in ")
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["good0.blur.png", "good1.blur.png", "good2.blur.png"]
+
+
+def test_image_too_small_is_a_usage_error_for_that_input(tmp_path: Path) -> None:
+    big, tiny = save_rgb(tmp_path / "big.png"), save_rgb(tmp_path / "tiny.png", 2, 2)
+    r = run("blur", str(big), str(tiny), "-k", "5", "-p", "valid", "--json", "--ordered", "-j", "1")
+    assert r.exit_code == 2
+    ok, bad = records(r.stdout)
+    assert ok["status"] == "ok" and bad["status"] == "error"
+    assert Path(ok["output"]).exists() and not (tmp_path / "tiny.blur.png").exists()
+
+
+def test_unexpected_exception_becomes_a_record(photos: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import convcli.scaleout as scaleout
+
+    real = scaleout.process
+
+    def buggy(job: Any) -> Any:
+        if job.source.endswith("good1.png"):
+            return 1 / 0
+        return real(job)
+
+    monkeypatch.setattr(scaleout, "process", buggy)
+    args = ["blur", str(photos / "good0.png"), str(photos / "good1.png"), "--out-dir", str(tmp_path / "o"),
+            "--json", "-j", "1"]
+    r = run(*args)
+    assert r.exit_code == 1
+    rec = records(r.stdout)[1]
+    assert rec["status"] == "error" and "ZeroDivisionError" in rec["error"]
+    assert "Traceback" not in r.stderr
+    r = run("--debug", *args)
+    assert r.exit_code == 1 and "Traceback" in r.stderr and "ZeroDivisionError" in r.stderr
+
+
+def test_fail_fast_stops_at_the_first_failure(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = run("blur", str(photos / "broken.png"), str(photos / "good0.png"), str(photos / "good1.png"),
+            "--out-dir", str(out), "--json", "-j", "1", "--fail-fast")
+    assert r.exit_code == 1
+    assert [rec["status"] for rec in records(r.stdout)] == ["error"]
+    assert list(out.iterdir()) == []
+    assert "stopped at the first failure (--fail-fast), 2 not run" in r.stderr
+
+
+def test_fail_fast_with_a_pool(heavy: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "a_broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    r = run("blur", str(broken), str(heavy), "--out-dir", str(tmp_path / "out"), "--json", "-j", "2",
+            "--fail-fast", "--ordered")
+    assert r.exit_code == 1
+    recs = records(r.stdout)
+    assert recs[0]["status"] == "error" and len(recs) < 25  # at most what was in flight finished
+
+
+def test_ordered_keeps_input_order(photos: Path, tmp_path: Path) -> None:
+    names = [str(photos / n) for n in ("good2.png", "broken.png", "good0.png", "good1.png")]
+    r = run("edges", *names, "--out-dir", str(tmp_path / "out"), "--json", "-j", "2", "--ordered")
+    assert r.exit_code == 1
+    assert [rec["input"] for rec in records(r.stdout)] == names
+
+
+# --------------------------------------------------------------------------- outputs and names
+
+
+def test_jobs_1_and_2_give_identical_outputs(photos: Path, tmp_path: Path) -> None:
+    for jobs in ("1", "2"):
+        for command in (["blur", "-k", "5"], ["edges"], ["downsample"], ["filter", "-k", "sharpen"]):
+            r = run(*command, str(photos), "--out-dir", str(tmp_path / f"j{jobs}"), "-q", "-j", jobs)
+            assert r.exit_code == 1  # broken.png
+    one, two = sorted((tmp_path / "j1").iterdir()), sorted((tmp_path / "j2").iterdir())
+    assert [p.name for p in one] == [p.name for p in two] and len(one) == 12
+    for a, b in zip(one, two, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_collisions_refused_before_any_work(tmp_path: Path) -> None:
+    for sub in ("a", "b"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        save_rgb(tmp_path / "in" / sub / "x.png")
+    out = tmp_path / "out"
+    r = run("blur", str(tmp_path / "in"), "--recursive", "--out-dir", str(out), "--json")
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    assert "collides" in r.stderr and "{parent}" in r.stderr
+    assert not out.exists()
+    r = run("blur", str(tmp_path / "in"), "--recursive", "--out-dir", str(out), "--json",
+            "--name", "{parent}_{stem}.{op}{ext}")
+    assert r.exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a_x.blur.png", "b_x.blur.png"]
+
+
+def test_output_over_an_input_refused(tmp_path: Path) -> None:
+    src = save_rgb(tmp_path / "x.png")
+    before = src.read_bytes()
+    r = run("blur", str(src), "--name", "{stem}{ext}")
+    assert r.exit_code == 2 and "would overwrite the input" in r.stderr
+    assert src.read_bytes() == before
+
+
+def test_directories_by_content(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    save_rgb(d / "no_extension", format="PNG")  # a PNG without .png
+    save_rgb(d / "anim.gif")
+    save_rgb(d / "w.webp", format="WEBP", lossless=True)
+    save_rgb(d / "t.tif")
+    save_rgb(d / "sub" / "deep.png")
+    save_rgb(d / ".hidden.png")
+    (d / "readme.png").write_text("text\n")
+    r = run("blur", str(d), "--json", "--out-dir", str(tmp_path / "o"))
+    assert r.exit_code == 0, r.stderr
+    got = sorted(Path(rec["input"]).name for rec in records(r.stdout))
+    assert got == ["anim.gif", "no_extension", "t.tif", "w.webp"]
+    names = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert names == ["anim.blur.png", "no_extension.blur.png", "t.blur.tif", "w.blur.webp"]
+    r = run("blur", str(d), "--json", "--out-dir", str(tmp_path / "o2"), "--recursive")
+    assert "deep.png" in {Path(rec["input"]).name for rec in records(r.stdout)}
+
+
+def test_empty_directory_is_an_error_for_that_input(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    good = save_rgb(tmp_path / "g.png")
+    r = run("blur", str(tmp_path / "empty"), str(good), "--json", "--ordered")
+    assert r.exit_code == 1
+    bad, ok = records(r.stdout)
+    assert bad["error"].startswith("is a directory with no images in it") and "--recursive" in bad["error"]
+    assert ok["status"] == "ok"
+
+
+def test_unwritable_output_folder_fails_that_input_only(tmp_path: Path) -> None:
+    # As root, chmod does not stop writes; a path through a regular file fails for everyone.
+    a, b = save_rgb(tmp_path / "a.png"), save_rgb(tmp_path / "b.png", seed=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a").write_text("a regular file where a folder should be")
+    (out / "b").mkdir()
+    r = run("blur", str(a), str(b), "--out-dir", str(out), "--name", "{stem}/{stem}.{op}{ext}", "--json",
+            "--ordered", "-j", "1")
+    assert r.exit_code == 1
+    bad, ok = records(r.stdout)
+    assert bad["error"] == f"cannot write {out / 'a' / 'a.blur.png'}: not a directory"
+    assert ok["status"] == "ok" and decode(out / "b" / "b.blur.png").size == (32, 24)
+    r = run("blur", str(a), "-o", str(out / "a" / "x.png"))
+    assert r.exit_code == 1 and r.stderr.startswith(f"convcli: error: {a}: cannot write ")
+
+
+def test_full_disk_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import convcli.imageio as imageio
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(imageio.os, "fsync", full)
+    src = save_rgb(tmp_path / "a.png")
+    out = tmp_path / "out"
+    r = run("blur", str(src), "--out-dir", str(out), "--json")
+    assert r.exit_code == 1
+    assert records(r.stdout)[0]["error"].endswith("no space left on device")
+    assert list(out.iterdir()) == []  # no temporary file either
+
+
+# --------------------------------------------------------------------------- stdin, stdout, report streams
+
+
+def test_stdin_to_stdout(tmp_path: Path) -> None:
+    data = save_rgb(tmp_path / "a.png", 10, 12).read_bytes()
+    r = run("blur", "-", "-o", "-", "--json", input=data)
+    assert r.exit_code == 0
+    assert decode(r.stdout_bytes).size == (12, 10)
+    rec = json.loads(r.stderr)  # the report goes to stderr when the image is on stdout
+    assert rec["input"] == "-" and rec["output"] == "-"
+
+
+def test_stdin_with_files_and_out_dir(tmp_path: Path) -> None:
+    data = save_rgb(tmp_path / "a.png", 10, 12).read_bytes()
+    r = run("blur", "-", str(tmp_path / "a.png"), "--out-dir", str(tmp_path / "o"), "--json", "--ordered",
+            input=data)
+    assert r.exit_code == 0
+    assert [rec["output"] for rec in records(r.stdout)] == [str(tmp_path / "o" / n)
+                                                            for n in ("stdin.blur.png", "a.blur.png")]
+
+
+def test_summary_only_for_batches_and_not_quiet(photos: Path, tmp_path: Path) -> None:
+    good = str(photos / "good0.png")
+    r = run("blur", good, "--out-dir", str(tmp_path / "o1"), "--json")
+    assert r.stderr == ""
+    r = run("blur", good, str(photos / "good1.png"), "--out-dir", str(tmp_path / "o2"), "--json", "-j", "1")
+    assert r.stderr.startswith("convcli: 2 done, 0 failed in ")
+    r = run("blur", good, str(photos / "good1.png"), "--out-dir", str(tmp_path / "o3"), "-q")
+    assert r.stdout == "" and r.stderr == ""
+
+
+def test_help_states_the_order() -> None:
+    r = run("blur", "--help")
+    assert "--ordered" in r.stdout and "order inputs finish" in r.stdout
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore:.*:DeprecationWarning:tornado")
+def test_dask_gives_the_same_outputs_as_jobs(photos: Path, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    args = ["blur", str(photos), "--json", "--ordered", "-k", "5"]
+    local = run(*args, "--out-dir", str(tmp_path / "jobs"), "-j", "2")
+    with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        remote = run(*args, "--out-dir", str(tmp_path / "dask"), "--dask", cluster.scheduler_address)
+    assert remote.exit_code == local.exit_code == 1
+
+    def strip(text: str, folder: str) -> list[dict[str, Any]]:
+        out = []
+        for rec in records(text):
+            rec.pop("seconds", None)
+            if "output" in rec:
+                rec["output"] = Path(rec["output"]).name
+            out.append(rec)
+        return out
+
+    assert strip(remote.stdout, "dask") == strip(local.stdout, "jobs")
+    assert error_lines(remote.stderr) == error_lines(local.stderr)
+    one, two = sorted((tmp_path / "jobs").iterdir()), sorted((tmp_path / "dask").iterdir())
+    assert [p.name for p in one] == [p.name for p in two] and len(one) == 3
+    for a, b in zip(one, two, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_dask_missing_says_how_to_install(photos: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    r = run("blur", str(photos / "good0.png"), "--dask", "tcp://127.0.0.1:8786", "--json")
+    assert r.exit_code == 1
+    assert r.stdout == ""
+    assert r.stderr == "convcli: error: --dask needs the optional Dask extra: pip install 'convcli[dask]'\n"
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def convcli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "convcli", *args]
+
+
+def wait_for_output(folder: Path, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and proc.poll() is None:
+        if folder.exists() and any(not p.name.startswith(".") for p in folder.iterdir()):
+            return
+        time.sleep(0.02)
+    pytest.fail("no output appeared")
+
+
+def assert_only_whole_images(folder: Path) -> None:
+    for p in folder.iterdir():
+        assert not p.name.startswith("."), f"temporary file left: {p.name}"
+        assert decode(p).size == (400, 400)
+
+
+@pytest.mark.parametrize(("sig", "status", "message"), [(signal.SIGINT, 130, "interrupted"),
+                                                         (signal.SIGTERM, 143, "terminated")])
+def test_signal_mid_batch_stops_cleanly(heavy: Path, tmp_path: Path, sig: int, status: int,
+                                        message: str) -> None:
+    out = tmp_path / "out"
+    args = convcli("blur", str(heavy), "--out-dir", str(out), "-j", "2", "-k", "15", "--json")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for_output(out, proc)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == status
+    assert stderr.decode() == f"convcli: {message}\n"
+    done = records(stdout.decode())
+    assert 1 <= len(done) < 24
+    assert_only_whole_images(out)
+    assert {Path(r["output"]).name for r in done} <= {p.name for p in out.iterdir()}
+
+
+def test_closed_pipe_ends_quietly(heavy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(convcli("blur", str(heavy), "--out-dir", str(out), "-j", "2", "--json"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    json.loads(proc.stdout.readline())
+    proc.stdout.close()  # like `| head -1`
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=TIMEOUT) == 1  # the batch stopped before every input was done
+    assert stderr == ""
+    assert_only_whole_images(out)
+
+
+def test_progress_bar_stays_off_stdout(photos: Path, tmp_path: Path) -> None:
+    master, slave = pty.openpty()  # stderr is a terminal: the bar is drawn there
+    try:
+        args = convcli("blur", str(photos), "--out-dir", str(tmp_path / "o"), "--json", "-j", "2")
+        proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=slave, timeout=TIMEOUT, check=False)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert proc.returncode == 1
+    assert len(records(proc.stdout.decode())) == 4
+
+
+def test_binary_image_refused_on_a_terminal(photos: Path) -> None:
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(convcli("blur", str(photos / "good0.png"), "-o", "-"), stdout=slave,
+                              stderr=subprocess.PIPE, timeout=TIMEOUT, check=False)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert proc.returncode == 2
+    assert b"refusing to write a binary image to a terminal" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("parallel") is None, reason="GNU parallel is not installed")
+def test_gnu_parallel_recipe(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    files = sorted(str(p) for p in photos.glob("*.png") if not p.name.startswith("."))
+    recipe = convcli("blur", "{}", "--json", "--quiet", "--out-dir", str(out))
+    cmd = ["parallel", "--will-cite", "-j", "2", *recipe, ":::", *files]
+    proc = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, check=False)
+    assert proc.returncode == 2  # parallel: the number of jobs that failed (broken.png, notes.png)
+    recs = records(proc.stdout.decode())
+    assert sorted(r["input"] for r in recs) == files
+    assert sorted(r["status"] for r in recs) == ["error", "error", "ok", "ok", "ok"]
+    assert sorted(p.name for p in out.iterdir()) == ["good0.blur.png", "good1.blur.png", "good2.blur.png"]
