@@ -564,6 +564,7 @@ def test_blur_size_15_uses_opencv_default_sigma(tmp_path: Path) -> None:
     sigma = 0.3 * ((15 - 1) * 0.5 - 1) + 0.8
     assert sigma == pytest.approx(2.6)
     assert rec["stages"][0]["kernel_size"] == [15, 15]
+    assert "2.6" in rec["stages"][0]["kernel"]  # the report says which sigma was used
     g = gaussian_1d(15, sigma)
     ref = corr(x, np.outer(g, g))
     assert_quantized(load(tmp_path / "b.png"), ref)
@@ -799,7 +800,8 @@ def test_edges_on_rgba_drop_alpha_for_every_direction(tmp_path: Path) -> None:
     rgba[..., 1] = 255
     rgba[6:14, 7:15] = (255, 0, 0, 255)
     src = save(rgba, tmp_path / "sq.png")
-    lum = rgba[..., :3].astype(np.float64) @ LUMA  # as 'edges' (both) sees it: alpha dropped
+    # as 'edges' (both) sees it: luminance composited onto black (premultiplied), alpha dropped
+    lum = (rgba[..., :3].astype(np.float64) @ LUMA) * (rgba[..., 3] / 255.0)
     ok("edges", src, "-o", tmp_path / "both.png")
     assert_quantized(load(tmp_path / "both.png"), np.hypot(corr(lum, K_V), corr(lum, K_H)))
     ok("edges", src, "--direction", "vertical", "-o", tmp_path / "v.png")
