@@ -501,6 +501,39 @@ def test_kernel_larger_than_the_image(tmp_path: Path, mode: str) -> None:
     np.testing.assert_array_equal(load(tmp_path / "o.png"), expected)
 
 
+@pytest.mark.parametrize("method", ["auto", "direct", "separable", "fft", "im2col"])
+def test_every_engine_method_gives_the_reference(tmp_path: Path, method: str) -> None:
+    x = cat_crop(30, 41)
+    src = save(x, tmp_path / "in.png")
+    g5 = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0
+    ok("filter", src, "-k", "gaussian5", "-s", 2, "--method", method, "-o", tmp_path / "o.png")
+    assert_quantized(load(tmp_path / "o.png"), corr(x, g5)[::2, ::2])
+    if method != "separable":
+        ok("filter", src, "-k", "sharpen", "--method", method, "--float64", "-o", tmp_path / "s.png")
+        np.testing.assert_array_equal(load(tmp_path / "s.png"), quantize(corr(x, SHARPEN)))
+
+
+def test_separable_method_refuses_a_non_separable_kernel(cat: Path) -> None:
+    result = run("filter", cat, "-k", "sharpen", "--method", "separable")
+    assert result.exit_code == 2
+    assert "rank" in one_error_line(result)
+
+
+@pytest.mark.parametrize(("literal", "k"), [("1 2; 3 -1", [[1, 2], [3, -1]]), ("1 -2 0 3", [[1, -2, 0, 3]])])
+def test_even_and_non_square_kernels_pad_after_more(tmp_path: Path, literal: str, k: list[list[int]]) -> None:
+    """SPEC §1 same padding: total k-1, before = total // 2 (so 0 before and 1 after for k = 2)."""
+    x = cat_crop(21, 26).astype(np.float64)
+    src = save(cat_crop(21, 26), tmp_path / "in.png")
+    kk = np.array(k, dtype=np.float64)
+    (rec,) = records(ok("filter", src, "-k", literal, "-o", tmp_path / "o.png", "--json"))
+    (ty, tx) = kk.shape[0] - 1, kk.shape[1] - 1
+    pad4 = (ty // 2, ty - ty // 2, tx // 2, tx - tx // 2)
+    assert rec["stages"][0]["pad"] == list(pad4)
+    p = np.pad(x, ((pad4[0], pad4[1]), (pad4[2], pad4[3]), (0, 0)), mode="reflect")
+    ref = sum(kk[i, j] * p[i:i + 21, j:j + 26] for i in range(kk.shape[0]) for j in range(kk.shape[1]))
+    np.testing.assert_array_equal(load(tmp_path / "o.png"), quantize(ref))
+
+
 def test_flip_equals_scipy_convolve(cat: Path, tmp_path: Path) -> None:
     ok("filter", cat, "-k", "emboss", "--flip", "-o", tmp_path / "f.png")
     emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.float64)
@@ -630,6 +663,25 @@ def test_downsample_default_is_gaussian3_stride_2(tmp_path: Path) -> None:
     out = load(tmp_path / "in.down2.png")
     assert out.shape == (20, 26, 3)
     np.testing.assert_array_equal(out, quantize(corr(x, GAUSS3)[::2, ::2]))
+
+
+def test_downsample_factor_3_uses_a_5_tap_gaussian(tmp_path: Path) -> None:
+    x = cat_crop(31, 35)
+    src = save(x, tmp_path / "in.png")
+    (rec,) = records(ok("downsample", src, "--factor", 3, "--json"))
+    st = rec["stages"][0]
+    assert st["kernel_size"] == [5, 5] and st["stride"] == [3, 3] and st["pad"] == [2, 2, 2, 2]
+    assert rec["output"] == str(tmp_path / "in.down3.png")
+    g5 = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0  # OpenCV's getGaussianKernel(5, 0)
+    np.testing.assert_array_equal(load(tmp_path / "in.down3.png"), quantize(corr(x, g5)[::3, ::3]))
+
+
+@pytest.mark.parametrize(("args", "phrase"), [(["-k", 4], "odd"), (["--type", "box", "--sigma", 1], "sigma"),
+                                              (["--sigma", 0], "sigma"), (["--sigma", -1], "sigma")])
+def test_blur_usage_errors(cat: Path, args: list[Any], phrase: str) -> None:
+    result = run("blur", cat, *args)
+    assert result.exit_code == 2
+    assert phrase in one_error_line(result)
 
 
 def test_downsample_times_2_applies_the_filter_twice(tmp_path: Path) -> None:
