@@ -1000,6 +1000,27 @@ def test_padding_every_mode_with_every_library_name(mode: str) -> None:
     assert f"{mode}: {pattern(mode)}" in listing
 
 
+#: SPEC §1 table, column by column: numpy.pad, scipy.ndimage, OpenCV, PyTorch (None: no such mode).
+SPEC_TABLE = {
+    "zeros": ("constant", "constant", "BORDER_CONSTANT", "zeros"),
+    "border": ("edge", "nearest", "BORDER_REPLICATE", "replicate"),
+    "reflection": ("reflect", "mirror", "BORDER_REFLECT_101", "reflect"),
+    "symmetric": ("symmetric", "reflect", "BORDER_REFLECT", None),
+    "circular": ("wrap", "wrap", "BORDER_WRAP", "circular"),
+}
+
+
+def test_padding_json_is_the_spec_table() -> None:
+    recs = {r["mode"]: r for r in records(ok("padding", "--json"))}
+    assert set(SPEC_TABLE) | {"valid"} == set(recs)
+    for mode, names in SPEC_TABLE.items():
+        r = recs[mode]
+        assert (r["numpy"], r["scipy"], r["opencv"], r["torch"]) == names, mode
+        assert sorted(r["aliases"]) == sorted(a for a, m in ALIASES.items() if m == mode)
+        assert r["pattern"] == pattern(mode)
+    assert recs["valid"]["aliases"] == ["none"]
+
+
 def test_padding_unknown_mode_exits_2() -> None:
     result = run("padding", "bogus")
     assert result.exit_code == 2
