@@ -61,6 +61,8 @@ def main() -> None:
     sobel_x = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)
     g3 = np.outer([1, 2, 1], [1, 2, 1]) / 16
     r7 = rng.normal(size=(7, 7))
+    r3, r5, r9, r15 = (rng.normal(size=(n, n)) for n in (3, 5, 9, 15))
+    i5 = rng.integers(-2, 3, size=(5, 5)).astype(np.float64)
     w38 = rng.uniform(-1, 1, size=(8, 3, 3, 3))
     t = a.threads
     if cv2 is not None:
@@ -94,11 +96,17 @@ def main() -> None:
         "stride2": (lambda m: ours(x, g3, m, stride=2),
                     lambda: cv2.filter2D(x, -1, g3, borderType=cvb)[::2, ::2], g3),
         "rand7": (lambda m: ours(x, r7, m), lambda: cv2.filter2D(x, -1, r7, borderType=cvb), r7),
+        "rand3": (lambda m: ours(x, r3, m), lambda: cv2.filter2D(x, -1, r3, borderType=cvb), r3),
+        "rand5": (lambda m: ours(x, r5, m), lambda: cv2.filter2D(x, -1, r5, borderType=cvb), r5),
+        "rand9": (lambda m: ours(x, r9, m), lambda: cv2.filter2D(x, -1, r9, borderType=cvb), r9),
+        "rand15": (lambda m: ours(x, r15, m), lambda: cv2.filter2D(x, -1, r15, borderType=cvb), r15),
+        "int5": (lambda m: ours(x, i5, m), lambda: cv2.filter2D(x, -1, i5, borderType=cvb), i5),
         "conv3to8": (lambda m: conv38(), None, None),
     }
     print(f"size {a.size}x{a.size}x3 float32, threads {t}, cv2 {getattr(cv2, '__version__', 'absent')}")
     for name, (fn, ref, k) in work.items():
-        if a.only and name not in a.only.split(","):
+        if (a.only and name not in a.only.split(",")) or (not a.only and name in ("rand3", "rand5", "rand9",
+                                                                                   "rand15", "int5")):
             continue
         cv_ms = median_ms(ref, a.repeat) if (ref is not None and cv2 is not None) else float("nan")
         auto = choose_method(k, x.shape) if k is not None else "im2col"

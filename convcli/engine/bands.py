@@ -106,11 +106,18 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         return pool
 
 
-def band_rows(out_h: int, row_bytes: int, threads: int) -> int:
-    """Output rows per band: about BAND_BYTES per band, and at least one band per thread."""
+#: Small images are still cut into this many bands, so that they use several threads.
+MIN_BANDS = 4
+
+
+def band_rows(out_h: int, row_bytes: int, threads: int = 1) -> int:
+    """Output rows per band: about BAND_BYTES per band, and at least MIN_BANDS bands.
+
+    The split never depends on ``threads``: every band is computed the same way whatever
+    the thread count, so one and several threads give bit-identical results.
+    """
     rows = max(1, BAND_BYTES // max(1, row_bytes))
-    if threads > 1:
-        rows = min(rows, -(-out_h // threads))
+    rows = min(rows, -(-out_h // MIN_BANDS))
     return max(1, min(rows, out_h))
 
 

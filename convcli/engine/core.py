@@ -62,6 +62,7 @@ def _run_banded(
     threads: int,
     min_rows: int = 1,
     row_bytes: int | None = None,
+    max_rows: int | None = None,
 ) -> None:
     """Fill ``out`` (oh, ow, C') band by band: gather each band's padded rows, call ``band_fn``."""
     (kh, kw), (sy, sx), (dy, dx) = ksize, stride, dilation
@@ -70,7 +71,8 @@ def _run_banded(
     col_index = bands.map_index(np.arange(-pad[2], width - pad[2]), x3.shape[1], m)
     in_row = width * x3.shape[2] * buf_dtype.itemsize * sy
     rb = row_bytes if row_bytes is not None else max(out[0].nbytes, in_row)
-    rows = max(min_rows, bands.band_rows(oh, rb, threads))
+    rows = bands.band_rows(oh, rb, threads)
+    rows = max(min_rows, rows if max_rows is None else min(rows, max_rows))
 
     def one_band(y0: int, y1: int) -> None:
         r0, r1 = y0 * sy, (y1 - 1) * sy + (kh - 1) * dy + 1
@@ -135,7 +137,7 @@ def correlate2d(
     wd = int_work_dtype(k) if integer else None
     buf_dtype = dt
     band_fn: BandFn
-    min_rows = 1
+    min_rows, max_rows = 1, None
     if method == "separable":
         f = separable.integer_factors(k) if wd is not None else None
         if f is None:
@@ -156,13 +158,14 @@ def correlate2d(
         buf_dtype = wd or dt
         band_fn = lambda buf, o: direct.correlate_band(buf, kd, stride, dilation, o, dwd)  # noqa: E731
     elif method == "im2col":
-        kg = k.astype(dt)
-        band_fn = lambda buf, o: gemm.correlate_band(buf, kg, stride, dilation, o)  # noqa: E731
+        band_fn = gemm.GemmPlan(k, stride, dilation, dt).correlate_band
+        max_rows = gemm.GEMM_BAND_ROWS
     else:  # fft
         kf = k.astype(dt)
-        min_rows = 2 * ((k.shape[0] - 1) * dilation[0] + 1)
+        min_rows = max(fft.FFT_BAND_ROWS, 2 * ((k.shape[0] - 1) * dilation[0] + 1))
         band_fn = lambda buf, o: fft.correlate_band(buf, kf, stride, dilation, o)  # noqa: E731
-    _run_banded(x3, out, band_fn, k.shape, stride, dilation, pad, m, np.dtype(buf_dtype), nthreads, min_rows)
+    _run_banded(x3, out, band_fn, k.shape, stride, dilation, pad, m, np.dtype(buf_dtype), nthreads, min_rows,
+                max_rows=max_rows)
     return out[:, :, 0] if x.ndim == 2 else out
 
 

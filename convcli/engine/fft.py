@@ -12,6 +12,9 @@ import numpy as np
 
 from ..shapes import Pair
 
+#: At least this many output rows per FFT band (small transforms are dominated by overhead).
+FFT_BAND_ROWS = 64
+
 
 def dilated(k: np.ndarray, dilation: Pair) -> np.ndarray:
     """The kernel with ``d - 1`` zeros between taps."""
