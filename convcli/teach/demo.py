@@ -24,6 +24,7 @@ from ..pipeline import (
     StagePlan,
     make_correlate_stage,
     nchw,
+    random_conv_weights,
 )
 from ..report import shape_text
 from ..shapes import resolve_pad
@@ -90,7 +91,7 @@ class Tour:
 
 def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
     """Every figure of the lecture, in the lecture's order."""
-    from .montage import Panel, kernel_panel, make_montage, padded_frame_panel
+    from .montage import kernel_panel, make_montage, padded_frame_panel
 
     tour = Tour(color)
     figs: list[Figure] = []
@@ -120,7 +121,7 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
     p3b, r3b, _ = tour.run(gray + [make_correlate_stage("edges", kh, label="K_h")])
     figure("03-edges", "Vertical (K_v) and horizontal (K_h) edge kernels, |response|",
            tour.input_panel() + [kernel_panel(kv.weights, "K_v")] + p3a + [kernel_panel(kh.weights, "K_h")]
-           + p3b, [r3a, r3b])
+           + p3b, [r3a, r3b], columns=5)
 
     # 4. Receptive field: 3x3 vs 5x5 uniform blur.
     p4a, r4a, _ = tour.run([_filt(get_kernel("box3"))])
@@ -154,18 +155,47 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
            [r8])
 
     # 9. Convolutions are concatenated: conv + ReLU (stride 2) twice on luminance, 224 -> 112 -> 56.
+    # A random kernel whose weights sum below 0 turns a bright photo negative and ReLU blacks it
+    # out; for a picture worth looking at, each layer takes the first seed (from --seed + 2 on)
+    # whose kernel sums above 0.
     g = tour.run(gray)[2]
-    p9, r9, _ = tour.run([_conv(1, 3, seed + 2, 2, "1"), ReluStage(), _conv(1, 3, seed + 3, 2, "1"),
+    s1 = visible_seed(seed + 2, (3, 3))
+    s2 = visible_seed(s1 + 1, (3, 3))
+    p9, r9, _ = tour.run([_conv(1, 3, s1, 2, "1"), ReluStage(), _conv(1, 3, s2, 2, "1"),
                           ReluStage()], every_stage=True, x=g)
     keep = [pn for pn in p9 if "relu" in pn.label]
     figure("09-stacked-conv-relu", "Conv + ReLU (stride 2) twice: 224 -> 112 -> 56",
            stage_panels(None, g, 255.0, 0) + keep, [r9])
 
-    # The overview: every figure, one per row.
-    rows = [Panel(f.title, f.name, f.image) for f in figs]
-    overview = make_montage(rows, title="convcli demo: Fundamentals of Convolutions", cell=420, columns=3)
-    figs.append(Figure("00-overview", "overview", overview, []))
+    # The overview: every figure stacked, scaled to one width (each figure carries its own title).
+    figs.append(Figure("00-overview", "overview", stack_figures([f.image for f in figs]), []))
     return figs
+
+
+def stack_figures(images: list[np.ndarray], width: int = 1100, gap: int = 16) -> np.ndarray:
+    """Figures one under another, each scaled to ``width`` (uint8 RGB), on white."""
+    from PIL import Image
+
+    scaled = []
+    for im in images:
+        h, w = im.shape[:2]
+        nh = max(1, round(h * width / w))
+        scaled.append(np.asarray(Image.fromarray(im).resize((width, nh), Image.Resampling.LANCZOS)))
+    total = sum(a.shape[0] for a in scaled) + gap * (len(scaled) + 1)
+    canvas = np.full((total, width + 2 * gap, 3), 255, dtype=np.uint8)
+    y = gap
+    for a in scaled:
+        canvas[y : y + a.shape[0], gap : gap + width] = a[:, :, :3]
+        y += a.shape[0] + gap
+    return canvas
+
+
+def visible_seed(start: int, ksize: tuple[int, int], limit: int = 1000) -> int:
+    """The first seed from ``start`` whose random 1->1 kernel sums above 0 (ReLU keeps an image)."""
+    for s in range(start, start + limit):
+        if float(random_conv_weights(1, 1, ksize, s).sum()) > 0:
+            return s
+    return start
 
 
 def shape_chain(record: dict[str, Any]) -> str:
