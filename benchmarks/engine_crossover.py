@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", default="")
     ap.add_argument("--all-methods", action="store_true")
+    ap.add_argument("--methods", default="", help="comma-separated methods to time (default: auto)")
     a = ap.parse_args()
     rng = np.random.default_rng(0)
     img8 = rng.integers(0, 256, size=(a.size, a.size, 3), dtype=np.uint8)
@@ -111,6 +112,8 @@ def main() -> None:
         cv_ms = median_ms(ref, a.repeat) if (ref is not None and cv2 is not None) else float("nan")
         auto = choose_method(k, x.shape) if k is not None else "im2col"
         methods = [m for m in METHODS if m != "auto"] if (a.all_methods and k is not None) else ["auto"]
+        if a.methods and k is not None:
+            methods = a.methods.split(",")
         for m in methods:
             try:
                 ms = median_ms(lambda m=m, fn=fn: fn(m), a.repeat)

@@ -15,10 +15,11 @@ from .separable import rank1_factors
 #: Forceable methods of correlate2d ("im2col" is the per-band GEMM / Toeplitz formulation).
 METHODS: tuple[str, ...] = ("auto", "direct", "separable", "fft", "im2col")
 
-# Direct costs about one memory pass over the band per distinct coefficient plus one per
-# extra tap of a group; the per-band GEMM costs kw sgemm calls + kw - 1 additions, each
-# sgemm worth a few passes. Measured: PLACEHOLDER
-DIRECT_MAX_PASSES = 24
+# Direct costs count_passes(k) memory passes over a band; the per-band GEMM one stacked
+# sgemm + kw - 1 shifted additions. Measured (4096x4096 RGB float32, 2 threads, same run,
+# direct / im2col ms): sharpen (5 passes) 175/315, random 3x3 (17) 318/327, integer 5x5
+# with 4 distinct values (~24) 454/462, random 5x5 (49) 999/628, random 7x7 (97) 1740/604.
+DIRECT_MAX_PASSES = 20
 
 # FFT never won up to 15x15 (issue 4 and our own measurement): PLACEHOLDER
 FFT_MIN_TAPS = 31 * 31

@@ -152,6 +152,7 @@ def correlate2d(
             raise UsageError(msg)
         u, v, swd = f[0], f[1], wd
         buf_dtype = wd or dt
+        max_rows = separable.max_band_rows(u, np.dtype(buf_dtype))
         band_fn = lambda buf, o: separable.correlate_band(buf, u, v, stride, dilation, o, swd)  # noqa: E731
     elif method == "direct":
         kd, dwd = k, wd

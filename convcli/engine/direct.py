@@ -29,19 +29,27 @@ def correlate_padded(
 
 
 def group_taps(k: np.ndarray) -> list[tuple[float, list[tuple[int, int]]]]:
-    """Non-zero taps grouped by coefficient, largest groups first: [(c, [(i, j), ...]), ...]."""
+    """Non-zero taps grouped by coefficient: [(c, [(i, j), ...]), ...].
+
+    Order: a group with coefficient 1 first (it needs no multiplication and its first
+    window need not be copied), then -1, then the largest groups.
+    """
     groups: dict[float, list[tuple[int, int]]] = {}
     for (i, j), c in np.ndenumerate(k):
         if c != 0:
             groups.setdefault(c.item(), []).append((i, j))
-    return sorted(groups.items(), key=lambda g: -len(g[1]))
+    return sorted(groups.items(), key=lambda g: (g[0] != 1, g[0] != -1, -len(g[1])))
 
 
 def count_passes(k: np.ndarray) -> int:
-    """Passes over a band the direct method makes for ``k`` (for :func:`choose_method`)."""
+    """Passes over a band :func:`accumulate` makes for ``k`` (for :func:`choose_method`)."""
     n = 0
-    for c, taps in group_taps(k):
-        n += len(taps) - 1 + (0 if abs(c) == 1 else 1) + 1
+    for g, (c, taps) in enumerate(group_taps(k)):
+        n += len(taps) - 1  # summing the group
+        if g == 0:
+            n += 0 if c == 1 else 1  # scaling (or copying) the first group
+        else:
+            n += 1 if abs(c) == 1 else 2  # folding it into the accumulator
     return max(1, n)
 
 
@@ -69,19 +77,38 @@ def accumulate(
     groups: list[tuple[float, list[tuple[int, int]]]],
     window: Window,
     acc: np.ndarray,
-    tmp: np.ndarray | None = None,
 ) -> None:
     """acc = sum over groups of c * (sum of the group's windows), in place, no full temporaries.
 
-    ``acc`` and ``tmp`` have the windows' shape and the working dtype (float or int16).
+    ``acc`` has the windows' shape and the working dtype (float or int16). A first group
+    with coefficient 1 and a single tap is not copied: the next group is folded straight
+    from its window (Sobel's [-1 0 1] is one subtraction).
     """
     if not groups:
         acc[...] = 0
         return
-    if tmp is None:
-        tmp = scratch("tmp", acc.shape, acc.dtype)
+    tmp = scratch("tmp", acc.shape, acc.dtype) if len(groups) > 1 else acc
     dt = acc.dtype.type
+    lhs: np.ndarray = acc  # the accumulated value so far (a window until first written)
     for n, (c, taps) in enumerate(groups):
+        if n == 0:
+            if c == 1 and len(taps) == 1:
+                lhs = window(*taps[0])
+                if len(groups) == 1:
+                    np.copyto(acc, lhs)
+                continue
+            if len(taps) == 1:
+                src = window(*taps[0])
+            else:
+                np.add(window(*taps[0]), window(*taps[1]), out=acc)
+                for t in taps[2:]:
+                    np.add(acc, window(*t), out=acc)
+                src = acc
+            if c == -1:
+                np.negative(src, out=acc)
+            elif c != 1:
+                np.multiply(src, dt(c), out=acc)
+            continue
         if len(taps) == 1:
             src = window(*taps[0])
         else:
@@ -89,21 +116,14 @@ def accumulate(
             np.add(window(*taps[0]), window(*taps[1]), out=tmp)
             for t in taps[2:]:
                 np.add(tmp, window(*t), out=tmp)
-        coef = dt(c)
-        if n == 0:
-            if c == 1:
-                np.copyto(acc, src)
-            elif c == -1:
-                np.negative(src, out=acc)
-            else:
-                np.multiply(src, coef, out=acc)
-        elif c == 1:
-            np.add(acc, src, out=acc)
+        if c == 1:
+            np.add(lhs, src, out=acc)
         elif c == -1:
-            np.subtract(acc, src, out=acc)
+            np.subtract(lhs, src, out=acc)
         else:
-            np.multiply(src, coef, out=tmp)
-            np.add(acc, tmp, out=acc)
+            np.multiply(src, dt(c), out=tmp)
+            np.add(lhs, tmp, out=acc)
+        lhs = acc
 
 
 def correlate_band(

@@ -27,6 +27,15 @@ RANK_TOL = 1e-6
 # one thread: taps/gemm ms -- 3 taps 0.10/0.26, 5 random 0.29/0.28, 7 symmetric
 # 0.34/0.35, 9 symmetric 0.37/0.32, 15 symmetric 0.69/0.37, 15 random 0.94/0.37.
 VERTICAL_GEMM_MIN_PASSES = 9
+#: Output rows per band when the vertical pass is a GEMM: 15 taps over 4096x3 columns,
+#: one thread, per image: 8 rows 30 ms, 16 rows 36 ms, 32 rows 44 ms, 64 rows 79 ms.
+GEMM_BAND_ROWS = 16
+
+
+def max_band_rows(u: np.ndarray, dtype: np.dtype) -> int | None:
+    """The band height cap for a vertical factor ``u`` (None: the default band size)."""
+    passes = count_passes(np.asarray(u).reshape(-1, 1))
+    return GEMM_BAND_ROWS if np.dtype(dtype).kind == "f" and passes >= VERTICAL_GEMM_MIN_PASSES else None
 
 
 def rank1_factors(k: np.ndarray, tol: float = RANK_TOL) -> tuple[np.ndarray, np.ndarray] | None:
