@@ -56,6 +56,8 @@ def plain_lines(record: dict[str, Any]) -> list[str]:
     head += f"  {shape_text(record.get('input_shape'))} -> {shape_text(record.get('output_shape'))}"
     if record.get("seconds") is not None:
         head += f"  {record['seconds']:.3f} s"
+    if record.get("dry_run"):
+        head += "  (dry run: nothing decoded or written)"
     lines = [head]
     for i, st in enumerate(record.get("stages", []), start=1):
         pad = f" pad {_pad(st['pad'])}" if st.get("padding") else ""
@@ -91,6 +93,8 @@ def write_table(record: dict[str, Any], stream: IO[str]) -> None:
     title = f"{record['input']} → {record.get('output') or '(not written)'}"
     if record.get("seconds") is not None:
         title += f"  ({record['seconds']:.3f} s)"
+    if record.get("dry_run"):
+        title += "  (dry run: nothing decoded or written)"
     table = Table(title=title, title_justify="left", show_lines=False)
     for col, just in (("#", "right"), ("op", "left"), ("kernel", "left"), ("k", "right"),
                       ("stride", "right"), ("dil.", "right"), ("padding", "left"), ("pad", "right"),
