@@ -224,6 +224,7 @@ def test_magick_command_runs_and_agrees(case: tuple, images: dict[str, Path], tm
 
 # --- random geometries ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize("library", ["scipy", "opencv", "torch"])
 @settings(max_examples=40)
 @given(
     kh=st.integers(1, 4), kw=st.integers(1, 4),
@@ -232,20 +233,23 @@ def test_magick_command_runs_and_agrees(case: tuple, images: dict[str, Path], tm
     mode=st.sampled_from(["zeros", "border", "reflection", "symmetric", "circular", "valid"]),
     flip=st.booleans(), gray=st.booleans(), seed=st.integers(0, 2**16),
 )
-def test_scipy_program_random_geometry(kh, kw, sy, sx, dy, dx, pad, mode, flip, gray, seed,
-                                       tmp_path_factory) -> None:
+def test_program_random_geometry(library, kh, kw, sy, sx, dy, dx, pad, mode, flip, gray, seed,
+                                 tmp_path_factory) -> None:
+    pytest.importorskip({"scipy": "scipy", "opencv": "cv2", "torch": "torch"}[library])
     rng = np.random.default_rng(seed)
     if mode == "valid":
         pad = (0, 0, 0, 0)
     h, w = 7, 8
     if dy * (kh - 1) + 1 > h + pad[0] + pad[1] or dx * (kw - 1) + 1 > w + pad[2] + pad[3]:
         return  # empty output: convcli refuses it before emitting anything
+    if library == "opencv" and max(pad) >= min(h, w) - 1 and mode == "reflection":
+        return  # cv2.copyMakeBorder's BORDER_REFLECT_101 needs pads smaller than the image
     d = tmp_path_factory.mktemp("emit")
     src = d / "in.png"
     Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(src)
     k = np.round(rng.uniform(-2, 2, size=(kh, kw)), 3)
     spec = EmitSpec(k, (sy, sx), (dy, dx), pad, mode, flip, 3, str(src), str(d / "out.png"), gray=gray)
-    out = _run_python(emit("scipy", spec))["out"]
+    out = _run_python(emit(library, spec))["out"]
     ref = _reference(spec)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
 

@@ -205,7 +205,7 @@ def _python(library: str, spec: EmitSpec, body: list[str]) -> str:
         f"K = {_array_literal(spec.kernel)}",
     ]
     if spec.flip:
-        lines.append("K = np.ascontiguousarray(K[::-1, ::-1])  # --flip: true convolution = "
+        lines.append("K = K[::-1, ::-1].copy()  # --flip: true convolution = "
                      "correlation with the kernel rotated by 180°")
     lines += ["", *body, "",
               "out = np.asarray(out, dtype=np.float32)",
