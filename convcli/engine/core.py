@@ -150,14 +150,13 @@ def correlate2d(
                 "use method 'auto', 'direct', 'im2col' or 'fft'"
             )
             raise UsageError(msg)
-        u, v, swd = f[0], f[1], wd
+        u, v = f
         buf_dtype = wd or dt
         max_rows = separable.max_band_rows(u, np.dtype(buf_dtype))
-        band_fn = lambda buf, o: separable.correlate_band(buf, u, v, stride, dilation, o, swd)  # noqa: E731
+        band_fn = separable.SeparablePlan(u, v, stride, dilation, dt, wd).correlate_band
     elif method == "direct":
-        kd, dwd = k, wd
         buf_dtype = wd or dt
-        band_fn = lambda buf, o: direct.correlate_band(buf, kd, stride, dilation, o, dwd)  # noqa: E731
+        band_fn = direct.DirectPlan(k, stride, dilation, dt, wd).correlate_band
     elif method == "im2col":
         band_fn = gemm.GemmPlan(k, stride, dilation, dt).correlate_band
         max_rows = gemm.GEMM_BAND_ROWS

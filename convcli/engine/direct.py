@@ -126,6 +126,28 @@ def accumulate(
         lhs = acc
 
 
+class DirectPlan:
+    """The grouped taps of one kernel, computed once per call and shared by every band."""
+
+    def __init__(self, k: np.ndarray, stride: Pair, dilation: Pair, out_dtype: np.dtype,
+                 work_dtype: np.dtype | None = None) -> None:
+        self.stride, self.dilation = stride, dilation
+        self.out_dtype = np.dtype(out_dtype)
+        self.work_dtype = np.dtype(work_dtype) if work_dtype is not None else self.out_dtype
+        kk = np.asarray(k).astype(self.work_dtype if self.work_dtype.kind == "i" else self.out_dtype)
+        self.groups = group_taps(kk)
+
+    def correlate_band(self, buf: np.ndarray, out: np.ndarray) -> None:
+        """Write into ``out`` (bh, ow, C) the correlation of the padded band ``buf``."""
+        window = phase_windows(buf, self.stride, self.dilation, out.shape[:2])
+        if self.work_dtype == out.dtype:
+            accumulate(self.groups, window, out)
+        else:
+            acc = scratch("acc", out.shape, self.work_dtype)
+            accumulate(self.groups, window, acc)
+            out[...] = acc
+
+
 def correlate_band(
     buf: np.ndarray,
     k: np.ndarray,
@@ -139,13 +161,4 @@ def correlate_band(
     ``buf`` holds the padded input rows this band reads, in ``work_dtype`` (default:
     ``out.dtype``; int16 for the exact integer path, see :mod:`.intpath`).
     """
-    bh, ow = out.shape[:2]
-    wd = np.dtype(work_dtype) if work_dtype is not None else out.dtype
-    kk = k.astype(wd) if wd.kind == "i" else k.astype(out.dtype)
-    window = phase_windows(buf, stride, dilation, (bh, ow))
-    if wd == out.dtype:
-        accumulate(group_taps(kk), window, out)
-    else:
-        acc = scratch("acc", out.shape, wd)
-        accumulate(group_taps(kk), window, acc)
-        out[...] = acc
+    DirectPlan(k, stride, dilation, out.dtype, work_dtype).correlate_band(buf, out)

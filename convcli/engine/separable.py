@@ -72,6 +72,43 @@ def integer_factors(k: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return f
 
 
+class SeparablePlan:
+    """Both 1-D passes of one rank-1 kernel, prepared once per call and shared by every band."""
+
+    def __init__(self, u: np.ndarray, v: np.ndarray, stride: Pair, dilation: Pair,
+                 out_dtype: np.dtype, work_dtype: np.dtype | None = None) -> None:
+        self.stride, self.dilation = stride, dilation
+        self.wd = np.dtype(work_dtype) if work_dtype is not None else np.dtype(out_dtype)
+        self.u = np.asarray(u).astype(self.wd)
+        self.ugroups = group_taps(self.u.reshape(-1, 1))
+        self.vgroups = group_taps(np.asarray(v).astype(self.wd).reshape(1, -1))
+        self.gemm = self.wd.kind == "f" and count_passes(self.u.reshape(-1, 1)) >= VERTICAL_GEMM_MIN_PASSES
+        self._toeplitz: dict[tuple[int, int], np.ndarray] = {}
+
+    def correlate_band(self, buf: np.ndarray, out: np.ndarray) -> None:
+        """Write into ``out`` (bh, ow, C) the correlation of the padded band ``buf``."""
+        (sy, sx), (dy, dx) = self.stride, self.dilation
+        bh, ow = out.shape[:2]
+        rows_in, width = buf.shape[:2]
+        # Vertical pass: only the kept output rows, over every column the horizontal pass reads.
+        mid = scratch("mid", (bh, width, buf.shape[2]), self.wd)
+        if self.gemm:
+            t = self._toeplitz.get((bh, rows_in))
+            if t is None:
+                t = self._toeplitz[(bh, rows_in)] = toeplitz_rows(self.u, bh, rows_in, sy, dy, self.wd)
+            np.matmul(t, buf.reshape(rows_in, -1), out=mid.reshape(bh, -1))
+        else:
+            accumulate(self.ugroups, phase_windows(buf, (sy, 1), (dy, 1), (bh, width)), mid)
+        # Horizontal pass: polyphase, only the kept output columns.
+        hwin = phase_windows(mid, (1, sx), (1, dx), (bh, ow))
+        if self.wd == out.dtype:
+            accumulate(self.vgroups, hwin, out)
+        else:
+            acc = scratch("acc", out.shape, self.wd)
+            accumulate(self.vgroups, hwin, acc)
+            out[...] = acc
+
+
 def correlate_band(
     buf: np.ndarray,
     u: np.ndarray,
@@ -82,24 +119,4 @@ def correlate_band(
     work_dtype: np.dtype | None = None,
 ) -> None:
     """Write into ``out`` (bh, ow, C) the correlation of the padded band ``buf`` with outer(u, v)."""
-    (sy, sx), (dy, dx) = stride, dilation
-    bh, ow = out.shape[:2]
-    wd = np.dtype(work_dtype) if work_dtype is not None else out.dtype
-    width = buf.shape[1]
-    # Vertical pass: only the kept output rows, over every column the horizontal pass reads.
-    mid = scratch("mid", (bh, width, buf.shape[2]), wd)
-    ku = u.astype(wd).reshape(-1, 1)
-    if wd.kind == "f" and count_passes(ku) >= VERTICAL_GEMM_MIN_PASSES:
-        t = toeplitz_rows(ku[:, 0], bh, buf.shape[0], sy, dy, wd)
-        np.matmul(t, buf.reshape(buf.shape[0], -1), out=mid.reshape(bh, -1))
-    else:
-        accumulate(group_taps(ku), phase_windows(buf, (sy, 1), (dy, 1), (bh, width)), mid)
-    # Horizontal pass: polyphase, only the kept output columns.
-    hwin = phase_windows(mid, (1, sx), (1, dx), (bh, ow))
-    kv = v.astype(wd).reshape(1, -1)
-    if wd == out.dtype:
-        accumulate(group_taps(kv), hwin, out)
-    else:
-        acc = scratch("acc", out.shape, wd)
-        accumulate(group_taps(kv), hwin, acc)
-        out[...] = acc
+    SeparablePlan(u, v, stride, dilation, out.dtype, work_dtype).correlate_band(buf, out)
