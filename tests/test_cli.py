@@ -12,6 +12,7 @@ import importlib.metadata
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,10 +83,12 @@ def records(result: Result) -> list[dict[str, Any]]:
 
 
 def one_error_line(result: Result) -> str:
-    """stderr holds exactly one error line and no traceback; returns it."""
+    """stderr holds exactly one line (besides a batch summary such as "convcli: 1 done, 1 failed ...")
+    and no traceback; that line says error. Returns it."""
     assert "Traceback" not in result.stderr
-    lines = [ln for ln in result.stderr.splitlines() if "error" in ln.lower()]
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not re.match(r"convcli: \d+ done", ln)]
     assert len(lines) == 1, result.stderr
+    assert "error" in lines[0].lower()
     return lines[0]
 
 

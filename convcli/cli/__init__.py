@@ -26,6 +26,10 @@ def _quiet_broken_pipe() -> None:
         pass
 
 
+#: Click >= 8.2 raises this for a bare group invocation; its show() prints the help.
+_NO_ARGS_IS_HELP: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpError", ())  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None, prog_name: str = "convcli") -> None:
     """Entry point of the ``convcli`` script and ``python -m convcli``."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -40,6 +44,14 @@ def main(argv: list[str] | None = None, prog_name: str = "convcli") -> None:
         click.echo("convcli: interrupted", err=True)
         status = ExitStatus.INTERRUPTED
     except click.exceptions.Exit as e:
+        status = e.exit_code
+    except click.UsageError as e:
+        if isinstance(e, _NO_ARGS_IS_HELP):  # bare ``convcli``: Click prints the help
+            e.show()
+        else:  # one line, as every other error (SPEC §5), with where to look
+            where = e.ctx.command_path if e.ctx is not None else prog_name
+            message = " ".join(e.format_message().split())
+            click.echo(f"convcli: error: {message} (see '{where} --help')", err=True)
         status = e.exit_code
     except click.ClickException as e:
         e.show()
