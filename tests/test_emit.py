@@ -18,7 +18,8 @@ from PIL import Image
 
 from convcli.engine import correlate2d
 from convcli.errors import UsageError
-from convcli.teach.emit import EmitSpec, emit
+from convcli.padding import resolve_mode
+from convcli.teach.emit import MAGICK_VIRTUAL_PIXEL, EmitSpec, emit
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -252,6 +253,38 @@ def test_program_random_geometry(library, kh, kw, sy, sx, dy, dx, pad, mode, fli
     out = _run_python(emit(library, spec))["out"]
     ref = _reference(spec)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
+
+
+@pytest.mark.parametrize("mode", ["zeros", "border", "symmetric", "circular"])
+def test_magick_virtual_pixel_names_pad_as_numpy_does(mode: str, tmp_path: Path) -> None:
+    """The -virtual-pixel chosen for each mode really pads like numpy.pad (reflection has none)."""
+    binary = _magick_binary()
+    if binary is None:
+        pytest.skip("no real ImageMagick on this machine")
+    row = np.array([[10, 20, 30, 40, 50]] * 2, dtype=np.uint8)
+    src, dst = tmp_path / "row.png", tmp_path / "padded.png"
+    Image.fromarray(row).save(src)
+    vp = MAGICK_VIRTUAL_PIXEL[mode]
+    cmd = [binary, str(src), "-virtual-pixel", str(vp), "-set", "option:distort:viewport", "9x2-2+0",
+           "-filter", "point", "-distort", "SRT", "0", "+repage", "-depth", "8", str(dst)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    got = np.asarray(Image.open(dst).convert("L"))[0]
+    want = np.pad(row[0], 2, mode=resolve_mode(mode).numpy)  # type: ignore[call-overload]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_emitted_python_is_clean(tmp_path: Path) -> None:
+    """No undefined names or unused imports in what we hand to people (pyflakes rules)."""
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    paths = {"RGB": Path("a.png"), "L": Path("b.png")}
+    for i, case in enumerate(CASES):
+        for lib in ("scipy", "opencv", "torch"):
+            (tmp_path / f"{lib}_{i}.py").write_text(emit(lib, _spec(case, paths, Path("o.png"))))
+    res = subprocess.run([ruff, "check", "--isolated", "--select", "F,E9", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stdout
 
 
 # --- refusals ---------------------------------------------------------------------------------

@@ -423,7 +423,7 @@ def _magick(spec: EmitSpec) -> str:
         "reflected kernel\"), which is convcli's --flip. Values are raw 0..255 (user kernels are not "
         "normalised).",
     ]
-    args = [f"magick {shlex.quote(spec.input_path)} -alpha off"]
+    args = [f"magick {shlex.quote(spec.input_path)} -auto-orient -alpha off"]
     if spec.gray or spec.channels == 1:
         args[0] += " -grayscale Rec601Luma"
         comments.append("# -grayscale Rec601Luma: ITU-R 601-2 luma, as --gray (rounded to ImageMagick's "
