@@ -56,7 +56,7 @@ class Kernel:
         if abs(s) <= 1e-12 * float(np.abs(self.weights).sum()):  # zero up to rounding, at any scale
             msg = f"cannot --normalize kernel {self.name!r}: its entries sum to 0"
             raise UsageError(msg)
-        return Kernel(self.name, self.weights / s, self.description)
+        return Kernel(f"{self.name} / {format_number(s)}", self.weights / s, self.description)
 
     def scaled(self, factor: float) -> Kernel:
         """Multiplied by ``factor`` (``--scale``)."""
@@ -271,7 +271,11 @@ def parse_literal(text: str, name: str | None = None) -> Kernel:
     if lines and lines[-1].strip() == "":
         lines = lines[:-1]  # a trailing ';'
     rows = [ln.replace(",", " ").replace("[", " ").replace("]", " ").split() for ln in lines]
-    return parse_rows(rows, name or text.strip())
+    k = parse_rows(rows, name or "literal")
+    if name is None:  # name a literal by its shape and sum: the report shows what was typed
+        k = Kernel(f"literal {k.shape[0]}x{k.shape[1]} (sum {format_number(float(k.weights.sum()))})",
+                   k.weights, "user kernel")
+    return k
 
 
 def load_kernel_file(path: str | Path) -> Kernel:

@@ -87,7 +87,8 @@ class CorrelateStage(Stage):
     flip: bool = False
     bias: float = 0.0
     label: str = ""  # e.g. "gaussian15(sigma=2.6)"
-    carries_alpha: bool = field(default=True, init=False)
+    #: smoothing and sharpening filter alpha with the colour; edge responses have no alpha
+    carries_alpha: bool = True
 
     def __post_init__(self) -> None:
         if self.kernel is None:
@@ -271,12 +272,12 @@ def random_conv_weights(out_channels: int, in_channels: int, ksize: Pair, seed: 
 
 def make_correlate_stage(op: str, kernel: Kernel, *, stride: Pair = (1, 1), dilation: Pair = (1, 1),
                          padding: str = "reflection", pad: str | None = None, flip: bool = False,
-                         bias: float = 0.0, label: str = "") -> CorrelateStage:
+                         bias: float = 0.0, label: str = "", carries_alpha: bool = True) -> CorrelateStage:
     """Build a CorrelateStage, resolving the padding mode and the ``--pad`` spec."""
     mode = resolve_mode(padding)
     pad4 = resolve_pad(pad, kernel.shape, dilation, mode.name)
     return CorrelateStage(op=op, kernel=kernel, stride=stride, dilation=dilation, padding=mode, pad=pad4,
-                          flip=flip, bias=bias, label=label)
+                          flip=flip, bias=bias, label=label, carries_alpha=carries_alpha)
 
 
 # --- planning and running ----------------------------------------------------------------

@@ -171,12 +171,13 @@ def edge_stage(operator: str, direction: str, p: dict[str, Any]) -> Stage:
         if direction != "both":
             msg = f"--operator {operator} has no direction; drop --direction {direction}"
             raise UsageError(msg)
-        return make_correlate_stage("edges", get_kernel(spec), label=spec, **geometry_kwargs(p))
+        return make_correlate_stage("edges", get_kernel(spec), label=spec, carries_alpha=False,
+                                    **geometry_kwargs(p))
     kx, ky = get_kernel(spec[0]), get_kernel(spec[1])
     if direction == "vertical":
-        return make_correlate_stage("edges", kx, label=kx.name, **geometry_kwargs(p))
+        return make_correlate_stage("edges", kx, label=kx.name, carries_alpha=False, **geometry_kwargs(p))
     if direction == "horizontal":
-        return make_correlate_stage("edges", ky, label=ky.name, **geometry_kwargs(p))
+        return make_correlate_stage("edges", ky, label=ky.name, carries_alpha=False, **geometry_kwargs(p))
     mode = resolve_mode(p["padding"])
     pad4 = resolve_pad(p["pad"], kx.shape, p["dilation"], mode.name)
     return GradientStage(op="edges", kx=kx, ky=ky, stride=p.get("stride", (1, 1)), dilation=p["dilation"],
