@@ -847,10 +847,10 @@ def test_alpha_blur_has_no_halo(tmp_path: Path) -> None:
     assert naive[seen & (alpha_ref < 255), 1].max() > 100
 
 
-@pytest.mark.xfail(strict=True, reason="bug: edges --direction vertical/horizontal filters alpha with K_v "
-                   "(sum 0), so the result is transparent almost everywhere; --direction both drops alpha. "
-                   "Fix belongs in convcli/cli/image.py (edges should drop alpha for every direction).")
 def test_edges_on_rgba_drop_alpha_for_every_direction(tmp_path: Path) -> None:
+    """An edge response has no alpha: the image is composited onto black and the alpha dropped, whatever
+    the direction (filtering alpha with K_v, whose sum is 0, made the result transparent almost everywhere).
+    """
     rgba = np.zeros((20, 22, 4), np.uint8)
     rgba[..., 1] = 255
     rgba[6:14, 7:15] = (255, 0, 0, 255)
