@@ -231,8 +231,8 @@ def _stride_lines(spec: EmitSpec, library: str) -> list[str]:
     if spec.stride == (1, 1):
         return []
     sy, sx = spec.stride
-    return [f"# {library} has no stride: every position was computed; keep every {sy}th row "
-            f"and {sx}th column.",
+    return [f"# {library} has no stride: every position was computed; keep rows 0, {sy}, {2 * sy}, ... "
+            f"and columns 0, {sx}, {2 * sx}, ...",
             f"out = out[::{sy}, ::{sx}]"]
 
 
