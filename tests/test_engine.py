@@ -65,6 +65,26 @@ def _expected_hw(x, kshape, stride, dilation, pad4):
             out_len(x.shape[1], kshape[1], stride[1], dilation[1], pad4[2], pad4[3]))
 
 
+# --- the references agree with each other (they share no code) -----------------------------
+
+
+@pytest.mark.parametrize("mode", PAD_MODES)
+def test_the_two_references_agree(mode, rng):
+    """Including pads many times the image (where scipy's N-d correlate is unreliable)."""
+    for xshape, kshape, stride, dilation, pad4 in [
+        ((2, 3), (3, 3), 1, 1, (9, 9, 9, 9)),
+        ((2, 2), (2, 5), (1, 2), (3, 1), (0, 13, 11, 0)),
+        ((1, 4), (7, 7), 2, 1, (3, 3, 3, 3)),
+        ((5, 6), (1, 4), (2, 3), (1, 3), (6, 0, 8, 2)),
+        ((6, 5), (4, 2), 1, 2, (1, 2, 0, 1)),
+    ]:
+        x = _image(rng, xshape)
+        k = _kernel(rng, kshape)
+        a = ref_correlate_loop(x, k, stride, dilation, pad4, mode)
+        b = ref_correlate_scipy(x, k, stride, dilation, pad4, mode)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-9)
+
+
 # --- the full grid: mode x stride x dilation x pad amount x kernel shape -------------------
 
 
