@@ -67,7 +67,8 @@ class Kernel:
 
     def flipped(self) -> Kernel:
         """Rotated by 180° (``--flip``: true convolution instead of correlation)."""
-        return Kernel(self.name, self.weights[::-1, ::-1], self.description)
+        disp = None if self.display is None else tuple(tuple(r[::-1]) for r in self.display[::-1])
+        return Kernel(self.name, self.weights[::-1, ::-1], self.description, disp)
 
     def entries(self) -> list[list[str]]:
         """The entries as text, exact fractions where given."""

@@ -15,6 +15,17 @@ from .execute import Command
 from .options import geometry_options
 
 
+def _channels(path: str) -> int:
+    """Colour channels of the input as convcli reads it (3 when it can't be read: the code is generic)."""
+    from .. import imageio
+    from ..errors import ConvcliError
+
+    try:
+        return imageio.read_header(path).channels
+    except ConvcliError:
+        return 3
+
+
 def emit_for(library: str, cmd: Command, p: dict[str, Any]) -> str:
     """The equivalent code in ``library`` for a one-kernel command (or the same kernel repeated)."""
     from ..teach.emit import EmitSpec, emit
@@ -28,9 +39,10 @@ def emit_for(library: str, cmd: Command, p: dict[str, Any]) -> str:
     images = p.get("images") or ("input.png",)
     src = images[0] if images[0] != "-" else "input.png"
     out = p.get("output") or "output.png"
+    gray = bool(cmd.gray or p.get("gray"))
     spec = EmitSpec(kernel=first.weights, stride=first.stride, dilation=first.dilation, pad=first.pad,
-                    mode=first.padding.name, flip=first.flip, channels=1 if cmd.gray or p.get("gray") else 3,
-                    input_path=src, output_path=out, bias=first.bias, gray=bool(cmd.gray or p.get("gray")))
+                    mode=first.padding.name, flip=first.flip, channels=1 if gray else _channels(src),
+                    input_path=src, output_path=out, bias=first.bias, gray=gray)
     code = emit(library, spec)  # type: ignore[arg-type]
     if len(stages) > 1:
         code += f"\n# convcli applies this {len(stages)} times (--times {len(stages)}): repeat it on `out`.\n"
