@@ -1,0 +1,69 @@
+"""Colour helpers (SPEC §1 Channels): ITU-R 601-2 luma, the sRGB transfer, premultiplied alpha."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convcli.color import linear_to_srgb, luminance, premultiply, srgb_to_linear, unpremultiply
+
+
+def test_luminance_weights_by_hand():
+    px = np.array([[[255.0, 0.0, 0.0], [0.0, 255.0, 0.0], [0.0, 0.0, 255.0], [10.0, 20.0, 30.0]]],
+                  dtype=np.float32)
+    out = luminance(px)
+    assert out.shape == (1, 4, 1)
+    np.testing.assert_allclose(out[0, :, 0], [0.299 * 255, 0.587 * 255, 0.114 * 255,
+                                              0.299 * 10 + 0.587 * 20 + 0.114 * 30], rtol=1e-6)
+
+
+def test_luminance_matches_pillow_L_within_rounding():
+    ref = resources.files("convcli") / "data" / "cat224.png"
+    with resources.as_file(ref) as path, Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(np.float32)
+        gray = np.asarray(im.convert("L")).astype(np.float32)
+    ours = luminance(rgb)[:, :, 0]
+    assert np.abs(ours - gray).max() <= 1.0  # Pillow rounds (fixed point); we do not
+
+
+def test_luminance_passes_one_channel_through_and_refuses_others():
+    one = np.arange(6.0).reshape(2, 3, 1)
+    assert luminance(one) is one
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        luminance(np.zeros((2, 2, 2)))
+
+
+@pytest.mark.parametrize("maxval", [255.0, 65535.0])
+def test_srgb_transfer_by_hand(maxval):
+    # IEC 61966-2-1: 0.5 encoded is ((0.5 + 0.055) / 1.055) ** 2.4 = 0.21404 linear; the toe is linear
+    x = np.array([0.0, 0.04045, 0.5, 1.0]) * maxval
+    lin = srgb_to_linear(x, maxval)
+    np.testing.assert_allclose(lin / maxval, [0.0, 0.04045 / 12.92, 0.214041140, 1.0], rtol=1e-6)
+    # the standard's two thresholds (0.04045 and 0.0031308 = 0.04045/12.92 rounded) disagree
+    # by 5e-9, so the round trip at the toe is only good to ~1e-6 of the range
+    np.testing.assert_allclose(linear_to_srgb(lin, maxval), x, rtol=1e-9, atol=1e-5 * maxval)
+
+
+def test_srgb_round_trip_keeps_dtype():
+    x = np.linspace(0, 255, 256, dtype=np.float32)
+    lin = srgb_to_linear(x, 255.0)
+    assert lin.dtype == np.float32
+    assert np.all(np.diff(lin) > 0)
+    np.testing.assert_allclose(linear_to_srgb(lin, 255.0), x, atol=1e-3)
+
+
+def test_premultiply_round_trip_and_transparent_pixels():
+    color = np.array([[[200.0, 100.0, 50.0], [10.0, 20.0, 30.0]]])
+    alpha = np.array([[255.0, 0.0]])
+    pm = premultiply(color, alpha, 255.0)
+    np.testing.assert_array_equal(pm[0, 1], 0.0)  # transparent: no colour
+    np.testing.assert_array_equal(pm[0, 0], color[0, 0])
+    back = unpremultiply(pm, alpha, 255.0)
+    np.testing.assert_array_equal(back[0, 0], color[0, 0])
+    np.testing.assert_array_equal(back[0, 1], 0.0)
+    half = premultiply(color, np.array([[127.5, 127.5]]), 255.0)
+    np.testing.assert_allclose(half, color / 2)
+    np.testing.assert_allclose(unpremultiply(half, np.array([[127.5, 127.5]]), 255.0), color)
