@@ -133,25 +133,30 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[Outcome]:
+    """A process pool over the tasks; inputs held by a pool whose worker died are retried one by one."""
     queue = iter(enumerate(tasks))
     pending: dict[Future[Outcome], int] = {}
+    suspects: list[int] = []
     pool = _new_pool(workers)
     finished = False
     try:
         _fill(pool, queue, pending, 2 * workers, stop)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            broken = False
+            died: list[int] = []
             for fut in done:
                 index = pending.pop(fut)
-                outcome, died = _collect(fut, index, tasks[index])
-                broken = broken or died
-                yield outcome
-            if broken:  # the pool is unusable: fail what it held, start a new one for the rest
-                for fut, index in list(pending.items()):
-                    del pending[fut]
-                    yield _worker_died(index, tasks[index])
+                outcome = _collect(fut, index, tasks[index])
+                if outcome is None:
+                    died.append(index)
+                else:
+                    yield outcome
+            if died:  # the pool is broken: everything it held is suspect; a new pool for the rest
+                died.extend(pending.values())
+                pending.clear()
                 _kill(pool)
+                remove_temporaries(_output(tasks[i]) for i in died)
+                suspects.extend(died)
                 pool = _new_pool(workers)
             _fill(pool, queue, pending, 2 * workers, stop)
         finished = True
@@ -160,6 +165,27 @@ def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[
             pool.shutdown(wait=True)
         else:  # Ctrl-C, SIGTERM, a closed pipe...: stop the workers now, mid-image if need be
             _kill(pool)
+    for index in sorted(suspects):  # alone in a pool of one: only an input that kills its worker fails
+        if stop.is_set():
+            return
+        yield _isolated(index, tasks[index])
+
+
+def _output(task: Task) -> str | None:
+    return task.output if isinstance(task, Job) else None
+
+
+def _isolated(index: int, task: Task) -> Outcome:
+    pool = _new_pool(1)
+    try:
+        outcome = _collect(pool.submit(work, index, task), index, task)
+    finally:
+        _kill(pool)
+    if outcome is None:
+        remove_temporaries([_output(task)])
+        msg = "the worker process died on this input (killed, or out of memory?)"
+        outcome = Outcome(index, Result(error_record(task.source, msg)), ExitStatus.FAILURE)
+    return outcome
 
 
 def _fill(pool: ProcessPoolExecutor, queue: Iterator[tuple[int, Task]], pending: dict[Future[Outcome], int],
@@ -171,19 +197,14 @@ def _fill(pool: ProcessPoolExecutor, queue: Iterator[tuple[int, Task]], pending:
         pending[pool.submit(work, *item)] = item[0]
 
 
-def _collect(fut: Future[Outcome], index: int, task: Task) -> tuple[Outcome, bool]:
-    """The outcome of a finished future, and whether its worker process died."""
+def _collect(fut: Future[Outcome], index: int, task: Task) -> Outcome | None:
+    """The outcome of a finished future; None if its worker process died."""
     try:
-        return fut.result(), False
+        return fut.result()
     except BrokenProcessPool:
-        return _worker_died(index, task), True
+        return None
     except Exception as e:  # noqa: BLE001 - e.g. a task that cannot be pickled: a bug, reported with its type
-        return _internal_error(index, task.source, e, "".join(traceback.format_exception(e))), False
-
-
-def _worker_died(index: int, task: Task) -> Outcome:
-    msg = "the worker process died while on this input (killed, or out of memory?)"
-    return Outcome(index, Result(error_record(task.source, msg)), ExitStatus.FAILURE)
+        return _internal_error(index, task.source, e, "".join(traceback.format_exception(e)))
 
 
 def _kill(pool: ProcessPoolExecutor) -> None:

@@ -160,6 +160,36 @@ def test_ordered_keeps_input_order(photos: Path, tmp_path: Path) -> None:
     assert [rec["input"] for rec in records(r.stdout)] == names
 
 
+class KillerPipeline:
+    """Stands in for a Pipeline; planning ends the worker process, as the OOM killer would."""
+
+    def plan(self, shape: tuple[int, int, int]) -> list[Any]:
+        os._exit(9)
+
+
+def test_a_worker_that_dies_fails_only_its_input(photos: Path, tmp_path: Path) -> None:
+    import threading
+
+    from convcli.kernels import get_kernel
+    from convcli.pipeline import Pipeline, make_correlate_stage
+    from convcli.runner import Job
+    from convcli.scaleout import run_local
+
+    out = tmp_path / "out"
+    out.mkdir()
+    blur = Pipeline((make_correlate_stage("blur", get_kernel("gaussian3")),))
+    good = [Job(source=str(photos / f"good{i}.png"), output=str(out / f"{i}.png"), pipeline=blur)
+            for i in range(3)]
+    killer = Job(source=str(photos / "good0.png"), output=str(out / "k.png"),
+                 pipeline=KillerPipeline())  # type: ignore[arg-type]
+    outcomes = list(run_local([good[0], killer, good[1], good[2]], 2, threading.Event()))
+    by_index = {o.index: o.result.record for o in outcomes}
+    assert sorted(by_index) == [0, 1, 2, 3]
+    assert by_index[1]["error"] == "the worker process died on this input (killed, or out of memory?)"
+    assert [by_index[i]["status"] for i in (0, 2, 3)] == ["ok", "ok", "ok"]
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "2.png"]
+
+
 # --------------------------------------------------------------------------- outputs and names
 
 

@@ -112,7 +112,8 @@ def io_options(fn: F) -> F:
         click.option("--json", "as_json", is_flag=True,
                      help="Print the shape report as JSON Lines on stdout, one object per input (errors "
                           "too), flushed per line, in the order inputs finish (--ordered: input order)."),
-        click.option("-q", "--quiet", is_flag=True, help="No report."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="No report and no summary line (errors still go to stderr)."),
         click.option("--dry-run", is_flag=True,
                      help="Report shapes from the image header alone; decode and write nothing."),
         click.option("--montage", default=None, metavar="PATH",
