@@ -108,11 +108,14 @@ class CorrelateStage(Stage):
         oh, ow = self.geometry().out_hw(h, w)
         return c, oh, ow
 
-    def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
+    def run(self, x: np.ndarray, eng: EngineOptions, *, bias_weight: np.ndarray | None = None) -> np.ndarray:
+        """``bias_weight`` (H', W'): alpha/maxval of this stage's output when ``x`` is premultiplied
+        colour, so the bias is premultiplied too and comes out as +bias after the division."""
         out = correlate2d(x, self.weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
                           mode=self.padding, flip=self.flip, **eng.kwargs())
         if self.bias:
-            out += np.asarray(self.bias, dtype=out.dtype)
+            b = np.asarray(self.bias, dtype=out.dtype)
+            out += b if bias_weight is None else (b * bias_weight[..., None]).astype(out.dtype, copy=False)
         return out
 
     def run_alpha(self, alpha: np.ndarray, eng: EngineOptions) -> np.ndarray:
@@ -357,10 +360,12 @@ class Pipeline:
             x = color.premultiply(x, a, maxval)
         expected = self.plan((x.shape[2], x.shape[0], x.shape[1]))
         for p in expected:
-            x = p.stage.run(x, eng)
             if keep_alpha and isinstance(p.stage, CorrelateStage):
                 assert a is not None
                 a = p.stage.run_alpha(a, eng)
+                x = p.stage.run(x, eng, bias_weight=a / maxval)
+            else:
+                x = p.stage.run(x, eng)
             got = (x.shape[2], x.shape[0], x.shape[1])
             if got != p.out_shape:  # an engine bug, never a user error
                 msg = f"stage {p.stage.op} produced {nchw(got)}, predicted {nchw(p.out_shape)}"

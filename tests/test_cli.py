@@ -847,6 +847,34 @@ def test_alpha_blur_has_no_halo(tmp_path: Path) -> None:
     assert naive[seen & (alpha_ref < 255), 1].max() > 100
 
 
+def test_alpha_premultiplied_filter_with_bias_against_a_reference(tmp_path: Path) -> None:
+    """SPEC §1: premultiply, filter colour and alpha with the same kernel, divide back. The bias is a
+    colour offset: a half-transparent pixel gets +7 like an opaque one (not +14)."""
+    rng = np.random.default_rng(11)
+    rgba = rng.integers(0, 256, size=(18, 21, 4), dtype=np.uint8)
+    rgba[..., 3] = np.where(rng.random((18, 21)) < 0.2, 0, rgba[..., 3])
+    src = save(rgba, tmp_path / "in.png")
+    ok("filter", src, "-k", "gaussian5", "--bias", 7, "-o", tmp_path / "o.png")
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.mode == "RGBA"
+        out = np.asarray(im)
+    g5 = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0
+    a = rgba[..., 3].astype(np.float64)
+    a_out = corr(a, g5)
+    colour = corr(rgba[..., :3] * (a[..., None] / 255), g5) / (a_out[..., None] / 255) + 7
+    np.testing.assert_array_equal(out[..., 3], quantize(a_out))
+    solid = a_out >= 16  # away from near-zero alpha, where float32 division amplifies rounding
+    assert solid.mean() > 0.9
+    assert_quantized(out[..., :3][solid], colour[solid])
+    # uniform colour under any alpha: exactly +7 everywhere alpha survives
+    flat = rgba.copy()
+    flat[..., :3] = 100
+    src = save(flat, tmp_path / "flat.png")
+    ok("filter", src, "-k", "identity", "--bias", 7, "-o", tmp_path / "f.png")
+    f = load(tmp_path / "f.png")
+    assert np.all(f[..., :3][f[..., 3] > 0] == 107)
+
+
 def test_edges_on_rgba_drop_alpha_for_every_direction(tmp_path: Path) -> None:
     """An edge response has no alpha: the image is composited onto black and the alpha dropped, whatever
     the direction (filtering alpha with K_v, whose sum is 0, made the result transparent almost everywhere).
