@@ -26,13 +26,24 @@ except ImportError:  # pragma: no cover - optional
 
 def median_ms(fn: Callable[[], object], repeat: int) -> float:
     """Median wall time of ``fn`` in ms after one warm-up call."""
+    return paired_ms(fn, None, repeat)[0]
+
+
+def paired_ms(fn: Callable[[], object], ref: Callable[[], object] | None, repeat: int) -> tuple[float, float]:
+    """Medians of ``fn`` and ``ref`` timed alternately, so a shared machine's load hits both alike."""
     fn()
-    times = []
+    if ref is not None:
+        ref()
+    ours, theirs = [], []
     for _ in range(repeat):
         t = time.perf_counter()
         fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+        ours.append((time.perf_counter() - t) * 1000)
+        if ref is not None:
+            t = time.perf_counter()
+            ref()
+            theirs.append((time.perf_counter() - t) * 1000)
+    return statistics.median(ours), (statistics.median(theirs) if theirs else float("nan"))
 
 
 def gaussian(n: int, sigma: float) -> np.ndarray:
@@ -84,10 +95,20 @@ def main() -> None:
         return np.maximum(o, 0, out=o)
 
     cvb = getattr(cv2, "BORDER_REFLECT_101", 4)
+
+    def cv_conv38() -> np.ndarray:
+        planes = [x[:, :, c] for c in range(3)]
+        outs = []
+        for o in range(8):
+            acc = sum(cv2.filter2D(planes[c], -1, w38[o, c].astype(np.float32),
+                                   borderType=cv2.BORDER_CONSTANT) for c in range(3))
+            outs.append(np.maximum(acc, 0))
+        return np.stack(outs, axis=-1)
     work: dict[str, tuple[Callable[[str], object], Callable[[], object] | None, np.ndarray | None]] = {
         "sharpen3": (lambda m: ours(x, sharpen, m), lambda: cv2.filter2D(x, -1, sharpen, borderType=cvb),
                      sharpen),
-        "sharpen3-int": (lambda m: ours(x, sharpen, m, integer_input=True), None, sharpen),
+        "sharpen3-int": (lambda m: ours(x, sharpen, m, integer_input=True),
+                         lambda: cv2.filter2D(x, -1, sharpen, borderType=cvb), sharpen),
         "box5": (lambda m: ours(x, box5, m), lambda: cv2.blur(x, (5, 5), borderType=cvb), box5),
         "gauss15": (lambda m: ours(x, g15, m),
                     lambda: cv2.GaussianBlur(x, (15, 15), 2.6, borderType=cvb), g15),
@@ -102,21 +123,23 @@ def main() -> None:
         "rand9": (lambda m: ours(x, r9, m), lambda: cv2.filter2D(x, -1, r9, borderType=cvb), r9),
         "rand15": (lambda m: ours(x, r15, m), lambda: cv2.filter2D(x, -1, r15, borderType=cvb), r15),
         "int5": (lambda m: ours(x, i5, m), lambda: cv2.filter2D(x, -1, i5, borderType=cvb), i5),
-        "conv3to8": (lambda m: conv38(), None, None),
+        "conv3to8": (lambda m: conv38(), cv_conv38, None),
+        "sharpen3-u8": (lambda m: ours(img8, sharpen, m),
+                        lambda: cv2.filter2D(img8, -1, sharpen, borderType=cvb), sharpen),
     }
     print(f"size {a.size}x{a.size}x3 float32, threads {t}, cv2 {getattr(cv2, '__version__', 'absent')}")
     for name, (fn, ref, k) in work.items():
         if (a.only and name not in a.only.split(",")) or (not a.only and name in ("rand3", "rand5", "rand9",
                                                                                    "rand15", "int5")):
             continue
-        cv_ms = median_ms(ref, a.repeat) if (ref is not None and cv2 is not None) else float("nan")
+        cv_ref = ref if cv2 is not None else None
         auto = choose_method(k, x.shape) if k is not None else "im2col"
         methods = [m for m in METHODS if m != "auto"] if (a.all_methods and k is not None) else ["auto"]
         if a.methods and k is not None:
             methods = a.methods.split(",")
         for m in methods:
             try:
-                ms = median_ms(lambda m=m, fn=fn: fn(m), a.repeat)
+                ms, cv_ms = paired_ms(lambda m=m, fn=fn: fn(m), cv_ref, a.repeat)
             except ValueError:
                 continue
             label = f"{m}({auto})" if m == "auto" else m

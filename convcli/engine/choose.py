@@ -21,8 +21,11 @@ METHODS: tuple[str, ...] = ("auto", "direct", "separable", "fft", "im2col")
 # with 4 distinct values (~24) 454/462, random 5x5 (49) 999/628, random 7x7 (97) 1740/604.
 DIRECT_MAX_PASSES = 20
 
-# FFT never won up to 15x15 (issue 4 and our own measurement): PLACEHOLDER
-FFT_MIN_TAPS = 31 * 31
+# FFT (per band, transform lengths rounded up to 2^a 3^b 5^c) against the per-band GEMM,
+# random n x n kernels, 1024x1024 RGB float32, 2 threads, ms im2col / fft: n=9 20-47 / 94-130,
+# n=15 39-56 / 47, n=21 83-92 / 80, n=31 145-156 / 86, n=41 206-376 / 87-303 (two runs on a
+# shared machine). As in issue 4, FFT never wins up to 15x15; it does from about 19x19.
+FFT_MIN_TAPS = 19 * 19
 
 
 def choose_method(
@@ -37,7 +40,7 @@ def choose_method(
 
     - a rank-1 kernel with at least 2 rows and 2 columns -> "separable" (kh + kw taps, not kh * kw);
     - few memory passes (sparse or few distinct coefficients: sharpen, Laplacian, 3x3) -> "direct";
-    - dense kernels up to ``FFT_MIN_TAPS`` taps -> "im2col" (one GEMM per kernel column per band);
+    - dense kernels below ``FFT_MIN_TAPS`` taps -> "im2col" (one stacked GEMM per band);
     - larger dense kernels at stride 1 -> "fft".
 
     ``image_shape``, ``dtype`` and ``integer_input`` are accepted so the choice can depend on

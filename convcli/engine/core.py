@@ -162,7 +162,8 @@ def correlate2d(
         max_rows = gemm.GEMM_BAND_ROWS
     else:  # fft
         kf = k.astype(dt)
-        min_rows = max(fft.FFT_BAND_ROWS, 2 * ((k.shape[0] - 1) * dilation[0] + 1))
+        kdh = (k.shape[0] - 1) * dilation[0] + 1
+        min_rows = max_rows = max(fft.band_rows(kdh), kdh) if stride[0] == 1 else max(fft.FFT_BAND_ROWS, kdh)
         band_fn = lambda buf, o: fft.correlate_band(buf, kf, stride, dilation, o)  # noqa: E731
     _run_banded(x3, out, band_fn, k.shape, stride, dilation, pad, m, np.dtype(buf_dtype), nthreads, min_rows,
                 max_rows=max_rows)
