@@ -164,6 +164,8 @@ def output_extension(item: InputItem) -> str:
 
 
 def _collision_hint(a: InputItem, b: InputItem, out: str) -> str:
+    if a.path is not None and b.path is not None and os.path.realpath(a.path) == os.path.realpath(b.path):
+        return "the same file is given twice"
     same_name = a.path is not None and b.path is not None and a.path.name == b.path.name
     if same_name and a.path.parent != b.path.parent:  # type: ignore[union-attr]
         return (f"files of the same name in different folders get the same name in {Path(out).parent}: "

@@ -220,6 +220,13 @@ def test_collisions_refused_before_any_work(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["a_x.blur.png", "b_x.blur.png"]
 
 
+def test_same_input_twice_refused(tmp_path: Path) -> None:
+    src = save_rgb(tmp_path / "x.png")
+    r = run("blur", str(src), str(src))
+    assert r.exit_code == 2 and "the same file is given twice" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]
+
+
 def test_output_over_an_input_refused(tmp_path: Path) -> None:
     src = save_rgb(tmp_path / "x.png")
     before = src.read_bytes()
@@ -387,12 +394,15 @@ def assert_only_whole_images(folder: Path) -> None:
         assert decode(p).size == (400, 400)
 
 
-@pytest.mark.parametrize(("sig", "status", "message"), [(signal.SIGINT, 130, "interrupted"),
-                                                         (signal.SIGTERM, 143, "terminated")])
-def test_signal_mid_batch_stops_cleanly(heavy: Path, tmp_path: Path, sig: int, status: int,
+@pytest.mark.parametrize(("sig", "jobs", "status", "message"), [
+    (signal.SIGINT, "2", 130, "interrupted"),
+    (signal.SIGINT, "1", 130, "interrupted"),
+    (signal.SIGTERM, "2", 143, "terminated"),
+])
+def test_signal_mid_batch_stops_cleanly(heavy: Path, tmp_path: Path, sig: int, jobs: str, status: int,
                                         message: str) -> None:
     out = tmp_path / "out"
-    args = convcli("blur", str(heavy), "--out-dir", str(out), "-j", "2", "-k", "15", "--json")
+    args = convcli("blur", str(heavy), "--out-dir", str(out), "-j", jobs, "-k", "15", "--json")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_for_output(out, proc)
     proc.send_signal(sig)
