@@ -183,6 +183,8 @@ def test_json_report_schema_and_arithmetic_for_three_downsamples(tmp_path: Path)
     assert rec["input_shape"] == [1, 3, 64, 64]
     assert rec["output_shape"] == [1, 3, 8, 8]
     assert isinstance(rec["seconds"], float) and rec["seconds"] >= 0
+    assert set(rec["range"]) == {"policy", "min", "max", "clipped_fraction"}
+    assert all(isinstance(rec["range"][key], float) for key in ("min", "max", "clipped_fraction"))
     assert len(rec["stages"]) == 3
     n = 64
     for i, (st, rf, jump) in enumerate(zip(rec["stages"], (3, 7, 15), (2, 4, 8), strict=True)):
@@ -337,6 +339,13 @@ def test_impossible_shape_exits_2_showing_the_users_numbers(tmp_path: Path) -> N
     result = run("filter", src, "-k", "sharpen", "-p", "zeros", "--pad", "0,1", "-d", "3,1", "-s", "2")
     assert result.exit_code == 2
     assert axis_arithmetic(4, 3, 2, 3, 0, 0) in one_error_line(result)
+    # a later stage of --times: 8 -> 3 -> 1 -> empty, and the message says which stage
+    src = save(np.full((8, 8), 50, np.uint8), tmp_path / "eight.png")
+    result = run("downsample", src, "-p", "valid", "--times", 3)
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert "3" in line.split("downsample")[0] and axis_arithmetic(1, 3, 2, 1, 0, 0) in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eight.png", "tiny.png"]
 
 
 def test_unknown_output_extension_is_a_usage_error(cat: Path, tmp_path: Path) -> None:
