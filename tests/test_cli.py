@@ -13,8 +13,10 @@ import io
 import json
 import math
 import re
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -768,6 +770,71 @@ def test_bit_depth_16_on_8bit_input_rescales(cat: Path, tmp_path: Path) -> None:
     lum = cat_crop().astype(np.float64) @ LUMA
     assert np.abs(out16 - np.rint(lum * 65535 / 255)).max() <= 1
     assert out16.max() > 255
+
+
+def png16_la(samples: np.ndarray) -> bytes:
+    """A 16-bit grey+alpha PNG (colour type 4) of an (H, W, 2) uint16 array, written by hand."""
+    h, w, _ = samples.shape
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + samples[y].astype(">u2").tobytes() for y in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def read_png16(data: bytes) -> tuple[int, np.ndarray]:
+    """(colour type, (H, W, n) uint16) of a non-interlaced 16-bit PNG: all five row filters undone."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, ihdr = 8, b"", b""
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        ihdr = body if kind == b"IHDR" else ihdr
+        idat += body if kind == b"IDAT" else b""
+        pos += 12 + n
+    w, h, depth, ctype = struct.unpack(">IIBB", ihdr[:10])
+    assert depth == 16 and ihdr[12] == 0
+    n = {0: 1, 2: 3, 4: 2, 6: 4}[ctype]
+    bpp, stride = 2 * n, 2 * n * w
+    raw = zlib.decompress(idat)
+    out = np.zeros((h, stride), np.uint8)
+    prev = np.zeros(stride, np.int64)
+    for y in range(h):
+        start = y * (stride + 1)
+        f, line = raw[start], np.frombuffer(raw, np.uint8, stride, start + 1).astype(np.int64)
+        cur = np.zeros(stride, np.int64)
+        for i in range(stride):
+            left = cur[i - bpp] if i >= bpp else 0
+            upleft = prev[i - bpp] if i >= bpp else 0
+            if f == 4:
+                p = left + prev[i] - upleft
+                pa, pb, pc = abs(p - left), abs(p - prev[i]), abs(p - upleft)
+                pred = left if pa <= pb and pa <= pc else prev[i] if pb <= pc else upleft
+            else:
+                pred = (0, left, prev[i], (left + prev[i]) // 2, 0)[f]
+            cur[i] = (line[i] + pred) & 0xFF
+        out[y], prev = cur, cur
+    return ctype, out.view(">u2").reshape(h, w, n).astype(np.uint16)
+
+
+def test_16bit_gray_alpha_round_trip_and_blur(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    la = rng.integers(0, 65536, size=(12, 14, 2), dtype=np.uint16)
+    la[..., 1] = np.where(rng.random((12, 14)) < 0.25, 0, np.maximum(la[..., 1], 4096))
+    src = tmp_path / "la16.png"
+    src.write_bytes(png16_la(la))
+    (rec,) = records(ok("filter", src, "-k", "identity", "-o", tmp_path / "id.png", "--json"))
+    assert rec["input_shape"] == [1, 1, 12, 14]
+    ctype, out = read_png16((tmp_path / "id.png").read_bytes())
+    assert ctype == 4
+    np.testing.assert_array_equal(out[..., 1], la[..., 1])
+    seen = la[..., 1] > 0
+    assert np.abs(out[..., 0][seen].astype(int) - la[..., 0][seen]).max() <= 1  # colour where visible
+    ok("blur", src, "-o", tmp_path / "b.png")
+    ctype, out = read_png16((tmp_path / "b.png").read_bytes())
+    np.testing.assert_array_equal(out[..., 1], quantize(corr(la[..., 1], GAUSS3), 65535))
 
 
 def test_8bit_identity_round_trip(cat: Path, tmp_path: Path) -> None:
