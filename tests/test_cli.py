@@ -1046,7 +1046,13 @@ def test_kernels_name_json(name: str, weights: np.ndarray) -> None:
     assert rec["name"] == name
     assert rec["shape"] == list(weights.shape)
     np.testing.assert_allclose(np.asarray(rec["weights"]), weights, rtol=1e-12)
-    assert "sharpen" in ok("kernels", "sharpen").stdout
+
+
+def test_kernels_name_prints_the_matrix() -> None:
+    lines = ok("kernels", "sharpen").stdout.splitlines()
+    assert lines[0].startswith("sharpen")
+    rows = [[float(v) for v in line.strip(" []").split()] for line in lines[1:4]]
+    np.testing.assert_array_equal(rows, SHARPEN)
 
 
 def test_kernels_unknown_name_suggests() -> None:
