@@ -18,7 +18,6 @@ here writes to stdout or stderr.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import multiprocessing
 import os
 import signal
@@ -227,19 +226,37 @@ def _kill(pool: ProcessPoolExecutor) -> None:
 def remove_temporaries(outputs: Iterable[str | None]) -> None:
     """Remove temporary files that interrupted writes of these outputs left (write_atomic's naming).
 
-    Matches ``.NAME.tmp-*`` and ``.STEM.*.tmp-*`` (per-channel files of feature maps) beside each output.
+    ``.NAME.tmp-*`` beside each output, and ``.STEM.*.tmp-*`` (the per-channel files of
+    feature maps). Each folder is listed once, however many outputs it holds.
     """
+    names: dict[str, set[str]] = {}
     for out in outputs:
         if out is None or out == "-":
             continue
         path = Path(out)
-        folder = glob.escape(str(path.parent))
-        for pattern in (f".{glob.escape(path.name)}.tmp-*", f".{glob.escape(path.stem)}.*.tmp-*"):
-            for tmp in glob.glob(os.path.join(folder, pattern)):
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+        folder = names.setdefault(str(path.parent), set())
+        folder.update((path.name, path.stem))
+    for folder, wanted in names.items():
+        for tmp in _temporaries(folder, wanted):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _temporaries(folder: str, wanted: set[str]) -> Iterator[str]:
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(".") or ".tmp-" not in name:
+            continue
+        target = name[1 : name.rindex(".tmp-")]
+        prefixes = {target} | {target[:i] for i, c in enumerate(target) if c == "."}
+        if prefixes & wanted:
+            yield entry.path
 
 
 # --------------------------------------------------------------------------- Dask
