@@ -886,6 +886,8 @@ def test_exif_orientation_6_is_rotated_upright(tmp_path: Path, fmt: str) -> None
     Image.fromarray(quadrants()).save(src, exif=exif, **({"quality": 98} if fmt == "jpeg" else {}))
     (rec,) = records(ok("filter", src, "-k", "identity", "-o", tmp_path / "up.png", "--json"))
     assert rec["input_shape"] == [1, 3, 32, 16]
+    (dry,) = records(ok("downsample", src, "--dry-run", "--json"))  # upright from the header alone
+    assert (dry["input_shape"], dry["output_shape"]) == ([1, 3, 32, 16], [1, 3, 16, 8])
     out = load(tmp_path / "up.png").astype(int)
     assert out.shape == (32, 16, 3)
     # 90° clockwise: blue top-left, red top-right, white bottom-left, green bottom-right
