@@ -425,3 +425,20 @@ def test_uint8_and_float64_inputs_need_no_caller_conversion() -> None:
     b = correlate2d(x8.astype(np.float64), SOBEL_X, pad=(1, 1, 1, 1), mode="border")
     assert a.dtype == b.dtype == np.float32
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n", [4, 5, 7, 15, 16])
+@pytest.mark.parametrize("mode", PAD_MODES)
+def test_box_by_doubling(n: int, mode: str, tiny_bands: None) -> None:
+    """Box factors are summed by doubling (run_sum); exact on integer data."""
+    rng = np.random.default_rng(n)
+    x = rng.integers(0, 256, (23, 31, 3)).astype(np.float32)
+    pad = (n - 1, 0, n // 2, n - 1 - n // 2)
+    for k in (np.ones((n, 3)), np.ones((3, n)), np.full((n, n), 1.0 / n**2)):
+        ref = scipy_ref(x, k, (1, 1), (1, 1), pad, mode)
+        for threads in (1, 2):
+            got = correlate2d(x, k, pad=pad, mode=mode, method="separable", threads=threads)
+            if np.all(k == 1):
+                np.testing.assert_array_equal(got, ref.astype(np.float32))
+            else:
+                np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4)
