@@ -275,10 +275,19 @@ def random_conv_weights(out_channels: int, in_channels: int, ksize: Pair, seed: 
 
 def make_correlate_stage(op: str, kernel: Kernel, *, stride: Pair = (1, 1), dilation: Pair = (1, 1),
                          padding: str = "reflection", pad: str | None = None, flip: bool = False,
-                         bias: float = 0.0, label: str = "", carries_alpha: bool = True) -> CorrelateStage:
-    """Build a CorrelateStage, resolving the padding mode and the ``--pad`` spec."""
+                         bias: float = 0.0, label: str = "",
+                         carries_alpha: bool | None = None) -> CorrelateStage:
+    """Build a CorrelateStage, resolving the padding mode and the ``--pad`` spec.
+
+    ``carries_alpha`` None: alpha is filtered with the colour unless the kernel sums to 0.
+    """
     mode = resolve_mode(padding)
     pad4 = resolve_pad(pad, kernel.shape, dilation, mode.name)
+    if carries_alpha is None:
+        # A kernel summing to 0 (a derivative: edges, laplacian) would turn alpha into an edge
+        # map and make the picture transparent; such a response has no alpha.
+        w = kernel.weights
+        carries_alpha = abs(float(w.sum())) > 1e-9 * float(np.abs(w).sum())
     return CorrelateStage(op=op, kernel=kernel, stride=stride, dilation=dilation, padding=mode, pad=pad4,
                           flip=flip, bias=bias, label=label, carries_alpha=carries_alpha)
 
