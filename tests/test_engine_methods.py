@@ -410,8 +410,9 @@ def test_default_threads_setting() -> None:
 
 def test_direct_groups_taps_by_coefficient() -> None:
     groups = direct.group_taps(SHARPEN)
-    assert groups[0] == (-1.0, [(0, 1), (1, 0), (1, 2), (2, 1)])
-    assert direct.count_passes(SHARPEN) < np.count_nonzero(SHARPEN) * 2
+    assert groups == [(5.0, [(1, 1)]), (-1.0, [(0, 1), (1, 0), (1, 2), (2, 1)])]
+    assert direct.count_passes(SHARPEN) == 5  # 5 * centre, sum of 4 (3 adds), one subtraction
+    assert direct.count_passes(np.array([[-1.0, 0, 1]])) == 1  # one subtraction
 
 
 def test_gemm_toeplitz_rows() -> None:

@@ -31,14 +31,15 @@ def correlate_padded(
 def group_taps(k: np.ndarray) -> list[tuple[float, list[tuple[int, int]]]]:
     """Non-zero taps grouped by coefficient: [(c, [(i, j), ...]), ...].
 
-    Order: a group with coefficient 1 first (it needs no multiplication and its first
-    window need not be copied), then -1, then the largest groups.
+    Order: the first group costs one pass less than it would later (its scaling doubles
+    as the copy into the accumulator), except a -1 group (a negation costs what a later
+    subtraction would): so a coefficient-1 group first, then any other, -1 groups last.
     """
     groups: dict[float, list[tuple[int, int]]] = {}
     for (i, j), c in np.ndenumerate(k):
         if c != 0:
             groups.setdefault(c.item(), []).append((i, j))
-    return sorted(groups.items(), key=lambda g: (g[0] != 1, g[0] != -1, -len(g[1])))
+    return sorted(groups.items(), key=lambda g: (g[0] == -1, g[0] != 1, -len(g[1])))
 
 
 def count_passes(k: np.ndarray) -> int:
