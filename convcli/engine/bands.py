@@ -83,8 +83,13 @@ def set_default_threads(threads: int | None) -> None:
 
 
 def get_default_threads() -> int:
-    """The thread count used for ``threads=None``: the module default, else ``os.cpu_count()``."""
-    return _default_threads or os.cpu_count() or 1
+    """The thread count used for ``threads=None``: the module default, else the usable cores."""
+    if _default_threads is not None:
+        return _default_threads
+    try:
+        return len(os.sched_getaffinity(0)) or 1  # the cores this process may run on
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def resolve_threads(threads: int | None) -> int:
