@@ -76,15 +76,44 @@ class Stage:
 
 
 @dataclass(frozen=True)
-class CorrelateStage(Stage):
-    """Depthwise cross-correlation with one kernel (filter, blur, downsample, one-way edges)."""
+class WindowStage(Stage):
+    """A stage whose kernel slides over the image: stride, dilation, padding mode and amounts."""
 
-    kernel: Kernel | None = None
     stride: Pair = (1, 1)
     dilation: Pair = (1, 1)
     padding: PadMode = field(default_factory=lambda: resolve_mode("reflection"))
     pad: Pad4 = (0, 0, 0, 0)
     flip: bool = False
+
+    def ksize(self) -> Pair:
+        raise NotImplementedError
+
+    def geometry(self) -> Geometry:
+        return Geometry(self.ksize(), self.stride, self.dilation, self.pad)
+
+    def out_shape(self, shape: Shape3) -> Shape3:
+        c, h, w = shape
+        oh, ow = self.geometry().out_hw(h, w)
+        return c, oh, ow
+
+    def correlate(self, x: np.ndarray, weights: np.ndarray, eng: EngineOptions) -> np.ndarray:
+        """``x`` correlated with ``weights`` in this stage's geometry."""
+        return correlate2d(x, weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
+                           mode=self.padding, flip=self.flip, **eng.kwargs())
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["padding"] = self.padding.name
+        if self.flip:
+            d["flip"] = True
+        return d
+
+
+@dataclass(frozen=True)
+class CorrelateStage(WindowStage):
+    """Depthwise cross-correlation with one kernel (filter, blur, downsample, one-way edges)."""
+
+    kernel: Kernel | None = None
     bias: float = 0.0
     label: str = ""  # e.g. "gaussian15(sigma=2.6)"
     #: smoothing and sharpening filter alpha with the colour; edge responses have no alpha
@@ -100,19 +129,14 @@ class CorrelateStage(Stage):
         assert self.kernel is not None
         return self.kernel.weights
 
-    def geometry(self) -> Geometry:
-        return Geometry(self.weights.shape, self.stride, self.dilation, self.pad)  # type: ignore[arg-type]
-
-    def out_shape(self, shape: Shape3) -> Shape3:
-        c, h, w = shape
-        oh, ow = self.geometry().out_hw(h, w)
-        return c, oh, ow
+    def ksize(self) -> Pair:
+        assert self.kernel is not None
+        return self.kernel.shape
 
     def run(self, x: np.ndarray, eng: EngineOptions, *, bias_weight: np.ndarray | None = None) -> np.ndarray:
         """``bias_weight`` (H', W'): alpha/maxval of this stage's output when ``x`` is premultiplied
         colour, so the bias is premultiplied too and comes out as +bias after the division."""
-        out = correlate2d(x, self.weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                          mode=self.padding, flip=self.flip, **eng.kwargs())
+        out = self.correlate(x, self.weights, eng)
         if self.bias:
             b = np.asarray(self.bias, dtype=out.dtype)
             out += b if bias_weight is None else (b * bias_weight[..., None]).astype(out.dtype, copy=False)
@@ -120,48 +144,33 @@ class CorrelateStage(Stage):
 
     def run_alpha(self, alpha: np.ndarray, eng: EngineOptions) -> np.ndarray:
         """Alpha goes through the same kernel and geometry, without the bias."""
-        return correlate2d(alpha, self.weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                           mode=self.padding, flip=self.flip, **eng.kwargs())
+        return self.correlate(alpha, self.weights, eng)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         assert self.kernel is not None
-        d.update(kernel=self.label or self.kernel.name, padding=self.padding.name)
-        if self.flip:
-            d["flip"] = True
+        d["kernel"] = self.label or self.kernel.name
         if self.bias:
             d["bias"] = self.bias
         return d
 
 
 @dataclass(frozen=True)
-class GradientStage(Stage):
+class GradientStage(WindowStage):
     """Gradient magnitude sqrt(gx² + gy²) from a pair of kernels (``edges --direction both``)."""
 
     kx: Kernel | None = None
     ky: Kernel | None = None
-    stride: Pair = (1, 1)
-    dilation: Pair = (1, 1)
-    padding: PadMode = field(default_factory=lambda: resolve_mode("reflection"))
-    pad: Pad4 = (0, 0, 0, 0)
-    flip: bool = False
     label: str = ""
 
-    def geometry(self) -> Geometry:
+    def ksize(self) -> Pair:
         assert self.kx is not None
-        return Geometry(self.kx.shape, self.stride, self.dilation, self.pad)
-
-    def out_shape(self, shape: Shape3) -> Shape3:
-        c, h, w = shape
-        oh, ow = self.geometry().out_hw(h, w)
-        return c, oh, ow
+        return self.kx.shape
 
     def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
         assert self.kx is not None and self.ky is not None
-        kw = dict(stride=self.stride, dilation=self.dilation, pad=self.pad, mode=self.padding,
-                  flip=self.flip, **eng.kwargs())
-        gx = correlate2d(x, self.kx.weights, **kw)
-        gy = correlate2d(x, self.ky.weights, **kw)
+        gx = self.correlate(x, self.kx.weights, eng)
+        gy = self.correlate(x, self.ky.weights, eng)
         np.multiply(gx, gx, out=gx)
         np.multiply(gy, gy, out=gy)
         np.add(gx, gy, out=gx)
@@ -170,7 +179,7 @@ class GradientStage(Stage):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         assert self.kx is not None and self.ky is not None
-        d.update(kernel=self.label or f"|{self.kx.name}, {self.ky.name}|", padding=self.padding.name)
+        d["kernel"] = self.label or f"|{self.kx.name}, {self.ky.name}|"
         return d
 
 
@@ -202,24 +211,21 @@ class ReluStage(Stage):
 
 
 @dataclass(frozen=True)
-class ConvStage(Stage):
+class ConvStage(WindowStage):
     """A conv layer mixing channels, as PyTorch's Conv2d (no bias unless given).
 
     Either explicit ``weights`` of shape (out, in, kh, kw), or ``out_channels``,
-    ``ksize`` and ``seed``: weights uniform in [-1, 1] drawn for the input's channel
+    ``kernel_size`` and ``seed``: weights uniform in [-1, 1] drawn for the input's channel
     count when the shapes are planned (the same seed gives the same weights).
     """
 
     op: str = "conv"
     out_channels: int = 1
-    ksize: Pair = (3, 3)
+    kernel_size: Pair = (3, 3)
     seed: int = 0
     weights: np.ndarray | None = field(default=None, repr=False, compare=False)
     bias: np.ndarray | None = field(default=None, repr=False, compare=False)
-    stride: Pair = (1, 1)
-    dilation: Pair = (1, 1)
-    padding: PadMode = field(default_factory=lambda: resolve_mode("zeros"))
-    pad: Pad4 = (0, 0, 0, 0)
+    padding: PadMode = field(default_factory=lambda: resolve_mode("zeros"))  # as torch.nn.Conv2d
     source: str = ""  # the weights file, if any
 
     def __post_init__(self) -> None:
@@ -229,7 +235,7 @@ class ConvStage(Stage):
                 msg = f"conv weights must have shape (out, in, kh, kw), got {w.shape}"
                 raise UsageError(msg)
             object.__setattr__(self, "out_channels", int(w.shape[0]))
-            object.__setattr__(self, "ksize", (int(w.shape[2]), int(w.shape[3])))
+            object.__setattr__(self, "kernel_size", (int(w.shape[2]), int(w.shape[3])))
         if self.bias is not None and np.asarray(self.bias).shape != (self.out_channels,):
             msg = f"conv bias must have shape ({self.out_channels},), got {np.asarray(self.bias).shape}"
             raise UsageError(msg)
@@ -242,10 +248,10 @@ class ConvStage(Stage):
                        f"the image has {in_channels}")
                 raise UsageError(msg)
             return np.asarray(self.weights, dtype=np.float32)
-        return random_conv_weights(self.out_channels, in_channels, self.ksize, self.seed)
+        return random_conv_weights(self.out_channels, in_channels, self.kernel_size, self.seed)
 
-    def geometry(self) -> Geometry:
-        return Geometry(self.ksize, self.stride, self.dilation, self.pad)
+    def ksize(self) -> Pair:
+        return self.kernel_size
 
     def out_shape(self, shape: Shape3) -> Shape3:
         c, h, w = shape
@@ -262,7 +268,7 @@ class ConvStage(Stage):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         origin = self.source or f"seed {self.seed}"
-        d.update(kernel=f"conv ({origin})", padding=self.padding.name, out_channels=self.out_channels)
+        d.update(kernel=f"conv ({origin})", out_channels=self.out_channels)
         return d
 
 

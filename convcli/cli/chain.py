@@ -169,7 +169,7 @@ def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int, weig
     bias = _load_npy(bias_file, "--bias") if bias_file else None
     size = (int(weights.shape[2]), int(weights.shape[3])) if weights is not None else ksize
     pad4 = resolve_pad(p["pad"], size, p["dilation"], p["padding"])
-    stage = ConvStage(out_channels=out_channels or 1, ksize=size, seed=seed, weights=weights, bias=bias,
+    stage = ConvStage(out_channels=out_channels or 1, kernel_size=size, seed=seed, weights=weights, bias=bias,
                       stride=p["stride"], dilation=p["dilation"], padding=resolve_mode(p["padding"]),
                       pad=pad4, source=weights_file or "")
     return Command(Pipeline((stage,)), "conv", show_weights=show_weights)

@@ -51,7 +51,7 @@ class Figure:
 
 def _conv(out_channels: int, k: int, seed: int, stride: int = 1, pad: str | None = None) -> ConvStage:
     mode = resolve_mode("zeros")
-    return ConvStage(out_channels=out_channels, ksize=(k, k), seed=seed, stride=(stride, stride),
+    return ConvStage(out_channels=out_channels, kernel_size=(k, k), seed=seed, stride=(stride, stride),
                      padding=mode, pad=resolve_pad(pad, (k, k), (1, 1), mode.name))
 
 
