@@ -417,8 +417,8 @@ def test_signal_mid_batch_stops_cleanly(heavy: Path, tmp_path: Path, sig: int, j
 
 def test_closed_pipe_ends_quietly(heavy: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = subprocess.Popen(convcli("blur", str(heavy), "--out-dir", str(out), "-j", "2", "--json"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    args = convcli("blur", str(heavy), "--out-dir", str(out), "-j", "2", "-k", "15", "--json")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     json.loads(proc.stdout.readline())
     proc.stdout.close()  # like `| head -1`
