@@ -145,6 +145,8 @@ def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[
             died: list[int] = []
             for fut in done:
                 index = pending.pop(fut)
+                if fut.cancelled():  # --fail-fast: never started, not reported
+                    continue
                 outcome = _collect(fut, index, tasks[index])
                 if outcome is None:
                     died.append(index)
@@ -158,6 +160,9 @@ def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[
                 suspects.extend(died)
                 pool = _new_pool(workers)
             _fill(pool, queue, pending, 2 * workers, stop)
+            if stop.is_set():
+                for fut in pending:
+                    fut.cancel()  # those not yet handed to a worker; the others finish and are reported
         finished = True
     finally:
         if finished:
