@@ -443,3 +443,31 @@ def test_box_by_doubling(n: int, mode: str, tiny_bands: None) -> None:
                 np.testing.assert_array_equal(got, ref.astype(np.float32))
             else:
                 np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["auto", "direct", "separable"])
+@pytest.mark.parametrize(
+    "kernel",
+    [np.full((5, 5), 1 / 25), np.outer([1, 2, 1], [1, 2, 1]) / 16, np.outer([1, 4, 6, 4, 1], [1, 2, 1]) / 48],
+)
+def test_scaled_integer_kernels_on_uint8(method: str, kernel: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Integer kernel times a scale on 8-bit data: int16 sums, one float rounding at the end."""
+    seen: list[np.dtype] = []
+    real = bands.padded_band
+
+    def spy(*args: object, **kwargs: object) -> np.ndarray:
+        out = real(*args, **kwargs)  # type: ignore[arg-type]
+        seen.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(bands, "padded_band", spy)
+    x8 = np.random.default_rng(1).integers(0, 256, (21, 26, 3), dtype=np.uint8)
+    for stride in [(1, 1), (2, 2)]:
+        pad = (kernel.shape[0] // 2,) * 2 + (kernel.shape[1] // 2,) * 2
+        ref = scipy_ref(x8, kernel, stride, (1, 1), pad, "reflection")
+        for dtype in (np.float32, np.float64):
+            got = correlate2d(x8, kernel, stride=stride, pad=pad, mode="reflection", method=method, dtype=dtype)
+            np.testing.assert_allclose(got, ref, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-5)
+    assert seen and all(dt == np.int16 for dt in seen)
+    assert intpath.integer_form(kernel) is not None
+    assert intpath.integer_form(np.array([[0.1, 0.3], [0.7, 1 / 3]])) is None

@@ -16,7 +16,7 @@ from ..padding import PadMode, resolve_mode
 from ..shapes import Geometry, Pad4, Pair
 from . import bands, direct, fft, gemm, separable
 from .choose import METHODS, choose_method
-from .intpath import int_work_dtype, is_integer_image
+from .intpath import integer_form, is_integer_image
 
 BandFn = Callable[[np.ndarray, np.ndarray], None]
 
@@ -133,15 +133,17 @@ def correlate2d(
     out = np.empty((oh, ow, x3.shape[2]), dtype=dt)
     if method == "auto":
         method = choose_method(k, x.shape, stride, dilation, dt, integer_input)
-    integer = integer_input or is_integer_image(x)
-    wd = int_work_dtype(k) if integer else None
+    # Exact int16 sums for 8-bit data and integer kernels (or integer kernels times a scale).
+    form = integer_form(k) if (integer_input or is_integer_image(x)) else None
+    kint, scale = form if form is not None else (k, 1.0)
+    wd = np.dtype(np.int16) if form is not None else None
     buf_dtype = dt
     band_fn: BandFn
     min_rows, max_rows = 1, None
     if method == "separable":
-        f = separable.integer_factors(k) if wd is not None else None
+        f = separable.integer_factors(kint) if wd is not None else None
         if f is None:
-            wd = None
+            wd, scale = None, 1.0
             f = separable.rank1_factors(k)
         if f is None:
             msg = (
@@ -153,10 +155,10 @@ def correlate2d(
         u, v = f
         buf_dtype = wd or dt
         max_rows = separable.max_band_rows(u, np.dtype(buf_dtype))
-        band_fn = separable.SeparablePlan(u, v, stride, dilation, dt, wd).correlate_band
+        band_fn = separable.SeparablePlan(u, v, stride, dilation, dt, wd, scale).correlate_band
     elif method == "direct":
         buf_dtype = wd or dt
-        band_fn = direct.DirectPlan(k, stride, dilation, dt, wd).correlate_band
+        band_fn = direct.DirectPlan(kint, stride, dilation, dt, wd, scale).correlate_band
     elif method == "im2col":
         band_fn = gemm.GemmPlan(k, stride, dilation, dt).correlate_band
         max_rows = gemm.GEMM_BAND_ROWS

@@ -131,8 +131,8 @@ class DirectPlan:
     """The grouped taps of one kernel, computed once per call and shared by every band."""
 
     def __init__(self, k: np.ndarray, stride: Pair, dilation: Pair, out_dtype: np.dtype,
-                 work_dtype: np.dtype | None = None) -> None:
-        self.stride, self.dilation = stride, dilation
+                 work_dtype: np.dtype | None = None, scale: float = 1.0) -> None:
+        self.stride, self.dilation, self.scale = stride, dilation, scale
         self.out_dtype = np.dtype(out_dtype)
         self.work_dtype = np.dtype(work_dtype) if work_dtype is not None else self.out_dtype
         kk = np.asarray(k).astype(self.work_dtype if self.work_dtype.kind == "i" else self.out_dtype)
@@ -146,7 +146,15 @@ class DirectPlan:
         else:
             acc = scratch("acc", out.shape, self.work_dtype)
             accumulate(self.groups, window, acc)
-            out[...] = acc
+            to_output(acc, out, self.scale)
+
+
+def to_output(acc: np.ndarray, out: np.ndarray, scale: float) -> None:
+    """out = acc * scale, converted to out's dtype in the same pass (integer path)."""
+    if scale == 1:
+        out[...] = acc
+    else:
+        np.multiply(acc, out.dtype.type(scale), out=out)
 
 
 def correlate_band(

@@ -36,3 +36,23 @@ def int_work_dtype(k: np.ndarray, max_input: int = MAX_INPUT) -> np.dtype | None
 def is_integer_image(x: np.ndarray) -> bool:
     """True for arrays whose dtype can only hold 8-bit values (uint8, bool): a free check."""
     return np.asarray(x).dtype in (np.uint8, np.bool_)
+
+
+def integer_form(k: np.ndarray, max_input: int = MAX_INPUT) -> tuple[np.ndarray, float] | None:
+    """(K, s) with ``k == s * K``, K integral and int16-safe, else None.
+
+    Covers integer kernels (s = 1) and integer kernels times a scale, which most blur
+    kernels are (box 5x5 = ones / 25, binomial 3x3 = [1 2 1; 2 4 2; 1 2 1] / 16): the
+    sum runs exactly in int16 and the scale is applied once, in the conversion to the
+    output dtype (a single float rounding, far inside the 1e-4 contract).
+    """
+    kk = np.asarray(k, dtype=np.float64)
+    nz = np.abs(kk[kk != 0])
+    if nz.size == 0:
+        return None
+    for s in (1.0, float(nz.min())):
+        kint = np.round(kk / s)
+        if np.all(np.abs(kk - s * kint) <= 1e-12 * nz.max()) and int_work_dtype(kint, max_input) is not None:
+            return kint, s
+    return None
+

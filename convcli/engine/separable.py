@@ -16,7 +16,7 @@ import numpy as np
 
 from ..shapes import Pair
 from .bands import scratch
-from .direct import accumulate, count_passes, group_taps, phase_windows
+from .direct import accumulate, count_passes, group_taps, phase_windows, to_output
 from .gemm import toeplitz_rows
 
 #: A kernel is rank 1 when sigma_2 <= RANK_TOL * sigma_1 (relative to the kernel's norm).
@@ -115,8 +115,8 @@ class SeparablePlan:
     """Both 1-D passes of one rank-1 kernel, prepared once per call and shared by every band."""
 
     def __init__(self, u: np.ndarray, v: np.ndarray, stride: Pair, dilation: Pair,
-                 out_dtype: np.dtype, work_dtype: np.dtype | None = None) -> None:
-        self.stride, self.dilation = stride, dilation
+                 out_dtype: np.dtype, work_dtype: np.dtype | None = None, scale: float = 1.0) -> None:
+        self.stride, self.dilation, self.scale = stride, dilation, scale
         self.wd = np.dtype(work_dtype) if work_dtype is not None else np.dtype(out_dtype)
         self.u = np.asarray(u).astype(self.wd)
         self.ugroups = group_taps(self.u.reshape(-1, 1))
@@ -156,7 +156,7 @@ class SeparablePlan:
         else:
             accumulate(self.vgroups, phase_windows(mid, (1, sx), (1, dx), (bh, ow)), acc)
         if acc is not out:
-            out[...] = acc
+            to_output(acc, out, self.scale)
 
 
 def correlate_band(
