@@ -255,7 +255,10 @@ def test_integer_path_runs_in_int16(monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(dt == np.float32 for dt in seen)
     seen.clear()
     correlate2d(x, sharpen / 2, pad=(1, 1, 1, 1), mode="reflection", integer_input=True)
-    assert all(dt == np.float32 for dt in seen)  # not an integer kernel
+    assert all(dt == np.int16 for dt in seen)  # an integer kernel times 1/2
+    seen.clear()
+    correlate2d(x, sharpen / 2 + 0.1, pad=(1, 1, 1, 1), mode="reflection", integer_input=True)
+    assert all(dt == np.float32 for dt in seen)  # not an integer kernel up to a scale
 
 
 def test_integer_bound() -> None:
@@ -450,7 +453,8 @@ def test_box_by_doubling(n: int, mode: str, tiny_bands: None) -> None:
     "kernel",
     [np.full((5, 5), 1 / 25), np.outer([1, 2, 1], [1, 2, 1]) / 16, np.outer([1, 4, 6, 4, 1], [1, 2, 1]) / 48],
 )
-def test_scaled_integer_kernels_on_uint8(method: str, kernel: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scaled_integer_kernels_on_uint8(method: str, kernel: np.ndarray,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Integer kernel times a scale on 8-bit data: int16 sums, one float rounding at the end."""
     seen: list[np.dtype] = []
     real = bands.padded_band
@@ -466,7 +470,8 @@ def test_scaled_integer_kernels_on_uint8(method: str, kernel: np.ndarray, monkey
         pad = (kernel.shape[0] // 2,) * 2 + (kernel.shape[1] // 2,) * 2
         ref = scipy_ref(x8, kernel, stride, (1, 1), pad, "reflection")
         for dtype in (np.float32, np.float64):
-            got = correlate2d(x8, kernel, stride=stride, pad=pad, mode="reflection", method=method, dtype=dtype)
+            got = correlate2d(x8, kernel, stride=stride, pad=pad, mode="reflection", method=method,
+                              dtype=dtype)
             np.testing.assert_allclose(got, ref, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-5)
     assert seen and all(dt == np.int16 for dt in seen)
     assert intpath.integer_form(kernel) is not None
