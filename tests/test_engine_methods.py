@@ -257,7 +257,8 @@ def test_integer_path_runs_in_int16(monkeypatch: pytest.MonkeyPatch) -> None:
     correlate2d(x, sharpen / 2, pad=(1, 1, 1, 1), mode="reflection", integer_input=True)
     assert all(dt == np.int16 for dt in seen)  # an integer kernel times 1/2
     seen.clear()
-    correlate2d(x, sharpen / 2 + 0.1, pad=(1, 1, 1, 1), mode="reflection", integer_input=True)
+    irregular = np.array([[0.1, 0.3, 0.2], [0.7, 1 / 3, 0], [0, 0, 0]])
+    correlate2d(x, irregular, pad=(1, 1, 1, 1), mode="reflection", integer_input=True)
     assert all(dt == np.float32 for dt in seen)  # not an integer kernel up to a scale
 
 
