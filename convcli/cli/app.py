@@ -69,5 +69,6 @@ def cli(debug: bool) -> None:
     convcli kernels                             the kernel registry
 
     Exit status: 0 all inputs done; 1 one or more inputs failed (the others are
-    done); 2 usage error (bad flag, bad kernel, impossible shape); 130 interrupted.
+    done); 2 usage error (bad flag, bad kernel, impossible shape); 130 interrupted
+    (Ctrl-C); 143 terminated (SIGTERM).
     """
