@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
@@ -79,6 +80,14 @@ class Reporter:
             (write_table if stream.isatty() else write_plain)(record, stream)
 
 
+def _known_format(path: str) -> str | None:
+    """The format an output's extension names, None for an extension convcli doesn't know."""
+    try:
+        return imageio.format_for_path(path)
+    except UsageError:
+        return None
+
+
 def build_jobs(cmd: Command, params: dict[str, Any]) -> list[Task]:
     """One task per input, in input order: a Job, or a Refusal for an input refused before any work."""
     inputs = expand_inputs(params["images"], recursive=params.get("recursive", False))
@@ -89,6 +98,10 @@ def build_jobs(cmd: Command, params: dict[str, Any]) -> list[Task]:
     ext = imageio.extension_for(fmt) if fmt else None
     if params.get("output") not in (None, "-") and fmt is None:
         imageio.format_for_path(params["output"])  # an unknown extension is a usage error, before work
+    elif params.get("output") not in (None, "-") and _known_format(params["output"]) not in (None, fmt):
+        msg = (f"--format {fmt} contradicts the extension of -o {params['output']} "
+               f"(use {Path(params['output']).stem}{imageio.extension_for(fmt)})")
+        raise UsageError(msg)
     outputs = plan_outputs(inputs, cmd.op, output=params.get("output"), out_dir=params.get("out_dir"),
                            template=params.get("name_template"), ext_for=ext)
     stdin_data: bytes | None = None
