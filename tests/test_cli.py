@@ -1177,3 +1177,14 @@ def test_python_dash_m_convcli() -> None:
                           text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_format_must_agree_with_the_output_extension(tmp_path: Path) -> None:
+    src = tmp_path / "cat.png"
+    src.write_bytes(CAT.read_bytes())
+    bad = CliRunner().invoke(cli, ["blur", str(src), "-o", str(tmp_path / "x.png"), "--format", "jpeg"])
+    assert bad.exit_code == 2
+    assert "--format jpeg contradicts" in bad.stderr and not (tmp_path / "x.png").exists()
+    ok = CliRunner().invoke(cli, ["blur", str(src), "-o", str(tmp_path / "x.bin"), "--format", "jpeg", "-q"])
+    assert ok.exit_code == 0
+    assert Image.open(tmp_path / "x.bin").format == "JPEG"
