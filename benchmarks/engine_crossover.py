@@ -126,6 +126,11 @@ def main() -> None:
         "conv3to8": (lambda m: conv38(), cv_conv38, None),
         "sharpen3-u8": (lambda m: ours(img8, sharpen, m),
                         lambda: cv2.filter2D(img8, -1, sharpen, borderType=cvb), sharpen),
+        "box5-u8": (lambda m: ours(img8, box5, m), lambda: cv2.blur(img8, (5, 5), borderType=cvb), box5),
+        "gauss15-u8": (lambda m: ours(img8, g15, m),
+                       lambda: cv2.GaussianBlur(img8, (15, 15), 2.6, borderType=cvb), g15),
+        "stride2-u8": (lambda m: ours(img8, g3, m, stride=2),
+                       lambda: cv2.filter2D(img8, -1, g3, borderType=cvb)[::2, ::2], g3),
     }
     print(f"size {a.size}x{a.size}x3 float32, threads {t}, cv2 {getattr(cv2, '__version__', 'absent')}")
     for name, (fn, ref, k) in work.items():

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..errors import UsageError
-from ..padding import MODES, PadMode
+from ..padding import PadMode
 
 #: Target size in bytes of one band of the output (tests shrink it to exercise band seams).
 BAND_BYTES: int = 1_500_000
@@ -28,8 +28,6 @@ BAND_BYTES: int = 1_500_000
 _default_threads: int | None = None
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
-
-
 _local = threading.local()
 
 
@@ -210,11 +208,6 @@ def padded_band(
     if rvalid is not None:
         out[~rvalid] = 0
     return out
-
-
-def no_padding_mode() -> PadMode:
-    """The mode used when no padding is asked for (any mode gives the same result)."""
-    return MODES["zeros"]
 
 
 # ---------------------------------------------------------------- BLAS threads
