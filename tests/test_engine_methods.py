@@ -25,6 +25,7 @@ from convcli.engine import (
     direct,
     gemm,
     get_default_threads,
+    gradient_magnitude,
     intpath,
     separable,
     set_default_threads,
@@ -477,3 +478,25 @@ def test_scaled_integer_kernels_on_uint8(method: str, kernel: np.ndarray,
     assert seen and all(dt == np.int16 for dt in seen)
     assert intpath.integer_form(kernel) is not None
     assert intpath.integer_form(np.array([[0.1, 0.3], [0.7, 1 / 3]])) is None
+
+
+@pytest.mark.parametrize("method", ["auto", "direct", "separable", "im2col"])
+@pytest.mark.parametrize("as_uint8", [False, True])
+def test_gradient_magnitude_is_hypot_of_both(method: str, as_uint8: bool, tiny_bands: None) -> None:
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 256, (27, 22)).astype(np.uint8 if as_uint8 else np.float32)
+    pad = (1, 1, 1, 1)
+    ref = np.hypot(scipy_ref(x, SOBEL_X, (1, 1), (1, 1), pad, "reflection"),
+                   scipy_ref(x, SOBEL_X.T, (1, 1), (1, 1), pad, "reflection"))
+    one = gradient_magnitude(x, SOBEL_X, SOBEL_X.T, pad=pad, mode="reflection", method=method, threads=1)
+    two = gradient_magnitude(x, SOBEL_X, SOBEL_X.T, pad=pad, mode="reflection", method=method, threads=2)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_allclose(one, ref, rtol=1e-6, atol=1e-4)
+    rgb = rng.uniform(0, 1, (9, 8, 3)).astype(np.float32)
+    prewitt = np.array([[-1, 0, 1]] * 3, dtype=np.float64)
+    got = gradient_magnitude(rgb, prewitt, prewitt.T, stride=(2, 1), pad=pad, mode="zeros")
+    ref = np.hypot(scipy_ref(rgb, prewitt, (2, 1), (1, 1), pad, "zeros"),
+                   scipy_ref(rgb, prewitt.T, (2, 1), (1, 1), pad, "zeros"))
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    with pytest.raises(UsageError, match="one shape"):
+        gradient_magnitude(x, SOBEL_X, np.ones((3, 2)))

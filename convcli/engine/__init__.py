@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .bands import get_default_threads, set_default_threads
 from .choose import METHODS, choose_method
-from .core import conv2d, correlate2d, im2col
+from .core import conv2d, correlate2d, gradient_magnitude, im2col
 
 __all__ = [
     "METHODS",
@@ -20,6 +20,7 @@ __all__ = [
     "conv2d",
     "correlate2d",
     "get_default_threads",
+    "gradient_magnitude",
     "im2col",
     "set_default_threads",
 ]

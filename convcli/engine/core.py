@@ -8,6 +8,7 @@ the whole image is ever made and temporaries stay at band size whatever the imag
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -83,6 +84,58 @@ def _run_banded(
         bands.run_bands(one_band, oh, rows, threads)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """One kernel's band function and the band geometry it wants."""
+
+    method: str
+    band_fn: BandFn
+    buf_dtype: np.dtype
+    min_rows: int = 1
+    max_rows: int | None = None
+
+
+def _plan(k: np.ndarray, method: str, image_shape: tuple[int, ...], dt: np.dtype, stride: Pair,
+          dilation: Pair, integer: bool) -> _Plan:
+    """Resolve ``method`` ("auto" included) for ``k`` and prepare its per-band function."""
+    if method == "auto":
+        method = choose_method(k, image_shape, stride, dilation, dt, integer)
+    # Exact int16 sums for 8-bit data and integer kernels (or integer kernels times a scale).
+    form = integer_form(k) if integer else None
+    kint, scale = form if form is not None else (k, 1.0)
+    wd = np.dtype(np.int16) if form is not None else None
+    if method == "separable":
+        f = separable.integer_factors(kint) if wd is not None else None
+        if f is None:
+            wd, scale = None, 1.0
+            f = separable.rank1_factors(k)
+        if f is None:
+            msg = (
+                f"method 'separable' needs a rank-1 kernel (an outer product of a column and a row); "
+                f"this {k.shape[0]}x{k.shape[1]} kernel has rank {np.linalg.matrix_rank(k)}: "
+                "use method 'auto', 'direct', 'im2col' or 'fft'"
+            )
+            raise UsageError(msg)
+        u, v = f
+        buf = np.dtype(wd or dt)
+        plan = separable.SeparablePlan(u, v, stride, dilation, dt, wd, scale)
+        return _Plan(method, plan.correlate_band, buf, 1, separable.max_band_rows(u, buf))
+    if method == "direct":
+        return _Plan(method, direct.DirectPlan(kint, stride, dilation, dt, wd, scale).correlate_band,
+                     np.dtype(wd or dt))
+    if method == "im2col":
+        return _Plan(method, gemm.GemmPlan(k, stride, dilation, dt).correlate_band, dt, 1,
+                     gemm.GEMM_BAND_ROWS)
+    kf = k.astype(dt)
+    kdh = (k.shape[0] - 1) * dilation[0] + 1
+    rows = max(fft.band_rows(kdh), kdh) if stride[0] == 1 else max(fft.FFT_BAND_ROWS, kdh)
+
+    def fft_band(buf: np.ndarray, o: np.ndarray) -> None:
+        fft.correlate_band(buf, kf, stride, dilation, o)
+
+    return _Plan(method, fft_band, dt, rows, rows)
+
+
 def correlate2d(
     x: np.ndarray,
     kernel: np.ndarray,
@@ -131,44 +184,72 @@ def correlate2d(
     stride, dilation = (int(stride[0]), int(stride[1])), (int(dilation[0]), int(dilation[1]))
     x3 = x[:, :, None] if x.ndim == 2 else x
     out = np.empty((oh, ow, x3.shape[2]), dtype=dt)
-    if method == "auto":
-        method = choose_method(k, x.shape, stride, dilation, dt, integer_input)
-    # Exact int16 sums for 8-bit data and integer kernels (or integer kernels times a scale).
-    form = integer_form(k) if (integer_input or is_integer_image(x)) else None
-    kint, scale = form if form is not None else (k, 1.0)
-    wd = np.dtype(np.int16) if form is not None else None
-    buf_dtype = dt
-    band_fn: BandFn
-    min_rows, max_rows = 1, None
-    if method == "separable":
-        f = separable.integer_factors(kint) if wd is not None else None
-        if f is None:
-            wd, scale = None, 1.0
-            f = separable.rank1_factors(k)
-        if f is None:
-            msg = (
-                f"method 'separable' needs a rank-1 kernel (an outer product of a column and a row); "
-                f"this {k.shape[0]}x{k.shape[1]} kernel has rank {np.linalg.matrix_rank(k)}: "
-                "use method 'auto', 'direct', 'im2col' or 'fft'"
-            )
-            raise UsageError(msg)
-        u, v = f
-        buf_dtype = wd or dt
-        max_rows = separable.max_band_rows(u, np.dtype(buf_dtype))
-        band_fn = separable.SeparablePlan(u, v, stride, dilation, dt, wd, scale).correlate_band
-    elif method == "direct":
-        buf_dtype = wd or dt
-        band_fn = direct.DirectPlan(kint, stride, dilation, dt, wd, scale).correlate_band
-    elif method == "im2col":
-        band_fn = gemm.GemmPlan(k, stride, dilation, dt).correlate_band
-        max_rows = gemm.GEMM_BAND_ROWS
-    else:  # fft
-        kf = k.astype(dt)
-        kdh = (k.shape[0] - 1) * dilation[0] + 1
-        min_rows = max_rows = max(fft.band_rows(kdh), kdh) if stride[0] == 1 else max(fft.FFT_BAND_ROWS, kdh)
-        band_fn = lambda buf, o: fft.correlate_band(buf, kf, stride, dilation, o)  # noqa: E731
-    _run_banded(x3, out, band_fn, k.shape, stride, dilation, pad, m, np.dtype(buf_dtype), nthreads, min_rows,
-                max_rows=max_rows)
+    plan = _plan(k, method, x.shape, dt, stride, dilation, integer_input or is_integer_image(x))
+    _run_banded(x3, out, plan.band_fn, k.shape, stride, dilation, pad, m, plan.buf_dtype, nthreads,
+                plan.min_rows, max_rows=plan.max_rows)
+    return out[:, :, 0] if x.ndim == 2 else out
+
+
+def gradient_magnitude(
+    x: np.ndarray,
+    kernel_x: np.ndarray,
+    kernel_y: np.ndarray,
+    *,
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    pad: Pad4 = (0, 0, 0, 0),
+    mode: str | PadMode = "zeros",
+    dtype: np.dtype | type | str = np.float32,
+    method: str = "auto",
+    threads: int | None = None,
+    integer_input: bool = False,
+) -> np.ndarray:
+    """``sqrt(correlate2d(x, kernel_x)**2 + correlate2d(x, kernel_y)**2)``, fused per band.
+
+    The two gradients of a band are computed from one gathered band and combined while
+    they are in cache, so neither full-size gradient image is ever written (Sobel, Scharr,
+    Prewitt magnitude). Arguments as :func:`correlate2d`; both kernels must have one shape.
+    Squares are taken in ``dtype`` (float32 overflows only above ~1e19).
+    """
+    kx, ky = _check_kernel(kernel_x), _check_kernel(kernel_y)
+    if kx.shape != ky.shape:
+        msg = f"both gradient kernels must have one shape, got {kx.shape} and {ky.shape}"
+        raise UsageError(msg)
+    dt = _working_dtype(dtype)
+    m = resolve_mode(mode) if isinstance(mode, str) else mode
+    x = np.asarray(x)
+    if x.ndim not in (2, 3):
+        msg = f"image must be (H, W) or (H, W, C), got shape {x.shape}"
+        raise UsageError(msg)
+    geom = Geometry(ksize=(kx.shape[0], kx.shape[1]), stride=stride, dilation=dilation, pad=pad)
+    oh, ow = geom.out_hw(x.shape[0], x.shape[1])
+    if method not in METHODS:
+        msg = f"unknown method {method!r}; choose from {', '.join(METHODS)}"
+        raise UsageError(msg)
+    _check_pad(pad, m)
+    nthreads = bands.resolve_threads(threads)
+    stride, dilation = (int(stride[0]), int(stride[1])), (int(dilation[0]), int(dilation[1]))
+    integer = integer_input or is_integer_image(x)
+    px = _plan(kx, method, x.shape, dt, stride, dilation, integer)
+    py = _plan(ky, method, x.shape, dt, stride, dilation, integer)
+    if px.buf_dtype != py.buf_dtype:  # one kernel has no exact integer form: both in float
+        px = _plan(kx, method, x.shape, dt, stride, dilation, False)
+        py = _plan(ky, method, x.shape, dt, stride, dilation, False)
+    x3 = x[:, :, None] if x.ndim == 2 else x
+    out = np.empty((oh, ow, x3.shape[2]), dtype=dt)
+
+    def band(buf: np.ndarray, o: np.ndarray) -> None:
+        gy = bands.scratch("gy", o.shape, dt)
+        px.band_fn(buf, o)
+        py.band_fn(buf, gy)
+        np.multiply(o, o, out=o)
+        np.multiply(gy, gy, out=gy)
+        np.add(o, gy, out=o)
+        np.sqrt(o, out=o)
+
+    caps = [r for r in (px.max_rows, py.max_rows) if r is not None]
+    _run_banded(x3, out, band, kx.shape, stride, dilation, pad, m, px.buf_dtype, nthreads,
+                max(px.min_rows, py.min_rows), max_rows=min(caps) if caps else None)
     return out[:, :, 0] if x.ndim == 2 else out
 
 
@@ -277,4 +358,4 @@ def conv2d(
     return out
 
 
-__all__ = ["METHODS", "choose_method", "conv2d", "correlate2d", "im2col"]
+__all__ = ["METHODS", "choose_method", "conv2d", "correlate2d", "gradient_magnitude", "im2col"]
