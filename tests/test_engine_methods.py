@@ -500,3 +500,18 @@ def test_gradient_magnitude_is_hypot_of_both(method: str, as_uint8: bool, tiny_b
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
     with pytest.raises(UsageError, match="one shape"):
         gradient_magnitude(x, SOBEL_X, np.ones((3, 2)))
+
+
+def test_out_parameter() -> None:
+    rng = np.random.default_rng(4)
+    for shape in [(13, 11), (13, 11, 3)]:
+        x = rng.normal(size=shape).astype(np.float32)
+        ref = correlate2d(x, SHARPEN, pad=(1, 1, 1, 1), mode="border")
+        buf = np.full_like(ref, np.nan)
+        got = correlate2d(x, SHARPEN, pad=(1, 1, 1, 1), mode="border", out=buf)
+        assert got is buf
+        np.testing.assert_array_equal(buf, ref)
+    with pytest.raises(UsageError, match="out must be"):
+        correlate2d(x, SHARPEN, pad=(1, 1, 1, 1), out=np.empty((13, 11, 3), np.float64))
+    with pytest.raises(UsageError, match="out must be"):
+        correlate2d(x, SHARPEN, out=np.empty((13, 11, 3), np.float32))

@@ -111,6 +111,8 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 #: Small images are still cut into this many bands, so that they use several threads.
 MIN_BANDS = 4
+#: Bands are at least HALO_FACTOR times the kernel's extra input rows (see core._run_banded).
+HALO_FACTOR = 3
 
 
 def band_rows(out_h: int, row_bytes: int, threads: int = 1) -> int:

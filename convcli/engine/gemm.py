@@ -18,7 +18,7 @@ import numpy as np
 from ..shapes import Pair
 from .bands import scratch, split_phase
 
-#: Output rows per band for the GEMM method (see the module docstring).
+#: Output rows per GEMM (chunks of a band; see the module docstring).
 GEMM_BAND_ROWS = 8
 
 
@@ -53,7 +53,18 @@ class GemmPlan:
         return t
 
     def correlate_band(self, buf: np.ndarray, out: np.ndarray) -> None:
-        """Write into ``out`` (bh, ow, C) the correlation of the padded band ``buf``."""
+        """Write into ``out`` (bh, ow, C) the correlation of the padded band ``buf``.
+
+        The band is computed in chunks of GEMM_BAND_ROWS output rows: the band itself is
+        larger, so its halo rows are re-read from cache rather than from memory.
+        """
+        sy, kdh = self.stride[0], (self.k.shape[0] - 1) * self.dilation[0] + 1
+        bh = out.shape[0]
+        for c0 in range(0, bh, GEMM_BAND_ROWS):
+            ch = min(GEMM_BAND_ROWS, bh - c0)
+            self._chunk(buf[c0 * sy : c0 * sy + (ch - 1) * sy + kdh], out[c0 : c0 + ch])
+
+    def _chunk(self, buf: np.ndarray, out: np.ndarray) -> None:
         sx, dx = self.stride[1], self.dilation[1]
         bh, ow, c = out.shape
         rows_in = buf.shape[0]

@@ -27,15 +27,10 @@ RANK_TOL = 1e-6
 # one thread: taps/gemm ms -- 3 taps 0.10/0.26, 5 random 0.29/0.28, 7 symmetric
 # 0.34/0.35, 9 symmetric 0.37/0.32, 15 symmetric 0.69/0.37, 15 random 0.94/0.37.
 VERTICAL_GEMM_MIN_PASSES = 9
-#: Output rows per band when the vertical pass is a GEMM: 15 taps over 4096x3 columns,
-#: one thread, per image: 8 rows 30 ms, 16 rows 36 ms, 32 rows 44 ms, 64 rows 79 ms.
-GEMM_BAND_ROWS = 16
-
-
-def max_band_rows(u: np.ndarray, dtype: np.dtype) -> int | None:
-    """The band height cap for a vertical factor ``u`` (None: the default band size)."""
-    passes = count_passes(np.asarray(u).reshape(-1, 1))
-    return GEMM_BAND_ROWS if np.dtype(dtype).kind == "f" and passes >= VERTICAL_GEMM_MIN_PASSES else None
+#: Output rows per vertical GEMM (a band is cut into such chunks; the band itself is
+#: larger so that its halo is re-read from cache, not memory). 15 taps over 4096x3
+#: columns, one thread, per image: 8 rows 30 ms, 16 rows 36 ms, 32 rows 44 ms, 64 rows 79 ms.
+GEMM_CHUNK_ROWS = 16
 
 
 def rank1_factors(k: np.ndarray, tol: float = RANK_TOL) -> tuple[np.ndarray, np.ndarray] | None:
@@ -137,10 +132,14 @@ class SeparablePlan:
         # Vertical pass: only the kept output rows, over every column the horizontal pass reads.
         mid = scratch("mid", (bh, width, buf.shape[2]), self.wd)
         if self.gemm:
-            t = self._toeplitz.get((bh, rows_in))
-            if t is None:
-                t = self._toeplitz[(bh, rows_in)] = toeplitz_rows(self.u, bh, rows_in, sy, dy, self.wd)
-            np.matmul(t, buf.reshape(rows_in, -1), out=mid.reshape(bh, -1))
+            flat = buf.reshape(rows_in, -1)
+            for c0 in range(0, bh, GEMM_CHUNK_ROWS):
+                ch = min(GEMM_CHUNK_ROWS, bh - c0)
+                rin = (ch - 1) * sy + (len(self.u) - 1) * dy + 1
+                t = self._toeplitz.get((ch, rin))
+                if t is None:
+                    t = self._toeplitz[(ch, rin)] = toeplitz_rows(self.u, ch, rin, sy, dy, self.wd)
+                np.matmul(t, flat[c0 * sy : c0 * sy + rin], out=mid[c0 : c0 + ch].reshape(ch, -1))
         elif self.ubox is not None:
             run_sum(buf, len(self.u), 0, mid)
             if self.ubox != 1:
