@@ -217,6 +217,34 @@ def single_table(rows: list[Row], diffs: dict[str, str]) -> list[str]:
     return md_table(header, table)
 
 
+def _median_of(rows: list[Row], prefix: str) -> float | None:
+    meds = [r.median for r in rows if r.name.startswith(prefix) and r.ok]
+    return min(meds) if meds else None
+
+
+def _verdict(name: str, ours: float | None, theirs: float | None, limit: float, strict: bool = False) -> str:
+    if ours is None or theirs is None:
+        return f"convcli ÷ {name}: not measured"
+    r = ours / theirs
+    ok = r < limit if strict else r <= limit
+    return f"convcli ÷ {name} = {r:.2f} ({'<' if strict else '≤'} {limit:g} {'✓' if ok else '✗'})"
+
+
+def single_targets(rows: list[Row]) -> str:
+    """Issue 4's whole-command targets: within 1.3x of vips and the OpenCV script, faster than ImageMagick."""
+    ours = _median_of(rows, "convcli")
+    parts = [_verdict("OpenCV script", ours, _median_of(rows, "Python + OpenCV"), 1.3),
+             _verdict("vips", ours, _median_of(rows, "vips"), 1.3),
+             _verdict("fastest ImageMagick", ours, _median_of(rows, "ImageMagick"), 1.0, strict=True)]
+    return "Targets: " + "; ".join(parts) + "."
+
+
+def batch_targets(rows: list[Row]) -> str:
+    """Issue 4's batch target: within 1.5x of `parallel vips`."""
+    ours, theirs = _median_of(rows, "convcli"), _median_of(rows, "parallel")
+    return "Target: " + _verdict("parallel vips", ours, theirs, 1.5) + "."
+
+
 # ---------------------------------------------------------------- batch of small images
 
 

@@ -237,7 +237,7 @@ def commands_section(report: Report, args: argparse.Namespace, tmp: Path) -> Non
         big = bi.write_png(tmp / f"photo{size}.png", bi.photo_rgb(size, size), compress_level=1)
         rows = bc.single_image(big, tmp / "single", repeats, 30.0, cv2_ok)
         report.add(f"## Whole command: {size}×{size} RGB PNG → Gaussian 15×15 σ 2.6 → PNG", "",
-                   *bc.single_table(rows, bc.compare_outputs(rows)), "",
+                   *bc.single_table(rows, bc.compare_outputs(rows)), "", bc.single_targets(rows), "",
                    "One process per run, wall time around it; peak RSS from the kernel (wait4 ru_maxrss). "
                    "vips uses `--min-ampl 0.025` so its mask is 15 taps wide, and its default 8-bit "
                    "fixed-point precision; ImageMagick pads with its default virtual pixels (edge), not "
@@ -250,6 +250,7 @@ def commands_section(report: Report, args: argparse.Namespace, tmp: Path) -> Non
         bi.write_batch(src, count)
         rows, n = bc.batch(src, tmp / "batch-out", 2 if not args.quick else 1, 40.0, cv2_ok)
         report.add(f"## Batch: {n} × 512² RGB PNGs, Gaussian 15×15 σ 2.6", "", *bc.batch_table(rows, n), "",
+                   bc.batch_targets(rows), "",
                    *[f"- `{_clip(r.cmdline)}`" for r in rows if r.cmdline], "")
     if "startup" not in args.skip:
         progress("start-up")
