@@ -515,3 +515,11 @@ def test_out_parameter() -> None:
         correlate2d(x, SHARPEN, pad=(1, 1, 1, 1), out=np.empty((13, 11, 3), np.float64))
     with pytest.raises(UsageError, match="out must be"):
         correlate2d(x, SHARPEN, out=np.empty((13, 11, 3), np.float32))
+
+
+def test_choose_method_integer_path_prefers_direct() -> None:
+    k = np.random.default_rng(0).integers(-2, 3, size=(7, 7)).astype(np.float64)
+    assert direct.count_passes(k) > 20
+    assert choose_method(k, (4096, 4096, 3)) == "im2col"
+    assert choose_method(k, (4096, 4096, 3), integer_input=True) == "direct"
+    assert choose_method(k + 0.3, (4096, 4096, 3), integer_input=True) == "im2col"  # no integer form
