@@ -268,7 +268,7 @@ class ConvStage(WindowStage):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         origin = self.source or f"seed {self.seed}"
-        d.update(kernel=f"conv ({origin})", out_channels=self.out_channels)
+        d.update(kernel=origin, out_channels=self.out_channels)
         return d
 
 

@@ -36,8 +36,19 @@ def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, inde
     rec = plan.stage.describe()
     label = f"{index}. {plan.stage.op}" + (f" {rec['kernel']}" if rec.get("kernel") else "")
     if plan.stage.op in FEATURE_OPS or values.shape[2] not in (1, 3):
-        return list(feature_maps_to_panels(values, label, shape))
+        return conv_kernel_panels(plan, index) + list(feature_maps_to_panels(values, label, shape))
     return [Panel(label, shape, display_pixels(values, plan.stage.op, maxval))]
+
+
+def conv_kernel_panels(plan: StagePlan, index: int, most: int = 8) -> list:
+    """For a conv stage, the weights each output channel applies to input channel 0 (up to ``most``)."""
+    from .pipeline import ConvStage
+    from .teach.montage import kernel_panel
+
+    if not isinstance(plan.stage, ConvStage):
+        return []
+    w = plan.stage.weights_for(plan.in_shape[0])
+    return [kernel_panel(w[o, 0], f"{index}. conv w[{o},0]") for o in range(min(most, w.shape[0]))]
 
 
 def montage_png(panels: list, title: str | None = None) -> bytes:
