@@ -6,6 +6,21 @@ channel-mixing layers. Both compute PyTorch's cross-correlation
 and pick a method behind one signature (``method="auto"``, see :func:`choose_method`),
 so fast paths plug in without touching callers. Work is split into full-width bands run
 on ``threads`` threads; :func:`set_default_threads` sets the default (the CLI's ``--threads``).
+
+Methods (:data:`METHODS`, forced with ``method=``; :func:`choose_method` picks for "auto"):
+
+- ``direct``: tap accumulation per band; zero taps skipped, taps sharing a coefficient
+  summed first, 4+ distinct coefficients applied in one GEMV; exact int16 arithmetic for
+  8-bit input (uint8 arrays, or ``integer_input=True``) and integer kernels (times a scale).
+- ``separable``: rank-1 kernels (SVD) as a vertical pass (GEMM for long kernels, doubling
+  sums for boxes) and a horizontal pass; strides computed polyphase.
+- ``im2col``: dense kernels as one stacked Toeplitz sgemm per chunk of a band.
+- ``fft``: per-band overlap-save with ``numpy.fft.rfft2`` (large dense kernels).
+
+Also :func:`gradient_magnitude` (two gradients and sqrt(gx² + gy²) fused per band) and
+``out=`` on :func:`correlate2d` to write into a reused buffer. Results equal a float64
+reference within 1e-4 relative (exactly, on the integer path), whatever the method, band
+size or thread count; one and several threads give bit-identical arrays.
 """
 
 from __future__ import annotations
