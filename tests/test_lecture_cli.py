@@ -1,0 +1,179 @@
+"""The lecture issue through the CLI: chain, conv layers, feature maps, montages, explain, demo.
+
+References are independent: scipy.ndimage and the float64 loops of tests/reference.py,
+NumPy's own generator for the seeded weights, Pillow for the luminance weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from click.testing import CliRunner, Result
+from PIL import Image
+from reference import ref_conv2d_loop, ref_correlate_scipy
+
+from convcli.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+CAT = ROOT / "sample_images" / "cat224.png"
+
+
+def run(*args: Any) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def ok(*args: Any) -> Result:
+    res = run(*args)
+    assert res.exit_code == 0, res.stderr
+    return res
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """A 40x52 crop of the cat, as a PNG and as float64 values."""
+    arr = np.asarray(Image.open(CAT).convert("RGB"))[60:100, 80:132]
+    path = tmp_path / "small.png"
+    Image.fromarray(arr).save(path)
+    return path, arr.astype(np.float64)
+
+
+def seeded_uniform_weights(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """What --seed promises: NumPy's default generator, uniform in [-1, 1)."""
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, size=shape).astype(np.float32)
+
+
+def test_fact5_conv3_then_conv1x1_shapes(tmp_path: Path) -> None:
+    res = ok("chain", "-i", CAT, "-o", tmp_path / "maps.npy", "--json",
+             "conv", "--out-channels", "3", "-k", "3", "conv", "--out-channels", "2", "-k", "1")
+    rec = json.loads(res.stdout)
+    shapes = [rec["input_shape"]] + [s["output_shape"] for s in rec["stages"]]
+    assert shapes == [[1, 3, 224, 224], [1, 3, 224, 224], [1, 2, 224, 224]]
+    assert np.load(tmp_path / "maps.npy").shape == (224, 224, 2)
+
+
+def test_chain_equals_its_stages_on_floats(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    path, x = small
+    ok("chain", "-i", path, "-o", tmp_path / "c.npy", "-q", "blur", "-k", "5", "edges", "--direction",
+       "vertical")
+    got = np.load(tmp_path / "c.npy")
+    g1 = np.array([1, 4, 6, 4, 1], float) / 16
+    blurred = np.stack([ndi.correlate(x[..., c], np.outer(g1, g1), mode="mirror") for c in range(3)], -1)
+    luma = blurred @ np.array([0.299, 0.587, 0.114])
+    kv = np.array([[-1, 0, 1]] * 3, float)
+    ref = ndi.correlate(luma, kv, mode="mirror")
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3)
+
+
+def test_conv_with_weight_and_bias_files_equals_a_direct_loop(small: tuple[Path, np.ndarray],
+                                                               tmp_path: Path) -> None:
+    path, x = small
+    rng = np.random.default_rng(7)
+    w = rng.normal(size=(4, 3, 3, 2)).astype(np.float32)
+    b = rng.normal(size=(4,)).astype(np.float32)
+    np.save(tmp_path / "w.npy", w)
+    np.save(tmp_path / "b.npy", b)
+    ok("chain", "-i", path, "-o", tmp_path / "o.npy", "-q", "conv", "--weights", tmp_path / "w.npy",
+       "--bias", tmp_path / "b.npy", "-s", "2", "-d", "2", "-p", "border", "--pad", "1,2,0,3")
+    ref = ref_conv2d_loop(x, w.astype(np.float64), b.astype(np.float64), stride=2, dilation=2,
+                          pad4=(1, 2, 0, 3), mode="border")
+    got = np.load(tmp_path / "o.npy")
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-2)
+
+
+def test_seeded_weights_are_numpy_uniform_and_reproducible(small: tuple[Path, np.ndarray],
+                                                           tmp_path: Path) -> None:
+    path, x = small
+    a = ok("chain", "-i", path, "-o", tmp_path / "a.npy", "-q", "conv", "--out-channels", "2", "--seed", "5",
+           "--show-weights")
+    ok("chain", "-i", path, "-o", tmp_path / "b.npy", "-q", "conv", "--out-channels", "2", "--seed", "5")
+    ok("chain", "-i", path, "-o", tmp_path / "c.npy", "-q", "conv", "--out-channels", "2", "--seed", "6")
+    wa, wc = np.load(tmp_path / "a.npy"), np.load(tmp_path / "c.npy")
+    assert np.array_equal(wa, np.load(tmp_path / "b.npy"))
+    assert not np.allclose(wa, wc)
+    w = seeded_uniform_weights(5, (2, 3, 3, 3))
+    ref = ref_conv2d_loop(x, w.astype(np.float64), None, pad4=(1, 1, 1, 1), mode="zeros")
+    np.testing.assert_allclose(wa, ref, rtol=1e-4, atol=1e-2)
+    printed = [float(v) for line in a.stderr.splitlines() if line.strip().startswith("[")
+               for v in line.strip(" []").split()]
+    np.testing.assert_allclose(printed, w.ravel(), atol=0.006)
+
+
+def test_relu_zeroes_negatives(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    path, x = small
+    ok("chain", "-i", path, "-o", tmp_path / "r.npy", "-q", "filter", "-k", "edge-vertical", "relu")
+    ref = np.stack([ndi.correlate(x[..., c], np.array([[-1, 0, 1]] * 3, float), mode="mirror")
+                    for c in range(3)], -1)
+    np.testing.assert_allclose(np.load(tmp_path / "r.npy"), np.maximum(ref, 0), atol=1e-3)
+
+
+def test_feature_maps_become_one_grey_image_per_channel_and_a_grid(small: tuple[Path, np.ndarray],
+                                                                   tmp_path: Path) -> None:
+    path, _ = small
+    res = ok("chain", "-i", path, "-o", tmp_path / "maps.png", "--json", "conv", "--out-channels", "5",
+             "-s", "2")
+    rec = json.loads(res.stdout)
+    chans = [tmp_path / f"maps.c{i}.png" for i in range(5)]
+    assert rec["outputs"] == [str(c) for c in chans]
+    ok("chain", "-i", path, "-o", tmp_path / "maps.npy", "-q", "conv", "--out-channels", "5", "-s", "2")
+    floats = np.load(tmp_path / "maps.npy")
+    for i, c in enumerate(chans):
+        img = np.asarray(Image.open(c))
+        assert img.shape == (20, 26) and img.min() == 0 and img.max() == 255
+        f = floats[..., i]
+        np.testing.assert_allclose(img, np.rint((f - f.min()) / (f.max() - f.min()) * 255), atol=1)
+    grid = Image.open(tmp_path / "maps.png")
+    assert grid.mode == "RGB" and grid.width > 2 * 26
+
+
+def test_montage_has_a_panel_per_stage(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    from convcli.teach.montage import layout
+
+    path, _ = small
+    ok("filter", path, "-k", "sharpen", "-o", tmp_path / "s.png", "-q", "--montage", tmp_path / "m1.png")
+    ok("chain", "-i", path, "-o", tmp_path / "c.png", "-q", "--montage", tmp_path / "m3.png", "blur",
+       "downsample", "filter", "-k", "emboss")
+    m1, m3 = Image.open(tmp_path / "m1.png"), Image.open(tmp_path / "m3.png")
+    assert m1.size == (layout(2, title=True).width, layout(2, title=True).height)
+    assert m3.size == (layout(4, title=True).width, layout(4, title=True).height)
+
+
+def test_explain_at_a_border_pixel_matches_scipy(small: tuple[Path, np.ndarray]) -> None:
+    path, x = small
+    for mode in ("zeros", "border", "reflection", "symmetric", "circular"):
+        res = ok("explain", path, "--at", "0,0", "-k", "sharpen", "-p", mode, "--channel", "1")
+        value = float(res.stdout.strip().splitlines()[-1].split("=")[-1].replace("\u2212", "-"))
+        ref = ref_correlate_scipy(x[..., 1], np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], float),
+                                  pad4=(1, 1, 1, 1), mode=mode)
+        assert value == pytest.approx(ref[0, 0]), mode
+
+
+def test_explain_patch_is_fifty_and_unroll_checks_itself() -> None:
+    res = ok("explain", "--kernel", "sharpen", "--patch", "10 20 30; 40 50 60; 70 80 90")
+    assert res.stdout.strip().splitlines()[-1] == "Output = 50"
+    un = ok("explain", "--patch", "1 2 3; 4 5 6; 7 8 9", "-k", "1 0; 0 -1", "-p", "valid", "--unroll")
+    assert "max difference 0" in un.stdout
+    assert run("explain", "--patch", "1 2; 3 4").exit_code == 2  # 2x2 patch, 3x3 kernel
+
+
+def test_demo_writes_every_figure(tmp_path: Path) -> None:
+    res = ok("demo", "--out-dir", tmp_path / "tour", "--json")
+    figs = [json.loads(line) for line in res.stdout.splitlines()]
+    names = {f["figure"] for f in figs}
+    assert names == {"00-overview", "01-sharpen", "02-gaussian-blur", "03-edges", "04-box-3x3-vs-5x5",
+                     "05-valid-vs-same", "06-padding-modes", "07-random-conv-relu", "08-stride-2",
+                     "09-stacked-conv-relu"}
+    for f in figs:
+        assert Image.open(f["output"]).size[0] > 200
+    by_name = {f["figure"]: f for f in figs}
+    valid_same = [p["output_shape"] for p in by_name["05-valid-vs-same"]["pipelines"]]
+    assert valid_same == [[1, 3, 222, 222], [1, 3, 224, 224]]
+    stacked = by_name["09-stacked-conv-relu"]["pipelines"][0]["stages"]
+    assert [s["output_shape"][2] for s in stacked] == [112, 112, 56, 56]
+    conv = by_name["07-random-conv-relu"]["pipelines"][0]["stages"]
+    assert [s["output_shape"] for s in conv] == [[1, 3, 224, 224], [1, 3, 224, 224], [1, 2, 224, 224]]
