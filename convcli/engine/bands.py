@@ -204,7 +204,11 @@ def padded_band(
         if col_index is None:
             col_index = map_index(np.arange(-pad_left, width - pad_left), w, mode)
         csrc, cvalid = col_index
-        out[:, edge_cols] = x[rsrc[:, None], csrc[edge_cols][None, :]]
+        bsrc = csrc[edge_cols] + pad_left  # where the source columns sit in this band
+        if c0 < c1 and bsrc.min() >= c0 and bsrc.max() < c1:
+            out[:, edge_cols] = out[:, bsrc]  # mirrored/wrapped from the band's own copy
+        else:
+            out[:, edge_cols] = x[rsrc[:, None], csrc[edge_cols][None, :]]
         if cvalid is not None:
             out[:, edge_cols[~cvalid[edge_cols]]] = 0
     if rvalid is not None:
