@@ -20,6 +20,7 @@ from .choose import METHODS, choose_method
 from .intpath import integer_form, is_integer_image
 
 BandFn = Callable[[np.ndarray, np.ndarray], None]
+RowsFn = Callable[[np.ndarray, np.ndarray, int, int, np.ndarray, "np.ndarray | None"], None]
 
 
 def _check_kernel(kernel: np.ndarray) -> np.ndarray:
@@ -64,8 +65,13 @@ def _run_banded(
     min_rows: int = 1,
     row_bytes: int | None = None,
     max_rows: int | None = None,
+    rows_fn: RowsFn | None = None,
 ) -> None:
-    """Fill ``out`` (oh, ow, C') band by band: gather each band's padded rows, call ``band_fn``."""
+    """Fill ``out`` (oh, ow, C') band by band: gather each band's padded rows, call ``band_fn``.
+
+    With ``rows_fn`` (the separable method), bands that need no row padding and no dtype
+    conversion skip the gathered copy: ``rows_fn`` reads the image rows in place.
+    """
     (kh, kw), (sy, sx), (dy, dx) = ksize, stride, dilation
     oh, ow = out.shape[:2]
     width = (ow - 1) * sx + (kw - 1) * dx + 1
@@ -80,8 +86,20 @@ def _run_banded(
     rows = max(rows, min(halo_rows, -(-oh // bands.MIN_BANDS)))
     rows = max(min_rows, rows if max_rows is None else min(rows, max_rows))
 
+    h, w = x3.shape[:2]
+    csrc, cvalid = col_index
+    n_real = min(w, width - pad[2])  # the real columns [0, n_real) a band reads
+    edge = np.r_[0 : pad[2], pad[2] + n_real : width].astype(np.intp) if n_real > 0 else None
+    in_place = (
+        rows_fn is not None and edge is not None and x3.dtype == buf_dtype and separable.pixel_rows(x3)
+        and (edge.size == 0 or int(csrc[edge].max()) < n_real)
+    )
+
     def one_band(y0: int, y1: int) -> None:
         r0, r1 = y0 * sy, (y1 - 1) * sy + (kh - 1) * dy + 1
+        if in_place and rows_fn is not None and r0 >= pad[0] and r1 - pad[0] <= h:
+            rows_fn(x3[r0 - pad[0] : r1 - pad[0], :n_real], out[y0:y1], pad[2], width, csrc, cvalid)
+            return
         buf = bands.padded_band(x3, r0, r1, pad[0], pad[2], width, m, buf_dtype, col_index)
         band_fn(buf, out[y0:y1])
 
@@ -98,6 +116,7 @@ class _Plan:
     buf_dtype: np.dtype
     min_rows: int = 1
     max_rows: int | None = None
+    rows_fn: RowsFn | None = None
 
 
 def _plan(k: np.ndarray, method: str, image_shape: tuple[int, ...], dt: np.dtype, stride: Pair,
@@ -124,7 +143,7 @@ def _plan(k: np.ndarray, method: str, image_shape: tuple[int, ...], dt: np.dtype
         u, v = f
         buf = np.dtype(wd or dt)
         plan = separable.SeparablePlan(u, v, stride, dilation, dt, wd, scale)
-        return _Plan(method, plan.correlate_band, buf)
+        return _Plan(method, plan.correlate_band, buf, rows_fn=plan.correlate_rows)
     if method == "direct":
         return _Plan(method, direct.DirectPlan(kint, stride, dilation, dt, wd, scale).correlate_band,
                      np.dtype(wd or dt))
@@ -203,7 +222,7 @@ def correlate2d(
     out3 = result[:, :, None] if x.ndim == 2 else result
     plan = _plan(k, method, x.shape, dt, stride, dilation, integer_input or is_integer_image(x))
     _run_banded(x3, out3, plan.band_fn, k.shape, stride, dilation, pad, m, plan.buf_dtype, nthreads,
-                plan.min_rows, max_rows=plan.max_rows)
+                plan.min_rows, max_rows=plan.max_rows, rows_fn=plan.rows_fn)
     return result
 
 

@@ -106,6 +106,22 @@ def _box(groups: list[tuple[float, list[tuple[int, int]]]], n: int) -> float | N
     return None
 
 
+def pixel_rows(a: np.ndarray) -> bool:
+    """True if each row of (rows, n, C) ``a`` is n * C contiguous samples."""
+    if a.shape[2] == 1:
+        return a.shape[1] == 1 or a.strides[1] == a.itemsize
+    return a.strides[2] == a.itemsize and a.strides[1] == a.shape[2] * a.itemsize
+
+
+def _as_2d(a: np.ndarray) -> np.ndarray:
+    """(rows, n, C) with contiguous rows of pixels as a (rows, n * C) view (row stride kept)."""
+    if not pixel_rows(a):
+        msg = "rows of pixels must be contiguous"
+        raise ValueError(msg)
+    shape, strides = (a.shape[0], a.shape[1] * a.shape[2]), (a.strides[0], a.itemsize)
+    return np.lib.stride_tricks.as_strided(a, shape, strides)
+
+
 class SeparablePlan:
     """Both 1-D passes of one rank-1 kernel, prepared once per call and shared by every band."""
 
@@ -124,29 +140,57 @@ class SeparablePlan:
             self.gemm = False
         self._toeplitz: dict[tuple[int, int], np.ndarray] = {}
 
+    def correlate_rows(self, rows: np.ndarray, out: np.ndarray, pad_left: int, width: int,
+                       col_src: np.ndarray, col_valid: np.ndarray | None) -> None:
+        """As :meth:`correlate_band`, from unpadded image rows: no gathered copy of the band.
+
+        Padding columns commutes with the vertical pass (a padded column is a copy of a real
+        column, or zeros), so the vertical pass runs on the real columns straight from the
+        image and the padding columns are filled in the narrow intermediate afterwards.
+        ``rows`` (rows_in, n, C) holds the real columns the band needs, n <= W; the caller
+        guarantees every padding column's source ``col_src`` lies among them.
+        """
+        n, c = rows.shape[1], rows.shape[2]
+        mid = scratch("mid", (out.shape[0], width, c), self.wd)
+        self._vertical(rows, mid[:, pad_left : pad_left + n])
+        edge = np.r_[0:pad_left, pad_left + n : width].astype(np.intp)
+        if edge.size:
+            mid[:, edge] = mid[:, col_src[edge] + pad_left]
+            if col_valid is not None:
+                mid[:, edge[~col_valid[edge]]] = 0
+        self._horizontal(mid, out)
+
     def correlate_band(self, buf: np.ndarray, out: np.ndarray) -> None:
         """Write into ``out`` (bh, ow, C) the correlation of the padded band ``buf``."""
-        (sy, sx), (dy, dx) = self.stride, self.dilation
-        bh, ow = out.shape[:2]
-        rows_in, width = buf.shape[:2]
-        # Vertical pass: only the kept output rows, over every column the horizontal pass reads.
-        mid = scratch("mid", (bh, width, buf.shape[2]), self.wd)
+        mid = scratch("mid", (out.shape[0], buf.shape[1], buf.shape[2]), self.wd)
+        self._vertical(buf, mid)
+        self._horizontal(mid, out)
+
+    def _vertical(self, buf: np.ndarray, mid: np.ndarray) -> None:
+        """Vertical pass: only the kept output rows, over every column of ``buf``."""
+        sy, dy = self.stride[0], self.dilation[0]
+        bh, width = mid.shape[:2]
         if self.gemm:
-            flat = buf.reshape(rows_in, -1)
+            flat = _as_2d(buf)
+            mid2 = _as_2d(mid)
             for c0 in range(0, bh, GEMM_CHUNK_ROWS):
                 ch = min(GEMM_CHUNK_ROWS, bh - c0)
                 rin = (ch - 1) * sy + (len(self.u) - 1) * dy + 1
                 t = self._toeplitz.get((ch, rin))
                 if t is None:
                     t = self._toeplitz[(ch, rin)] = toeplitz_rows(self.u, ch, rin, sy, dy, self.wd)
-                np.matmul(t, flat[c0 * sy : c0 * sy + rin], out=mid[c0 : c0 + ch].reshape(ch, -1))
+                np.matmul(t, flat[c0 * sy : c0 * sy + rin], out=mid2[c0 : c0 + ch])
         elif self.ubox is not None:
             run_sum(buf, len(self.u), 0, mid)
             if self.ubox != 1:
                 np.multiply(mid, self.wd.type(self.ubox), out=mid)
         else:
             accumulate(self.ugroups, phase_windows(buf, (sy, 1), (dy, 1), (bh, width)), mid)
-        # Horizontal pass: polyphase, only the kept output columns.
+
+    def _horizontal(self, mid: np.ndarray, out: np.ndarray) -> None:
+        """Horizontal pass: polyphase, only the kept output columns."""
+        sx, dx = self.stride[1], self.dilation[1]
+        bh, ow = out.shape[:2]
         acc = out if self.wd == out.dtype else scratch("acc", out.shape, self.wd)
         if self.vbox is not None:
             run_sum(mid, len(self.vgroups[0][1]), 1, acc)
