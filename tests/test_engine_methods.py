@@ -239,14 +239,14 @@ def test_integer_path_exactly_equals_float64(case: dict) -> None:
 
 def test_integer_path_runs_in_int16(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[np.dtype] = []
-    real = bands.padded_band
+    real = bands.BandGather.band
 
-    def spy(*args: object, **kwargs: object) -> np.ndarray:
-        out = real(*args, **kwargs)  # type: ignore[arg-type]
+    def spy(self: bands.BandGather, r0: int, r1: int) -> np.ndarray:
+        out = real(self, r0, r1)
         seen.append(out.dtype)
         return out
 
-    monkeypatch.setattr(bands, "padded_band", spy)
+    monkeypatch.setattr(bands.BandGather, "band", spy)
     x = np.random.default_rng(0).integers(0, 256, (12, 10, 3)).astype(np.float32)
     sharpen = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]])
     correlate2d(x, sharpen, pad=(1, 1, 1, 1), mode="reflection", integer_input=True)
@@ -459,14 +459,14 @@ def test_scaled_integer_kernels_on_uint8(method: str, kernel: np.ndarray,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Integer kernel times a scale on 8-bit data: int16 sums, one float rounding at the end."""
     seen: list[np.dtype] = []
-    real = bands.padded_band
+    real = bands.BandGather.band
 
-    def spy(*args: object, **kwargs: object) -> np.ndarray:
-        out = real(*args, **kwargs)  # type: ignore[arg-type]
+    def spy(self: bands.BandGather, r0: int, r1: int) -> np.ndarray:
+        out = real(self, r0, r1)
         seen.append(out.dtype)
         return out
 
-    monkeypatch.setattr(bands, "padded_band", spy)
+    monkeypatch.setattr(bands.BandGather, "band", spy)
     x8 = np.random.default_rng(1).integers(0, 256, (21, 26, 3), dtype=np.uint8)
     for stride in [(1, 1), (2, 2)]:
         pad = (kernel.shape[0] // 2,) * 2 + (kernel.shape[1] // 2,) * 2

@@ -162,6 +162,66 @@ def map_index(idx: np.ndarray, n: int, mode: PadMode) -> tuple[np.ndarray, np.nd
     raise UsageError(msg)
 
 
+class BandGather:
+    """Gathers padded bands of one image: the index work is done once per call, not per band.
+
+    ``band(r0, r1)`` returns rows [r0, r1) and columns [0, width) of ``x`` (H, W, C)
+    padded by ``mode`` as ``dtype``, in padded coordinates (row ``pad_top`` is the first
+    real row). Only the band is materialised; the conversion to ``dtype`` happens in the
+    copy. Per band this is a handful of NumPy calls, which matters because Python between
+    calls holds the GIL that the other bands' threads are waiting for.
+    """
+
+    def __init__(self, x: np.ndarray, rows_needed: int, pad_top: int, pad_left: int, width: int,
+                 mode: PadMode, dtype: np.dtype) -> None:
+        h, w, _ = x.shape
+        self.x, self.pad_top, self.width, self.dtype = x, pad_top, width, np.dtype(dtype)
+        self.rsrc, rvalid = map_index(np.arange(-pad_top, rows_needed - pad_top), h, mode)
+        self.rzero = None if rvalid is None else ~rvalid
+        csrc, cvalid = map_index(np.arange(-pad_left, width - pad_left), w, mode)
+        self.col_index = (csrc, cvalid)
+        c0, c1 = max(0, pad_left), min(width, pad_left + w)
+        if c0 >= c1:
+            c0 = c1 = 0
+        self.c0, self.c1, self.s0 = c0, c1, c0 - pad_left
+        self.edge_cols = np.r_[0:c0, c1:width].astype(np.intp)
+        self.edge_src = csrc[self.edge_cols]
+        bsrc = self.edge_src + pad_left  # where the source columns sit in a band
+        self.from_band = bool(c0 < c1 and (bsrc.size == 0 or (bsrc.min() >= c0 and bsrc.max() < c1)))
+        self.edge_bsrc = bsrc
+        self.zero_cols = None if cvalid is None else self.edge_cols[~cvalid[self.edge_cols]]
+        self.h = h
+
+    def band(self, r0: int, r1: int) -> np.ndarray:
+        """The padded band of rows [r0, r1) (a per-thread scratch buffer)."""
+        x, c0, c1, s0 = self.x, self.c0, self.c1, self.s0
+        n = r1 - r0
+        out = scratch("band", (n, self.width, x.shape[2]), self.dtype)
+        first = r0 - self.pad_top  # image row of the band's first row
+        lo = min(n, max(0, -first))
+        hi = max(lo, min(n, self.h - first))
+        rsrc = self.rsrc[r0:r1]
+        if c0 < c1:
+            if lo < hi:
+                out[lo:hi, c0:c1] = x[first + lo : first + hi, s0 : s0 + (c1 - c0)]
+            if lo > 0:
+                out[:lo, c0:c1] = x[rsrc[:lo], s0 : s0 + (c1 - c0)]
+            if hi < n:
+                out[hi:, c0:c1] = x[rsrc[hi:], s0 : s0 + (c1 - c0)]
+        if self.edge_cols.size:
+            if self.from_band:
+                out[:, self.edge_cols] = out[:, self.edge_bsrc]  # mirrored/wrapped from the band
+            else:
+                out[:, self.edge_cols] = x[rsrc[:, None], self.edge_src[None, :]]
+            if self.zero_cols is not None and self.zero_cols.size:
+                out[:, self.zero_cols] = 0
+        if self.rzero is not None:
+            zero = self.rzero[r0:r1]
+            if zero.any():
+                out[zero] = 0
+        return out
+
+
 def padded_band(
     x: np.ndarray,
     r0: int,
@@ -175,45 +235,9 @@ def padded_band(
 ) -> np.ndarray:
     """Rows [r0, r1) and columns [0, width) of ``x`` (H, W, C) padded by ``mode``, as ``dtype``.
 
-    Coordinates are those of the padded image (row ``pad_top`` is the first real row).
-    Only this band is materialised; the conversion to ``dtype`` happens in the copy.
-    ``col_index`` may pass a precomputed ``map_index`` of the padded columns.
+    One-off form of :class:`BandGather` (``col_index`` is accepted for compatibility).
     """
-    h, w, c = x.shape
-    out = scratch("band", (r1 - r0, width, c), dtype)
-    rows = np.arange(r0 - pad_top, r1 - pad_top)
-    n = len(rows)
-    rsrc, rvalid = map_index(rows, h, mode)
-    lo = min(n, max(0, -int(rows[0])))
-    hi = max(lo, min(n, h - int(rows[0])))
-    # Columns [pad_left, pad_left + w) clipped to [0, width) are copied straight from x.
-    c0, c1 = max(0, pad_left), min(width, pad_left + w)
-    s0 = c0 - pad_left
-    if c0 < c1:
-        if lo < hi:
-            out[lo:hi, c0:c1] = x[rows[lo] : rows[hi - 1] + 1, s0 : s0 + (c1 - c0)]
-        # Rows outside the image (top/bottom padding) take the mode's source rows.
-        edge_rows = np.r_[0:lo, hi:n].astype(np.intp)
-        if edge_rows.size:
-            out[edge_rows, c0:c1] = x[rsrc[edge_rows], s0 : s0 + (c1 - c0)]
-    else:
-        c0 = c1 = 0
-    # Columns outside the image (left/right padding): a small gather from x.
-    edge_cols = np.r_[0:c0, c1:width].astype(np.intp)
-    if edge_cols.size:
-        if col_index is None:
-            col_index = map_index(np.arange(-pad_left, width - pad_left), w, mode)
-        csrc, cvalid = col_index
-        bsrc = csrc[edge_cols] + pad_left  # where the source columns sit in this band
-        if c0 < c1 and bsrc.min() >= c0 and bsrc.max() < c1:
-            out[:, edge_cols] = out[:, bsrc]  # mirrored/wrapped from the band's own copy
-        else:
-            out[:, edge_cols] = x[rsrc[:, None], csrc[edge_cols][None, :]]
-        if cvalid is not None:
-            out[:, edge_cols[~cvalid[edge_cols]]] = 0
-    if rvalid is not None:
-        out[~rvalid] = 0
-    return out
+    return BandGather(x, r1, pad_top, pad_left, width, mode, dtype).band(r0, r1)
 
 
 # ---------------------------------------------------------------- BLAS threads

@@ -75,7 +75,8 @@ def _run_banded(
     (kh, kw), (sy, sx), (dy, dx) = ksize, stride, dilation
     oh, ow = out.shape[:2]
     width = (ow - 1) * sx + (kw - 1) * dx + 1
-    col_index = bands.map_index(np.arange(-pad[2], width - pad[2]), x3.shape[1], m)
+    gather = bands.BandGather(x3, (oh - 1) * sy + (kh - 1) * dy + 1, pad[0], pad[2], width, m, buf_dtype)
+    col_index = gather.col_index
     in_row = width * x3.shape[2] * buf_dtype.itemsize * sy
     rb = row_bytes if row_bytes is not None else max(out[0].nbytes, in_row)
     rows = bands.band_rows(oh, rb, threads)
@@ -100,8 +101,7 @@ def _run_banded(
         if in_place and rows_fn is not None and r0 >= pad[0] and r1 - pad[0] <= h:
             rows_fn(x3[r0 - pad[0] : r1 - pad[0], :n_real], out[y0:y1], pad[2], width, csrc, cvalid)
             return
-        buf = bands.padded_band(x3, r0, r1, pad[0], pad[2], width, m, buf_dtype, col_index)
-        band_fn(buf, out[y0:y1])
+        band_fn(gather.band(r0, r1), out[y0:y1])
 
     with bands.single_threaded_blas():
         bands.run_bands(one_band, oh, rows, threads)
