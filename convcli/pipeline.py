@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import color
-from .engine import conv2d, correlate2d
+from .engine import conv2d, correlate2d, gradient_magnitude
 from .errors import UsageError
 from .kernels import Kernel
 from .padding import PadMode, resolve_mode
@@ -169,12 +169,11 @@ class GradientStage(WindowStage):
 
     def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
         assert self.kx is not None and self.ky is not None
-        gx = self.correlate(x, self.kx.weights, eng)
-        gy = self.correlate(x, self.ky.weights, eng)
-        np.multiply(gx, gx, out=gx)
-        np.multiply(gy, gy, out=gy)
-        np.add(gx, gy, out=gx)
-        return np.sqrt(gx, out=gx)
+        kx, ky = self.kx.weights, self.ky.weights
+        if self.flip:
+            kx, ky = kx[::-1, ::-1], ky[::-1, ::-1]
+        return gradient_magnitude(x, kx, ky, stride=self.stride, dilation=self.dilation, pad=self.pad,
+                                  mode=self.padding, **eng.kwargs())
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
