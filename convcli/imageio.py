@@ -559,10 +559,21 @@ def _icc_fits(profile: bytes, channels: int) -> bool:
     return _icc_space(profile) == (b"GRAY" if channels == 1 else b"RGB ")
 
 
+def _stored_integer(arr: np.ndarray, bit_depth: int) -> np.ndarray:
+    """The decoded array as native uint8 (8-bit) or uint16 (16-bit), copied only if it is not."""
+    want = np.dtype(np.uint16 if bit_depth == 16 else np.uint8)
+    return arr if arr.dtype == want else arr.astype(want)
+
+
 def read_image(
-    source: Source, *, gray: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    source: Source, *, gray: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    keep_integer: bool = False,
 ) -> DecodedImage:
-    """Decode the first frame of an image file (or bytes), upright, as float32 on the stored scale."""
+    """Decode the first frame of an image file (or bytes), upright, as float32 on the stored scale.
+
+    ``keep_integer=True`` keeps colour and alpha as stored (uint8 or uint16, no float32 copy),
+    except grey computed from colour (``--gray``), which is float32 as usual.
+    """
     with _opened(source) as (im, fp, head):
         plan = _inspect(im, head, gray, max_pixels)
         icc = im.info.get("icc_profile") or None
@@ -574,8 +585,14 @@ def read_image(
     arr = _orient(arr, plan.orientation)
     header = plan.header
     n_colour = plan.stored.channels
-    color = arr[..., :n_colour].astype(np.float32)
-    alpha = arr[..., n_colour].astype(np.float32) if header.has_alpha else None
+    if keep_integer:
+        arr = _stored_integer(arr, header.bit_depth)
+        color = arr[..., :n_colour]
+        alpha = np.ascontiguousarray(arr[..., n_colour]) if header.has_alpha else None
+    else:
+        color = arr[..., :n_colour].astype(np.float32)
+        alpha = arr[..., n_colour].astype(np.float32) if header.has_alpha else None
+    del arr
     if header.channels == 1 and color.shape[-1] == 3:
         color = luminance(color)
     if isinstance(icc, bytes) and not _icc_fits(icc, header.channels):

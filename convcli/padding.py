@@ -118,3 +118,39 @@ def pattern_row(mode: str | PadMode, n: int = 5, pad: int = 2) -> str:
     mid = " ".join(map(str, padded[pad : pad + n]))
     right = " ".join(map(str, padded[pad + n :]))
     return f"{left} | {mid} | {right}"
+
+
+def source_rows(
+    idx: np.ndarray, n: int, mode: str | PadMode
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Where positions ``idx`` of a padded axis read from an axis of ``n`` samples.
+
+    ``idx`` are positions relative to the first real sample (negative: in the leading
+    pad, ``>= n``: in the trailing one). Returns ``(src, valid)``: ``src`` indexes the
+    real axis (always in ``0..n-1``), and ``valid`` is None, or for ``zeros`` a mask that
+    is False where the padded value is 0. ``x[src]`` (zeroed where not ``valid``) equals
+    the same positions of :func:`pad_array`, pads larger than the image included.
+    ``valid`` takes no padding: every position must be inside ``0..n-1``.
+    """
+    m = resolve_mode(mode) if isinstance(mode, str) else mode
+    i = np.asarray(idx, dtype=np.intp)
+    if n < 1:
+        msg = f"cannot pad an axis of {n} samples"
+        raise UsageError(msg)
+    inside = (i >= 0) & (i < n)
+    if m.numpy is None:
+        if not np.all(inside):
+            msg = "padding mode 'valid' takes no padding amount"
+            raise UsageError(msg)
+        return i, None
+    if m.numpy == "constant":
+        return np.clip(i, 0, n - 1), inside
+    if m.numpy == "edge" or (m.numpy == "reflect" and n == 1):
+        return np.clip(i, 0, n - 1), None
+    if m.numpy == "wrap":
+        return np.mod(i, n), None
+    if m.numpy == "symmetric":
+        j = np.mod(i, 2 * n)
+        return np.where(j < n, j, 2 * n - 1 - j), None
+    j = np.mod(i, 2 * n - 2)  # reflect: period 2n - 2 (the edge sample is not repeated)
+    return np.where(j < n, j, 2 * n - 2 - j), None

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import imageio
+from . import imageio, streaming
 from .errors import UsageError
 from .pipeline import EngineOptions, Pipeline, nchw
 
@@ -105,6 +105,8 @@ def process(job: Job) -> Result:
         record["seconds"] = round(time.perf_counter() - t0, 4)
         return Result(record)
 
+    if _streams(job, header):
+        return _process_streaming(job, src, record, notes, t0)
     img = imageio.read_image(src, gray=job.gray, max_pixels=job.max_pixels)
     maxval = float(img.header.maxval)
     panels: list[Any] = []
@@ -172,6 +174,48 @@ def process(job: Job) -> Result:
         notes.extend(enc_notes)
         record["range"] = {"policy": stats.policy, "min": stats.min, "max": stats.max,
                            "clipped_fraction": stats.clipped_fraction}
+    return _finish(job, record, notes, data, t0)
+
+
+def _integer_output(job: Job) -> bool:
+    """Whether the output holds 8/16-bit pixels (not raw float values)."""
+    fmt = output_format(job)
+    return not (imageio.FORMATS[fmt].raw_float and (fmt == "npy" or job.out.bit_depth == "float"))
+
+
+def _streams(job: Job, header: imageio.ImageHeader) -> bool:
+    """Whether the job runs band by band (streaming.stream_stage) with the same numbers."""
+    if header.has_alpha or job.montage or job.linear_light or not _integer_output(job):
+        return False
+    shape = (header.height, header.width, header.channels)
+    return streaming.can_stream(streaming.window_stage(job.pipeline), shape, job.engine,
+                                choose_policy(job.out, header.channels), float(header.maxval),
+                                integer_input=not job.gray)
+
+
+def _process_streaming(job: Job, src: str | Path | bytes, record: dict[str, Any], notes: list[str],
+                       t0: float) -> Result:
+    """The rest of :func:`process` for a single window stage, 8/16-bit in and out, computed in bands."""
+    img = imageio.read_image(src, gray=job.gray, max_pixels=job.max_pixels, keep_integer=True)
+    stage = streaming.window_stage(job.pipeline)
+    assert stage is not None
+    policy = choose_policy(job.out, img.header.channels)
+    bits = int(job.out.bit_depth) if job.out.bit_depth in ("8", "16") else img.header.bit_depth
+    rescale = (2**bits - 1) / float(img.header.maxval)
+    pixels, stats = streaming.stream_stage(img.color, stage, job.engine, policy=policy, bits=bits,
+                                           maxval=float(img.header.maxval), rescale=rescale)
+    img.color = np.empty((0, 0, 1))  # the input is no longer needed while encoding
+    data, enc_notes = imageio.encode_image(pixels, None, output_format(job), icc_profile=img.icc_profile,
+                                           quality=job.out.quality, compress_level=job.out.compress_level)
+    del pixels
+    notes.extend(enc_notes)
+    record["range"] = {"policy": stats.policy, "min": stats.min, "max": stats.max,
+                       "clipped_fraction": stats.clipped_fraction}
+    return _finish(job, record, notes, data, t0)
+
+
+def _finish(job: Job, record: dict[str, Any], notes: list[str], data: bytes, t0: float) -> Result:
+    """Write (or hand back for stdout) the encoded bytes; complete the record."""
     stdout_bytes = None
     if job.output == "-":
         stdout_bytes = data

@@ -1,0 +1,175 @@
+"""The streaming path (convcli.streaming) against the whole-image path: same records, same pixels."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convcli import runner, streaming
+from convcli.imageio import decode_png
+from convcli.kernels import gaussian_kernel, get_kernel
+from convcli.padding import MODES, pad_array, resolve_mode, source_rows
+from convcli.pipeline import GradientStage, Pipeline, WindowStage, make_correlate_stage
+from convcli.runner import Job, OutputOptions
+
+PAD_MODES = ("zeros", "border", "reflection", "symmetric", "circular")
+
+
+# ------------------------------------------------------------------ source_rows vs pad_array
+
+
+@pytest.mark.parametrize("mode", PAD_MODES)
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+def test_source_rows_matches_pad_array(mode: str, n: int) -> None:
+    x = np.arange(1, n + 1, dtype=np.float32)[:, None]
+    for top in (0, 1, 2, 3, 7, 13, 41):
+        for bottom in (0, 1, 4, 17, 50):
+            want = pad_array(x, (top, bottom, 0, 0), mode)[:, 0]
+            src, valid = source_rows(np.arange(-top, n + bottom), n, mode)
+            got = x[src, 0].copy()
+            if valid is not None:
+                got[~valid] = 0
+            np.testing.assert_array_equal(got, want, err_msg=f"{mode} n={n} pads={top},{bottom}")
+
+
+def test_source_rows_valid_takes_no_padding() -> None:
+    src, valid = source_rows(np.arange(2, 5), 6, "valid")
+    assert valid is None and src.tolist() == [2, 3, 4]
+    with pytest.raises(Exception, match="no padding"):
+        source_rows(np.arange(-1, 3), 6, "valid")
+
+
+def test_source_rows_every_mode_is_covered() -> None:
+    assert set(PAD_MODES) | {"valid"} == set(MODES)
+    assert resolve_mode("reflect101").name == "reflection"
+
+
+# ------------------------------------------------------------------ whole command, both paths
+
+
+def _write(path: Path, arr: np.ndarray) -> Path:
+    if arr.dtype == np.uint16 and arr.ndim == 3:
+        from convcli.imageio import encode_png16
+
+        path.write_bytes(encode_png16(arr, None))
+    else:
+        Image.fromarray(arr).save(path)
+    return path
+
+
+def _image(rng: np.random.Generator, h: int, w: int, channels: int, bits: int) -> np.ndarray:
+    maxval = (1 << bits) - 1
+    a = rng.integers(0, maxval + 1, size=(h, w, channels) if channels == 3 else (h, w))
+    return a.astype(np.uint16 if bits == 16 else np.uint8)
+
+
+def _run(job: Job, out: Path, *, stream: bool,
+         monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], np.ndarray]:
+    with monkeypatch.context() as m:
+        if not stream:
+            m.setattr(runner, "_streams", lambda job, header: False)
+        record = runner.process(dataclasses.replace(job, output=str(out))).record
+    record = {k: v for k, v in record.items() if k not in ("seconds", "output")}
+    return record, decode_png(out.read_bytes())
+
+
+def _stage(kind: str, padding: str, stride: tuple[int, int], dilation: tuple[int, int]) -> WindowStage:
+    if kind == "sobel":
+        kx, ky = get_kernel("sobel-x"), get_kernel("sobel-y")
+        mode = resolve_mode(padding)
+        from convcli.shapes import resolve_pad
+
+        pad = resolve_pad(None, kx.shape, dilation, mode.name)
+        return GradientStage(op="edges", kx=kx, ky=ky, stride=stride, dilation=dilation, padding=mode,
+                             pad=pad)
+    kernel = gaussian_kernel(7) if kind == "gaussian7" else get_kernel(kind)
+    return make_correlate_stage("filter", kernel, stride=stride, dilation=dilation, padding=padding)
+
+
+CASES = [
+    # kernel, padding, stride, dilation, channels, bits, (h, w), range policy
+    ("sharpen", "reflection", (1, 1), (1, 1), 3, 8, (97, 61), None),
+    ("sharpen", "zeros", (2, 2), (1, 1), 1, 8, (64, 33), None),
+    ("laplacian", "border", (1, 1), (2, 2), 3, 16, (53, 40), "abs"),
+    ("emboss", "symmetric", (3, 2), (1, 1), 3, 8, (71, 70), None),
+    ("sobel", "circular", (1, 1), (1, 1), 1, 16, (45, 38), None),
+    ("sobel", "reflection", (2, 1), (1, 3), 3, 8, (89, 57), None),
+    ("sharpen", "valid", (1, 1), (1, 1), 3, 8, (31, 29), None),
+    ("laplacian", "zeros", (1, 1), (1, 1), 1, 8, (1, 17), "abs"),
+    ("sharpen", "reflection", (1, 1), (1, 1), 1, 16, (2, 5), None),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c[:6])))
+@pytest.mark.parametrize("band_bytes", [64, 1 << 20])
+def test_streaming_matches_whole_image(case: tuple[Any, ...], band_bytes: int, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       rng: np.random.Generator) -> None:
+    kind, padding, stride, dilation, channels, bits, (h, w), policy = case
+    monkeypatch.setattr(streaming, "BAND_BYTES", band_bytes)  # 64: one or two rows a band
+    src = _write(tmp_path / "in.png", _image(rng, h, w, channels, bits))
+    stage = _stage(kind, padding, stride, dilation)
+    job = Job(source=str(src), output=None, pipeline=Pipeline((stage,)),
+              out=OutputOptions(range_policy=policy))
+    from convcli.imageio import read_header
+
+    assert runner._streams(job, read_header(src))
+    rec_a, pix_a = _run(job, tmp_path / "a.png", stream=False, monkeypatch=monkeypatch)
+    rec_b, pix_b = _run(job, tmp_path / "b.png", stream=True, monkeypatch=monkeypatch)
+    assert rec_b == rec_a
+    np.testing.assert_array_equal(pix_b, pix_a)
+
+
+@pytest.mark.parametrize("bit_depth", ["8", "16"])
+def test_streaming_with_another_output_depth(bit_depth: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             rng: np.random.Generator) -> None:
+    monkeypatch.setattr(streaming, "BAND_BYTES", 500)
+    src = _write(tmp_path / "in.png", _image(rng, 40, 23, 3, 16 if bit_depth == "8" else 8))
+    stage = _stage("sharpen", "reflection", (1, 1), (1, 1))
+    job = Job(source=str(src), output=None, pipeline=Pipeline((stage,)),
+              out=OutputOptions(bit_depth=bit_depth))
+    rec_a, pix_a = _run(job, tmp_path / "a.png", stream=False, monkeypatch=monkeypatch)
+    rec_b, pix_b = _run(job, tmp_path / "b.png", stream=True, monkeypatch=monkeypatch)
+    assert rec_b == rec_a
+    np.testing.assert_array_equal(pix_b, pix_a)
+
+
+def test_which_jobs_stream(tmp_path: Path, rng: np.random.Generator) -> None:
+    from convcli.imageio import read_header
+
+    src = _write(tmp_path / "in.png", _image(rng, 20, 20, 3, 8))
+    header = read_header(src)
+    sharpen = Pipeline((_stage("sharpen", "reflection", (1, 1), (1, 1)),))
+    blur = Pipeline((_stage("gaussian7", "reflection", (1, 1), (1, 1)),))
+
+    def job(pipeline: Pipeline, **kw: Any) -> Job:
+        return Job(source=str(src), output="x.png", pipeline=pipeline, **kw)
+
+    assert runner._streams(job(sharpen), header)
+    assert not runner._streams(job(blur), header)  # inexact float sums: whole image (see streaming)
+    assert not runner._streams(job(sharpen, linear_light=True), header)
+    assert not runner._streams(job(sharpen, montage="m"), header)
+    assert not runner._streams(job(sharpen, gray=True), header)  # luminance is not integral
+    assert not runner._streams(job(sharpen, out=OutputOptions(range_policy="normalize")), header)
+    assert not runner._streams(dataclasses.replace(job(sharpen), output="x.npy"), header)
+    assert not runner._streams(job(Pipeline(sharpen.stages * 2)), header)
+
+
+def test_inexact_kernels_when_allowed_differ_by_at_most_one_level(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator) -> None:
+    monkeypatch.setattr(streaming, "BAND_BYTES", 3000)
+    src = _write(tmp_path / "in.png", _image(rng, 70, 50, 3, 8))
+    stage = _stage("gaussian7", "reflection", (1, 1), (1, 1))
+    job = Job(source=str(src), output=None, pipeline=Pipeline((stage,)))
+    rec_a, pix_a = _run(job, tmp_path / "a.png", stream=False, monkeypatch=monkeypatch)
+    monkeypatch.setattr(streaming, "STREAM_INEXACT", True)
+    rec_b, pix_b = _run(job, tmp_path / "b.png", stream=True, monkeypatch=monkeypatch)
+    assert rec_b.keys() == rec_a.keys()
+    for key in ("min", "max"):
+        assert rec_b["range"][key] == pytest.approx(rec_a["range"][key], rel=1e-6)
+    assert np.abs(pix_b.astype(int) - pix_a.astype(int)).max() <= 1
