@@ -23,13 +23,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from convcli.color import luminance
 from convcli.errors import InputError, OutputError, UsageError
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 Source = str | os.PathLike | bytes
 
@@ -747,43 +750,143 @@ def encode_png16(
     icc_profile: bytes | None = None,
     compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL,
 ) -> bytes:
-    """A 16-bit PNG (colour type 0, 2, 4 or 6) written by convcli, since Pillow cannot.
+    """A 16-bit PNG (colour type 0, 2, 4 or 6) written by convcli, since Pillow cannot."""
+    return encode_png(color, alpha, icc_profile=icc_profile, compress_level=compress_level)
 
-    Each row gets the filter (none, sub or up) with the smallest sum of absolute
-    signed bytes, the usual libpng heuristic, vectorised over bands of rows.
-    """
-    planes = [color] if color.ndim == 2 else [color[..., i] for i in range(3)]
+
+# ------------------------------------------------------------- threaded PNG writer
+#
+# Pillow's PNG encoder runs zlib on one thread. This writer filters every row with PNG's
+# "Up" filter (vectorised: one subtraction per band) and compresses bands of rows on
+# several threads (zlib releases the GIL) into ONE zlib stream, as pigz does: a raw
+# deflate stream per band, ended with Z_SYNC_FLUSH (byte-aligned, not final) except the
+# last, primed with the previous 32 KiB as dictionary, behind one zlib header, with the
+# Adler-32 of the whole filtered data combined from the bands' own.
+#
+# Filter choice, measured on a 4096x4096 RGB photo mosaic after a 15x15 Gaussian, zlib
+# level 1, one thread (size MiB, filter s, zlib s): Pillow (adaptive filters) 11.58 MiB in
+# 0.68 s all told; none 22.69 / 0 / 0.50; Up 11.71 / 0.11 / 0.33; Sub 13.42 / 0.11 / 0.35;
+# Paeth 11.58 / 2.15 (vectorised NumPy) / 0.33. Up: files ~1% larger than Pillow's.
+
+#: Images of at least this many pixels use the threaded writer; smaller ones Pillow (8-bit).
+THREADED_PNG_MIN_PIXELS = 1 << 16
+#: Bytes of filtered rows one task compresses (4096x4096 RGB: 12 tasks).
+PNG_TASK_BYTES = 4 << 20
+_DICT_BYTES = 32768  # deflate's window
+_ADLER_BASE = 65521
+_png_pools: dict[int, ThreadPoolExecutor] = {}  # threads -> pool, made on first use
+_png_pools_lock = threading.Lock()
+
+
+def adler32_combine(adler1: int, adler2: int, len2: int) -> int:
+    """Adler-32 of A + B from Adler-32 of A, of B and B's length (zlib's adler32_combine)."""
+    rem = len2 % _ADLER_BASE
+    sum1 = adler1 & 0xFFFF
+    sum2 = (rem * sum1) % _ADLER_BASE
+    sum1 += (adler2 & 0xFFFF) + _ADLER_BASE - 1
+    sum2 += ((adler1 >> 16) & 0xFFFF) + ((adler2 >> 16) & 0xFFFF) + _ADLER_BASE - rem
+    sum1 %= _ADLER_BASE
+    sum2 %= _ADLER_BASE
+    return sum1 | (sum2 << 16)
+
+
+def _zlib_header(level: int) -> bytes:
+    """The 2-byte zlib header (deflate, 32 KiB window) with the FLEVEL zlib itself writes."""
+    flevel = 0 if level < 2 else 1 if level < 6 else 2 if level == 6 else 3
+    flg = flevel << 6
+    flg += (31 - (0x7800 + flg) % 31) % 31
+    return bytes((0x78, flg))
+
+
+def _png_samples(color: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, int, int]:
+    """(H, W * bytes per pixel) big-endian sample bytes, the bit depth and the PNG colour type."""
+    planes = color.reshape(*color.shape[:2], -1)
     if alpha is not None:
-        planes.append(alpha)
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[len(planes)]
+        planes = np.concatenate([planes, alpha[..., None]], axis=-1)
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[planes.shape[2]]
+    depth = 16 if planes.dtype == np.uint16 else 8
+    if depth == 16:
+        planes = planes.astype(">u2")
+    else:
+        planes = np.ascontiguousarray(planes)
+    return planes.reshape(planes.shape[0], -1).view(np.uint8), depth, colour_type
+
+
+def _filter_up(rows: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) with PNG filter 2 (Up): each byte minus the byte above, mod 256."""
+    out = np.empty((stop - start, 1 + rows.shape[1]), dtype=np.uint8)
+    out[:, 0] = 2
+    if start == 0:
+        out[0, 1:] = rows[0]
+        np.subtract(rows[1:stop], rows[: stop - 1], out=out[1:, 1:])
+    else:
+        np.subtract(rows[start:stop], rows[start - 1 : stop - 1], out=out[:, 1:])
+    return out
+
+
+def _deflate_task(rows: np.ndarray, start: int, stop: int, level: int, last: bool) -> tuple[bytes, int, int]:
+    """One band of filtered rows as raw deflate data; returns (data, adler32, length)."""
+    row_len = 1 + rows.shape[1]
+    back = min(start, -(-_DICT_BYTES // row_len))  # rows before the band whose bytes prime the window
+    filtered = _filter_up(rows, start - back, stop).reshape(-1)
+    body = filtered[back * row_len :]
+    zdict = filtered[max(0, back * row_len - _DICT_BYTES) : back * row_len].tobytes()
+    comp = (zlib.compressobj(level, zlib.DEFLATED, -15, zdict=zdict) if zdict
+            else zlib.compressobj(level, zlib.DEFLATED, -15))
+    data = comp.compress(body) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    return data, zlib.adler32(body), body.size
+
+
+def _png_pool(threads: int) -> ThreadPoolExecutor:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _png_pools_lock:
+        pool = _png_pools.get(threads)
+        if pool is None:
+            pool = _png_pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="convcli-png")
+        return pool
+
+
+def png_zlib_stream(rows: np.ndarray, level: int, threads: int | None = None) -> bytes:
+    """PNG image data: ``rows`` (H, row bytes) filtered (Up) and compressed as one zlib stream."""
+    if threads is None:
+        from convcli.engine import get_default_threads
+
+        threads = get_default_threads()
+    height = rows.shape[0]
+    step = max(1, PNG_TASK_BYTES // (1 + rows.shape[1]))
+    spans = [(y, min(height, y + step)) for y in range(0, height, step)]
+    tasks = [(rows, y0, y1, level, y1 == height) for y0, y1 in spans]
+    if threads <= 1 or len(tasks) <= 1:
+        parts = [_deflate_task(*t) for t in tasks]
+    else:
+        parts = list(_png_pool(threads).map(lambda t: _deflate_task(*t), tasks))
+    adler = 1
+    for _, a, n in parts:
+        adler = adler32_combine(adler, a, n)
+    return b"".join([_zlib_header(level), *(p[0] for p in parts), struct.pack(">I", adler)])
+
+
+def encode_png(
+    color: np.ndarray,
+    alpha: np.ndarray | None,
+    *,
+    icc_profile: bytes | None = None,
+    compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL,
+    threads: int | None = None,
+) -> bytes:
+    """An 8- or 16-bit PNG (grey, grey+alpha, RGB, RGBA) by the threaded writer above.
+
+    ``color`` (H, W) or (H, W, 3), ``alpha`` (H, W) or None, both uint8 or both uint16.
+    ``threads`` None: the engine's default (:func:`convcli.engine.set_default_threads`).
+    """
+    rows, depth, colour_type = _png_samples(color, alpha)
     height, width = color.shape[:2]
-    bpp = 2 * len(planes)
-    samples = np.stack(planes, axis=-1).astype(">u2")
-    rows = samples.reshape(height, -1).view(np.uint8)  # big-endian bytes, (H, W * bpp)
-    compressor = zlib.compressobj(compress_level)
-    parts = []
-    step = max(1, BAND_BYTES // rows.shape[1])
-    for start in range(0, height, step):
-        band = rows[start : start + step]
-        if start:
-            prev = rows[start - 1 : start - 1 + band.shape[0]]
-        else:
-            prev = np.vstack([np.zeros_like(rows[:1]), band[:-1]])
-        sub = band.copy()
-        sub[:, bpp:] -= band[:, :-bpp]
-        cands = (band, sub, band - prev)  # filter types 0, 1, 2 (uint8 arithmetic wraps as PNG wants)
-        cost = np.stack([_SIGNED_SIZE[c].sum(axis=1, dtype=np.int64) for c in cands])
-        choice = cost.argmin(axis=0)
-        filtered = np.empty((band.shape[0], 1 + band.shape[1]), dtype=np.uint8)
-        filtered[:, 0] = choice
-        for kind, cand in enumerate(cands):
-            filtered[choice == kind, 1:] = cand[choice == kind]
-        parts.append(compressor.compress(filtered.tobytes()))
-    parts.append(compressor.flush())
-    data = b"".join(parts)
+    data = png_zlib_stream(rows, compress_level, threads)
+    del rows
     out = [
         _PNG_SIGNATURE,
-        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)),
+        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)),
     ]
     if icc_profile:
         out.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
@@ -791,10 +894,6 @@ def encode_png16(
     out.extend(_png_chunk(b"IDAT", data[i : i + chunk]) for i in range(0, max(len(data), 1), chunk))
     out.append(_png_chunk(b"IEND", b""))
     return b"".join(out)
-
-
-#: |byte as int8| for every byte value: the cost a PNG filter heuristic minimises.
-_SIGNED_SIZE = np.minimum(np.arange(256), 256 - np.arange(256)).astype(np.uint8)
 
 
 def _pil_image(color: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
@@ -846,9 +945,10 @@ def encode_image(
         notes.append("ICC profile dropped (BMP cannot hold it)")
         icc_profile = None
 
-    if info.name == "png" and color.dtype == np.uint16 and (alpha is not None or color.ndim == 3):
+    threaded = color.dtype == np.uint16 or color.shape[0] * color.shape[1] >= THREADED_PNG_MIN_PIXELS
+    if info.name == "png" and threaded:
         level = DEFAULT_PNG_COMPRESS_LEVEL if compress_level is None else compress_level
-        return encode_png16(color, alpha, icc_profile=icc_profile, compress_level=level), tuple(notes)
+        return encode_png(color, alpha, icc_profile=icc_profile, compress_level=level), tuple(notes)
 
     im = _pil_image(color, alpha)
     params: dict[str, object] = {}

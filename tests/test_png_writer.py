@@ -1,0 +1,113 @@
+"""The threaded PNG writer (imageio.encode_png): valid zlib, bit-exact round trips, ICC, levels."""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convcli import imageio
+
+SHAPES = [(1, 1), (1, 37), (29, 1), (7, 5), (33, 41), (64, 3)]
+
+
+def _pixels(rng: np.random.Generator, h: int, w: int, channels: int, bits: int) -> np.ndarray:
+    dt = np.uint16 if bits == 16 else np.uint8
+    shape = (h, w) if channels == 1 else (h, w, channels)
+    smooth = np.cumsum(rng.integers(0, 3, size=shape), axis=1)  # compressible and random
+    return (smooth * (257 if bits == 16 else 1) % (1 << bits)).astype(dt)
+
+
+def _chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    out, pos = [], 8
+    while pos < len(png):
+        (n,) = np.frombuffer(png[pos : pos + 4], dtype=">u4")
+        out.append((png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + int(n)]))
+        pos += 12 + int(n)
+    return out
+
+
+def _idat(png: bytes) -> bytes:
+    return b"".join(body for kind, body in _chunks(png) if kind == b"IDAT")
+
+
+@pytest.fixture(params=[64, 1 << 20], ids=["many-tasks", "one-task"])
+def task_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(imageio, "PNG_TASK_BYTES", request.param)
+    return int(request.param)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("channels,with_alpha", [(1, False), (1, True), (3, False), (3, True)])
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_round_trip(shape: tuple[int, int], channels: int, with_alpha: bool, bits: int, threads: int,
+                    task_bytes: int, rng: np.random.Generator) -> None:
+    color = _pixels(rng, *shape, channels, bits)
+    alpha = _pixels(rng, *shape, 1, bits) if with_alpha else None
+    png = imageio.encode_png(color, alpha, threads=threads)
+    want = color.reshape(*shape, -1)
+    if alpha is not None:
+        want = np.concatenate([want, alpha[..., None]], axis=-1)
+    got = imageio.decode_png(png)  # convcli's own decoder reads every layout at full depth
+    np.testing.assert_array_equal(got, want)
+    zlib.decompress(_idat(png))  # one valid zlib stream: header, deflate, Adler-32 checked
+    with Image.open(io.BytesIO(png)) as im:
+        im.load()
+        pil = np.asarray(im)
+    if bits == 8 or (channels == 1 and not with_alpha):
+        np.testing.assert_array_equal(pil.reshape(want.shape), want)
+    elif not with_alpha or channels == 3:
+        np.testing.assert_array_equal(pil.reshape(want.shape), want >> 8)  # Pillow keeps the high byte
+
+
+@pytest.mark.parametrize("level", range(10))
+def test_every_compress_level(level: int, task_bytes: int, rng: np.random.Generator) -> None:
+    color = _pixels(rng, 50, 70, 3, 8)
+    png = imageio.encode_png(color, None, compress_level=level, threads=2)
+    with Image.open(io.BytesIO(png)) as im:
+        np.testing.assert_array_equal(np.asarray(im), color)
+    header = _idat(png)[:2]
+    assert (header[0] * 256 + header[1]) % 31 == 0 and header[0] == 0x78
+
+
+def test_levels_trade_size(rng: np.random.Generator) -> None:
+    color = np.tile(_pixels(rng, 64, 64, 3, 8), (8, 8, 1))
+    sizes = [len(imageio.encode_png(color, None, compress_level=lv)) for lv in (0, 1, 9)]
+    assert sizes[0] > sizes[1] > sizes[2]
+
+
+def test_icc_profile_kept(rng: np.random.Generator) -> None:
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    color = _pixels(rng, 300, 300, 3, 8)
+    png, _ = imageio.encode_image(color, None, "png", icc_profile=profile)
+    assert any(kind == b"iCCP" for kind, _ in _chunks(png))
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.info["icc_profile"] == profile
+        np.testing.assert_array_equal(np.asarray(im), color)
+
+
+def test_adler32_combine(rng: np.random.Generator) -> None:
+    for n1, n2 in [(0, 0), (0, 5), (7, 0), (1, 65521), (100_000, 70_000), (65520, 65522)]:
+        a = rng.integers(0, 256, n1, dtype=np.uint8).tobytes()
+        b = rng.integers(0, 256, n2, dtype=np.uint8).tobytes()
+        assert imageio.adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
+
+
+def test_encode_image_uses_the_threaded_writer_for_large_images(rng: np.random.Generator,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = imageio.encode_png
+    monkeypatch.setattr(imageio, "encode_png", lambda *a, **k: calls.append(1) or real(*a, **k))
+    big = _pixels(rng, 256, 256, 3, 8)
+    png, _ = imageio.encode_image(big, None, "png", compress_level=3)
+    assert calls and imageio.decode_png(png).tolist() == big.tolist()
+    imageio.encode_image(big[:8, :8], None, "png")  # small 8-bit: Pillow
+    assert len(calls) == 1
+    imageio.encode_image(big[:8, :8].astype(np.uint16), None, "png")  # 16-bit: always convcli's
+    assert len(calls) == 2
