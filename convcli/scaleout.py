@@ -121,14 +121,20 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _worker_init() -> None:
+def _worker_init(workers: int = 1) -> None:
     # Ctrl-C reaches the whole process group; the parent alone decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Each of the pool's ``workers`` processes gets its share of the cores for the threads it
+    # starts without being told a count (engine bands, the PNG writer): no oversubscription.
+    from .engine import set_default_threads
+
+    set_default_threads(max(1, usable_cores() // max(1, workers)))
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init,
+                               initargs=(workers,))
 
 
 def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[Outcome]:

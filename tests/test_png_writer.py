@@ -111,3 +111,22 @@ def test_encode_image_uses_the_threaded_writer_for_large_images(rng: np.random.G
     assert len(calls) == 1
     imageio.encode_image(big[:8, :8].astype(np.uint16), None, "png")  # 16-bit: always convcli's
     assert len(calls) == 2
+
+
+def test_pool_workers_share_the_cores_for_default_threads() -> None:
+    import signal
+
+    from convcli import scaleout
+    from convcli.engine import get_default_threads, set_default_threads
+    from convcli.engine.bands import _default_threads  # noqa: PLC2701 - restored below
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        scaleout._worker_init(2)
+        assert get_default_threads() == max(1, scaleout.usable_cores() // 2)
+        scaleout._worker_init(10_000)
+        assert get_default_threads() == 1
+    finally:
+        set_default_threads(_default_threads)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
