@@ -657,6 +657,9 @@ def to_pixels(values: np.ndarray, policy: str, bit_depth: int) -> tuple[np.ndarr
     if values.size == 0:
         return out, RangeStats(policy, 0.0, 0.0, 0.0)
 
+    if policy != "normalize":
+        return out, _to_pixels_local(values, out, policy, maxval)
+
     lo = hi = None  # over non-NaN values (reported)
     flo = fhi = None  # over finite values (normalize)
     for band in _bands(values):
@@ -697,6 +700,47 @@ def to_pixels(values: np.ndarray, policy: str, bit_depth: int) -> tuple[np.ndarr
         changed / values.size,
     )
     return out, stats
+
+
+def _local_band(values: np.ndarray, out: np.ndarray, policy: str,
+                maxval: int) -> tuple[float | None, float | None, int]:
+    """clip/abs of one band into ``out``; returns the band's non-NaN min, max and clipped count."""
+    v = np.asarray(values, dtype=np.float64)
+    nan = np.isnan(v)
+    any_nan = bool(nan.any())
+    notnan = v[~nan] if any_nan else v
+    lo, hi = (notnan.min(), notnan.max()) if notnan.size else (None, None)
+    if policy == "abs":
+        v = np.abs(v)
+    v = np.rint(v)
+    clipped = (v < 0) | (v > maxval)
+    changed = int(np.count_nonzero(nan | clipped if any_nan else clipped))
+    if any_nan:
+        v[nan] = 0.0
+    np.clip(v, 0, maxval, out=v)
+    out[...] = np.rint(v)
+    return lo, hi, changed
+
+
+def _to_pixels_local(values: np.ndarray, out: np.ndarray, policy: str, maxval: int) -> RangeStats:
+    """The clip and abs policies (each sample on its own): one pass per band, bands on the
+    engine's default threads (NumPy releases the GIL); the same numbers as one thread."""
+    from convcli.engine import get_default_threads
+
+    spans = list(_bands(values))
+    threads = min(get_default_threads(), len(spans))
+    if threads > 1:
+        parts = list(_png_pool(threads).map(lambda b: _local_band(values[b], out[b], policy, maxval), spans))
+    else:
+        parts = [_local_band(values[b], out[b], policy, maxval) for b in spans]
+    los = [p[0] for p in parts if p[0] is not None]
+    his = [p[1] for p in parts if p[1] is not None]
+    return RangeStats(
+        policy,
+        float(min(los)) if los else 0.0,
+        float(max(his)) if his else 0.0,
+        sum(p[2] for p in parts) / values.size,
+    )
 
 
 # --------------------------------------------------------------------------- encode
