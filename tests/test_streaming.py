@@ -173,3 +173,54 @@ def test_inexact_kernels_when_allowed_differ_by_at_most_one_level(
     for key in ("min", "max"):
         assert rec_b["range"][key] == pytest.approx(rec_a["range"][key], rel=1e-6)
     assert np.abs(pix_b.astype(int) - pix_a.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("policy", ["clip", "abs"])
+@pytest.mark.parametrize("bits", [8, 16])
+def test_to_pixels_local_policies_match_the_definition(
+        policy: str, bits: int, monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator) -> None:
+    from convcli import imageio
+
+    monkeypatch.setattr(imageio, "BAND_BYTES", 4000)  # many bands, on threads
+    v = rng.normal(100, 300, size=(67, 31, 3)).astype(np.float32)
+    v.flat[::97], v.flat[5::101], v.flat[7::103] = np.nan, np.inf, -np.inf
+    v[10:20] = np.nan  # whole bands of NaN
+    got, stats = imageio.to_pixels(v, policy, bits)
+    maxval = (1 << bits) - 1
+    w = v.astype(np.float64)
+    nan = np.isnan(w)
+    r = np.rint(np.abs(w) if policy == "abs" else w)
+    changed = np.count_nonzero(nan | (r < 0) | (r > maxval))
+    r[nan] = 0
+    np.testing.assert_array_equal(got, np.rint(np.clip(r, 0, maxval)).astype(got.dtype))
+    assert (stats.min, stats.max) == (float(np.nanmin(w)), float(np.nanmax(w)))
+    assert stats.clipped_fraction == changed / v.size
+
+
+@pytest.mark.parametrize("kind", ["L", "RGB", "RGBA", "I;16", "RGB16", "P", "gray"])
+def test_read_image_keep_integer(kind: str, tmp_path: Path, rng: np.random.Generator) -> None:
+    from convcli import imageio
+
+    path = tmp_path / "x.png"
+    if kind == "RGB16":
+        _write(path, _image(rng, 9, 7, 3, 16))
+    elif kind == "I;16":
+        Image.fromarray(_image(rng, 9, 7, 1, 16)).save(path)
+    elif kind == "P":
+        Image.fromarray(_image(rng, 9, 7, 3, 8)).convert("P").save(path)
+    else:
+        arr = _image(rng, 9, 7, 3, 8)
+        Image.fromarray(arr).convert("RGB" if kind == "gray" else kind).save(path)
+    gray = kind == "gray"
+    want = imageio.read_image(path, gray=gray)
+    got = imageio.read_image(path, gray=gray, keep_integer=True)
+    assert got.header == want.header
+    expected = np.uint16 if want.header.bit_depth == 16 else np.uint8
+    # --gray: Pillow's own L conversion stays integral; luminance computed here is float32
+    assert got.color.dtype == expected or (gray and got.color.dtype == np.float32)
+    np.testing.assert_array_equal(got.color.astype(np.float32), want.color)
+    if want.alpha is None:
+        assert got.alpha is None
+    else:
+        assert got.alpha is not None and got.alpha.dtype == expected
+        np.testing.assert_array_equal(got.alpha.astype(np.float32), want.alpha)
