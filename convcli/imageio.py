@@ -597,7 +597,7 @@ def read_image(
         alpha = arr[..., n_colour].astype(np.float32) if header.has_alpha else None
     del arr
     if header.channels == 1 and color.shape[-1] == 3:
-        color = luminance(color)
+        color = luminance(color.astype(np.float32, copy=False))
     if isinstance(icc, bytes) and not _icc_fits(icc, header.channels):
         icc = None  # e.g. a CMYK profile after conversion, or an RGB one after --gray
     if color.shape[:2] != (header.height, header.width):  # pragma: no cover - a Pillow surprise
