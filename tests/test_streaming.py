@@ -224,3 +224,31 @@ def test_read_image_keep_integer(kind: str, tmp_path: Path, rng: np.random.Gener
     else:
         assert got.alpha is not None and got.alpha.dtype == expected
         np.testing.assert_array_equal(got.alpha.astype(np.float32), want.alpha)
+
+
+def _pillow_image(mode: str, rng: np.random.Generator) -> Image.Image:
+    if mode == "I":
+        return Image.fromarray(rng.integers(0, 60000, size=(23, 11)).astype(np.int32))
+    if mode == "I;16":
+        return Image.fromarray(rng.integers(0, 65536, size=(23, 11), dtype=np.uint16))
+    rgba = Image.fromarray(rng.integers(0, 256, size=(23, 11, 4), dtype=np.uint8))
+    return rgba.convert(mode) if mode in ("LA", "RGBA") else rgba.convert("RGB").convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "RGB", "RGBA", "I;16", "I", "P", "CMYK"])
+def test_pillow_array_copied_in_bands(mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      rng: np.random.Generator) -> None:
+    from convcli import imageio
+
+    im = _pillow_image(mode, rng)
+    path = tmp_path / ("x.tif" if mode in ("I", "CMYK") else "x.png")
+    im.save(path)
+    whole = imageio.read_image(path, keep_integer=True)
+    monkeypatch.setattr(imageio, "BANDED_ARRAY_MIN_PIXELS", 1)
+    monkeypatch.setattr(imageio, "_ARRAY_BAND_BYTES", 50)  # a row or two a band
+    banded = imageio.read_image(path, keep_integer=True)
+    np.testing.assert_array_equal(banded.color, whole.color)
+    assert banded.color.dtype == whole.color.dtype
+    if whole.alpha is not None:
+        assert banded.alpha is not None
+        np.testing.assert_array_equal(banded.alpha, whole.alpha)
