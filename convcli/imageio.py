@@ -834,7 +834,9 @@ def encode_png16(
 # Filter choice, measured on a 4096x4096 RGB photo mosaic after a 15x15 Gaussian, zlib
 # level 1, one thread (size MiB, filter s, zlib s): Pillow (adaptive filters) 11.58 MiB in
 # 0.68 s all told; none 22.69 / 0 / 0.50; Up 11.71 / 0.11 / 0.33; Sub 13.42 / 0.11 / 0.35;
-# Paeth 11.58 / 2.15 (vectorised NumPy) / 0.33. Up: files ~1% larger than Pillow's.
+# Paeth 11.58 / 2.15 (vectorised NumPy) / 0.33. Up it is: files 1% larger than Pillow's on
+# that smooth output, 4% on the unfiltered photo (17.00 -> 17.73 MiB; 512² crop 455 -> 477 KiB).
+# Whole encode of the 4096² blur on 2 threads: 0.68 s (Pillow) -> 0.18 s.
 
 #: Images of at least this many pixels use the threaded writer; smaller ones Pillow (8-bit).
 THREADED_PNG_MIN_PIXELS = 1 << 16
