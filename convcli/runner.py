@@ -123,6 +123,7 @@ def process(job: Job) -> Result:
     plans_seen: list[Any] = []
     values, alpha = job.pipeline.run(img.color, job.engine, alpha=img.alpha, maxval=maxval,
                                      linear_light=job.linear_light, on_stage=on_stage)
+    img.color, img.alpha = np.empty((0, 0, 1), dtype=np.float32), None  # free the input before quantising
     if job.montage:
         from . import views
 
