@@ -35,7 +35,7 @@ from .pipeline import CorrelateStage, EngineOptions, GradientStage, Pipeline, Wi
 #: Range policies that map each sample on its own (normalize needs the whole image's range).
 LOCAL_POLICIES: tuple[str, ...] = ("clip", "abs")
 #: Stream kernels whose sums are not exact too (last-bit float32 differences, see above).
-STREAM_INEXACT: bool = False
+STREAM_INEXACT: bool = True
 #: Largest integer float32 holds exactly: integer sums below it are the same in any order.
 EXACT_SUM_LIMIT = float(1 << 24)
 #: Target bytes of one band's float output; the input band and to_pixels' temporaries are

@@ -151,10 +151,10 @@ def test_which_jobs_stream(tmp_path: Path, rng: np.random.Generator) -> None:
         return Job(source=str(src), output="x.png", pipeline=pipeline, **kw)
 
     assert runner._streams(job(sharpen), header)
-    assert not runner._streams(job(blur), header)  # inexact float sums: whole image (see streaming)
+    assert runner._streams(job(blur), header) is streaming.STREAM_INEXACT  # inexact sums: see streaming
     assert not runner._streams(job(sharpen, linear_light=True), header)
     assert not runner._streams(job(sharpen, montage="m"), header)
-    assert not runner._streams(job(sharpen, gray=True), header)  # luminance is not integral
+    assert runner._streams(job(sharpen, gray=True), header) is streaming.STREAM_INEXACT  # float luminance
     assert not runner._streams(job(sharpen, out=OutputOptions(range_policy="normalize")), header)
     assert not runner._streams(dataclasses.replace(job(sharpen), output="x.npy"), header)
     assert not runner._streams(job(Pipeline(sharpen.stages * 2)), header)
