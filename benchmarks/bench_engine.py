@@ -160,8 +160,11 @@ def convcli_impl(key: str, inp: Inputs, threads: int | None, u8: bool) -> Impl |
         return correlate2d(x, k, stride=stride, pad=(p, p, p, p), mode="reflection", **extra)
 
     x, g = (inp.rgb_u8, inp.gray_u8) if u8 else (inp.rgb_f32, inp.gray_f32)
-    if key == "sobel":
-        return Impl(lambda: np.hypot(corr(g, SOBEL_X), corr(g, SOBEL_Y)))
+    if key == "sobel":  # as `convcli edges --operator sobel` runs it: both gradients fused per band
+        from convcli.engine import gradient_magnitude
+
+        return Impl(lambda: gradient_magnitude(g, SOBEL_X, SOBEL_Y, pad=(1, 1, 1, 1), mode="reflection",
+                                               **extra))
     if key == "stride2":
         return Impl(lambda: corr(x, G3, (2, 2)))
     if key == "conv":
