@@ -169,6 +169,28 @@ def _output(out: np.ndarray | None, shape: tuple[int, ...], dt: np.dtype) -> np.
     return out
 
 
+def _checked_call(
+    x: np.ndarray, ksize: tuple[int, ...], stride: Pair, dilation: Pair, pad: Pad4, mode: str | PadMode,
+    dtype: np.dtype | type | str, method: str,
+) -> tuple[np.ndarray, PadMode, np.dtype, Pair, Pair, Pair]:
+    """The checks every entry point makes; returns x, the mode, the dtype, (oh, ow), stride, dilation."""
+    dt = _working_dtype(dtype)
+    m = resolve_mode(mode) if isinstance(mode, str) else mode
+    x = np.asarray(x)
+    if x.ndim not in (2, 3):
+        msg = f"image must be (H, W) or (H, W, C), got shape {x.shape}"
+        raise UsageError(msg)
+    geom = Geometry(ksize=(int(ksize[0]), int(ksize[1])), stride=stride, dilation=dilation, pad=pad)
+    out_hw = geom.out_hw(x.shape[0], x.shape[1])
+    if method not in METHODS:
+        msg = f"unknown method {method!r}; choose from {', '.join(METHODS)}"
+        raise UsageError(msg)
+    _check_pad(pad, m)
+    s = (int(stride[0]), int(stride[1]))
+    d = (int(dilation[0]), int(dilation[1]))
+    return x, m, dt, out_hw, s, d
+
+
 def correlate2d(
     x: np.ndarray,
     kernel: np.ndarray,
@@ -203,20 +225,9 @@ def correlate2d(
     k = _check_kernel(kernel)
     if flip:
         k = k[::-1, ::-1]
-    dt = _working_dtype(dtype)
-    m = resolve_mode(mode) if isinstance(mode, str) else mode
-    x = np.asarray(x)
-    if x.ndim not in (2, 3):
-        msg = f"image must be (H, W) or (H, W, C), got shape {x.shape}"
-        raise UsageError(msg)
-    geom = Geometry(ksize=(k.shape[0], k.shape[1]), stride=stride, dilation=dilation, pad=pad)
-    oh, ow = geom.out_hw(x.shape[0], x.shape[1])
-    if method not in METHODS:
-        msg = f"unknown method {method!r}; choose from {', '.join(METHODS)}"
-        raise UsageError(msg)
-    _check_pad(pad, m)
+    x, m, dt, (oh, ow), stride, dilation = _checked_call(x, k.shape, stride, dilation, pad, mode, dtype,
+                                                         method)
     nthreads = bands.resolve_threads(threads)
-    stride, dilation = (int(stride[0]), int(stride[1])), (int(dilation[0]), int(dilation[1]))
     x3 = x[:, :, None] if x.ndim == 2 else x
     result = _output(out, (oh, ow) + x.shape[2:], dt)
     out3 = result[:, :, None] if x.ndim == 2 else result
@@ -251,20 +262,9 @@ def gradient_magnitude(
     if kx.shape != ky.shape:
         msg = f"both gradient kernels must have one shape, got {kx.shape} and {ky.shape}"
         raise UsageError(msg)
-    dt = _working_dtype(dtype)
-    m = resolve_mode(mode) if isinstance(mode, str) else mode
-    x = np.asarray(x)
-    if x.ndim not in (2, 3):
-        msg = f"image must be (H, W) or (H, W, C), got shape {x.shape}"
-        raise UsageError(msg)
-    geom = Geometry(ksize=(kx.shape[0], kx.shape[1]), stride=stride, dilation=dilation, pad=pad)
-    oh, ow = geom.out_hw(x.shape[0], x.shape[1])
-    if method not in METHODS:
-        msg = f"unknown method {method!r}; choose from {', '.join(METHODS)}"
-        raise UsageError(msg)
-    _check_pad(pad, m)
+    x, m, dt, (oh, ow), stride, dilation = _checked_call(x, kx.shape, stride, dilation, pad, mode, dtype,
+                                                         method)
     nthreads = bands.resolve_threads(threads)
-    stride, dilation = (int(stride[0]), int(stride[1])), (int(dilation[0]), int(dilation[1]))
     integer = integer_input or is_integer_image(x)
     px = _plan(kx, method, x.shape, dt, stride, dilation, integer)
     py = _plan(ky, method, x.shape, dt, stride, dilation, integer)
