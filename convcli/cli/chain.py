@@ -7,6 +7,7 @@ with convcli/cli/image.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from .options import PairType, geometry_options, io_options
 
 
 @click.group("chain", chain=True, subcommand_metavar="STAGE [ARGS]... [STAGE [ARGS]...]...")
-@click.option("-i", "--input", "images", multiple=True, required=True, metavar="IMAGE",
+@click.option("-i", "--input", "images", multiple=True, metavar="IMAGE",
               help="Input image, file or directory (repeat -i for several; '-' = stdin).")
 @io_options
 def chain_cmd(**p: Any) -> None:
@@ -53,6 +54,9 @@ def chain_cmd(**p: Any) -> None:
 
 @chain_cmd.result_callback()
 def run_chain(commands: list[Command], **p: Any) -> int:
+    if not p.get("images"):
+        msg = "chain needs at least one input: -i IMAGE before the first stage"
+        raise UsageError(msg)
     if not commands:
         msg = "chain needs at least one stage (filter, blur, edges, downsample, gray, relu, conv)"
         raise UsageError(msg)
@@ -91,32 +95,28 @@ def _show_weights(pipeline: Pipeline, shown: list[Stage], p: dict[str, Any]) -> 
                     click.echo("    [" + " ".join(f"{v:6.2f}" for v in row) + "]", err=True)
 
 
-@chain_cmd.command("filter")
-@filter_options
-def chain_filter(**p: Any) -> Command:
-    """Any kernel (options as 'convcli filter')."""
-    return build_filter(p)
+#: chain stages shared with a standalone command: (its options, its pipeline builder, help)
+SHARED_STAGES: dict[str, tuple[Callable[[Any], Any], Callable[[dict[str, Any]], Command], str]] = {
+    "filter": (filter_options, build_filter, "Any kernel (options as 'convcli filter')."),
+    "blur": (blur_options, build_blur, "Gaussian or box blur (options as 'convcli blur')."),
+    "edges": (edges_options, build_edges,
+              "Edge detection (options as 'convcli edges'; luminance first unless --color)."),
+    "downsample": (downsample_options, build_downsample,
+                   "Strided convolution (options as 'convcli downsample'; --times N counts as N stages)."),
+}
 
 
-@chain_cmd.command("blur")
-@blur_options
-def chain_blur(**p: Any) -> Command:
-    """Gaussian or box blur (options as 'convcli blur')."""
-    return build_blur(p)
+def _shared_stage(name: str) -> click.Command:
+    options, build, help_text = SHARED_STAGES[name]
+
+    def stage(**p: Any) -> Command:
+        return build(p)
+
+    return chain_cmd.command(name, help=help_text)(options(stage))
 
 
-@chain_cmd.command("edges")
-@edges_options
-def chain_edges(**p: Any) -> Command:
-    """Edge detection (options as 'convcli edges'; luminance first unless --color)."""
-    return build_edges(p)
-
-
-@chain_cmd.command("downsample")
-@downsample_options
-def chain_downsample(**p: Any) -> Command:
-    """Strided convolution (options as 'convcli downsample'; --times N counts as N stages)."""
-    return build_downsample(p)
+for _name in SHARED_STAGES:
+    _shared_stage(_name)
 
 
 @chain_cmd.command("gray")
