@@ -19,19 +19,12 @@ from . import imageio, streaming
 from .errors import UsageError
 from .pipeline import EngineOptions, Pipeline, nchw
 
-#: --range policies and what they do (one table; imageio.to_pixels implements them).
-RANGE_POLICIES: dict[str, str] = {
-    "clip": "round half to even, clip to the output range",
-    "abs": "take |x|, then round and clip",
-    "normalize": "map min..max to the full output range",
-}
-
 
 @dataclass(frozen=True)
 class OutputOptions:
     """How float results become a file."""
 
-    range_policy: str | None = None  # None: the command's default (see default_range)
+    range_policy: str | None = None  # None: the command's default (see choose_policy)
     default_policy: str = "clip"  # the command's default when range_policy is None
     bit_depth: str | None = None  # "8", "16", "float" or None (= as the input)
     fmt: str | None = None  # None: from the output's extension

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import UsageError
+from ..imageio import FORMATS, RANGE_POLICIES
 from ..padding import ALL_NAMES
 from ..shapes import Pair, parse_pair
 
@@ -91,10 +92,10 @@ def io_options(fn: F) -> F:
         click.option("--name", "name_template", default=None, metavar="TEMPLATE",
                      help="Output name template, default '{stem}.{op}{ext}' beside the input. "
                           "Fields: {stem} {ext} {op} {parent}."),
-        click.option("--format", "fmt", type=click.Choice(["png", "jpeg", "tiff", "webp", "bmp", "npy"],
+        click.option("--format", "fmt", type=click.Choice(list(FORMATS),
                                                           case_sensitive=False), default=None,
                      help="Output format (default: from the output name's extension)."),
-        click.option("--range", "range_policy", type=click.Choice(["clip", "abs", "normalize"]),
+        click.option("--range", "range_policy", type=click.Choice(list(RANGE_POLICIES)),
                      default=None,
                      help="Floats back to pixels: clip (round half to even, clip), abs (|x| then clip), "
                           "normalize (min..max to full range). Default: the command's."),
