@@ -28,10 +28,10 @@ import click
 
 from .. import imageio
 from ..batch import expand_inputs, plan_outputs
-from ..errors import ConvcliError, ExitStatus, UsageError
+from ..errors import ExitStatus, UsageError
 from ..pipeline import EngineOptions, Pipeline
 from ..report import json_line, write_plain, write_table
-from ..runner import Job, OutputOptions, Result, process
+from ..runner import Job, OutputOptions
 from ..scaleout import Outcome, Refusal, Task, remove_temporaries, run_dask, run_local, usable_cores
 
 #: Exit status after SIGTERM (128 + 15, what a shell reports for a process that SIGTERM ended).
@@ -302,19 +302,3 @@ def progress_bar(total: int, enabled: bool) -> Iterator[Callable[[], None]]:
 def _debug() -> bool:
     ctx = click.get_current_context(silent=True)
     return bool(ctx and ctx.find_root().params.get("debug"))
-
-
-def _stdout_binary() -> BinaryIO:
-    return sys.stdout.buffer
-
-
-def run_one(job: Job) -> tuple[Result, ExitStatus]:
-    """process() with a failure of this input turned into an error record and its exit status.
-
-    An image too small for the kernel is a usage error (2) for that input; the
-    other inputs still run, and the batch ends with the worst status.
-    """
-    try:
-        return process(job), ExitStatus.OK
-    except ConvcliError as e:
-        return Result({"input": job.source, "status": "error", "error": str(e)}), e.exit_status
