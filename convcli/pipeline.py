@@ -392,13 +392,3 @@ class Pipeline:
         if linear_light:
             x = color.linear_to_srgb(x, maxval)
         return x, (a if keep_alpha else None)
-
-
-def gaussian_sigma_label(k: int, sigma: float | None) -> str:
-    """Label for a Gaussian stage: the size and the sigma actually used."""
-    from .kernels import opencv_default_sigma
-
-    if sigma is None or sigma <= 0:
-        s = "binomial" if k <= 7 else f"sigma={opencv_default_sigma(k):.3g}"
-        return f"gaussian{k}({s})"
-    return f"gaussian{k}(sigma={sigma:g})"

@@ -263,6 +263,3 @@ def dispatch(cmd: Command, p: dict[str, Any]) -> int:
         click.echo(emit_for(p["emit"], cmd, p))
         return 0
     return run_command(cmd, p)
-
-
-IMAGE_COMMANDS = [filter_cmd, blur_cmd, edges_cmd, downsample_cmd]

@@ -145,6 +145,3 @@ def padding_cmd(mode: str | None, as_json: bool) -> int:
         for lib in LIBRARY_COLUMNS:
             click.echo(f"  {lib:<7} {getattr(m, lib) or '— (not available)'}")
     return 0
-
-
-INFO_COMMANDS = [kernels_cmd, shape_cmd, padding_cmd]
