@@ -78,6 +78,11 @@ def process(job: Job) -> Result:
     """Run one job; returns its record (status ok). Raises ConvcliError on failure."""
     t0 = time.perf_counter()
     src: str | Path | bytes = job.data if job.data is not None else Path(job.source)
+    if job.out.bit_depth == "float" and job.output is not None and \
+            not imageio.FORMATS[output_format(job)].raw_float:
+        msg = (f"--bit-depth float writes raw float32 values: use a .npy or .tif output, "
+               f"not {output_format(job)}")
+        raise UsageError(msg)
     header = imageio.read_header(src, gray=job.gray, max_pixels=job.max_pixels)
     plans = job.pipeline.plan((header.channels, header.height, header.width))
     record: dict[str, Any] = {

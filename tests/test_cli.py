@@ -1188,3 +1188,19 @@ def test_format_must_agree_with_the_output_extension(tmp_path: Path) -> None:
     ok = CliRunner().invoke(cli, ["blur", str(src), "-o", str(tmp_path / "x.bin"), "--format", "jpeg", "-q"])
     assert ok.exit_code == 0
     assert Image.open(tmp_path / "x.bin").format == "JPEG"
+
+
+def test_bit_depth_float_needs_a_raw_float_format(tmp_path: Path) -> None:
+    src = tmp_path / "cat.png"
+    src.write_bytes(CAT.read_bytes())
+    bad = CliRunner().invoke(cli, ["filter", str(src), "-k", "sharpen", "--bit-depth", "float",
+                                   "-o", str(tmp_path / "f.png")])
+    assert bad.exit_code == 2 and "--bit-depth float" in bad.stderr
+    assert not (tmp_path / "f.png").exists()
+    good = CliRunner().invoke(cli, ["filter", str(src), "-k", "sharpen", "--bit-depth", "float", "--gray",
+                                    "-o", str(tmp_path / "f.tif"), "-q"])
+    assert good.exit_code == 0
+    values = np.asarray(Image.open(tmp_path / "f.tif"))
+    luma = np.asarray(Image.open(CAT).convert("RGB"), dtype=np.float64) @ np.array([0.299, 0.587, 0.114])
+    ref = ndi.correlate(luma, np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], float), mode="mirror")
+    np.testing.assert_allclose(values, ref, rtol=1e-4, atol=1e-3)
