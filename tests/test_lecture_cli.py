@@ -177,3 +177,13 @@ def test_demo_writes_every_figure(tmp_path: Path) -> None:
     assert [s["output_shape"][2] for s in stacked] == [112, 112, 56, 56]
     conv = by_name["07-random-conv-relu"]["pipelines"][0]["stages"]
     assert [s["output_shape"] for s in conv] == [[1, 3, 224, 224], [1, 3, 224, 224], [1, 2, 224, 224]]
+
+
+def test_montage_of_a_batch_needs_a_stem_in_its_path(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    path, _ = small
+    other = tmp_path / "other.png"
+    other.write_bytes(path.read_bytes())
+    shared = run("blur", path, other, "--out-dir", tmp_path / "o", "--montage", tmp_path / "m.png")
+    assert shared.exit_code == 2 and "{stem}" in shared.stderr and not (tmp_path / "o").exists()
+    ok("blur", path, other, "--out-dir", tmp_path / "o", "-q", "--montage", str(tmp_path / "{stem}.m.png"))
+    assert (tmp_path / "small.m.png").is_file() and (tmp_path / "other.m.png").is_file()

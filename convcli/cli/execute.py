@@ -104,6 +104,11 @@ def build_jobs(cmd: Command, params: dict[str, Any]) -> list[Task]:
         raise UsageError(msg)
     outputs = plan_outputs(inputs, cmd.op, output=params.get("output"), out_dir=params.get("out_dir"),
                            template=params.get("name_template"), ext_for=ext)
+    montage = params.get("montage")
+    if montage and len(inputs) > 1 and "{stem}" not in montage:
+        msg = (f"{len(inputs)} inputs would share --montage {montage}: put {{stem}} in the path, "
+               "e.g. 'm/{stem}.png'")
+        raise UsageError(msg)
     stdin_data: bytes | None = None
     if any(i.is_stdin for i in inputs):
         stdin_data = sys.stdin.buffer.read()
