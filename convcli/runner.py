@@ -8,6 +8,7 @@ error records and exit statuses.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,25 +143,20 @@ def process(job: Job) -> Result:
         for path, data in files:
             imageio.write_atomic(path, data)
         record["outputs"] = [path for path, _ in files[:-1]]
-        record["range"] = {"policy": "normalize", "min": float(values.min()), "max": float(values.max()),
-                           "clipped_fraction": 0.0}
+        record["range"] = _range_record("normalize", values)
         record["notes"] = notes + [f"{channels} channels: one normalised grey image each, grid at output"]
         record["seconds"] = round(time.perf_counter() - t0, 4)
         return Result(record)
-    if info.raw_float and (fmt == "npy" or job.out.bit_depth == "float"):
+    if not _integer_output(job):
         data = imageio.encode_float(values[:, :, 0] if channels == 1 else values, fmt)
-        record["range"] = {"policy": "raw", "min": float(np.min(values)), "max": float(np.max(values)),
-                           "clipped_fraction": 0.0}
+        record["range"] = _range_record("raw", values)
     else:
         policy = choose_policy(job.out, channels)
         if channels not in (1, 3):
             msg = (f"the result has {channels} channels; write it as .npy, or end the chain with a "
                    "layer of 1 or 3 channels")
             raise UsageError(msg)
-        bits = int(job.out.bit_depth) if job.out.bit_depth in ("8", "16") else img.header.bit_depth
-        # --bit-depth other than the input's: rescale to the output's range (65535 -> 255, 255 -> 65535)
-        # before quantising, colour as alpha; the range statistics are then on the output's scale.
-        rescale = (2**bits - 1) / maxval
+        bits, rescale = _output_bits(job, img.header)
         if rescale != 1.0:
             values = values * rescale
         pixels, stats = imageio.to_pixels(values[:, :, 0] if channels == 1 else values, policy, bits)
@@ -171,9 +167,24 @@ def process(job: Job) -> Result:
                                                quality=job.out.quality,
                                                compress_level=job.out.compress_level)
         notes.extend(enc_notes)
-        record["range"] = {"policy": stats.policy, "min": stats.min, "max": stats.max,
-                           "clipped_fraction": stats.clipped_fraction}
+        record["range"] = dataclasses.asdict(stats)
     return _finish(job, record, notes, data, t0)
+
+
+def _output_bits(job: Job, header: imageio.ImageHeader) -> tuple[int, float]:
+    """The output's bit depth and the factor from the input's scale to it.
+
+    --bit-depth other than the input's rescales (65535 -> 255, 255 -> 65535) before quantising,
+    colour and alpha alike; the range statistics are then on the output's scale.
+    """
+    bits = int(job.out.bit_depth) if job.out.bit_depth in ("8", "16") else header.bit_depth
+    return bits, (2**bits - 1) / float(header.maxval)
+
+
+def _range_record(policy: str, values: np.ndarray) -> dict[str, Any]:
+    """The report's range block for values written without clipping (raw floats, normalised maps)."""
+    return {"policy": policy, "min": float(np.min(values)), "max": float(np.max(values)),
+            "clipped_fraction": 0.0}
 
 
 def _integer_output(job: Job) -> bool:
@@ -199,8 +210,7 @@ def _process_streaming(job: Job, src: str | Path | bytes, record: dict[str, Any]
     stage = streaming.window_stage(job.pipeline)
     assert stage is not None
     policy = choose_policy(job.out, img.header.channels)
-    bits = int(job.out.bit_depth) if job.out.bit_depth in ("8", "16") else img.header.bit_depth
-    rescale = (2**bits - 1) / float(img.header.maxval)
+    bits, rescale = _output_bits(job, img.header)
     pixels, stats = streaming.stream_stage(img.color, stage, job.engine, policy=policy, bits=bits,
                                            maxval=float(img.header.maxval), rescale=rescale)
     img.color = np.empty((0, 0, 1))  # the input is no longer needed while encoding
@@ -208,8 +218,7 @@ def _process_streaming(job: Job, src: str | Path | bytes, record: dict[str, Any]
                                            quality=job.out.quality, compress_level=job.out.compress_level)
     del pixels
     notes.extend(enc_notes)
-    record["range"] = {"policy": stats.policy, "min": stats.min, "max": stats.max,
-                       "clipped_fraction": stats.clipped_fraction}
+    record["range"] = dataclasses.asdict(stats)
     return _finish(job, record, notes, data, t0)
 
 
