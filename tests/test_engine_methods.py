@@ -237,7 +237,8 @@ def test_integer_path_exactly_equals_float64(case: dict) -> None:
         np.testing.assert_array_equal(got8, ref.astype(np.float32), err_msg=method)
 
 
-def test_integer_path_runs_in_int16(monkeypatch: pytest.MonkeyPatch) -> None:
+def band_dtypes(monkeypatch: pytest.MonkeyPatch) -> list[np.dtype]:
+    """Record the dtype of every band the engine gathers (int16 = the exact integer path)."""
     seen: list[np.dtype] = []
     real = bands.BandGather.band
 
@@ -247,6 +248,11 @@ def test_integer_path_runs_in_int16(monkeypatch: pytest.MonkeyPatch) -> None:
         return out
 
     monkeypatch.setattr(bands.BandGather, "band", spy)
+    return seen
+
+
+def test_integer_path_runs_in_int16(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = band_dtypes(monkeypatch)
     x = np.random.default_rng(0).integers(0, 256, (12, 10, 3)).astype(np.float32)
     sharpen = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]])
     correlate2d(x, sharpen, pad=(1, 1, 1, 1), mode="reflection", integer_input=True)
@@ -458,15 +464,7 @@ def test_box_by_doubling(n: int, mode: str, tiny_bands: None) -> None:
 def test_scaled_integer_kernels_on_uint8(method: str, kernel: np.ndarray,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Integer kernel times a scale on 8-bit data: int16 sums, one float rounding at the end."""
-    seen: list[np.dtype] = []
-    real = bands.BandGather.band
-
-    def spy(self: bands.BandGather, r0: int, r1: int) -> np.ndarray:
-        out = real(self, r0, r1)
-        seen.append(out.dtype)
-        return out
-
-    monkeypatch.setattr(bands.BandGather, "band", spy)
+    seen = band_dtypes(monkeypatch)
     x8 = np.random.default_rng(1).integers(0, 256, (21, 26, 3), dtype=np.uint8)
     for stride in [(1, 1), (2, 2)]:
         pad = (kernel.shape[0] // 2,) * 2 + (kernel.shape[1] // 2,) * 2
