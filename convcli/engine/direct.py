@@ -19,15 +19,6 @@ from .bands import scratch, split_phase
 Window = Callable[[int, int], np.ndarray]
 
 
-def correlate_padded(
-    xp: np.ndarray, k: np.ndarray, stride: Pair, dilation: Pair, out_hw: Pair
-) -> np.ndarray:
-    """Correlate an already padded (H, W, C) array; only the kept (strided) outputs are computed."""
-    out = np.empty((out_hw[0], out_hw[1], xp.shape[2]), dtype=xp.dtype)
-    correlate_band(xp, k, stride, dilation, out)
-    return out
-
-
 def group_taps(k: np.ndarray) -> list[tuple[float, list[tuple[int, int]]]]:
     """Non-zero taps grouped by coefficient: [(c, [(i, j), ...]), ...].
 
