@@ -9,6 +9,7 @@ error records and exit statuses.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,12 +115,11 @@ def process(job: Job) -> Result:
         from . import views
 
         panels.extend(views.stage_panels(None, img.color, maxval, 0))
+        index = itertools.count(1)
 
         def on_stage(plan: Any, x: np.ndarray) -> None:
-            panels.extend(views.stage_panels(plan, x, maxval, len(plans_seen) + 1))
-            plans_seen.append(plan)
+            panels.extend(views.stage_panels(plan, x, maxval, next(index)))
 
-    plans_seen: list[Any] = []
     values, alpha = job.pipeline.run(img.color, job.engine, alpha=img.alpha, maxval=maxval,
                                      linear_light=job.linear_light, on_stage=on_stage)
     img.color, img.alpha = np.empty((0, 0, 1), dtype=np.float32), None  # free the input before quantising
