@@ -2,7 +2,15 @@
 
 The pure numeric API (NumPy only, no I/O)::
 
-    from convcli import correlate2d, conv2d, output_size, get_kernel, parse_kernel
+    from convcli import correlate2d
+
+    from convcli import conv2d
+
+    from convcli import output_size
+
+    from convcli import get_kernel
+
+    from convcli import parse_kernel
 
 Names are imported on first use, so ``convcli --help`` does not pay for NumPy.
 """
@@ -22,18 +30,18 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 _EXPORTS: dict[str, str] = {
     "conv2d": "convcli.engine",
     "correlate2d": "convcli.engine",
-    "REGISTRY": "convcli.kernels",
-    "Kernel": "convcli.kernels",
-    "gaussian_kernel": "convcli.kernels",
-    "get_kernel": "convcli.kernels",
-    "parse_kernel": "convcli.kernels",
-    "MODES": "convcli.padding",
-    "pad_array": "convcli.padding",
-    "resolve_mode": "convcli.padding",
-    "Geometry": "convcli.shapes",
-    "output_size": "convcli.shapes",
-    "receptive_field": "convcli.shapes",
-    "resolve_pad": "convcli.shapes",
+    "REGISTRY": "convcli.core.kernels",
+    "Kernel": "convcli.core.kernels",
+    "gaussian_kernel": "convcli.core.kernels",
+    "get_kernel": "convcli.core.kernels",
+    "parse_kernel": "convcli.core.kernels",
+    "MODES": "convcli.core.padding",
+    "pad_array": "convcli.core.padding",
+    "resolve_mode": "convcli.core.padding",
+    "Geometry": "convcli.core.shapes",
+    "output_size": "convcli.core.shapes",
+    "receptive_field": "convcli.core.shapes",
+    "resolve_pad": "convcli.core.shapes",
     "Pipeline": "convcli.pipeline",
 }
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from . import color
-from .engine import conv2d, correlate2d, gradient_magnitude
-from .errors import UsageError
-from .kernels import Kernel
-from .padding import PadMode, resolve_mode
-from .shapes import Geometry, Pad4, Pair, receptive_field, resolve_pad
+from convcli.core import color
+from convcli.core.kernels import Kernel
+from convcli.core.padding import PadMode, resolve_mode
+from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_pad
+from convcli.engine import conv2d, correlate2d, gradient_magnitude
+from convcli.errors import UsageError
 
 Shape3 = tuple[int, int, int]  # C, H, W
 

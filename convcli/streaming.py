@@ -4,8 +4,8 @@ The common command -- one depthwise filter (``filter``, ``blur``, ``edges``,
 ``downsample``) from an 8/16-bit image to an 8/16-bit image with ``--range clip`` or
 ``abs`` -- needs no float copy of the whole image: each horizontal band of output rows
 is computed from the input rows it reads (padded rows gathered with
-:func:`convcli.padding.source_rows`), converted to pixels with
-:func:`convcli.imageio.to_pixels` and written into the preallocated output. Peak memory
+:func:`convcli.core.padding.source_rows`), converted to pixels with
+:func:`convcli.to_pixels` and written into the preallocated output. Peak memory
 is then the integer input, the integer output and one band's temporaries.
 
 The numbers are the ones :meth:`Pipeline.run` + ``to_pixels`` give, bit for bit, only
@@ -27,10 +27,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .engine import choose_method
-from .imageio import RangeStats, to_pixels
-from .padding import source_rows
-from .pipeline import CorrelateStage, EngineOptions, GradientStage, Pipeline, WindowStage
+from convcli.core.padding import source_rows
+from convcli.core.pixels import RangeStats, to_pixels
+from convcli.engine import choose_method
+from convcli.pipeline import CorrelateStage, EngineOptions, GradientStage, Pipeline, WindowStage
 
 #: Range policies that map each sample on its own (normalize needs the whole image's range).
 LOCAL_POLICIES: tuple[str, ...] = ("clip", "abs")

@@ -1,6 +1,6 @@
 """Pictures of float results: stage outputs for montages, feature maps as grey images and a grid.
 
-The drawing itself (labels, layout) is convcli.teach.montage; this module
+The drawing itself (labels, layout) is convcli.teach.render; this module
 decides how each kind of result is shown and hands back encoded files.
 """
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import imageio
-from .pipeline import StagePlan, nchw
-from .report import shape_text
+from convcli.core.pixels import to_pixels
+from convcli.io.encode import encode_image
+from convcli.pipeline import StagePlan, nchw
+from convcli.report import shape_text
 
 #: stages whose outputs are feature maps: shown channel by channel, each normalised
 FEATURE_OPS = frozenset({"conv", "relu"})
@@ -22,13 +23,13 @@ def display_pixels(values: np.ndarray, op: str, maxval: float) -> np.ndarray:
     """A stage's float output as uint8 for looking at: colour ops clipped, edges by |x|."""
     scaled = values * (255.0 / maxval)
     policy = "abs" if op == "edges" else "clip"
-    pixels, _ = imageio.to_pixels(scaled[:, :, 0] if scaled.shape[2] == 1 else scaled, policy, 8)
+    pixels, _ = to_pixels(scaled[:, :, 0] if scaled.shape[2] == 1 else scaled, policy, 8)
     return pixels
 
 
 def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, index: int) -> list:
     """Panels for one stage's output (or the input when ``plan`` is None)."""
-    from .teach.montage import Panel, feature_maps_to_panels
+    from convcli.teach.render import Panel, feature_maps_to_panels
 
     shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
     if plan is None:
@@ -42,8 +43,8 @@ def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, inde
 
 def conv_kernel_panels(plan: StagePlan, index: int, most: int = 8) -> list:
     """For a conv stage, the weights each output channel applies to input channel 0 (up to ``most``)."""
-    from .pipeline import ConvStage
-    from .teach.montage import kernel_panel
+    from convcli.pipeline import ConvStage
+    from convcli.teach.render import kernel_panel
 
     if not isinstance(plan.stage, ConvStage):
         return []
@@ -53,10 +54,10 @@ def conv_kernel_panels(plan: StagePlan, index: int, most: int = 8) -> list:
 
 def montage_png(panels: list, title: str | None = None) -> bytes:
     """The panels side by side as PNG bytes."""
-    from .teach.montage import make_montage
+    from convcli.teach.render import make_montage
 
     image = make_montage(panels, title=title)
-    data, _ = imageio.encode_image(image, None, "png")
+    data, _ = encode_image(image, None, "png")
     return data
 
 
@@ -76,12 +77,12 @@ def channel_path(output: str, i: int) -> str:
 
 def feature_map_files(values: np.ndarray, output: str, fmt: str, label: str) -> list[tuple[str, bytes]]:
     """One normalised grey image per channel, plus a labelled grid at ``output``."""
-    from .teach.montage import feature_maps_to_panels
+    from convcli.teach.render import feature_maps_to_panels
 
     files: list[tuple[str, bytes]] = []
     for i in range(values.shape[2]):
-        pixels, _ = imageio.to_pixels(values[:, :, i], "normalize", 8)
-        data, _ = imageio.encode_image(pixels, None, fmt)
+        pixels, _ = to_pixels(values[:, :, i], "normalize", 8)
+        data, _ = encode_image(pixels, None, fmt)
         files.append((channel_path(output, i), data))
     shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
     files.append((output, montage_png(list(feature_maps_to_panels(values, label, shape)))))

@@ -27,7 +27,7 @@ import scipy.ndimage as ndi
 #: The canonical padding modes that actually pad (SPEC §1), in the table's order.
 PAD_MODES: tuple[str, ...] = ("zeros", "border", "reflection", "symmetric", "circular")
 
-#: SPEC §1 aliases, written out here by hand (independent of convcli.padding).
+#: SPEC §1 aliases, written out here by hand (independent of convcli.core.padding).
 ALIASES: dict[str, str] = {
     "constant": "zeros",
     "replicate": "border",

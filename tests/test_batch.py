@@ -112,7 +112,7 @@ def test_image_too_small_is_a_usage_error_for_that_input(tmp_path: Path) -> None
 
 def test_unexpected_exception_becomes_a_record(photos: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import convcli.scaleout as scaleout
+    import convcli.run.scale as scaleout
 
     real = scaleout.process
 
@@ -170,10 +170,10 @@ class KillerPipeline:
 def test_a_worker_that_dies_fails_only_its_input(photos: Path, tmp_path: Path) -> None:
     import threading
 
-    from convcli.kernels import get_kernel
+    from convcli.core.kernels import get_kernel
     from convcli.pipeline import Pipeline, make_correlate_stage
-    from convcli.runner import Job
-    from convcli.scaleout import run_local
+    from convcli.run.job import Job
+    from convcli.run.scale import run_local
 
     out = tmp_path / "out"
     out.mkdir()
@@ -283,12 +283,12 @@ def test_unwritable_output_folder_fails_that_input_only(tmp_path: Path) -> None:
 
 
 def test_full_disk_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import convcli.imageio as imageio
+    from convcli.io import files as iofiles
 
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(imageio.os, "fsync", full)
+    monkeypatch.setattr(iofiles.os, "fsync", full)
     src = save_rgb(tmp_path / "a.png")
     out = tmp_path / "out"
     r = run("blur", str(src), "--out-dir", str(out), "--json")

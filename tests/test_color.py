@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convcli.color import linear_to_srgb, luminance, premultiply, srgb_to_linear, unpremultiply
+from convcli.core.color import linear_to_srgb, luminance, premultiply, srgb_to_linear, unpremultiply
 
 
 def test_luminance_weights_by_hand():

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from convcli.core.padding import resolve_mode
 from convcli.engine import correlate2d
 from convcli.errors import UsageError
-from convcli.padding import resolve_mode
 from convcli.teach.emit import MAGICK_VIRTUAL_PIXEL, EmitSpec, emit
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)

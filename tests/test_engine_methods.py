@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
+from convcli.core.padding import MODES, pad_array
 from convcli.engine import (
     METHODS,
     bands,
@@ -31,7 +32,6 @@ from convcli.engine import (
     set_default_threads,
 )
 from convcli.errors import UsageError
-from convcli.padding import MODES, pad_array
 
 SCIPY_MODE = {
     "zeros": "constant",

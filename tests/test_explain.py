@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from convcli.core.kernels import Kernel, get_kernel, parse_literal
 from convcli.engine import correlate2d
 from convcli.errors import UsageError
-from convcli.kernels import Kernel, get_kernel, parse_literal
 from convcli.teach.explain import MINUS, explain_at, explain_patch, explain_unroll
 
 LECTURE_PATCH = np.array([[10, 20, 30], [40, 50, 60], [70, 80, 90]])

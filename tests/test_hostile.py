@@ -18,8 +18,8 @@ from click.testing import CliRunner, Result
 from corpus import Case, build_corpus
 from PIL import Image
 
-from convcli import imageio
 from convcli.cli import cli
+from convcli.io.decode import read_header
 
 COMMANDS: dict[str, list[str]] = {
     "filter": ["filter", "-k", "sharpen"],
@@ -69,7 +69,7 @@ def check_done(rec: dict[str, Any], case: Case, command: str) -> None:
     notes = " | ".join(rec["notes"])
     for phrase in expect.notes:
         assert phrase in notes, (phrase, notes)
-    header = imageio.read_header(out)
+    header = read_header(out)
     assert header.bit_depth == expect.bit_depth or "8-bit" in notes, (header, notes)
     if expect.has_alpha and command != "edges":
         assert "A" in bands or header.has_alpha, bands

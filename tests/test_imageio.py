@@ -15,8 +15,15 @@ import pytest
 from corpus import PNG_SIGNATURE, Case, build_corpus, png16, png_chunk, raw_png
 from PIL import Image, ImageFile, ImageOps
 
-from convcli import imageio
+from convcli.core.pixels import RANGE_POLICIES, to_pixels
 from convcli.errors import InputError, OutputError, UsageError
+from convcli.io import files as iofiles
+from convcli.io import png as iopng
+from convcli.io.decode import DEFAULT_MAX_PIXELS, read_header, read_image
+from convcli.io.encode import encode_float, encode_image
+from convcli.io.files import write_atomic
+from convcli.io.formats import FORMATS, extension_for, format_for_path
+from convcli.io.png import DEFAULT_PNG_COMPRESS_LEVEL, decode_png
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -111,17 +118,17 @@ def test_corpus_case(corpus: dict[str, Case], name: str) -> None:
     path, expect = corpus[name]
     if not expect.ok:
         with pytest.raises(InputError) as info:
-            imageio.read_image(path)
+            read_image(path)
         message = str(info.value)
         assert expect.error in message
         assert "\n" not in message and str(path) not in message and path.name not in message
         try:  # the header alone may already refuse it, with the same kind of message
-            imageio.read_header(path)
+            read_header(path)
         except InputError as exc:
             assert "\n" not in str(exc)
         return
-    header = imageio.read_header(path)
-    img = imageio.read_image(path)
+    header = read_header(path)
+    img = read_image(path)
     assert img.header == header
     assert (header.width, header.height) == expect.size
     assert img.color.shape == (header.height, header.width, header.channels)
@@ -146,8 +153,8 @@ def test_corpus_case(corpus: dict[str, Case], name: str) -> None:
 )
 def test_corpus_gray_header_matches_decode(corpus: dict[str, Case], name: str) -> None:
     path, expect = corpus[name]
-    header = imageio.read_header(path, gray=True)
-    img = imageio.read_image(path, gray=True)
+    header = read_header(path, gray=True)
+    img = read_image(path, gray=True)
     assert header.channels == 1
     assert img.color.shape == (header.height, header.width, 1)
     assert (img.alpha is not None) == header.has_alpha == expect.has_alpha
@@ -160,14 +167,14 @@ def test_gray_matches_pillow_luminance_within_rounding() -> None:
     rgb = pattern((9, 11, 3), 8, seed=11)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG")
-    img = imageio.read_image(buf.getvalue(), gray=True)
+    img = read_image(buf.getvalue(), gray=True)
     pillow_l = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32)
     assert np.abs(img.color[..., 0] - pillow_l).max() <= 0.51
 
 
 def test_bytes_source_equals_path(corpus: dict[str, Case]) -> None:
     path = corpus["gray_alpha16"].path
-    a, b = imageio.read_image(path), imageio.read_image(path.read_bytes())
+    a, b = read_image(path), read_image(path.read_bytes())
     assert a.header == b.header
     np.testing.assert_array_equal(a.color, b.color)
 
@@ -178,7 +185,7 @@ def test_truncated_images_stay_refused() -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="^no such file$"):
-        imageio.read_image(tmp_path / "nope.png")
+        read_image(tmp_path / "nope.png")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
@@ -187,34 +194,34 @@ def test_unreadable_file(tmp_path: Path) -> None:
     Image.new("L", (2, 2)).save(p)
     p.chmod(0)
     with pytest.raises(InputError, match="^permission denied$"):
-        imageio.read_header(p)
+        read_header(p)
 
 
 def test_max_pixels_checked_from_header(tmp_path: Path) -> None:
     p = tmp_path / "big.png"
     Image.new("L", (20, 10)).save(p)
     with pytest.raises(InputError, match=r"20x10 = 200 pixels exceeds --max-pixels 199"):
-        imageio.read_image(p, max_pixels=199)
-    assert imageio.read_image(p, max_pixels=200).color.shape == (10, 20, 1)
-    assert imageio.read_image(p, max_pixels=None).color.shape == (10, 20, 1)
+        read_image(p, max_pixels=199)
+    assert read_image(p, max_pixels=200).color.shape == (10, 20, 1)
+    assert read_image(p, max_pixels=None).color.shape == (10, 20, 1)
 
 
 def test_huge_header_below_user_limit_raises_no_pillow_warning(tmp_path: Path) -> None:
     # 10000 x 10000 is above Pillow's own limit: Pillow would warn (an error under pytest's filterwarnings).
     p = tmp_path / "huge.png"
     p.write_bytes(raw_png(10000, 10000, 8, 0, bytes(10001)))
-    header = imageio.read_header(p, max_pixels=None)
+    header = read_header(p, max_pixels=None)
     assert (header.width, header.height) == (10000, 10000)
     with pytest.raises(InputError, match="exceeds --max-pixels"):
-        imageio.read_header(p)
-    assert Image.MAX_IMAGE_PIXELS == imageio.DEFAULT_MAX_PIXELS  # restored
+        read_header(p)
+    assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS  # restored
 
 
 def test_colour_key_becomes_alpha(tmp_path: Path) -> None:
     grey = np.array([[0, 7, 9], [7, 255, 7]], np.uint8)
     p = tmp_path / "key.png"
     Image.fromarray(grey).save(p, transparency=7)
-    img = imageio.read_image(p)
+    img = read_image(p)
     assert img.header.has_alpha and img.header.channels == 1
     np.testing.assert_array_equal(img.alpha, np.where(grey == 7, 0, 255))
     np.testing.assert_array_equal(img.color[..., 0], grey)
@@ -224,7 +231,7 @@ def test_colour_key_of_bilevel_image(tmp_path: Path) -> None:
     bits = np.array([[True, False, True]])
     p = tmp_path / "key1.png"
     Image.fromarray(bits).save(p, transparency=0)
-    img = imageio.read_image(p)
+    img = read_image(p)
     np.testing.assert_array_equal(img.color[..., 0], [[255, 0, 255]])
     np.testing.assert_array_equal(img.alpha, [[255, 0, 255]])
 
@@ -238,8 +245,8 @@ def test_exif_orientation_matches_pillow(tmp_path: Path, orientation: int) -> No
     Image.fromarray(stored).save(p, exif=exif, quality=95)
     with Image.open(p) as im:
         upright = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.float32)
-    header = imageio.read_header(p)
-    img = imageio.read_image(p)
+    header = read_header(p)
+    img = read_image(p)
     assert (header.height, header.width) == upright.shape[:2] == img.color.shape[:2]
     np.testing.assert_array_equal(img.color, upright)
 
@@ -253,18 +260,18 @@ def test_exif_orientation_matches_pillow(tmp_path: Path, orientation: int) -> No
      ("a.webp", "webp"), ("a.bmp", "bmp"), ("a.npy", "npy")],
 )  # fmt: skip
 def test_format_for_path(name: str, fmt: str) -> None:
-    assert imageio.format_for_path(name) == fmt
-    assert imageio.format_for_path(Path(name)) == fmt
+    assert format_for_path(name) == fmt
+    assert format_for_path(Path(name)) == fmt
 
 
 @pytest.mark.parametrize("name", ["a.gif", "a", "a.png.txt"])
 def test_format_for_path_unknown(name: str) -> None:
     with pytest.raises(UsageError, match="output format"):
-        imageio.format_for_path(name)
+        format_for_path(name)
 
 
 def test_extension_for() -> None:
-    assert [imageio.extension_for(f) for f in imageio.FORMATS] == [
+    assert [extension_for(f) for f in FORMATS] == [
         ".png",
         ".jpg",
         ".tif",
@@ -272,7 +279,7 @@ def test_extension_for() -> None:
         ".bmp",
         ".npy",
     ]
-    assert all(imageio.format_for_path("x" + imageio.extension_for(f)) == f for f in imageio.FORMATS)
+    assert all(format_for_path("x" + extension_for(f)) == f for f in FORMATS)
 
 
 # ----------------------------------------------------------------------------- round trips
@@ -298,11 +305,11 @@ def _as3(a: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("bits", [8, 16])
-@pytest.mark.parametrize("band_bytes", [imageio.BAND_BYTES, 50])
-def test_png_round_trip(monkeypatch: pytest.MonkeyPatch, layout: str, bits: int, band_bytes: int) -> None:
-    monkeypatch.setattr(imageio, "BAND_BYTES", band_bytes)  # 50: the 16-bit writer filters 1-2 rows a band
+@pytest.mark.parametrize("task_bytes", [iopng.PNG_TASK_BYTES, 50])
+def test_png_round_trip(monkeypatch: pytest.MonkeyPatch, layout: str, bits: int, task_bytes: int) -> None:
+    monkeypatch.setattr(iopng, "PNG_TASK_BYTES", task_bytes)  # 50: the writer deflates 1-2 rows a task
     color, alpha = _make(layout, bits)
-    data, notes = imageio.encode_image(color, alpha, "png")
+    data, notes = encode_image(color, alpha, "png")
     assert notes == ()
     with Image.open(io.BytesIO(data)) as im:
         im.load()  # Pillow reads every file convcli writes
@@ -310,7 +317,7 @@ def test_png_round_trip(monkeypatch: pytest.MonkeyPatch, layout: str, bits: int,
     assert depth == bits
     expected = np.concatenate([_as3(color), alpha[..., None]], axis=-1) if alpha is not None else _as3(color)
     np.testing.assert_array_equal(samples, expected)
-    img = imageio.read_image(data)
+    img = read_image(data)
     assert img.header.bit_depth == bits
     np.testing.assert_array_equal(img.color, _as3(color))
     if alpha is None:
@@ -377,7 +384,7 @@ def test_own_png_decoder_all_filters(depth: int, n: int, interlace: bool) -> Non
     samples = pattern((11, 9, n), depth, seed=depth + n)
     samples[::3] //= 7  # some smooth rows, so predictors matter
     data = encode_png_reference(samples, depth, [4, 3, 0, 1, 2, 4, 3], interlace)
-    np.testing.assert_array_equal(imageio.decode_png(data), samples)
+    np.testing.assert_array_equal(decode_png(data), samples)
     if not interlace:  # the slow reference decoder (non-interlaced only) agrees
         np.testing.assert_array_equal(decode_png_reference(data)[2], samples)
 
@@ -390,7 +397,7 @@ def test_own_png_decoder_matches_pillow(options: dict[str, object], shape: tuple
     arr = np.stack(planes, axis=-1).astype(np.uint8).reshape(shape)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG", **options)  # zlib's adaptive filters, Paeth included
-    decoded = imageio.decode_png(buf.getvalue())
+    decoded = decode_png(buf.getvalue())
     np.testing.assert_array_equal(decoded, arr.reshape(*shape[:2], -1))
 
 
@@ -399,7 +406,7 @@ def test_rgb16_colour_key_becomes_alpha() -> None:
     data = encode_png_reference(rgb, 16, [0])
     trns = png_chunk(b"tRNS", struct.pack(">HHH", 4000, 5000, 6000))
     data = data[:33] + trns + data[33:]
-    img = imageio.read_image(data)
+    img = read_image(data)
     assert img.header.bit_depth == 16 and img.header.has_alpha
     np.testing.assert_array_equal(img.alpha, [[65535, 0]])
     np.testing.assert_array_equal(img.color, rgb)
@@ -409,8 +416,8 @@ def test_rgb16_colour_key_becomes_alpha() -> None:
 @pytest.mark.parametrize("bits", [8, 16])
 def test_tiff_round_trip(layout: str, bits: int) -> None:
     color, alpha = _make(layout, bits)
-    data, notes = imageio.encode_image(color, alpha, "tiff")
-    img = imageio.read_image(data)
+    data, notes = encode_image(color, alpha, "tiff")
+    img = read_image(data)
     if bits == 16 and layout != "grey":
         assert notes and notes[0].startswith("reduced to 8-bit (Pillow cannot write 16-bit")
         color = ((color.astype(np.int64) + 128) // 257).astype(np.uint8)
@@ -427,49 +434,49 @@ def test_tiff_round_trip(layout: str, bits: int) -> None:
 @pytest.mark.parametrize("layout", ["grey", "rgb"])
 def test_bmp_round_trip(layout: str) -> None:
     color, _ = _make(layout, 8)
-    data, notes = imageio.encode_image(color, None, "bmp")
+    data, notes = encode_image(color, None, "bmp")
     assert notes == ()
-    np.testing.assert_array_equal(imageio.read_image(data).color, _as3(color))
+    np.testing.assert_array_equal(read_image(data).color, _as3(color))
 
 
 @pytest.mark.parametrize(("fmt", "tolerance"), [("jpeg", 3.0), ("webp", 3.0)])
 def test_lossy_round_trip(fmt: str, tolerance: float) -> None:
     rgb = smooth_rgb()
-    data, notes = imageio.encode_image(rgb, None, fmt)
+    data, notes = encode_image(rgb, None, fmt)
     assert notes == ()
-    img = imageio.read_image(data)
+    img = read_image(data)
     assert img.color.shape == rgb.shape
     assert np.abs(img.color - rgb).mean() < tolerance
 
 
 def test_lossy_quality_is_used() -> None:
     rgb = pattern((32, 32, 3), 8, seed=5)
-    low = imageio.encode_image(rgb, None, "jpeg", quality=20)[0]
-    high = imageio.encode_image(rgb, None, "jpeg")[0]
+    low = encode_image(rgb, None, "jpeg", quality=20)[0]
+    high = encode_image(rgb, None, "jpeg")[0]
     assert len(low) < len(high)
 
 
 def test_alpha_flattened_onto_white() -> None:
     color = np.array([[[10, 20, 30], [0, 0, 0], [200, 100, 50]]], np.uint8)
     alpha = np.array([[255, 128, 0]], np.uint8)
-    data, notes = imageio.encode_image(color, alpha, "bmp")
+    data, notes = encode_image(color, alpha, "bmp")
     assert notes == ("alpha flattened onto white (BMP has no alpha)",)
     # 0 * 128/255 + 255 * 127/255 = 127; a transparent pixel is white whatever its colour.
     expected = np.array([[[10, 20, 30], [127, 127, 127], [255, 255, 255]]], np.float32)
-    np.testing.assert_array_equal(imageio.read_image(data).color, expected)
+    np.testing.assert_array_equal(read_image(data).color, expected)
 
 
 def test_opaque_alpha_dropped_without_note() -> None:
     color, _ = _make("rgb", 8)
-    data, notes = imageio.encode_image(color, np.full(color.shape[:2], 255, np.uint8), "jpeg")
+    data, notes = encode_image(color, np.full(color.shape[:2], 255, np.uint8), "jpeg")
     assert notes == ()
 
 
 def test_sixteen_bit_reduced_for_8bit_formats() -> None:
     color = np.array([[0, 128, 32767, 65535]], np.uint16)
-    data, notes = imageio.encode_image(color, None, "bmp")
+    data, notes = encode_image(color, None, "bmp")
     assert notes == ("reduced to 8-bit (BMP has no 16-bit)",)
-    np.testing.assert_array_equal(imageio.read_image(data).color[..., 0], [[0, 0, 127, 255]])
+    np.testing.assert_array_equal(read_image(data).color[..., 0], [[0, 0, 127, 255]])
 
 
 def test_icc_profile_kept() -> None:
@@ -477,53 +484,53 @@ def test_icc_profile_kept() -> None:
     profile = cms.ImageCmsProfile(cms.createProfile("sRGB")).tobytes()
     rgb = smooth_rgb(8, 8)
     for fmt in ("png", "jpeg", "tiff", "webp"):
-        data, notes = imageio.encode_image(rgb, None, fmt, icc_profile=profile)
+        data, notes = encode_image(rgb, None, fmt, icc_profile=profile)
         assert notes == ()
-        assert imageio.read_image(data).icc_profile == profile, fmt
-    data, _ = imageio.encode_image(rgb.astype(np.uint16) * 257, None, "png", icc_profile=profile)
-    assert imageio.read_image(data).icc_profile == profile
-    _, notes = imageio.encode_image(rgb[..., 0], None, "png", icc_profile=profile)
+        assert read_image(data).icc_profile == profile, fmt
+    data, _ = encode_image(rgb.astype(np.uint16) * 257, None, "png", icc_profile=profile)
+    assert read_image(data).icc_profile == profile
+    _, notes = encode_image(rgb[..., 0], None, "png", icc_profile=profile)
     assert notes == ("ICC profile dropped (its colour space does not match the image)",)
 
 
 def test_png_compress_level() -> None:
-    assert imageio.DEFAULT_PNG_COMPRESS_LEVEL == 1
+    assert DEFAULT_PNG_COMPRESS_LEVEL == 1
     rgb = np.tile(smooth_rgb(), (4, 4, 1))
-    fast = imageio.encode_image(rgb, None, "png")[0]
-    small = imageio.encode_image(rgb, None, "png", compress_level=9)[0]
+    fast = encode_image(rgb, None, "png")[0]
+    small = encode_image(rgb, None, "png", compress_level=9)[0]
     assert len(small) < len(fast)
 
 
 def test_encode_image_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="uint8 or uint16"):
-        imageio.encode_image(np.zeros((2, 2), np.float32), None, "png")
+        encode_image(np.zeros((2, 2), np.float32), None, "png")
     with pytest.raises(ValueError, match=r"\(H, W\)"):
-        imageio.encode_image(np.zeros((2, 2, 2), np.uint8), None, "png")
+        encode_image(np.zeros((2, 2, 2), np.uint8), None, "png")
     with pytest.raises(ValueError, match="alpha"):
-        imageio.encode_image(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.uint16), "png")
+        encode_image(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.uint16), "png")
     with pytest.raises(UsageError, match="encode_float"):
-        imageio.encode_image(np.zeros((2, 2), np.uint8), None, "npy")
+        encode_image(np.zeros((2, 2), np.uint8), None, "npy")
     with pytest.raises(UsageError, match="unknown output format"):
-        imageio.encode_image(np.zeros((2, 2), np.uint8), None, "gif")
+        encode_image(np.zeros((2, 2), np.uint8), None, "gif")
 
 
 def test_encode_float_npy() -> None:
     values = np.linspace(-3.5, 700.25, 2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     for arr in (values, values[..., 0], values[..., :1]):
-        loaded = np.load(io.BytesIO(imageio.encode_float(arr, "npy")), allow_pickle=False)
+        loaded = np.load(io.BytesIO(encode_float(arr, "npy")), allow_pickle=False)
         assert loaded.dtype == np.float32
         np.testing.assert_array_equal(loaded, arr[..., 0] if arr.shape[-1] == 1 else arr)
 
 
 def test_encode_float_tiff() -> None:
     values = np.linspace(-3.5, 700.25, 12, dtype=np.float32).reshape(3, 4)
-    with Image.open(io.BytesIO(imageio.encode_float(values, "tiff"))) as im:
+    with Image.open(io.BytesIO(encode_float(values, "tiff"))) as im:
         assert im.mode == "F"
         np.testing.assert_array_equal(np.asarray(im), values)
     with pytest.raises(UsageError, match=r"\.npy"):
-        imageio.encode_float(np.zeros((3, 4, 3), np.float32), "tiff")
+        encode_float(np.zeros((3, 4, 3), np.float32), "tiff")
     with pytest.raises(UsageError, match=r"\.npy"):
-        imageio.encode_float(values, "png")
+        encode_float(values, "png")
 
 
 # ----------------------------------------------------------------------------- to_pixels
@@ -531,7 +538,7 @@ def test_encode_float_tiff() -> None:
 
 def test_clip_rounds_half_to_even_and_counts() -> None:
     values = np.array([[0.5, 1.5, 2.5, -0.4, 254.5, 255.4, 255.6, -3.0, 300.0, np.nan]])
-    pixels, stats = imageio.to_pixels(values, "clip", 8)
+    pixels, stats = to_pixels(values, "clip", 8)
     assert pixels.dtype == np.uint8
     np.testing.assert_array_equal(pixels, [[0, 2, 2, 0, 254, 255, 255, 0, 255, 0]])
     assert (stats.policy, stats.min, stats.max) == ("clip", -3.0, 300.0)
@@ -540,39 +547,38 @@ def test_clip_rounds_half_to_even_and_counts() -> None:
 
 def test_abs() -> None:
     values = np.array([[-2.5, -3.5, 2.5, -300.0]], np.float32)
-    pixels, stats = imageio.to_pixels(values, "abs", 8)
+    pixels, stats = to_pixels(values, "abs", 8)
     np.testing.assert_array_equal(pixels, [[2, 4, 2, 255]])
     assert (stats.min, stats.max, stats.clipped_fraction) == (-300.0, 2.5, 0.25)
 
 
 def test_normalize() -> None:
-    pixels, stats = imageio.to_pixels(np.array([[-1.0, 0.0, 1.0]]), "normalize", 8)
+    pixels, stats = to_pixels(np.array([[-1.0, 0.0, 1.0]]), "normalize", 8)
     np.testing.assert_array_equal(pixels, [[0, 128, 255]])  # 127.5 -> 128 (half to even)
     assert (stats.min, stats.max, stats.clipped_fraction) == (-1.0, 1.0, 0.0)
-    pixels, _ = imageio.to_pixels(np.array([[-1.0, 0.0, 1.0]]), "normalize", 16)
+    pixels, _ = to_pixels(np.array([[-1.0, 0.0, 1.0]]), "normalize", 16)
     assert pixels.dtype == np.uint16
     np.testing.assert_array_equal(pixels, [[0, 32768, 65535]])
 
 
 def test_normalize_constant_image_is_zero() -> None:
-    pixels, stats = imageio.to_pixels(np.full((3, 4, 3), 42.0, np.float32), "normalize", 8)
+    pixels, stats = to_pixels(np.full((3, 4, 3), 42.0, np.float32), "normalize", 8)
     assert not pixels.any() and (stats.min, stats.max) == (42.0, 42.0)
 
 
 def test_to_pixels_16bit_clip() -> None:
-    pixels, stats = imageio.to_pixels(np.array([[70000.0, 65534.5, -1.0]]), "clip", 16)
+    pixels, stats = to_pixels(np.array([[70000.0, 65534.5, -1.0]]), "clip", 16)
     np.testing.assert_array_equal(pixels, [[65535, 65534, 0]])
     assert stats.clipped_fraction == pytest.approx(2 / 3)
 
 
-@pytest.mark.parametrize("policy", imageio.RANGE_POLICIES)
+@pytest.mark.parametrize("policy", RANGE_POLICIES)
 def test_bands_give_the_one_shot_answer(monkeypatch: pytest.MonkeyPatch, policy: str) -> None:
     rng = np.random.default_rng(7)
     values = rng.normal(100, 120, (37, 13, 3)).astype(np.float32)
     values[5, 5, 1] = np.nan
     original = values.copy()
-    monkeypatch.setattr(imageio, "BAND_BYTES", 200)  # a band of ~1 row
-    pixels, stats = imageio.to_pixels(values, policy, 8)
+    pixels, stats = to_pixels(values, policy, 8, band_bytes=200, threads=2)  # bands of ~1 row
     np.testing.assert_array_equal(values, original)  # input not modified
     v = np.nan_to_num(values.astype(np.float64), nan=0.0)
     finite = values[~np.isnan(values)].astype(np.float64)
@@ -590,9 +596,9 @@ def test_bands_give_the_one_shot_answer(monkeypatch: pytest.MonkeyPatch, policy:
 
 def test_to_pixels_rejects_bad_arguments() -> None:
     with pytest.raises(UsageError, match="range policy"):
-        imageio.to_pixels(np.zeros((2, 2)), "wrap", 8)
+        to_pixels(np.zeros((2, 2)), "wrap", 8)
     with pytest.raises(UsageError, match="bit depth"):
-        imageio.to_pixels(np.zeros((2, 2)), "clip", 12)
+        to_pixels(np.zeros((2, 2)), "clip", 12)
 
 
 # ----------------------------------------------------------------------------- write_atomic
@@ -606,10 +612,10 @@ def _umask() -> int:
 
 def test_write_atomic_writes_with_sane_mode(tmp_path: Path) -> None:
     p = tmp_path / "out.png"
-    imageio.write_atomic(p, b"new data")
+    write_atomic(p, b"new data")
     assert p.read_bytes() == b"new data"
     assert p.stat().st_mode & 0o777 == 0o644 & ~_umask()
-    imageio.write_atomic(p, iter([b"chunk1", b"chunk2"]))
+    write_atomic(p, iter([b"chunk1", b"chunk2"]))
     assert p.read_bytes() == b"chunk1chunk2"
     assert sorted(os.listdir(tmp_path)) == ["out.png"]
 
@@ -623,9 +629,9 @@ def test_write_atomic_failed_rename_leaves_nothing(tmp_path: Path, monkeypatch: 
         seen.append(os.path.basename(src))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(imageio.os, "replace", full_disk)
+    monkeypatch.setattr(iofiles.os, "replace", full_disk)
     with pytest.raises(OutputError, match=r"^cannot write .*cat\.sharpen\.png: no space left on device$"):
-        imageio.write_atomic(p, b"new")
+        write_atomic(p, b"new")
     assert seen and seen[0].startswith(".cat.sharpen.png.tmp-")
     assert p.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["cat.sharpen.png"]
@@ -638,29 +644,29 @@ def test_write_atomic_interrupted_leaves_nothing(tmp_path: Path) -> None:
 
     p = tmp_path / "x.png"
     with pytest.raises(KeyboardInterrupt):
-        imageio.write_atomic(p, interrupted())
+        write_atomic(p, interrupted())
     assert os.listdir(tmp_path) == []
     p.write_bytes(b"old")
     with pytest.raises(KeyboardInterrupt):
-        imageio.write_atomic(p, interrupted())
+        write_atomic(p, interrupted())
     assert p.read_bytes() == b"old" and os.listdir(tmp_path) == ["x.png"]
 
 
 def test_write_atomic_parent_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="not a directory$"):
-        imageio.write_atomic(tmp_path / "file" / "x.png", b"data")
+        write_atomic(tmp_path / "file" / "x.png", b"data")
 
 
 def test_write_atomic_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="no such directory$"):
-        imageio.write_atomic(tmp_path / "missing" / "x.png", b"data")
+        write_atomic(tmp_path / "missing" / "x.png", b"data")
 
 
 def test_write_atomic_onto_directory(tmp_path: Path) -> None:
     (tmp_path / "x.png").mkdir()
     with pytest.raises(OutputError, match="is a directory$"):
-        imageio.write_atomic(tmp_path / "x.png", b"data")
+        write_atomic(tmp_path / "x.png", b"data")
     assert os.listdir(tmp_path) == ["x.png"]
 
 
@@ -671,7 +677,7 @@ def test_write_atomic_read_only_folder(tmp_path: Path) -> None:
     folder.chmod(0o555)
     try:
         with pytest.raises(OutputError, match="permission denied$"):
-            imageio.write_atomic(folder / "x.png", b"data")
+            write_atomic(folder / "x.png", b"data")
     finally:
         folder.chmod(0o755)
 

@@ -10,8 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from convcli.errors import UsageError
-from convcli.kernels import (
+from convcli.core.kernels import (
     REGISTRY,
     Kernel,
     box_kernel,
@@ -22,6 +21,7 @@ from convcli.kernels import (
     parse_kernel,
     parse_literal,
 )
+from convcli.errors import UsageError
 
 # Hand-written from SPEC §2, the lecture and the operators' textbook definitions.
 EXPECTED = {

@@ -132,7 +132,7 @@ def test_feature_maps_become_one_grey_image_per_channel_and_a_grid(small: tuple[
 
 
 def test_montage_has_a_panel_per_stage(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
-    from convcli.teach.montage import layout
+    from convcli.teach.render import layout
 
     path, _ = small
     ok("filter", path, "-k", "sharpen", "-o", tmp_path / "s.png", "-q", "--montage", tmp_path / "m1.png")

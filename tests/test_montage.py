@@ -1,4 +1,4 @@
-"""convcli.teach.montage: layout, labels, scaling, alpha, feature maps, kernel and padding panels."""
+"""convcli.teach.render: layout, labels, scaling, alpha, feature maps, kernel and padding panels."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convcli.errors import UsageError
-from convcli.teach.montage import (
+from convcli.teach.render import (
     CHECKER,
     OUTLINE,
     Panel,

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reference import ALIASES, NUMPY_MODE, PAD_MODES, SCIPY_MODE, map_index, ref_pad_row
 
+from convcli.core.padding import ALL_NAMES, MODES, pad_array, pattern_row, resolve_mode
 from convcli.errors import UsageError
-from convcli.padding import ALL_NAMES, MODES, pad_array, pattern_row, resolve_mode
 
 # SPEC §1 table, typed in by hand: mode -> (aliases, numpy.pad, scipy.ndimage, OpenCV, PyTorch)
 SPEC_TABLE = {

@@ -1,4 +1,4 @@
-"""The threaded PNG writer (imageio.encode_png): valid zlib, bit-exact round trips, ICC, levels."""
+"""The threaded PNG writer (encode_png): valid zlib, bit-exact round trips, ICC, levels."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convcli import imageio
+from convcli.io import encode as ioencode
+from convcli.io import png as iopng
+from convcli.io.encode import encode_image
+from convcli.io.png import adler32_combine, decode_png, encode_png
 
 SHAPES = [(1, 1), (1, 37), (29, 1), (7, 5), (33, 41), (64, 3)]
 
@@ -36,7 +39,7 @@ def _idat(png: bytes) -> bytes:
 
 @pytest.fixture(params=[64, 1 << 20], ids=["many-tasks", "one-task"])
 def task_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(imageio, "PNG_TASK_BYTES", request.param)
+    monkeypatch.setattr(iopng, "PNG_TASK_BYTES", request.param)
     return int(request.param)
 
 
@@ -48,11 +51,11 @@ def test_round_trip(shape: tuple[int, int], channels: int, with_alpha: bool, bit
                     task_bytes: int, rng: np.random.Generator) -> None:
     color = _pixels(rng, *shape, channels, bits)
     alpha = _pixels(rng, *shape, 1, bits) if with_alpha else None
-    png = imageio.encode_png(color, alpha, threads=threads)
+    png = encode_png(color, alpha, threads=threads)
     want = color.reshape(*shape, -1)
     if alpha is not None:
         want = np.concatenate([want, alpha[..., None]], axis=-1)
-    got = imageio.decode_png(png)  # convcli's own decoder reads every layout at full depth
+    got = decode_png(png)  # convcli's own decoder reads every layout at full depth
     np.testing.assert_array_equal(got, want)
     zlib.decompress(_idat(png))  # one valid zlib stream: header, deflate, Adler-32 checked
     with Image.open(io.BytesIO(png)) as im:
@@ -67,7 +70,7 @@ def test_round_trip(shape: tuple[int, int], channels: int, with_alpha: bool, bit
 @pytest.mark.parametrize("level", range(10))
 def test_every_compress_level(level: int, task_bytes: int, rng: np.random.Generator) -> None:
     color = _pixels(rng, 50, 70, 3, 8)
-    png = imageio.encode_png(color, None, compress_level=level, threads=2)
+    png = encode_png(color, None, compress_level=level, threads=2)
     with Image.open(io.BytesIO(png)) as im:
         np.testing.assert_array_equal(np.asarray(im), color)
     header = _idat(png)[:2]
@@ -76,7 +79,7 @@ def test_every_compress_level(level: int, task_bytes: int, rng: np.random.Genera
 
 def test_levels_trade_size(rng: np.random.Generator) -> None:
     color = np.tile(_pixels(rng, 64, 64, 3, 8), (8, 8, 1))
-    sizes = [len(imageio.encode_png(color, None, compress_level=lv)) for lv in (0, 1, 9)]
+    sizes = [len(encode_png(color, None, compress_level=lv)) for lv in (0, 1, 9)]
     assert sizes[0] > sizes[1] > sizes[2]
 
 
@@ -85,7 +88,7 @@ def test_icc_profile_kept(rng: np.random.Generator) -> None:
 
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     color = _pixels(rng, 300, 300, 3, 8)
-    png, _ = imageio.encode_image(color, None, "png", icc_profile=profile)
+    png, _ = encode_image(color, None, "png", icc_profile=profile)
     assert any(kind == b"iCCP" for kind, _ in _chunks(png))
     with Image.open(io.BytesIO(png)) as im:
         assert im.info["icc_profile"] == profile
@@ -96,29 +99,29 @@ def test_adler32_combine(rng: np.random.Generator) -> None:
     for n1, n2 in [(0, 0), (0, 5), (7, 0), (1, 65521), (100_000, 70_000), (65520, 65522)]:
         a = rng.integers(0, 256, n1, dtype=np.uint8).tobytes()
         b = rng.integers(0, 256, n2, dtype=np.uint8).tobytes()
-        assert imageio.adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
+        assert adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
 
 
 def test_encode_image_uses_the_threaded_writer_for_large_images(rng: np.random.Generator,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = imageio.encode_png
-    monkeypatch.setattr(imageio, "encode_png", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = encode_png
+    monkeypatch.setattr(ioencode, "encode_png", lambda *a, **k: calls.append(1) or real(*a, **k))
     big = _pixels(rng, 256, 256, 3, 8)
-    png, _ = imageio.encode_image(big, None, "png", compress_level=3)
-    assert calls and imageio.decode_png(png).tolist() == big.tolist()
-    imageio.encode_image(big[:8, :8], None, "png")  # small 8-bit: Pillow
+    png, _ = encode_image(big, None, "png", compress_level=3)
+    assert calls and decode_png(png).tolist() == big.tolist()
+    encode_image(big[:8, :8], None, "png")  # small 8-bit: Pillow
     assert len(calls) == 1
-    imageio.encode_image(big[:8, :8].astype(np.uint16), None, "png")  # 16-bit: always convcli's
+    encode_image(big[:8, :8].astype(np.uint16), None, "png")  # 16-bit: always convcli's
     assert len(calls) == 2
 
 
 def test_pool_workers_share_the_cores_for_default_threads() -> None:
     import signal
 
-    from convcli import scaleout
     from convcli.engine import get_default_threads, set_default_threads
     from convcli.engine.bands import _default_threads  # noqa: PLC2701 - restored below
+    from convcli.run import scale as scaleout
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

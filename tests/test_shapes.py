@@ -7,8 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reference import out_len, pad4_from_spec
 
-from convcli.errors import UsageError
-from convcli.shapes import (
+from convcli.core.shapes import (
     Geometry,
     arithmetic,
     output_size,
@@ -17,6 +16,7 @@ from convcli.shapes import (
     resolve_pad,
     same_pad,
 )
+from convcli.errors import UsageError
 
 # --- parse_pair ------------------------------------------------------------------------------
 

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convcli import runner, streaming
-from convcli.imageio import decode_png
-from convcli.kernels import gaussian_kernel, get_kernel
-from convcli.padding import MODES, pad_array, resolve_mode, source_rows
+from convcli import streaming
+from convcli.core.kernels import gaussian_kernel, get_kernel
+from convcli.core.padding import MODES, pad_array, resolve_mode, source_rows
+from convcli.io import decode as iodecode
+from convcli.io.png import decode_png
 from convcli.pipeline import GradientStage, Pipeline, WindowStage, make_correlate_stage
-from convcli.runner import Job, OutputOptions
+from convcli.run import job as runner
+from convcli.run.job import Job, OutputOptions
 
 PAD_MODES = ("zeros", "border", "reflection", "symmetric", "circular")
 
@@ -54,7 +56,7 @@ def test_source_rows_every_mode_is_covered() -> None:
 
 def _write(path: Path, arr: np.ndarray) -> Path:
     if arr.dtype == np.uint16 and arr.ndim == 3:
-        from convcli.imageio import encode_png16
+        from convcli.io.png import encode_png16
 
         path.write_bytes(encode_png16(arr, None))
     else:
@@ -82,7 +84,7 @@ def _stage(kind: str, padding: str, stride: tuple[int, int], dilation: tuple[int
     if kind == "sobel":
         kx, ky = get_kernel("sobel-x"), get_kernel("sobel-y")
         mode = resolve_mode(padding)
-        from convcli.shapes import resolve_pad
+        from convcli.core.shapes import resolve_pad
 
         pad = resolve_pad(None, kx.shape, dilation, mode.name)
         return GradientStage(op="edges", kx=kx, ky=ky, stride=stride, dilation=dilation, padding=mode,
@@ -116,7 +118,7 @@ def test_streaming_matches_whole_image(case: tuple[Any, ...], band_bytes: int, t
     stage = _stage(kind, padding, stride, dilation)
     job = Job(source=str(src), output=None, pipeline=Pipeline((stage,)),
               out=OutputOptions(range_policy=policy))
-    from convcli.imageio import read_header
+    from convcli.io.decode import read_header
 
     assert runner._streams(job, read_header(src))
     rec_a, pix_a = _run(job, tmp_path / "a.png", stream=False, monkeypatch=monkeypatch)
@@ -140,7 +142,7 @@ def test_streaming_with_another_output_depth(bit_depth: str, tmp_path: Path, mon
 
 
 def test_which_jobs_stream(tmp_path: Path, rng: np.random.Generator) -> None:
-    from convcli.imageio import read_header
+    from convcli.io.decode import read_header
 
     src = _write(tmp_path / "in.png", _image(rng, 20, 20, 3, 8))
     header = read_header(src)
@@ -179,13 +181,12 @@ def test_inexact_kernels_when_allowed_differ_by_at_most_one_level(
 @pytest.mark.parametrize("bits", [8, 16])
 def test_to_pixels_local_policies_match_the_definition(
         policy: str, bits: int, monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator) -> None:
-    from convcli import imageio
+    from convcli.core.pixels import to_pixels
 
-    monkeypatch.setattr(imageio, "BAND_BYTES", 4000)  # many bands, on threads
     v = rng.normal(100, 300, size=(67, 31, 3)).astype(np.float32)
     v.flat[::97], v.flat[5::101], v.flat[7::103] = np.nan, np.inf, -np.inf
     v[10:20] = np.nan  # whole bands of NaN
-    got, stats = imageio.to_pixels(v, policy, bits)
+    got, stats = to_pixels(v, policy, bits, band_bytes=4000, threads=3)  # many bands, on threads
     maxval = (1 << bits) - 1
     w = v.astype(np.float64)
     nan = np.isnan(w)
@@ -199,7 +200,7 @@ def test_to_pixels_local_policies_match_the_definition(
 
 @pytest.mark.parametrize("kind", ["L", "RGB", "RGBA", "I;16", "RGB16", "P", "gray"])
 def test_read_image_keep_integer(kind: str, tmp_path: Path, rng: np.random.Generator) -> None:
-    from convcli import imageio
+    from convcli.io.decode import read_image
 
     path = tmp_path / "x.png"
     if kind == "RGB16":
@@ -212,8 +213,8 @@ def test_read_image_keep_integer(kind: str, tmp_path: Path, rng: np.random.Gener
         arr = _image(rng, 9, 7, 3, 8)
         Image.fromarray(arr).convert("RGB" if kind == "gray" else kind).save(path)
     gray = kind == "gray"
-    want = imageio.read_image(path, gray=gray)
-    got = imageio.read_image(path, gray=gray, keep_integer=True)
+    want = read_image(path, gray=gray)
+    got = read_image(path, gray=gray, keep_integer=True)
     assert got.header == want.header
     expected = np.uint16 if want.header.bit_depth == 16 else np.uint8
     # --gray: Pillow's own L conversion stays integral; luminance computed here is float32
@@ -238,15 +239,15 @@ def _pillow_image(mode: str, rng: np.random.Generator) -> Image.Image:
 @pytest.mark.parametrize("mode", ["1", "L", "LA", "RGB", "RGBA", "I;16", "I", "P", "CMYK"])
 def test_pillow_array_copied_in_bands(mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                       rng: np.random.Generator) -> None:
-    from convcli import imageio
+    from convcli.io.decode import read_image
 
     im = _pillow_image(mode, rng)
     path = tmp_path / ("x.tif" if mode in ("I", "CMYK") else "x.png")
     im.save(path)
-    whole = imageio.read_image(path, keep_integer=True)
-    monkeypatch.setattr(imageio, "BANDED_ARRAY_MIN_PIXELS", 1)
-    monkeypatch.setattr(imageio, "_ARRAY_BAND_BYTES", 50)  # a row or two a band
-    banded = imageio.read_image(path, keep_integer=True)
+    whole = read_image(path, keep_integer=True)
+    monkeypatch.setattr(iodecode, "BANDED_ARRAY_MIN_PIXELS", 1)
+    monkeypatch.setattr(iodecode, "_ARRAY_BAND_BYTES", 50)  # a row or two a band
+    banded = read_image(path, keep_integer=True)
     np.testing.assert_array_equal(banded.color, whole.color)
     assert banded.color.dtype == whole.color.dtype
     if whole.alpha is not None:

@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from ..errors import ConvcliError, ExitStatus
-from .app import cli
+from convcli.cli.app import cli
+from convcli.errors import ConvcliError, ExitStatus
 
 __all__ = ["cli", "main"]
 

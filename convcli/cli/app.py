@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .. import __version__
+from convcli import __version__
 
 #: command -> (module, attribute, one-line help). Commands are imported when used,
 #: so ``convcli --help`` and ``convcli shape`` don't pay for NumPy, Pillow or Rich.
@@ -40,7 +40,7 @@ class ConvcliGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[cmd_name]
-        cmd: click.Command = getattr(import_module(f"convcli.cli.{module}"), attr)
+        cmd: click.Command = getattr(import_module(f"convcli.cli.commands.{module}"), attr)
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -51,7 +51,7 @@ class ConvcliGroup(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        from . import main
+        from convcli.cli import main
 
         main(list(args) if args is not None else None, prog_name=prog_name or "convcli")
 

@@ -26,13 +26,14 @@ from typing import Any, BinaryIO
 
 import click
 
-from .. import imageio
-from ..batch import expand_inputs, plan_outputs
-from ..errors import ExitStatus, UsageError
-from ..pipeline import EngineOptions, Pipeline
-from ..report import json_line, write_plain, write_table
-from ..runner import Job, OutputOptions
-from ..scaleout import Outcome, Refusal, Task, remove_temporaries, run_dask, run_local, usable_cores
+from convcli.errors import ExitStatus, UsageError
+from convcli.io.decode import DEFAULT_MAX_PIXELS
+from convcli.io.formats import extension_for, format_for_path
+from convcli.pipeline import EngineOptions, Pipeline
+from convcli.report import json_line, write_plain, write_table
+from convcli.run.inputs import expand_inputs, plan_outputs
+from convcli.run.job import Job, OutputOptions
+from convcli.run.scale import Outcome, Refusal, Task, remove_temporaries, run_dask, run_local, usable_cores
 
 #: Exit status after SIGTERM (128 + 15, what a shell reports for a process that SIGTERM ended).
 EXIT_TERMINATED = 143
@@ -83,7 +84,7 @@ class Reporter:
 def _known_format(path: str) -> str | None:
     """The format an output's extension names, None for an extension convcli doesn't know."""
     try:
-        return imageio.format_for_path(path)
+        return format_for_path(path)
     except UsageError:
         return None
 
@@ -95,12 +96,12 @@ def build_jobs(cmd: Command, params: dict[str, Any]) -> list[Task]:
         msg = "no images found in the inputs given"
         raise UsageError(msg)
     fmt = params.get("fmt")
-    ext = imageio.extension_for(fmt) if fmt else None
+    ext = extension_for(fmt) if fmt else None
     if params.get("output") not in (None, "-") and fmt is None:
-        imageio.format_for_path(params["output"])  # an unknown extension is a usage error, before work
+        format_for_path(params["output"])  # an unknown extension is a usage error, before work
     elif params.get("output") not in (None, "-") and _known_format(params["output"]) not in (None, fmt):
         msg = (f"--format {fmt} contradicts the extension of -o {params['output']} "
-               f"(use {Path(params['output']).stem}{imageio.extension_for(fmt)})")
+               f"(use {Path(params['output']).stem}{extension_for(fmt)})")
         raise UsageError(msg)
     outputs = plan_outputs(inputs, cmd.op, output=params.get("output"), out_dir=params.get("out_dir"),
                            template=params.get("name_template"), ext_for=ext)
@@ -117,7 +118,7 @@ def build_jobs(cmd: Command, params: dict[str, Any]) -> list[Task]:
     out = OutputOptions(range_policy=params.get("range_policy"), default_policy=cmd.default_policy,
                         bit_depth=params.get("bit_depth"), fmt=fmt, quality=params.get("quality"),
                         compress_level=params.get("compress_level"))
-    max_pixels = params.get("max_pixels") or imageio.DEFAULT_MAX_PIXELS
+    max_pixels = params.get("max_pixels") or DEFAULT_MAX_PIXELS
     return [
         Refusal(item.name, item.error) if item.error is not None else
         Job(source=item.name, output=o, pipeline=cmd.pipeline,

@@ -7,10 +7,11 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import UsageError
-from ..imageio import FORMATS, RANGE_POLICIES
-from ..padding import ALL_NAMES
-from ..shapes import Pair, parse_pair
+from convcli.core.padding import ALL_NAMES
+from convcli.core.pixels import RANGE_POLICIES
+from convcli.core.shapes import Pair, parse_pair
+from convcli.errors import UsageError
+from convcli.io.formats import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,7 +41,7 @@ class PaddingType(click.Choice):
         super().__init__(list(ALL_NAMES), case_sensitive=False)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from ..padding import resolve_mode
+        from convcli.core.padding import resolve_mode
 
         v = super().convert(value, param, ctx)
         return resolve_mode(v).name

@@ -25,9 +25,9 @@ size or thread count; one and several threads give bit-identical arrays.
 
 from __future__ import annotations
 
-from .bands import get_default_threads, set_default_threads
-from .choose import METHODS, choose_method
-from .core import conv2d, correlate2d, gradient_magnitude, im2col
+from convcli.engine.bands import get_default_threads, set_default_threads
+from convcli.engine.choose import METHODS, choose_method
+from convcli.engine.core import conv2d, correlate2d, gradient_magnitude, im2col
 
 __all__ = [
     "METHODS",

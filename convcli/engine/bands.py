@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..errors import UsageError
-from ..padding import PadMode
+from convcli.core.padding import PadMode
+from convcli.errors import UsageError
 
 #: Target size in bytes of one band of the output (tests shrink it to exercise band seams).
 BAND_BYTES: int = 1_500_000

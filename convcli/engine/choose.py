@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..shapes import Pair
-from .direct import count_passes
-from .intpath import integer_form
-from .separable import rank1_factors
+from convcli.core.shapes import Pair
+from convcli.engine.direct import count_passes
+from convcli.engine.intpath import integer_form
+from convcli.engine.separable import rank1_factors
 
 #: Forceable methods of correlate2d ("im2col" is the per-band GEMM / Toeplitz formulation).
 METHODS: tuple[str, ...] = ("auto", "direct", "separable", "fft", "im2col")

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UsageError
-from ..padding import PadMode, resolve_mode
-from ..shapes import Geometry, Pad4, Pair
-from . import bands, direct, fft, gemm, separable
-from .choose import METHODS, choose_method
-from .intpath import integer_form, is_integer_image
+from convcli.core.padding import PadMode, resolve_mode
+from convcli.core.shapes import Geometry, Pad4, Pair
+from convcli.engine import bands, direct, fft, gemm, separable
+from convcli.engine.choose import METHODS, choose_method
+from convcli.engine.intpath import integer_form, is_integer_image
+from convcli.errors import UsageError
 
 BandFn = Callable[[np.ndarray, np.ndarray], None]
 RowsFn = Callable[[np.ndarray, np.ndarray, int, int, np.ndarray, "np.ndarray | None"], None]
@@ -209,10 +209,10 @@ def correlate2d(
     """Cross-correlate each channel of ``x`` (H, W) or (H, W, C) with a 2-D ``kernel``.
 
     ``pad`` is (top, bottom, left, right) filled by padding ``mode`` (any name or
-    alias of :mod:`convcli.padding`). ``flip=True`` rotates the kernel by 180°,
+    alias of :mod:`convcli.core.padding`). ``flip=True`` rotates the kernel by 180°,
     which turns the correlation into a true convolution. The result has dtype
     ``dtype`` (float32 or float64) and shape (out_h, out_w[, C]) with the sizes of
-    :func:`convcli.shapes.output_size`.
+    :func:`convcli.core.shapes.output_size`.
 
     ``method`` is one of :data:`METHODS`: "auto" (:func:`choose_method`), "direct",
     "separable" (rank-1 kernels only), "fft" or "im2col" (GEMM per band). ``threads``

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..shapes import Pair
-from .bands import scratch, split_phase
+from convcli.core.shapes import Pair
+from convcli.engine.bands import scratch, split_phase
 
 Window = Callable[[int, int], np.ndarray]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..shapes import Pair
+from convcli.core.shapes import Pair
 
 #: At least this many output rows per FFT band (small transforms are dominated by overhead).
 FFT_BAND_ROWS = 64

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..shapes import Pair
-from .bands import scratch, split_phase
+from convcli.core.shapes import Pair
+from convcli.engine.bands import scratch, split_phase
 
 #: Output rows per GEMM (chunks of a band; see the module docstring).
 GEMM_BAND_ROWS = 8

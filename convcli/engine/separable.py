@@ -14,10 +14,10 @@ import math
 
 import numpy as np
 
-from ..shapes import Pair
-from .bands import scratch
-from .direct import accumulate, count_passes, group_taps, phase_windows, to_output
-from .gemm import toeplitz_rows
+from convcli.core.shapes import Pair
+from convcli.engine.bands import scratch
+from convcli.engine.direct import accumulate, count_passes, group_taps, phase_windows, to_output
+from convcli.engine.gemm import toeplitz_rows
 
 #: A kernel is rank 1 when sigma_2 <= RANK_TOL * sigma_1 (relative to the kernel's norm).
 RANK_TOL = 1e-6

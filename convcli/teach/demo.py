@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels import Kernel, get_kernel, parse_literal
-from ..padding import resolve_mode
-from ..pipeline import (
+from convcli.core.kernels import Kernel, get_kernel, parse_literal
+from convcli.core.padding import resolve_mode
+from convcli.core.shapes import resolve_pad
+from convcli.pipeline import (
     ConvStage,
     GrayStage,
     Pipeline,
@@ -26,9 +27,8 @@ from ..pipeline import (
     nchw,
     random_conv_weights,
 )
-from ..report import shape_text
-from ..shapes import resolve_pad
-from ..views import display_pixels, stage_panels
+from convcli.report import shape_text
+from convcli.views import display_pixels, stage_panels
 
 #: The lecture's printed "Gaussian" (rounded to 3 decimals): it sums to 1.776, not 1.
 LECTURE_GAUSSIAN = "0.111 0.222 0.111; 0.222 0.444 0.222; 0.111 0.222 0.111"
@@ -91,7 +91,7 @@ class Tour:
 
 def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
     """Every figure of the lecture, in the lecture's order."""
-    from .montage import kernel_panel, make_montage, padded_frame_panel
+    from convcli.teach.render import kernel_panel, make_montage, padded_frame_panel
 
     tour = Tour(color)
     figs: list[Figure] = []

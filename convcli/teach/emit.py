@@ -43,8 +43,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import UsageError
-from ..padding import PadMode, resolve_mode
+from convcli.core.padding import PadMode, resolve_mode
+from convcli.errors import UsageError
 
 Library = Literal["torch", "opencv", "scipy", "magick"]
 LIBRARIES: tuple[str, ...] = ("torch", "opencv", "scipy", "magick")

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine import correlate2d, im2col
-from ..errors import UsageError
-from ..kernels import Kernel
-from ..padding import PadMode, pad_array, resolve_mode
-from ..shapes import Geometry, Pad4, Pair, resolve_pad
+from convcli.core.kernels import Kernel
+from convcli.core.padding import PadMode, pad_array, resolve_mode
+from convcli.core.shapes import Geometry, Pad4, Pair, resolve_pad
+from convcli.engine import correlate2d, im2col
+from convcli.errors import UsageError
 
 MINUS = "\u2212"
 DOT = "\u00b7"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UsageError
+from convcli.errors import UsageError
 
 
 @dataclass(frozen=True)

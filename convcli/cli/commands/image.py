@@ -6,8 +6,9 @@ from typing import Any
 
 import click
 
-from ..errors import UsageError
-from ..kernels import (
+from convcli.cli.execute import Command, run_command
+from convcli.cli.options import geometry_options, images_argument, io_options
+from convcli.core.kernels import (
     Kernel,
     box_kernel,
     gaussian_1d,
@@ -16,11 +17,10 @@ from ..kernels import (
     parse_kernel,
     size_for_sigma,
 )
-from ..padding import resolve_mode
-from ..pipeline import GradientStage, Pipeline, Stage, make_correlate_stage
-from ..shapes import resolve_pad
-from .execute import Command, run_command
-from .options import geometry_options, images_argument, io_options
+from convcli.core.padding import resolve_mode
+from convcli.core.shapes import resolve_pad
+from convcli.errors import UsageError
+from convcli.pipeline import GradientStage, Pipeline, Stage, make_correlate_stage
 
 #: edges --operator: (x kernel, y kernel) registry names; laplacian has no direction.
 EDGE_OPERATORS: dict[str, tuple[str, str] | str] = {
@@ -258,7 +258,7 @@ def downsample_cmd(**p: Any) -> int:
 def dispatch(cmd: Command, p: dict[str, Any]) -> int:
     """--emit prints code instead of running; otherwise run the batch."""
     if p.get("emit"):
-        from .teach import emit_for
+        from convcli.cli.commands.teach import emit_for
 
         click.echo(emit_for(p["emit"], cmd, p))
         return 0

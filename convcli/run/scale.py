@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConvcliError, ExitStatus
-from .runner import Job, Result, process
+from convcli.errors import ConvcliError, ExitStatus
+from convcli.run.job import Job, Result, process
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     """forkserver (workers fork from a server that has imported convcli once), else spawn; never fork."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["convcli.scaleout"])
+        ctx.set_forkserver_preload(["convcli.run.scale"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -127,7 +127,7 @@ def _worker_init(workers: int = 1) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # Each of the pool's ``workers`` processes gets its share of the cores for the threads it
     # starts without being told a count (engine bands, the PNG writer): no oversubscription.
-    from .engine import set_default_threads
+    from convcli.engine import set_default_threads
 
     set_default_threads(max(1, usable_cores() // max(1, workers)))
 

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UsageError
-from .imageio import FORMATS
+from convcli.errors import UsageError
+from convcli.io.formats import FORMATS
 
 #: Magic numbers of the formats Pillow reads that convcli accepts from directories: PNG, JPEG, GIF,
 #: BMP, TIFF (little/big-endian, BigTIFF), JPEG 2000, ICO, QOI. WebP (RIFF....WEBP) and binary

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UsageError
-from .padding import resolve_mode
+from convcli.core.padding import resolve_mode
+from convcli.errors import UsageError
 
 Pair = tuple[int, int]
 Pad4 = tuple[int, int, int, int]  # top, bottom, left, right

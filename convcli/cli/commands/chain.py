@@ -14,12 +14,7 @@ from typing import Any
 import click
 import numpy as np
 
-from ..errors import UsageError
-from ..padding import resolve_mode
-from ..pipeline import ConvStage, GrayStage, Pipeline, ReluStage, Stage
-from ..shapes import resolve_pad
-from .execute import Command
-from .image import (
+from convcli.cli.commands.image import (
     blur_options,
     build_blur,
     build_downsample,
@@ -30,7 +25,12 @@ from .image import (
     edges_options,
     filter_options,
 )
-from .options import PairType, geometry_options, io_options
+from convcli.cli.execute import Command
+from convcli.cli.options import PairType, geometry_options, io_options
+from convcli.core.padding import resolve_mode
+from convcli.core.shapes import resolve_pad
+from convcli.errors import UsageError
+from convcli.pipeline import ConvStage, GrayStage, Pipeline, ReluStage, Stage
 
 
 @click.group("chain", chain=True, subcommand_metavar="STAGE [ARGS]... [STAGE [ARGS]...]...")
@@ -74,13 +74,13 @@ def run_chain(commands: list[Command], **p: Any) -> int:
 
 def _show_weights(pipeline: Pipeline, shown: list[Stage], p: dict[str, Any]) -> None:
     """--show-weights: print those conv stages' weights (for the first input's channels) to stderr."""
-    from .. import imageio
+    from convcli.io.decode import read_header
 
     first = p["images"][0]
     if first == "-" or Path(first).is_dir():
         msg = "--show-weights needs the first input to be an image file"
         raise UsageError(msg)
-    header = imageio.read_header(first, gray=bool(p.get("gray")))
+    header = read_header(first, gray=bool(p.get("gray")))
     plans = pipeline.plan((header.channels, header.height, header.width))
     for i, plan in enumerate(plans, start=1):
         stage = plan.stage

@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from ..errors import UsageError
-from ..kernels import REGISTRY, Kernel, get_kernel
-from ..padding import MODES, PadMode, pattern_row, resolve_mode
-from ..pipeline import CorrelateStage, Pipeline
-from ..shapes import Geometry, Pair, resolve_pad
-from .options import PaddingType, PairType
+from convcli.cli.options import PaddingType, PairType
+from convcli.core.kernels import REGISTRY, Kernel, get_kernel
+from convcli.core.padding import MODES, PadMode, pattern_row, resolve_mode
+from convcli.core.shapes import Geometry, Pair, resolve_pad
+from convcli.errors import UsageError
+from convcli.pipeline import CorrelateStage, Pipeline
 
 
 def kernel_matrix_lines(k: Kernel) -> list[str]:

@@ -17,9 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from . import imageio, streaming
-from .errors import UsageError
-from .pipeline import EngineOptions, Pipeline, nchw
+from convcli import streaming
+from convcli.core.pixels import to_pixels
+from convcli.errors import UsageError
+from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image
+from convcli.io.encode import encode_float, encode_image
+from convcli.io.files import write_atomic
+from convcli.io.formats import FORMATS, format_for_path
+from convcli.pipeline import EngineOptions, Pipeline, nchw
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class Job:
     gray: bool = False
     linear_light: bool = False
     dry_run: bool = False
-    max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
     engine: EngineOptions = field(default_factory=EngineOptions)
     out: OutputOptions = field(default_factory=OutputOptions)
     montage: str | None = None
@@ -73,7 +78,7 @@ def output_format(job: Job) -> str:
         return job.out.fmt
     if job.output in (None, "-"):
         return "png"
-    return imageio.format_for_path(job.output)
+    return format_for_path(job.output)
 
 
 def process(job: Job) -> Result:
@@ -81,11 +86,11 @@ def process(job: Job) -> Result:
     t0 = time.perf_counter()
     src: str | Path | bytes = job.data if job.data is not None else Path(job.source)
     if job.out.bit_depth == "float" and job.output is not None and \
-            not imageio.FORMATS[output_format(job)].raw_float:
+            not FORMATS[output_format(job)].raw_float:
         msg = (f"--bit-depth float writes raw float32 values: use a .npy or .tif output, "
                f"not {output_format(job)}")
         raise UsageError(msg)
-    header = imageio.read_header(src, gray=job.gray, max_pixels=job.max_pixels)
+    header = read_header(src, gray=job.gray, max_pixels=job.max_pixels)
     plans = job.pipeline.plan((header.channels, header.height, header.width))
     record: dict[str, Any] = {
         "input": job.source,
@@ -107,12 +112,12 @@ def process(job: Job) -> Result:
 
     if _streams(job, header):
         return _process_streaming(job, src, record, notes, t0)
-    img = imageio.read_image(src, gray=job.gray, max_pixels=job.max_pixels)
+    img = read_image(src, gray=job.gray, max_pixels=job.max_pixels)
     maxval = float(img.header.maxval)
     panels: list[Any] = []
     on_stage = None
     if job.montage:
-        from . import views
+        from convcli import views
 
         panels.extend(views.stage_panels(None, img.color, maxval, 0))
         index = itertools.count(1)
@@ -124,31 +129,31 @@ def process(job: Job) -> Result:
                                      linear_light=job.linear_light, on_stage=on_stage)
     img.color, img.alpha = np.empty((0, 0, 1), dtype=np.float32), None  # free the input before quantising
     if job.montage:
-        from . import views
+        from convcli import views
 
         montage_path = views.montage_path(job.montage, job.source)
-        imageio.write_atomic(montage_path, views.montage_png(panels, title=Path(job.source).name))
+        write_atomic(montage_path, views.montage_png(panels, title=Path(job.source).name))
         record["montage"] = montage_path
     fmt = output_format(job)
     channels = values.shape[2]
-    info = imageio.FORMATS[fmt]
+    info = FORMATS[fmt]
     feature_maps = channels not in (1, 3) and not info.raw_float and job.out.range_policy is None
     if feature_maps:
         if job.output in (None, "-"):
             msg = f"the result has {channels} channels: give -o FILE (one image per channel) or -o x.npy"
             raise UsageError(msg)
-        from . import views
+        from convcli import views
 
         files = views.feature_map_files(values, job.output, fmt, job.pipeline.stages[-1].op)
         for path, data in files:
-            imageio.write_atomic(path, data)
+            write_atomic(path, data)
         record["outputs"] = [path for path, _ in files[:-1]]
         record["range"] = _range_record("normalize", values)
         record["notes"] = notes + [f"{channels} channels: one normalised grey image each, grid at output"]
         record["seconds"] = round(time.perf_counter() - t0, 4)
         return Result(record)
     if not _integer_output(job):
-        data = imageio.encode_float(values[:, :, 0] if channels == 1 else values, fmt)
+        data = encode_float(values[:, :, 0] if channels == 1 else values, fmt)
         record["range"] = _range_record("raw", values)
     else:
         policy = choose_policy(job.out, channels)
@@ -159,11 +164,11 @@ def process(job: Job) -> Result:
         bits, rescale = _output_bits(job, img.header)
         if rescale != 1.0:
             values = values * rescale
-        pixels, stats = imageio.to_pixels(values[:, :, 0] if channels == 1 else values, policy, bits)
+        pixels, stats = to_pixels(values[:, :, 0] if channels == 1 else values, policy, bits)
         apix = None
         if alpha is not None:
-            apix, _ = imageio.to_pixels(alpha * rescale, "clip", bits)
-        data, enc_notes = imageio.encode_image(pixels, apix, fmt, icc_profile=img.icc_profile,
+            apix, _ = to_pixels(alpha * rescale, "clip", bits)
+        data, enc_notes = encode_image(pixels, apix, fmt, icc_profile=img.icc_profile,
                                                quality=job.out.quality,
                                                compress_level=job.out.compress_level)
         notes.extend(enc_notes)
@@ -171,7 +176,7 @@ def process(job: Job) -> Result:
     return _finish(job, record, notes, data, t0)
 
 
-def _output_bits(job: Job, header: imageio.ImageHeader) -> tuple[int, float]:
+def _output_bits(job: Job, header: ImageHeader) -> tuple[int, float]:
     """The output's bit depth and the factor from the input's scale to it.
 
     --bit-depth other than the input's rescales (65535 -> 255, 255 -> 65535) before quantising,
@@ -190,10 +195,10 @@ def _range_record(policy: str, values: np.ndarray) -> dict[str, Any]:
 def _integer_output(job: Job) -> bool:
     """Whether the output holds 8/16-bit pixels (not raw float values)."""
     fmt = output_format(job)
-    return not (imageio.FORMATS[fmt].raw_float and (fmt == "npy" or job.out.bit_depth == "float"))
+    return not (FORMATS[fmt].raw_float and (fmt == "npy" or job.out.bit_depth == "float"))
 
 
-def _streams(job: Job, header: imageio.ImageHeader) -> bool:
+def _streams(job: Job, header: ImageHeader) -> bool:
     """Whether the job runs band by band (streaming.stream_stage) with the same numbers."""
     if header.has_alpha or job.montage or job.linear_light or not _integer_output(job):
         return False
@@ -206,7 +211,7 @@ def _streams(job: Job, header: imageio.ImageHeader) -> bool:
 def _process_streaming(job: Job, src: str | Path | bytes, record: dict[str, Any], notes: list[str],
                        t0: float) -> Result:
     """The rest of :func:`process` for a single window stage, 8/16-bit in and out, computed in bands."""
-    img = imageio.read_image(src, gray=job.gray, max_pixels=job.max_pixels, keep_integer=True)
+    img = read_image(src, gray=job.gray, max_pixels=job.max_pixels, keep_integer=True)
     stage = streaming.window_stage(job.pipeline)
     assert stage is not None
     policy = choose_policy(job.out, img.header.channels)
@@ -214,7 +219,7 @@ def _process_streaming(job: Job, src: str | Path | bytes, record: dict[str, Any]
     pixels, stats = streaming.stream_stage(img.color, stage, job.engine, policy=policy, bits=bits,
                                            maxval=float(img.header.maxval), rescale=rescale)
     img.color = np.empty((0, 0, 1))  # the input is no longer needed while encoding
-    data, enc_notes = imageio.encode_image(pixels, None, output_format(job), icc_profile=img.icc_profile,
+    data, enc_notes = encode_image(pixels, None, output_format(job), icc_profile=img.icc_profile,
                                            quality=job.out.quality, compress_level=job.out.compress_level)
     del pixels
     notes.extend(enc_notes)
@@ -228,7 +233,7 @@ def _finish(job: Job, record: dict[str, Any], notes: list[str], data: bytes, t0:
     if job.output == "-":
         stdout_bytes = data
     elif job.output is not None:
-        imageio.write_atomic(job.output, data)
+        write_atomic(job.output, data)
     record["notes"] = notes
     record["seconds"] = round(time.perf_counter() - t0, 4)
     return Result(record, stdout_bytes)

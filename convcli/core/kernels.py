@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
+from convcli.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..errors import UsageError
-from ..padding import pad_array, resolve_mode
+from convcli.core.padding import pad_array, resolve_mode
+from convcli.errors import UsageError
 
 BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)

@@ -7,28 +7,28 @@ from typing import Any
 import click
 import numpy as np
 
-from ..errors import UsageError
-from ..kernels import parse_literal
-from ..pipeline import CorrelateStage
-from ..shapes import resolve_pad
-from .execute import Command
-from .options import geometry_options
+from convcli.cli.execute import Command
+from convcli.cli.options import geometry_options
+from convcli.core.kernels import parse_literal
+from convcli.core.shapes import resolve_pad
+from convcli.errors import UsageError
+from convcli.pipeline import CorrelateStage
 
 
 def _channels(path: str) -> int:
     """Colour channels of the input as convcli reads it (3 when it can't be read: the code is generic)."""
-    from .. import imageio
-    from ..errors import ConvcliError
+    from convcli.errors import ConvcliError
+    from convcli.io.decode import read_header
 
     try:
-        return imageio.read_header(path).channels
+        return read_header(path).channels
     except ConvcliError:
         return 3
 
 
 def emit_for(library: str, cmd: Command, p: dict[str, Any]) -> str:
     """The equivalent code in ``library`` for a one-kernel command (or the same kernel repeated)."""
-    from ..teach.emit import EmitSpec, emit
+    from convcli.teach.emit import EmitSpec, emit
 
     stages = cmd.pipeline.stages
     first = stages[0]
@@ -87,8 +87,8 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
     convcli explain cat.png --at 0,0 -k sharpen -p zeros     a corner: padded values in [brackets]
     convcli explain --patch "1 2 3; 4 5 6; 7 8 9" -k "1 0; 0 -1" --unroll -p valid
     """
-    from ..kernels import parse_kernel
-    from ..teach.explain import explain_at, explain_patch, explain_unroll
+    from convcli.core.kernels import parse_kernel
+    from convcli.teach.explain import explain_at, explain_patch, explain_unroll
 
     kernel = parse_kernel(kernel_spec)
     geo = {"stride": p["stride"], "dilation": p["dilation"], "mode": p["padding"],
@@ -112,9 +112,9 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
         click.echo(result.text)
         return 0
     assert image is not None
-    from .. import imageio
+    from convcli.io.decode import read_image
 
-    img = imageio.read_image(image, gray=gray)
+    img = read_image(image, gray=gray)
     if channel >= img.color.shape[2]:
         msg = f"--channel {channel}: the image has {img.color.shape[2]} channel(s)"
         raise UsageError(msg)
@@ -153,11 +153,13 @@ def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
     import json
     import os
 
-    from .. import imageio
-    from ..teach.demo import build_figures, bundled_cat_path, shape_chain
+    from convcli.io.decode import read_image
+    from convcli.io.encode import encode_image
+    from convcli.io.files import write_atomic
+    from convcli.teach.demo import build_figures, bundled_cat_path, shape_chain
 
     src = image or bundled_cat_path()
-    img = imageio.read_image(src)
+    img = read_image(src)
     color = img.color * (255.0 / img.header.maxval) if img.header.maxval != 255 else img.color
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -166,8 +168,8 @@ def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
         raise UsageError(msg) from None
     for fig in build_figures(color, seed=seed):
         path = os.path.join(out_dir, f"{fig.name}.png")
-        data, _ = imageio.encode_image(fig.image, None, "png")
-        imageio.write_atomic(path, data)
+        data, _ = encode_image(fig.image, None, "png")
+        write_atomic(path, data)
         if as_json:
             click.echo(json.dumps({"figure": fig.name, "title": fig.title, "output": path,
                                    "pipelines": fig.records}))

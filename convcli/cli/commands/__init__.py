@@ -1,0 +1,1 @@
+"""One module per command group; each builds a spec and hands it to the run layer."""

@@ -1,0 +1,154 @@
+"""Floats back to pixels: the one place that maps float results to uint8/uint16 by a --range policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from convcli.errors import UsageError
+
+#: Bytes of float64 rows :func:`to_pixels` handles at a time (the default of its ``band_bytes``).
+BAND_BYTES = 3 << 19  # 1.5 MiB
+
+
+@dataclass(frozen=True)
+class RangeStats:
+    """What quantisation did: the policy, float min/max before it, fraction of samples clipped."""
+
+    policy: str
+    min: float
+    max: float
+    clipped_fraction: float
+
+
+RANGE_POLICIES: tuple[str, ...] = ("clip", "abs", "normalize")
+_PIXEL_DTYPES = {8: np.uint8, 16: np.uint16}
+
+
+def _maxval(bit_depth: int) -> int:
+    if bit_depth not in _PIXEL_DTYPES:
+        msg = f"bit depth must be 8 or 16, not {bit_depth}"
+        raise UsageError(msg)
+    return (1 << bit_depth) - 1
+
+
+def _bands(values: np.ndarray, band_bytes: int) -> Iterator[slice]:
+    """Slices of the first axis holding about ``band_bytes`` of float64 each."""
+    rows = values.shape[0]
+    step = max(1, band_bytes // max(1, values[0].size * 8))
+    for start in range(0, rows, step):
+        yield slice(start, min(rows, start + step))
+
+
+def to_pixels(values: np.ndarray, policy: str, bit_depth: int, *, threads: int = 1,
+              band_bytes: int = BAND_BYTES) -> tuple[np.ndarray, RangeStats]:
+    """Float array (H, W) or (H, W, C) -> uint8/uint16 by a --range policy, band by band.
+
+    ``clip`` and ``abs`` run their bands on ``threads`` threads (NumPy releases the GIL;
+    the numbers do not depend on the count).
+
+    ``clip``: round half to even, clip to [0, maxval]. ``abs``: |x|, then the same.
+    ``normalize``: finite min..max mapped onto 0..maxval (a constant image gives 0).
+    NaN becomes 0 and counts as clipped; ±inf clips to the ends.
+    """
+    if policy not in RANGE_POLICIES:
+        msg = f"unknown range policy {policy!r} (choose from {', '.join(RANGE_POLICIES)})"
+        raise UsageError(msg)
+    maxval = _maxval(bit_depth)
+    values = np.asarray(values)
+    if values.ndim < 2:
+        msg = f"to_pixels needs an (H, W) or (H, W, C) array, not {values.shape}"
+        raise ValueError(msg)
+    out = np.empty(values.shape, dtype=_PIXEL_DTYPES[bit_depth])
+    if values.size == 0:
+        return out, RangeStats(policy, 0.0, 0.0, 0.0)
+
+    if policy != "normalize":
+        return out, _to_pixels_local(values, out, policy, maxval, threads, band_bytes)
+
+    lo = hi = None  # over non-NaN values (reported)
+    flo = fhi = None  # over finite values (normalize)
+    for band in _bands(values, band_bytes):
+        v = np.asarray(values[band], dtype=np.float64)
+        notnan = v[~np.isnan(v)]
+        if notnan.size:
+            lo = min(lo, notnan.min()) if lo is not None else notnan.min()
+            hi = max(hi, notnan.max()) if hi is not None else notnan.max()
+        if policy == "normalize":
+            fin = notnan[np.isfinite(notnan)]
+            if fin.size:
+                flo = min(flo, fin.min()) if flo is not None else fin.min()
+                fhi = max(fhi, fin.max()) if fhi is not None else fin.max()
+
+    changed = 0
+    for band in _bands(values, band_bytes):
+        v = np.asarray(values[band], dtype=np.float64)
+        nan = np.isnan(v)
+        if policy == "normalize":
+            if flo is None or fhi is None or fhi == flo:
+                v = np.zeros_like(v)
+            else:
+                with np.errstate(invalid="ignore", over="ignore"):
+                    v = (v - flo) * (maxval / (fhi - flo))
+            changed += int(np.count_nonzero(nan | np.isinf(v)))
+        else:
+            if policy == "abs":
+                v = np.abs(v)
+            v = np.rint(v)
+            changed += int(np.count_nonzero(nan | (v < 0) | (v > maxval)))
+        v[nan] = 0.0
+        np.clip(v, 0, maxval, out=v)
+        out[band] = np.rint(v)
+    stats = RangeStats(
+        policy,
+        float(lo) if lo is not None else 0.0,
+        float(hi) if hi is not None else 0.0,
+        changed / values.size,
+    )
+    return out, stats
+
+
+def _local_band(values: np.ndarray, out: np.ndarray, policy: str,
+                maxval: int) -> tuple[float | None, float | None, int]:
+    """clip/abs of one band into ``out``; returns the band's non-NaN min, max and clipped count."""
+    v = np.asarray(values, dtype=np.float64)
+    nan = np.isnan(v)
+    any_nan = bool(nan.any())
+    notnan = v[~nan] if any_nan else v
+    lo, hi = (notnan.min(), notnan.max()) if notnan.size else (None, None)
+    if policy == "abs":
+        v = np.abs(v)
+    v = np.rint(v)
+    clipped = (v < 0) | (v > maxval)
+    changed = int(np.count_nonzero(nan | clipped if any_nan else clipped))
+    if any_nan:
+        v[nan] = 0.0
+    np.clip(v, 0, maxval, out=v)
+    out[...] = np.rint(v)
+    return lo, hi, changed
+
+
+def _to_pixels_local(values: np.ndarray, out: np.ndarray, policy: str, maxval: int, threads: int,
+                     band_bytes: int) -> RangeStats:
+    """The clip and abs policies (each sample on its own): one pass per band, bands on
+    ``threads`` threads; the same numbers as one thread."""
+    spans = list(_bands(values, band_bytes))
+    threads = min(threads, len(spans))
+    if threads > 1:
+        with ThreadPoolExecutor(threads, thread_name_prefix="convcli-pixels") as pool:
+            parts = list(pool.map(lambda b: _local_band(values[b], out[b], policy, maxval), spans))
+    else:
+        parts = [_local_band(values[b], out[b], policy, maxval) for b in spans]
+    los = [p[0] for p in parts if p[0] is not None]
+    his = [p[1] for p in parts if p[1] is not None]
+    return RangeStats(
+        policy,
+        float(min(los)) if los else 0.0,
+        float(max(his)) if his else 0.0,
+        sum(p[2] for p in parts) / values.size,
+    )
+
+

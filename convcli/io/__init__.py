@@ -1,0 +1,1 @@
+"""Image files in and out: formats, decoding, PNG both ways, atomic writes."""

@@ -1,0 +1,88 @@
+"""Output formats: one table of what each format holds, and names <-> formats."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from convcli.errors import UsageError
+
+if TYPE_CHECKING:
+    pass
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """An output format: its Pillow name and what it can hold."""
+
+    name: str
+    pil: str | None
+    extensions: tuple[str, ...]
+    alpha: bool
+    sixteen_bit: bool
+    raw_float: bool
+    quality: int | None = None  # default quality of lossy formats
+
+
+FORMATS: dict[str, FormatInfo] = {
+    "png": FormatInfo("png", "PNG", (".png",), alpha=True, sixteen_bit=True, raw_float=False),
+    "jpeg": FormatInfo(
+        "jpeg",
+        "JPEG",
+        (".jpg", ".jpeg", ".jpe", ".jfif"),
+        alpha=False,
+        sixteen_bit=False,
+        raw_float=False,
+        quality=90,
+    ),
+    "tiff": FormatInfo("tiff", "TIFF", (".tif", ".tiff"), alpha=True, sixteen_bit=True, raw_float=True),
+    "webp": FormatInfo(
+        "webp", "WEBP", (".webp",), alpha=True, sixteen_bit=False, raw_float=False, quality=90
+    ),
+    "bmp": FormatInfo("bmp", "BMP", (".bmp",), alpha=False, sixteen_bit=False, raw_float=False),
+    "npy": FormatInfo("npy", None, (".npy",), alpha=True, sixteen_bit=True, raw_float=True),
+}
+
+
+def format_info(fmt: str) -> FormatInfo:
+    key = fmt.lower().lstrip(".")
+    key = {"jpg": "jpeg", "tif": "tiff"}.get(key, key)
+    try:
+        return FORMATS[key]
+    except KeyError:
+        msg = f"unknown output format {fmt!r} (choose from {', '.join(FORMATS)})"
+        raise UsageError(msg) from None
+
+
+def format_for_path(path: str | os.PathLike) -> str:
+    """The output format named by a path's extension, e.g. ``x.JPG`` -> ``"jpeg"``."""
+    suffix = Path(path).suffix.lower()
+    for info in FORMATS.values():
+        if suffix in info.extensions:
+            return info.name
+    known = ", ".join(ext for info in FORMATS.values() for ext in info.extensions)
+    shown = suffix or "no extension"
+    msg = f"cannot tell the output format from {shown!r} in {os.fspath(path)!r} (known: {known}; or --format)"
+    raise UsageError(msg)
+
+
+def extension_for(fmt: str) -> str:
+    """The usual extension of a format, with its dot: ``"jpeg"`` -> ``".jpg"``."""
+    return format_info(fmt).extensions[0]
+
+
+
+
+def icc_space(profile: bytes) -> bytes:
+    """The ICC profile's data colour space signature, e.g. b"RGB " or b"GRAY"."""
+    return profile[16:20] if len(profile) >= 20 else b""
+
+
+def icc_fits(profile: bytes, channels: int) -> bool:
+    return icc_space(profile) == (b"GRAY" if channels == 1 else b"RGB ")
+

@@ -1,0 +1,287 @@
+"""PNG both ways where Pillow falls short: a decoder for 16-bit colour PNGs and a threaded encoder."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import zlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: zlib level for PNG: 1 is ~4x faster than Pillow's 6 for ~14% larger files.
+DEFAULT_PNG_COMPRESS_LEVEL = 1
+
+
+
+def png_ihdr(head: bytes) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) from a PNG's first bytes, or None if not a PNG."""
+    if len(head) < 29 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour_type = struct.unpack(">IIBB", head[16:26])
+    return width, height, depth, colour_type
+
+
+
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """Decode a PNG of bit depth 8 or 16, colour type 0, 2, 4 or 6 -> (H, W, n) uint8/uint16.
+
+    convcli's own decoder, for the 16-bit RGB(A) PNGs that Pillow reduces to 8 bits.
+    Raises ValueError (or zlib.error) on corrupt or truncated data.
+    """
+    ihdr = png_ihdr(data)
+    if ihdr is None:
+        msg = "not a PNG file"
+        raise ValueError(msg)
+    width, height, depth, colour_type = ihdr
+    interlace = data[28]
+    n = {0: 1, 2: 3, 4: 2, 6: 4}.get(colour_type)
+    if n is None or depth not in (8, 16) or interlace > 1:
+        msg = f"unsupported PNG layout (bit depth {depth}, colour type {colour_type}, interlace {interlace})"
+        raise ValueError(msg)
+    idat = []
+    pos = 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        if pos + 12 + length > len(data):
+            break
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IDAT":
+            (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+            if crc != zlib.crc32(kind + body) & 0xFFFFFFFF:
+                msg = "broken PNG file (IDAT checksum error)"
+                raise ValueError(msg)
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    raw = np.frombuffer(zlib.decompressobj().decompress(b"".join(idat)), dtype=np.uint8)
+    bpp = n * depth // 8
+    passes = [(0, 0, 1, 1)] if interlace == 0 else _ADAM7
+    out = np.zeros((height, width, bpp), dtype=np.uint8)
+    offset = 0
+    for x0, y0, dx, dy in passes:
+        w, h = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if w <= 0 or h <= 0:
+            continue
+        size = h * (1 + w * bpp)
+        if offset + size > raw.size:
+            msg = "image file is truncated"
+            raise ValueError(msg)
+        out[y0::dy, x0::dx] = _unfilter(raw[offset : offset + size].reshape(h, 1 + w * bpp), bpp)
+        offset += size
+    if depth == 8:
+        return out
+    return out.view(">u2").astype(np.uint16)  # big-endian sample pairs -> native uint16
+
+
+def _unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
+    """Undo PNG row filters: (h, 1 + w*bpp) bytes -> (h, w, bpp) uint8.
+
+    Rows filtered none/sub/up go row by row in uint8 (whose wrap-around is PNG's modulo
+    256); average and Paeth depend on the left and upper neighbours, so images using
+    them go by anti-diagonals, all rows at once.
+    """
+    h = rows.shape[0]
+    types = rows[:, 0]
+    if types.max(initial=0) > 4:
+        msg = f"broken PNG file (filter type {int(types.max())})"
+        raise ValueError(msg)
+    f = rows[:, 1:].reshape(h, -1, bpp)
+    w = f.shape[1]
+    x = np.zeros((h + 1, w + 1, bpp), dtype=np.uint8)  # a zero row above and a zero column on the left
+    if types.max(initial=0) <= 2:
+        for r in range(h):
+            if types[r] == 0:
+                x[r + 1, 1:] = f[r]
+            elif types[r] == 1:
+                np.cumsum(f[r], axis=0, dtype=np.uint8, out=x[r + 1, 1:])
+            else:
+                np.add(f[r], x[r, 1:], out=x[r + 1, 1:])
+        return x[1:, 1:]
+    for d in range(h + w - 1):
+        r = np.arange(max(0, d - w + 1), min(h - 1, d) + 1)
+        c = d - r
+        a = x[r + 1, c].astype(np.int16)
+        b = x[r, c + 1].astype(np.int16)
+        ul = x[r, c].astype(np.int16)
+        p = a + b - ul
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - ul)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, ul))
+        t = types[r][:, None]
+        pred = np.select([t == 1, t == 2, t == 3, t == 4], [a, b, (a + b) >> 1, paeth], 0)
+        x[r + 1, c + 1] = (f[r, c] + pred) & 0xFF
+    return x[1:, 1:]
+
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
+
+
+def encode_png16(
+    color: np.ndarray,
+    alpha: np.ndarray | None,
+    *,
+    icc_profile: bytes | None = None,
+    compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL,
+) -> bytes:
+    """A 16-bit PNG (colour type 0, 2, 4 or 6) written by convcli, since Pillow cannot."""
+    return encode_png(color, alpha, icc_profile=icc_profile, compress_level=compress_level)
+
+
+# ------------------------------------------------------------- threaded PNG writer
+#
+# Pillow's PNG encoder runs zlib on one thread. This writer filters every row with PNG's
+# "Up" filter (vectorised: one subtraction per band) and compresses bands of rows on
+# several threads (zlib releases the GIL) into ONE zlib stream, as pigz does: a raw
+# deflate stream per band, ended with Z_SYNC_FLUSH (byte-aligned, not final) except the
+# last, primed with the previous 32 KiB as dictionary, behind one zlib header, with the
+# Adler-32 of the whole filtered data combined from the bands' own.
+#
+# Filter choice, measured on a 4096x4096 RGB photo mosaic after a 15x15 Gaussian, zlib
+# level 1, one thread (size MiB, filter s, zlib s): Pillow (adaptive filters) 11.58 MiB in
+# 0.68 s all told; none 22.69 / 0 / 0.50; Up 11.71 / 0.11 / 0.33; Sub 13.42 / 0.11 / 0.35;
+# Paeth 11.58 / 2.15 (vectorised NumPy) / 0.33. Up it is: files 1% larger than Pillow's on
+# that smooth output, 4% on the unfiltered photo (17.00 -> 17.73 MiB; 512² crop 455 -> 477 KiB).
+# Whole encode of the 4096² blur on 2 threads: 0.68 s (Pillow) -> 0.18 s.
+
+#: Images of at least this many pixels use the threaded writer; smaller ones Pillow (8-bit).
+THREADED_PNG_MIN_PIXELS = 1 << 16
+#: Bytes of filtered rows one task compresses (4096x4096 RGB: 12 tasks).
+PNG_TASK_BYTES = 4 << 20
+_DICT_BYTES = 32768  # deflate's window
+_ADLER_BASE = 65521
+_png_pools: dict[int, ThreadPoolExecutor] = {}  # threads -> pool, made on first use
+_png_pools_lock = threading.Lock()
+
+
+def adler32_combine(adler1: int, adler2: int, len2: int) -> int:
+    """Adler-32 of A + B from Adler-32 of A, of B and B's length (zlib's adler32_combine)."""
+    rem = len2 % _ADLER_BASE
+    sum1 = adler1 & 0xFFFF
+    sum2 = (rem * sum1) % _ADLER_BASE
+    sum1 += (adler2 & 0xFFFF) + _ADLER_BASE - 1
+    sum2 += ((adler1 >> 16) & 0xFFFF) + ((adler2 >> 16) & 0xFFFF) + _ADLER_BASE - rem
+    sum1 %= _ADLER_BASE
+    sum2 %= _ADLER_BASE
+    return sum1 | (sum2 << 16)
+
+
+def _zlib_header(level: int) -> bytes:
+    """The 2-byte zlib header (deflate, 32 KiB window) with the FLEVEL zlib itself writes."""
+    flevel = 0 if level < 2 else 1 if level < 6 else 2 if level == 6 else 3
+    flg = flevel << 6
+    flg += (31 - (0x7800 + flg) % 31) % 31
+    return bytes((0x78, flg))
+
+
+def _png_samples(color: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, int, int]:
+    """(H, W * bytes per pixel) big-endian sample bytes, the bit depth and the PNG colour type."""
+    planes = color.reshape(*color.shape[:2], -1)
+    if alpha is not None:
+        planes = np.concatenate([planes, alpha[..., None]], axis=-1)
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[planes.shape[2]]
+    depth = 16 if planes.dtype == np.uint16 else 8
+    if depth == 16:
+        planes = planes.astype(">u2")
+    else:
+        planes = np.ascontiguousarray(planes)
+    return planes.reshape(planes.shape[0], -1).view(np.uint8), depth, colour_type
+
+
+def _filter_up(rows: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) with PNG filter 2 (Up): each byte minus the byte above, mod 256."""
+    out = np.empty((stop - start, 1 + rows.shape[1]), dtype=np.uint8)
+    out[:, 0] = 2
+    if start == 0:
+        out[0, 1:] = rows[0]
+        np.subtract(rows[1:stop], rows[: stop - 1], out=out[1:, 1:])
+    else:
+        np.subtract(rows[start:stop], rows[start - 1 : stop - 1], out=out[:, 1:])
+    return out
+
+
+def _deflate_task(rows: np.ndarray, start: int, stop: int, level: int, last: bool) -> tuple[bytes, int, int]:
+    """One band of filtered rows as raw deflate data; returns (data, adler32, length)."""
+    row_len = 1 + rows.shape[1]
+    back = min(start, -(-_DICT_BYTES // row_len))  # rows before the band whose bytes prime the window
+    filtered = _filter_up(rows, start - back, stop).reshape(-1)
+    body = filtered[back * row_len :]
+    zdict = filtered[max(0, back * row_len - _DICT_BYTES) : back * row_len].tobytes()
+    comp = (zlib.compressobj(level, zlib.DEFLATED, -15, zdict=zdict) if zdict
+            else zlib.compressobj(level, zlib.DEFLATED, -15))
+    data = comp.compress(body) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    return data, zlib.adler32(body), body.size
+
+
+def _png_pool(threads: int) -> ThreadPoolExecutor:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _png_pools_lock:
+        pool = _png_pools.get(threads)
+        if pool is None:
+            pool = _png_pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="convcli-png")
+        return pool
+
+
+def png_zlib_stream(rows: np.ndarray, level: int, threads: int | None = None) -> bytes:
+    """PNG image data: ``rows`` (H, row bytes) filtered (Up) and compressed as one zlib stream."""
+    if threads is None:
+        from convcli.engine import get_default_threads
+
+        threads = get_default_threads()
+    height = rows.shape[0]
+    step = max(1, PNG_TASK_BYTES // (1 + rows.shape[1]))
+    spans = [(y, min(height, y + step)) for y in range(0, height, step)]
+    tasks = [(rows, y0, y1, level, y1 == height) for y0, y1 in spans]
+    if threads <= 1 or len(tasks) <= 1:
+        parts = [_deflate_task(*t) for t in tasks]
+    else:
+        parts = list(_png_pool(threads).map(lambda t: _deflate_task(*t), tasks))
+    adler = 1
+    for _, a, n in parts:
+        adler = adler32_combine(adler, a, n)
+    return b"".join([_zlib_header(level), *(p[0] for p in parts), struct.pack(">I", adler)])
+
+
+def encode_png(
+    color: np.ndarray,
+    alpha: np.ndarray | None,
+    *,
+    icc_profile: bytes | None = None,
+    compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL,
+    threads: int | None = None,
+) -> bytes:
+    """An 8- or 16-bit PNG (grey, grey+alpha, RGB, RGBA) by the threaded writer above.
+
+    ``color`` (H, W) or (H, W, 3), ``alpha`` (H, W) or None, both uint8 or both uint16.
+    ``threads`` None: the engine's default (:func:`convcli.engine.set_default_threads`).
+    """
+    rows, depth, colour_type = _png_samples(color, alpha)
+    height, width = color.shape[:2]
+    data = png_zlib_stream(rows, compress_level, threads)
+    del rows
+    out = [
+        PNG_SIGNATURE,
+        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)),
+    ]
+    if icc_profile:
+        out.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
+    chunk = 1 << 20
+    out.extend(_png_chunk(b"IDAT", data[i : i + chunk]) for i in range(0, max(len(data), 1), chunk))
+    out.append(_png_chunk(b"IEND", b""))
+    return b"".join(out)
+
+
