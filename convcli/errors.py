@@ -1,7 +1,7 @@
 """Typed errors of convcli and the exit statuses they map to.
 
-The numeric core and the I/O layer raise these; only the CLI edge turns them
-into exit statuses and one-line messages.
+The numeric core and the I/O layer raise these; only the CLI edge
+(:mod:`convcli.cli.errors`) turns them into one-line messages and exit statuses.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from enum import IntEnum
 
 
 class ExitStatus(IntEnum):
-    """Process exit statuses (SPEC §5)."""
+    """Process exit statuses, the one table (README, "Failure")."""
 
     OK = 0
     FAILURE = 1  # one or more inputs failed; the others are done
-    USAGE = 2  # bad flag, bad kernel, impossible shape
-    INTERRUPTED = 130  # Ctrl-C
+    USAGE = 2  # bad flag, bad kernel, impossible shape, a planned file that would overwrite an input
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 
 
 class ConvcliError(Exception):

@@ -429,15 +429,18 @@ def test_stdin_to_stdout_with_the_report_on_stderr(tmp_path: Path) -> None:
 
 def test_unwritable_output_exits_1_and_the_input_is_never_overwritten(cat: Path, tmp_path: Path) -> None:
     before = cat.read_bytes()
-    result = run("filter", cat, "-k", "sharpen", "-o", tmp_path / "no-such-dir" / "x.png")
+    result = run("filter", cat, "-k", "sharpen", "-o", cat / "x.png")  # a folder path through a file
     assert result.exit_code == 1
-    assert "cat.png" in one_error_line(result)
+    assert "cat.png" in one_error_line(result) and "not a directory" in one_error_line(result)
     for args in (["-o", cat], ["--name", "{stem}{ext}"]):
         result = run("filter", cat, "-k", "sharpen", *args)
         assert result.exit_code == 2
         assert "overwrite" in one_error_line(result)
     assert cat.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.png"]
+    # a missing folder of -o is created, as --out-dir is
+    ok("filter", cat, "-k", "sharpen", "-o", tmp_path / "new" / "deeper" / "x.png", "-q")
+    assert (tmp_path / "new" / "deeper" / "x.png").is_file() and cat.read_bytes() == before
 
 
 # --------------------------------------------------------------------------- numbers: filter

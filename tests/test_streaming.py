@@ -17,7 +17,7 @@ from convcli.io import decode as iodecode
 from convcli.io.png import decode_png
 from convcli.pipeline import GradientStage, Pipeline, WindowStage, make_correlate_stage
 from convcli.run import job as runner
-from convcli.run.job import Job, OutputOptions
+from convcli.run.job import Job
 
 PAD_MODES = ("zeros", "border", "reflection", "symmetric", "circular")
 
@@ -117,7 +117,7 @@ def test_streaming_matches_whole_image(case: tuple[Any, ...], band_bytes: int, t
     src = _write(tmp_path / "in.png", _image(rng, h, w, channels, bits))
     stage = _stage(kind, padding, stride, dilation)
     job = Job(source=str(src), output=None, pipeline=Pipeline((stage,)),
-              out=OutputOptions(range_policy=policy))
+              policy=policy or "clip")
     from convcli.io.decode import read_header
 
     assert runner._streams(job, read_header(src))
@@ -134,7 +134,7 @@ def test_streaming_with_another_output_depth(bit_depth: str, tmp_path: Path, mon
     src = _write(tmp_path / "in.png", _image(rng, 40, 23, 3, 16 if bit_depth == "8" else 8))
     stage = _stage("sharpen", "reflection", (1, 1), (1, 1))
     job = Job(source=str(src), output=None, pipeline=Pipeline((stage,)),
-              out=OutputOptions(bit_depth=bit_depth))
+              bits=int(bit_depth))
     rec_a, pix_a = _run(job, tmp_path / "a.png", stream=False, monkeypatch=monkeypatch)
     rec_b, pix_b = _run(job, tmp_path / "b.png", stream=True, monkeypatch=monkeypatch)
     assert rec_b == rec_a
@@ -157,8 +157,8 @@ def test_which_jobs_stream(tmp_path: Path, rng: np.random.Generator) -> None:
     assert not runner._streams(job(sharpen, linear_light=True), header)
     assert not runner._streams(job(sharpen, montage="m"), header)
     assert runner._streams(job(sharpen, gray=True), header) is streaming.STREAM_INEXACT  # float luminance
-    assert not runner._streams(job(sharpen, out=OutputOptions(range_policy="normalize")), header)
-    assert not runner._streams(dataclasses.replace(job(sharpen), output="x.npy"), header)
+    assert not runner._streams(job(sharpen, policy="normalize"), header)
+    assert not runner._streams(dataclasses.replace(job(sharpen), output="x.npy", fmt="npy", kind="float"), header)
     assert not runner._streams(job(Pipeline(sharpen.stages * 2)), header)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
 import click
 
 from convcli import __version__
+from convcli.cli.errors import run_main, split_debug, stops_carried
 
 #: command -> (module, attribute, one-line help). Commands are imported when used,
 #: so ``convcli --help`` and ``convcli shape`` don't pay for NumPy, Pillow or Rich.
@@ -25,6 +28,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class CliState:
+    """What the group passes to every command (``ctx.obj``)."""
+
+    debug: bool = False
+
+
 class ConvcliGroup(click.Group):
     """A group whose standalone ``main()`` is convcli's entry point.
 
@@ -32,6 +42,10 @@ class ConvcliGroup(click.Group):
     status becomes the exit status, whether the group runs as the ``convcli``
     script, as ``python -m convcli`` or under ``click.testing.CliRunner``.
     """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with stops_carried():
+            return super().invoke(ctx)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -51,15 +65,21 @@ class ConvcliGroup(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        from convcli.cli import main
+        argv, debug = split_debug(list(args) if args is not None else sys.argv[1:])
+        extra.pop("obj", None)
+        name = prog_name or "convcli"
 
-        main(list(args) if args is not None else None, prog_name=prog_name or "convcli")
+        def call() -> Any:
+            return super(ConvcliGroup, self).main(argv, name, complete_var, standalone_mode=False,
+                                                  obj=CliState(debug=debug), **extra)
+
+        sys.exit(run_main(call, debug=debug, prog_name=name))
 
 
 @click.group(cls=ConvcliGroup,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="convcli")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors (accepted anywhere on the line).")
 def cli(debug: bool) -> None:
     """Apply convolution filters to images, with PyTorch-style shape reports.
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -12,6 +12,9 @@ from convcli.core.pixels import RANGE_POLICIES
 from convcli.core.shapes import Pair, parse_pair
 from convcli.errors import UsageError
 from convcli.io.formats import FORMATS
+
+if TYPE_CHECKING:
+    from convcli.run.spec import RunSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -137,3 +140,31 @@ def io_options(fn: F) -> F:
                      help="Refuse images with more pixels (default: Pillow's limit, 89478485)."),
     ]
     return _apply(fn, opts)
+
+
+def run_spec(p: Mapping[str, Any]) -> RunSpec:
+    """The one place that reads the shared flags: click's parsed values -> a frozen :class:`RunSpec`."""
+    from convcli.cli.app import CliState
+    from convcli.io.decode import DEFAULT_MAX_PIXELS
+    from convcli.pipeline import EngineOptions
+    from convcli.run.spec import BatchOptions, OutputSpec, ReportOptions, RunSpec
+
+    ctx = click.get_current_context(silent=True)
+    state = ctx.find_object(CliState) if ctx is not None else None
+    return RunSpec(
+        images=tuple(p["images"]),
+        recursive=p["recursive"],
+        gray=p["gray"],
+        linear_light=p["linear_light"],
+        max_pixels=p["max_pixels"] or DEFAULT_MAX_PIXELS,
+        output=OutputSpec(output=p["output"], out_dir=p["out_dir"], name_template=p["name_template"],
+                          fmt=p["fmt"], range_policy=p["range_policy"], bit_depth=p["bit_depth"],
+                          quality=p["quality"], compress_level=p["compress_level"], montage=p["montage"]),
+        engine=EngineOptions(dtype="float64" if p["float64"] else "float32", method=p["method"],
+                             threads=p["threads"]),
+        batch=BatchOptions(jobs=p["jobs"], ordered=p["ordered"], fail_fast=p["fail_fast"],
+                           dask_address=p["dask_address"]),
+        report=ReportOptions(as_json=p["as_json"], quiet=p["quiet"], dry_run=p["dry_run"],
+                             debug=bool(state and state.debug)),
+        emit=p["emit"],
+    )

@@ -1,19 +1,23 @@
-"""Files on disk: one-line reasons for OS errors, and the atomic write (temporary file, fsync, rename)."""
+"""Files on disk: one-line reasons for OS errors, the atomic write and the cleanup of its temporary files.
+
+Every temporary file carries the run's tag (``.NAME.tmp-TAG-XXXXXXXX``), so an
+interrupted run removes its own temporary files and never another run's.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from convcli.errors import OutputError
 
-if TYPE_CHECKING:
-    pass
+#: Characters of the destination's name kept in a temporary name (the rest would pass NAME_MAX).
+_TMP_NAME_CHARS = 100
 
 
 _ERRNO_REASONS = {
@@ -67,25 +71,38 @@ def _umask() -> int:
     return _umask_cache[0]
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview | Iterable[bytes]) -> None:
+def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview | Iterable[bytes], *,
+                 tag: str = "") -> None:
     """Write ``data`` (bytes, or an iterable of chunks) to ``path`` atomically.
 
-    A hidden temporary file beside the destination is written, flushed, fsynced and
-    renamed over it; on any exception (Ctrl-C included) it is removed and the exception
-    re-raised, an OSError as :class:`OutputError` ("cannot write out/x.png: permission denied").
+    A hidden temporary file beside the destination (``.NAME.tmp-TAG-XXXXXXXX``) is written,
+    flushed, fsynced and renamed over it; on any exception (Ctrl-C included) it is removed
+    and the exception re-raised, an OSError as :class:`OutputError` ("cannot write out/x.png:
+    permission denied"). An existing character device (``/dev/null``) is written in place,
+    never renamed over; any other existing target that is not a regular file is refused.
     """
     path = Path(path)
     directory = path.parent
     shown = os.fspath(path)
+    chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else data
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=directory)
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISCHR(st.st_mode):
+        _write_in_place(path, chunks, shown)
+        return
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = "is a directory" if stat.S_ISDIR(st.st_mode) else "exists and is not a regular file"
+        raise OutputError(f"cannot write {shown}: {kind}")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:_TMP_NAME_CHARS]}.tmp-{tag}-", dir=directory)
     except OSError as exc:
         reason = "no such directory" if exc.errno == errno.ENOENT else os_reason(exc)
         raise OutputError(f"cannot write {shown}: {reason}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o644 & ~_umask())
-            chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else data
             for chunk in chunks:
                 f.write(chunk)
             f.flush()
@@ -100,6 +117,43 @@ def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview |
             raise OutputError(f"cannot write {shown}: {os_reason(exc)}") from None
         raise
     _fsync_dir(directory)
+
+
+def _write_in_place(path: Path, chunks: Iterable[bytes | bytearray | memoryview], shown: str) -> None:
+    """A character device named on purpose (``-o /dev/null``): written to, not replaced."""
+    try:
+        with open(path, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+    except OSError as exc:
+        raise OutputError(f"cannot write {shown}: {os_reason(exc)}") from None
+
+
+def remove_temporaries(outputs: Iterable[str | None], tag: str) -> None:
+    """Remove the temporary files of this run's tag left beside these outputs by interrupted writes.
+
+    Each folder is listed once, however many outputs it holds; other runs' temporary
+    files (another tag) are left alone.
+    """
+    if not tag:
+        return
+    folders = {str(Path(out).parent) for out in outputs if out is not None and out != "-"}
+    for folder in folders:
+        for tmp in _temporaries(folder, f".tmp-{tag}-"):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _temporaries(folder: str, marker: str) -> Iterator[str]:
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(".") and marker in entry.name:
+            yield entry.path
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -1,14 +1,15 @@
-"""Inputs and outputs of a batch: expanding paths, naming outputs, refusing collisions.
+"""The inputs of a batch: files as given, directories expanded, ``-`` for stdin.
 
-Files, directories (images recognised by content, hidden files skipped,
-``recursive`` to descend) and ``-`` for stdin. Output names come from one
-template; collisions between outputs, or with an input, are refused before any
-work starts.
+Directories are expanded to the images in them (recognised by content, hidden
+files skipped, ``recursive`` to descend). An entry that cannot be read (a looping
+symlink, a FIFO, a device) is one failed input; the rest of the batch runs.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +23,6 @@ _MAGIC: tuple[bytes, ...] = (
     b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
     b"II+\x00", b"MM\x00+", b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xffO\xffQ", b"\x00\x00\x01\x00", b"qoif",
 )
-
-DEFAULT_TEMPLATE = "{stem}.{op}{ext}"
 
 #: Extensions of the formats convcli writes; other inputs (GIF, ICO, PNM...) get a .png output.
 _WRITABLE: frozenset[str] = frozenset(e for f in FORMATS.values() for e in f.extensions)
@@ -49,11 +48,7 @@ def looks_like_image(path: Path) -> bool:
             head = f.read(16)
     except OSError:
         return False
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return True
-    if head[:2] in (b"P4", b"P5", b"P6") and head[2:3].isspace():
-        return True
-    return any(head.startswith(m) for m in _MAGIC)
+    return looks_like_bytes(head)
 
 
 def _walk(folder: Path, recursive: bool) -> list[Path]:
@@ -67,11 +62,14 @@ def _walk(folder: Path, recursive: bool) -> list[Path]:
         if entry.name.startswith("."):
             continue
         p = Path(entry.path)
-        if entry.is_dir(follow_symlinks=False):
-            if recursive:
-                found.extend(_walk(p, recursive))
-        elif entry.is_file() and looks_like_image(p):
-            found.append(p)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if recursive:
+                    found.extend(_walk(p, recursive))
+            elif entry.is_file() and looks_like_image(p):
+                found.append(p)
+        except OSError:  # a looping or dangling symlink, a vanished entry: not an image of this folder
+            continue
     return found
 
 
@@ -88,12 +86,31 @@ def expand_inputs(items: list[str] | tuple[str, ...], recursive: bool = False) -
             out.append(InputItem("-", None))
             continue
         p = Path(raw)
-        if p.is_dir():
+        try:
+            is_dir = p.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
             found = [InputItem(str(f), f) for f in _walk(p, recursive)]
             out.extend(found or [InputItem(raw, p, _empty_dir_reason(p, recursive))])
         else:
-            out.append(InputItem(raw, p))
+            out.append(InputItem(raw, p, _not_regular_reason(p)))
     return out
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device"}
+
+
+def _not_regular_reason(path: Path) -> str | None:
+    """Why a path given as an input cannot be read as an image file without blocking, or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # missing or unreadable: the decoder says why, for this input alone
+    if stat.S_ISREG(mode):
+        return None
+    return f"is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not an image file"
 
 
 def _empty_dir_reason(folder: Path, recursive: bool) -> str:
@@ -105,88 +122,51 @@ def _empty_dir_reason(folder: Path, recursive: bool) -> str:
     return f"is a directory with no images in it{hint}"
 
 
-def render_name(template: str, item: InputItem, op: str, ext: str) -> str:
-    """Fill ``{stem} {ext} {op} {parent} {name}`` for one input."""
-    stem = "stdin" if item.path is None else item.path.stem
-    parent = "" if item.path is None else item.path.parent.name
-    try:
-        return template.format(stem=stem, ext=ext, op=op, parent=parent,
-                               name=item.path.name if item.path else "stdin")
-    except (KeyError, IndexError, ValueError) as e:
-        msg = f"--name template {template!r}: unknown field {e} (use {{stem}} {{ext}} {{op}} {{parent}})"
-        raise UsageError(msg) from None
-
-
-def plan_outputs(
-    inputs: list[InputItem],
-    op: str,
-    *,
-    output: str | None,
-    out_dir: str | None,
-    template: str | None,
-    ext_for: str | None,
-) -> list[str | None]:
-    """The output path of every input ("-" for stdout). Raises UsageError on any collision.
-
-    ``ext_for`` is the extension of ``--format`` (None: keep the input's extension,
-    .png for stdin or inputs without one).
-    """
-    if output is not None:
-        if len(inputs) != 1:
-            msg = f"-o/--output takes one input, got {len(inputs)}; use --out-dir for several"
-            raise UsageError(msg)
-        if out_dir is not None:
-            msg = "give either -o/--output or --out-dir, not both"
-            raise UsageError(msg)
-        outs: list[str | None] = [output]
-    else:
-        tmpl = template or DEFAULT_TEMPLATE
-        outs = []
-        for item in inputs:
-            if item.error is not None:
-                outs.append(None)
-                continue
-            if item.is_stdin and out_dir is None and template is None:
-                outs.append("-")
-                continue
-            ext = ext_for or output_extension(item)
-            name = render_name(tmpl, item, op, ext)
-            folder = Path(out_dir) if out_dir is not None else (item.path.parent if item.path else Path("."))
-            outs.append(str(folder / name))
-    check_collisions(inputs, outs)
-    return outs
-
-
 def output_extension(item: InputItem) -> str:
     """The input's extension when convcli can write that format (lower-cased), else ``.png`` (GIF, ICO...)."""
     suffix = item.path.suffix.lower() if item.path is not None else ""
     return suffix if suffix in _WRITABLE else ".png"
 
 
-def _collision_hint(a: InputItem, b: InputItem, out: str) -> str:
-    if a.path is not None and b.path is not None and os.path.realpath(a.path) == os.path.realpath(b.path):
-        return "the same file is given twice"
-    same_name = a.path is not None and b.path is not None and a.path.name == b.path.name
-    if same_name and a.path.parent != b.path.parent:  # type: ignore[union-attr]
-        return (f"files of the same name in different folders get the same name in {Path(out).parent}: "
-                "put {parent} in --name, e.g. --name '{parent}_{stem}.{op}{ext}'")
-    return "give --name a template with {stem}"
+#: Bytes read from stdin before its first bytes must look like an image.
+_STDIN_PROBE = 1 << 16
 
 
-def check_collisions(inputs: list[InputItem], outputs: list[str | None]) -> None:
-    """No two outputs may be the same file, and no output may be an input."""
-    seen: dict[str, InputItem] = {}
-    input_paths = {os.path.realpath(i.path): i.name for i in inputs if i.path is not None}
-    for item, out in zip(inputs, outputs, strict=True):
-        if out is None or out == "-":
-            continue
-        real = os.path.realpath(out)
-        if real in input_paths:
-            msg = f"{item.name}: output {out} would overwrite the input {input_paths[real]}"
-            raise UsageError(msg)
-        if real in seen:
-            other = seen[real]
-            msg = (f"{item.name}: output {out} collides with the output of {other.name} "
-                   f"({_collision_hint(other, item, out)})")
-            raise UsageError(msg)
-        seen[real] = item
+def stdin_limit(max_pixels: int) -> int:
+    """The most bytes an image of ``max_pixels`` can take in any format convcli reads: 16-bit RGBA
+    stored raw (8 bytes a pixel), plus room for metadata."""
+    return max_pixels * 8 + (16 << 20)
+
+
+def read_stdin(max_pixels: int) -> tuple[bytes | None, str | None]:
+    """The image bytes on stdin, read with a bound; (data, None) or (None, the reason it is refused)."""
+    stream = sys.stdin.buffer
+    limit = stdin_limit(max_pixels)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = stream.read(min(1 << 20, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= _STDIN_PROBE and len(chunks) == 1 or size > limit:
+            head = b"".join(chunks)[:16]
+            if not looks_like_bytes(head):
+                return None, "not an image file (stdin does not start with a known image signature)"
+            if size > limit:
+                return None, (f"more than {limit} bytes on stdin, more than any image within --max-pixels "
+                              f"{max_pixels} can take")
+    data = b"".join(chunks)
+    if not data:
+        return None, "empty input on stdin"
+    return data, None
+
+
+def looks_like_bytes(head: bytes) -> bool:
+    """True if ``head`` starts with the signature of a format convcli reads."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    if head[:2] in (b"P4", b"P5", b"P6") and head[2:3].isspace():
+        return True
+    return any(head.startswith(m) for m in _MAGIC)

@@ -1,9 +1,11 @@
-"""One input through one pipeline: header -> plan -> pixels -> pixels out -> record.
+"""One planned input executed: decode -> pipeline -> pixels -> encode -> write, and its report record.
 
-``process(job)`` is a plain function of a picklable ``Job``, so the same work runs
-in this process, in a process pool (``--jobs``) or as a Dask task. It raises
-:class:`convcli.errors.ConvcliError` subclasses; the batch layer turns them into
-error records and exit statuses.
+A :class:`Job` is the output plan of one input (made by :mod:`convcli.run.plan` from the
+header, and checked with every other plan before any work): every file it writes and
+how is already decided here; :func:`process` only carries it out. It is a plain
+function of a picklable Job, so the same work runs in this process, in a process pool
+or as a Dask task. It raises :class:`convcli.errors.ConvcliError` subclasses; the
+batch layer turns them into error records and exit statuses.
 """
 
 from __future__ import annotations
@@ -13,38 +15,27 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from convcli import streaming
-from convcli.core.pixels import to_pixels
-from convcli.errors import UsageError
+from convcli.core.pixels import RangeStats, to_pixels
 from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image
 from convcli.io.encode import encode_float, encode_image
 from convcli.io.files import write_atomic
-from convcli.io.formats import FORMATS, format_for_path
 from convcli.pipeline import EngineOptions, Pipeline, nchw
+from convcli.report import shape_text
+
+#: What the main output holds: 8/16-bit pixels, raw float32 values, or one grey map per channel + a grid.
+OutputKind = Literal["pixels", "float", "maps"]
 
 
-@dataclass(frozen=True)
-class OutputOptions:
-    """How float results become a file."""
-
-    range_policy: str | None = None  # None: the command's default (see choose_policy)
-    default_policy: str = "clip"  # the command's default when range_policy is None
-    bit_depth: str | None = None  # "8", "16", "float" or None (= as the input)
-    fmt: str | None = None  # None: from the output's extension
-    quality: int | None = None
-    compress_level: int | None = None
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Job:
-    """Everything needed to process one input, picklable."""
+    """The plan of one input, picklable: what to compute and every file to write."""
 
     source: str  # display name: a path or "-"
-    output: str | None  # a path, "-" for stdout, None for a dry run
     pipeline: Pipeline
     data: bytes | None = None  # the image bytes when read from stdin
     gray: bool = False
@@ -52,8 +43,21 @@ class Job:
     dry_run: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     engine: EngineOptions = field(default_factory=EngineOptions)
-    out: OutputOptions = field(default_factory=OutputOptions)
+    output: str | None = None  # a path, "-" for stdout, None: not written
+    fmt: str = "png"
+    kind: OutputKind = "pixels"
+    policy: str = "clip"  # the --range policy ("raw" for floats, "normalize" for maps)
+    bits: int | None = None  # 8 or 16 for pixels; None: as the input
+    channel_maps: tuple[str, ...] = ()  # kind "maps": one grey image per channel; the grid goes to output
     montage: str | None = None
+    quality: int | None = None
+    compress_level: int | None = None
+    temp_tag: str = ""  # this run's tag in temporary file names (cleanup removes only its own)
+
+    def files(self) -> list[str]:
+        """Every file this job writes (stdout excluded)."""
+        out = [self.output] if self.output not in (None, "-") else []
+        return [*out, *self.channel_maps, *([self.montage] if self.montage else [])]  # type: ignore[list-item]
 
 
 @dataclass
@@ -64,32 +68,18 @@ class Result:
     stdout_bytes: bytes | None = None
 
 
-def choose_policy(out: OutputOptions, channels: int) -> str:
-    """The --range policy: as given, else normalize for feature maps, else the command's default."""
-    if out.range_policy is not None:
-        return out.range_policy
-    if channels not in (1, 3):
-        return "normalize"
-    return out.default_policy
+def _source(job: Job) -> str | Path | bytes:
+    return job.data if job.data is not None else Path(job.source)
 
 
-def output_format(job: Job) -> str:
-    if job.out.fmt is not None:
-        return job.out.fmt
-    if job.output in (None, "-"):
-        return "png"
-    return format_for_path(job.output)
+def _threads(job: Job) -> int:
+    return job.engine.threads or 1
 
 
 def process(job: Job) -> Result:
     """Run one job; returns its record (status ok). Raises ConvcliError on failure."""
     t0 = time.perf_counter()
-    src: str | Path | bytes = job.data if job.data is not None else Path(job.source)
-    if job.out.bit_depth == "float" and job.output is not None and \
-            not FORMATS[output_format(job)].raw_float:
-        msg = (f"--bit-depth float writes raw float32 values: use a .npy or .tif output, "
-               f"not {output_format(job)}")
-        raise UsageError(msg)
+    src = _source(job)
     header = read_header(src, gray=job.gray, max_pixels=job.max_pixels)
     plans = job.pipeline.plan((header.channels, header.height, header.width))
     record: dict[str, Any] = {
@@ -106,83 +96,64 @@ def process(job: Job) -> Result:
                      else "alpha dropped: a stage mixes or replaces channels")
     if job.dry_run:
         record["dry_run"] = True
-        record["notes"] = notes
-        record["seconds"] = round(time.perf_counter() - t0, 4)
-        return Result(record)
-
+        return _finish(job, record, notes, None, t0)
     if _streams(job, header):
-        return _process_streaming(job, src, record, notes, t0)
+        data, stats = _streamed(job, src, header, notes)
+        record["range"] = dataclasses.asdict(stats)
+        return _finish(job, record, notes, data, t0)
+
     img = read_image(src, gray=job.gray, max_pixels=job.max_pixels)
     maxval = float(img.header.maxval)
     panels: list[Any] = []
     on_stage = None
     if job.montage:
-        from convcli import views
+        from convcli.teach.render import stage_panels
 
-        panels.extend(views.stage_panels(None, img.color, maxval, 0))
+        panels.extend(stage_panels(None, img.color, maxval, 0))
         index = itertools.count(1)
 
         def on_stage(plan: Any, x: np.ndarray) -> None:
-            panels.extend(views.stage_panels(plan, x, maxval, next(index)))
+            panels.extend(stage_panels(plan, x, maxval, next(index)))
 
     values, alpha = job.pipeline.run(img.color, job.engine, alpha=img.alpha, maxval=maxval,
                                      linear_light=job.linear_light, on_stage=on_stage)
     img.color, img.alpha = np.empty((0, 0, 1), dtype=np.float32), None  # free the input before quantising
     if job.montage:
-        from convcli import views
-
-        montage_path = views.montage_path(job.montage, job.source)
-        write_atomic(montage_path, views.montage_png(panels, title=Path(job.source).name))
-        record["montage"] = montage_path
-    fmt = output_format(job)
-    channels = values.shape[2]
-    info = FORMATS[fmt]
-    feature_maps = channels not in (1, 3) and not info.raw_float and job.out.range_policy is None
-    if feature_maps:
-        if job.output in (None, "-"):
-            msg = f"the result has {channels} channels: give -o FILE (one image per channel) or -o x.npy"
-            raise UsageError(msg)
-        from convcli import views
-
-        files = views.feature_map_files(values, job.output, fmt, job.pipeline.stages[-1].op)
-        for path, data in files:
-            write_atomic(path, data)
-        record["outputs"] = [path for path, _ in files[:-1]]
+        _write(job, job.montage, _montage_png(panels, Path(job.source).name))
+        record["montage"] = job.montage
+    if job.kind == "maps":
+        assert job.output is not None
+        _write_maps(job, values)
+        record["outputs"] = list(job.channel_maps)
         record["range"] = _range_record("normalize", values)
-        record["notes"] = notes + [f"{channels} channels: one normalised grey image each, grid at output"]
-        record["seconds"] = round(time.perf_counter() - t0, 4)
-        return Result(record)
-    if not _integer_output(job):
-        data = encode_float(values[:, :, 0] if channels == 1 else values, fmt)
+        notes.append(f"{values.shape[2]} channels: one normalised grey image each, grid at output")
+        return _finish(job, record, notes, None, t0)
+    if job.kind == "float":
+        data = encode_float(values[:, :, 0] if values.shape[2] == 1 else values, job.fmt)
         record["range"] = _range_record("raw", values)
-    else:
-        policy = choose_policy(job.out, channels)
-        if channels not in (1, 3):
-            msg = (f"the result has {channels} channels; write it as .npy, or end the chain with a "
-                   "layer of 1 or 3 channels")
-            raise UsageError(msg)
-        bits, rescale = _output_bits(job, img.header)
-        if rescale != 1.0:
-            values = values * rescale
-        pixels, stats = to_pixels(values[:, :, 0] if channels == 1 else values, policy, bits)
-        apix = None
-        if alpha is not None:
-            apix, _ = to_pixels(alpha * rescale, "clip", bits)
-        data, enc_notes = encode_image(pixels, apix, fmt, icc_profile=img.icc_profile,
-                                               quality=job.out.quality,
-                                               compress_level=job.out.compress_level)
-        notes.extend(enc_notes)
-        record["range"] = dataclasses.asdict(stats)
+        return _finish(job, record, notes, data, t0)
+    bits, rescale = _output_bits(job, img.header)
+    if rescale != 1.0:
+        values = values * rescale
+    pixels, stats = to_pixels(values[:, :, 0] if values.shape[2] == 1 else values, job.policy, bits,
+                              threads=_threads(job))
+    apix = None
+    if alpha is not None:
+        apix, _ = to_pixels(alpha * rescale, "clip", bits, threads=_threads(job))
+    data, enc_notes = encode_image(pixels, apix, job.fmt, icc_profile=img.icc_profile, quality=job.quality,
+                                   compress_level=job.compress_level)
+    notes.extend(enc_notes)
+    record["range"] = dataclasses.asdict(stats)
     return _finish(job, record, notes, data, t0)
 
 
 def _output_bits(job: Job, header: ImageHeader) -> tuple[int, float]:
     """The output's bit depth and the factor from the input's scale to it.
 
-    --bit-depth other than the input's rescales (65535 -> 255, 255 -> 65535) before quantising,
-    colour and alpha alike; the range statistics are then on the output's scale.
+    A bit depth other than the input's rescales (65535 -> 255, 255 -> 65535) before
+    quantising, colour and alpha alike; the range statistics are then on the output's scale.
     """
-    bits = int(job.out.bit_depth) if job.out.bit_depth in ("8", "16") else header.bit_depth
+    bits = job.bits or header.bit_depth
     return bits, (2**bits - 1) / float(header.maxval)
 
 
@@ -192,48 +163,65 @@ def _range_record(policy: str, values: np.ndarray) -> dict[str, Any]:
             "clipped_fraction": 0.0}
 
 
-def _integer_output(job: Job) -> bool:
-    """Whether the output holds 8/16-bit pixels (not raw float values)."""
-    fmt = output_format(job)
-    return not (FORMATS[fmt].raw_float and (fmt == "npy" or job.out.bit_depth == "float"))
-
-
 def _streams(job: Job, header: ImageHeader) -> bool:
     """Whether the job runs band by band (streaming.stream_stage) with the same numbers."""
-    if header.has_alpha or job.montage or job.linear_light or not _integer_output(job):
+    if header.has_alpha or job.montage or job.linear_light or job.kind != "pixels":
         return False
     shape = (header.height, header.width, header.channels)
-    return streaming.can_stream(streaming.window_stage(job.pipeline), shape, job.engine,
-                                choose_policy(job.out, header.channels), float(header.maxval),
-                                integer_input=not job.gray)
+    return streaming.can_stream(streaming.window_stage(job.pipeline), shape, job.engine, job.policy,
+                                float(header.maxval), integer_input=not job.gray)
 
 
-def _process_streaming(job: Job, src: str | Path | bytes, record: dict[str, Any], notes: list[str],
-                       t0: float) -> Result:
-    """The rest of :func:`process` for a single window stage, 8/16-bit in and out, computed in bands."""
+def _streamed(job: Job, src: str | Path | bytes, header: ImageHeader,
+              notes: list[str]) -> tuple[bytes, RangeStats]:
+    """A single window stage, 8/16-bit in and out, computed in bands; returns the encoded file."""
     img = read_image(src, gray=job.gray, max_pixels=job.max_pixels, keep_integer=True)
     stage = streaming.window_stage(job.pipeline)
     assert stage is not None
-    policy = choose_policy(job.out, img.header.channels)
     bits, rescale = _output_bits(job, img.header)
-    pixels, stats = streaming.stream_stage(img.color, stage, job.engine, policy=policy, bits=bits,
+    pixels, stats = streaming.stream_stage(img.color, stage, job.engine, policy=job.policy, bits=bits,
                                            maxval=float(img.header.maxval), rescale=rescale)
     img.color = np.empty((0, 0, 1))  # the input is no longer needed while encoding
-    data, enc_notes = encode_image(pixels, None, output_format(job), icc_profile=img.icc_profile,
-                                           quality=job.out.quality, compress_level=job.out.compress_level)
-    del pixels
+    data, enc_notes = encode_image(pixels, None, job.fmt, icc_profile=img.icc_profile, quality=job.quality,
+                                   compress_level=job.compress_level)
     notes.extend(enc_notes)
-    record["range"] = dataclasses.asdict(stats)
-    return _finish(job, record, notes, data, t0)
+    return data, stats
 
 
-def _finish(job: Job, record: dict[str, Any], notes: list[str], data: bytes, t0: float) -> Result:
+def _montage_png(panels: list[Any], title: str) -> bytes:
+    """The panels side by side as PNG bytes."""
+    from convcli.teach.render import make_montage
+
+    data, _ = encode_image(make_montage(panels, title=title), None, "png")
+    return data
+
+
+def _write_maps(job: Job, values: np.ndarray) -> None:
+    """One normalised grey image per channel at the planned paths, and a labelled grid at the output."""
+    from convcli.teach.render import feature_maps_to_panels, make_montage
+
+    for i, path in enumerate(job.channel_maps):
+        pixels, _ = to_pixels(values[:, :, i], "normalize", 8, threads=_threads(job))
+        data, _ = encode_image(pixels, None, job.fmt)
+        _write(job, path, data)
+    shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
+    grid = make_montage(list(feature_maps_to_panels(values, job.pipeline.stages[-1].op, shape)))
+    data, _ = encode_image(grid, None, job.fmt)
+    assert job.output is not None
+    _write(job, job.output, data)
+
+
+def _write(job: Job, path: str, data: bytes) -> None:
+    write_atomic(path, data, tag=job.temp_tag)
+
+
+def _finish(job: Job, record: dict[str, Any], notes: list[str], data: bytes | None, t0: float) -> Result:
     """Write (or hand back for stdout) the encoded bytes; complete the record."""
     stdout_bytes = None
-    if job.output == "-":
+    if data is not None and job.output == "-":
         stdout_bytes = data
-    elif job.output is not None:
-        write_atomic(job.output, data)
+    elif data is not None and job.output is not None:
+        _write(job, job.output, data)
     record["notes"] = notes
     record["seconds"] = round(time.perf_counter() - t0, 4)
     return Result(record, stdout_bytes)

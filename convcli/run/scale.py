@@ -23,27 +23,16 @@ import os
 import signal
 import threading
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from convcli.errors import ConvcliError, ExitStatus
+from convcli.io.files import remove_temporaries
 from convcli.run.job import Job, Result, process
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """An input refused before any work (e.g. a directory with no images in it)."""
-
-    source: str
-    error: str
-    status: ExitStatus = ExitStatus.FAILURE
-
-
-Task = Job | Refusal
+from convcli.run.plan import Refusal, Task
 
 
 @dataclass
@@ -73,7 +62,7 @@ def error_record(source: str, error: str) -> dict[str, Any]:
 def work(index: int, task: Task) -> Outcome:
     """Run one task anywhere (this process, a pool worker, a Dask worker); never raises for an input."""
     if isinstance(task, Refusal):
-        return Outcome(index, Result(error_record(task.source, task.error)), task.status)
+        return Outcome(index, Result(error_record(task.source, task.error)), ExitStatus(task.status))
     try:
         return Outcome(index, process(task), ExitStatus.OK)
     except ConvcliError as e:
@@ -162,7 +151,7 @@ def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[
                 died.extend(pending.values())
                 pending.clear()
                 _kill(pool)
-                remove_temporaries(_output(tasks[i]) for i in died)
+                _remove_temporaries([tasks[i] for i in died])
                 suspects.extend(died)
                 pool = _new_pool(workers)
             _fill(pool, queue, pending, 2 * workers, stop)
@@ -181,8 +170,11 @@ def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[
         yield _isolated(index, tasks[index])
 
 
-def _output(task: Task) -> str | None:
-    return task.output if isinstance(task, Job) else None
+def _remove_temporaries(tasks: list[Task]) -> None:
+    """The temporary files that these tasks' interrupted writes left (their run's tag only)."""
+    for task in tasks:
+        if isinstance(task, Job):
+            remove_temporaries(task.files(), task.temp_tag)
 
 
 def _isolated(index: int, task: Task) -> Outcome:
@@ -192,7 +184,7 @@ def _isolated(index: int, task: Task) -> Outcome:
     finally:
         _kill(pool)
     if outcome is None:
-        remove_temporaries([_output(task)])
+        _remove_temporaries([task])
         msg = "the worker process died on this input (killed, or out of memory?)"
         outcome = Outcome(index, Result(error_record(task.source, msg)), ExitStatus.FAILURE)
     return outcome
@@ -232,42 +224,6 @@ def _kill(pool: ProcessPoolExecutor) -> None:
     # Wait for the pool's manager thread too: left running, it races the interpreter's exit
     # (CPython's _python_exit then writes to a closed pipe and prints "Exception ignored").
     pool.shutdown(wait=True, cancel_futures=True)
-
-
-def remove_temporaries(outputs: Iterable[str | None]) -> None:
-    """Remove temporary files that interrupted writes of these outputs left (write_atomic's naming).
-
-    ``.NAME.tmp-*`` beside each output, and ``.STEM.*.tmp-*`` (the per-channel files of
-    feature maps). Each folder is listed once, however many outputs it holds.
-    """
-    names: dict[str, set[str]] = {}
-    for out in outputs:
-        if out is None or out == "-":
-            continue
-        path = Path(out)
-        folder = names.setdefault(str(path.parent), set())
-        folder.update((path.name, path.stem))
-    for folder, wanted in names.items():
-        for tmp in _temporaries(folder, wanted):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-def _temporaries(folder: str, wanted: set[str]) -> Iterator[str]:
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        name = entry.name
-        if not name.startswith(".") or ".tmp-" not in name:
-            continue
-        target = name[1 : name.rindex(".tmp-")]
-        prefixes = {target} | {target[:i] for i, c in enumerate(target) if c == "."}
-        if prefixes & wanted:
-            yield entry.path
 
 
 # --------------------------------------------------------------------------- Dask
@@ -317,6 +273,7 @@ def _absolute(task: Task) -> Task:
         source=task.source if task.data is not None else os.path.abspath(task.source),
         output=task.output if task.output in (None, "-") else os.path.abspath(task.output),
         montage=os.path.abspath(task.montage) if task.montage else None,
+        channel_maps=tuple(os.path.abspath(m) for m in task.channel_maps),
     )
 
 
@@ -337,6 +294,10 @@ def _relative(result: Result, task: Task) -> Result:
     record["input"] = task.source
     if "output" in record:
         record["output"] = task.output
+    if "montage" in record:
+        record["montage"] = task.montage
+    if "outputs" in record:
+        record["outputs"] = list(task.channel_maps)
     if "error" in record:
         for name in (task.output, task.source):
             if name not in (None, "-"):

@@ -28,7 +28,7 @@ from convcli.pipeline import (
     random_conv_weights,
 )
 from convcli.report import shape_text
-from convcli.views import display_pixels, stage_panels
+from convcli.teach.render import display_pixels, stage_panels
 
 #: The lecture's printed "Gaussian" (rounded to 3 decimals): it sums to 1.776, not 1.
 LECTURE_GAUSSIAN = "0.111 0.222 0.111; 0.222 0.444 0.222; 0.111 0.222 0.111"

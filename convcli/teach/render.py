@@ -1,7 +1,7 @@
 """Labelled figures for learners: panels side by side, each with its operation and NCHW shape.
 
-Pillow is used here for drawing only (resizing, text); files are written by
-:mod:`convcli.imageio`. Everything returns uint8 arrays.
+Pillow is used here for drawing only (resizing, text); files are encoded and
+written by the run layer. Everything returns uint8 arrays.
 
 - :func:`make_montage` lays panels out in a grid of square cells, scales each to
   fit (nearest-neighbour by a whole factor when enlarging, so a 56×56 feature map
@@ -25,7 +25,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from convcli.core.padding import pad_array, resolve_mode
+from convcli.core.pixels import to_pixels
 from convcli.errors import UsageError
+from convcli.pipeline import ConvStage, StagePlan, nchw
+from convcli.report import shape_text
 
 BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)
@@ -340,3 +343,37 @@ def padded_frame_panel(image: np.ndarray, pad: int, mode: str) -> Panel:
     c = 1 if a.ndim == 2 else a.shape[2]
     return Panel(f"{m.name} padding ({pad} px)", f"[1, {c}, {h + 2 * pad}, {w + 2 * pad}]",
                  np.asarray(canvas))
+
+
+# --------------------------------------------------------------------------- results as panels
+
+#: stages whose outputs are feature maps: shown channel by channel, each normalised
+FEATURE_OPS = frozenset({"conv", "relu"})
+
+
+def display_pixels(values: np.ndarray, op: str, maxval: float) -> np.ndarray:
+    """A stage's float output as uint8 for looking at: colour ops clipped, edges by |x|."""
+    scaled = values * (255.0 / maxval)
+    policy = "abs" if op == "edges" else "clip"
+    pixels, _ = to_pixels(scaled[:, :, 0] if scaled.shape[2] == 1 else scaled, policy, 8)
+    return pixels
+
+
+def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, index: int) -> list[Panel]:
+    """Panels for one stage's output (or the input when ``plan`` is None)."""
+    shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
+    if plan is None:
+        return [Panel("input", shape, display_pixels(values, "input", maxval))]
+    rec = plan.stage.describe()
+    label = f"{index}. {plan.stage.op}" + (f" {rec['kernel']}" if rec.get("kernel") else "")
+    if plan.stage.op in FEATURE_OPS or values.shape[2] not in (1, 3):
+        return conv_kernel_panels(plan, index) + list(feature_maps_to_panels(values, label, shape))
+    return [Panel(label, shape, display_pixels(values, plan.stage.op, maxval))]
+
+
+def conv_kernel_panels(plan: StagePlan, index: int, most: int = 8) -> list[Panel]:
+    """For a conv stage, the weights each output channel applies to input channel 0 (up to ``most``)."""
+    if not isinstance(plan.stage, ConvStage):
+        return []
+    w = plan.stage.weights_for(plan.in_shape[0])
+    return [kernel_panel(w[o, 0], f"{index}. conv w[{o},0]") for o in range(min(most, w.shape[0]))]

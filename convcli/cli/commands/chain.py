@@ -25,12 +25,12 @@ from convcli.cli.commands.image import (
     edges_options,
     filter_options,
 )
-from convcli.cli.execute import Command
-from convcli.cli.options import PairType, geometry_options, io_options
+from convcli.cli.options import PairType, geometry_options, io_options, run_spec
 from convcli.core.padding import resolve_mode
 from convcli.core.shapes import resolve_pad
 from convcli.errors import UsageError
 from convcli.pipeline import ConvStage, GrayStage, Pipeline, ReluStage, Stage
+from convcli.run.spec import Command, RunSpec
 
 
 @click.group("chain", chain=True, subcommand_metavar="STAGE [ARGS]... [STAGE [ARGS]...]...")
@@ -65,22 +65,23 @@ def run_chain(commands: list[Command], **p: Any) -> int:
         if c.gray:
             stages.append(GrayStage())
         stages.extend(c.pipeline.stages)
-    cmd = Command(Pipeline(tuple(stages)), "chain", default_policy=commands[-1].default_policy)
+    cmd = Command(pipeline=Pipeline(tuple(stages)), op="chain", default_policy=commands[-1].default_policy)
+    spec = run_spec(p)
     shown = [s for c in commands if c.show_weights for s in c.pipeline.stages]
     if shown:
-        _show_weights(cmd.pipeline, shown, p)
-    return dispatch(cmd, p)
+        _show_weights(cmd.pipeline, shown, spec)
+    return dispatch(cmd, spec)
 
 
-def _show_weights(pipeline: Pipeline, shown: list[Stage], p: dict[str, Any]) -> None:
+def _show_weights(pipeline: Pipeline, shown: list[Stage], spec: RunSpec) -> None:
     """--show-weights: print those conv stages' weights (for the first input's channels) to stderr."""
     from convcli.io.decode import read_header
 
-    first = p["images"][0]
+    first = spec.images[0]
     if first == "-" or Path(first).is_dir():
         msg = "--show-weights needs the first input to be an image file"
         raise UsageError(msg)
-    header = read_header(first, gray=bool(p.get("gray")))
+    header = read_header(first, gray=spec.gray, max_pixels=spec.max_pixels)
     plans = pipeline.plan((header.channels, header.height, header.width))
     for i, plan in enumerate(plans, start=1):
         stage = plan.stage
@@ -122,13 +123,13 @@ for _name in SHARED_STAGES:
 @chain_cmd.command("gray")
 def chain_gray() -> Command:
     """Luminance (ITU-R 601-2): 3 channels -> 1."""
-    return Command(Pipeline((GrayStage(),)), "gray")
+    return Command(pipeline=Pipeline((GrayStage(),)), op="gray")
 
 
 @chain_cmd.command("relu")
 def chain_relu() -> Command:
     """max(0, x), element-wise."""
-    return Command(Pipeline((ReluStage(),)), "relu")
+    return Command(pipeline=Pipeline((ReluStage(),)), op="relu")
 
 
 def _load_npy(path: str, what: str) -> np.ndarray:
@@ -172,4 +173,4 @@ def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int, weig
     stage = ConvStage(out_channels=out_channels or 1, kernel_size=size, seed=seed, weights=weights, bias=bias,
                       stride=p["stride"], dilation=p["dilation"], padding=resolve_mode(p["padding"]),
                       pad=pad4, source=weights_file or "")
-    return Command(Pipeline((stage,)), "conv", show_weights=show_weights)
+    return Command(pipeline=Pipeline((stage,)), op="conv", show_weights=show_weights)

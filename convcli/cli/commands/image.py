@@ -6,8 +6,7 @@ from typing import Any
 
 import click
 
-from convcli.cli.execute import Command, run_command
-from convcli.cli.options import geometry_options, images_argument, io_options
+from convcli.cli.options import geometry_options, images_argument, io_options, run_spec
 from convcli.core.kernels import (
     Kernel,
     box_kernel,
@@ -21,6 +20,7 @@ from convcli.core.padding import resolve_mode
 from convcli.core.shapes import resolve_pad
 from convcli.errors import UsageError
 from convcli.pipeline import GradientStage, Pipeline, Stage, make_correlate_stage
+from convcli.run.spec import Command, RunSpec
 
 #: edges --operator: (x kernel, y kernel) registry names; laplacian has no direction.
 EDGE_OPERATORS: dict[str, tuple[str, str] | str] = {
@@ -107,7 +107,7 @@ filter_options = _stack(
 def build_filter(p: dict[str, Any]) -> Command:
     k = user_kernel(p["kernel_spec"], p["normalize"], p["scale"])
     stage = make_correlate_stage("filter", k, flip=p["flip"], bias=p["bias"], **geometry_kwargs(p))
-    return Command(Pipeline((stage,)), filter_op_name(p["kernel_spec"], k))
+    return Command(pipeline=Pipeline((stage,)), op=filter_op_name(p["kernel_spec"], k))
 
 
 @click.command("filter")
@@ -122,7 +122,7 @@ def filter_cmd(**p: Any) -> int:
     convcli filter cat.png -k "1/9 1/9 1/9; 1/9 1/9 1/9; 1/9 1/9 1/9" -o box.png
     convcli filter photos/ -k emboss --out-dir out/ --json
     """
-    return dispatch(build_filter(p), p)
+    return dispatch(build_filter(p), run_spec(p))
 
 
 # --- blur --------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ blur_options = _stack(
 def build_blur(p: dict[str, Any]) -> Command:
     k, label = blur_kernel(p["kind"], p["size"], p["sigma"], p["truncate"])
     stage = make_correlate_stage("blur", k, label=label, **geometry_kwargs(p))
-    return Command(Pipeline((stage,)), "blur")
+    return Command(pipeline=Pipeline((stage,)), op="blur")
 
 
 @click.command("blur")
@@ -159,7 +159,7 @@ def blur_cmd(**p: Any) -> int:
     convcli blur cat.png --sigma 2       -> 13x13 (2*ceil(3*2)+1)
     convcli blur cat.png --type box -k 5
     """
-    return dispatch(build_blur(p), p)
+    return dispatch(build_blur(p), run_spec(p))
 
 
 # --- edges -------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ edges_options = _stack(
 
 def build_edges(p: dict[str, Any]) -> Command:
     stage = edge_stage(p["operator"], p["direction"], p)
-    return Command(Pipeline((stage,)), "edges", default_policy="abs", gray=not p["color"])
+    return Command(pipeline=Pipeline((stage,)), op="edges", default_policy="abs", gray=not p["color"])
 
 
 @click.command("edges")
@@ -211,7 +211,7 @@ def edges_cmd(**p: Any) -> int:
     convcli edges cat.png --direction vertical     -> the lecture's K_v
     convcli edges cat.png --operator sobel --color
     """
-    return dispatch(build_edges(p), p)
+    return dispatch(build_edges(p), run_spec(p))
 
 
 # --- downsample --------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def build_downsample(p: dict[str, Any]) -> Command:
     geo = geometry_kwargs(p)
     geo["stride"] = (factor, factor)
     stage = make_correlate_stage("downsample", k, flip=p["flip"], label=label, **geo)
-    return Command(Pipeline((stage,) * times), f"down{factor**times}")
+    return Command(pipeline=Pipeline((stage,) * times), op=f"down{factor**times}")
 
 
 @click.command("downsample")
@@ -252,14 +252,16 @@ def downsample_cmd(**p: Any) -> int:
     convcli downsample cat.png --times 2           -> 224 -> 112 -> 56, cat.down4.png
     convcli downsample cat.png --factor 2 -k box3 -p zeros --pad 1
     """
-    return dispatch(build_downsample(p), p)
+    return dispatch(build_downsample(p), run_spec(p))
 
 
-def dispatch(cmd: Command, p: dict[str, Any]) -> int:
-    """--emit prints code instead of running; otherwise run the batch."""
-    if p.get("emit"):
+def dispatch(cmd: Command, spec: RunSpec) -> int:
+    """--emit prints code instead of running; otherwise plan, check and run the batch."""
+    if spec.emit:
         from convcli.cli.commands.teach import emit_for
 
-        click.echo(emit_for(p["emit"], cmd, p))
+        click.echo(emit_for(spec.emit, cmd, spec))
         return 0
-    return run_command(cmd, p)
+    from convcli.cli.execute import run_command
+
+    return run_command(cmd, spec)

@@ -7,12 +7,12 @@ from typing import Any
 import click
 import numpy as np
 
-from convcli.cli.execute import Command
 from convcli.cli.options import geometry_options
 from convcli.core.kernels import parse_literal
 from convcli.core.shapes import resolve_pad
 from convcli.errors import UsageError
 from convcli.pipeline import CorrelateStage
+from convcli.run.spec import Command, RunSpec
 
 
 def _channels(path: str) -> int:
@@ -26,7 +26,7 @@ def _channels(path: str) -> int:
         return 3
 
 
-def emit_for(library: str, cmd: Command, p: dict[str, Any]) -> str:
+def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
     """The equivalent code in ``library`` for a one-kernel command (or the same kernel repeated)."""
     from convcli.teach.emit import EmitSpec, emit
 
@@ -36,10 +36,10 @@ def emit_for(library: str, cmd: Command, p: dict[str, Any]) -> str:
         msg = (f"--emit {library}: this command is not a single kernel (e.g. edges magnitude combines two); "
                "use --direction vertical|horizontal or 'filter'")
         raise UsageError(msg)
-    images = p.get("images") or ("input.png",)
+    images = spec.images or ("input.png",)
     src = images[0] if images[0] != "-" else "input.png"
-    out = p.get("output") or "output.png"
-    gray = bool(cmd.gray or p.get("gray"))
+    out = spec.output.output or "output.png"
+    gray = cmd.gray or spec.gray
     spec = EmitSpec(kernel=first.weights, stride=first.stride, dilation=first.dilation, pad=first.pad,
                     mode=first.padding.name, flip=first.flip, channels=1 if gray else _channels(src),
                     input_path=src, output_path=out, bias=first.bias, gray=gray)

@@ -1,0 +1,121 @@
+"""The CLI's one error handler: typed errors, Ctrl-C, SIGTERM and closed pipes -> one line and an exit status.
+
+Everything below the CLI raises typed errors (:mod:`convcli.errors`); :func:`run_main`
+is the only place that turns them into a line on stderr and an :class:`ExitStatus`.
+``--debug`` (accepted anywhere on the command line) lets tracebacks through instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from convcli.errors import ConvcliError, ExitStatus
+
+#: Click >= 8.2 raises this for a bare group invocation; its show() prints the help.
+_NO_ARGS_IS_HELP: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpError", ())  # type: ignore[assignment]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so a batch stops as on Ctrl-C (its temporary files removed)."""
+
+
+class Stopped(BaseException):  # noqa: N818 - it is how a run ended, not an error
+    """Ctrl-C or SIGTERM, carried past click (which would print a blank line and say "Aborted!")."""
+
+    def __init__(self, terminated: bool) -> None:
+        super().__init__("terminated" if terminated else "interrupted")
+        self.terminated = terminated
+
+
+@contextmanager
+def stops_carried() -> Iterator[None]:
+    """Around a command's invocation: Ctrl-C and SIGTERM leave as :class:`Stopped`; an EOFError
+    that a library let escape is an error of its own, not click's "Aborted!"."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        raise Stopped(isinstance(e, Terminated)) from e
+    except EOFError as e:
+        msg = f"unexpected end of data ({' '.join(str(e).split()) or 'EOFError'})"
+        raise ConvcliError(msg) from e
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While a batch runs, SIGTERM raises :class:`Terminated` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """``--debug`` anywhere before a ``--`` separator: removed from argv, and reported."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end]
+    if not debug:
+        return argv, False
+    return [a for a in argv[:end] if a != "--debug"] + argv[end:], True
+
+
+def quiet_broken_pipe() -> None:
+    """The reader went away (``convcli ... | head``): stop writing to stdout, say nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+
+
+def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
+    """Run the parsed command line; every way it can end becomes one exit status."""
+    try:
+        status = call()
+    except (Stopped, KeyboardInterrupt, click.exceptions.Abort) as e:
+        if debug:
+            raise
+        terminated = isinstance(e, Stopped) and e.terminated or isinstance(e, Terminated)
+        click.echo(f"convcli: {'terminated' if terminated else 'interrupted'}", err=True)
+        status = ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED
+    except click.exceptions.Exit as e:
+        status = e.exit_code
+    except click.UsageError as e:
+        if isinstance(e, _NO_ARGS_IS_HELP):  # bare ``convcli``: Click prints the help
+            e.show()
+        else:  # one line, as every other error, with where to look
+            where = e.ctx.command_path if e.ctx is not None else prog_name
+            message = " ".join(e.format_message().split())
+            click.echo(f"convcli: error: {message} (see '{where} --help')", err=True)
+        status = e.exit_code
+    except click.ClickException as e:
+        e.show()
+        status = e.exit_code
+    except BrokenPipeError:
+        quiet_broken_pipe()
+        status = ExitStatus.FAILURE
+    except ConvcliError as e:
+        if debug:
+            raise
+        click.echo(f"convcli: error: {e}", err=True)
+        status = e.exit_status
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_broken_pipe()
+    return int(status or 0)

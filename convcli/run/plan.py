@@ -1,0 +1,364 @@
+"""Output plans: every file a run will write, decided from the headers, checked as one set before any work.
+
+For each input, :func:`plan_input` reads the header alone and decides the main output
+(path, format, pixels or raw floats, bit depth, range policy), the per-channel maps of a
+feature-map result, and the montage. :func:`check_files` then checks the union of all
+plans: no planned file is an input, no two are the same file (symlinks, ``..`` and hard
+links resolved), everything named by ``--name`` stays inside ``--out-dir``, names fit
+the file system, and an existing target that is not a regular file is refused -- except a
+character device (``/dev/null``), which is written in place, never renamed over.
+Only then are folders created and pixels read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from string import Formatter
+
+from convcli.errors import ConvcliError, UsageError
+from convcli.io.decode import ImageHeader, read_header
+from convcli.io.files import os_reason
+from convcli.io.formats import FORMATS, format_for_path
+from convcli.run.inputs import InputItem, output_extension
+from convcli.run.job import Job, OutputKind
+from convcli.run.spec import Command, RunSpec
+
+DEFAULT_TEMPLATE = "{stem}.{op}{ext}"
+#: The fields a --name template may use; nothing else (no format specs, no attribute access).
+TEMPLATE_FIELDS: tuple[str, ...] = ("stem", "ext", "op", "parent", "name")
+#: Longest path the check lets through (Linux PATH_MAX).
+PATH_MAX = 4096
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An input refused before any work: unreadable header, impossible shape, a directory with no images."""
+
+    source: str
+    error: str
+    status: int  # convcli.errors.ExitStatus value
+
+
+Task = Job | Refusal
+
+
+# --------------------------------------------------------------------------- names
+
+
+def check_template(template: str) -> None:
+    """Refuse a --name template that could build a name nobody asked for; UsageError names the problem."""
+    where = f"--name {template!r}"
+    try:
+        parts = list(Formatter().parse(template))
+    except ValueError as e:
+        msg = f"{where}: {e} (write a literal brace as {{{{ or }}}})"
+        raise UsageError(msg) from None
+    for _literal, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if field not in TEMPLATE_FIELDS:
+            known = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+            msg = f"{where}: unknown field {{{field}}} (use {known})"
+            raise UsageError(msg)
+        if spec or conversion:
+            msg = f"{where}: format specs and conversions are not allowed in fields ({{{field}}} alone)"
+            raise UsageError(msg)
+    if os.path.isabs(template) or template.startswith("~"):
+        msg = f"{where}: must be a relative name (it is placed beside the input or in --out-dir)"
+        raise UsageError(msg)
+    if ".." in Path(template).parts:
+        msg = f"{where}: '..' is not allowed (the name stays beside the input or inside --out-dir)"
+        raise UsageError(msg)
+
+
+def render_name(template: str, item: InputItem, op: str, ext: str) -> str:
+    """Fill ``{stem} {ext} {op} {parent} {name}`` for one input (the template already checked)."""
+    if item.path is None:
+        stem, parent, name = "stdin", "", "stdin"
+    else:
+        resolved = Path(os.path.normpath(os.path.abspath(item.path)))
+        stem, parent, name = item.path.stem, resolved.parent.name, item.path.name
+    rendered = template.format(stem=stem, ext=ext, op=op, parent=parent, name=name)
+    if not rendered or rendered.endswith(("/", os.sep)) or Path(rendered).name in ("", ".", ".."):
+        msg = f"--name {template!r} gives an empty file name for {item.name}"
+        raise UsageError(msg)
+    return rendered
+
+
+def montage_path(template: str, source: str) -> str:
+    """--montage PATH, with ``{stem}`` filled from the input for batches."""
+    stem = "stdin" if source == "-" else Path(source).stem
+    return template.replace("{stem}", stem)
+
+
+def channel_path(output: str, i: int) -> str:
+    """``out/cat.chain.png`` -> ``out/cat.chain.c0.png``."""
+    p = Path(output)
+    return str(p.with_name(f"{p.stem}.c{i}{p.suffix}"))
+
+
+# --------------------------------------------------------------------------- one input
+
+
+def main_outputs(spec: RunSpec, op: str, inputs: list[InputItem]) -> list[str | None]:
+    """The main output of every input ("-" for stdout, None for an input refused already)."""
+    out = spec.output
+    if out.output is not None:
+        if len(inputs) != 1:
+            msg = f"-o/--output takes one input, got {len(inputs)}; use --out-dir for several"
+            raise UsageError(msg)
+        if out.out_dir is not None:
+            msg = "give either -o/--output or --out-dir, not both"
+            raise UsageError(msg)
+        return [out.output]
+    template = out.name_template or DEFAULT_TEMPLATE
+    check_template(template)
+    ext_for = FORMATS[out.fmt].extensions[0] if out.fmt else None
+    paths: list[str | None] = []
+    for item in inputs:
+        if item.error is not None:
+            paths.append(None)
+        elif item.is_stdin and out.out_dir is None and out.name_template is None:
+            paths.append("-")
+        else:
+            name = render_name(template, item, op, ext_for or output_extension(item))
+            folder = Path(out.out_dir) if out.out_dir is not None else (
+                item.path.parent if item.path is not None else Path("."))
+            paths.append(str(folder / name))
+    return paths
+
+
+def output_format(spec: RunSpec, output: str | None) -> str:
+    """--format, else the output's extension, else PNG (stdout, dry runs)."""
+    if spec.output.fmt is not None:
+        return spec.output.fmt
+    if output in (None, "-"):
+        return "png"
+    return format_for_path(output)
+
+
+def check_format_flags(spec: RunSpec) -> None:
+    """Flag combinations wrong for every input: refused before any input is opened."""
+    out = spec.output
+    if out.output not in (None, "-"):
+        known = _known_format(out.output)
+        if out.fmt is None:
+            format_for_path(out.output)  # an unknown extension is a usage error
+        elif known not in (None, out.fmt):
+            msg = (f"--format {out.fmt} contradicts the extension of -o {out.output} "
+                   f"(use {Path(out.output).stem}{FORMATS[out.fmt].extensions[0]})")
+            raise UsageError(msg)
+    if out.bit_depth == "float":
+        fmt = output_format(spec, out.output)
+        if out.output is not None and not FORMATS[fmt].raw_float:
+            msg = f"--bit-depth float writes raw float32 values: use a .npy or .tif output, not {fmt}"
+            raise UsageError(msg)
+
+
+def _known_format(path: str) -> str | None:
+    try:
+        return format_for_path(path)
+    except UsageError:
+        return None
+
+
+def plan_input(spec: RunSpec, cmd: Command, item: InputItem, output: str | None, data: bytes | None,
+               temp_tag: str) -> Task:
+    """The plan of one input from its header alone, or the reason it is refused."""
+    if item.error is not None:
+        return Refusal(item.name, item.error, 1)
+    gray = cmd.gray or spec.gray
+    source: str | bytes = data if item.is_stdin and data is not None else str(item.path)
+    try:
+        header = read_header(source, gray=gray, max_pixels=spec.max_pixels)
+        return _plan_from_header(spec, cmd, item, output, data, header, temp_tag)
+    except ConvcliError as e:
+        return Refusal(item.name, str(e), int(e.exit_status))
+
+
+def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str | None, data: bytes | None,
+                      header: ImageHeader, temp_tag: str) -> Job:
+    out = spec.output
+    dry = spec.report.dry_run
+    fmt = output_format(spec, output)
+    info = FORMATS[fmt]
+    plans = cmd.pipeline.plan((header.channels, header.height, header.width))
+    channels = plans[-1].out_shape[0] if plans else header.channels
+    kind: OutputKind
+    maps: tuple[str, ...] = ()
+    bits: int | None = None
+    if channels not in (1, 3) and not info.raw_float and out.range_policy is None:
+        kind, policy = "maps", "normalize"
+        if output in (None, "-") and not dry:
+            msg = f"the result has {channels} channels: give -o FILE (one image per channel) or -o x.npy"
+            raise UsageError(msg)
+        if output not in (None, "-"):
+            maps = tuple(channel_path(output, i) for i in range(channels))
+    elif info.raw_float and (fmt == "npy" or out.bit_depth == "float"):
+        kind, policy = "float", "raw"
+    else:
+        kind = "pixels"
+        policy = out.range_policy or ("normalize" if channels not in (1, 3) else cmd.default_policy)
+        if channels not in (1, 3) and not dry:
+            msg = (f"the result has {channels} channels; write it as .npy, or end the chain with a "
+                   "layer of 1 or 3 channels")
+            raise UsageError(msg)
+        bits = int(out.bit_depth) if out.bit_depth in ("8", "16") else header.bit_depth
+    return Job(
+        source=item.name, data=data if item.is_stdin else None, pipeline=cmd.pipeline,
+        gray=cmd.gray or spec.gray, linear_light=spec.linear_light, dry_run=dry,
+        max_pixels=spec.max_pixels, engine=spec.engine,
+        output=output, fmt=fmt, kind=kind, policy=policy, bits=bits, channel_maps=maps,
+        montage=montage_path(out.montage, item.name) if out.montage else None,
+        quality=out.quality, compress_level=out.compress_level, temp_tag=temp_tag,
+    )
+
+
+# --------------------------------------------------------------------------- the one safety check
+
+
+@dataclass(frozen=True)
+class _Planned:
+    path: str
+    what: str  # "output", "channel map", "montage"
+    source: str  # the input it belongs to
+    named: bool  # named by --name under --out-dir (must stay inside it)
+
+
+def planned_files(tasks: list[Task], named_in_out_dir: bool) -> list[_Planned]:
+    """Every file the tasks will write (stdout excluded)."""
+    files: list[_Planned] = []
+    for t in tasks:
+        if not isinstance(t, Job):
+            continue
+        if t.output not in (None, "-"):
+            files.append(_Planned(t.output, "output", t.source, named_in_out_dir))
+        files.extend(_Planned(p, "channel map", t.source, named_in_out_dir) for p in t.channel_maps)
+        if t.montage:
+            files.append(_Planned(t.montage, "montage", t.source, False))
+    return files
+
+
+def _identity(path: str) -> tuple[set[object], os.stat_result | None]:
+    """Keys that identify a file: its resolved path, and (device, inode) when it exists."""
+    keys: set[object] = {os.path.realpath(path)}
+    try:
+        st = os.stat(path)
+    except OSError:
+        return keys, None
+    keys.add((st.st_dev, st.st_ino))
+    return keys, st
+
+
+def _name_max(path: str) -> int:
+    """The longest file name the file system of ``path`` (or its nearest existing folder) takes."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while folder and not os.path.isdir(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    try:
+        return int(os.pathconf(folder or ".", "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
+
+
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+          stat.S_IFBLK: "a block device"}
+
+
+def check_files(inputs: list[InputItem], tasks: list[Task], out_dir: str | None) -> None:
+    """The one check over the union of all plans; UsageError (exit 2) naming both paths."""
+    input_keys: dict[object, str] = {}
+    for item in inputs:
+        if item.path is not None:
+            for key in _identity(str(item.path))[0]:
+                input_keys.setdefault(key, item.name)
+    root = os.path.realpath(out_dir) if out_dir is not None else None
+    seen: dict[object, _Planned] = {}
+    name_max: dict[str, int] = {}
+    for f in planned_files(tasks, out_dir is not None):
+        keys, st = _identity(f.path)
+        for key in keys:
+            if key in input_keys:
+                msg = f"{f.source}: the {f.what} {f.path} would overwrite the input {input_keys[key]}"
+                raise UsageError(msg)
+        for key in keys:
+            if key in seen:
+                other = seen[key]
+                of = f" of {other.source}" if other.source != f.source else ""
+                msg = (f"{f.source}: the {f.what} {f.path} collides with the {other.what} {other.path}{of}"
+                       + _collision_hint(f, other))
+                raise UsageError(msg)
+        for key in keys:
+            seen[key] = f
+        if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISCHR(st.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+            msg = f"{f.source}: the {f.what} {f.path} exists and is {kind}; refusing to replace it"
+            raise UsageError(msg)
+        if root is not None and f.named:
+            real = os.path.realpath(f.path)
+            if not real.startswith(root.rstrip(os.sep) + os.sep):
+                msg = f"{f.source}: the {f.what} {f.path} would be outside --out-dir {out_dir}"
+                raise UsageError(msg)
+        _check_length(f, name_max)
+
+
+def _collision_hint(a: _Planned, b: _Planned) -> str:
+    if a.what != "output" or b.what != "output":
+        return ""
+    pa, pb = Path(a.source), Path(b.source)
+    if os.path.realpath(pa) == os.path.realpath(pb):
+        return " (the same file is given twice)"
+    if pa.name == pb.name:
+        return (" (files of the same name in different folders: put {parent} in --name, "
+                "e.g. --name '{parent}_{stem}.{op}{ext}')")
+    return " (give --name a template with {stem})"
+
+
+def _check_length(f: _Planned, cache: dict[str, int]) -> None:
+    absolute = os.path.abspath(f.path)
+    if len(os.fsencode(absolute)) >= PATH_MAX:
+        msg = f"{f.source}: the {f.what} path is {len(absolute)} characters, over the limit of {PATH_MAX}"
+        raise UsageError(msg)
+    folder = os.path.dirname(absolute)
+    limit = cache.get(folder)
+    if limit is None:
+        limit = cache[folder] = _name_max(absolute)
+    for part in Path(f.path).parts:
+        if len(os.fsencode(part)) > limit:
+            shown = part if len(part) <= 60 else part[:40] + "..." + part[-12:]
+            msg = (f"{f.source}: the {f.what} name {shown!r} is {len(os.fsencode(part))} bytes, over the "
+                   f"file system's limit of {limit}")
+            raise UsageError(msg)
+
+
+def make_folders(tasks: list[Task]) -> list[Task]:
+    """Create the parent folders of every planned file; a task whose folder cannot be made fails alone."""
+    failed: dict[str, str] = {}
+    done: set[str] = set()
+    out: list[Task] = []
+    for task in tasks:
+        if not isinstance(task, Job):
+            out.append(task)
+            continue
+        error = None
+        for path in task.files():
+            folder = os.path.dirname(path) or "."
+            if folder not in done and folder not in failed:
+                try:
+                    os.makedirs(folder, exist_ok=True)
+                    done.add(folder)
+                except FileExistsError:
+                    failed[folder] = "not a directory"  # a file stands where a folder would go
+                except OSError as e:
+                    failed[folder] = os_reason(e)
+            if folder in failed:
+                error = f"cannot write {path}: {failed[folder]}"
+                break
+        out.append(Refusal(task.source, error, 1) if error else task)
+    return out
