@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, features
+from PIL import Image, ImageDraw, ImageFont, PngImagePlugin, features
 
 from ..engine import correlate2d
 from ..errors import UsageError
@@ -296,6 +296,11 @@ def plan(settings: AnimateSettings) -> Plan:
         gstride: Pair = (1, 1)
         oh = transposed_size(h, kh, sy, dy, pad[0], pad[1], a)
         ow = transposed_size(w, kw, sx, dx, pad[2], pad[3], a)
+        fh = f"{sy}*({h}-1)+{a}+{dy}*({kh}-1)+1-{pad[0]}-{pad[1]}"
+        fw = f"{sx}*({w}-1)+{a}+{dx}*({kw}-1)+1-{pad[2]}-{pad[3]}"
+        if oh < 1 or ow < 1:
+            msg = f"output would be empty: H = {fh} = {oh}; W = {fw} = {ow} (< 1)"
+            raise UsageError(msg)
         if Geometry((kh, kw), gstride, (dy, dx), (0, 0, 0, 0)).out_hw(*grid.shape) != (oh, ow):
             msg = "the transposed convolution's size and its equivalent disagree: this is a bug in convcli"
             raise AssertionError(msg)
@@ -308,8 +313,6 @@ def plan(settings: AnimateSettings) -> Plan:
         labels["kernel"] = f"kernel {_hw(kh, kw)} {_short_name(k)}, flipped"
         labels["geometry"] = (f"stride 1 (transposed stride {_pair_text((sy, sx))}), "
                               f"dilation {_pair_text((dy, dx))}")
-        fh = f"{sy}*({h}-1)+{a}+{dy}*({kh}-1)+1-{pad[0]}-{pad[1]}"
-        fw = f"{sx}*({w}-1)+{a}+{dx}*({kw}-1)+1-{pad[2]}-{pad[3]}"
         labels["output"] = (f"output {oh}{TIMES}{ow} = {fh}" if fh == fw
                             else f"output {oh}{TIMES}{ow}: H = {fh}; W = {fw}")
         labels["title"] = (f"transposed convolution (stride {_pair_text((sy, sx))}, pad "
@@ -335,7 +338,8 @@ def plan(settings: AnimateSettings) -> Plan:
         fw = _compact(arithmetic(w, kw, sx, dx, pad[2], pad[3])).rsplit("=", 1)[0]
         labels["output"] = (f"output {oh}{TIMES}{ow} = {fh}" if fh == fw
                             else f"output {oh}{TIMES}{ow}: H = {fh}; W = {fw}")
-        labels["title"] = "convolution (cross-correlation, as PyTorch): the window slides one output at a time"
+        labels["title"] = ("convolution (cross-correlation, as PyTorch): "
+                           "the window slides one output at a time")
     if max(grid.shape) > MAX_GRID:
         msg = (f"the padded grid would be {grid.shape[0]}{TIMES}{grid.shape[1]} cells; at most {MAX_GRID} "
                "a side can be drawn: use a smaller input, stride or padding")
@@ -367,7 +371,8 @@ def plan(settings: AnimateSettings) -> Plan:
     steps = []
     for y in range(oh):
         for x in range(ow):
-            taps = tuple((y * gstride[0] + i * dy, x * gstride[1] + j * dx) for i in range(kh) for j in range(kw))
+            taps = tuple((y * gstride[0] + i * dy, x * gstride[1] + j * dx)
+                         for i in range(kh) for j in range(kw))
             if values is None:
                 steps.append(Step((y, x), taps))
                 continue
@@ -379,7 +384,8 @@ def plan(settings: AnimateSettings) -> Plan:
             assert output is not None
             scale = max(1.0, sum(abs(wt * v) for wt, v, _ in terms))
             if abs(value - float(output[y, x])) > 1e-9 * scale:
-                msg = f"out[{y},{x}]: sum of products {value} != engine {output[y, x]}: this is a bug in convcli"
+                msg = (f"out[{y},{x}]: sum of products {value} != engine {output[y, x]}: "
+                       "this is a bug in convcli")
                 raise AssertionError(msg)
             steps.append(Step((y, x), taps, terms, value))
     return Plan((h, w), grid, kind, source, weights, text, gstride, (dy, dx), (oh, ow), output,
@@ -399,7 +405,7 @@ def _short_name(k: Kernel) -> str:
 
 @lru_cache(maxsize=16)
 def _font(size: int) -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, bool]:
-    """DejaVu Sans where installed (it has ×, − and ·), else Pillow's bundled font; and whether it is DejaVu."""
+    """DejaVu Sans where installed (it has ×, − and ·), else Pillow's bundled font; and which it is."""
     try:
         return ImageFont.truetype("DejaVuSans.ttf", size), True
     except OSError:
@@ -472,7 +478,8 @@ class _Box:
         return self.rows * self.ch
 
     def cell(self, r: int, c: int) -> tuple[int, int, int, int]:
-        return (self.x + c * self.cw, self.y + r * self.ch, self.x + (c + 1) * self.cw, self.y + (r + 1) * self.ch)
+        x, y = self.x + c * self.cw, self.y + r * self.ch
+        return (x, y, x + self.cw, y + self.ch)
 
 
 def _grid(d: ImageDraw.ImageDraw, box: _Box, texts: list[list[str]], fills: list[list[tuple[int, int, int]]],
@@ -544,7 +551,7 @@ class _Renderer:
             self.photo_size = (max(1, round(pw * f)), max(1, round(ph * f)))
             self.photo_f = f
             self.photo_xy = (x, top)
-            name = p.labels.get("photo", "photo")
+            name = "photo (the patch in red)"
             self.panels.append(("photo", _Box(x, top, self.photo_size[0], self.photo_size[1], 1, 1), [name]))
             x += self.photo_size[0] + self.gap
         self.in_box = _Box(x, top, c_in, c_in, hp, wp)
@@ -660,7 +667,8 @@ class _Renderer:
         self.title_pen.draw(d, (self.margin, self.title_y), p.labels["title"], TEXT)
         if p.labels.get("source"):
             self.label_pen.draw(d, (self.margin, self.source_y), p.labels["source"], SUBTEXT)
-        self.label_pen.draw(d, (self.margin, self.caption_y), caption, WINDOW if current is not None else TEXT)
+        colour = WINDOW if current is not None else TEXT
+        self.label_pen.draw(d, (self.margin, self.caption_y), caption, colour)
         if self.photo:
             self._draw_photo(img, d)
         # input grid, the window's taps tinted
@@ -734,7 +742,8 @@ class _Renderer:
         for i, st in enumerate(p.steps):
             if i < done or (current is not None and i == current):
                 texts.append([self.in_text[r][c] for r, c in st.taps])
-                fills.append([self.in_fill[r][c] if not self.photo else _tap_fill(p, r, c) for r, c in st.taps])
+                fills.append([self.in_fill[r][c] if not self.photo else _tap_fill(p, r, c)
+                              for r, c in st.taps])
                 colours.append([self.in_colour[r][c] if not self.photo else _tap_colour(p, r, c)
                                 for r, c in st.taps])
             else:
@@ -806,20 +815,39 @@ def animate(settings: AnimateSettings) -> Animation:
 # --- encoding --------------------------------------------------------------------------------
 
 
-def _shared_palette(frames: list[np.ndarray]) -> Image.Image:
-    """One palette for every frame: exact when the frames use <= 256 colours, else median cut."""
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    return (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+
+
+def _shared_palette(frames: list[np.ndarray]) -> np.ndarray:
+    """One palette for every frame: the (up to) 255 colours the frames use most, packed, sorted.
+
+    255, not 256: the GIF writer needs a free entry to make unchanged pixels transparent.
+    """
     picks = sorted({0, len(frames) - 1, *range(0, len(frames), max(1, len(frames) // 8))})
-    sample = np.concatenate([frames[i] for i in picks], axis=0)
-    packed = (sample[..., 0].astype(np.uint32) << 16) | (sample[..., 1].astype(np.uint32) << 8) | sample[..., 2]
-    colours = np.unique(packed)
-    if colours.size <= 256:
-        pal = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1).astype(np.uint8)
-        flat = pal.reshape(-1).tolist()
-        img = Image.new("P", (1, 1))
-        img.putpalette(flat + flat[:3] * (256 - colours.size))
-        return img
-    return Image.fromarray(sample, "RGB").quantize(256, method=Image.Quantize.MEDIANCUT,
-                                                   dither=Image.Dither.NONE)
+    colours, counts = np.unique(np.concatenate([_pack(frames[i]).ravel() for i in picks]), return_counts=True)
+    return np.sort(colours[np.argsort(counts, kind="stable")[::-1][:255]])
+
+
+def _indexed(frame: np.ndarray, palette: np.ndarray) -> Image.Image:
+    """``frame`` in palette mode: exact where its colour is in ``palette``, else the nearest entry.
+
+    (Pillow's own mapping to a given palette is approximate: it would turn white into 252.)
+    """
+    packed = _pack(frame)
+    uniq, inverse = np.unique(packed, return_inverse=True)
+    pos = np.clip(np.searchsorted(palette, uniq), 0, palette.size - 1)
+    exact = palette[pos] == uniq
+    if not np.all(exact):
+        rgb = np.stack([(palette >> 16) & 255, (palette >> 8) & 255, palette & 255], axis=1).astype(np.int64)
+        miss = uniq[~exact]
+        want = np.stack([(miss >> 16) & 255, (miss >> 8) & 255, miss & 255], axis=1).astype(np.int64)
+        pos[~exact] = np.argmin(((want[:, None, :] - rgb[None, :, :]) ** 2).sum(axis=2), axis=1)
+    img = Image.fromarray(pos[inverse].reshape(packed.shape).astype(np.uint8), "P")
+    flat = np.stack([(palette >> 16) & 255, (palette >> 8) & 255, palette & 255], axis=1)
+    flat = flat.astype(np.uint8).reshape(-1).tolist()
+    img.putpalette(flat)
+    return img
 
 
 def encode_animation(frames: list[np.ndarray], durations: list[int], fmt: str) -> bytes:
@@ -834,14 +862,22 @@ def encode_animation(frames: list[np.ndarray], durations: list[int], fmt: str) -
     buf = io.BytesIO()
     if fmt == "gif":
         pal = _shared_palette(frames)
-        ims = [Image.fromarray(f, "RGB").quantize(palette=pal, dither=Image.Dither.NONE) for f in frames]
+        ims = [_indexed(f, pal) for f in frames]
         ims[0].save(buf, "GIF", save_all=True, append_images=ims[1:], duration=list(durations), loop=0,
                     optimize=True, disposal=1)
     elif fmt == "png":
-        pal = _shared_palette(frames)
-        ims = [Image.fromarray(f, "RGB").quantize(palette=pal, dither=Image.Dither.NONE) for f in frames]
+        # APNG: each frame after the first keeps only the pixels that changed (the rest transparent,
+        # blended over the previous frame), so a still photo beside the grids is stored once.
+        ims = [Image.fromarray(frames[0], "RGB").convert("RGBA")]
+        for prev, cur in zip(frames, frames[1:], strict=False):
+            rgba = np.zeros(cur.shape[:2] + (4,), dtype=np.uint8)
+            changed = np.any(cur != prev, axis=2)
+            rgba[changed, :3] = cur[changed]
+            rgba[changed, 3] = 255
+            ims.append(Image.fromarray(rgba, "RGBA"))
         ims[0].save(buf, "PNG", save_all=True, append_images=ims[1:], duration=list(durations), loop=0,
-                    optimize=True)
+                    optimize=True, disposal=PngImagePlugin.Disposal.OP_NONE,
+                    blend=PngImagePlugin.Blend.OP_OVER)
     else:
         if not features.check("webp"):
             msg = "this Pillow was built without WebP: write .gif or .png (APNG)"
