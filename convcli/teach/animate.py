@@ -119,13 +119,17 @@ class Step:
     terms: tuple[tuple[float, float, bool], ...] = ()
     #: the sum of products (a float64 loop); None without values
     value: float | None = None
+    #: the weights as the kernel writes them ("1/16"), for the equation; default: the numbers
+    weight_texts: tuple[str, ...] = ()
 
     @property
     def equation(self) -> str:
         """``out[0,1] = (0·[0]) + (−1·20) + ... = 50`` (padded values bracketed)."""
         if self.value is None:
             return ""
-        parts = [f"({fmt(w)}{DOT}{'[' + fmt(v) + ']' if padded else fmt(v)})" for w, v, padded in self.terms]
+        wt = self.weight_texts or tuple(fmt(w) for w, _, _ in self.terms)
+        parts = [f"({t.replace('-', MINUS)}{DOT}{'[' + fmt(v) + ']' if padded else fmt(v)})"
+                 for t, (_, v, padded) in zip(wt, self.terms, strict=True)]
         y, x = self.out_yx
         return f"out[{y},{x}] = " + " + ".join(parts) + f" = {fmt(self.value)}"
 
@@ -353,6 +357,11 @@ def plan(settings: AnimateSettings) -> Plan:
                f"{MAX_UNROLL_ROWS} rows and {MAX_UNROLL_COLS} columns, got {oh * ow}{TIMES}{kh * kw}")
         raise UsageError(msg)
     labels["source"] = settings.source
+    if settings.unroll:
+        labels["title"] = ("im2col (PyTorch's unfold): every window becomes one row of a matrix; "
+                           "one matrix product gives every output")
+        if settings.transposed:
+            labels["title"] = "transposed convolution, unrolled: " + labels["title"]
 
     output = None
     if values is not None:
@@ -387,7 +396,7 @@ def plan(settings: AnimateSettings) -> Plan:
                 msg = (f"out[{y},{x}]: sum of products {value} != engine {output[y, x]}: "
                        "this is a bug in convcli")
                 raise AssertionError(msg)
-            steps.append(Step((y, x), taps, terms, value))
+            steps.append(Step((y, x), taps, terms, value, tuple(t for row in text for t in row)))
     return Plan((h, w), grid, kind, source, weights, text, gstride, (dy, dx), (oh, ow), output,
                 tuple(steps), box, labels)
 
@@ -556,6 +565,8 @@ class _Renderer:
             x += self.photo_size[0] + self.gap
         self.in_box = _Box(x, top, c_in, c_in, hp, wp)
         in_labels = [p.labels["input"], p.labels["padding"]]
+        if settings.unroll:
+            in_labels.append(p.labels["geometry"])
         x = self._advance(x, self.in_box, in_labels)
         self.panels.append(("input", self.in_box, in_labels))
         if settings.unroll:
@@ -573,7 +584,8 @@ class _Renderer:
             x = self._advance(x, self.mat_box, mat_labels)
             self.panels.append(("matrix", self.mat_box, mat_labels))
             self.kcol_box = _Box(x, top, c_k, row_h, kh * kw, 1)
-            kcol_labels = [f"kernel {kh * kw}{TIMES}1", ""]
+            kcol_labels = [f"kernel {kh * kw}{TIMES}1", p.labels["kernel"].replace("kernel ", "= ", 1),
+                           "flattened"]
             self.ops.append((x - self.gap / 2, "@"))
             x = self._advance(x, self.kcol_box, kcol_labels)
             self.panels.append(("kcol", self.kcol_box, kcol_labels))
@@ -584,7 +596,7 @@ class _Renderer:
             self.panels.append(("prod", self.prod_box, prod_labels))
             self.out_box = _Box(x, top, c_out, c_out, oh, ow)
             self.ops.append((x - self.gap / 2, "→"))
-            out_labels = [p.labels["output"], "reshaped", p.labels["kernel"], p.labels["geometry"]]
+            out_labels = [p.labels["output"], "the product, reshaped"]
             self.k_box: _Box | None = None
         else:
             self.k_box = _Box(x, top, c_k, c_k, kh, kw)
@@ -698,10 +710,11 @@ class _Renderer:
         else:
             self._draw_unroll(d, done, current, product)
         # output grid
-        texts = [[self.out_text[y][x] if y * ow + x < done else "" for x in range(ow)] for y in range(oh)]
-        ofill = [[OUTPUT_FILL if y * ow + x < done else WHITE for x in range(ow)] for y in range(oh)]
+        filled = 0 if self.s.unroll and not product else done
+        texts = [[self.out_text[y][x] if y * ow + x < filled else "" for x in range(ow)] for y in range(oh)]
+        ofill = [[OUTPUT_FILL if y * ow + x < filled else WHITE for x in range(ow)] for y in range(oh)]
         _grid(d, self.out_box, texts, ofill, [[TEXT] * ow for _ in range(oh)], self.cell_pen)
-        if step is not None:
+        if step is not None and not self.s.unroll:
             y, x = step.out_yx
             _outline(d, self.out_box.cell(y, x), WINDOW, 3)
         for ox, sym in self.ops:
