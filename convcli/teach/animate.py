@@ -455,13 +455,13 @@ class _Pen:
 
 
 def _cell_text(v: float) -> str:
-    """A value short enough for a cell: integers bare, else 4 significant digits."""
+    """A value short enough for a cell: integers bare, else 5 significant digits."""
     v = float(v)
     if v == 0:
         return "0"
     if v == round(v) and abs(v) < 1e6:
         return str(int(round(v))).replace("-", MINUS)
-    return f"{v:.4g}".replace("-", MINUS)
+    return f"{v:.5g}".replace("-", MINUS)
 
 
 def _grey(v: float) -> tuple[int, int, int]:
