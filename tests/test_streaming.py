@@ -158,7 +158,8 @@ def test_which_jobs_stream(tmp_path: Path, rng: np.random.Generator) -> None:
     assert not runner._streams(job(sharpen, montage="m"), header)
     assert runner._streams(job(sharpen, gray=True), header) is streaming.STREAM_INEXACT  # float luminance
     assert not runner._streams(job(sharpen, policy="normalize"), header)
-    assert not runner._streams(dataclasses.replace(job(sharpen), output="x.npy", fmt="npy", kind="float"), header)
+    as_npy = dataclasses.replace(job(sharpen), output="x.npy", fmt="npy", kind="float")
+    assert not runner._streams(as_npy, header)
     assert not runner._streams(job(Pipeline(sharpen.stages * 2)), header)
 
 
