@@ -52,12 +52,12 @@ def conv_kernel_panels(plan: StagePlan, index: int, most: int = 8) -> list:
     return [kernel_panel(w[o, 0], f"{index}. conv w[{o},0]") for o in range(min(most, w.shape[0]))]
 
 
-def montage_png(panels: list, title: str | None = None) -> bytes:
-    """The panels side by side as PNG bytes."""
+def montage_png(panels: list, title: str | None = None, threads: int = 1) -> bytes:
+    """The panels side by side as PNG bytes (written on ``threads`` threads)."""
     from convcli.teach.render import make_montage
 
     image = make_montage(panels, title=title)
-    data, _ = encode_image(image, None, "png")
+    data, _ = encode_image(image, None, "png", threads=threads)
     return data
 
 
@@ -75,15 +75,16 @@ def channel_path(output: str, i: int) -> str:
     return str(p.with_name(f"{p.stem}.c{i}{p.suffix}"))
 
 
-def feature_map_files(values: np.ndarray, output: str, fmt: str, label: str) -> list[tuple[str, bytes]]:
-    """One normalised grey image per channel, plus a labelled grid at ``output``."""
+def feature_map_files(values: np.ndarray, output: str, fmt: str, label: str,
+                      threads: int = 1) -> list[tuple[str, bytes]]:
+    """One normalised grey image per channel, plus a labelled grid at ``output`` (on ``threads`` threads)."""
     from convcli.teach.render import feature_maps_to_panels
 
     files: list[tuple[str, bytes]] = []
     for i in range(values.shape[2]):
-        pixels, _ = to_pixels(values[:, :, i], "normalize", 8)
-        data, _ = encode_image(pixels, None, fmt)
+        pixels, _ = to_pixels(values[:, :, i], "normalize", 8, threads=threads)
+        data, _ = encode_image(pixels, None, fmt, threads=threads)
         files.append((channel_path(output, i), data))
     shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
-    files.append((output, montage_png(list(feature_maps_to_panels(values, label, shape)))))
+    files.append((output, montage_png(list(feature_maps_to_panels(values, label, shape)), threads=threads)))
     return files

@@ -19,6 +19,7 @@ import numpy as np
 
 from convcli import streaming
 from convcli.core.pixels import to_pixels
+from convcli.engine import resolve_threads
 from convcli.errors import UsageError
 from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image
 from convcli.io.encode import encode_float, encode_image
@@ -110,8 +111,9 @@ def process(job: Job) -> Result:
         record["seconds"] = round(time.perf_counter() - t0, 4)
         return Result(record)
 
+    threads = resolve_threads(job.engine.threads)  # one count for the engine, to_pixels and the PNG writer
     if _streams(job, header):
-        return _process_streaming(job, src, record, notes, t0)
+        return _process_streaming(job, src, record, notes, t0, threads)
     img = read_image(src, gray=job.gray, max_pixels=job.max_pixels)
     maxval = float(img.header.maxval)
     panels: list[Any] = []
@@ -125,14 +127,15 @@ def process(job: Job) -> Result:
         def on_stage(plan: Any, x: np.ndarray) -> None:
             panels.extend(views.stage_panels(plan, x, maxval, next(index)))
 
-    values, alpha = job.pipeline.run(img.color, job.engine, alpha=img.alpha, maxval=maxval,
+    values, alpha = job.pipeline.run(img.color, dataclasses.replace(job.engine, threads=threads),
+                                     alpha=img.alpha, maxval=maxval,
                                      linear_light=job.linear_light, on_stage=on_stage)
     img.color, img.alpha = np.empty((0, 0, 1), dtype=np.float32), None  # free the input before quantising
     if job.montage:
         from convcli import views
 
         montage_path = views.montage_path(job.montage, job.source)
-        write_atomic(montage_path, views.montage_png(panels, title=Path(job.source).name))
+        write_atomic(montage_path, views.montage_png(panels, title=Path(job.source).name, threads=threads))
         record["montage"] = montage_path
     fmt = output_format(job)
     channels = values.shape[2]
@@ -144,7 +147,7 @@ def process(job: Job) -> Result:
             raise UsageError(msg)
         from convcli import views
 
-        files = views.feature_map_files(values, job.output, fmt, job.pipeline.stages[-1].op)
+        files = views.feature_map_files(values, job.output, fmt, job.pipeline.stages[-1].op, threads=threads)
         for path, data in files:
             write_atomic(path, data)
         record["outputs"] = [path for path, _ in files[:-1]]
@@ -164,13 +167,13 @@ def process(job: Job) -> Result:
         bits, rescale = _output_bits(job, img.header)
         if rescale != 1.0:
             values = values * rescale
-        pixels, stats = to_pixels(values[:, :, 0] if channels == 1 else values, policy, bits)
+        pixels, stats = to_pixels(values[:, :, 0] if channels == 1 else values, policy, bits, threads=threads)
         apix = None
         if alpha is not None:
-            apix, _ = to_pixels(alpha * rescale, "clip", bits)
+            apix, _ = to_pixels(alpha * rescale, "clip", bits, threads=threads)
         data, enc_notes = encode_image(pixels, apix, fmt, icc_profile=img.icc_profile,
                                                quality=job.out.quality,
-                                               compress_level=job.out.compress_level)
+                                               compress_level=job.out.compress_level, threads=threads)
         notes.extend(enc_notes)
         record["range"] = dataclasses.asdict(stats)
     return _finish(job, record, notes, data, t0)
@@ -203,13 +206,12 @@ def _streams(job: Job, header: ImageHeader) -> bool:
     if header.has_alpha or job.montage or job.linear_light or not _integer_output(job):
         return False
     shape = (header.height, header.width, header.channels)
-    return streaming.can_stream(streaming.window_stage(job.pipeline), shape, job.engine,
-                                choose_policy(job.out, header.channels), float(header.maxval),
-                                integer_input=not job.gray)
+    return streaming.can_stream(streaming.window_stage(job.pipeline), shape,
+                                choose_policy(job.out, header.channels))
 
 
 def _process_streaming(job: Job, src: str | Path | bytes, record: dict[str, Any], notes: list[str],
-                       t0: float) -> Result:
+                       t0: float, threads: int) -> Result:
     """The rest of :func:`process` for a single window stage, 8/16-bit in and out, computed in bands."""
     img = read_image(src, gray=job.gray, max_pixels=job.max_pixels, keep_integer=True)
     stage = streaming.window_stage(job.pipeline)
@@ -217,10 +219,11 @@ def _process_streaming(job: Job, src: str | Path | bytes, record: dict[str, Any]
     policy = choose_policy(job.out, img.header.channels)
     bits, rescale = _output_bits(job, img.header)
     pixels, stats = streaming.stream_stage(img.color, stage, job.engine, policy=policy, bits=bits,
-                                           maxval=float(img.header.maxval), rescale=rescale)
+                                           threads=threads, rescale=rescale)
     img.color = np.empty((0, 0, 1))  # the input is no longer needed while encoding
     data, enc_notes = encode_image(pixels, None, output_format(job), icc_profile=img.icc_profile,
-                                           quality=job.out.quality, compress_level=job.out.compress_level)
+                                           quality=job.out.quality, compress_level=job.out.compress_level,
+                                           threads=threads)
     del pixels
     notes.extend(enc_notes)
     record["range"] = dataclasses.asdict(stats)
