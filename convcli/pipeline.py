@@ -19,7 +19,7 @@ import numpy as np
 from convcli.core import color
 from convcli.core.kernels import Kernel, rotate180
 from convcli.core.padding import PadMode, resolve_mode
-from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_pad
+from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_geometry
 from convcli.engine import band_height, conv2d, correlate2d, gradient_magnitude
 from convcli.errors import UsageError
 
@@ -315,8 +315,7 @@ def make_correlate_stage(op: str, kernel: Kernel, *, stride: Pair = (1, 1), dila
 
     ``carries_alpha`` None: alpha is filtered with the colour unless the kernel sums to 0.
     """
-    mode = resolve_mode(padding)
-    pad4 = resolve_pad(pad, kernel.shape, dilation, mode.name)
+    mode, pad4 = resolve_geometry(padding, pad, kernel.shape, dilation)
     if carries_alpha is None:
         # A kernel summing to 0 (a derivative: edges, laplacian) would turn alpha into an edge
         # map and make the picture transparent; such a response has no alpha.
