@@ -9,7 +9,7 @@ import numpy as np
 
 from convcli.cli.options import geometry_options
 from convcli.core.kernels import parse_literal
-from convcli.core.shapes import resolve_pad
+from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import CorrelateStage
 from convcli.run.spec import Command, RunSpec
@@ -92,7 +92,7 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
 
     kernel = parse_kernel(kernel_spec)
     geo = {"stride": p["stride"], "dilation": p["dilation"], "mode": p["padding"],
-           "pad4": resolve_pad(p["pad"], kernel.shape, p["dilation"], p["padding"])}
+           "pad4": resolve_geometry(p["padding"], p["pad"], kernel.shape, p["dilation"])[1]}
     if image is None and patch is None:
         msg = "give --patch MATRIX, or IMAGE with --at X,Y (or --unroll for a tiny image)"
         raise UsageError(msg)
