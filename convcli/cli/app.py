@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
-from convcli import __version__
 from convcli.cli.errors import run_main, split_debug, stops_carried
 
 #: command -> (module, attribute, one-line help). Commands are imported when used,
@@ -29,9 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class CliState:
-    """What the group passes to every command (``ctx.obj``)."""
+class CliState(NamedTuple):
+    """What the group passes to every command (``ctx.obj``); immutable."""
 
     debug: bool = False
 
@@ -79,7 +76,7 @@ class ConvcliGroup(click.Group):
 
 @click.group(cls=ConvcliGroup,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "--version", prog_name="convcli")
+@click.version_option(None, "--version", package_name="convcli", prog_name="convcli")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors (accepted anywhere on the line).")
 def cli(debug: bool) -> None:
     """Apply convolution filters to images, with PyTorch-style shape reports.
