@@ -187,9 +187,9 @@ class GradientStage(WindowStage):
 class CompassStage(WindowStage):
     """The largest response over a kernel's 8 rotations (``edges --operator kirsch|robinson|sobel8``).
 
-    ImageMagick's ``-morphology Convolve 'Kirsch:>'`` with ``-compose Lighten``: the maximum of the
-    signed responses, per pixel and channel. :meth:`run_with_direction` also returns the winning
-    rotation in degrees (0, 45, ... 315, clockwise as ``NAME@ANGLE``; the lowest angle on ties).
+    ImageMagick's ``-define morphology:compose=Lighten -morphology Convolve 'Kirsch:@'``: the
+    maximum of the signed responses, per pixel and channel. :meth:`run_with_direction` also returns
+    the winning rotation in degrees (0, 45, ... 315, clockwise as ``NAME@ANGLE``; the lowest angle on ties).
     """
 
     op: str = "edges"

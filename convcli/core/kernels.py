@@ -342,7 +342,7 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
             raise UsageError(msg)
         return parametric.kernel_from_image(image_loader(s[1:]), s[1:])
     if parametric.handles(s):
-        return parametric.parse(s, get_kernel)
+        return parametric.parse(s, lambda base: parse_kernel(base, image_loader))
     if s.startswith("@"):
         return load_kernel_file(s[1:])
     if any(ch.isdigit() for ch in s) and not _looks_like_name(s):

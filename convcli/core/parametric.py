@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convcli.core.kernels import Kernel, box_kernel, gaussian_1d, size_for_sigma
+from convcli.core.kernels import Kernel, box_kernel, gaussian_1d, get_kernel, size_for_sigma
 from convcli.errors import UsageError
 
 #: Largest kernel side a spec may build (a 1025x1025 kernel is already 1M taps per pixel).
@@ -452,19 +452,21 @@ def handles(spec: str) -> bool:
 
 
 def parse(spec: str, resolve: Callable[[str], Kernel]) -> Kernel:
-    """``name:params[@angle]`` or ``REGISTRY-NAME@angle``; ``resolve`` looks up registry names."""
+    """``name:params``, a bare family name, or ``BASE@ANGLE``; ``resolve`` reads a base that is not
+    parametric (a registry name or a literal)."""
     s = spec.strip()
-    base, at, angle = s.rpartition("@") if "@" in s else (s, "", "")
-    if at:
-        if not base.strip():
+    if "@" in s:
+        base, _, angle = s.rpartition("@")
+        base = base.strip()
+        if not base:
             msg = f"kernel {spec!r}: nothing before '@'"
             raise UsageError(msg)
-        return rotated(parse(base, resolve), angle.strip())
+        return rotated(parse(base, resolve) if handles(base) else resolve(base), angle.strip())
     head, colon, params = s.partition(":")
     key = head.strip().lower()
     if not colon:  # a bare name: the registry first (laplacian, gaussian and box are registry names)
         try:
-            return resolve(s)
+            return get_kernel(s)
         except UsageError:
             if key not in BUILDERS:
                 raise
