@@ -243,6 +243,10 @@ class UnsharpStage(WindowStage):
         if not math.isfinite(self.amount) or not math.isfinite(self.threshold) or self.threshold < 0:
             msg = "--amount must be finite and --threshold finite and >= 0"
             raise UsageError(msg)
+        if self.size() > 1025:
+            n = self.size()
+            msg = f"the unsharp blur would be {n}x{n}, over the limit of 1025 (give a smaller --sigma)"
+            raise UsageError(msg)
 
     def size(self) -> int:
         return 2 * self.radius + 1 if self.radius > 0 else size_for_sigma(self.sigma)

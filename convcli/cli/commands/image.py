@@ -11,6 +11,7 @@ from convcli.cli.kernelspec import cli_kernel
 from convcli.cli.options import PaddingType, geometry_options, images_argument, io_options, run_spec
 from convcli.core import parametric
 from convcli.core.kernels import (
+    REGISTRY,
     Kernel,
     box_kernel,
     gaussian_1d,
@@ -62,7 +63,10 @@ def filter_op_name(spec: str, kernel: Kernel) -> str:
     literals and files say 'filter'."""
     s = spec.strip()
     if parametric.handles(s):
-        return "".join(ch for ch in kernel.name.split(":")[0] if ch.isalnum() or ch == "-") or "filter"
+        head, _, angle = kernel.name.split(":")[0].partition("@")
+        if head not in parametric.BUILDERS and head not in REGISTRY:
+            return "filter"  # a turned literal
+        return head + angle
     try:
         return get_kernel(spec).name if not spec.strip().startswith("@") else "filter"
     except UsageError:
@@ -329,7 +333,7 @@ def build_sharpen(p: dict[str, Any]) -> Command:
     stage = UnsharpStage(radius=p["radius"], sigma=p["sigma"], amount=p["amount"], threshold=p["threshold"],
                          padding=mode)
     stage = dataclasses.replace(stage, pad=resolve_pad(None, stage.ksize(), (1, 1), mode.name))
-    return Command(pipeline=Pipeline((stage,)), op="sharpen")
+    return Command(pipeline=Pipeline((stage,)), op="unsharp")
 
 
 @click.command("sharpen")
@@ -347,7 +351,7 @@ def sharpen_cmd(**p: Any) -> int:
     sigma, percent = 100*amount, and its threshold is in levels compared with |in - blur|.
 
     \b
-    convcli sharpen cat.png                                    -> -unsharp 0x1+1+0.05, cat.sharpen.png
+    convcli sharpen cat.png                                    -> -unsharp 0x1+1+0.05, cat.unsharp.png
     convcli sharpen cat.png --radius 3 --sigma 1.5 --amount 2 --threshold 0
     """
     return dispatch(build_sharpen(p), run_spec(p))
