@@ -19,8 +19,7 @@ from convcli.core.kernels import (
     opencv_default_sigma,
     size_for_sigma,
 )
-from convcli.core.padding import resolve_mode
-from convcli.core.shapes import resolve_pad
+from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import (
     CompassStage,
@@ -199,8 +198,7 @@ def edge_stage(operator: str, direction: str, p: dict[str, Any]) -> Stage:
             raise UsageError(msg)
         base = get_kernel(COMPASS_OPERATORS[operator])
         rotations = tuple(parametric.rotated(base, str(45 * i)) for i in range(8))
-        mode = resolve_mode(p["padding"])
-        pad4 = resolve_pad(p["pad"], base.shape, p["dilation"], mode.name)
+        mode, pad4 = resolve_geometry(p["padding"], p["pad"], base.shape, p["dilation"])
         return CompassStage(kernels=rotations, stride=p.get("stride", (1, 1)), dilation=p["dilation"],
                             padding=mode, pad=pad4, label=f"{operator} max over {base.name}@0..315")
     spec = EDGE_OPERATORS[operator]
@@ -215,8 +213,7 @@ def edge_stage(operator: str, direction: str, p: dict[str, Any]) -> Stage:
         return make_correlate_stage("edges", kx, label=kx.name, carries_alpha=False, **geometry_kwargs(p))
     if direction == "horizontal":
         return make_correlate_stage("edges", ky, label=ky.name, carries_alpha=False, **geometry_kwargs(p))
-    mode = resolve_mode(p["padding"])
-    pad4 = resolve_pad(p["pad"], kx.shape, p["dilation"], mode.name)
+    mode, pad4 = resolve_geometry(p["padding"], p["pad"], kx.shape, p["dilation"])
     return GradientStage(op="edges", kx=kx, ky=ky, stride=p.get("stride", (1, 1)), dilation=p["dilation"],
                          padding=mode, pad=pad4, label=f"{operator} magnitude")
 
@@ -326,13 +323,12 @@ sharpen_options = _stack(
 
 
 def build_sharpen(p: dict[str, Any]) -> Command:
-    mode = resolve_mode(p["padding"])
-    if mode.name == "valid":
+    if p["padding"] == "valid":
         msg = "--padding valid would shrink the blur: sharpen needs a padding mode"
         raise UsageError(msg)
-    stage = UnsharpStage(radius=p["radius"], sigma=p["sigma"], amount=p["amount"], threshold=p["threshold"],
-                         padding=mode)
-    stage = dataclasses.replace(stage, pad=resolve_pad(None, stage.ksize(), (1, 1), mode.name))
+    stage = UnsharpStage(radius=p["radius"], sigma=p["sigma"], amount=p["amount"], threshold=p["threshold"])
+    mode, pad4 = resolve_geometry(p["padding"], None, stage.ksize(), (1, 1))
+    stage = dataclasses.replace(stage, padding=mode, pad=pad4)
     return Command(pipeline=Pipeline((stage,)), op="unsharp")
 
 
