@@ -10,6 +10,7 @@ Pure NumPy: no I/O, no click.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from convcli.core import color
-from convcli.core.kernels import Kernel, rotate180
+from convcli.core.kernels import Kernel, gaussian_1d, rotate180, size_for_sigma
 from convcli.core.padding import PadMode, resolve_mode
 from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_geometry
 from convcli.engine import band_height, conv2d, correlate2d, gradient_magnitude
@@ -212,6 +213,95 @@ class GradientStage(WindowStage):
 
 
 @dataclass(frozen=True)
+class CompassStage(WindowStage):
+    """The largest response over a kernel's 8 rotations (``edges --operator kirsch|robinson|sobel8``).
+
+    ImageMagick's ``-define morphology:compose=Lighten -morphology Convolve 'Kirsch:@'``: the
+    maximum of the signed responses, per pixel and channel. :meth:`run_with_direction` also returns
+    the winning rotation in degrees (0, 45, ... 315, clockwise as ``NAME@ANGLE``; the lowest angle on ties).
+    """
+
+    op: str = "edges"
+    kernels: tuple[Kernel, ...] = ()  # the rotations, kernels[i] turned by 45*i degrees
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.kernels) != 8:
+            msg = f"a compass stage needs 8 rotations, got {len(self.kernels)}"
+            raise UsageError(msg)
+
+    def ksize(self) -> Pair:
+        return self.kernels[0].shape
+
+    def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
+        return self.run_with_direction(x, eng)[0]
+
+    def run_with_direction(self, x: np.ndarray, eng: EngineOptions) -> tuple[np.ndarray, np.ndarray]:
+        best = self.correlate(x, self.kernels[0].weights, eng)
+        direction = np.zeros(best.shape, dtype=np.float32)
+        for i, k in enumerate(self.kernels[1:], start=1):
+            r = self.correlate(x, k.weights, eng)
+            wins = r > best
+            best = np.where(wins, r, best)
+            direction[wins] = 45.0 * i
+        return best, direction
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["kernel"] = self.label or f"max over {self.kernels[0].name}@0..315"
+        return d
+
+
+@dataclass(frozen=True)
+class UnsharpStage(WindowStage):
+    """Unsharp mask as ImageMagick's ``-unsharp RxS+A+T``: blur with a Gaussian (sigma S, side 2R+1,
+    or 2*ceil(3S)+1 for R = 0), then out = in + A*(in - blur) where 2*|in - blur| >= T*maxval,
+    else in (ImageMagick's UnsharpMaskImage compares twice the difference with T*QuantumRange)."""
+
+    op: str = "sharpen"
+    radius: int = 0
+    sigma: float = 1.0
+    amount: float = 1.0
+    threshold: float = 0.05
+    carries_alpha: bool = True  # alpha passes unchanged; colour is sharpened premultiplied
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            msg = f"--sigma must be > 0 and finite, got {self.sigma}"
+            raise UsageError(msg)
+        if not math.isfinite(self.amount) or not math.isfinite(self.threshold) or self.threshold < 0:
+            msg = "--amount must be finite and --threshold finite and >= 0"
+            raise UsageError(msg)
+        if self.size() > 1025:
+            n = self.size()
+            msg = f"the unsharp blur would be {n}x{n}, over the limit of 1025 (give a smaller --sigma)"
+            raise UsageError(msg)
+
+    def size(self) -> int:
+        return 2 * self.radius + 1 if self.radius > 0 else size_for_sigma(self.sigma)
+
+    def ksize(self) -> Pair:
+        return self.size(), self.size()
+
+    def blur_kernel(self) -> Kernel:
+        g = gaussian_1d(self.size(), self.sigma)
+        return Kernel(f"gaussian{self.size()}(sigma={self.sigma:g})", np.outer(g, g), "unsharp blur")
+
+    def run(self, x: np.ndarray, eng: EngineOptions, *, maxval: float = 255.0) -> np.ndarray:
+        blur = self.correlate(x, self.blur_kernel().weights, eng)
+        diff = x - blur
+        keep = 2.0 * np.abs(diff) < self.threshold * maxval
+        sharpened = x + np.asarray(self.amount, dtype=x.dtype) * diff
+        return np.where(keep, x, sharpened).astype(x.dtype, copy=False)
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["kernel"] = (f"unsharp {self.radius}x{self.sigma:g}+{self.amount:g}+{self.threshold:g} "
+                       f"({self.blur_kernel().name})")
+        return d
+
+
+@dataclass(frozen=True)
 class GrayStage(Stage):
     """ITU-R 601-2 luminance: C=3 -> C=1 (C=1 passes)."""
 
@@ -380,6 +470,7 @@ class Pipeline:
     def run(self, x: np.ndarray, eng: EngineOptions | None = None, *, alpha: np.ndarray | None = None,
             maxval: float = 255.0, linear_light: bool = False,
             on_stage: Callable[[StagePlan, np.ndarray], None] | None = None,
+            side: dict[str, np.ndarray] | None = None,
             ) -> tuple[np.ndarray, np.ndarray | None]:
         """Push (H, W, C) float pixels through every stage; returns (result, alpha or None).
 
@@ -388,6 +479,7 @@ class Pipeline:
         mix or replace channels (gray, edges magnitude, conv) drop the alpha.
         ``linear_light`` decodes sRGB before the stages and re-encodes after.
         ``on_stage(plan, values)`` sees every stage's float output (for montages).
+        ``side``: filled with a compass stage's winning directions as ``side["direction"]``.
         """
         eng = eng or EngineOptions()
         dt = np.dtype(eng.dtype)
@@ -406,6 +498,10 @@ class Pipeline:
                 assert a is not None
                 a = p.stage.run_alpha(a, eng)
                 x = p.stage.run(x, eng, bias_weight=a / maxval)
+            elif side is not None and isinstance(p.stage, CompassStage):
+                x, side["direction"] = p.stage.run_with_direction(x, eng)
+            elif isinstance(p.stage, UnsharpStage):
+                x = p.stage.run(x, eng, maxval=maxval)
             else:
                 x = p.stage.run(x, eng)
             got = (x.shape[2], x.shape[0], x.shape[1])

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "blur": ("image", "blur_cmd", "Gaussian or box blur."),
     "edges": ("image", "edges_cmd", "Edge detection: prewitt (the lecture's K_v/K_h), sobel, scharr..."),
     "downsample": ("image", "downsample_cmd", "Strided convolution: 224 -> 112 -> 56."),
+    "sharpen": ("image", "sharpen_cmd", "Unsharp mask, as ImageMagick's -unsharp RxS+A+T."),
     "chain": ("chain", "chain_cmd", "Several stages (incl. conv layers, ReLU) in one float32 pass."),
     "kernels": ("info", "kernels_cmd", "The kernel registry with matrices."),
     "shape": ("info", "shape_cmd", "The output-size arithmetic alone, no image."),

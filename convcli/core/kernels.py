@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -188,6 +189,13 @@ def _build_registry() -> dict[str, Kernel]:
         _k("laplacian", [[0, 1, 0], [1, -4, 1], [0, 1, 0]], "4-neighbour Laplacian: second derivative"),
         _k("emboss", [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], "emboss (relief lit from the top left)"),
         _k("outline", [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], "8-neighbour outline (edge) kernel"),
+        # Compass kernels at direction 0, as ImageMagick prints them; NAME@45 ... NAME@315 turn them.
+        _k("kirsch", [[5, -3, -3], [5, 0, -3], [5, -3, -3]], "Kirsch compass, direction 0 (ImageMagick's)"),
+        _k("robinson", [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], "Robinson compass (5-level), north mask"),
+        _k("compass", [[1, 1, -1], [1, -2, -1], [1, 1, -1]], "Prewitt compass, ImageMagick's Compass"),
+        _k("roberts", [[0, 0, 0], [1, -1, 0], [0, 0, 0]], "Roberts as ImageMagick's 3x3 (@45: the cross)"),
+        _k("freichen", [[1, 0, -1], [math.sqrt(2), 0, -math.sqrt(2)], [1, 0, -1]],
+           "Frei-Chen, ImageMagick's FreiChen:0"),
     ]
     return {k.name: k for k in kernels}
 
@@ -325,12 +333,25 @@ def load_kernel_file(path: str | Path) -> Kernel:
     return parse_rows(rows, name)
 
 
-def parse_kernel(spec: str) -> Kernel:
-    """Resolve a ``--kernel`` spec: ``@file``, a literal (contains digits), or a registry name."""
+def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = None) -> Kernel:
+    """Resolve a ``--kernel`` spec: ``@file``, a parametric spec (``gaussian:sigma=2``, ``kirsch@45``;
+    convcli.core.parametric), a literal (contains digits), or a registry name.
+
+    ``image_loader`` reads ``@image.png`` kernels to a 2-D luminance array (core reads no images).
+    """
+    from convcli.core import parametric
+
     s = spec.strip()
     if not s:
         msg = "kernel is empty"
         raise UsageError(msg)
+    if s.startswith("@") and parametric.is_image_path(s[1:]):
+        if image_loader is None:
+            msg = f"kernel image {s[1:]}: images are read by the command line, not by parse_kernel alone"
+            raise UsageError(msg)
+        return parametric.kernel_from_image(image_loader(s[1:]), s[1:])
+    if parametric.handles(s):
+        return parametric.parse(s, lambda base: parse_kernel(base, image_loader))
     if s.startswith("@"):
         return load_kernel_file(s[1:])
     if any(ch.isdigit() for ch in s) and not _looks_like_name(s):

@@ -51,6 +51,7 @@ class Job:
     bits: int | None = None  # 8 or 16 for pixels; None: as the input
     channel_maps: tuple[str, ...] = ()  # kind "maps": one grey image per channel; the grid goes to output
     montage: str | None = None
+    direction_out: str | None = None  # edges with a compass operator: winning angles as .npy
     quality: int | None = None
     compress_level: int | None = None
     temp_tag: str = ""  # this run's tag in temporary file names (cleanup removes only its own)
@@ -58,7 +59,8 @@ class Job:
     def files(self) -> list[str]:
         """Every file this job writes (stdout excluded)."""
         out = [self.output] if self.output not in (None, "-") else []
-        return [*out, *self.channel_maps, *([self.montage] if self.montage else [])]  # type: ignore[list-item]
+        extra = [p for p in (self.montage, self.direction_out) if p]
+        return [*out, *self.channel_maps, *extra]  # type: ignore[list-item]
 
 
 @dataclass
@@ -113,13 +115,18 @@ def process(job: Job) -> Result:
         def on_stage(plan: Any, x: np.ndarray) -> None:
             panels.extend(stage_panels(plan, x, maxval, next(index)))
 
+    side: dict[str, np.ndarray] | None = {} if job.direction_out else None
     values, alpha = job.pipeline.run(img.color, dataclasses.replace(job.engine, threads=threads),
                                      alpha=img.alpha, maxval=maxval, linear_light=job.linear_light,
-                                     on_stage=on_stage)
+                                     on_stage=on_stage, side=side)
     img.color, img.alpha = np.empty((0, 0, 1), dtype=np.float32), None  # free the input before quantising
     if job.montage:
         _write(job, job.montage, _montage_png(panels, Path(job.source).name, threads))
         record["montage"] = job.montage
+    if job.direction_out and side is not None and "direction" in side:
+        d = side.pop("direction")
+        _write(job, job.direction_out, encode_float(d[:, :, 0] if d.shape[2] == 1 else d, "npy"))
+        record["direction"] = job.direction_out
     if job.kind == "maps":
         assert job.output is not None
         _write_maps(job, values, threads)

@@ -84,7 +84,8 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
     convcli animate --numbers --transposed -s 2 --pad 1 --input-size 3 -o anim/transposed.gif
     convcli animate --numbers --unroll --input-size 4 -p reflection -o anim/unroll.gif --frame -1
     """
-    from convcli.core.kernels import parse_kernel, parse_literal
+    from convcli.cli.kernelspec import cli_kernel
+    from convcli.core.kernels import parse_literal
     from convcli.io.files import write_atomic
     from convcli.teach.animate import AnimateSettings, animate, encode_animation, encode_still, small_integers
 
@@ -105,7 +106,7 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
     if image is None and (at is not None or crop is not None):
         msg = "--at and --crop take an IMAGE"
         raise UsageError(msg)
-    kernel = parse_kernel(kernel_spec)
+    kernel = cli_kernel(kernel_spec)
     if flip:
         kernel = kernel.flipped()
     pad4 = resolve_pad(p["pad"], kernel.shape, p["dilation"], p["padding"])

@@ -20,10 +20,12 @@ from convcli.cli.commands.image import (
     build_downsample,
     build_edges,
     build_filter,
+    build_sharpen,
     dispatch,
     downsample_options,
     edges_options,
     filter_options,
+    sharpen_options,
 )
 from convcli.cli.options import PairType, geometry_options, io_options, run_spec
 from convcli.core.shapes import resolve_geometry
@@ -40,7 +42,7 @@ def chain_cmd(**p: Any) -> None:
     """Run stages one after another in one pass (float32 between stages, no quantisation).
 
     \b
-    Stages: filter, blur, edges, downsample, gray, relu, conv.
+    Stages: filter, blur, edges, downsample, sharpen, gray, relu, conv.
     convcli chain -i cat.png blur -k 5 edges --direction vertical
     convcli chain -i cat.png conv --out-channels 3 -k 3 --seed 0 relu conv --out-channels 2 -k 1
     convcli chain -i cat.png --json conv --out-channels 8 -s 2 relu conv --out-channels 8 -s 2 relu
@@ -57,7 +59,7 @@ def run_chain(commands: list[Command], **p: Any) -> int:
         msg = "chain needs at least one input: -i IMAGE before the first stage"
         raise UsageError(msg)
     if not commands:
-        msg = "chain needs at least one stage (filter, blur, edges, downsample, gray, relu, conv)"
+        msg = "chain needs at least one stage (filter, blur, edges, downsample, sharpen, gray, relu, conv)"
         raise UsageError(msg)
     stages: list[Stage] = []
     for c in commands:
@@ -103,6 +105,7 @@ SHARED_STAGES: dict[str, tuple[Callable[[Any], Any], Callable[[dict[str, Any]], 
               "Edge detection (options as 'convcli edges'; luminance first unless --color)."),
     "downsample": (downsample_options, build_downsample,
                    "Strided convolution (options as 'convcli downsample'; --times N counts as N stages)."),
+    "sharpen": (sharpen_options, build_sharpen, "Unsharp mask (options as 'convcli sharpen')."),
 }
 
 

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
 
-from convcli.cli.options import geometry_options, images_argument, io_options, run_spec
+from convcli.cli.kernelspec import cli_kernel
+from convcli.cli.options import PaddingType, geometry_options, images_argument, io_options, run_spec
+from convcli.core import parametric
 from convcli.core.kernels import (
+    REGISTRY,
     Kernel,
     box_kernel,
     gaussian_1d,
     get_kernel,
     opencv_default_sigma,
-    parse_kernel,
     size_for_sigma,
 )
 from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
-from convcli.pipeline import GradientStage, Pipeline, Stage, make_correlate_stage
+from convcli.pipeline import (
+    CompassStage,
+    GradientStage,
+    Pipeline,
+    Stage,
+    UnsharpStage,
+    make_correlate_stage,
+)
 from convcli.run.spec import Command, RunSpec
 
 #: edges --operator: (x kernel, y kernel) registry names; laplacian has no direction.
@@ -28,10 +38,18 @@ EDGE_OPERATORS: dict[str, tuple[str, str] | str] = {
     "scharr": ("scharr-x", "scharr-y"),
     "laplacian": "laplacian",
 }
+#: edges --operator: compass operators, the maximum over 8 rotations of a registry kernel
+#: (robinson and sobel8 are the same masks: Robinson's 5-level masks are Sobel's).
+COMPASS_OPERATORS: dict[str, str] = {
+    "kirsch": "kirsch",
+    "robinson": "robinson",
+    "sobel8": "sobel-x",
+    "compass": "compass",
+}
 
 
 def user_kernel(spec: str, normalize: bool, scale: float | None) -> Kernel:
-    k = parse_kernel(spec)
+    k = cli_kernel(spec)
     if normalize:
         k = k.normalized()
     if scale is not None:
@@ -40,7 +58,14 @@ def user_kernel(spec: str, normalize: bool, scale: float | None) -> Kernel:
 
 
 def filter_op_name(spec: str, kernel: Kernel) -> str:
-    """Registry kernels name their outputs (cat.sharpen.png); literals and files say 'filter'."""
+    """Registry and parametric kernels name their outputs (cat.sharpen.png, cat.gabor.png, cat.kirsch45.png);
+    literals and files say 'filter'."""
+    s = spec.strip()
+    if parametric.handles(s):
+        head, _, angle = kernel.name.split(":")[0].partition("@")
+        if head not in parametric.BUILDERS and head not in REGISTRY:
+            return "filter"  # a turned literal
+        return head + angle
     try:
         return get_kernel(spec).name if not spec.strip().startswith("@") else "filter"
     except UsageError:
@@ -91,8 +116,10 @@ def _stack(*decorators: Any) -> Any:
 
 filter_options = _stack(
     click.option("-k", "--kernel", "kernel_spec", required=True, metavar="SPEC",
-                 help="A registry name (see 'convcli kernels'), a literal like \"0 -1 0; -1 5 -1; 0 -1 0\" "
-                      "(fractions allowed), or @file (.txt/.csv/.json/.npy)."),
+                 help="A registry name (see 'convcli kernels'), a parametric kernel (gaussian:sigma=2, "
+                      "gabor:theta=30, motion:length=15,angle=30, disk:radius=5, laplacian:5, kirsch@45...), "
+                      "a literal like \"0 -1 0; -1 5 -1; 0 -1 0\" (fractions allowed), @file "
+                      "(.txt/.csv/.json/.npy), or @image.png (a PSF: luminance normalised to sum 1)."),
     click.option("--normalize", is_flag=True, help="Divide the kernel by its sum."),
     click.option("--scale", type=float, default=None, help="Multiply the kernel by F."),
     click.option("--bias", type=float, default=0.0,
@@ -165,6 +192,15 @@ def blur_cmd(**p: Any) -> int:
 
 
 def edge_stage(operator: str, direction: str, p: dict[str, Any]) -> Stage:
+    if operator in COMPASS_OPERATORS:
+        if direction != "both":
+            msg = f"--operator {operator} takes the maximum over 8 directions; drop --direction {direction}"
+            raise UsageError(msg)
+        base = get_kernel(COMPASS_OPERATORS[operator])
+        rotations = tuple(parametric.rotated(base, str(45 * i)) for i in range(8))
+        mode, pad4 = resolve_geometry(p["padding"], p["pad"], base.shape, p["dilation"])
+        return CompassStage(kernels=rotations, stride=p.get("stride", (1, 1)), dilation=p["dilation"],
+                            padding=mode, pad=pad4, label=f"{operator} max over {base.name}@0..315")
     spec = EDGE_OPERATORS[operator]
     if isinstance(spec, str):
         if direction != "both":
@@ -183,8 +219,10 @@ def edge_stage(operator: str, direction: str, p: dict[str, Any]) -> Stage:
 
 
 edges_options = _stack(
-    click.option("--operator", type=click.Choice(list(EDGE_OPERATORS)), default="prewitt",
-                 show_default=True, help="prewitt = the lecture's K_v / K_h."),
+    click.option("--operator", type=click.Choice([*EDGE_OPERATORS, *COMPASS_OPERATORS]), default="prewitt",
+                 show_default=True,
+                 help="prewitt = the lecture's K_v / K_h. kirsch, robinson, sobel8 (= robinson), compass: "
+                      "the largest response over the kernel's 8 rotations (NAME@0 ... NAME@315)."),
     click.option("--direction", type=click.Choice(["both", "vertical", "horizontal"]), default="both",
                  show_default=True, help="both = gradient magnitude sqrt(gx² + gy²)."),
     click.option("--color", is_flag=True, help="Detect edges per colour channel (default: on luminance)."),
@@ -194,11 +232,25 @@ edges_options = _stack(
 
 def build_edges(p: dict[str, Any]) -> Command:
     stage = edge_stage(p["operator"], p["direction"], p)
-    return Command(pipeline=Pipeline((stage,)), op="edges", default_policy="abs", gray=not p["color"])
+    direction_out = p.get("direction_out")
+    if direction_out is not None:
+        if not isinstance(stage, CompassStage):
+            ops = ", ".join(COMPASS_OPERATORS)
+            msg = f"--direction-out needs a compass operator ({ops}), not {p['operator']}"
+            raise UsageError(msg)
+        if not direction_out.lower().endswith(".npy"):
+            msg = f"--direction-out {direction_out!r}: the angles are written as .npy (float32 degrees)"
+            raise UsageError(msg)
+    return Command(pipeline=Pipeline((stage,)), op="edges", default_policy="abs", gray=not p["color"],
+                   direction_out=direction_out)
 
 
 @click.command("edges")
 @edges_options
+@click.option("--direction-out", default=None, metavar="FILE.npy",
+              help="With a compass operator: also write the winning rotation per pixel, float32 degrees "
+                   "0, 45 ... 315 (clockwise, as NAME@ANGLE; the lowest on ties), shape (H, W) or "
+                   "(H, W, C) with --color. {stem} is filled per input.")
 @io_options
 @images_argument
 def edges_cmd(**p: Any) -> int:
@@ -208,6 +260,7 @@ def edges_cmd(**p: Any) -> int:
     convcli edges cat.png                          -> prewitt magnitude, cat.edges.png
     convcli edges cat.png --direction vertical     -> the lecture's K_v
     convcli edges cat.png --operator sobel --color
+    convcli edges cat.png --operator kirsch --direction-out cat.dir.npy
     """
     return dispatch(build_edges(p), run_spec(p))
 
@@ -231,7 +284,7 @@ def build_downsample(p: dict[str, Any]) -> Command:
     if p["kernel_spec"] is None:
         k, label = blur_kernel("gaussian", 2 * factor - 1, None, 3.0)
     else:
-        k, label = parse_kernel(p["kernel_spec"]), ""
+        k, label = cli_kernel(p["kernel_spec"]), ""
     geo = geometry_kwargs(p)
     geo["stride"] = (factor, factor)
     stage = make_correlate_stage("downsample", k, flip=p["flip"], label=label, **geo)
@@ -251,6 +304,53 @@ def downsample_cmd(**p: Any) -> int:
     convcli downsample cat.png --factor 2 -k box3 -p zeros --pad 1
     """
     return dispatch(build_downsample(p), run_spec(p))
+
+
+# --- sharpen -----------------------------------------------------------------------------
+
+sharpen_options = _stack(
+    click.option("--radius", type=click.IntRange(0, 512), default=0, show_default=True,
+                 help="Blur radius R: a (2R+1)x(2R+1) Gaussian; 0: 2*ceil(3*sigma)+1."),
+    click.option("--sigma", type=float, default=1.0, show_default=True, help="Blur sigma S (> 0)."),
+    click.option("--amount", type=float, default=1.0, show_default=True,
+                 help="Gain A: out = in + A*(in - blur). 1.0 = ImageMagick's +1 (Pillow's percent=100)."),
+    click.option("--threshold", type=click.FloatRange(0.0), default=0.05, show_default=True,
+                 help="T as a fraction of the full range (ImageMagick's QuantumRange): pixels with "
+                      "2*|in - blur| < T*max stay as they are (0.05 = 12.75 of 255)."),
+    click.option("-p", "--padding", type=PaddingType(), default="border", show_default=True,
+                 help="Padding of the blur (border = ImageMagick's default -virtual-pixel Edge)."),
+)
+
+
+def build_sharpen(p: dict[str, Any]) -> Command:
+    if p["padding"] == "valid":
+        msg = "--padding valid would shrink the blur: sharpen needs a padding mode"
+        raise UsageError(msg)
+    stage = UnsharpStage(radius=p["radius"], sigma=p["sigma"], amount=p["amount"], threshold=p["threshold"])
+    mode, pad4 = resolve_geometry(p["padding"], None, stage.ksize(), (1, 1))
+    stage = dataclasses.replace(stage, padding=mode, pad=pad4)
+    return Command(pipeline=Pipeline((stage,)), op="unsharp")
+
+
+@click.command("sharpen")
+@sharpen_options
+@io_options
+@images_argument
+def sharpen_cmd(**p: Any) -> int:
+    """Unsharp mask, as ImageMagick's -unsharp RxS+A+T (the lecture's 3x3 stays 'filter -k sharpen').
+
+    \b
+    out = in + amount*(in - gaussian_blur(in)), where 2*|in - blur| >= threshold*max; else in.
+    The threshold is a fraction of the full range (ImageMagick's QuantumRange, 255 for 8-bit):
+    --threshold 0.05 leaves differences under 6.375 levels alone (ImageMagick doubles the difference
+    before comparing). Pillow's UnsharpMask(radius, percent, threshold) differs: its radius is the
+    sigma, percent = 100*amount, and its threshold is in levels compared with |in - blur|.
+
+    \b
+    convcli sharpen cat.png                                    -> -unsharp 0x1+1+0.05, cat.unsharp.png
+    convcli sharpen cat.png --radius 3 --sigma 1.5 --amount 2 --threshold 0
+    """
+    return dispatch(build_sharpen(p), run_spec(p))
 
 
 def dispatch(cmd: Command, spec: RunSpec) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from convcli.cli.options import PaddingType, PairType
-from convcli.core.kernels import REGISTRY, Kernel, get_kernel
+from convcli.core.kernels import REGISTRY, Kernel
 from convcli.core.padding import MODES, PadMode, pattern_row, resolve_mode
 from convcli.core.shapes import Geometry, Pair, resolve_geometry
 from convcli.errors import UsageError
@@ -28,11 +28,21 @@ def kernel_record(k: Kernel) -> dict[str, Any]:
 
 
 @click.command("kernels")
-@click.argument("name", required=False)
+@click.argument("spec", required=False, metavar="[SPEC]")
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object per kernel (JSON Lines).")
-def kernels_cmd(name: str | None, as_json: bool) -> int:
-    """List the kernel registry with matrices, or show kernel NAME."""
-    ks = [get_kernel(name)] if name else list(REGISTRY.values())
+def kernels_cmd(spec: str | None, as_json: bool) -> int:
+    """List the kernel registry with matrices and the parametric kernels with their parameters and
+    defaults, or show one kernel SPEC (matrix, sum, size): a name, gaussian:sigma=2, kirsch@45, @psf.png...
+
+    \b
+    convcli kernels                          everything
+    convcli kernels gabor:theta=30           one parametric kernel, built
+    convcli kernels sobel-x@45 --json        one kernel as JSON
+    """
+    from convcli.cli.kernelspec import cli_kernel
+    from convcli.core.parametric import BUILDERS
+
+    ks = [cli_kernel(spec)] if spec else list(REGISTRY.values())
     for k in ks:
         if as_json:
             click.echo(json.dumps(kernel_record(k)))
@@ -40,6 +50,19 @@ def kernels_cmd(name: str | None, as_json: bool) -> int:
         click.echo(f"{k.name}  {k.shape[0]}x{k.shape[1]}  sum {k.weights.sum():.4g}  {k.description}")
         for line in kernel_matrix_lines(k):
             click.echo("    " + line)
+    if spec:
+        return 0
+    for b in BUILDERS.values():
+        if as_json:
+            params = [{"name": p.name, "default": p.default, "help": p.help} for p in b.params]
+            click.echo(json.dumps({"name": b.name, "parametric": True, "description": b.description,
+                                   "signature": b.signature(), "parameters": params}))
+            continue
+        click.echo(f"{b.signature()}  {b.description}")
+        for p in b.params:
+            click.echo(f"    {p.name:<8} {p.text().split('=', 1)[1]:<6} {p.help}")
+    if not as_json:
+        click.echo("NAME@ANGLE turns any 3x3 kernel in 45° steps (others in 90°), as ImageMagick: kirsch@45.")
     return 0
 
 

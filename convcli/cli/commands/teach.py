@@ -78,10 +78,10 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
     convcli explain cat.png --at 0,0 -k sharpen -p zeros     a corner: padded values in [brackets]
     convcli explain --patch "1 2 3; 4 5 6; 7 8 9" -k "1 0; 0 -1" --unroll -p valid
     """
-    from convcli.core.kernels import parse_kernel
+    from convcli.cli.kernelspec import cli_kernel
     from convcli.teach.explain import explain_at, explain_patch, explain_unroll
 
-    kernel = parse_kernel(kernel_spec)
+    kernel = cli_kernel(kernel_spec)
     geo = {"stride": p["stride"], "dilation": p["dilation"], "mode": p["padding"],
            "pad4": resolve_geometry(p["padding"], p["pad"], kernel.shape, p["dilation"])[1]}
     if image is None and patch is None:
