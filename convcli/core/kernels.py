@@ -466,6 +466,10 @@ def parse_kernel(spec: str) -> Kernel:
         raise UsageError(msg)
     if s.startswith("@"):
         return load_kernel_file(s[1:])
+    if s.isdigit():  # "-k 5" is easily meant as a size: say so instead of running a 1x1 kernel of 5
+        msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file); for a kernel size use "
+               f"--size {s}, for a 1x1 kernel write [[{s}]]")
+        raise UsageError(msg)
     if any(ch.isdigit() for ch in s) and not _looks_like_name(s):
         return parse_literal(s)
     return get_kernel(s)
