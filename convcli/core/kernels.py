@@ -470,7 +470,7 @@ def parse_kernel(spec: str) -> Kernel:
         msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file); for a kernel size use "
                f"--size {s}, for a 1x1 kernel write [[{s}]]")
         raise UsageError(msg)
-    if any(ch.isdigit() for ch in s) and not _looks_like_name(s):
+    if s.startswith("[") or (any(ch.isdigit() for ch in s) and not _looks_like_name(s)):
         return parse_literal(s)
     return get_kernel(s)
 

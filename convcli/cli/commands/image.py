@@ -90,7 +90,7 @@ def blur_kernel(kind: str, size: Pair | int | None, sigma: float | None,
             size = (3, 3)
         else:
             reach = (truncate or 3.0) * sigma
-            if not reach <= MAX_KERNEL_SIZE:  # also refuses inf
+            if not reach <= MAX_KERNEL_SIZE or size_for_sigma(sigma, truncate or 3.0) > MAX_KERNEL_SIZE:
                 msg = (f"--sigma {sigma:g} needs a kernel over {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE} "
                        f"(2*ceil({truncate or 3.0:g}*sigma)+1); kernels are at most {MAX_KERNEL_SIZE} a side")
                 raise UsageError(msg)
