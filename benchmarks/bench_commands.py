@@ -344,7 +344,8 @@ def memory(big: Path, shape: tuple[int, int, int], work: Path) -> list[str]:
         return [f"Skipped: {why}"]
     decoded = int(np.prod(shape)) / 2**20
     target = 3 * decoded + 200
-    r = run_child([exe, "blur", str(big), "--size", "15", "-o", str(work / "mem.png"), "--quiet"], timeout=1800)
+    r = run_child([exe, "blur", str(big), "--size", "15", "-o", str(work / "mem.png"), "--quiet"],
+                  timeout=1800)
     if r.rc != 0:
         return [f"`convcli blur` of {shape[1]}×{shape[0]} failed (exit {r.rc}: {r.err})"]
     verdict = "✓ met" if r.rss_mib <= target else f"✗ missed by {r.rss_mib - target:.0f} MiB"

@@ -693,7 +693,8 @@ def test_downsample_factor_3_uses_a_5_tap_gaussian(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load(tmp_path / "in.down3.png"), quantize(corr(x, g5)[::3, ::3]))
 
 
-@pytest.mark.parametrize(("args", "phrase"), [(["--size", 4], "odd"), (["--type", "box", "--sigma", 1], "sigma"),
+@pytest.mark.parametrize(("args", "phrase"), [(["--size", 4], "odd"),
+                                              (["--type", "box", "--sigma", 1], "sigma"),
                                               (["--sigma", 0], "sigma"), (["--sigma", -1], "sigma")])
 def test_blur_usage_errors(cat: Path, args: list[Any], phrase: str) -> None:
     result = run("blur", cat, *args)

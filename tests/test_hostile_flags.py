@@ -304,7 +304,8 @@ def test_pad_planning_a_huge_output_is_refused_before_any_pixel(small: Path, tmp
 
 def test_max_pixels_bounds_stage_outputs(small: Path, tmp_path: Path) -> None:
     # --pad 8, 3x3 on 64x80: (64 + 16 - 2) x (80 + 16 - 2) = 78x94 = 7332 pixels; the input is 5120.
-    over = run("filter", small, "-k", "sharpen", "--pad", "8", "--max-pixels", "7331", "-o", tmp_path / "o.png")
+    over = run("filter", small, "-k", "sharpen", "--pad", "8", "--max-pixels", "7331",
+               "-o", tmp_path / "o.png")
     refused(over, "--max-pixels", "78x94")
     ok = run("filter", small, "-k", "sharpen", "--pad", "8", "--max-pixels", "7332", "--dry-run", "--json")
     assert ok.exit_code == 0, ok.stderr

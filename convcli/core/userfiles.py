@@ -117,7 +117,7 @@ def parse_npy(data: bytes, what: str) -> np.ndarray:
             raise UsageError(msg)
     except UsageError:
         raise
-    except (ValueError, TypeError, SyntaxError, OverflowError, MemoryError, RecursionError, EOFError) as e:
+    except Exception as e:  # noqa: BLE001 - NumPy's header parser raises many types (tokenize, ast...)
         msg = f"{what}: not a valid .npy header ({' '.join(str(e).split())[:120]})"
         raise UsageError(msg) from None
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
