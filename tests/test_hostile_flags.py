@@ -426,3 +426,16 @@ def test_no_spec_citations_in_the_package() -> None:
 @pytest.mark.parametrize("value", ["0", "-1", "1e400"])
 def test_sigma_must_be_positive_and_finite(small: Path, value: str) -> None:
     refused(run("blur", small, "--sigma", value), "--sigma")
+
+
+def test_readme_uses_the_new_spellings_and_real_files() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "--kernel-size" not in readme
+    commands = [ln.removeprefix("$ ") for ln in readme.splitlines()
+                if ln.startswith(("convcli ", "$ convcli "))]
+    for line in commands:
+        words = line.split("#", 1)[0].split()
+        for flag, value in zip(words, words[1:], strict=False):
+            assert not (flag == "-k" and value.isdigit()), line  # a size is --size N
+        for name in ("cat.png", "me.jpg", "photo.jpg"):
+            assert name not in words, line
