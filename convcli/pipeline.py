@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from convcli.core import color
-from convcli.core.kernels import Kernel
+from convcli.core.kernels import Kernel, rotate180
 from convcli.core.padding import PadMode, resolve_mode
-from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_pad
-from convcli.engine import conv2d, correlate2d, gradient_magnitude
+from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_geometry
+from convcli.engine import band_height, conv2d, correlate2d, gradient_magnitude
 from convcli.errors import UsageError
 
 Shape3 = tuple[int, int, int]  # C, H, W
@@ -35,16 +35,21 @@ CLIP_HINT_FRACTION = 0.10
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How the engine computes: arithmetic dtype, method, threads."""
+    """How the engine computes: arithmetic dtype, method, threads, band size.
+
+    ``threads`` None: every core this process may use (looked up by the engine at each
+    call). ``band_bytes`` None: each engine function's own default band size.
+    """
 
     dtype: str = "float32"
     method: str = "auto"
     threads: int | None = None
+    band_bytes: int | None = None
 
     def kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {"dtype": np.dtype(self.dtype), "method": self.method}
-        if self.threads is not None:
-            kw["threads"] = self.threads
+        kw: dict[str, Any] = {"dtype": np.dtype(self.dtype), "method": self.method, "threads": self.threads}
+        if self.band_bytes is not None:
+            kw["band_bytes"] = self.band_bytes
         return kw
 
 
@@ -110,10 +115,16 @@ class WindowStage(Stage):
         oh, ow = self.geometry().out_hw(h, w)
         return c, oh, ow
 
-    def correlate(self, x: np.ndarray, weights: np.ndarray, eng: EngineOptions) -> np.ndarray:
-        """``x`` correlated with ``weights`` in this stage's geometry."""
+    def correlate(self, x: np.ndarray, weights: np.ndarray, eng: EngineOptions,
+                  rows: tuple[int, int] | None = None) -> np.ndarray:
+        """``x`` correlated with ``weights`` in this stage's geometry (output ``rows`` only, if given)."""
         return correlate2d(x, weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                           mode=self.padding, flip=self.flip, **eng.kwargs())
+                           mode=self.padding, flip=self.flip, rows=rows, **eng.kwargs())
+
+    def band_height(self, x: np.ndarray, eng: EngineOptions) -> int:
+        """The engine's rows per band for :meth:`run` on ``x``: ``rows=`` ranges cut at its
+        multiples give the whole output's rows bit for bit (:func:`convcli.engine.band_height`)."""
+        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -147,14 +158,22 @@ class CorrelateStage(WindowStage):
         assert self.kernel is not None
         return self.kernel.shape
 
-    def run(self, x: np.ndarray, eng: EngineOptions, *, bias_weight: np.ndarray | None = None) -> np.ndarray:
+    def run(self, x: np.ndarray, eng: EngineOptions, *, bias_weight: np.ndarray | None = None,
+            rows: tuple[int, int] | None = None) -> np.ndarray:
         """``bias_weight`` (H', W'): alpha/maxval of this stage's output when ``x`` is premultiplied
-        colour, so the bias is premultiplied too and comes out as +bias after the division."""
-        out = self.correlate(x, self.weights, eng)
+        colour, so the bias is premultiplied too and comes out as +bias after the division.
+        ``rows=(y0, y1)``: output rows [y0, y1) only (``bias_weight`` then of those rows)."""
+        out = self.correlate(x, self.weights, eng, rows)
         if self.bias:
             b = np.asarray(self.bias, dtype=out.dtype)
             out += b if bias_weight is None else (b * bias_weight[..., None]).astype(out.dtype, copy=False)
         return out
+
+    def band_height(self, x: np.ndarray, eng: EngineOptions) -> int:
+        kw = eng.kwargs()
+        kw.pop("threads")
+        return band_height(x, self.weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
+                           mode=self.padding, flip=self.flip, **kw)
 
     def run_alpha(self, alpha: np.ndarray, eng: EngineOptions) -> np.ndarray:
         """Alpha goes through the same kernel and geometry, without the bias."""
@@ -181,13 +200,23 @@ class GradientStage(WindowStage):
         assert self.kx is not None
         return self.kx.shape
 
-    def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
+    def _kernels(self) -> tuple[np.ndarray, np.ndarray]:
         assert self.kx is not None and self.ky is not None
         kx, ky = self.kx.weights, self.ky.weights
-        if self.flip:
-            kx, ky = kx[::-1, ::-1], ky[::-1, ::-1]
+        return (rotate180(kx), rotate180(ky)) if self.flip else (kx, ky)
+
+    def run(self, x: np.ndarray, eng: EngineOptions, *, rows: tuple[int, int] | None = None) -> np.ndarray:
+        """The magnitude (output ``rows`` [y0, y1) only, if given)."""
+        kx, ky = self._kernels()
         return gradient_magnitude(x, kx, ky, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                                  mode=self.padding, **eng.kwargs())
+                                  mode=self.padding, rows=rows, **eng.kwargs())
+
+    def band_height(self, x: np.ndarray, eng: EngineOptions) -> int:
+        kx, ky = self._kernels()
+        kw = eng.kwargs()
+        kw.pop("threads")
+        return band_height(x, kx, ky, stride=self.stride, dilation=self.dilation, pad=self.pad,
+                           mode=self.padding, **kw)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -306,8 +335,7 @@ def make_correlate_stage(op: str, kernel: Kernel, *, stride: Pair = (1, 1), dila
 
     ``carries_alpha`` None: alpha is filtered with the colour unless the kernel sums to 0.
     """
-    mode = resolve_mode(padding)
-    pad4 = resolve_pad(pad, kernel.shape, dilation, mode.name)
+    mode, pad4 = resolve_geometry(padding, pad, kernel.shape, dilation)
     if carries_alpha is None:
         # A kernel summing to 0 (a derivative: edges, laplacian) would turn alpha into an edge
         # map and make the picture transparent; such a response has no alpha.

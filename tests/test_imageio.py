@@ -311,10 +311,9 @@ def _as3(a: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("bits", [8, 16])
 @pytest.mark.parametrize("task_bytes", [iopng.PNG_TASK_BYTES, 50])
-def test_png_round_trip(monkeypatch: pytest.MonkeyPatch, layout: str, bits: int, task_bytes: int) -> None:
-    monkeypatch.setattr(iopng, "PNG_TASK_BYTES", task_bytes)  # 50: the writer deflates 1-2 rows a task
+def test_png_round_trip(layout: str, bits: int, task_bytes: int) -> None:
     color, alpha = _make(layout, bits)
-    data, notes = encode_image(color, alpha, "png")
+    data, notes = encode_image(color, alpha, "png", task_bytes=task_bytes)  # 50: 1-2 rows a task
     assert notes == ()
     with Image.open(io.BytesIO(data)) as im:
         im.load()  # Pillow reads every file convcli writes

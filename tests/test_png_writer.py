@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from convcli.io import encode as ioencode
-from convcli.io import png as iopng
 from convcli.io.encode import encode_image
 from convcli.io.png import adler32_combine, decode_png, encode_png
 
@@ -38,8 +37,7 @@ def _idat(png: bytes) -> bytes:
 
 
 @pytest.fixture(params=[64, 1 << 20], ids=["many-tasks", "one-task"])
-def task_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(iopng, "PNG_TASK_BYTES", request.param)
+def task_bytes(request: pytest.FixtureRequest) -> int:
     return int(request.param)
 
 
@@ -51,7 +49,7 @@ def test_round_trip(shape: tuple[int, int], channels: int, with_alpha: bool, bit
                     task_bytes: int, rng: np.random.Generator) -> None:
     color = _pixels(rng, *shape, channels, bits)
     alpha = _pixels(rng, *shape, 1, bits) if with_alpha else None
-    png = encode_png(color, alpha, threads=threads)
+    png = encode_png(color, alpha, threads=threads, task_bytes=task_bytes)
     want = color.reshape(*shape, -1)
     if alpha is not None:
         want = np.concatenate([want, alpha[..., None]], axis=-1)
@@ -70,7 +68,7 @@ def test_round_trip(shape: tuple[int, int], channels: int, with_alpha: bool, bit
 @pytest.mark.parametrize("level", range(10))
 def test_every_compress_level(level: int, task_bytes: int, rng: np.random.Generator) -> None:
     color = _pixels(rng, 50, 70, 3, 8)
-    png = encode_png(color, None, compress_level=level, threads=2)
+    png = encode_png(color, None, compress_level=level, threads=2, task_bytes=task_bytes)
     with Image.open(io.BytesIO(png)) as im:
         np.testing.assert_array_equal(np.asarray(im), color)
     header = _idat(png)[:2]
@@ -116,20 +114,17 @@ def test_encode_image_uses_the_threaded_writer_for_large_images(rng: np.random.G
     assert len(calls) == 2
 
 
-def test_pool_workers_share_the_cores_for_default_threads() -> None:
-    import signal
-
-    from convcli.engine import get_default_threads, set_default_threads
-    from convcli.engine.bands import _default_threads  # noqa: PLC2701 - restored below
+def test_pool_workers_jobs_carry_their_thread_share() -> None:
+    """A pool of N workers: every Job without --threads carries usable_cores() // N, resolved in
+    the parent, so the worker's engine, to_pixels and PNG writer never oversubscribe the cores."""
+    from convcli.pipeline import EngineOptions, Pipeline
     from convcli.run import scale as scaleout
+    from convcli.run.job import Job
 
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        scaleout._worker_init(2)
-        assert get_default_threads() == max(1, scaleout.usable_cores() // 2)
-        scaleout._worker_init(10_000)
-        assert get_default_threads() == 1
-    finally:
-        set_default_threads(_default_threads)
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+    jobs = [Job(source=f"{i}.png", output=None, pipeline=Pipeline(()), engine=EngineOptions(threads=t))
+            for i, t in enumerate([None, None, 3])]
+    shared = [j for j in scaleout.share_cores(list(jobs), 2) if isinstance(j, Job)]
+    assert [j.engine.threads for j in shared] == [max(1, scaleout.usable_cores() // 2)] * 2 + [3]
+    many = [j for j in scaleout.share_cores(list(jobs), 10_000) if isinstance(j, Job)]
+    assert [j.engine.threads for j in many] == [1, 1, 3]
+    assert jobs[0].engine.threads is None  # frozen Jobs: the caller's list is untouched

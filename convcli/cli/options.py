@@ -209,3 +209,15 @@ def run_spec(p: Mapping[str, Any]) -> RunSpec:
                              debug=bool(state and state.debug)),
         emit=p["emit"],
     )
+
+
+def parse_at(text: str, meaning: str) -> tuple[int, int]:
+    """``--at X,Y``: two integers >= 0, column then row; ``meaning`` says what the pixel is."""
+    try:
+        xs = [int(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        xs = []
+    if len(xs) != 2 or min(xs) < 0:
+        msg = f"--at must be X,Y ({meaning}, column then row, from 0), got {text!r}"
+        raise UsageError(msg)
+    return xs[0], xs[1]

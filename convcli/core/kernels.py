@@ -95,13 +95,22 @@ class Kernel:
     def flipped(self) -> Kernel:
         """Rotated by 180° (``--flip``: true convolution instead of correlation)."""
         disp = None if self.display is None else tuple(tuple(r[::-1]) for r in self.display[::-1])
-        return Kernel(self.name, self.weights[::-1, ::-1], self.description, disp)
+        return Kernel(self.name, rotate180(self.weights), self.description, disp)
 
     def entries(self) -> list[list[str]]:
         """The entries as text, exact fractions where given."""
         if self.display is not None:
             return [list(r) for r in self.display]
         return [[format_number(v) for v in row] for row in self.weights]
+
+
+def rotate180(weights: np.ndarray) -> np.ndarray:
+    """``weights`` rotated by 180° (a view): correlating with it is convolving with ``weights``.
+
+    The one place the kernel flip is written; ``--flip``, the engine's ``flip=`` and the
+    FFT method's convolution all use it.
+    """
+    return np.asarray(weights)[::-1, ::-1]
 
 
 def format_number(v: float) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from convcli.core.padding import resolve_mode
+from convcli.core.padding import PadMode, resolve_mode
 from convcli.errors import UsageError
 
 #: The largest stride, dilation or padding amount accepted (README, "Shapes"): far past any image
@@ -59,6 +59,17 @@ def same_pad(k: int, d: int = 1) -> tuple[int, int]:
     """PyTorch's ``padding='same'`` split: total d*(k-1), before = total // 2."""
     total = d * (k - 1)
     return total // 2, total - total // 2
+
+
+def resolve_geometry(padding: str | PadMode, pad_spec: str | None, ksize: Pair,
+                     dilation: Pair) -> tuple[PadMode, Pad4]:
+    """``-p/--padding`` and ``--pad`` together: the padding mode and (top, bottom, left, right).
+
+    The one place a command turns both options into a stage's geometry (:func:`resolve_pad`
+    for the amounts, so ``valid`` always pads 0 and rejects a ``--pad``).
+    """
+    mode = resolve_mode(padding) if isinstance(padding, str) else padding
+    return mode, resolve_pad(pad_spec, ksize, dilation, mode.name)
 
 
 def resolve_pad(spec: str | None, ksize: Pair, dilation: Pair, mode: str) -> Pad4:

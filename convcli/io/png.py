@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
@@ -176,8 +176,8 @@ def encode_png16(
 
 #: Images of at least this many pixels use the threaded writer; smaller ones Pillow (8-bit).
 THREADED_PNG_MIN_PIXELS = 1 << 16
-#: Bytes of filtered rows one task compresses (4096x4096 RGB: 12 tasks).
-PNG_TASK_BYTES = 4 << 20
+#: Default bytes of filtered rows one task compresses (4096x4096 RGB: 12 tasks).
+PNG_TASK_BYTES: Final[int] = 4 << 20
 _DICT_BYTES = 32768  # deflate's window
 _ADLER_BASE = 65521
 _png_pools: dict[int, ThreadPoolExecutor] = {}  # threads -> pool, made on first use
@@ -253,14 +253,18 @@ def _png_pool(threads: int) -> ThreadPoolExecutor:
         return pool
 
 
-def png_zlib_stream(rows: np.ndarray, level: int, threads: int | None = None) -> bytes:
-    """PNG image data: ``rows`` (H, row bytes) filtered (Up) and compressed as one zlib stream."""
-    if threads is None:
-        from convcli.engine import get_default_threads
+def png_zlib_stream(rows: np.ndarray, level: int, threads: int = 1,
+                    task_bytes: int = PNG_TASK_BYTES) -> bytes:
+    """PNG image data: ``rows`` (H, row bytes) filtered (Up) and compressed as one zlib stream.
 
-        threads = get_default_threads()
+    Tasks of about ``task_bytes`` of filtered rows are compressed on ``threads`` threads;
+    the stream does not depend on the thread count.
+    """
+    if threads < 1 or task_bytes < 1:
+        msg = f"threads and task_bytes must be >= 1, got {threads} and {task_bytes}"
+        raise ValueError(msg)
     height = rows.shape[0]
-    step = max(1, PNG_TASK_BYTES // (1 + rows.shape[1]))
+    step = max(1, task_bytes // (1 + rows.shape[1]))
     spans = [(y, min(height, y + step)) for y in range(0, height, step)]
     tasks = [(rows, y0, y1, level, y1 == height) for y0, y1 in spans]
     if threads <= 1 or len(tasks) <= 1:
@@ -279,16 +283,17 @@ def encode_png(
     *,
     icc_profile: bytes | None = None,
     compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL,
-    threads: int | None = None,
+    threads: int = 1,
+    task_bytes: int = PNG_TASK_BYTES,
 ) -> bytes:
     """An 8- or 16-bit PNG (grey, grey+alpha, RGB, RGBA) by the threaded writer above.
 
     ``color`` (H, W) or (H, W, 3), ``alpha`` (H, W) or None, both uint8 or both uint16.
-    ``threads`` None: the engine's default (:func:`convcli.engine.set_default_threads`).
+    ``threads`` and ``task_bytes``: as :func:`png_zlib_stream`.
     """
     rows, depth, colour_type = _png_samples(color, alpha)
     height, width = color.shape[:2]
-    data = png_zlib_stream(rows, compress_level, threads)
+    data = png_zlib_stream(rows, compress_level, threads, task_bytes)
     del rows
     out = [
         PNG_SIGNATURE,

@@ -21,6 +21,7 @@ import numpy as np
 
 from convcli import streaming
 from convcli.core.pixels import RangeStats, to_pixels
+from convcli.engine import resolve_threads
 from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image
 from convcli.io.encode import encode_float, encode_image
 from convcli.io.files import write_atomic
@@ -72,10 +73,6 @@ def _source(job: Job) -> str | Path | bytes:
     return job.data if job.data is not None else Path(job.source)
 
 
-def _threads(job: Job) -> int:
-    return job.engine.threads or 1
-
-
 def process(job: Job) -> Result:
     """Run one job; returns its record (status ok). Raises ConvcliError on failure."""
     t0 = time.perf_counter()
@@ -99,8 +96,9 @@ def process(job: Job) -> Result:
     if job.dry_run:
         record["dry_run"] = True
         return _finish(job, record, notes, None, t0)
+    threads = resolve_threads(job.engine.threads)  # one count for the engine, to_pixels and the PNG writer
     if _streams(job, header):
-        data, stats = _streamed(job, src, header, notes)
+        data, stats = _streamed(job, src, notes, threads)
         record["range"] = dataclasses.asdict(stats)
         return _finish(job, record, notes, data, t0)
 
@@ -117,15 +115,16 @@ def process(job: Job) -> Result:
         def on_stage(plan: Any, x: np.ndarray) -> None:
             panels.extend(stage_panels(plan, x, maxval, next(index)))
 
-    values, alpha = job.pipeline.run(img.color, job.engine, alpha=img.alpha, maxval=maxval,
-                                     linear_light=job.linear_light, on_stage=on_stage)
+    values, alpha = job.pipeline.run(img.color, dataclasses.replace(job.engine, threads=threads),
+                                     alpha=img.alpha, maxval=maxval, linear_light=job.linear_light,
+                                     on_stage=on_stage)
     img.color, img.alpha = np.empty((0, 0, 1), dtype=np.float32), None  # free the input before quantising
     if job.montage:
-        _write(job, job.montage, _montage_png(panels, Path(job.source).name))
+        _write(job, job.montage, _montage_png(panels, Path(job.source).name, threads))
         record["montage"] = job.montage
     if job.kind == "maps":
         assert job.output is not None
-        _write_maps(job, values)
+        _write_maps(job, values, threads)
         record["outputs"] = list(job.channel_maps)
         record["range"] = _range_record("normalize", values)
         notes.append(f"{values.shape[2]} channels: one normalised grey image each, grid at output")
@@ -138,12 +137,12 @@ def process(job: Job) -> Result:
     if rescale != 1.0:
         values = values * rescale
     pixels, stats = to_pixels(values[:, :, 0] if values.shape[2] == 1 else values, job.policy, bits,
-                              threads=_threads(job))
+                              threads=threads)
     apix = None
     if alpha is not None:
-        apix, _ = to_pixels(alpha * rescale, "clip", bits, threads=_threads(job))
+        apix, _ = to_pixels(alpha * rescale, "clip", bits, threads=threads)
     data, enc_notes = encode_image(pixels, apix, job.fmt, icc_profile=img.icc_profile, quality=job.quality,
-                                   compress_level=job.compress_level)
+                                   compress_level=job.compress_level, threads=threads)
     notes.extend(enc_notes)
     record["range"] = dataclasses.asdict(stats)
     return _finish(job, record, notes, data, t0)
@@ -170,45 +169,43 @@ def _streams(job: Job, header: ImageHeader) -> bool:
     if header.has_alpha or job.montage or job.linear_light or job.kind != "pixels":
         return False
     shape = (header.height, header.width, header.channels)
-    return streaming.can_stream(streaming.window_stage(job.pipeline), shape, job.engine, job.policy,
-                                float(header.maxval), integer_input=not job.gray)
+    return streaming.can_stream(streaming.window_stage(job.pipeline), shape, job.policy)
 
 
-def _streamed(job: Job, src: str | Path | bytes, header: ImageHeader,
-              notes: list[str]) -> tuple[bytes, RangeStats]:
+def _streamed(job: Job, src: str | Path | bytes, notes: list[str], threads: int) -> tuple[bytes, RangeStats]:
     """A single window stage, 8/16-bit in and out, computed in bands; returns the encoded file."""
     img = read_image(src, gray=job.gray, max_pixels=job.max_pixels, keep_integer=True)
     stage = streaming.window_stage(job.pipeline)
     assert stage is not None
     bits, rescale = _output_bits(job, img.header)
     pixels, stats = streaming.stream_stage(img.color, stage, job.engine, policy=job.policy, bits=bits,
-                                           maxval=float(img.header.maxval), rescale=rescale)
+                                           threads=threads, rescale=rescale)
     img.color = np.empty((0, 0, 1))  # the input is no longer needed while encoding
     data, enc_notes = encode_image(pixels, None, job.fmt, icc_profile=img.icc_profile, quality=job.quality,
-                                   compress_level=job.compress_level)
+                                   compress_level=job.compress_level, threads=threads)
     notes.extend(enc_notes)
     return data, stats
 
 
-def _montage_png(panels: list[Any], title: str) -> bytes:
+def _montage_png(panels: list[Any], title: str, threads: int) -> bytes:
     """The panels side by side as PNG bytes."""
     from convcli.teach.render import make_montage
 
-    data, _ = encode_image(make_montage(panels, title=title), None, "png")
+    data, _ = encode_image(make_montage(panels, title=title), None, "png", threads=threads)
     return data
 
 
-def _write_maps(job: Job, values: np.ndarray) -> None:
+def _write_maps(job: Job, values: np.ndarray, threads: int) -> None:
     """One normalised grey image per channel at the planned paths, and a labelled grid at the output."""
     from convcli.teach.render import feature_maps_to_panels, make_montage
 
     for i, path in enumerate(job.channel_maps):
-        pixels, _ = to_pixels(values[:, :, i], "normalize", 8, threads=_threads(job))
-        data, _ = encode_image(pixels, None, job.fmt)
+        pixels, _ = to_pixels(values[:, :, i], "normalize", 8, threads=threads)
+        data, _ = encode_image(pixels, None, job.fmt, threads=threads)
         _write(job, path, data)
     shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
     grid = make_montage(list(feature_maps_to_panels(values, job.pipeline.stages[-1].op, shape)))
-    data, _ = encode_image(grid, None, job.fmt)
+    data, _ = encode_image(grid, None, job.fmt, threads=threads)
     assert job.output is not None
     _write(job, job.output, data)
 

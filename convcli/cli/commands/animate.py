@@ -8,7 +8,7 @@ from typing import Any
 import click
 import numpy as np
 
-from convcli.cli.options import FiniteFloat, geometry_options
+from convcli.cli.options import FiniteFloat, geometry_options, parse_at
 from convcli.core.shapes import resolve_pad
 from convcli.errors import OutputError, UsageError
 
@@ -16,15 +16,6 @@ from convcli.errors import OutputError, UsageError
 _EXT = {".gif": "gif", ".png": "png", ".apng": "png", ".webp": "webp"}
 
 
-def _parse_at(text: str) -> tuple[int, int]:
-    try:
-        xs = [int(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
-        xs = []
-    if len(xs) != 2 or min(xs) < 0:
-        msg = f"--at must be X,Y (the crop's top-left pixel, column then row, from 0), got {text!r}"
-        raise UsageError(msg)
-    return xs[0], xs[1]
 
 
 def _photo_patch(image: str, at: str | None, crop: int
@@ -40,7 +31,7 @@ def _photo_patch(image: str, at: str | None, crop: int
     if crop > min(h, w):
         msg = f"--crop {crop} is larger than the image ({w}×{h}, W×H)"
         raise UsageError(msg)
-    x, y = _parse_at(at) if at is not None else ((w - crop) // 2, (h - crop) // 2)
+    x, y = parse_at(at, "the crop's top-left pixel") if at is not None else ((w - crop) // 2, (h - crop) // 2)
     if x + crop > w or y + crop > h:
         msg = (f"--at {x},{y} --crop {crop} reaches outside the image ({w}×{h}, W×H): "
                f"x must be 0..{w - crop} and y 0..{h - crop}")

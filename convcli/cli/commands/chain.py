@@ -27,8 +27,7 @@ from convcli.cli.commands.image import (
 )
 from convcli.cli.options import PairType, geometry_options, io_options, run_spec
 from convcli.core.kernels import MAX_KERNEL_SIZE, check_kernel_size
-from convcli.core.padding import resolve_mode
-from convcli.core.shapes import resolve_pad
+from convcli.core.shapes import resolve_geometry
 from convcli.core.userfiles import load_npy
 from convcli.errors import UsageError
 from convcli.pipeline import ConvStage, GrayStage, Pipeline, ReluStage, Stage
@@ -176,8 +175,8 @@ def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int, weig
         raise UsageError(msg)
     bias = _load_npy(bias_file, "--bias") if bias_file else None
     size = (int(weights.shape[2]), int(weights.shape[3])) if weights is not None else ksize
-    pad4 = resolve_pad(p["pad"], size, p["dilation"], p["padding"])
+    mode, pad4 = resolve_geometry(p["padding"], p["pad"], size, p["dilation"])
     stage = ConvStage(out_channels=out_channels or 1, kernel_size=size, seed=seed, weights=weights, bias=bias,
-                      stride=p["stride"], dilation=p["dilation"], padding=resolve_mode(p["padding"]),
+                      stride=p["stride"], dilation=p["dilation"], padding=mode,
                       pad=pad4, source=weights_file or "")
     return Command(pipeline=Pipeline((stage,)), op="conv", show_weights=show_weights)

@@ -20,8 +20,7 @@ from convcli.core.kernels import (
     parse_kernel,
     size_for_sigma,
 )
-from convcli.core.padding import resolve_mode
-from convcli.core.shapes import MAX_GEOMETRY, Pair, resolve_pad
+from convcli.core.shapes import MAX_GEOMETRY, Pair, resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import GradientStage, Pipeline, Stage, make_correlate_stage
 from convcli.run.spec import Command, RunSpec
@@ -235,8 +234,7 @@ def edge_stage(operator: str, direction: str, p: dict[str, Any]) -> Stage:
         return make_correlate_stage("edges", kx, label=kx.name, carries_alpha=False, **geometry_kwargs(p))
     if direction == "horizontal":
         return make_correlate_stage("edges", ky, label=ky.name, carries_alpha=False, **geometry_kwargs(p))
-    mode = resolve_mode(p["padding"])
-    pad4 = resolve_pad(p["pad"], kx.shape, p["dilation"], mode.name)
+    mode, pad4 = resolve_geometry(p["padding"], p["pad"], kx.shape, p["dilation"])
     return GradientStage(op="edges", kx=kx, ky=ky, stride=p.get("stride", (1, 1)), dilation=p["dilation"],
                          padding=mode, pad=pad4, label=f"{operator} magnitude")
 

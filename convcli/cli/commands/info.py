@@ -11,7 +11,7 @@ import click
 from convcli.cli.options import PaddingType, PairType
 from convcli.core.kernels import MAX_KERNEL_SIZE, REGISTRY, Kernel, get_kernel
 from convcli.core.padding import MODES, PadMode, pattern_row, resolve_mode
-from convcli.core.shapes import Geometry, Pair, resolve_pad
+from convcli.core.shapes import Geometry, Pair, resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import CorrelateStage, Pipeline
 
@@ -81,8 +81,7 @@ def shape_cmd(image_size: str, ksize: Pair, stride: Pair, dilation: Pair, paddin
     224x224 -> 112x112 -> 56x56
     """
     h, w = parse_size(image_size)
-    mode = resolve_mode(padding)
-    pad4 = resolve_pad(pad, ksize, dilation, mode.name)
+    mode, pad4 = resolve_geometry(padding, pad, ksize, dilation)
     kernel = Kernel(f"{ksize[0]}x{ksize[1]}", [[1.0] * ksize[1]] * ksize[0])
     stage = CorrelateStage(op="conv", kernel=kernel, stride=stride, dilation=dilation, padding=mode, pad=pad4)
     plans = Pipeline((stage,) * times).plan((channels, h, w))

@@ -7,9 +7,9 @@ from typing import Any
 import click
 import numpy as np
 
-from convcli.cli.options import FiniteFloat, geometry_options
+from convcli.cli.options import FiniteFloat, geometry_options, parse_at
 from convcli.core.kernels import parse_literal
-from convcli.core.shapes import resolve_pad
+from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import CorrelateStage
 from convcli.run.spec import Command, RunSpec
@@ -65,15 +65,6 @@ def _read_named(read: Any, path: str, flag: str, **kw: Any) -> Any:
 # --- explain -----------------------------------------------------------------------------
 
 
-def _parse_at(text: str) -> tuple[int, int]:
-    try:
-        xs = [int(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
-        xs = []
-    if len(xs) != 2 or min(xs) < 0:
-        msg = f"--at must be X,Y (output pixel, column then row, from 0), got {text!r}"
-        raise UsageError(msg)
-    return xs[0], xs[1]
 
 
 @click.command("explain")
@@ -105,7 +96,7 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
 
     kernel = parse_kernel(kernel_spec)
     geo = {"stride": p["stride"], "dilation": p["dilation"], "mode": p["padding"],
-           "pad4": resolve_pad(p["pad"], kernel.shape, p["dilation"], p["padding"])}
+           "pad4": resolve_geometry(p["padding"], p["pad"], kernel.shape, p["dilation"])[1]}
     if image is None and patch is None:
         msg = "give --patch MATRIX, or IMAGE with --at X,Y (or --unroll for a tiny image)"
         raise UsageError(msg)
@@ -138,7 +129,7 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
         if at is None:
             msg = "give --at X,Y (the output pixel to explain) or --unroll"
             raise UsageError(msg)
-        x, y = _parse_at(at)
+        x, y = parse_at(at, "output pixel")
         result = explain_at(plane, kernel, x, y, flip=flip, bias=bias, **geo)
         name = "luminance" if gray or img.color.shape[2] == 1 else "RGB"[channel]
         click.echo(f"{image}: channel {channel} ({name}), output pixel x={x}, y={y}")
