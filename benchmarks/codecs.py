@@ -1,6 +1,6 @@
 """PNG decode and deflate/inflate candidates for convcli's PNG path, measured side by side.
 
-For the issue asking that ``convcli blur IMG -k 15 -o out.png`` beat libvips and an OpenCV script:
+For the issue asking that ``convcli blur IMG --size 15 -o out.png`` beat libvips and an OpenCV script:
 how much of the PNG-in / PNG-out time could another decoder or another deflate library save?
 
     python benchmarks/codecs.py                 # all sections, medians of 5 runs

@@ -18,13 +18,20 @@ from typing import Any
 import numpy as np
 
 from convcli.core import color
-from convcli.core.kernels import Kernel, gaussian_1d, rotate180, size_for_sigma
+from convcli.core.kernels import MAX_KERNEL_SIZE, Kernel, gaussian_1d, rotate180, size_for_sigma
 from convcli.core.padding import PadMode, resolve_mode
 from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_geometry
 from convcli.engine import band_height, conv2d, correlate2d, gradient_magnitude
 from convcli.errors import UsageError
 
 Shape3 = tuple[int, int, int]  # C, H, W
+
+#: Random conv weights are drawn for at most this many values (out x in x kh x kw; 512 MiB of float32).
+MAX_CONV_WEIGHTS = 1 << 27
+#: A stage's padded input may hold at most this many times --max-pixels (the engine pads a copy).
+PADDED_FACTOR = 4
+#: A clip that cuts more than this fraction of a zero-sum kernel's samples gets a note.
+CLIP_HINT_FRACTION = 0.10
 
 
 @dataclass(frozen=True)
@@ -67,8 +74,14 @@ class Stage:
     def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:  # (H, W, C) -> (H', W', C')
         raise NotImplementedError
 
+    #: a point-wise stage (gray, relu) has no kernel window: no size, stride, dilation or arithmetic
+    pointwise: bool = field(default=True, init=False)
+
     def describe(self) -> dict[str, Any]:
-        """The stage's fields for the report (without shapes)."""
+        """The stage's fields for the report (without shapes); None where a point-wise stage has none."""
+        if self.pointwise:
+            return {"op": self.op, "kernel": None, "kernel_size": None, "stride": None, "dilation": None,
+                    "padding": None, "pad": None}
         g = self.geometry()
         return {
             "op": self.op,
@@ -90,6 +103,7 @@ class WindowStage(Stage):
     padding: PadMode = field(default_factory=lambda: resolve_mode("reflection"))
     pad: Pad4 = (0, 0, 0, 0)
     flip: bool = False
+    pointwise: bool = field(default=False, init=False)
 
     def ksize(self) -> Pair:
         raise NotImplementedError
@@ -272,9 +286,10 @@ class UnsharpStage(WindowStage):
         if not math.isfinite(self.amount) or not math.isfinite(self.threshold) or self.threshold < 0:
             msg = "--amount must be finite and --threshold finite and >= 0"
             raise UsageError(msg)
-        if self.size() > 1025:
+        if self.size() > MAX_KERNEL_SIZE:
             n = self.size()
-            msg = f"the unsharp blur would be {n}x{n}, over the limit of 1025 (give a smaller --sigma)"
+            msg = (f"the unsharp blur would be {n}x{n}, over the limit of {MAX_KERNEL_SIZE} "
+                   "(give a smaller --sigma)")
             raise UsageError(msg)
 
     def size(self) -> int:
@@ -373,6 +388,12 @@ class ConvStage(WindowStage):
 
     def out_shape(self, shape: Shape3) -> Shape3:
         c, h, w = shape
+        if self.weights is None:
+            count = self.out_channels * c * self.kernel_size[0] * self.kernel_size[1]
+            if count > MAX_CONV_WEIGHTS:
+                msg = (f"conv weights would hold {count} values ({self.out_channels} out x {c} in x "
+                       f"{self.kernel_size[0]}x{self.kernel_size[1]}), over the limit of {MAX_CONV_WEIGHTS}")
+                raise UsageError(msg)
         self.weights_for(c)
         oh, ow = self.geometry().out_hw(h, w)
         return self.out_channels, oh, ow
@@ -423,7 +444,7 @@ class StagePlan:
     stage: Stage
     in_shape: Shape3
     out_shape: Shape3
-    arithmetic: str
+    arithmetic: str | None  # None for a point-wise stage (gray, relu): no window, no arithmetic
     receptive_field: Pair
     jump: Pair
 
@@ -438,6 +459,24 @@ class StagePlan:
         return d
 
 
+def _check_pixels(where: str, stage: Stage, cur: Shape3, nxt: Shape3, max_pixels: int) -> None:
+    """The output guard: a stage's output (and padded input) from the arithmetic, against --max-pixels."""
+    oh, ow = nxt[1], nxt[2]
+    if oh * ow > max_pixels:
+        msg = (f"{where}: the output would be {oh}x{ow} = {oh * ow:,} pixels, over --max-pixels "
+               f"{max_pixels:,} (check --pad, or raise --max-pixels)")
+        raise UsageError(msg)
+    if stage.pointwise:
+        return
+    g = stage.geometry()
+    ph, pw = cur[1] + g.pad[0] + g.pad[1], cur[2] + g.pad[2] + g.pad[3]
+    if ph * pw > PADDED_FACTOR * max(max_pixels, cur[1] * cur[2]):
+        msg = (f"{where}: padding by {','.join(map(str, g.pad))} (kernel {g.ksize[0]}x{g.ksize[1]}, dilation "
+               f"{g.dilation[0]},{g.dilation[1]}) makes a {ph}x{pw} = {ph * pw:,} pixel copy, over "
+               f"{PADDED_FACTOR} x --max-pixels {max_pixels:,}; use a smaller --pad or --dilation")
+        raise UsageError(msg)
+
+
 def nchw(shape: Shape3) -> list[int]:
     """(C, H, W) -> [1, C, H, W], as PyTorch prints a batch of one."""
     return [1, *shape]
@@ -447,20 +486,48 @@ def nchw(shape: Shape3) -> list[int]:
 class Pipeline:
     stages: tuple[Stage, ...]
 
-    def plan(self, shape: Shape3) -> list[StagePlan]:
-        """Every stage's shapes and arithmetic from (C, H, W) alone; UsageError if a shape is empty."""
+    def plan(self, shape: Shape3, max_pixels: int | None = None) -> list[StagePlan]:
+        """Every stage's shapes and arithmetic from (C, H, W) alone; UsageError if a shape is empty.
+
+        With ``max_pixels`` (``--max-pixels``), a stage whose output has more pixels (H x W), or
+        whose padded input has more than :data:`PADDED_FACTOR` times as many, is refused here,
+        from the arithmetic, before anything is allocated. A strided stage whose input is
+        already 1x1 (``downsample --times`` past the end) is refused too.
+        """
         plans: list[StagePlan] = []
         rfs = receptive_field([s.geometry() for s in self.stages])
         cur = shape
         for stage, (rf, jump) in zip(self.stages, rfs, strict=True):
+            where = f"stage {len(plans) + 1} ({stage.op})"
             try:
                 nxt = stage.out_shape(cur)
             except UsageError as e:
-                msg = f"stage {len(plans) + 1} ({stage.op}): {e}"
+                msg = f"{where}: {e}"
                 raise UsageError(msg) from None
-            plans.append(StagePlan(stage, cur, nxt, stage.geometry().arithmetic(cur[1], cur[2]), rf, jump))
+            g = stage.geometry()
+            if plans and not stage.pointwise and cur[1:] == (1, 1) and max(g.stride) > 1:
+                msg = (f"{where}: its input is already 1x1, so stride {g.stride[0]} has nothing left to "
+                       f"reduce (use fewer stages or --times {len(plans)})")
+                raise UsageError(msg)
+            if max_pixels is not None:
+                _check_pixels(where, stage, cur, nxt, max_pixels)
+            arithmetic = None if stage.pointwise else g.arithmetic(cur[1], cur[2])
+            plans.append(StagePlan(stage, cur, nxt, arithmetic, rf, jump))
             cur = nxt
         return plans
+
+    def range_note(self, policy: str, clipped_fraction: float, minimum: float) -> str | None:
+        """A hint when ``clip`` cut many negative responses of a last kernel summing to 0 (sobel-x...)."""
+        if policy != "clip" or clipped_fraction <= CLIP_HINT_FRACTION or minimum >= 0 or not self.stages:
+            return None
+        last = self.stages[-1]
+        if not isinstance(last, CorrelateStage) or last.kernel is None:
+            return None
+        w = last.kernel.weights
+        if abs(float(w.sum())) > 1e-9 * float(np.abs(w).sum()):
+            return None
+        return (f"{clipped_fraction * 100:.0f}% of samples clipped: the kernel sums to 0, so its negative "
+                "responses became 0; --range abs keeps their magnitude, --range normalize maps min..max")
 
     @property
     def keeps_alpha(self) -> bool:

@@ -300,7 +300,7 @@ def test_sharpen_threshold_keeps_flat_areas(tmp_path: Path) -> None:
     (["--sigma", "nan"], "--sigma must be > 0"),
     (["--threshold", "-0.1"], "--threshold"),
     (["-p", "valid"], "padding"),
-    (["--sigma", "400"], "over the limit of 1025"),
+    (["--sigma", "400"], "over the limit of 1001"),
 ])
 def test_sharpen_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
     src, _ = gray_crop(tmp_path, 8)

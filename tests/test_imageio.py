@@ -264,10 +264,15 @@ def test_format_for_path(name: str, fmt: str) -> None:
     assert format_for_path(Path(name)) == fmt
 
 
-@pytest.mark.parametrize("name", ["a.gif", "a", "a.png.txt"])
+@pytest.mark.parametrize("name", ["a", "a.png.txt"])
 def test_format_for_path_unknown(name: str) -> None:
     with pytest.raises(UsageError, match="output format"):
         format_for_path(name)
+
+
+def test_format_for_path_read_only_gif_suggests_png() -> None:
+    with pytest.raises(UsageError, match=r"reads GIF but cannot write it.*-o out/a\.png"):
+        format_for_path("out/a.gif")
 
 
 def test_extension_for() -> None:

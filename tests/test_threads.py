@@ -20,7 +20,7 @@ from PIL import Image
 from convcli.cli import cli
 
 COMMANDS = [
-    ["blur", "-k", "15"],  # one window stage: streamed
+    ["blur", "--size", "15"],  # one window stage: streamed
     ["filter", "-k", "sharpen", "--linear-light"],  # the whole-image path
     ["edges", "--direction", "both"],
 ]

@@ -84,7 +84,7 @@ def cli(debug: bool) -> None:
 
     \b
     convcli filter cat.png --kernel sharpen     sharpen, write cat.sharpen.png, print the report
-    convcli shape 224x224 -k 3 -s 2 --pad 1     the shape arithmetic alone
+    convcli shape 224x224 --size 3 -s 2 --pad 1  the shape arithmetic alone
     convcli kernels                             the kernel registry
 
     Exit status: 0 all inputs done; 1 one or more inputs failed (the others are

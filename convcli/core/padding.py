@@ -74,7 +74,11 @@ def resolve_mode(name: str) -> PadMode:
     """The PadMode for a canonical name or any alias (case-insensitive)."""
     key = name.strip().lower().replace("_", "").replace("-", "")
     if key not in _LOOKUP:
-        msg = f"unknown padding mode {name!r}; choose from: {', '.join(ALL_NAMES)}"
+        import difflib
+
+        close = difflib.get_close_matches(key, ALL_NAMES, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        msg = f"unknown padding mode {name[:40]!r}{hint} (choose from: {', '.join(ALL_NAMES)})"
         raise UsageError(msg)
     return MODES[_LOOKUP[key]]
 

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convcli.core.kernels import Kernel, box_kernel, gaussian_1d, get_kernel, size_for_sigma
+from convcli.core.kernels import MAX_KERNEL_SIZE, Kernel, box_kernel, gaussian_1d, get_kernel, size_for_sigma
 from convcli.errors import UsageError
 
-#: Largest kernel side a spec may build (a 1025x1025 kernel is already 1M taps per pixel).
-MAX_SIZE = 1025
+#: Largest kernel side a spec may build: the limit of every kernel (core.kernels.MAX_KERNEL_SIZE).
+MAX_SIZE = MAX_KERNEL_SIZE
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from convcli.core.kernels import MAX_KERNEL_SIZE
 from convcli.errors import ConvcliError, UsageError
 from convcli.io.decode import read_image
 
-#: A kernel image larger than this many pixels is refused before decoding (1025 x 1025).
-MAX_KERNEL_PIXELS = 1025 * 1025
+#: A kernel image larger than this many pixels is refused before decoding (the kernel side limit, squared).
+MAX_KERNEL_PIXELS = MAX_KERNEL_SIZE * MAX_KERNEL_SIZE
 
 
 def load_kernel_image(path: str) -> np.ndarray:

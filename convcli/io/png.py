@@ -36,7 +36,7 @@ def decode_png(data: bytes) -> np.ndarray:
     """Decode a PNG of bit depth 8 or 16, colour type 0, 2, 4 or 6 -> (H, W, n) uint8/uint16.
 
     convcli's own decoder, for the 16-bit RGB(A) PNGs that Pillow reduces to 8 bits.
-    Raises ValueError (or zlib.error) on corrupt or truncated data.
+    Raises ValueError on corrupt or truncated data (never allocates more than the data inflates to).
     """
     ihdr = png_ihdr(data)
     if ihdr is None:
@@ -47,6 +47,9 @@ def decode_png(data: bytes) -> np.ndarray:
     n = {0: 1, 2: 3, 4: 2, 6: 4}.get(colour_type)
     if n is None or depth not in (8, 16) or interlace > 1:
         msg = f"unsupported PNG layout (bit depth {depth}, colour type {colour_type}, interlace {interlace})"
+        raise ValueError(msg)
+    if width == 0 or height == 0:
+        msg = "broken PNG file (zero width or height)"
         raise ValueError(msg)
     idat = []
     pos = 8
@@ -65,9 +68,23 @@ def decode_png(data: bytes) -> np.ndarray:
         elif kind == b"IEND":
             break
         pos += 12 + length
-    raw = np.frombuffer(zlib.decompressobj().decompress(b"".join(idat)), dtype=np.uint8)
     bpp = n * depth // 8
     passes = [(0, 0, 1, 1)] if interlace == 0 else _ADAM7
+    # What the header promises, before anything of that size is allocated: a mutated header
+    # (width 2**31) must end as "truncated", not as a huge np.zeros.
+    needed = sum(h * (1 + w * bpp) for w, h in ((-(-(width - x0) // dx), -(-(height - y0) // dy))
+                                                for x0, y0, dx, dy in passes) if w > 0 and h > 0)
+    compressed = b"".join(idat)
+    # deflate expands at most ~1032:1, so more than that is never there to read
+    try:
+        inflated = zlib.decompressobj().decompress(compressed, min(needed, 1032 * len(compressed) + 64))
+    except zlib.error as e:
+        msg = f"broken PNG file (compressed data: {e})"
+        raise ValueError(msg) from None
+    if len(inflated) < needed:
+        msg = "image file is truncated"
+        raise ValueError(msg)
+    raw = np.frombuffer(inflated, dtype=np.uint8)
     out = np.zeros((height, width, bpp), dtype=np.uint8)
     offset = 0
     for x0, y0, dx, dy in passes:

@@ -93,6 +93,8 @@ def process(job: Job) -> Result:
     if header.has_alpha:
         notes.append("alpha premultiplied and filtered with the same kernel" if job.pipeline.keeps_alpha
                      else "alpha dropped: a stage mixes or replaces channels")
+    if job.linear_light:
+        notes.append("filtered in linear light: sRGB decoded before the stages, re-encoded after")
     if job.dry_run:
         record["dry_run"] = True
         return _finish(job, record, notes, None, t0)
@@ -226,6 +228,8 @@ def _finish(job: Job, record: dict[str, Any], notes: list[str], data: bytes | No
         stdout_bytes = data
     elif data is not None and job.output is not None:
         _write(job, job.output, data)
-    record["notes"] = notes
+    r = record.get("range")
+    hint = job.pipeline.range_note(r["policy"], r["clipped_fraction"], r["min"]) if r else None
+    record["notes"] = [*notes, hint] if hint else notes
     record["seconds"] = round(time.perf_counter() - t0, 4)
     return Result(record, stdout_bytes)

@@ -185,7 +185,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
     dry = spec.report.dry_run
     fmt = output_format(spec, output)
     info = FORMATS[fmt]
-    plans = cmd.pipeline.plan((header.channels, header.height, header.width))
+    plans = cmd.pipeline.plan((header.channels, header.height, header.width), max_pixels=spec.max_pixels)
     channels = plans[-1].out_shape[0] if plans else header.channels
     kind: OutputKind
     maps: tuple[str, ...] = ()

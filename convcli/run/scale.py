@@ -56,7 +56,7 @@ class ScaleOutError(ConvcliError):
 
 
 def error_record(source: str, error: str) -> dict[str, Any]:
-    """The report record of a failed input (SPEC §4), its error on one line."""
+    """The report record of a failed input, its error on one line."""
     return {"input": source, "status": "error", "error": " ".join(error.split())}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 import numpy as np
 
-from convcli.cli.options import geometry_options, parse_at
+from convcli.cli.options import FiniteFloat, geometry_options, parse_at
 from convcli.core.shapes import resolve_pad
 from convcli.errors import OutputError, UsageError
 
@@ -67,7 +67,7 @@ def _photo_patch(image: str, at: str | None, crop: int
 @click.option("--unroll", is_flag=True,
               help="Animate im2col: the matrix row by row, then one matrix product.")
 @click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution).")
-@click.option("--fps", type=click.FloatRange(0.1, 50), default=2.0, show_default=True,
+@click.option("--fps", type=FiniteFloat(0.1, 50), default=2.0, show_default=True,
               help="Frames per second (the first and last frames last 3 frames).")
 @click.option("--frame", "frame", type=int, default=None, metavar="N",
               help="Write frame N alone as a PNG (0 = before the first output, -1 = the last).")

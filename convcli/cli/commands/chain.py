@@ -28,7 +28,9 @@ from convcli.cli.commands.image import (
     sharpen_options,
 )
 from convcli.cli.options import PairType, geometry_options, io_options, run_spec
+from convcli.core.kernels import MAX_KERNEL_SIZE, check_kernel_size
 from convcli.core.shapes import resolve_geometry
+from convcli.core.userfiles import load_npy
 from convcli.errors import UsageError
 from convcli.pipeline import ConvStage, GrayStage, Pipeline, ReluStage, Stage
 from convcli.run.spec import Command, RunSpec
@@ -43,8 +45,8 @@ def chain_cmd(**p: Any) -> None:
 
     \b
     Stages: filter, blur, edges, downsample, sharpen, gray, relu, conv.
-    convcli chain -i cat.png blur -k 5 edges --direction vertical
-    convcli chain -i cat.png conv --out-channels 3 -k 3 --seed 0 relu conv --out-channels 2 -k 1
+    convcli chain -i cat.png blur --size 5 edges --direction vertical
+    convcli chain -i cat.png conv --out-channels 3 --size 3 --seed 0 relu conv --out-channels 2 --size 1
     convcli chain -i cat.png --json conv --out-channels 8 -s 2 relu conv --out-channels 8 -s 2 relu
 
     A result with a channel count other than 1 or 3 is written as one grey image per
@@ -83,7 +85,7 @@ def _show_weights(pipeline: Pipeline, shown: list[Stage], spec: RunSpec) -> None
         msg = "--show-weights needs the first input to be an image file"
         raise UsageError(msg)
     header = read_header(first, gray=spec.gray, max_pixels=spec.max_pixels)
-    plans = pipeline.plan((header.channels, header.height, header.width))
+    plans = pipeline.plan((header.channels, header.height, header.width), max_pixels=spec.max_pixels)
     for i, plan in enumerate(plans, start=1):
         stage = plan.stage
         if not any(stage is s for s in shown) or not isinstance(stage, ConvStage):
@@ -135,22 +137,25 @@ def chain_relu() -> Command:
 
 
 def _load_npy(path: str, what: str) -> np.ndarray:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        msg = f"{what} {path}: cannot load .npy ({e})"
-        raise UsageError(msg) from None
-    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
-        msg = f"{what} {path}: must hold finite real numbers"
+    """--weights / --bias: a .npy of finite real numbers, no empty axis (read capped, never unpickled)."""
+    arr = load_npy(path, what)
+    if 0 in arr.shape:
+        msg = f"{what} {path}: shape {arr.shape} has an empty axis"
         raise UsageError(msg)
-    return arr.astype(np.float32)
+    with np.errstate(over="ignore"):
+        values = arr.astype(np.float32)
+    if not np.all(np.isfinite(values)):
+        msg = f"{what} {path}: must hold finite real numbers (within float32)"
+        raise UsageError(msg)
+    return values
 
 
 @chain_cmd.command("conv")
 @click.option("--out-channels", type=click.IntRange(1, 4096), default=None,
               help="Output channels (with random weights; default 1).")
-@click.option("-k", "--size", "ksize", type=PairType("-k"), default="3", show_default=True,
-              help="Kernel size N or KH,KW (random weights).")
+@click.option("--size", "ksize", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default="3",
+              show_default=True, metavar="N|Y,X",
+              help=f"Kernel size N or KH,KW of the random weights (at most {MAX_KERNEL_SIZE}).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the random weights, uniform in [-1, 1]: same seed, same weights.")
 @click.option("--weights", "weights_file", default=None, metavar="FILE.npy",
@@ -166,6 +171,8 @@ def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int, weig
     if weights is not None and weights.ndim != 4:
         msg = f"--weights {weights_file}: expected shape (out, in, kh, kw), got {weights.shape}"
         raise UsageError(msg)
+    if weights is not None:
+        check_kernel_size(int(weights.shape[2]), int(weights.shape[3]), f"--weights {weights_file}")
     if weights is not None and out_channels is not None and out_channels != weights.shape[0]:
         msg = f"--out-channels {out_channels} contradicts --weights with {weights.shape[0]} outputs"
         raise UsageError(msg)

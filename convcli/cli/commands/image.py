@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import click
+import numpy as np
 
 from convcli.cli.kernelspec import cli_kernel
-from convcli.cli.options import PaddingType, geometry_options, images_argument, io_options, run_spec
+from convcli.cli.options import (
+    FiniteFloat,
+    PaddingType,
+    PairType,
+    geometry_options,
+    images_argument,
+    io_options,
+    run_spec,
+)
 from convcli.core import parametric
 from convcli.core.kernels import (
+    MAX_KERNEL_SIZE,
     REGISTRY,
     Kernel,
     box_kernel,
+    check_kernel_size,
     gaussian_1d,
     get_kernel,
     opencv_default_sigma,
     size_for_sigma,
 )
-from convcli.core.shapes import resolve_geometry
+from convcli.core.shapes import MAX_GEOMETRY, Pair, resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import (
     CompassStage,
@@ -30,6 +42,9 @@ from convcli.pipeline import (
     make_correlate_stage,
 )
 from convcli.run.spec import Command, RunSpec
+
+#: The most passes downsample --times takes: 2**32 > any image side.
+MAX_TIMES = 32
 
 #: edges --operator: (x kernel, y kernel) registry names; laplacian has no direction.
 EDGE_OPERATORS: dict[str, tuple[str, str] | str] = {
@@ -72,30 +87,64 @@ def filter_op_name(spec: str, kernel: Kernel) -> str:
         return "filter"
 
 
-def blur_kernel(kind: str, size: int | None, sigma: float | None, truncate: float) -> tuple[Kernel, str]:
-    """The blur kernel and its report label, stating the size and sigma actually used."""
+def blur_kernel(kind: str, size: Pair | int | None, sigma: float | None,
+                truncate: float | None = None) -> tuple[Kernel, str]:
+    """The blur kernel and its report label, stating the size and sigma actually used.
+
+    ``size`` is N or (Y, X); every size is checked against ``MAX_KERNEL_SIZE`` before anything is built.
+    """
+    if isinstance(size, int):
+        size = (size, size)
     if kind == "box":
         if sigma is not None:
             msg = "--sigma applies to --type gaussian, not box"
             raise UsageError(msg)
-        k = box_kernel(size or 3)
-        return k, k.name
-    if sigma is not None and sigma <= 0:
-        msg = f"--sigma must be > 0, got {sigma}"
+        if truncate is not None:
+            msg = "--truncate applies to --sigma (a Gaussian), not --type box"
+            raise UsageError(msg)
+        ky, kx = size or (3, 3)
+        check_kernel_size(ky, kx, f"--size {ky},{kx}")
+        if ky == kx:
+            k = box_kernel(ky)
+            return k, k.name
+        disp = tuple(tuple(f"1/{ky * kx}" for _ in range(kx)) for _ in range(ky))
+        label = f"box{ky}x{kx}"
+        return Kernel(label, np.full((ky, kx), 1.0 / (ky * kx)), f"{ky}x{kx} mean (box) blur", disp), label
+    if sigma is not None and not (math.isfinite(sigma) and sigma > 0):
+        msg = f"--sigma must be a finite number > 0, got {sigma}"
+        raise UsageError(msg)
+    if truncate is not None and (sigma is None or size is not None):
+        msg = ("--truncate sets the size from --sigma; it needs --sigma and no --size"
+               if sigma is None else "give --size or --truncate, not both (--truncate sets the size)")
         raise UsageError(msg)
     if size is None:
-        size = size_for_sigma(sigma, truncate) if sigma is not None else 3
-    if size < 1 or size % 2 == 0:
-        msg = f"Gaussian size -k must be odd and >= 1, got {size}"
+        if sigma is None:
+            size = (3, 3)
+        else:
+            reach = (truncate or 3.0) * sigma
+            if not reach <= MAX_KERNEL_SIZE or size_for_sigma(sigma, truncate or 3.0) > MAX_KERNEL_SIZE:
+                msg = (f"--sigma {sigma:g} needs a kernel over {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE} "
+                       f"(2*ceil({truncate or 3.0:g}*sigma)+1); kernels are at most {MAX_KERNEL_SIZE} a side")
+                raise UsageError(msg)
+            n = size_for_sigma(sigma, truncate or 3.0)
+            size = (n, n)
+    ky, kx = size
+    check_kernel_size(ky, kx, f"Gaussian --size {ky},{kx}")
+    if min(ky, kx) < 1 or ky % 2 == 0 or kx % 2 == 0:
+        shown = str(ky) if ky == kx else f"{ky},{kx}"
+        msg = f"Gaussian --size must be odd and >= 1, got {shown}"
         raise UsageError(msg)
-    g = gaussian_1d(size, sigma)
-    used = sigma if sigma is not None else (None if size <= 7 else opencv_default_sigma(size))
-    label = f"gaussian{size}(" + ("binomial taps" if used is None else f"sigma={used:.4g}") + ")"
-    if size == 3 and sigma is None:
+    if (ky, kx) == (3, 3) and sigma is None:
         return get_kernel("gaussian3"), "gaussian3"
-    import numpy as np
-
-    return Kernel(label, np.outer(g, g), f"{size}x{size} Gaussian"), label
+    gy, gx = gaussian_1d(ky, sigma), gaussian_1d(kx, sigma)
+    name = f"gaussian{ky}" if ky == kx else f"gaussian{ky}x{kx}"
+    if sigma is not None:
+        label = f"{name}(sigma={sigma:.4g})"
+    elif ky == kx:
+        label = f"{name}(" + ("binomial taps" if ky <= 7 else f"sigma={opencv_default_sigma(ky):.4g}") + ")"
+    else:
+        label = f"{name}(" + ("binomial taps" if max(ky, kx) <= 7 else "OpenCV default sigma per axis") + ")"
+    return Kernel(label, np.outer(gy, gx), f"{ky}x{kx} Gaussian"), label
 
 
 def geometry_kwargs(p: dict[str, Any]) -> dict[str, Any]:
@@ -114,15 +163,17 @@ def _stack(*decorators: Any) -> Any:
 
 # --- filter ------------------------------------------------------------------------------
 
+KERNEL_HELP = ("A registry name (see 'convcli kernels'), a parametric kernel (gaussian:sigma=2, "
+               "gabor:theta=30, motion:length=15,angle=30, disk:radius=5, laplacian:5, kirsch@45...), "
+               "a literal like \"0 -1 0; -1 5 -1; 0 -1 0\" or [[0,-1,0],[-1,5,-1],[0,-1,0]] "
+               "(fractions allowed), @file (.txt/.csv/.json/.npy, at most 16 MiB) or @image.png (a PSF: luminance normalised to "
+               f"sum 1). Kernels are at most {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE}.")
+
 filter_options = _stack(
-    click.option("-k", "--kernel", "kernel_spec", required=True, metavar="SPEC",
-                 help="A registry name (see 'convcli kernels'), a parametric kernel (gaussian:sigma=2, "
-                      "gabor:theta=30, motion:length=15,angle=30, disk:radius=5, laplacian:5, kirsch@45...), "
-                      "a literal like \"0 -1 0; -1 5 -1; 0 -1 0\" (fractions allowed), @file "
-                      "(.txt/.csv/.json/.npy), or @image.png (a PSF: luminance normalised to sum 1)."),
+    click.option("-k", "--kernel", "kernel_spec", required=True, metavar="SPEC", help=KERNEL_HELP),
     click.option("--normalize", is_flag=True, help="Divide the kernel by its sum."),
-    click.option("--scale", type=float, default=None, help="Multiply the kernel by F."),
-    click.option("--bias", type=float, default=0.0,
+    click.option("--scale", type=FiniteFloat(), default=None, help="Multiply the kernel by F."),
+    click.option("--bias", type=FiniteFloat(), default=0.0,
                  help="Add B after the sum (ImageMagick's bias, OpenCV's delta)."),
     click.option("--flip", is_flag=True,
                  help="Rotate the kernel 180°: true convolution instead of correlation."),
@@ -154,20 +205,33 @@ def filter_cmd(**p: Any) -> int:
 # --- blur --------------------------------------------------------------------------------
 
 blur_options = _stack(
-    click.option("--type", "kind", type=click.Choice(["gaussian", "box"]), default="gaussian",
-                 show_default=True),
-    click.option("-k", "--size", type=click.IntRange(1), default=None,
-                 help="Kernel size N (default 3; with --sigma alone: 2*ceil(truncate*sigma)+1)."),
-    click.option("--sigma", type=float, default=None,
+    click.option("-k", "--kernel", "kernel_spec", default=None, metavar="SPEC",
+                 help="Blur with this kernel instead of building one: " + KERNEL_HELP),
+    click.option("--type", "kind", type=click.Choice(["gaussian", "box"]), default=None,
+                 help="Kernel to build when -k is absent  [default: gaussian]"),
+    click.option("--size", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default=None, metavar="N|Y,X",
+                 help="Kernel size (default 3; with --sigma alone: 2*ceil(truncate*sigma)+1), "
+                      f"at most {MAX_KERNEL_SIZE}."),
+    click.option("--sigma", type=FiniteFloat(minimum=0.0, min_open=True), default=None,
                  help="Gaussian sigma (default: OpenCV's getGaussianKernel(k, 0))."),
-    click.option("--truncate", type=click.FloatRange(min=0.5), default=3.0, show_default=True,
-                 help="With --sigma alone: how many sigmas the kernel covers each side."),
+    click.option("--truncate", type=FiniteFloat(minimum=0.5), default=None,
+                 help="With --sigma alone: how many sigmas the kernel covers each side  [default: 3]"),
     geometry_options(),
 )
 
 
 def build_blur(p: dict[str, Any]) -> Command:
-    k, label = blur_kernel(p["kind"], p["size"], p["sigma"], p["truncate"])
+    if p["kernel_spec"] is not None:
+        given = [flag for flag, key in (("--type", "kind"), ("--size", "size"), ("--sigma", "sigma"),
+                                        ("--truncate", "truncate")) if p[key] is not None]
+        if given:
+            msg = (f"-k/--kernel gives the blur kernel; {', '.join(given)} would build another "
+                   "(use one or the other)")
+            raise UsageError(msg)
+        k = cli_kernel(p["kernel_spec"])
+        stage = make_correlate_stage("blur", k, **geometry_kwargs(p))
+        return Command(pipeline=Pipeline((stage,)), op="blur")
+    k, label = blur_kernel(p["kind"] or "gaussian", p["size"], p["sigma"], p["truncate"])
     stage = make_correlate_stage("blur", k, label=label, **geometry_kwargs(p))
     return Command(pipeline=Pipeline((stage,)), op="blur")
 
@@ -181,9 +245,10 @@ def blur_cmd(**p: Any) -> int:
 
     \b
     convcli blur cat.png                 -> 3x3 Gaussian 1/16 [1 2 1; 2 4 2; 1 2 1]
-    convcli blur cat.png -k 15           -> 15x15, sigma 2.6 (OpenCV's default)
+    convcli blur cat.png --size 15       -> 15x15, sigma 2.6 (OpenCV's default)
     convcli blur cat.png --sigma 2       -> 13x13 (2*ceil(3*2)+1)
-    convcli blur cat.png --type box -k 5
+    convcli blur cat.png --type box --size 5
+    convcli blur cat.png -k gaussian5    -> a registry (or literal, or @file) kernel
     """
     return dispatch(build_blur(p), run_spec(p))
 
@@ -268,12 +333,14 @@ def edges_cmd(**p: Any) -> int:
 # --- downsample --------------------------------------------------------------------------
 
 downsample_options = _stack(
-    click.option("--factor", type=click.IntRange(1), default=2, show_default=True,
+    click.option("--factor", type=click.IntRange(1, MAX_GEOMETRY), default=2, show_default=True,
                  help="Stride of each pass."),
     click.option("-k", "--kernel", "kernel_spec", default=None, metavar="SPEC",
-                 help="Kernel (default: an anti-aliasing Gaussian of size 2*factor-1: gaussian3 for 2)."),
-    click.option("--times", type=click.IntRange(1), default=1, show_default=True,
-                 help="Repeat: 224 -> 112 -> 56 with --times 2."),
+                 help="Kernel (default: an anti-aliasing Gaussian of size 2*factor-1: gaussian3 for 2). "
+                      + KERNEL_HELP),
+    click.option("--times", type=click.IntRange(1, MAX_TIMES), default=1, show_default=True,
+                 help=f"Repeat: 224 -> 112 -> 56 with --times 2 (at most {MAX_TIMES}; a pass whose input "
+                      "is already 1x1 is refused)."),
     click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution)."),
     geometry_options(stride=False),
 )
@@ -282,13 +349,21 @@ downsample_options = _stack(
 def build_downsample(p: dict[str, Any]) -> Command:
     factor, times = p["factor"], p["times"]
     if p["kernel_spec"] is None:
-        k, label = blur_kernel("gaussian", 2 * factor - 1, None, 3.0)
+        if 2 * factor - 1 > MAX_KERNEL_SIZE:
+            side = 2 * factor - 1
+            msg = (f"--factor {factor} needs a {side}x{side} anti-aliasing kernel; kernels "
+                   f"are at most {MAX_KERNEL_SIZE} a side (--factor {(MAX_KERNEL_SIZE + 1) // 2} at most, "
+                   "or give -k)")
+            raise UsageError(msg)
+        k, label = blur_kernel("gaussian", 2 * factor - 1, None)
     else:
         k, label = cli_kernel(p["kernel_spec"]), ""
     geo = geometry_kwargs(p)
     geo["stride"] = (factor, factor)
     stage = make_correlate_stage("downsample", k, flip=p["flip"], label=label, **geo)
-    return Command(pipeline=Pipeline((stage,) * times), op=f"down{factor**times}")
+    total = factor**times
+    op = f"down{total}" if total < 10**9 else f"down{factor}x{times}"
+    return Command(pipeline=Pipeline((stage,) * times), op=op)
 
 
 @click.command("downsample")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from convcli.cli.options import PaddingType, PairType
-from convcli.core.kernels import REGISTRY, Kernel
+from convcli.core.kernels import MAX_KERNEL_SIZE, REGISTRY, Kernel
 from convcli.core.padding import MODES, PadMode, pattern_row, resolve_mode
 from convcli.core.shapes import Geometry, Pair, resolve_geometry
 from convcli.errors import UsageError
@@ -70,38 +70,40 @@ def parse_size(text: str) -> tuple[int, int]:
     """``224``, ``224x224`` or ``H,W`` -> (H, W)."""
     parts = text.lower().replace(",", "x").replace("×", "x").split("x")
     try:
-        nums = [int(p) for p in parts if p.strip()]
+        nums = [int(p) for p in parts if p.strip()] if len(text) <= 40 else []
     except ValueError:
         nums = []
     if len(nums) == 1:
         nums = nums * 2
     if len(nums) != 2 or min(nums) < 1:
-        msg = f"SIZE must be N or HxW with positive integers, got {text!r}"
+        msg = f"HxW must be N or HxW with positive integers, got {text[:40]!r}"
         raise UsageError(msg)
     return nums[0], nums[1]
 
 
 @click.command("shape")
-@click.argument("size")
-@click.option("-k", "--kernel-size", "ksize", type=PairType("-k"), default="3", show_default=True,
-              help="Kernel size N or KH,KW.")
+@click.argument("image_size", metavar="HxW")
+@click.option("--size", "ksize", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default="3",
+              show_default=True, metavar="N|Y,X", help=f"Kernel size N or KH,KW (at most {MAX_KERNEL_SIZE}).")
 @click.option("-s", "--stride", type=PairType("--stride"), default="1", show_default=True)
 @click.option("-d", "--dilation", type=PairType("--dilation"), default="1", show_default=True)
 @click.option("-p", "--padding", type=PaddingType(), default="zeros", show_default=True,
               help="Only 'valid' changes the arithmetic (no padding).")
 @click.option("--pad", default=None, metavar="same|N|Y,X|T,B,L,R", help="Padding amount (default same).")
-@click.option("--times", type=click.IntRange(1), default=1, show_default=True, help="Repeat the layer.")
+@click.option("--times", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Repeat the layer (at most 1000).")
 @click.option("--channels", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One report record (SPEC §4) without input/output.")
-def shape_cmd(size: str, ksize: Pair, stride: Pair, dilation: Pair, padding: str, pad: str | None,
+@click.option("--json", "as_json", is_flag=True,
+              help="One report record (as the image commands' --json) without input/output.")
+def shape_cmd(image_size: str, ksize: Pair, stride: Pair, dilation: Pair, padding: str, pad: str | None,
               times: int, channels: int, as_json: bool) -> int:
     """The output-size arithmetic alone, no image.
 
     \b
-    convcli shape 224x224 -k 3 -s 2 --pad 1 --times 2
+    convcli shape 224x224 --size 3 -s 2 --pad 1 --times 2
     224x224 -> 112x112 -> 56x56
     """
-    h, w = parse_size(size)
+    h, w = parse_size(image_size)
     mode, pad4 = resolve_geometry(padding, pad, ksize, dilation)
     kernel = Kernel(f"{ksize[0]}x{ksize[1]}", [[1.0] * ksize[1]] * ksize[0])
     stage = CorrelateStage(op="conv", kernel=kernel, stride=stride, dilation=dilation, padding=mode, pad=pad4)
