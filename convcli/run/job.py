@@ -165,7 +165,7 @@ def _range_record(policy: str, values: np.ndarray) -> dict[str, Any]:
 
 def _streams(job: Job, header: ImageHeader) -> bool:
     """Whether the job runs band by band (streaming.stream_stage) with the same numbers."""
-    if header.has_alpha or job.montage or job.linear_light or job.kind != "pixels":
+    if header.has_alpha or job.montage or job.linear_light or job.kind != "pixels" or header.format == "NPY":
         return False
     shape = (header.height, header.width, header.channels)
     return streaming.can_stream(streaming.window_stage(job.pipeline), shape, job.engine, job.policy,
