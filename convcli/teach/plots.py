@@ -162,7 +162,7 @@ def response_figure(r: Response, title: str) -> np.ndarray:
     d.rectangle([f.left, f.top, f.right, f.bottom], outline=AXIS)
     d.text(((f.left + f.right) / 2, f.bottom + 22), "horizontal frequency fx (cycles/pixel)", fill=TEXT,
            font=font, anchor="mt")
-    d.text((8, f.top - 16), "fy (cycles/pixel) ↑", fill=TEXT, font=font)
+    d.text((8, f.top - 16), "vertical frequency fy (cycles/pixel)", fill=TEXT, font=font)
     # colour bar
     bx = f.right + 16
     bar = _colour(np.linspace(1, 0, side))[:, None, :].repeat(16, axis=1)
@@ -183,8 +183,8 @@ def response_figure(r: Response, title: str) -> np.ndarray:
     col = [g.px(float(fy), float(v)) for fy, v in zip(r.freqs, mag[:, c], strict=True)]
     d.line(row, fill=LINE, width=2)
     d.line(col, fill=LINE2, width=2)
-    d.text((g.left + 6, g.top + 4), "— along fx (fy = 0)", fill=LINE, font=font)
-    d.text((g.left + 6, g.top + 20), "— along fy (fx = 0)", fill=LINE2, font=font)
+    d.text((g.left + 6, g.top + 4), "blue: along fx (fy = 0)", fill=LINE, font=font)
+    d.text((g.left + 6, g.top + 20), "red: along fy (fx = 0)", fill=LINE2, font=font)
     d.text(((g.left + g.right) / 2, g.bottom + 22), "frequency (cycles/pixel)", fill=TEXT, font=font,
            anchor="mt")
     return np.asarray(canvas)
