@@ -187,6 +187,9 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
     info = FORMATS[fmt]
     plans = cmd.pipeline.plan((header.channels, header.height, header.width))
     channels = plans[-1].out_shape[0] if plans else header.channels
+    if plans and plans[-1].stage.op == "flatten" and fmt != "npy" and not dry:
+        msg = "flatten gives a vector [1, C*H*W]: write it as .npy (-o x.npy or --format npy)"
+        raise UsageError(msg)
     kind: OutputKind
     maps: tuple[str, ...] = ()
     bits: int | None = None

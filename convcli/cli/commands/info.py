@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from convcli.cli.options import PaddingType, PairType
-from convcli.core.kernels import REGISTRY, Kernel, get_kernel
+from convcli.core.kernels import REGISTRY, Kernel
 from convcli.core.padding import MODES, PadMode, pattern_row, resolve_mode
 from convcli.core.shapes import Geometry, Pair, resolve_pad
 from convcli.errors import UsageError

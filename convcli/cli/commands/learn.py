@@ -246,7 +246,8 @@ def _print(record: dict[str, Any], kernel: np.ndarray) -> None:
     from convcli.report import plain_lines
 
     lines = plain_lines({**record, "output": ", ".join(record["files"])})
-    lines.append(f"  {record['solver']}: {record['steps']} steps, loss (mean squared error) {record['loss']:.6g}")
+    lines.append(f"  {record['solver']}: {record['steps']} steps, "
+                 f"loss (mean squared error) {record['loss']:.6g}")
     k = kernel if kernel.ndim == 2 else None
     if k is not None:
         lines.append("  kernel:")
