@@ -251,7 +251,7 @@ def _print(record: dict[str, Any], kernel: np.ndarray) -> None:
     k = kernel if kernel.ndim == 2 else None
     if k is not None:
         lines.append("  kernel:")
-        lines += ["    [" + " ".join(f"{v + 0.0:9.4f}" for v in row) + " ]" for row in k]
+        lines += ["    [" + " ".join(f"{round(float(v), 4) + 0.0:9.4f}" for v in row) + " ]" for row in k]
     else:
         lines.append(f"  weights {list(kernel.shape)}" + (" + bias" if record.get("bias") else ""))
     click.echo("\n".join(lines))
