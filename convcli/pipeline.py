@@ -77,6 +77,10 @@ class Stage:
     #: a point-wise stage (gray, relu) has no kernel window: no size, stride, dilation or arithmetic
     pointwise: bool = field(default=True, init=False)
 
+    def shown_shape(self, shape: Shape3) -> list[int]:
+        """The output shape as the report prints it: NCHW (``flatten`` prints [1, C*H*W])."""
+        return nchw(shape)
+
     def describe(self) -> dict[str, Any]:
         """The stage's fields for the report (without shapes); None where a point-wise stage has none."""
         if self.pointwise:
@@ -344,6 +348,24 @@ class ReluStage(Stage):
 
 
 @dataclass(frozen=True)
+class FlattenStage(Stage):
+    """[1, C, H, W] -> [1, C*H*W], in PyTorch's order (channel, then row, then column), as
+    ``torch.flatten(x, 1)`` before a classifier's linear layers. Held as (C*H*W, 1, 1)."""
+
+    op: str = "flatten"
+
+    def out_shape(self, shape: Shape3) -> Shape3:
+        c, h, w = shape
+        return c * h * w, 1, 1
+
+    def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
+        return np.ascontiguousarray(x.transpose(2, 0, 1)).reshape(1, 1, -1)
+
+    def shown_shape(self, shape: Shape3) -> list[int]:
+        return [1, shape[0] * shape[1] * shape[2]]
+
+
+@dataclass(frozen=True)
 class ConvStage(WindowStage):
     """A conv layer mixing channels, as PyTorch's Conv2d (no bias unless given).
 
@@ -451,7 +473,7 @@ class StagePlan:
     def record(self) -> dict[str, Any]:
         d = self.stage.describe()
         d["input_shape"] = nchw(self.in_shape)
-        d["output_shape"] = nchw(self.out_shape)
+        d["output_shape"] = self.stage.shown_shape(self.out_shape)
         d["arithmetic"] = self.arithmetic
         rf, jump = self.receptive_field, self.jump
         d["receptive_field"] = rf[0] if rf[0] == rf[1] else list(rf)
@@ -499,6 +521,9 @@ class Pipeline:
         cur = shape
         for stage, (rf, jump) in zip(self.stages, rfs, strict=True):
             where = f"stage {len(plans) + 1} ({stage.op})"
+            if plans and plans[-1].stage.op == "flatten":
+                msg = f"{where}: nothing can follow flatten (it ends the chain)"
+                raise UsageError(msg)
             try:
                 nxt = stage.out_shape(cur)
             except UsageError as e:
@@ -511,7 +536,10 @@ class Pipeline:
                 raise UsageError(msg)
             if max_pixels is not None:
                 _check_pixels(where, stage, cur, nxt, max_pixels)
-            arithmetic = None if stage.pointwise else g.arithmetic(cur[1], cur[2])
+            if stage.op == "flatten":
+                arithmetic: str | None = f"{cur[0]}*{cur[1]}*{cur[2]} = {nxt[0]}"
+            else:
+                arithmetic = None if stage.pointwise else g.arithmetic(cur[1], cur[2])
             plans.append(StagePlan(stage, cur, nxt, arithmetic, rf, jump))
             cur = nxt
         return plans

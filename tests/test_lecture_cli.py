@@ -167,7 +167,7 @@ def test_demo_writes_every_figure(tmp_path: Path) -> None:
     names = {f["figure"] for f in figs}
     assert names == {"00-overview", "01-sharpen", "02-gaussian-blur", "03-edges", "04-box-3x3-vs-5x5",
                      "05-valid-vs-same", "06-padding-modes", "07-random-conv-relu", "08-stride-2",
-                     "09-stacked-conv-relu"}
+                     "09-stacked-conv-relu", "10-sliding-window", "11-learned-kernel", "12-loss-curve"}
     for f in figs:
         assert Image.open(f["output"]).size[0] > 200
     by_name = {f["figure"]: f for f in figs}
@@ -177,6 +177,27 @@ def test_demo_writes_every_figure(tmp_path: Path) -> None:
     assert [s["output_shape"][2] for s in stacked] == [112, 112, 56, 56]
     conv = by_name["07-random-conv-relu"]["pipelines"][0]["stages"]
     assert [s["output_shape"] for s in conv] == [[1, 3, 224, 224], [1, 3, 224, 224], [1, 2, 224, 224]]
+    assert by_name["10-sliding-window"]["output"].endswith(".gif")
+    with Image.open(by_name["10-sliding-window"]["output"]) as gif:
+        assert gif.n_frames > 10
+    # the README's recipe for figure 7 runs the demo's very layers (same seeds)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    recipe = next(line for line in readme.splitlines() if "--montage learned/fig7.png" in line)
+    root = Path(__file__).resolve().parent.parent
+    args = [str(root / a) if a.startswith("sample_images/") else
+            str(tmp_path / a) if a.startswith("learned/") else a for a in recipe.split()[1:]]
+    dry = ok(*args[:1], *args[1:3], "--dry-run", "--json", *args[3:])
+    assert [s["kernel"] for s in json.loads(dry.stdout)["stages"]] == [s["kernel"] for s in conv]
+
+
+def test_demo_titles_follow_the_photo(tmp_path: Path) -> None:
+    photo = Path(__file__).resolve().parent.parent / "sample_images" / "rocket.jpg"  # 640x427
+    res = ok("demo", "--image", photo, "--out-dir", tmp_path / "tour", "--json")
+    titles = {f["figure"]: f["title"] for f in map(json.loads, res.stdout.splitlines())}
+    assert titles["05-valid-vs-same"].endswith("(425x638), same keeps 427x640")
+    assert titles["08-stride-2"].endswith("427x640 -> 214x320")
+    assert titles["09-stacked-conv-relu"].endswith("427x640 -> 214x320 -> 107x160")
+    assert "224" not in titles["05-valid-vs-same"] + titles["08-stride-2"]
 
 
 def test_montage_of_a_batch_needs_a_stem_in_its_path(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:

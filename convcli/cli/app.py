@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "padding": ("info", "padding_cmd", "Padding modes: every library's name, drawn on a row."),
     "explain": ("teach", "explain_cmd", "One output pixel computed step by step, as the lecture does."),
     "demo": ("teach", "demo_cmd", "The lecture's tour: every figure as a labelled montage."),
+    "learn": ("learn", "learn_cmd", "Find the kernel that turns an input into a target (descent or lstsq)."),
     "animate": ("animate", "animate_cmd", "The sliding window (or im2col) animated: GIF, APNG, WebP."),
 }
 

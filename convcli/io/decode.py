@@ -286,6 +286,9 @@ def read_header(
     source: Source, *, gray: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> ImageHeader:
     """The header of an image file (or of its bytes, e.g. from stdin); no pixels decoded."""
+    npy = _npy_header(source, gray=gray, max_pixels=max_pixels)
+    if npy is not None:
+        return npy[0]
     with _opened(source) as (im, _fp, head):
         return _inspect(im, head, gray, max_pixels).header
 
@@ -400,7 +403,11 @@ def read_image(
 
     ``keep_integer=True`` keeps colour and alpha as stored (uint8 or uint16, no float32 copy),
     except grey computed from colour (``--gray``), which is float32 as usual.
+    A ``.npy`` array is always float32 (see :func:`_read_npy`).
     """
+    npy = _read_npy(source, gray=gray, max_pixels=max_pixels)
+    if npy is not None:
+        return npy
     with _opened(source) as (im, fp, head):
         plan = _inspect(im, head, gray, max_pixels)
         icc = im.info.get("icc_profile") or None
@@ -430,3 +437,108 @@ def read_image(
     return DecodedImage(header, np.ascontiguousarray(color), alpha, icc if isinstance(icc, bytes) else None)
 
 
+
+
+# --------------------------------------------------------------------------- .npy arrays
+#
+# convcli writes raw float32 results as .npy, (H, W) or (H, W, C); it reads them back here so
+# results chain through files without rounding. The values enter the arithmetic as they are,
+# on the 0..255 scale (bit_depth 8): filtering a .npy that convcli wrote reproduces the float
+# output of the first command, and a PNG written from it is clipped to 0..255 as usual.
+# Every channel is a colour channel (convcli never writes alpha into a .npy).
+
+NPY_MAGIC = b"\x93NUMPY"
+#: Most channels a .npy input may have (a conv layer writes up to 4096).
+NPY_MAX_CHANNELS = 4096
+#: Largest .npy header read (NumPy's own default limit).
+_NPY_MAX_HEADER = 10_000
+
+
+def _npy_source(source: Source) -> bool:
+    """Whether ``source`` (a path or bytes) starts with the NPY magic."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source[: len(NPY_MAGIC)]) == NPY_MAGIC
+    try:
+        with open(source, "rb") as f:
+            return f.read(len(NPY_MAGIC)) == NPY_MAGIC
+    except OSError:
+        return False  # _opened reports the error as for any image
+
+
+def _npy_layout(fp: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Shape, Fortran order and dtype from an opened .npy file's header (no data read)."""
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(fp, max_header_size=_NPY_MAX_HEADER)
+        return np.lib.format.read_array_header_2_0(fp, max_header_size=_NPY_MAX_HEADER)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise InputError(f"unreadable .npy header ({one_line(exc)})") from None
+
+
+def _npy_checked(shape: tuple[int, ...], dtype: np.dtype, gray: bool, max_pixels: int | None) -> ImageHeader:
+    """The header of an array of ``shape`` and ``dtype``, or InputError saying why it is not an image."""
+    if dtype.kind not in "fiub" or dtype.hasobject:
+        raise InputError(f".npy array of dtype {dtype} is not an image (use float or integer values)")
+    if len(shape) not in (2, 3):
+        raise InputError(f".npy array of shape {list(shape)} is not an image: expected (H, W) or (H, W, C)")
+    height, width = shape[0], shape[1]
+    channels = shape[2] if len(shape) == 3 else 1
+    if height == 0 or width == 0 or channels == 0:
+        raise InputError(f"zero-sized .npy array {list(shape)}")
+    if channels > NPY_MAX_CHANNELS:
+        raise InputError(f".npy array has {channels} channels, more than {NPY_MAX_CHANNELS}")
+    if max_pixels is not None and width * height > max_pixels:
+        msg = f"{width}x{height} = {width * height} pixels exceeds --max-pixels {max_pixels}"
+        raise InputError(msg)
+    notes = [f"{dtype} array {list(shape)}: values used as they are (0..255 scale)"]
+    if gray:
+        if channels != 3 and channels != 1:
+            raise InputError(f"--gray needs 1 or 3 channels, the .npy array has {channels}")
+        if channels == 3:
+            channels = 1
+            notes.append("converted to luminance (ITU-R 601-2)")
+    return ImageHeader(width=width, height=height, channels=channels, has_alpha=False, bit_depth=8,
+                       mode=f"npy {dtype}", format="NPY", n_frames=1, notes=tuple(notes))
+
+
+def _npy_header(source: Source, *, gray: bool, max_pixels: int | None) -> tuple[ImageHeader, int] | None:
+    """(header, data offset) of a .npy source, or None when ``source`` is not one."""
+    if not _npy_source(source):
+        return None
+    fp = _open_source(source)
+    with fp:
+        shape, _fortran, dtype = _npy_layout(fp)
+        offset = fp.tell()
+        header = _npy_checked(shape, dtype, gray, max_pixels)
+        fp.seek(0, os.SEEK_END)
+        have = fp.tell() - offset
+    need = int(np.prod(shape)) * dtype.itemsize
+    if have < need:
+        raise InputError(f"truncated .npy data ({have} of {need} bytes)")
+    return header, offset
+
+
+def _read_npy(source: Source, *, gray: bool, max_pixels: int | None) -> DecodedImage | None:
+    """Decode a .npy source as float32 (H, W, C), or None when ``source`` is not one."""
+    found = _npy_header(source, gray=gray, max_pixels=max_pixels)
+    if found is None:
+        return None
+    header, _offset = found
+    fp = _open_source(source)
+    with fp:
+        try:
+            arr = np.lib.format.read_array(fp, allow_pickle=False, max_header_size=_NPY_MAX_HEADER)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"truncated or corrupt .npy data ({one_line(exc)})") from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    color = np.ascontiguousarray(arr, dtype=np.float32)
+    del arr
+    if not np.all(np.isfinite(color)):
+        raise InputError(".npy array holds NaN or infinite values")
+    if gray and color.shape[2] == 3:
+        color = np.ascontiguousarray(luminance(color))
+    if color.ndim == 2:
+        color = color[:, :, None]
+    return DecodedImage(header, color, None, None)

@@ -143,7 +143,7 @@ def encode_float(values: np.ndarray, fmt: str) -> bytes:
     arr = np.asarray(values, dtype=np.float32)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
-    if arr.ndim not in (2, 3):
+    if arr.ndim not in (2, 3) and not (arr.ndim == 1 and info.name == "npy"):  # 1-D: a flattened vector
         msg = f"float output must be (H, W) or (H, W, C), not {arr.shape}"
         raise ValueError(msg)
     if info.name == "npy":

@@ -22,6 +22,7 @@ from convcli.io.formats import FORMATS
 _MAGIC: tuple[bytes, ...] = (
     b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
     b"II+\x00", b"MM\x00+", b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xffO\xffQ", b"\x00\x00\x01\x00", b"qoif",
+    b"\x93NUMPY",  # .npy arrays (H, W) or (H, W, C), as convcli writes them
 )
 
 #: Extensions of the formats convcli writes; other inputs (GIF, ICO, PNM...) get a .png output.

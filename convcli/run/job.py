@@ -86,7 +86,7 @@ def process(job: Job) -> Result:
         "output": job.output,
         "status": "ok",
         "input_shape": nchw((header.channels, header.height, header.width)),
-        "output_shape": nchw(plans[-1].out_shape) if plans else None,
+        "output_shape": plans[-1].stage.shown_shape(plans[-1].out_shape) if plans else None,
         "stages": [p.record() for p in plans],
     }
     notes = list(header.notes)
@@ -137,7 +137,9 @@ def process(job: Job) -> Result:
         notes.append(f"{values.shape[2]} channels: one normalised grey image each, grid at output")
         return _finish(job, record, notes, None, t0)
     if job.kind == "float":
-        data = encode_float(values[:, :, 0] if values.shape[2] == 1 else values, job.fmt)
+        if job.pipeline.stages and job.pipeline.stages[-1].op == "flatten":
+            values = values.reshape(-1)  # the vector [C*H*W], written as it is
+        data = encode_float(values[:, :, 0] if values.ndim == 3 and values.shape[2] == 1 else values, job.fmt)
         record["range"] = _range_record("raw", values)
         return _finish(job, record, notes, data, t0)
     bits, rescale = _output_bits(job, img.header)
@@ -173,7 +175,7 @@ def _range_record(policy: str, values: np.ndarray) -> dict[str, Any]:
 
 def _streams(job: Job, header: ImageHeader) -> bool:
     """Whether the job runs band by band (streaming.stream_stage) with the same numbers."""
-    if header.has_alpha or job.montage or job.linear_light or job.kind != "pixels":
+    if header.has_alpha or job.montage or job.linear_light or job.kind != "pixels" or header.format == "NPY":
         return False
     shape = (header.height, header.width, header.channels)
     return streaming.can_stream(streaming.window_stage(job.pipeline), shape, job.policy)

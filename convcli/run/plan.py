@@ -187,6 +187,9 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
     info = FORMATS[fmt]
     plans = cmd.pipeline.plan((header.channels, header.height, header.width), max_pixels=spec.max_pixels)
     channels = plans[-1].out_shape[0] if plans else header.channels
+    if plans and plans[-1].stage.op == "flatten" and fmt != "npy" and not dry:
+        msg = "flatten gives a vector [1, C*H*W]: write it as .npy (-o x.npy or --format npy)"
+        raise UsageError(msg)
     kind: OutputKind
     maps: tuple[str, ...] = ()
     bits: int | None = None
@@ -365,3 +368,29 @@ def make_folders(tasks: list[Task]) -> list[Task]:
                 break
         out.append(Refusal(task.source, error, 1) if error else task)
     return out
+
+
+def check_paths(inputs: list[str], outputs: list[tuple[str, str]]) -> None:
+    """The same check for a command that plans its files itself (``learn``): ``outputs`` are
+    (what, path); none may be an input, two the same file, or an existing non-regular file."""
+    input_keys: dict[object, str] = {}
+    for name in inputs:
+        if name != "-":
+            for key in _identity(name)[0]:
+                input_keys.setdefault(key, name)
+    seen: dict[object, tuple[str, str]] = {}
+    for what, path in outputs:
+        keys, st = _identity(path)
+        for key in keys:
+            if key in input_keys:
+                msg = f"the {what} {path} would overwrite the input {input_keys[key]}"
+                raise UsageError(msg)
+            if key in seen:
+                msg = f"the {what} {path} collides with the {seen[key][0]} {seen[key][1]}"
+                raise UsageError(msg)
+        for key in keys:
+            seen[key] = (what, path)
+        if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISCHR(st.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+            msg = f"the {what} {path} exists and is {kind}; refusing to replace it"
+            raise UsageError(msg)

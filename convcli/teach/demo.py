@@ -27,7 +27,16 @@ from convcli.pipeline import (
     random_conv_weights,
 )
 from convcli.report import shape_text
-from convcli.teach.render import display_pixels, stage_panels
+from convcli.teach.render import (
+    Panel,
+    blank_panel,
+    display_pixels,
+    kernel_panel,
+    normalize_to_uint8,
+    relu_map_panel,
+    stage_panels,
+    weights_panel,
+)
 
 #: The lecture's printed "Gaussian" (rounded to 3 decimals): it sums to 1.776, not 1.
 LECTURE_GAUSSIAN = "0.111 0.222 0.111; 0.222 0.444 0.222; 0.111 0.222 0.111"
@@ -46,6 +55,8 @@ class Figure:
     title: str
     image: np.ndarray
     records: list[dict[str, Any]] = field(default_factory=list)
+    #: an animated figure: the GIF bytes (``image`` is its last frame, for the overview)
+    animation: bytes | None = None
 
 
 def _conv(out_channels: int, k: int, seed: int, stride: int = 1, pad: str | None = None) -> ConvStage:
@@ -90,7 +101,7 @@ class Tour:
 
 def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
     """Every figure of the lecture, in the lecture's order."""
-    from convcli.teach.render import kernel_panel, make_montage, padded_frame_panel
+    from convcli.teach.render import make_montage, padded_frame_panel
 
     tour = Tour(color)
     figs: list[Figure] = []
@@ -131,7 +142,8 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
     # 5. Padding and stride: valid (222) vs same (224).
     p5a, r5a, _ = tour.run([_filt(get_kernel("box3"), "valid", padding="valid")])
     p5b, r5b, _ = tour.run([_filt(get_kernel("box3"), "same (zeros)", padding="zeros")])
-    figure("05-valid-vs-same", "3x3, stride 1: valid loses a pixel each side (222), same keeps 224",
+    figure("05-valid-vs-same", f"3x3, stride 1: valid loses a pixel each side ({_hw(r5a)}), "
+           f"same keeps {_hw(r5b)}",
            tour.input_panel() + p5a + p5b, [r5a, r5b])
 
     # 6. Border padding: zeros / border / reflection, the padded frame shown.
@@ -140,17 +152,33 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
     figure("06-padding-modes", "Padding modes, 40 px each side: zeros, border, reflection", frames, [])
 
     # 7. Automatic feature learning: random 3x3 conv to 3 channels, ReLU, 1x1 conv to 2 channels.
+    # One row per channel: the weights that make it (all input channels), its conv map, its ReLU map;
+    # the last row: the 1x1 conv's weights and its two outputs.
     c1, c2 = _conv(3, 3, seed), _conv(2, 1, seed + 1)
-    p7, r7, _ = tour.run([c1, ReluStage(), c2], every_stage=True)
-    w1 = c1.weights_for(3)
-    kpanels = [kernel_panel(w1[o, 0], f"conv1 out {o + 1} <- R") for o in range(3)]
-    figure("07-random-conv-relu", "Random 3x3 conv -> 3 channels, ReLU, 1x1 conv -> 2 channels",
-           tour.input_panel() + kpanels + p7, [r7], columns=6)
+    _, r7, _ = tour.run([c1, ReluStage(), c2])
+    cin = tour.color.shape[2]
+    names = ["R", "G", "B"] if cin == 3 else [str(c) for c in range(cin)]
+    w1, w2 = c1.weights_for(cin), c2.weights_for(3)
+    maps1 = Pipeline((c1,)).run(tour.color)[0]
+    relu1 = np.maximum(maps1, 0)
+    maps2 = Pipeline((c2,)).run(relu1)[0]
+    s1, s2 = shape_text(nchw((3, *maps1.shape[:2]))), shape_text(nchw((2, *maps2.shape[:2])))
+    p7: list[Any] = []
+    for k in range(3):
+        p7 += [tour.input_panel()[0] if k == 0 else blank_panel(),
+               weights_panel(w1[k], f"conv1 out {k + 1} <- in {', '.join(names)}", names),
+               Panel(f"conv1 channel {k + 1}/3", s1, normalize_to_uint8(maps1[:, :, k])),
+               relu_map_panel(relu1[:, :, k], f"ReLU channel {k + 1}/3", s1)]
+    p7 += [blank_panel(), kernel_panel(w2[:, :, 0, 0], "conv2 1x1: row = out k, column = in c")]
+    p7 += [Panel(f"conv2 channel {k + 1}/2", s2, normalize_to_uint8(maps2[:, :, k])) for k in range(2)]
+    figure("07-random-conv-relu", f"Random 3x3 conv -> 3 channels (seed {seed}), ReLU, "
+           f"1x1 conv -> 2 channels (seed {seed + 1})", p7, [r7], columns=4)
 
     # 8. Downsampling with a stride-2 convolution: 224 -> 112.
     p8, r8, _ = tour.run([_filt(get_kernel("gaussian3"), "3x3 stride 2", stride=(2, 2), padding="zeros",
                                 pad="1")])
-    figure("08-stride-2", "3x3 convolution, stride 2, zero padding 1: 224 -> 112", tour.input_panel() + p8,
+    figure("08-stride-2", f"3x3 convolution, stride 2, zero padding 1: {_hw(r8, 'input_shape')} -> {_hw(r8)}",
+           tour.input_panel() + p8,
            [r8])
 
     # 9. Convolutions are concatenated: conv + ReLU (stride 2) twice on luminance, 224 -> 112 -> 56.
@@ -163,12 +191,67 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
     p9, r9, _ = tour.run([_conv(1, 3, s1, 2, "1"), ReluStage(), _conv(1, 3, s2, 2, "1"),
                           ReluStage()], every_stage=True, x=g)
     keep = [pn for pn in p9 if "relu" in pn.label]
-    figure("09-stacked-conv-relu", "Conv + ReLU (stride 2) twice: 224 -> 112 -> 56",
+    sizes = " -> ".join(_hw(st, "input_shape") for st in r9["stages"][::2]) + f" -> {_hw(r9)}"
+    figure("09-stacked-conv-relu", f"Conv + ReLU (stride 2) twice: {sizes}",
            stage_panels(None, g, 255.0, 0) + keep, [r9])
+
+    figs.extend(_sliding_window(seed))
+    figs.extend(_learned_kernel(tour))
 
     # The overview: every figure stacked, scaled to one width (each figure carries its own title).
     figs.append(Figure("00-overview", "overview", stack_figures([f.image for f in figs]), []))
     return figs
+
+
+def _hw(record: dict[str, Any], key: str = "output_shape") -> str:
+    """``224x224`` (HxW) from a record's NCHW shape: titles say the sizes the image really has."""
+    shape = record[key]
+    return f"{shape[2]}x{shape[3]}" if shape[2] != shape[3] else str(shape[2])
+
+
+def _sliding_window(seed: int) -> list[Figure]:
+    """The lecture's sharpen kernel sliding over a 5x5 input (zeros padding 1): an animation."""
+    from convcli.teach.animate import AnimateSettings, animate, encode_animation, small_integers
+
+    settings = AnimateSettings(kernel=get_kernel("sharpen"), values=small_integers(5, seed))
+    anim = animate(settings)
+    data = encode_animation(anim.frames, anim.durations, "gif")
+    return [Figure("10-sliding-window", "The sharpen kernel sliding over a 5x5 input, zeros padding 1",
+                   anim.frames[-1], [], animation=data)]
+
+
+def _learned_kernel(tour: Tour, steps: int = 60) -> list[Figure]:
+    """The sharpen kernel found again from the image and its sharpened output (``convcli learn``)."""
+    from convcli.teach.learn import LearnSettings, chosen_steps, descend, make_problem
+    from convcli.teach.plots import loss_curve
+    from convcli.teach.render import kernel_panel, make_montage
+
+    g = Pipeline((GrayStage(),)).run(tour.color)[0]
+    h, w = g.shape[:2]
+    side = min(224, h, w)
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    crop = np.ascontiguousarray(g[y0 : y0 + side, x0 : x0 + side])
+    sharpen = get_kernel("sharpen")
+    target = Pipeline((_filt(sharpen),)).run(crop)[0]
+    problem = make_problem(crop, target, LearnSettings(steps=steps))
+    picks = chosen_steps(steps, 4)
+    losses: list[float] = []
+    shape = shape_text(nchw((1, side, side)))
+    panels = [Panel("input (luminance)", shape, display_pixels(crop, "input", 255.0)),
+              Panel("target: sharpen", shape, display_pixels(target, "filter", 255.0))]
+    for st in descend(problem):
+        losses.append(st.loss)
+        if st.step in picks:
+            pred = problem.forward(st.weights)
+            panels += [kernel_panel(st.weights.kernel, f"step {st.step} kernel"),
+                       Panel(f"step {st.step}, loss {st.loss:.3g}", shape,
+                             display_pixels(pred, "filter", 255.0))]
+    title = (f"Learning a 3x3 kernel from input and target ({side}x{side} centre crop): gradient descent "
+             "finds the sharpen kernel")
+    montage = make_montage(panels, title=title, columns=4)
+    curve = loss_curve(losses, title="convcli learn: loss (mean squared error) by step", marks=picks)
+    return [Figure("11-learned-kernel", title, montage, []),
+            Figure("12-loss-curve", "The loss falls as the kernel is learnt", curve, [])]
 
 
 def stack_figures(images: list[np.ndarray], width: int = 1100, gap: int = 16) -> np.ndarray:

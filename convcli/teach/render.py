@@ -98,7 +98,7 @@ class Layout:
         return left, bottom, right, bottom + self.label_height
 
 
-def layout(count: int, *, cell: int = 224, columns: int | None = None, title: bool = False) -> Layout:
+def layout(count: int, *, cell: int = 224, columns: int | None = None, title: bool | int = False) -> Layout:
     """The grid for ``count`` panels: ``columns`` (default up to 4) across, rows as needed."""
     if count < 1:
         msg = "a montage needs at least one panel"
@@ -117,7 +117,8 @@ def layout(count: int, *, cell: int = 224, columns: int | None = None, title: bo
     title_font = max(13, round(cell * 0.095))
     margin = max(6, cell // 14)
     label_h = font + small + 3 * max(2, font // 4)
-    title_h = title_font + margin if title else 0
+    lines = int(title)  # True = one line
+    title_h = lines * (title_font + 4) + margin if lines else 0
     return Layout(count, cols, rows, cell, margin, label_h, title_h, font, small, title_font)
 
 
@@ -150,6 +151,67 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> s
     while len(text) > 1 and _text_width(draw, text + "…", font) > width:
         text = text[:-1]
     return text + "…"
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> list[str]:
+    """``text`` split at spaces into lines no wider than ``width`` (a single long word stays whole)."""
+    lines: list[str] = []
+    for word in _drawable(text).split(" "):
+        if lines and _text_width(draw, lines[-1] + " " + word, font) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def blank_panel() -> Panel:
+    """An empty cell (white, no label), to keep a grid's columns aligned."""
+    return Panel("", "", np.full((8, 8), 255, dtype=np.uint8))
+
+
+def weights_panel(weights: np.ndarray, label: str, in_names: list[str], *, size: int = 224) -> Panel:
+    """All (C_in, kh, kw) weights of one output channel: one small kernel per input channel, each
+    captioned with its input (blue negative, red positive, one scale for all)."""
+    w = np.asarray(weights, dtype=np.float64)
+    cin, kh, kw = w.shape
+    gap, caption = 6, 16
+    cell = (size - gap * (cin - 1)) // cin
+    px = max(4, cell // max(kh, kw))
+    scale = float(np.max(np.abs(w))) or 1.0
+    height = caption + px * kh
+    canvas = Image.new("RGB", (size, height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    font = _font(12)
+    for c in range(cin):
+        x0 = c * (cell + gap)
+        colours = _diverging(np.concatenate([w[c], [[scale] * kw, [-scale] * kw]]))[:kh]
+        img = np.repeat(np.repeat(colours, px, axis=0), px, axis=1)
+        canvas.paste(Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB"), (x0, caption))
+        draw.text((x0 + kw * px / 2, 1), f"in {in_names[c]}", fill=TEXT, font=font, anchor="mt")
+        if px >= 18:
+            for i in range(kh):
+                for j in range(kw):
+                    strong = abs(w[c, i, j]) / scale > 0.6
+                    draw.text((x0 + (j + 0.5) * px, caption + (i + 0.5) * px), _weight_text(w[c, i, j]),
+                              fill=(255, 255, 255) if strong else TEXT, font=_font(max(9, px // 3)),
+                              anchor="mm")
+    return Panel(label, f"[{cin}, {kh}, {kw}]", np.asarray(canvas))
+
+
+def relu_map_panel(values: np.ndarray, label: str, shape: str, *, nearly: float = 0.01) -> Panel:
+    """A ReLU output; one that is (almost) all zero says so in words instead of a black square."""
+    v = np.asarray(values, dtype=np.float64)
+    positive = float(np.mean(v > 0))
+    if positive >= nearly:
+        return Panel(label, shape, normalize_to_uint8(v))
+    canvas = Image.new("RGB", (224, 224), (235, 235, 235))
+    draw = ImageDraw.Draw(canvas)
+    lines = ["all zero:" if positive == 0 else f"{(1 - positive) * 100:.1f}% zero:",
+             "every response", "of this channel", "was negative", "and ReLU cut it"]
+    for n, line in enumerate(lines):
+        draw.text((112, 60 + n * 24), line, fill=TEXT, font=_font(17), anchor="mt")
+    return Panel(f"{label} (" + ("all 0" if positive == 0 else f"{positive * 100:.1f}% > 0") + ")", shape,
+                 np.asarray(canvas))
 
 
 def _fit_font(draw: ImageDraw.ImageDraw, text: str, size: int, smallest: int, width: int) -> Font:
@@ -212,14 +274,18 @@ def make_montage(
     Each picture is scaled into a ``cell``×``cell`` square (see :func:`scale_to_cell`)
     and centred; under it the panel's label and, smaller, its shape.
     """
-    lay = layout(len(panels), cell=cell, columns=columns, title=bool(title))
+    probe = layout(len(panels), cell=cell, columns=columns, title=bool(title))
+    big = _font(probe.title_font_size)
+    lines = _wrap(ImageDraw.Draw(Image.new("RGB", (1, 1))), title, big, probe.width - 2 * probe.margin) \
+        if title else []
+    lay = layout(len(panels), cell=cell, columns=columns, title=len(lines))
     canvas = Image.new("RGB", (lay.width, lay.height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
-    small, big = _font(lay.small_font_size), _font(lay.title_font_size)
-    if title:
-        text = _fit_text(draw, title, big, lay.width - 2 * lay.margin)
-        draw.text((lay.width / 2, lay.margin + lay.title_font_size / 2), text, fill=TEXT, font=big,
-                  anchor="mm")
+    small = _font(lay.small_font_size)
+    for n, line in enumerate(lines):
+        text = _fit_text(draw, line, big, lay.width - 2 * lay.margin)
+        y = lay.margin + lay.title_font_size / 2 + n * (lay.title_font_size + 4)
+        draw.text((lay.width / 2, y), text, fill=TEXT, font=big, anchor="mm")
     pad = max(2, lay.font_size // 4)
     for i, p in enumerate(panels):
         pic = _to_rgb(scale_to_cell(p.image, cell))
@@ -364,6 +430,8 @@ def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, inde
     shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
     if plan is None:
         return [Panel("input", shape, display_pixels(values, "input", maxval))]
+    if plan.stage.op == "flatten":
+        return []  # a vector: nothing to draw as a picture
     rec = plan.stage.describe()
     label = f"{index}. {plan.stage.op}" + (f" {rec['kernel']}" if rec.get("kernel") else "")
     if plan.stage.op in FEATURE_OPS or values.shape[2] not in (1, 3):

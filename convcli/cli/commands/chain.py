@@ -32,7 +32,7 @@ from convcli.core.kernels import MAX_KERNEL_SIZE, check_kernel_size
 from convcli.core.shapes import resolve_geometry
 from convcli.core.userfiles import load_npy
 from convcli.errors import UsageError
-from convcli.pipeline import ConvStage, GrayStage, Pipeline, ReluStage, Stage
+from convcli.pipeline import ConvStage, FlattenStage, GrayStage, Pipeline, ReluStage, Stage
 from convcli.run.spec import Command, RunSpec
 
 
@@ -44,7 +44,7 @@ def chain_cmd(**p: Any) -> None:
     """Run stages one after another in one pass (float32 between stages, no quantisation).
 
     \b
-    Stages: filter, blur, edges, downsample, sharpen, gray, relu, conv.
+    Stages: filter, blur, edges, downsample, sharpen, gray, relu, conv, flatten.
     convcli chain -i cat.png blur --size 5 edges --direction vertical
     convcli chain -i cat.png conv --out-channels 3 --size 3 --seed 0 relu conv --out-channels 2 --size 1
     convcli chain -i cat.png --json conv --out-channels 8 -s 2 relu conv --out-channels 8 -s 2 relu
@@ -61,7 +61,8 @@ def run_chain(commands: list[Command], **p: Any) -> int:
         msg = "chain needs at least one input: -i IMAGE before the first stage"
         raise UsageError(msg)
     if not commands:
-        msg = "chain needs at least one stage (filter, blur, edges, downsample, sharpen, gray, relu, conv)"
+        msg = ("chain needs at least one stage (filter, blur, edges, downsample, sharpen, gray, relu, conv, "
+               "flatten)")
         raise UsageError(msg)
     stages: list[Stage] = []
     for c in commands:
@@ -128,6 +129,12 @@ for _name in SHARED_STAGES:
 def chain_gray() -> Command:
     """Luminance (ITU-R 601-2): 3 channels -> 1."""
     return Command(pipeline=Pipeline((GrayStage(),)), op="gray")
+
+
+@chain_cmd.command("flatten")
+def chain_flatten() -> Command:
+    """[1, C, H, W] -> [1, C*H*W], as a classifier does before its linear layers (last stage; .npy out)."""
+    return Command(pipeline=Pipeline((FlattenStage(),)), op="flatten")
 
 
 @chain_cmd.command("relu")

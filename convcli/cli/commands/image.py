@@ -166,8 +166,8 @@ def _stack(*decorators: Any) -> Any:
 KERNEL_HELP = ("A registry name (see 'convcli kernels'), a parametric kernel (gaussian:sigma=2, "
                "gabor:theta=30, motion:length=15,angle=30, disk:radius=5, laplacian:5, kirsch@45...), "
                "a literal like \"0 -1 0; -1 5 -1; 0 -1 0\" or [[0,-1,0],[-1,5,-1],[0,-1,0]] "
-               "(fractions allowed), @file (.txt/.csv/.json/.npy, at most 16 MiB) or @image.png (a PSF: luminance normalised to "
-               f"sum 1). Kernels are at most {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE}.")
+               "(fractions allowed), @file (.txt/.csv/.json/.npy, at most 16 MiB) or @image.png (a PSF: "
+               f"luminance normalised to sum 1). Kernels are at most {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE}.")
 
 filter_options = _stack(
     click.option("-k", "--kernel", "kernel_spec", required=True, metavar="SPEC", help=KERNEL_HELP),

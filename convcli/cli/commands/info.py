@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -30,7 +31,13 @@ def kernel_record(k: Kernel) -> dict[str, Any]:
 @click.command("kernels")
 @click.argument("spec", required=False, metavar="[SPEC]")
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object per kernel (JSON Lines).")
-def kernels_cmd(spec: str | None, as_json: bool) -> int:
+@click.option("--response", is_flag=True,
+              help="The kernel's frequency response: |DFT| of the kernel zero-padded (needs a kernel SPEC; "
+                   "-o PNG draws it).")
+@click.option("--dft-size", type=click.IntRange(8, 512), default=64, show_default=True, metavar="N",
+              help="With --response: the DFT grid, N x N.")
+@click.option("-o", "--output", default=None, metavar="PNG", help="With --response: the picture.")
+def kernels_cmd(spec: str | None, as_json: bool, response: bool, dft_size: int, output: str | None) -> int:
     """List the kernel registry with matrices and the parametric kernels with their parameters and
     defaults, or show one kernel SPEC (matrix, sum, size): a name, gaussian:sigma=2, kirsch@45, @psf.png...
 
@@ -38,10 +45,16 @@ def kernels_cmd(spec: str | None, as_json: bool) -> int:
     convcli kernels                          everything
     convcli kernels gabor:theta=30           one parametric kernel, built
     convcli kernels sobel-x@45 --json        one kernel as JSON
+    convcli kernels sharpen --response -o sharpen-response.png
     """
     from convcli.cli.kernelspec import cli_kernel
     from convcli.core.parametric import BUILDERS
 
+    if response or output:
+        if not spec:
+            msg = "--response needs a kernel SPEC: a name, a parametric spec, a literal or @FILE"
+            raise UsageError(msg)
+        return _response(cli_kernel(spec), as_json, dft_size, output)
     ks = [cli_kernel(spec)] if spec else list(REGISTRY.values())
     for k in ks:
         if as_json:
@@ -64,6 +77,70 @@ def kernels_cmd(spec: str | None, as_json: bool) -> int:
     if not as_json:
         click.echo("NAME@ANGLE turns any 3x3 kernel in 45° steps (others in 90°), as ImageMagick: kirsch@45.")
     return 0
+
+
+def _response(k: Kernel, as_json: bool, n: int, output: str | None) -> int:
+    """``kernels SPEC --response``: the magnitude of the 2-D DFT, as numbers and as a picture."""
+    from convcli.teach.plots import frequency_response
+
+    if output is not None and not output.lower().endswith(".png"):
+        msg = f"-o {output}: the response picture is a .png"
+        raise UsageError(msg)
+    r = frequency_response(k.weights, n)
+    c = r.centre
+    nyq = 0  # index of -0.5 cycles/pixel after fftshift: the Nyquist frequency
+    rec = {"name": k.name, "shape": list(k.shape), "dft_size": int(r.magnitude.shape[0]),
+           "freqs": [float(v) for v in r.freqs], "dc_gain": float(r.magnitude[c, c]),
+           "nyquist_gain": {"fx": float(r.magnitude[c, nyq]), "fy": float(r.magnitude[nyq, c]),
+                            "both": float(r.magnitude[nyq, nyq])},
+           "max_gain": float(r.magnitude.max()),
+           "cut_fx": [float(v) for v in r.magnitude[c, :]], "cut_fy": [float(v) for v in r.magnitude[:, c]],
+           "magnitude": r.magnitude.tolist()}
+    if output is not None:
+        from convcli.io.encode import encode_image
+        from convcli.io.files import write_atomic
+        from convcli.teach.plots import response_figure
+
+        folder = os.path.dirname(output)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        img = response_figure(r, f"{k.name} {k.shape[0]}x{k.shape[1]}: |frequency response| "
+                                 f"(DFT {r.magnitude.shape[0]}x{r.magnitude.shape[0]})")
+        write_atomic(output, encode_image(img, None, "png")[0])
+        rec["output"] = output
+    if as_json:
+        click.echo(json.dumps(rec))
+        return 0
+    kind = _kind(rec)
+    click.echo(f"{k.name}  {k.shape[0]}x{k.shape[1]}: {kind}")
+    click.echo(f"  gain at DC (fx = fy = 0): {rec['dc_gain']:.4g} (the sum of the weights)")
+    ng = rec["nyquist_gain"]
+    click.echo(f"  gain at Nyquist (0.5 cycles/pixel): along fx {ng['fx']:.4g}, along fy {ng['fy']:.4g}, "
+               f"diagonal {ng['both']:.4g}")
+    click.echo(f"  largest gain: {rec['max_gain']:.4g}")
+    if output is not None:
+        click.echo(f"  -> {output}")
+    return 0
+
+
+def _kind(rec: dict[str, Any]) -> str:
+    """low-pass / high-pass / band-pass, from the gains at DC and at the edges, in words."""
+    dc, top = rec["dc_gain"], rec["max_gain"] or 1.0
+    ng = rec["nyquist_gain"]
+    high = max(ng["fx"], ng["fy"], ng["both"])
+    if dc >= 0.99 * top and high < 0.5 * dc:
+        return "low-pass (keeps slow changes, removes fine detail)"
+    if dc < 1e-9 * top:
+        zero_fy = max(rec["cut_fy"]) < 1e-9 * top  # nothing passes along fx = 0
+        zero_fx = max(rec["cut_fx"]) < 1e-9 * top
+        cuts = ("; zero along the fy axis (fx = 0): it sees changes along x only, i.e. vertical edges"
+                if zero_fy and not zero_fx else
+                "; zero along the fx axis (fy = 0): it sees changes along y only, i.e. horizontal edges"
+                if zero_fx and not zero_fy else "")
+        return "high-pass: removes flat areas (DC gain 0)" + cuts
+    if high > dc:
+        return "high-pass boost: keeps flat areas, amplifies fine detail"
+    return "mixed"
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -171,8 +171,8 @@ def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
         msg = f"cannot create --out-dir {out_dir}: {e.strerror}"
         raise UsageError(msg) from None
     for fig in build_figures(color, seed=seed):
-        path = os.path.join(out_dir, f"{fig.name}.png")
-        data, _ = encode_image(fig.image, None, "png")
+        path = os.path.join(out_dir, f"{fig.name}.{'gif' if fig.animation else 'png'}")
+        data = fig.animation or encode_image(fig.image, None, "png")[0]
         write_atomic(path, data)
         if as_json:
             click.echo(json.dumps({"figure": fig.name, "title": fig.title, "output": path,

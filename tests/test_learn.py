@@ -1,0 +1,213 @@
+"""convcli learn: gradient checks, the lecture's kernels recovered, lstsq against an independent im2col."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy import ndimage
+
+from convcli.cli.app import cli
+from convcli.core.kernels import load_kernel_file
+from convcli.errors import UsageError
+from convcli.teach.learn import LearnSettings, Weights, descend, make_problem, solve_lstsq
+
+ROOT = Path(__file__).resolve().parent.parent
+CAT = ROOT / "sample_images" / "cat224.png"
+SHARPEN = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=np.float64)
+K_V = np.array([[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]], dtype=np.float64)
+
+
+def _cat(gray: bool = False) -> np.ndarray:
+    from PIL import Image
+
+    im = Image.open(CAT).convert("L" if gray else "RGB")
+    a = np.asarray(im, dtype=np.float64)
+    return a if not gray else a[:, :, None]
+
+
+def _scipy_target(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Reference: scipy.ndimage.correlate per channel, 'mirror' = convcli's reflection."""
+    return np.stack([ndimage.correlate(x[:, :, c], k, mode="mirror") for c in range(x.shape[2])], axis=2)
+
+
+@pytest.mark.parametrize("channels", ["shared", "depthwise", "mixing"])
+@pytest.mark.parametrize(("stride", "dilation", "padding"), [((1, 1), (1, 1), "zeros"),
+                                                              ((2, 1), (1, 2), "reflection"),
+                                                              ((1, 3), (2, 1), "valid")])
+def test_gradient_matches_finite_differences(channels: str, stride: tuple[int, int],
+                                             dilation: tuple[int, int], padding: str) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (11, 13, 2))
+    s = LearnSettings(ksize=(3, 2), channels=channels, stride=stride, dilation=dilation,  # type: ignore[arg-type]
+                      padding=padding)
+    oh, ow = s.geometry().out_hw(11, 13)
+    t = rng.uniform(-1, 1, (oh, ow, 3 if channels == "mixing" else 2))
+    p = make_problem(x, t, s)
+    w = p.initial()
+    if w.bias is not None:
+        w = Weights(w.kernel, rng.uniform(-1, 1, w.bias.shape))
+    g = p.gradient(p.forward(w))
+    eps = 1e-6
+    for idx in np.ndindex(w.kernel.shape):
+        up, down = w.kernel.copy(), w.kernel.copy()
+        up[idx] += eps
+        down[idx] -= eps
+        num = (p.loss(p.forward(Weights(up, w.bias))) - p.loss(p.forward(Weights(down, w.bias)))) / (2 * eps)
+        assert g.kernel[idx] == pytest.approx(num, abs=1e-7)
+    if w.bias is not None:
+        for o in range(w.bias.shape[0]):
+            up, down = w.bias.copy(), w.bias.copy()
+            up[o] += eps
+            down[o] -= eps
+            num = (p.loss(p.forward(Weights(w.kernel, up)))
+                   - p.loss(p.forward(Weights(w.kernel, down)))) / (2 * eps)
+            assert g.bias[o] == pytest.approx(num, abs=1e-7)
+
+
+def _independent_im2col(xp: np.ndarray, kh: int, kw: int, s: int, d: int) -> np.ndarray:
+    """Rows = output positions, columns = taps (i, j): built with plain loops."""
+    oh = (xp.shape[0] - d * (kh - 1) - 1) // s + 1
+    ow = (xp.shape[1] - d * (kw - 1) - 1) // s + 1
+    rows = []
+    for y in range(oh):
+        for x in range(ow):
+            rows.append([xp[y * s + i * d, x * s + j * d] for i in range(kh) for j in range(kw)])
+    return np.array(rows)
+
+
+def test_lstsq_matches_numpy_on_an_independent_im2col() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 255, (12, 10, 1))
+    t = rng.uniform(0, 255, (5, 4, 1))  # 3x3, stride 2, dilation 1, zeros pad 1: 12 -> 6? use valid
+    s = LearnSettings(ksize=(3, 3), stride=(2, 2), padding="valid")
+    got = solve_lstsq(make_problem(x, t, s)).weights.kernel
+    a = _independent_im2col(x[:, :, 0], 3, 3, 2, 1)
+    want = np.linalg.lstsq(a, t[:, :, 0].reshape(-1), rcond=None)[0].reshape(3, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_lstsq_mixing_recovers_a_layer_with_bias() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, 255, (16, 15, 2))
+    w = rng.uniform(-1, 1, (3, 2, 3, 3))
+    b = np.array([5.0, -7.0, 0.5])
+    xp = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+    t = np.empty((16, 15, 3))
+    for o in range(3):  # direct float64 loop, the reference
+        for y in range(16):
+            for c in range(15):
+                t[y, c, o] = np.sum(xp[y : y + 3, c : c + 3, :].transpose(2, 0, 1) * w[o]) + b[o]
+    s = LearnSettings(channels="mixing", padding="zeros")
+    got = solve_lstsq(make_problem(x, t, s)).weights
+    np.testing.assert_allclose(got.kernel, w, atol=1e-8)
+    np.testing.assert_allclose(got.bias, b, atol=1e-6)
+    # descent reaches the same layer
+    settings = LearnSettings(channels="mixing", padding="zeros", steps=400)
+    final = list(descend(make_problem(x, t, settings)))[-1]
+    np.testing.assert_allclose(final.weights.kernel, w, atol=1e-3)
+    np.testing.assert_allclose(final.weights.bias, b, atol=1e-2)
+
+
+def test_descent_recovers_k_v_from_the_cat_luminance() -> None:
+    x = _cat(gray=True)
+    t = _scipy_target(x, K_V)
+    final = list(descend(make_problem(x, t, LearnSettings(steps=80))))[-1]
+    np.testing.assert_allclose(final.weights.kernel, K_V, atol=1e-3)
+    assert final.loss < 1e-6
+
+
+def test_five_by_five_fit_to_a_three_by_three_target_is_zero_around_it() -> None:
+    x = _cat(gray=True)
+    t = _scipy_target(x, SHARPEN)
+    k = solve_lstsq(make_problem(x, t, LearnSettings(ksize=(5, 5)))).weights.kernel
+    want = np.zeros((5, 5))
+    want[1:4, 1:4] = SHARPEN
+    np.testing.assert_allclose(k, want, atol=1e-6)
+    final = list(descend(make_problem(x, t, LearnSettings(ksize=(5, 5), steps=150))))[-1]
+    np.testing.assert_allclose(final.weights.kernel, want, atol=1e-3)
+
+
+def test_a_clipped_8bit_target_comes_close_but_not_exact_and_ignore_clipped_fixes_it() -> None:
+    x = _cat(gray=True)
+    t = np.clip(np.rint(_scipy_target(x, SHARPEN)), 0, 255)
+    k = solve_lstsq(make_problem(x, t, LearnSettings())).weights.kernel
+    err = np.abs(k - SHARPEN).max()
+    assert 1e-3 < err < 1.0  # close, but clipping biases it
+    k2 = solve_lstsq(make_problem(x, t, LearnSettings(), ignore=(0.0, 255.0))).weights.kernel
+    np.testing.assert_allclose(k2, SHARPEN, atol=1e-6)
+
+
+def test_target_shape_must_match_the_arithmetic() -> None:
+    with pytest.raises(UsageError, match=r"// 1 \+ 1 = 222"):
+        make_problem(np.zeros((224, 224)), np.zeros((224, 224)), LearnSettings(padding="valid"))
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _run(args: list[str]) -> object:
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_cli_recovers_sharpen_from_the_float_output(tmp_path: Path) -> None:
+    target = tmp_path / "cat.sharpen.npy"
+    np.save(target, _scipy_target(_cat(), SHARPEN).astype(np.float32))
+    out = tmp_path / "learned" / "sharpen.txt"
+    r = _run(["learn", str(CAT), str(target), "--size", "3", "--steps", "120", "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.stderr
+    lines = [json.loads(ln) for ln in r.stdout.splitlines()]
+    steps = [ln for ln in lines if "step" in ln]
+    assert steps[0]["step"] == 0 and steps[-1]["step"] == 120
+    assert steps[-1]["loss"] < steps[0]["loss"] * 1e-6
+    final = lines[-1]
+    assert final["status"] == "ok" and final["output_shape"] == [1, 3, 224, 224]
+    assert final["stages"][0]["arithmetic"] == "(224 + 1 + 1 - 1*(3-1) - 1) // 1 + 1 = 224"
+    np.testing.assert_allclose(load_kernel_file(out).weights, SHARPEN, atol=1e-3)
+    for name in ("sharpen.loss.png", "sharpen.steps.png"):
+        assert (tmp_path / "learned" / name).stat().st_size > 1000
+    assert r.stderr == ""
+
+
+def test_cli_lstsq_and_k_reads_it_back(tmp_path: Path) -> None:
+    target = tmp_path / "t.npy"
+    np.save(target, _scipy_target(_cat(), K_V).astype(np.float32))
+    out = tmp_path / "kv.json"
+    r = _run(["learn", str(CAT), str(target), "--solver", "lstsq", "-o", str(out), "--no-figures", "-q"])
+    assert r.exit_code == 0 and r.stdout == "" and r.stderr == ""
+    np.testing.assert_allclose(load_kernel_file(out).weights, K_V, atol=1e-3)
+    again = tmp_path / "again.npy"
+    r = _run(["filter", str(CAT), "-k", f"@{out}", "-o", str(again), "-q"])
+    assert r.exit_code == 0
+    np.testing.assert_allclose(np.load(again), np.load(target), atol=1e-2)
+
+
+@pytest.mark.parametrize("which", ["input", "target", "curve"])
+def test_cli_refuses_to_overwrite_inputs_or_its_own_files(tmp_path: Path, which: str) -> None:
+    target = tmp_path / "t.npy"
+    np.save(target, np.zeros((224, 224, 3), dtype=np.float32))
+    out = tmp_path / "k.npy"
+    args = ["learn", str(CAT), str(target), "-o", str(out)]
+    if which == "target":
+        args[-1] = str(target)
+    elif which == "input":
+        args += ["--montage", str(CAT)]
+    else:
+        args += ["--curve", str(out)]
+    before = target.read_bytes()
+    r = _run(args)
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert ("overwrite" in r.stderr) or ("collides" in r.stderr)
+    assert target.read_bytes() == before and not out.exists()
+
+
+def test_cli_shape_mismatch_is_a_usage_error(tmp_path: Path) -> None:
+    target = tmp_path / "t.npy"
+    np.save(target, np.zeros((10, 10), dtype=np.float32))
+    r = _run(["learn", str(CAT), str(target), "-o", str(tmp_path / "k.txt"), "--gray"])
+    assert r.exit_code == 2 and "224 + 1 + 1" in r.stderr and r.stdout == ""

@@ -1,0 +1,116 @@
+"""Every command reads the .npy arrays convcli writes: results chain through files without rounding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy import ndimage
+
+from convcli.cli.app import cli
+from convcli.errors import InputError
+from convcli.io.decode import read_header, read_image
+
+ROOT = Path(__file__).resolve().parent.parent
+CAT = ROOT / "sample_images" / "cat224.png"
+
+
+def _run(args: list[str], **kw: object) -> object:
+    return CliRunner().invoke(cli, args, catch_exceptions=False, **kw)
+
+
+def test_npy_round_trip_is_identical(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    assert _run(["filter", str(CAT), "-k", "sharpen", "-o", str(a), "-q"]).exit_code == 0
+    r = _run(["filter", str(a), "-k", "identity", "-o", str(b), "--json"])
+    assert r.exit_code == 0 and r.stderr == ""
+    x, y = np.load(a), np.load(b)
+    assert x.shape == (224, 224, 3) and x.min() < 0 and x.max() > 255  # floats, not pixels
+    assert np.array_equal(x, y)
+
+
+def test_filter_of_npy_matches_scipy(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    arr = rng.uniform(-50, 300, (20, 17)).astype(np.float64)
+    src, out = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(src, arr)
+    assert _run(["filter", str(src), "-k", "box3", "-p", "zeros", "-o", str(out), "-q"]).exit_code == 0
+    np.testing.assert_allclose(np.load(out), ndimage.correlate(arr, np.full((3, 3), 1 / 9), mode="constant"),
+                               rtol=1e-5, atol=1e-3)
+
+
+def test_npy_from_stdin_and_in_folders(tmp_path: Path) -> None:
+    arr = np.arange(30, dtype=np.float32).reshape(5, 6)
+    src = tmp_path / "d" / "x.npy"
+    src.parent.mkdir()
+    np.save(src, arr)
+    out = tmp_path / "s.npy"
+    r = _run(["filter", "-", "-k", "identity", "-o", str(out), "-q"], input=src.read_bytes())
+    assert r.exit_code == 0
+    assert np.array_equal(np.load(out), arr)
+    r = _run(["filter", str(src.parent), "-k", "identity", "--out-dir", str(tmp_path / "o"), "-q"])
+    assert r.exit_code == 0
+    assert np.array_equal(np.load(tmp_path / "o" / "x.identity.npy"), arr)
+
+
+def test_header_and_channels() -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((4, 7, 5), dtype=np.int16))
+    h = read_header(buf.getvalue())
+    assert (h.width, h.height, h.channels, h.has_alpha, h.format) == (7, 4, 5, False, "NPY")
+    img = read_image(buf.getvalue())
+    assert img.color.dtype == np.float32 and img.color.shape == (4, 7, 5)
+
+
+@pytest.mark.parametrize(("array", "reason"), [
+    (np.zeros((3,)), r"expected \(H, W\) or \(H, W, C\)"),
+    (np.zeros((2, 3), dtype=complex), "dtype"),
+    (np.array([[1.0, np.nan]]), "NaN"),
+    (np.zeros((0, 3)), "zero-sized"),
+])
+def test_bad_arrays_are_refused(array: np.ndarray, reason: str) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    with pytest.raises(InputError, match=reason):
+        read_image(buf.getvalue())
+
+
+def test_truncated_and_too_large_npy(tmp_path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((100, 100), dtype=np.float32))
+    with pytest.raises(InputError, match="truncated"):
+        read_header(buf.getvalue()[:-10])
+    with pytest.raises(InputError, match="max-pixels"):
+        read_header(buf.getvalue(), max_pixels=100)
+    bad = tmp_path / "bad.npy"
+    bad.write_bytes(buf.getvalue()[:-10])
+    r = _run(["filter", str(bad), "-k", "box3", "-o", str(tmp_path / "o.png")])
+    assert r.exit_code == 1 and "truncated" in r.stderr and not (tmp_path / "o.png").exists()
+
+
+def test_flatten_reports_and_writes_the_vector(tmp_path: Path) -> None:
+    out = tmp_path / "f.npy"
+    r = _run(["chain", "-i", str(CAT), "-o", str(out), "--json", "conv", "--out-channels", "4", "-s", "2",
+              "--seed", "3", "relu", "flatten"])
+    assert r.exit_code == 0, r.stderr
+    import json
+
+    rec = json.loads(r.stdout)
+    assert rec["output_shape"] == [1, 4 * 112 * 112]
+    assert rec["stages"][-1]["input_shape"] == [1, 4, 112, 112]
+    assert rec["stages"][-1]["output_shape"] == [1, 50176]
+    maps = tmp_path / "m.npy"
+    assert _run(["chain", "-i", str(CAT), "-o", str(maps), "-q", "conv", "--out-channels", "4", "-s", "2",
+                 "--seed", "3", "relu"]).exit_code == 0
+    m = np.load(maps)  # (H, W, C); flatten is channel-major, as torch.flatten on NCHW
+    np.testing.assert_array_equal(np.load(out), m.transpose(2, 0, 1).reshape(-1))
+    r = _run(["chain", "-i", str(CAT), "-o", str(tmp_path / "f.png"), "flatten"])
+    assert r.exit_code == 2 and ".npy" in r.stderr

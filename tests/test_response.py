@@ -1,0 +1,62 @@
+"""kernels --response: the frequency response against numpy.fft of a zero-padded kernel, and known values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from convcli.cli.app import cli
+
+
+def _response(spec: str, *extra: str) -> dict:
+    r = CliRunner().invoke(cli, ["kernels", spec, "--response", "--json", *extra], catch_exceptions=False)
+    assert r.exit_code == 0 and r.stderr == ""
+    return json.loads(r.stdout)
+
+
+def _reference(k: np.ndarray, n: int) -> np.ndarray:
+    padded = np.zeros((n, n))
+    padded[: k.shape[0], : k.shape[1]] = k
+    return np.fft.fftshift(np.abs(np.fft.fft2(padded)))
+
+
+@pytest.mark.parametrize(("spec", "k"), [
+    ("sharpen", np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], float)),
+    ("edge-vertical", np.array([[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]], float)),
+    ("1 2; 3 4; 5 6", np.array([[1, 2], [3, 4], [5, 6]], float)),
+])
+def test_matches_numpy_fft_of_the_zero_padded_kernel(spec: str, k: np.ndarray) -> None:
+    rec = _response(spec, "--dft-size", "32")
+    np.testing.assert_allclose(np.array(rec["magnitude"]), _reference(k, 32), atol=1e-9)
+    assert rec["freqs"][0] == -0.5 and rec["freqs"][16] == 0.0
+
+
+def test_known_values() -> None:
+    box = _response("box5")
+    assert box["dc_gain"] == pytest.approx(1.0)  # DC gain = sum of the weights
+    assert _response("5 5; 5 5")["dc_gain"] == pytest.approx(20.0)
+    sh = _response("sharpen")
+    # at Nyquist along one axis: 5 - (-1 * -1) ... worked by hand: 5 + 2*1*cos(pi)*(-1) + 2*(-1) = 5
+    assert sh["nyquist_gain"]["fx"] == pytest.approx(5.0)
+    assert sh["nyquist_gain"]["both"] == pytest.approx(9.0)  # 5 + 4 (every -1 times -1)
+    kv = _response("edge-vertical")
+    assert max(kv["cut_fy"]) == pytest.approx(0.0, abs=1e-12)  # K_v: zero along the fy axis (fx = 0)
+    assert max(kv["cut_fx"]) == pytest.approx(6.0)  # |3 * 2i sin(2 pi f)| at f = 1/4
+    kh = _response("edge-horizontal")
+    assert max(kh["cut_fx"]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_picture_and_text(tmp_path: Path) -> None:
+    out = tmp_path / "r" / "kv.png"
+    r = CliRunner().invoke(cli, ["kernels", "edge-vertical", "--response", "-o", str(out)])
+    assert r.exit_code == 0 and "vertical edges" in r.stdout and r.stderr == ""
+    from PIL import Image
+
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > 500
+    r = CliRunner().invoke(cli, ["kernels", "--response"])
+    assert r.exit_code == 2 and "needs a kernel" in r.stderr
