@@ -303,13 +303,11 @@ def test_frames_are_streamed_memory_bounded(tmp_path: Path) -> None:
     150 MiB. A warm-up run on a 2-frame GIF of the same size loads every module and pool
     first, so the growth measured is what the 200 frames add.
     """
-    rng = np.random.default_rng(7)
     yy, xx = np.mgrid[0:256, 0:256]
-    base = np.stack([xx, yy, (xx + yy) // 2], -1)
-    ims = [Image.fromarray(((base + t * 3) % 256).astype(np.uint8)).quantize(64) for t in range(200)]
+    ims = [Image.fromarray(((xx + yy + t * 3) % 256).astype(np.uint8)) for t in range(200)]  # grey: fast
     ims[0].save(tmp_path / "long.gif", save_all=True, append_images=ims[1:], duration=40, loop=0)
     ims[0].save(tmp_path / "short.gif", save_all=True, append_images=ims[1:2], duration=40, loop=0)
-    del ims, rng
+    del ims
     script = textwrap.dedent(f"""
         import resource, sys
         from click.testing import CliRunner
@@ -326,6 +324,7 @@ def test_frames_are_streamed_memory_bounded(tmp_path: Path) -> None:
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     growth_mib = float(done.stdout.strip())
+    print(f"peak RSS growth over 200 frames: {growth_mib:.1f} MiB")
     assert growth_mib < 15, f"peak RSS grew {growth_mib:.1f} MiB"
     with Image.open(tmp_path / "l.gif") as im:
         assert im.n_frames == 200

@@ -264,7 +264,7 @@ def test_format_for_path(name: str, fmt: str) -> None:
     assert format_for_path(Path(name)) == fmt
 
 
-@pytest.mark.parametrize("name", ["a.gif", "a", "a.png.txt"])
+@pytest.mark.parametrize("name", ["a.ico", "a", "a.png.txt"])
 def test_format_for_path_unknown(name: str) -> None:
     with pytest.raises(UsageError, match="output format"):
         format_for_path(name)
@@ -278,6 +278,7 @@ def test_extension_for() -> None:
         ".webp",
         ".bmp",
         ".npy",
+        ".gif",
     ]
     assert all(format_for_path("x" + extension_for(f)) == f for f in FORMATS)
 
@@ -510,7 +511,7 @@ def test_encode_image_rejects_bad_input() -> None:
     with pytest.raises(UsageError, match="encode_float"):
         encode_image(np.zeros((2, 2), np.uint8), None, "npy")
     with pytest.raises(UsageError, match="unknown output format"):
-        encode_image(np.zeros((2, 2), np.uint8), None, "gif")
+        encode_image(np.zeros((2, 2), np.uint8), None, "ico")
 
 
 def test_encode_float_npy() -> None:

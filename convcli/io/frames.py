@@ -245,7 +245,10 @@ def _gif_image(im: Image.Image) -> tuple[bytes, int, bytes]:
 
 def _gif_chunks(frames: Iterable[Frame], width: int, height: int, loop: int | None,
                 comment: bytes | None, dither: bool) -> Iterator[bytes]:
-    """GIF89a: no global palette, a local palette per frame, each frame whole (offset 0, 0)."""
+    """GIF89a: no global palette, a local palette per frame, each frame whole (offset 0, 0).
+
+    Disposal is kept as the input said, except with transparency (see below).
+    """
     yield b"GIF89a" + struct.pack("<HHBBB", width, height, 0, 0, 0)
     if loop is not None:
         yield b"!\xff\x0bNETSCAPE2.0\x03\x01" + struct.pack("<H", min(loop, 65535)) + b"\0"
@@ -254,7 +257,9 @@ def _gif_chunks(frames: Iterable[Frame], width: int, height: int, loop: int | No
     for color, alpha, info in frames:
         im, transparent = gif_frame(color, alpha, dither)
         table, bits, lzw = _gif_image(im)
-        disposal = DISPOSALS.index(info.disposal)
+        # Frames are written whole and composed: where one is transparent, what lay under it in the
+        # input is already in it, so a transparent animation restores the background after each frame.
+        disposal = 2 if alpha is not None else DISPOSALS.index(info.disposal)
         packed = (disposal << 2) | (1 if transparent is not None else 0)
         delay = min(65535, round(info.duration / 10))
         yield b"!\xf9\x04" + struct.pack("<BHB", packed, delay, transparent or 0) + b"\0"
