@@ -250,7 +250,7 @@ def test_directories_by_content(tmp_path: Path) -> None:
     got = sorted(Path(rec["input"]).name for rec in records(r.stdout))
     assert got == ["anim.gif", "no_extension", "t.tif", "w.webp"]
     names = sorted(p.name for p in (tmp_path / "o").iterdir())
-    assert names == ["anim.blur.png", "no_extension.blur.png", "t.blur.tif", "w.blur.webp"]
+    assert names == ["anim.blur.gif", "no_extension.blur.png", "t.blur.tif", "w.blur.webp"]
     r = run("blur", str(d), "--json", "--out-dir", str(tmp_path / "o2"), "--recursive")
     assert "deep.png" in {Path(rec["input"]).name for rec in records(r.stdout)}
 

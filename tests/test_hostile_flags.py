@@ -375,8 +375,10 @@ def test_padding_typo_suggests_names(small: Path) -> None:
     assert "reflect" in line.split("did you mean", 1)[1]
 
 
-def test_gif_output_says_read_only_and_suggests_png(small: Path, tmp_path: Path) -> None:
-    refused(run("filter", small, "-k", "sharpen", "-o", tmp_path / "out.gif"), "reads GIF", "out.png")
+@pytest.mark.parametrize(("ext", "name"), [(".ico", "ICO"), (".ppm", "PPM"), (".psd", "PSD")])
+def test_read_only_output_formats_say_so_and_suggest_png(small: Path, tmp_path: Path, ext: str,
+                                                         name: str) -> None:
+    refused(run("filter", small, "-k", "sharpen", "-o", tmp_path / f"out{ext}"), f"reads {name}", "out.png")
 
 
 def test_explain_and_demo_name_the_missing_file(tmp_path: Path) -> None:

@@ -264,15 +264,16 @@ def test_format_for_path(name: str, fmt: str) -> None:
     assert format_for_path(Path(name)) == fmt
 
 
-@pytest.mark.parametrize("name", ["a", "a.png.txt"])
+@pytest.mark.parametrize("name", ["a", "a.png.txt", "a.xyz"])
 def test_format_for_path_unknown(name: str) -> None:
     with pytest.raises(UsageError, match="output format"):
         format_for_path(name)
 
 
-def test_format_for_path_read_only_gif_suggests_png() -> None:
-    with pytest.raises(UsageError, match=r"reads GIF but cannot write it.*-o out/a\.png"):
-        format_for_path("out/a.gif")
+def test_format_for_path_read_only_ico_suggests_png() -> None:
+    with pytest.raises(UsageError, match=r"reads ICO but cannot write it.*-o out/a\.png"):
+        format_for_path("out/a.ico")
+    assert format_for_path("out/a.gif") == "gif"  # GIF is written (frame by frame)
 
 
 def test_extension_for() -> None:
@@ -283,6 +284,7 @@ def test_extension_for() -> None:
         ".webp",
         ".bmp",
         ".npy",
+        ".gif",
     ]
     assert all(format_for_path("x" + extension_for(f)) == f for f in FORMATS)
 
@@ -515,7 +517,7 @@ def test_encode_image_rejects_bad_input() -> None:
     with pytest.raises(UsageError, match="encode_float"):
         encode_image(np.zeros((2, 2), np.uint8), None, "npy")
     with pytest.raises(UsageError, match="unknown output format"):
-        encode_image(np.zeros((2, 2), np.uint8), None, "gif")
+        encode_image(np.zeros((2, 2), np.uint8), None, "ico")
 
 
 def test_encode_float_npy() -> None:

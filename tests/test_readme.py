@@ -20,7 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-SKIP = re.compile(r"^\s*(pip install|pytest|python3? -m pytest|apt-get|ruff|lint-imports|git |cd |python benchmarks)")
+SKIP = re.compile(
+    r"^\s*(pip install|pytest|python3? -m pytest|apt-get|ruff|lint-imports|git |cd |python benchmarks)")
 
 
 def bash_blocks() -> list[tuple[int, str]]:

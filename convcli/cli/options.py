@@ -67,6 +67,28 @@ class FiniteFloat(click.ParamType):
         return number
 
 
+class FramesType(click.ParamType):
+    """``all``, ``first`` or frame indices from 0, ``N,M,...`` -> None, (0,) or the indices."""
+
+    name = "all|first|N,M"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, tuple):
+            return value
+        text = str(value).strip().lower()
+        if text == "all":
+            return None
+        if text == "first":
+            return (0,)
+        try:
+            indices = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            indices = ()
+        if not indices or min(indices) < 0:
+            self.fail(f"give all, first or frame numbers from 0 joined by commas, not {value!r}", param, ctx)
+        return indices
+
+
 class PaddingType(click.Choice):
     """A padding mode or alias, case-insensitive; returns the canonical name."""
 
@@ -149,6 +171,13 @@ def io_options(fn: F) -> F:
                      help="JPEG/WebP quality (default 90)."),
         click.option("--compress-level", type=click.IntRange(0, 9), default=None,
                      help="PNG zlib level 0-9 (default 1: fast; 6: ~25% smaller, ~2x slower overall)."),
+        click.option("--frames", type=FramesType(), default="all", show_default=True,
+                     help="Frames of an animation (GIF, APNG, WebP) or pages of a TIFF to filter: all, "
+                          "first, or numbers from 0 (2,5). Several need a GIF, PNG, WebP or TIFF output."),
+        click.option("--dither/--no-dither", default=True, show_default=True,
+                     help="Floyd-Steinberg dithering when a GIF frame has more than 256 colours."),
+        click.option("--strip", is_flag=True,
+                     help="Write no metadata: EXIF, DPI, XMP, text, comment and the ICC profile dropped."),
         click.option("--float64", is_flag=True, help="Do the arithmetic in float64 (default float32)."),
         click.option("--method", type=click.Choice(["auto", "direct", "separable", "fft", "im2col"]),
                      default="auto", show_default=True, help="Force an engine method."),
@@ -200,7 +229,8 @@ def run_spec(p: Mapping[str, Any]) -> RunSpec:
         max_pixels=p["max_pixels"] or DEFAULT_MAX_PIXELS,
         output=OutputSpec(output=p["output"], out_dir=p["out_dir"], name_template=p["name_template"],
                           fmt=p["fmt"], range_policy=p["range_policy"], bit_depth=p["bit_depth"],
-                          quality=p["quality"], compress_level=p["compress_level"], montage=p["montage"]),
+                          quality=p["quality"], compress_level=p["compress_level"], montage=p["montage"],
+                          frames=p["frames"], dither=p["dither"], strip=p["strip"]),
         engine=EngineOptions(dtype="float64" if p["float64"] else "float32", method=p["method"],
                              threads=p["threads"]),
         batch=BatchOptions(jobs=p["jobs"], ordered=p["ordered"], fail_fast=p["fail_fast"],

@@ -19,7 +19,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
@@ -29,6 +29,7 @@ from convcli.core.color import luminance
 from convcli.errors import InputError
 from convcli.io.files import one_line, os_reason
 from convcli.io.formats import icc_fits
+from convcli.io.metadata import Metadata, read_metadata
 from convcli.io.png import decode_png, png_ihdr
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class DecodedImage:
     color: np.ndarray
     alpha: np.ndarray | None
     icc_profile: bytes | None
+    metadata: Metadata = field(default_factory=Metadata)  # EXIF (orientation 1), DPI, XMP, text, comment
 
 
 @dataclass(frozen=True)
@@ -411,6 +413,7 @@ def read_image(
     with _opened(source) as (im, fp, head):
         plan = _inspect(im, head, gray, max_pixels)
         icc = im.info.get("icc_profile") or None
+        metadata = read_metadata(im, plan.orientation)
         try:
             arr = _decode_array(im, fp, plan, max_pixels)
         except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
@@ -434,7 +437,39 @@ def read_image(
     if color.shape[:2] != (header.height, header.width):  # pragma: no cover - a Pillow surprise
         msg = f"decoded {color.shape[1]}x{color.shape[0]} but the header said {header.width}x{header.height}"
         raise InputError(msg)
-    return DecodedImage(header, np.ascontiguousarray(color), alpha, icc if isinstance(icc, bytes) else None)
+    return DecodedImage(header, np.ascontiguousarray(color), alpha, icc if isinstance(icc, bytes) else None,
+                        metadata)
+
+
+@contextmanager
+def open_planned(
+    source: Source, *, gray: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Iterator[tuple[Image.Image, ImageHeader, int]]:
+    """The opened Pillow image, its header and the EXIF orientation to apply (for frame by frame
+    reading, :mod:`convcli.io.frames`); InputError as :func:`read_header`."""
+    with _opened(source) as (im, _fp, head):
+        plan = _inspect(im, head, gray, max_pixels)
+        if plan.png_decoder is not None:
+            msg = "16-bit animated PNG is read one frame only (--frames first)"
+            raise InputError(msg)
+        yield im, plan.header, plan.orientation
+
+
+def seek_frame(im: Image.Image, index: int) -> None:
+    """Seek to frame ``index`` and decode it, with Pillow's own bomb check off (``max_pixels`` was
+    checked from the header); InputError for a truncated or corrupt frame."""
+    try:
+        with _pillow_limit_lifted():
+            im.seek(index)
+            im.load()
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
+        msg = f"truncated or corrupt {im.format} frame {index} ({one_line(exc)})"
+        raise InputError(msg) from None
+
+
+def orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation to an (H, W, ...) array (see :func:`_orient`)."""
+    return _orient(a, orientation)
 
 
 

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from convcli.errors import OutputError, UsageError
 from convcli.io.files import one_line
 from convcli.io.formats import format_info, icc_fits
+from convcli.io.metadata import Metadata, metadata_notes, png_chunks, save_params
 from convcli.io.png import DEFAULT_PNG_COMPRESS_LEVEL, PNG_TASK_BYTES, THREADED_PNG_MIN_PIXELS, encode_png
 
 if TYPE_CHECKING:
@@ -64,25 +66,12 @@ def _pil_image(color: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(stacked))
 
 
-def encode_image(
-    pixels: np.ndarray,
-    alpha: np.ndarray | None,
-    fmt: str,
-    *,
-    icc_profile: bytes | None = None,
-    quality: int | None = None,
-    compress_level: int | None = None,
-    threads: int = 1,
-    task_bytes: int = PNG_TASK_BYTES,
-) -> tuple[bytes, tuple[str, ...]]:
-    """uint8/uint16 pixels (and alpha) -> file bytes in ``fmt``, plus notes of what had to give.
-
-    ``threads`` and ``task_bytes`` go to convcli's PNG writer (:func:`convcli.io.png.encode_png`).
-    """
+def prepare_pixels(
+    pixels: np.ndarray, alpha: np.ndarray | None, fmt: str
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Pixels as ``fmt`` can hold them: alpha flattened onto white where it has none, 16 bits reduced
+    to 8 where it has no 16-bit; returns colour (H, W) or (H, W, 3), alpha and the notes of what gave."""
     info = format_info(fmt)
-    if info.pil is None:
-        msg = f"{info.name} holds raw float values: use encode_float"
-        raise UsageError(msg)
     color, alpha = _check_pixels(pixels, alpha)
     notes: list[str] = []
     maxval = 65535 if color.dtype == np.uint16 else 255
@@ -102,29 +91,93 @@ def encode_image(
             notes.append(f"reduced to 8-bit ({why})")
             color = _to_8bit(color)
             alpha = _to_8bit(alpha) if alpha is not None else None
+    if info.palette and alpha is not None and np.any((alpha != 0) & (alpha != 255)):
+        notes.append("alpha reduced to 1 bit (GIF: transparent below 128)")
+    return color, alpha, notes
+
+
+def gif_frame(color: np.ndarray, alpha: np.ndarray | None, dither: bool) -> tuple[Image.Image, int | None]:
+    """8-bit pixels -> a palette image for GIF and its transparent index (None: opaque).
+
+    Up to 256 colours (255 with transparency) are kept exactly; more are reduced by median cut
+    and mapped to the nearest palette colour, Floyd-Steinberg dithered when ``dither``.
+    Transparency is 1-bit: alpha below 128 is transparent.
+    """
+    clear = alpha < 128 if alpha is not None else None
+    if clear is not None and not clear.any():
+        clear = None
+    if color.ndim == 2 and clear is None:
+        return Image.fromarray(color).convert("P"), None  # 256 greys: the palette holds them all
+    rgb3 = color if color.ndim == 3 else np.repeat(color[..., None], 3, axis=2)
+    rgb = Image.fromarray(rgb3)
+    n = 256 if clear is None else 255
+    colours = rgb.getcolors(n)
+    if colours is not None:  # exact: each pixel's own colour (Pillow's mapping goes through a coarse cache)
+        keys = (rgb3[..., 0].astype(np.int32) << 16) | (rgb3[..., 1].astype(np.int32) << 8) | rgb3[..., 2]
+        table = np.unique(keys)
+        im = Image.fromarray(np.searchsorted(table, keys).astype(np.uint8), "P")
+        im.putpalette(np.stack([table >> 16, (table >> 8) & 255, table & 255], -1).astype(np.uint8).tobytes())
+    else:
+        palette = rgb.quantize(colors=n, method=Image.Quantize.MEDIANCUT)
+        how = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
+        im = rgb.quantize(palette=palette, dither=how)
+    if clear is None:
+        return im, None
+    index = np.array(im)
+    index[clear] = 255
+    out = Image.fromarray(index, "P")
+    entries = list(im.getpalette() or [])[: 3 * 255]
+    out.putpalette(entries + [0] * (3 * 256 - len(entries)))
+    return out, 255
+
+
+def encode_image(
+    pixels: np.ndarray,
+    alpha: np.ndarray | None,
+    fmt: str,
+    *,
+    icc_profile: bytes | None = None,
+    quality: int | None = None,
+    compress_level: int | None = None,
+    threads: int = 1,
+    task_bytes: int = PNG_TASK_BYTES,
+    metadata: Metadata | None = None,
+    dither: bool = True,
+) -> tuple[bytes, tuple[str, ...]]:
+    """uint8/uint16 pixels (and alpha) -> file bytes in ``fmt``, plus notes of what had to give.
+
+    ``threads`` and ``task_bytes`` go to convcli's PNG writer (:func:`convcli.io.png.encode_png`).
+    ``metadata`` is written where ``fmt`` holds it (the notes say what was kept and dropped);
+    ``dither``: Floyd-Steinberg when a GIF needs fewer colours than the image has.
+    WebP at ``quality`` 100 is lossless, as in ImageMagick.
+    """
+    info = format_info(fmt)
+    if info.pil is None:
+        msg = f"{info.name} holds raw float values: use encode_float"
+        raise UsageError(msg)
+    color, alpha, notes = prepare_pixels(pixels, alpha, fmt)
     channels = 1 if color.ndim == 2 else 3
-    if icc_profile is not None and not icc_fits(icc_profile, channels):
-        notes.append("ICC profile dropped (its colour space does not match the image)")
-        icc_profile = None
-    if icc_profile is not None and info.name == "bmp":
-        notes.append("ICC profile dropped (BMP cannot hold it)")
-        icc_profile = None
+    icc_profile, icc_notes = fit_icc(icc_profile, channels, info.name)
+    notes.extend(icc_notes)
+    if metadata is not None:
+        notes.extend(metadata_notes(metadata, info.name, "kept" if icc_profile is not None else None))
+    meta = metadata or Metadata()
 
     threaded = color.dtype == np.uint16 or color.shape[0] * color.shape[1] >= THREADED_PNG_MIN_PIXELS
     if info.name == "png" and threaded:
         level = DEFAULT_PNG_COMPRESS_LEVEL if compress_level is None else compress_level
         png = encode_png(color, alpha, icc_profile=icc_profile, compress_level=level, threads=threads,
-                         task_bytes=task_bytes)
+                         task_bytes=task_bytes, chunks=png_chunks(meta))
         return png, tuple(notes)
 
-    im = _pil_image(color, alpha)
     params: dict[str, object] = {}
-    if icc_profile is not None:
-        params["icc_profile"] = icc_profile
-    if info.name == "png":
-        params["compress_level"] = DEFAULT_PNG_COMPRESS_LEVEL if compress_level is None else compress_level
-    if info.quality is not None:
-        params["quality"] = info.quality if quality is None else quality
+    if info.name == "gif":
+        im, transparency = gif_frame(color, alpha, dither)
+        if transparency is not None:
+            params["transparency"] = transparency
+    else:
+        im = _pil_image(color, alpha)
+    params.update(pillow_params(info.name, meta, icc_profile, quality, compress_level))
     buf = io.BytesIO()
     try:
         im.save(buf, format=info.pil, **params)
@@ -132,6 +185,44 @@ def encode_image(
         msg = f"cannot encode {im.mode} as {info.pil}: {one_line(exc)}"
         raise OutputError(msg) from None
     return buf.getvalue(), tuple(notes)
+
+
+def fit_icc(icc_profile: bytes | None, channels: int, fmt: str) -> tuple[bytes | None, list[str]]:
+    """The ICC profile if it still describes the output and ``fmt`` holds it, and a note if not."""
+    if icc_profile is not None and not icc_fits(icc_profile, channels):
+        return None, ["ICC profile dropped (its colour space does not match the image)"]
+    if icc_profile is not None and fmt in ("bmp", "gif"):
+        return None, [f"ICC profile dropped ({fmt.upper()} cannot hold it)"]
+    return icc_profile, []
+
+
+def pillow_params(fmt: str, meta: Metadata, icc_profile: bytes | None, quality: int | None,
+                  compress_level: int | None) -> dict[str, object]:
+    """Pillow ``save`` keywords for ``fmt``: ICC, metadata, quality, PNG level."""
+    info = format_info(fmt)
+    params: dict[str, object] = {}
+    if icc_profile is not None:
+        params["icc_profile"] = icc_profile
+    if info.name == "png":
+        params["compress_level"] = DEFAULT_PNG_COMPRESS_LEVEL if compress_level is None else compress_level
+        # Pillow writes pHYs and eXIf itself (it skips them in pnginfo); the text chunks go as built.
+        if meta.dpi:
+            params["dpi"] = meta.dpi
+        if meta.exif:
+            params["exif"] = meta.exif
+        chunks = [(kind, data) for kind, data in png_chunks(meta) if kind in (b"tEXt", b"iTXt")]
+        if chunks:
+            pnginfo = PngInfo()
+            for kind, data in chunks:
+                pnginfo.add(kind, data)
+            params["pnginfo"] = pnginfo
+    else:
+        params.update(save_params(meta, info.name))
+    if info.quality is not None:
+        params["quality"] = info.quality if quality is None else quality
+        if info.name == "webp" and params["quality"] == 100:
+            params["lossless"] = True
+    return params
 
 
 def encode_float(values: np.ndarray, fmt: str) -> bytes:

@@ -27,10 +27,13 @@ class FormatInfo:
     sixteen_bit: bool
     raw_float: bool
     quality: int | None = None  # default quality of lossy formats
+    multi_frame: bool = False  # holds every frame of an animation or every page
+    palette: bool = False  # 256 colours a frame, 1-bit transparency (GIF)
 
 
 FORMATS: dict[str, FormatInfo] = {
-    "png": FormatInfo("png", "PNG", (".png",), alpha=True, sixteen_bit=True, raw_float=False),
+    "png": FormatInfo("png", "PNG", (".png",), alpha=True, sixteen_bit=True, raw_float=False,
+                      multi_frame=True),
     "jpeg": FormatInfo(
         "jpeg",
         "JPEG",
@@ -40,18 +43,23 @@ FORMATS: dict[str, FormatInfo] = {
         raw_float=False,
         quality=90,
     ),
-    "tiff": FormatInfo("tiff", "TIFF", (".tif", ".tiff"), alpha=True, sixteen_bit=True, raw_float=True),
+    "tiff": FormatInfo("tiff", "TIFF", (".tif", ".tiff"), alpha=True, sixteen_bit=True, raw_float=True,
+                       multi_frame=True),
     "webp": FormatInfo(
-        "webp", "WEBP", (".webp",), alpha=True, sixteen_bit=False, raw_float=False, quality=90
+        "webp", "WEBP", (".webp",), alpha=True, sixteen_bit=False, raw_float=False, quality=90,
+        multi_frame=True,
     ),
     "bmp": FormatInfo("bmp", "BMP", (".bmp",), alpha=False, sixteen_bit=False, raw_float=False),
     "npy": FormatInfo("npy", None, (".npy",), alpha=True, sixteen_bit=True, raw_float=True),
+    # 8-bit palette of 256 colours per frame, alpha kept as 1-bit transparency.
+    "gif": FormatInfo("gif", "GIF", (".gif",), alpha=True, sixteen_bit=False, raw_float=False,
+                      multi_frame=True, palette=True),
 }
 
 
-#: Input formats convcli decodes but does not write (animations are written by 'convcli animate' alone).
+#: Input formats convcli decodes but does not write.
 READ_ONLY_EXTENSIONS: dict[str, str] = {
-    ".gif": "GIF", ".ico": "ICO", ".ppm": "PPM", ".pgm": "PGM", ".pbm": "PBM", ".pnm": "PNM",
+    ".ico": "ICO", ".ppm": "PPM", ".pgm": "PGM", ".pbm": "PBM", ".pnm": "PNM",
     ".tga": "TGA", ".psd": "PSD", ".pcx": "PCX", ".apng": "APNG",
 }
 

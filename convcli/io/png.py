@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
+from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Final
 
@@ -317,11 +318,13 @@ def encode_png(
     threads: int = 1,
     task_bytes: int = PNG_TASK_BYTES,
     deflate: str = "auto",
+    chunks: Sequence[tuple[bytes, bytes]] = (),
 ) -> bytes:
     """An 8- or 16-bit PNG (grey, grey+alpha, RGB, RGBA) by the threaded writer above.
 
     ``color`` (H, W) or (H, W, 3), ``alpha`` (H, W) or None, both uint8 or both uint16.
-    ``threads``, ``task_bytes`` and ``deflate``: as :func:`png_zlib_stream`.
+    ``threads``, ``task_bytes`` and ``deflate``: as :func:`png_zlib_stream`. ``chunks``: (type, data)
+    of ancillary chunks written before the image data (metadata: pHYs, eXIf, tEXt, iTXt).
     """
     rows, depth, colour_type = _png_samples(color, alpha)
     height, width = color.shape[:2]
@@ -333,6 +336,7 @@ def encode_png(
     ]
     if icc_profile:
         out.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
+    out.extend(_png_chunk(kind, body) for kind, body in chunks)
     chunk = 1 << 20
     out.extend(_png_chunk(b"IDAT", data[i : i + chunk]) for i in range(0, max(len(data), 1), chunk))
     out.append(_png_chunk(b"IEND", b""))

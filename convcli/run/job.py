@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,8 @@ from convcli.engine import resolve_threads
 from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image
 from convcli.io.encode import encode_float, encode_image
 from convcli.io.files import write_atomic
+from convcli.io.frames import Frame, FrameWriter, frame_chunks, frames_note, open_frames
+from convcli.io.metadata import Metadata, metadata_notes
 from convcli.pipeline import EngineOptions, Pipeline, nchw
 from convcli.report import shape_text
 
@@ -55,6 +58,9 @@ class Job:
     quality: int | None = None
     compress_level: int | None = None
     temp_tag: str = ""  # this run's tag in temporary file names (cleanup removes only its own)
+    frames: tuple[int, ...] | None = None  # frames filtered one by one (_process_frames); None: the first
+    dither: bool = True  # GIF output: Floyd-Steinberg when a frame needs a palette
+    strip: bool = False  # write no metadata and no ICC profile
 
     def files(self) -> list[str]:
         """Every file this job writes (stdout excluded)."""
@@ -95,10 +101,14 @@ def process(job: Job) -> Result:
                      else "alpha dropped: a stage mixes or replaces channels")
     if job.linear_light:
         notes.append("filtered in linear light: sRGB decoded before the stages, re-encoded after")
+    if job.frames is not None:  # frame by frame: shapes [T, C, H, W]
+        _frames_record(job, header, record, notes)
     if job.dry_run:
         record["dry_run"] = True
         return _finish(job, record, notes, None, t0)
     threads = resolve_threads(job.engine.threads)  # one count for the engine, to_pixels and the PNG writer
+    if job.frames is not None:
+        return _process_frames(job, src, record, notes, threads, t0)
     if _streams(job, header):
         data, stats = _streamed(job, src, notes, threads)
         record["range"] = dataclasses.asdict(stats)
@@ -140,6 +150,7 @@ def process(job: Job) -> Result:
         if job.pipeline.stages and job.pipeline.stages[-1].op == "flatten":
             values = values.reshape(-1)  # the vector [C*H*W], written as it is
         data = encode_float(values[:, :, 0] if values.ndim == 3 and values.shape[2] == 1 else values, job.fmt)
+        notes.extend(metadata_notes(None if job.strip else img.metadata, job.fmt))
         record["range"] = _range_record("raw", values)
         return _finish(job, record, notes, data, t0)
     bits, rescale = _output_bits(job, img.header)
@@ -150,8 +161,10 @@ def process(job: Job) -> Result:
     apix = None
     if alpha is not None:
         apix, _ = to_pixels(alpha * rescale, "clip", bits, threads=threads)
-    data, enc_notes = encode_image(pixels, apix, job.fmt, icc_profile=img.icc_profile, quality=job.quality,
-                                   compress_level=job.compress_level, threads=threads)
+    icc, meta = _metadata_for(job, img.icc_profile, img.metadata, notes)
+    data, enc_notes = encode_image(pixels, apix, job.fmt, icc_profile=icc, quality=job.quality,
+                                   compress_level=job.compress_level, threads=threads, metadata=meta,
+                                   dither=job.dither)
     notes.extend(enc_notes)
     record["range"] = dataclasses.asdict(stats)
     return _finish(job, record, notes, data, t0)
@@ -190,10 +203,98 @@ def _streamed(job: Job, src: str | Path | bytes, notes: list[str], threads: int)
     pixels, stats = streaming.stream_stage(img.color, stage, job.engine, policy=job.policy, bits=bits,
                                            threads=threads, rescale=rescale)
     img.color = np.empty((0, 0, 1))  # the input is no longer needed while encoding
-    data, enc_notes = encode_image(pixels, None, job.fmt, icc_profile=img.icc_profile, quality=job.quality,
-                                   compress_level=job.compress_level, threads=threads)
+    icc, meta = _metadata_for(job, img.icc_profile, img.metadata, notes)
+    data, enc_notes = encode_image(pixels, None, job.fmt, icc_profile=icc, quality=job.quality,
+                                   compress_level=job.compress_level, threads=threads, metadata=meta,
+                                   dither=job.dither)
     notes.extend(enc_notes)
     return data, stats
+
+
+def _metadata_for(job: Job, icc: bytes | None, meta: Metadata,
+                  notes: list[str]) -> tuple[bytes | None, Metadata | None]:
+    """The ICC profile and metadata to write: none with --strip (the notes say what went)."""
+    if not job.strip:
+        return icc, meta
+    gone = meta.names() + (["ICC"] if icc else [])
+    if gone:
+        notes.append("metadata stripped (--strip): " + ", ".join(gone))
+    return None, None
+
+
+# --------------------------------------------------------------------------- several frames
+
+
+def _frames_record(job: Job, header: ImageHeader, record: dict[str, Any], notes: list[str]) -> None:
+    """Shapes as [T, C, H, W] and the frames note in place of the header's "first frame of N"."""
+    assert job.frames is not None
+    t = len(job.frames)
+    for shapes in (record, *record["stages"]):
+        for key in ("input_shape", "output_shape"):
+            if shapes.get(key):
+                shapes[key] = [t, *shapes[key][1:]]
+    first = [i for i, n in enumerate(notes) if n.startswith("first frame of")]
+    note = frames_note(header, t)
+    if first:
+        notes[first[0]] = note
+    else:
+        notes.append(note)
+
+
+def _process_frames(job: Job, src: str | Path | bytes, record: dict[str, Any], notes: list[str],
+                    threads: int, t0: float) -> Result:
+    """Filter the planned frames one at a time and write them as one file (one frame: a still).
+
+    Frames are read, filtered, quantised and encoded as the writer asks for them
+    (:func:`convcli.io.frames.frame_chunks`), so one frame is held at a time.
+    """
+    assert job.frames is not None
+    engine = dataclasses.replace(job.engine, threads=threads)
+    stats: list[RangeStats] = []
+    enc_notes: list[str] = []
+    stdout_data = None
+    with open_frames(src, gray=job.gray, max_pixels=job.max_pixels) as source:
+        maxval = float(source.header.maxval)
+        bits, rescale = _output_bits(job, source.header)
+        icc, meta = _metadata_for(job, source.icc_profile, source.metadata, notes)
+
+        def filtered() -> Iterator[Frame]:
+            for _index, color, alpha, info in source.frames(job.frames or ()):
+                values, a = job.pipeline.run(color, engine, alpha=alpha, maxval=maxval,
+                                             linear_light=job.linear_light)
+                del color, alpha
+                if rescale != 1.0:
+                    values = values * rescale
+                pixels, st = to_pixels(values[:, :, 0] if values.shape[2] == 1 else values, job.policy, bits,
+                                       threads=threads)
+                stats.append(st)
+                apix = to_pixels(a * rescale, "clip", bits, threads=threads)[0] if a is not None else None
+                yield pixels, apix, info
+
+        chunks: Iterable[bytes]
+        if len(job.frames) == 1:
+            pixels, apix, _ = next(filtered())
+            data, still_notes = encode_image(pixels, apix, job.fmt, icc_profile=icc, quality=job.quality,
+                                             compress_level=job.compress_level, threads=threads,
+                                             metadata=meta, dither=job.dither)
+            enc_notes.extend(still_notes)
+            chunks = [data]
+        else:
+            writer = FrameWriter(fmt=job.fmt, count=len(job.frames), loop=source.loop, icc_profile=icc,
+                                 metadata=meta, quality=job.quality, compress_level=job.compress_level,
+                                 dither=job.dither, threads=threads)
+            chunks = frame_chunks(filtered(), writer, enc_notes)
+        if job.output == "-":
+            stdout_data = b"".join(chunks)
+        elif job.output is not None:
+            _write(job, job.output, chunks)
+    notes.extend(enc_notes)
+    record["range"] = {"policy": stats[0].policy, "min": min(s.min for s in stats),
+                       "max": max(s.max for s in stats),
+                       "clipped_fraction": sum(s.clipped_fraction for s in stats) / len(stats)}
+    if job.policy == "normalize":
+        notes.append("--range normalize maps each frame's own min..max")
+    return _finish(job, record, notes, stdout_data, t0)
 
 
 def _montage_png(panels: list[Any], title: str, threads: int) -> bytes:
@@ -219,7 +320,7 @@ def _write_maps(job: Job, values: np.ndarray, threads: int) -> None:
     _write(job, job.output, data)
 
 
-def _write(job: Job, path: str, data: bytes) -> None:
+def _write(job: Job, path: str, data: bytes | Iterable[bytes]) -> None:
     write_atomic(path, data, tag=job.temp_tag)
 
 

@@ -210,6 +210,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
                    "layer of 1 or 3 channels")
             raise UsageError(msg)
         bits = int(out.bit_depth) if out.bit_depth in ("8", "16") else header.bit_depth
+    frames = plan_frames(out.frames, header, fmt, kind, out.montage is not None)
     return Job(
         source=item.name, data=data if item.is_stdin else None, pipeline=cmd.pipeline,
         gray=cmd.gray or spec.gray, linear_light=spec.linear_light, dry_run=dry,
@@ -218,7 +219,35 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
         montage=montage_path(out.montage, item.name) if out.montage else None,
         direction_out=montage_path(cmd.direction_out, item.name) if cmd.direction_out else None,
         quality=out.quality, compress_level=out.compress_level, temp_tag=temp_tag,
+        frames=frames, dither=out.dither, strip=out.strip,
     )
+
+
+def plan_frames(selected: tuple[int, ...] | None, header: ImageHeader, fmt: str, kind: OutputKind,
+                montage: bool) -> tuple[int, ...] | None:
+    """The frames filtered one by one, or None for the single-frame path (the first frame alone).
+
+    Several frames need a format that holds them (GIF, PNG as APNG, WebP, TIFF); a JPEG, BMP
+    or .npy output takes one frame, chosen with ``--frames first`` or ``--frames N``.
+    """
+    n = header.n_frames
+    indices = tuple(range(n)) if selected is None else selected
+    beyond = [i for i in indices if i >= n]
+    if beyond:
+        msg = f"--frames {beyond[0]}: the image has {n} frame{'s' if n > 1 else ''} (0..{n - 1})"
+        raise UsageError(msg)
+    if indices == (0,):
+        return None
+    info = FORMATS[fmt]
+    if len(indices) > 1 and not info.multi_frame:
+        msg = (f"{fmt.upper()} holds one frame but {len(indices)} of {n} frames are selected: give "
+               "--frames first or --frames N, or write .gif, .png, .webp or .tif")
+        raise UsageError(msg)
+    if kind != "pixels" or montage:
+        what = "--montage" if montage else "raw floats" if kind == "float" else "one image per channel"
+        msg = f"{what} takes the first frame only: give --frames first ({len(indices)} of {n} selected)"
+        raise UsageError(msg)
+    return indices
 
 
 # --------------------------------------------------------------------------- the one safety check

@@ -38,6 +38,9 @@ class OutputSpec:
     quality: int | None = None
     compress_level: int | None = None
     montage: str | None = None  # --montage PATH (with {stem} for batches)
+    frames: tuple[int, ...] | None = None  # --frames: None all, (0,) first, or the indices given
+    dither: bool = True  # --dither/--no-dither: Floyd-Steinberg when a GIF frame needs a palette
+    strip: bool = False  # --strip: write no metadata and no ICC profile
 
 
 @dataclass(frozen=True, kw_only=True)

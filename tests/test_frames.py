@@ -1,0 +1,330 @@
+"""Every frame: animated GIF/APNG/WebP and multi-page TIFF filtered frame by frame.
+
+The expected frames are Pillow's own composed frames of the input (what a viewer shows),
+each filtered alone by the float64 reference (scipy.ndimage.correlate, tests/reference.py),
+rounded half to even and clipped, as convcli's default ``--range clip`` does. Gaussian3's
+weights are sixteenths, so float32 sums are exact and lossless outputs must match exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from reference import ref_correlate_scipy
+
+from convcli.cli.app import cli
+
+K = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float64) / 16
+FILTER = ["filter", "-k", "gaussian3", "-p", "reflection"]
+DURATIONS = [80, 160, 240]
+
+
+def ref_filter(frame: np.ndarray) -> np.ndarray:
+    """One frame (H, W, C) uint8 filtered by the float64 reference, as 8-bit pixels."""
+    out = ref_correlate_scipy(frame.astype(np.float64), K, 1, 1, (1, 1, 1, 1), "reflection")
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def colour_frames(n: int = 3, h: int = 40, w: int = 52) -> list[np.ndarray]:
+    """Different smooth colour content per frame (a moving pattern and a square)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = []
+    for t in range(n):
+        f = np.stack([(xx * 5 + t * 40) % 256, (yy * 6) % 256, ((xx + yy) * 3 + t * 70) % 256], -1)
+        f[5 + 3 * t : 15 + 3 * t, 8 + 4 * t : 20 + 4 * t] = (250, 20 * t, 10)
+        out.append(f.astype(np.uint8))
+    return out
+
+
+def grey_frames(n: int = 3, h: int = 36, w: int = 44) -> list[np.ndarray]:
+    """Grey content (R = G = B): filtered, each frame keeps at most 256 colours, so GIF is exact."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = []
+    for t in range(n):
+        g = ((xx * 7 + yy * 3 + t * 50) % 256).astype(np.uint8)
+        g[4 + 4 * t : 14 + 4 * t, 6:18] = 255 - 60 * t
+        out.append(np.repeat(g[..., None], 3, axis=2))
+    return out
+
+
+def shown_frames(path: Path, mode: str = "RGB") -> list[np.ndarray]:
+    """The frames as Pillow composes them (disposal and blending applied)."""
+    with Image.open(path) as im:
+        frames = []
+        for i in range(getattr(im, "n_frames", 1)):
+            im.seek(i)
+            frames.append(np.asarray(im.convert(mode)))
+    return frames
+
+
+def frame_facts(path: Path) -> tuple[int, list[int], object, list[object]]:
+    """(n_frames, durations, loop, disposals) as Pillow reads them back."""
+    with Image.open(path) as im:
+        durations, disposals = [], []
+        for i in range(im.n_frames):
+            im.seek(i)
+            im.load()
+            durations.append(im.info.get("duration"))
+            disposals.append(getattr(im, "disposal_method", im.info.get("disposal")))
+        return im.n_frames, durations, im.info.get("loop"), disposals
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def report(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def save_animation(path: Path, frames: list[np.ndarray], **params: object) -> None:
+    ims = [Image.fromarray(f) for f in frames]
+    ims[0].save(path, save_all=True, append_images=ims[1:], **params)
+
+
+# ----------------------------------------------------------------------------- per format
+
+
+def test_gif_grey_frames_exact_with_durations_loop_disposal(tmp_path: Path) -> None:
+    src, out = tmp_path / "anim.gif", tmp_path / "out.gif"
+    save_animation(src, grey_frames(), duration=DURATIONS, loop=3, disposal=[1, 2, 1])
+    code, stdout, stderr = run(*FILTER, src, "-o", out, "--json", "--no-dither")
+    assert code == 0, stderr
+    rec = report(stdout)
+    assert rec["input_shape"] == [3, 3, 36, 44] and rec["output_shape"] == [3, 3, 36, 44]
+    assert rec["stages"][0]["input_shape"] == [3, 3, 36, 44]
+    assert "3 of 3 frames (animated GIF)" in rec["notes"]
+    assert frame_facts(out) == (3, DURATIONS, 3, [1, 2, 1])
+    # Every filtered grey frame has at most 256 colours: the palette holds them exactly.
+    for want_in, got in zip(shown_frames(src), shown_frames(out), strict=True):
+        np.testing.assert_array_equal(got, ref_filter(want_in))
+
+
+@pytest.mark.parametrize("dither", ["--no-dither", "--dither"])
+def test_gif_colour_frames_within_palette_tolerance(tmp_path: Path, dither: str) -> None:
+    """More than 256 colours a frame: median cut, then each pixel mapped to a palette colour.
+
+    Without dithering, Pillow maps a pixel to the palette colour nearest to the centre of its
+    cell in a 5-6-5 bit colour cache (cells 8 x 4 x 8 levels), so the colour chosen is at most
+    one cell diagonal, sqrt(8² + 4² + 8²) = 12, farther than the truly nearest palette colour
+    (triangle inequality). Dithering spreads errors instead: only the mean error is bounded.
+    """
+    src, out = tmp_path / "anim.gif", tmp_path / "out.gif"
+    save_animation(src, colour_frames(), duration=DURATIONS, loop=0)
+    code, _, stderr = run(*FILTER, src, "-o", out, dither, "-q")
+    assert code == 0, stderr
+    assert frame_facts(out)[:3] == (3, DURATIONS, 0)
+    with Image.open(out) as im:
+        for i, want_in in enumerate(shown_frames(src)):
+            im.seek(i)
+            want = ref_filter(want_in).astype(np.float64)
+            got = np.asarray(im.convert("RGB")).astype(np.float64)
+            assert np.abs(got - want).mean() < 8
+            if dither == "--no-dither":  # the colours the frame uses: a subset of its palette
+                used = np.unique(got.reshape(-1, 3), axis=0)
+                assert len(used) <= 256
+                nearest = np.sqrt(((want[..., None, :] - used) ** 2).sum(-1)).min(-1)
+                chosen = np.sqrt(((want - got) ** 2).sum(-1))
+                assert (chosen <= nearest + 12).all()
+
+
+def test_apng_partial_frames_composed_exact(tmp_path: Path) -> None:
+    """Pillow stores later APNG frames as changed rectangles; convcli filters the composed canvas."""
+    frames = colour_frames()
+    frames[1] = frames[0].copy()
+    frames[1][10:20, 10:30] = (0, 200, 90)  # a partial change: Pillow writes only that rectangle
+    rgba = [np.dstack([f, np.full(f.shape[:2], 255, np.uint8)]) for f in frames]
+    src, out = tmp_path / "anim.png", tmp_path / "out.png"
+    save_animation(src, rgba, duration=DURATIONS, loop=2, disposal=[0, 1, 0], blend=[0, 1, 0])
+    code, stdout, stderr = run(*FILTER, src, "-o", out, "--json")
+    assert code == 0, stderr
+    assert report(stdout)["output_shape"] == [3, 3, 40, 52]
+    assert frame_facts(out) == (3, DURATIONS, 2, [0, 1, 0])
+    for want_in, got in zip(shown_frames(src, "RGBA"), shown_frames(out, "RGBA"), strict=True):
+        np.testing.assert_array_equal(got[..., :3], ref_filter(want_in[..., :3]))
+        assert (got[..., 3] == 255).all()
+
+
+def test_webp_lossless_at_quality_100_exact(tmp_path: Path) -> None:
+    src, out = tmp_path / "anim.webp", tmp_path / "out.webp"
+    save_animation(src, colour_frames(), duration=DURATIONS, loop=4, lossless=True)
+    code, _, stderr = run(*FILTER, src, "-o", out, "--quality", "100", "-q")
+    assert code == 0, stderr
+    n, durations, loop, _ = frame_facts(out)
+    assert (n, durations, loop) == (3, DURATIONS, 4)
+    for want_in, got in zip(shown_frames(src), shown_frames(out), strict=True):
+        np.testing.assert_array_equal(got, ref_filter(want_in))
+
+
+def test_multipage_tiff_exact(tmp_path: Path) -> None:
+    src, out = tmp_path / "pages.tif", tmp_path / "out.tif"
+    save_animation(src, colour_frames(4))
+    code, stdout, stderr = run(*FILTER, src, "-o", out, "--json")
+    assert code == 0, stderr
+    assert report(stdout)["input_shape"] == [4, 3, 40, 52]
+    assert "4 of 4 frames (multi-page TIFF)" in report(stdout)["notes"]
+    for want_in, got in zip(shown_frames(src), shown_frames(out), strict=True):
+        np.testing.assert_array_equal(got, ref_filter(want_in))
+
+
+def test_gif_to_apng_and_transparency_kept_as_one_bit(tmp_path: Path) -> None:
+    frames = grey_frames()
+    rgba = []
+    for t, f in enumerate(frames):
+        a = np.full(f.shape[:2], 255, np.uint8)
+        a[:, : 8 + 4 * t] = 0  # a transparent band that grows
+        rgba.append(np.dstack([f, a]))
+    src = tmp_path / "t.png"
+    save_animation(src, rgba, duration=DURATIONS, loop=0, disposal=1, blend=0)
+    gif = tmp_path / "t.gif"
+    code, _, stderr = run(*FILTER, src, "-o", gif, "-q")
+    assert code == 0, stderr
+    for want_in, got in zip(shown_frames(src, "RGBA"), shown_frames(gif, "RGBA"), strict=True):
+        alpha = ref_correlate_scipy(want_in[..., 3].astype(np.float64), K, 1, 1, (1, 1, 1, 1), "reflection")
+        np.testing.assert_array_equal(got[..., 3] == 0, np.rint(alpha) < 128)
+
+
+# ----------------------------------------------------------------------------- selection and plan
+
+
+def test_frames_first_is_todays_single_frame_report(tmp_path: Path) -> None:
+    src = tmp_path / "anim.gif"
+    save_animation(src, grey_frames(), duration=DURATIONS)
+    code, stdout, stderr = run(*FILTER, src, "-o", tmp_path / "o.png", "--frames", "first", "--json")
+    assert code == 0, stderr
+    rec = report(stdout)
+    assert rec["input_shape"] == [1, 3, 36, 44]
+    assert "first frame of 3 (animated GIF)" in rec["notes"]
+    with Image.open(tmp_path / "o.png") as im:
+        assert getattr(im, "n_frames", 1) == 1
+
+
+def test_frames_n_writes_that_frame_as_a_still(tmp_path: Path) -> None:
+    src = tmp_path / "anim.gif"
+    save_animation(src, grey_frames(), duration=DURATIONS)
+    out = tmp_path / "f2.png"
+    code, stdout, stderr = run(*FILTER, src, "-o", out, "--frames", "2", "--json")
+    assert code == 0, stderr
+    assert report(stdout)["output_shape"] == [1, 3, 36, 44]
+    with Image.open(out) as im:
+        assert getattr(im, "n_frames", 1) == 1
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), ref_filter(shown_frames(src)[2]))
+
+
+def test_frames_list_selects_in_order(tmp_path: Path) -> None:
+    src, out = tmp_path / "anim.gif", tmp_path / "o.gif"
+    save_animation(src, grey_frames(4), duration=[10, 20, 30, 40])
+    code, _, stderr = run(*FILTER, src, "-o", out, "--frames", "3,1", "-q")
+    assert code == 0, stderr
+    shown = shown_frames(src)
+    got = shown_frames(out)
+    assert frame_facts(out)[1] == [40, 20]
+    np.testing.assert_array_equal(got[0], ref_filter(shown[3]))
+    np.testing.assert_array_equal(got[1], ref_filter(shown[1]))
+
+
+def test_single_frame_format_with_several_frames_is_a_usage_error(tmp_path: Path) -> None:
+    src = tmp_path / "anim.gif"
+    save_animation(src, grey_frames(), duration=DURATIONS)
+    out = tmp_path / "o.jpg"
+    code, stdout, stderr = run(*FILTER, src, "-o", out)
+    assert code == 2
+    assert stdout == ""
+    assert "JPEG holds one frame but 3 of 3 frames are selected" in stderr and "--frames first" in stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("frames", "message"), [("5", "--frames 5: the image has 3 frames (0..2)"),
+                                                 ("x", "give all, first or frame numbers")])
+def test_bad_frames_refused(tmp_path: Path, frames: str, message: str) -> None:
+    src = tmp_path / "anim.gif"
+    save_animation(src, grey_frames(), duration=DURATIONS)
+    code, _, stderr = run(*FILTER, src, "-o", tmp_path / "o.gif", "--frames", frames)
+    assert code == 2
+    assert message in stderr
+    assert not (tmp_path / "o.gif").exists()
+
+
+def test_dry_run_reports_t_from_the_header(tmp_path: Path) -> None:
+    src = tmp_path / "pages.tif"
+    save_animation(src, colour_frames(5))
+    code, stdout, stderr = run(*FILTER, src, "--dry-run", "--json", "-o", tmp_path / "o.tif")
+    assert code == 0, stderr
+    rec = report(stdout)
+    assert rec["input_shape"] == [5, 3, 40, 52] and rec["output_shape"] == [5, 3, 40, 52]
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_default_name_keeps_gif(tmp_path: Path) -> None:
+    src = tmp_path / "anim.gif"
+    save_animation(src, grey_frames(), duration=DURATIONS, loop=0)
+    code, _, stderr = run("blur", src, "-q")
+    assert code == 0, stderr
+    assert frame_facts(tmp_path / "anim.blur.gif")[:3] == (3, DURATIONS, 0)
+
+
+def test_single_frame_report_unchanged(tmp_path: Path) -> None:
+    src = tmp_path / "one.png"
+    Image.fromarray(colour_frames(1)[0]).save(src)
+    code, stdout, _ = run(*FILTER, src, "-o", tmp_path / "o.png", "--json")
+    assert code == 0
+    rec = report(stdout)
+    assert rec["input_shape"] == [1, 3, 40, 52] and rec["stages"][0]["output_shape"] == [1, 3, 40, 52]
+    assert not any("frame" in n for n in rec["notes"])
+
+
+@pytest.mark.skipif(shutil.which("identify") is None, reason="ImageMagick identify not installed")
+def test_imagemagick_reads_the_gif(tmp_path: Path) -> None:
+    src, out = tmp_path / "anim.gif", tmp_path / "o.gif"
+    save_animation(src, colour_frames(), duration=DURATIONS, loop=0)
+    assert run(*FILTER, src, "-o", out, "-q")[0] == 0
+    lines = subprocess.run(["identify", "-format", "%T %wx%h\n", str(out)], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert lines == ["8", "52x40", "16", "52x40", "24", "52x40"]  # delays in 1/100 s
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def test_frames_are_streamed_memory_bounded(tmp_path: Path) -> None:
+    """200 frames of 256x256 RGB: peak RSS grows far less than the frames would take.
+
+    One frame is 192 KiB as 8-bit pixels and 768 KiB as float32; 200 of them 38 MiB and
+    150 MiB. A warm-up run on a 2-frame GIF of the same size loads every module and pool
+    first, so the growth measured is what the 200 frames add.
+    """
+    yy, xx = np.mgrid[0:256, 0:256]
+    ims = [Image.fromarray(((xx + yy + t * 3) % 256).astype(np.uint8)) for t in range(200)]  # grey: fast
+    ims[0].save(tmp_path / "long.gif", save_all=True, append_images=ims[1:], duration=40, loop=0)
+    ims[0].save(tmp_path / "short.gif", save_all=True, append_images=ims[1:2], duration=40, loop=0)
+    del ims
+    script = textwrap.dedent(f"""
+        import resource, sys
+        from click.testing import CliRunner
+        from convcli.cli.app import cli
+        def peak():
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        args = ["filter", "-k", "gaussian3", "-j", "1", "--threads", "1", "-q"]
+        r = CliRunner().invoke(cli, [*args, "{tmp_path / 'short.gif'}", "-o", "{tmp_path / 's.gif'}"])
+        assert r.exit_code == 0, r.output
+        before = peak()
+        r = CliRunner().invoke(cli, [*args, "{tmp_path / 'long.gif'}", "-o", "{tmp_path / 'l.gif'}"])
+        assert r.exit_code == 0, r.output
+        print(peak() - before)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    growth_mib = float(done.stdout.strip())
+    print(f"peak RSS growth over 200 frames: {growth_mib:.1f} MiB")
+    assert growth_mib < 15, f"peak RSS grew {growth_mib:.1f} MiB"
+    with Image.open(tmp_path / "l.gif") as im:
+        assert im.n_frames == 200

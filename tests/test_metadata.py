@@ -1,0 +1,216 @@
+"""Metadata kept unless --strip: EXIF (orientation 1 once applied), DPI, XMP, ICC, PNG text, comment.
+
+Files are made with Pillow, filtered by the CLI and read back with Pillow (and ImageMagick's
+identify where installed); nothing here reads them with convcli's own code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageCms
+from PIL.PngImagePlugin import PngInfo
+
+from convcli.cli.app import cli
+from convcli.io.metadata import Metadata, png_chunks, reset_orientation
+from convcli.io.png import encode_png
+
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><dc:title>convcli-test</dc:title></rdf:RDF></x:xmpmeta>'
+MODEL = "TestCam 3000"
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def notes(stdout: str) -> list[str]:
+    return json.loads(stdout.strip().splitlines()[-1])["notes"]
+
+
+def _text(v: str | bytes) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def srgb_icc() -> bytes:
+    return SRGB
+
+
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def make_jpeg(path: Path, size: tuple[int, int] = (40, 24)) -> None:
+    """A JPEG stored on its side (orientation 6), with a camera model, DPI 300x150, comment, XMP, ICC."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x0110] = MODEL
+    rgb = np.zeros((size[1], size[0], 3), np.uint8)
+    rgb[:, : size[0] // 2] = (200, 40, 40)
+    Image.fromarray(rgb).save(path, exif=exif, dpi=(300, 150), comment=b"a comment", xmp=XMP,
+                              icc_profile=srgb_icc(), quality=95)
+
+
+def make_png(path: Path, size: tuple[int, int] = (40, 24)) -> None:
+    info = PngInfo()
+    info.add_text("Title", "a test")
+    info.add_itxt("Description", "caf\u00e9 \u2615")
+    info.add_itxt("XML:com.adobe.xmp", XMP.decode())
+    Image.new("RGB", size, (10, 120, 200)).save(path, pnginfo=info, dpi=(72, 96))
+
+
+def test_jpeg_to_jpeg_keeps_everything(tmp_path: Path) -> None:
+    src, out = tmp_path / "photo.jpg", tmp_path / "out.jpg"
+    make_jpeg(src)
+    code, stdout, stderr = run("blur", src, "-o", out, "--json")
+    assert code == 0, stderr
+    assert "metadata kept: EXIF, DPI, XMP, comment, ICC" in notes(stdout)
+    with Image.open(out) as im:
+        assert im.size == (24, 40)  # turned upright
+        exif = im.getexif()
+        assert exif[0x0112] == 1
+        assert exif[0x0110] == MODEL
+        assert im.info["dpi"] == pytest.approx((150, 300))  # axes swapped with the pixels
+        assert im.info["comment"] == b"a comment"
+        assert b"convcli-test" in im.info["xmp"]
+        assert im.info["icc_profile"] == srgb_icc()
+
+
+@pytest.mark.parametrize("size", [(40, 24), (400, 240)], ids=["pillow-writer", "threaded-writer"])
+def test_jpeg_to_png_both_writers(tmp_path: Path, size: tuple[int, int]) -> None:
+    src, out = tmp_path / "photo.jpg", tmp_path / "out.png"
+    make_jpeg(src, size)
+    code, stdout, stderr = run("blur", src, "-o", out, "--json")
+    assert code == 0, stderr
+    assert "metadata kept: EXIF, DPI, XMP, comment, ICC" in notes(stdout)
+    with Image.open(out) as im:
+        im.load()
+        assert im.getexif()[0x0112] == 1 and im.getexif()[0x0110] == MODEL
+        assert im.info["dpi"] == pytest.approx((150, 300), abs=0.05)
+        assert "convcli-test" in _text(im.info["xmp"])
+        assert im.text["Comment"] == "a comment"
+        assert im.info["icc_profile"] == srgb_icc()
+
+
+def test_png_text_dpi_xmp_kept_and_dropped_for_bmp(tmp_path: Path) -> None:
+    src = tmp_path / "in.png"
+    make_png(src)
+    out = tmp_path / "out.png"
+    code, stdout, stderr = run("blur", src, "-o", out, "--json")
+    assert code == 0, stderr
+    assert "metadata kept: DPI, XMP, text chunks" in notes(stdout)
+    with Image.open(out) as im:
+        im.load()
+        assert im.text["Title"] == "a test"
+        assert im.text["Description"] == "caf\u00e9 \u2615"
+        assert "convcli-test" in _text(im.info["xmp"])
+        assert im.info["dpi"] == pytest.approx((72, 96), abs=0.05)
+    bmp = tmp_path / "out.bmp"
+    code, stdout, stderr = run("blur", src, "-o", bmp, "--json")
+    assert code == 0, stderr
+    assert "metadata kept: DPI" in notes(stdout)
+    assert "metadata dropped: XMP, text chunks (BMP cannot hold them)" in notes(stdout)
+    with Image.open(bmp) as im:
+        assert im.info["dpi"] == pytest.approx((72, 96), abs=0.1)
+
+
+def test_webp_and_tiff(tmp_path: Path) -> None:
+    src = tmp_path / "photo.jpg"
+    make_jpeg(src)
+    for name in ("out.webp", "out.tif"):
+        code, _, stderr = run("blur", src, "-o", tmp_path / name, "-q")
+        assert code == 0, stderr
+        with Image.open(tmp_path / name) as im:
+            assert im.getexif()[0x0110] == MODEL
+            assert im.getexif().get(0x0112, 1) == 1
+            assert "convcli-test" in _text(im.info["xmp"])
+
+
+@pytest.mark.parametrize("name", ["out.jpg", "out.png", "out.webp"])
+def test_strip_removes_everything(tmp_path: Path, name: str) -> None:
+    src = tmp_path / "photo.jpg"
+    make_jpeg(src)
+    out = tmp_path / name
+    code, stdout, stderr = run("blur", src, "-o", out, "--strip", "--json")
+    assert code == 0, stderr
+    assert "metadata stripped (--strip): EXIF, DPI, XMP, comment, ICC" in notes(stdout)
+    with Image.open(out) as im:
+        im.load()
+        assert im.size == (24, 40)  # still upright
+        assert len(im.getexif()) == 0
+        for key in ("xmp", "comment", "icc_profile", "exif"):
+            assert key not in im.info
+        assert im.info.get("dpi", (72, 72)) not in ((150, 300), (300, 150))
+        assert "Comment" not in getattr(im, "text", {})
+
+
+def test_gif_keeps_comment_and_animations_keep_metadata(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (20, 16), (40 * t, 100, 200)) for t in range(3)]
+    src = tmp_path / "a.png"
+    info = PngInfo()
+    info.add_text("Title", "anim")
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=50, pnginfo=info, dpi=(120, 120))
+    out = tmp_path / "o.png"
+    code, stdout, stderr = run("blur", src, "-o", out, "--json")
+    assert code == 0, stderr
+    assert "metadata kept: DPI, text chunks" in notes(stdout)
+    with Image.open(out) as im:
+        assert im.n_frames == 3
+        assert im.info["dpi"] == pytest.approx((120, 120), abs=0.05)
+        assert im.info["Title"] == "anim"
+    jpg = tmp_path / "c.jpg"
+    make_jpeg(jpg)
+    gif = tmp_path / "c.gif"
+    code, stdout, stderr = run("blur", jpg, "-o", gif, "--json")
+    assert code == 0, stderr
+    assert "metadata dropped: EXIF, DPI, XMP (GIF cannot hold them)" in notes(stdout)
+    with Image.open(gif) as im:
+        assert im.info["comment"] == b"a comment"
+
+
+def test_png_chunks_written_by_the_threaded_writer_read_by_pillow() -> None:
+    meta = Metadata(exif=reset_orientation(_exif_bytes("<", 8)), dpi=(300.0, 200.0), xmp=XMP,
+                    text=(("Author", "me"), ("Note", "\u00fcber \u2603")), comment=b"hi")
+    data = encode_png(np.full((5, 6, 3), 7, np.uint8), None, chunks=png_chunks(meta))
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        assert im.info["dpi"] == pytest.approx((300, 200), abs=0.05)
+        assert im.getexif()[0x0112] == 1
+        assert im.text["Author"] == "me" and im.text["Comment"] == "hi"
+        assert im.text["Note"] == "\u00fcber \u2603"
+        assert _text(im.info["xmp"]) == XMP.decode()
+        np.testing.assert_array_equal(np.asarray(im), np.full((5, 6, 3), 7, np.uint8))
+
+
+def _exif_bytes(end: str, orientation: int) -> bytes:
+    """A hand-made TIFF block: IFD0 with Orientation (SHORT) and ImageWidth (LONG)."""
+    order = b"II" if end == "<" else b"MM"
+    head = order + struct.pack(end + "HI", 42, 8)
+    entries = struct.pack(end + "HHI", 0x0100, 4, 1) + struct.pack(end + "I", 640)
+    entries += struct.pack(end + "HHI", 0x0112, 3, 1) + struct.pack(end + "HH", orientation, 0)
+    return head + struct.pack(end + "H", 2) + entries + struct.pack(end + "I", 0)
+
+
+@pytest.mark.parametrize("end", ["<", ">"])
+def test_reset_orientation_changes_only_that_value(end: str) -> None:
+    before = _exif_bytes(end, 6)
+    after = reset_orientation(before)
+    assert after == _exif_bytes(end, 1)
+    assert reset_orientation(b"junk") == b"junk"
+
+
+@pytest.mark.skipif(shutil.which("identify") is None, reason="ImageMagick identify not installed")
+def test_imagemagick_sees_orientation_and_model(tmp_path: Path) -> None:
+    src, out = tmp_path / "photo.jpg", tmp_path / "out.jpg"
+    make_jpeg(src)
+    assert run("blur", src, "-o", out, "-q")[0] == 0
+    shown = subprocess.run(["identify", "-format", "%[EXIF:Orientation] %[EXIF:Model] %c %wx%h", str(out)],
+                           capture_output=True, text=True, check=True).stdout
+    assert shown == f"1 {MODEL} a comment 24x40"
