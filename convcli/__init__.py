@@ -18,13 +18,7 @@ Names are imported on first use, so ``convcli --help`` does not pay for NumPy.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-
-try:
-    __version__ = version("convcli")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
 
 #: public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -48,7 +42,20 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 
+def _version() -> str:
+    # Looked up on first use: importlib.metadata costs ~40 ms at start-up (python -m convcli).
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("convcli")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     if name in _EXPORTS:
         value = getattr(import_module(_EXPORTS[name]), name)
         globals()[name] = value

@@ -86,11 +86,13 @@ def quiet_broken_pipe() -> None:
 def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
     """Run the parsed command line; every way it can end becomes one exit status."""
     try:
-        status = call()
+        with sigterm_raises():  # from start-up on, SIGTERM ends the run as Ctrl-C does (exit 143)
+            status = call()
     except (Stopped, KeyboardInterrupt, click.exceptions.Abort) as e:
         if debug:
             raise
-        terminated = isinstance(e, Stopped) and e.terminated or isinstance(e, Terminated)
+        cause = e.__cause__ if isinstance(e, click.exceptions.Abort) else e  # click wraps it in Abort
+        terminated = isinstance(e, Stopped) and e.terminated or isinstance(cause, Terminated)
         click.echo(f"convcli: {'terminated' if terminated else 'interrupted'}", err=True)
         status = ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED
     except click.exceptions.Exit as e:

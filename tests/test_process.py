@@ -1,0 +1,217 @@
+"""The convcli process and its children: kill -9, signals during pool start-up, closed pipes, warnings.
+
+Every test here runs convcli as a real process (``python -m convcli``) and bounds every
+wait. Process trees are read from /proc (Linux only).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TIMEOUT = 60
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux") or not Path("/proc/self/stat").exists(),
+                                reason="reads the process tree from /proc")
+
+
+def convcli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "convcli", *args]
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Enough work for a few seconds on two cores: 16 images of 400 x 400."""
+    d = tmp_path_factory.mktemp("many")
+    rng = np.random.default_rng(7)
+    for i in range(16):
+        Image.fromarray(rng.integers(0, 256, (400, 400, 3), dtype=np.uint8)).save(d / f"img{i:02d}.png",
+                                                                                  compress_level=1)
+    return d
+
+
+# --------------------------------------------------------------------------- /proc
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, ppid, start time) of a process, None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def descendants(root: int) -> dict[int, int]:
+    """pid -> start time of every live process whose parent chain leads to ``root``."""
+    parent: dict[int, int] = {}
+    start: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            st = _stat(int(entry.name))
+            if st is not None and st[0] != "Z":
+                parent[int(entry.name)], start[int(entry.name)] = st[1], st[2]
+    found: dict[int, int] = {}
+    frontier = [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, ppid in parent.items():
+            if ppid == pid and child not in found:
+                found[child] = start[child]
+                frontier.append(child)
+    return found
+
+
+def alive(procs: dict[int, int]) -> list[int]:
+    """The processes of ``procs`` still running (same pid and start time, not a zombie)."""
+    out = []
+    for pid, started in procs.items():
+        st = _stat(pid)
+        if st is not None and st[0] != "Z" and st[2] == started:
+            out.append(pid)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "?"
+
+
+# --------------------------------------------------------------------------- kill -9
+
+
+@linux_only
+def test_kill_9_leaves_no_process_behind(many: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(convcli("blur", str(many), "--out-dir", str(out), "-j", "2", "-k", "21"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    children: dict[int, int] = {}
+    try:
+        # Wait for the pool: forkserver, resource tracker and two workers (bounded).
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and proc.poll() is None:
+            children = descendants(proc.pid)
+            if len(children) >= 4 and out.exists() and any(out.iterdir()):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert len(children) >= 3, [cmdline(p) for p in children]
+        proc.kill()
+        proc.wait(timeout=TIMEOUT)
+        deadline = time.monotonic() + 5
+        while alive(children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = alive(children)
+        assert not left, [cmdline(p) for p in left]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in alive(children):  # don't leave them to the next test if this one failed
+            os.kill(pid, signal.SIGKILL)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+_WATCHER = """
+import multiprocessing, sys, time
+from convcli.run.lifeline import watch_parent
+
+def child():
+    watch_parent()  # the portable mechanism alone: no prctl here
+    time.sleep(60)
+
+if __name__ == "__main__":
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    p = ctx.Process(target=child)
+    p.start()
+    print(p.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+@linux_only
+def test_watch_parent_alone_ends_the_child(tmp_path: Path) -> None:
+    script = tmp_path / "watcher.py"
+    script.write_text(_WATCHER)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+    children: dict[int, int] = {}
+    try:
+        assert proc.stdout is not None
+        child = int(proc.stdout.readline())
+        children = descendants(proc.pid)
+        assert child in children
+        proc.kill()
+        proc.wait(timeout=TIMEOUT)
+        deadline = time.monotonic() + 5
+        while alive(children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(children), [cmdline(p) for p in alive(children)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=TIMEOUT)
+        for pid in alive(children):
+            os.kill(pid, signal.SIGKILL)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+# --------------------------------------------------------------------------- signals during start-up
+
+
+def wait_until_convcli_runs(pid: int) -> None:
+    """Until convcli's first line has run (its SIGTERM handler is set: python -m convcli).
+
+    Before that, Python itself is starting (site, the editable-install finder): a signal
+    there is Python's business, not convcli's.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return
+        caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.002)
+    pytest.fail("convcli never started")
+
+
+@linux_only
+@pytest.mark.parametrize(("sig", "status", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                     (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize("group", [False, True], ids=["process", "group"])
+def test_signal_during_pool_start_up(many: Path, tmp_path: Path, sig: int, status: int, word: str,
+                                     group: bool) -> None:
+    """At any moment of the start-up, a signal ends the run with one line (the whole group: Ctrl-C)."""
+    for i, delay in enumerate((0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)):
+        out = tmp_path / f"out{i}"
+        proc = subprocess.Popen(convcli("blur", str(many), "--out-dir", str(out), "-j", "2", "-k", "21"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=group)
+        wait_until_convcli_runs(proc.pid)
+        time.sleep(delay)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        try:
+            _, stderr = proc.communicate(timeout=TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert (delay, proc.returncode, stderr.decode()) == (delay, status, f"convcli: {word}\n")
+        if out.exists():
+            assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temporary files left"
