@@ -6,6 +6,8 @@ wait. Process trees are read from /proc (Linux only).
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import signal
 import subprocess
@@ -215,3 +217,64 @@ def test_signal_during_pool_start_up(many: Path, tmp_path: Path, sig: int, statu
         assert (delay, proc.returncode, stderr.decode()) == (delay, status, f"convcli: {word}\n")
         if out.exists():
             assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temporary files left"
+
+
+# --------------------------------------------------------------------------- closed pipes
+
+
+@pytest.fixture(scope="module")
+def big_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A noise image whose PNG (several MB) is far larger than a pipe's buffer."""
+    path = tmp_path_factory.mktemp("big") / "noise.png"
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (1000, 1200, 3), dtype=np.uint8)).save(path, compress_level=1)
+    return path
+
+
+def read_then_close(args: list[str], n: int) -> tuple[int, bytes, str]:
+    """Run convcli, read ``n`` bytes of its stdout and close the pipe (like ``| head -c n``)."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        head = proc.stdout.read(n)
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode(errors="replace")
+        return proc.wait(timeout=TIMEOUT), head, stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=TIMEOUT)
+        proc.stderr.close()
+
+
+def test_image_to_a_reader_that_leaves_mid_image(big_png: Path) -> None:
+    status, head, stderr = read_then_close(convcli("blur", str(big_png), "-o", "-", "-q"), 100)
+    assert head.startswith(b"\x89PNG")
+    assert status == 1
+    assert stderr == ""
+
+
+def test_image_to_a_reader_that_reads_it_all(big_png: Path) -> None:
+    proc = subprocess.run(convcli("blur", str(big_png), "-o", "-", "-q"), capture_output=True,
+                          timeout=TIMEOUT, check=False)
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    assert Image.open(io.BytesIO(proc.stdout)).size == (1200, 1000)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_json_to_a_reader_that_leaves(many: Path, tmp_path: Path, jobs: str) -> None:
+    args = convcli("blur", str(many), "--out-dir", str(tmp_path / "out"), "--json", "-j", jobs, "-k", "9")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        first = json.loads(proc.stdout.readline())
+        proc.stdout.close()  # like `| head -1`
+        stderr = proc.stderr.read().decode(errors="replace")
+        assert first["status"] == "ok"
+        assert proc.wait(timeout=TIMEOUT) == 1
+        assert stderr == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=TIMEOUT)
+        proc.stderr.close()

@@ -27,6 +27,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so a batch stops as on Ctrl-C (its temporary files removed)."""
 
 
+class ReaderGone(Exception):  # noqa: N818 - how a run ended: the reader of stdout left
+    """stdout was closed by its reader (``| head``), carried past click (which would exit 1 itself
+    and leave the closed stream to fail again at exit)."""
+
+
 class Stopped(BaseException):  # noqa: N818 - it is how a run ended, not an error
     """Ctrl-C or SIGTERM, carried past click (which would print a blank line and say "Aborted!")."""
 
@@ -43,6 +48,8 @@ def stops_carried() -> Iterator[None]:
         yield
     except KeyboardInterrupt as e:
         raise Stopped(isinstance(e, Terminated)) from e
+    except BrokenPipeError as e:
+        raise ReaderGone from e
     except EOFError as e:
         msg = f"unexpected end of data ({' '.join(str(e).split()) or 'EOFError'})"
         raise ConvcliError(msg) from e
@@ -108,7 +115,9 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
     except click.ClickException as e:
         e.show()
         status = e.exit_code
-    except BrokenPipeError:
+    except (BrokenPipeError, ReaderGone):  # not every input's data reached the reader: exit 1, quietly
+        if debug:
+            raise
         quiet_broken_pipe()
         status = ExitStatus.FAILURE
     except ConvcliError as e:
@@ -118,6 +127,7 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
         status = e.exit_status
     try:
         sys.stdout.flush()
-    except BrokenPipeError:
+    except BrokenPipeError:  # the last data never reached the reader
         quiet_broken_pipe()
+        status = status or ExitStatus.FAILURE
     return int(status or 0)

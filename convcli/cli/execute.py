@@ -119,6 +119,22 @@ def _stdout_binary() -> BinaryIO:
     return sys.stdout.buffer
 
 
+def write_all(out: BinaryIO, data: bytes) -> None:
+    """Write every byte and flush; a reader that leaves mid-image raises BrokenPipeError.
+
+    A buffered write to a pipe may return after a short write when the reader closes
+    its end (the rest silently dropped): the loop writes the rest, which then fails.
+    """
+    view = memoryview(data)
+    while view:
+        n = out.write(view)
+        if n is None:  # a non-blocking stdout that is full: flush waits for room
+            out.flush()
+            continue
+        view = view[n:]
+    out.flush()
+
+
 def run_command(cmd: Command, spec: RunSpec) -> int:
     """Plan, check, run every task, report each as it finishes; returns the exit status."""
     tasks = plan_run(cmd, spec)
@@ -186,9 +202,7 @@ class BatchRun:
     def _report(self, outcome: Outcome) -> None:
         result = outcome.result
         if result.stdout_bytes is not None:
-            out = _stdout_binary()
-            out.write(result.stdout_bytes)
-            out.flush()
+            write_all(_stdout_binary(), result.stdout_bytes)
         self.reporter.emit(result.record, outcome.traceback)
 
     def _summary_line(self, counts: dict[str, int], seconds: float, stopped: bool) -> str:
