@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -77,7 +79,24 @@ def _threads(job: Job) -> int:
 
 
 def process(job: Job) -> Result:
-    """Run one job; returns its record (status ok). Raises ConvcliError on failure."""
+    """Run one job; returns its record (status ok). Raises ConvcliError on failure.
+
+    Warnings raised on the way (Pillow's, NumPy's overflow...) are never printed: each
+    distinct one becomes a note of the record ("warning: ...").
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _process(job)
+    seen = set(result.record["notes"])
+    for w in caught:
+        note = "warning: " + " ".join(f"{w.category.__name__}: {w.message}".split())
+        if note not in seen:
+            seen.add(note)
+            result.record["notes"].append(note)
+    return result
+
+
+def _process(job: Job) -> Result:
     t0 = time.perf_counter()
     src = _source(job)
     header = read_header(src, gray=job.gray, max_pixels=job.max_pixels)
@@ -222,6 +241,9 @@ def _finish(job: Job, record: dict[str, Any], notes: list[str], data: bytes | No
         stdout_bytes = data
     elif data is not None and job.output is not None:
         _write(job, job.output, data)
+    r = record.get("range") or {}
+    if any(isinstance(r.get(k), float) and not math.isfinite(r[k]) for k in ("min", "max")):
+        notes.append("the float result holds inf or NaN (overflow): its range is null in JSON")
     record["notes"] = notes
     record["seconds"] = round(time.perf_counter() - t0, 4)
     return Result(record, stdout_bytes)
