@@ -122,6 +122,7 @@ def _process(job: Job) -> Result:
         return _finish(job, record, notes, data, t0)
 
     img = read_image(src, gray=job.gray, max_pixels=job.max_pixels)
+    notes.extend(n for n in img.header.notes if n not in notes)  # warnings while decoding
     maxval = float(img.header.maxval)
     panels: list[Any] = []
     on_stage = None
@@ -195,6 +196,7 @@ def _streamed(job: Job, src: str | Path | bytes, header: ImageHeader,
               notes: list[str]) -> tuple[bytes, RangeStats]:
     """A single window stage, 8/16-bit in and out, computed in bands; returns the encoded file."""
     img = read_image(src, gray=job.gray, max_pixels=job.max_pixels, keep_integer=True)
+    notes.extend(n for n in img.header.notes if n not in notes)  # warnings while decoding
     stage = streaming.window_stage(job.pipeline)
     assert stage is not None
     bits, rescale = _output_bits(job, img.header)
