@@ -17,7 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
+
+from convcli.cli import cli
+from convcli.run.scale import check_dask_address
 
 TIMEOUT = 60
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux") or not Path("/proc/self/stat").exists(),
@@ -278,3 +282,35 @@ def test_json_to_a_reader_that_leaves(many: Path, tmp_path: Path, jobs: str) -> 
             proc.kill()
             proc.wait(timeout=TIMEOUT)
         proc.stderr.close()
+
+
+# --------------------------------------------------------------------------- --dask ADDRESS
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:8786", "tls://sched.example.org:8786", "sched:8786",
+                                     "[::1]:8786", "tcp://[fe80::1]:1", "inproc://10.0.0.1/123/1"])
+def test_dask_address_forms_accepted(address: str) -> None:
+    check_dask_address(address)
+
+
+@pytest.mark.parametrize("address", ["", "8786", "tcp://", "tcp://host", "host:0", "host:99999", "ftp://h:1",
+                                     "tcp://h:1/x", "h :1", "-rf:1", "inproc://", "tcp://h:1; rm -rf /"])
+def test_bad_dask_address_is_a_usage_error_before_dask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       address: str) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # importing Dask would fail: never tried
+    src = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(src)
+    r = CliRunner().invoke(cli, ["blur", str(src), "--out-dir", str(tmp_path / "out"), "--dask", address],
+                           catch_exceptions=False)
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    assert r.stderr == (f"convcli: error: --dask {address!r} is not a scheduler address: "
+                        "use tcp://HOST:PORT, "
+                        "tls://HOST:PORT, HOST:PORT or inproc://NAME\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_dask_help_says_the_scheduler_must_be_trusted() -> None:
+    r = CliRunner().invoke(cli, ["blur", "--help"], catch_exceptions=False)
+    assert r.exit_code == 0
+    assert "use only a scheduler and workers you trust" in " ".join(r.stdout.split())

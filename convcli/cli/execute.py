@@ -40,7 +40,7 @@ from convcli.run.plan import (
     make_folders,
     plan_input,
 )
-from convcli.run.scale import Outcome, run_dask, run_local, usable_cores
+from convcli.run.scale import Outcome, check_dask_address, run_dask, run_local, usable_cores
 from convcli.run.spec import Command, RunSpec
 
 
@@ -78,6 +78,8 @@ class Reporter:
 def plan_run(cmd: Command, spec: RunSpec) -> list[Task]:
     """Every input's plan, in input order, checked as one set; folders made. Raises UsageError (exit 2)."""
     check_format_flags(spec)
+    if spec.batch.dask_address is not None:
+        check_dask_address(spec.batch.dask_address)
     inputs = expand_inputs(spec.images, recursive=spec.recursive)
     if not inputs:
         msg = "no images found in the inputs given"

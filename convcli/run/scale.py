@@ -15,7 +15,9 @@ here writes to stdout or stderr.
   (killed, out of memory) fails the inputs it held and the pool is restarted for
   the rest.
 - :func:`run_dask` — ``client.map(work, ...)`` on a ``dask.distributed`` cluster,
-  results taken ``as_completed``. Dask is imported only here.
+  results taken ``as_completed``. Dask is imported only here. Its protocol unpickles
+  what the scheduler sends: the scheduler and workers must be trusted (README,
+  "Failure"); :func:`check_dask_address` checks the address's form first.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import traceback
@@ -33,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from convcli.errors import ConvcliError, ExitStatus
+from convcli.errors import ConvcliError, ExitStatus, UsageError
 from convcli.io.files import remove_temporaries
 from convcli.run.job import Job, Result, process
 from convcli.run.lifeline import die_with_parent, watch_parent
@@ -273,6 +276,22 @@ def _kill(pool: ProcessPoolExecutor) -> None:
 
 
 # --------------------------------------------------------------------------- Dask
+
+
+#: tcp://HOST:PORT, tls://HOST:PORT or HOST:PORT (HOST a name, IPv4 or [IPv6]); inproc://NAME apart.
+_DASK_ADDRESS = re.compile(r"(?:(?:tcp|tls)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
+                           r":(?P<port>[0-9]{1,5})")
+_DASK_INPROC = re.compile(r"inproc://[^\s/][^\s]*")
+
+
+def check_dask_address(address: str) -> None:
+    """Refuse a --dask value that is not a scheduler address, before Dask is imported (exit 2)."""
+    m = _DASK_ADDRESS.fullmatch(address)
+    if (m and 1 <= int(m["port"]) <= 65535) or _DASK_INPROC.fullmatch(address):
+        return
+    msg = (f"--dask {address!r} is not a scheduler address: use tcp://HOST:PORT, tls://HOST:PORT, "
+           "HOST:PORT or inproc://NAME")
+    raise UsageError(msg)
 
 
 _DASK_MISSING = "--dask needs the optional Dask extra: pip install 'convcli[dask]'"
