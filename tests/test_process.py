@@ -314,3 +314,31 @@ def test_dask_help_says_the_scheduler_must_be_trusted() -> None:
     r = CliRunner().invoke(cli, ["blur", "--help"], catch_exceptions=False)
     assert r.exit_code == 0
     assert "use only a scheduler and workers you trust" in " ".join(r.stdout.split())
+
+
+def test_stdin_jpeg_to_stdout_becomes_png() -> None:
+    data = (Path(__file__).parent.parent / "sample_images" / "rocket.jpg").read_bytes()
+    r = CliRunner().invoke(cli, ["blur", "-", "-q"], input=data, catch_exceptions=False)
+    assert r.exit_code == 0
+    assert r.stderr == ""
+    assert Image.open(io.BytesIO(r.stdout_bytes)).format == "PNG"
+
+
+def test_stray_warning_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warning outside decoding and jobs (none is known): one line, no library path."""
+    import warnings
+
+    from convcli.cli.commands import info
+
+    real = info.pattern_row
+
+    def warn(*args: object, **kwargs: object) -> str:
+        warnings.warn("something odd\n  happened", RuntimeWarning, stacklevel=1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(info, "pattern_row", warn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        r = CliRunner().invoke(cli, ["padding", "zeros"], catch_exceptions=False)
+    assert r.exit_code == 0
+    assert r.stderr == "convcli: warning: something odd happened\n"

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -90,10 +91,20 @@ def quiet_broken_pipe() -> None:
         pass
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: Any = None, line: str | None = None) -> None:
+    """A warning no lower layer turned into a note: one line, without the library's path."""
+    text = " ".join(str(message).split())
+    sys.stderr.write(f"convcli: warning: {text}\n")
+
+
 def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
     """Run the parsed command line; every way it can end becomes one exit status."""
     try:
-        with sigterm_raises():  # from start-up on, SIGTERM ends the run as Ctrl-C does (exit 143)
+        # From start-up on, SIGTERM ends the run as Ctrl-C does (exit 143).
+        with sigterm_raises(), warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = _one_line_warning
             status = call()
     except (Stopped, KeyboardInterrupt, click.exceptions.Abort) as e:
         if debug:
