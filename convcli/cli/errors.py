@@ -73,6 +73,27 @@ def sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def signals_stop() -> Iterator[None]:
+    """While the command line runs, Ctrl-C and SIGTERM raise :class:`Stopped` (main thread only).
+
+    Not KeyboardInterrupt: click, while it parses, would catch that and print a blank line.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Stopped(signum == signal.SIGTERM)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def split_debug(argv: list[str]) -> tuple[list[str], bool]:
     """``--debug`` anywhere before a ``--`` separator: removed from argv, and reported."""
     end = argv.index("--") if "--" in argv else len(argv)
@@ -102,7 +123,7 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
     """Run the parsed command line; every way it can end becomes one exit status."""
     try:
         # From start-up on, SIGTERM ends the run as Ctrl-C does (exit 143).
-        with sigterm_raises(), warnings.catch_warnings():
+        with signals_stop(), warnings.catch_warnings():
             if not debug:
                 warnings.showwarning = _one_line_warning
             status = call()
