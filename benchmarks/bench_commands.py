@@ -20,7 +20,7 @@ import numpy as np
 from bench_common import md_table
 from bench_env import find_exe, find_imagemagick, tool_version
 
-SIGMA = 2.6  # OpenCV's default sigma for k = 15, what `convcli blur -k 15` uses
+SIGMA = 2.6  # OpenCV's default sigma for k = 15, what `convcli blur --size 15` uses
 VIPS_MIN_AMPL = "0.025"  # makes vips's mask 15 taps wide at sigma 2.6 (its default 0.2 gives ~11)
 
 OPENCV_ONE = """
@@ -151,7 +151,7 @@ def single_image(big: Path, out: Path, repeats: int, budget: float, cv2_ok: bool
     out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     exe, why = convcli_status()
-    rows.append(_maybe(Row("convcli blur -k 15"), exe and [exe, "blur", str(big), "-k", "15", "-o",
+    rows.append(_maybe(Row("convcli blur --size 15"), exe and [exe, "blur", str(big), "--size", "15", "-o",
                        str(out / "convcli.png"), "--quiet"], why, out / "convcli.png", repeats, budget))
     cv_cmd = [sys.executable, "-c", OPENCV_ONE, str(big), str(out / "opencv.png")] if cv2_ok else None
     rows.append(_maybe(Row("Python + OpenCV script"), cv_cmd, "cv2 not importable (pip install "
@@ -264,8 +264,8 @@ def batch(src: Path, work: Path, repeats: int, budget: float, cv2_ok: bool) -> t
         return d, reset
 
     d, reset = fresh("convcli")
-    cmd = exe and [exe, "blur", str(src), "--out-dir", str(d), "-j", "2", "-k", "15", "--quiet"]
-    rows.append(_batch_row(Row("convcli blur DIR -k 15 -j 2"), cmd, why, d, repeats, budget, reset))
+    cmd = exe and [exe, "blur", str(src), "--out-dir", str(d), "-j", "2", "--size", "15", "--quiet"]
+    rows.append(_batch_row(Row("convcli blur DIR --size 15 -j 2"), cmd, why, d, repeats, budget, reset))
     par, vips = shutil.which("parallel"), shutil.which("vips")
     d, reset = fresh("vips")
     cmd = (par and vips) and [par, "--will-cite", "-j", "2", vips, "gaussblur", "{}", f"{d}/{{/}}",
@@ -338,17 +338,18 @@ def _median_wall(cmd: list[str], repeats: int) -> str:
 
 
 def memory(big: Path, shape: tuple[int, int, int], work: Path) -> list[str]:
-    """Peak RSS of one `convcli blur -k 15` of ``big`` against the target 3x decoded uint8 + 200 MiB."""
+    """Peak RSS of one `convcli blur --size 15` of ``big`` against the target 3x decoded uint8 + 200 MiB."""
     exe, why = convcli_status()
     if exe is None:
         return [f"Skipped: {why}"]
     decoded = int(np.prod(shape)) / 2**20
     target = 3 * decoded + 200
-    r = run_child([exe, "blur", str(big), "-k", "15", "-o", str(work / "mem.png"), "--quiet"], timeout=1800)
+    r = run_child([exe, "blur", str(big), "--size", "15", "-o", str(work / "mem.png"), "--quiet"],
+                  timeout=1800)
     if r.rc != 0:
         return [f"`convcli blur` of {shape[1]}×{shape[0]} failed (exit {r.rc}: {r.err})"]
     verdict = "✓ met" if r.rss_mib <= target else f"✗ missed by {r.rss_mib - target:.0f} MiB"
-    rows = [[f"convcli blur -k 15, {shape[1]}×{shape[0]} RGB PNG", f"{r.rss_mib:.0f}", f"{decoded:.0f}",
+    rows = [[f"convcli blur --size 15, {shape[1]}×{shape[0]} RGB PNG", f"{r.rss_mib:.0f}", f"{decoded:.0f}",
              f"≤ {target:.0f}", verdict, f"{r.wall:.1f}"]]
     return md_table(["command", "peak RSS MiB", "decoded uint8 MiB", "target MiB", "verdict", "wall s"], rows)
 

@@ -262,7 +262,8 @@ def commands_section(report: Report, args: argparse.Namespace, tmp: Path) -> Non
         rgb = bi.photo_rgb(msize, msize)
         big = bi.write_png(tmp / f"mem{msize}.png", rgb, compress_level=1)
         del rgb
-        report.add(f"## Peak memory: convcli blur -k 15 of a {msize}×{msize} RGB PNG (target ≤ 3× decoded "
+        report.add(f"## Peak memory: convcli blur --size 15 of a {msize}×{msize} RGB PNG "
+                   f"(target ≤ 3× decoded "
                    "uint8 + 200 MiB)", "", *bc.memory(big, (msize, msize, 3), tmp), "")
 
 

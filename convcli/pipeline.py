@@ -10,6 +10,7 @@ Pure NumPy: no I/O, no click.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,27 +18,39 @@ from typing import Any
 import numpy as np
 
 from convcli.core import color
-from convcli.core.kernels import Kernel
+from convcli.core.kernels import MAX_KERNEL_SIZE, Kernel, gaussian_1d, rotate180, size_for_sigma
 from convcli.core.padding import PadMode, resolve_mode
-from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_pad
-from convcli.engine import conv2d, correlate2d, gradient_magnitude
+from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_geometry
+from convcli.engine import band_height, conv2d, correlate2d, gradient_magnitude
 from convcli.errors import UsageError
 
 Shape3 = tuple[int, int, int]  # C, H, W
 
+#: Random conv weights are drawn for at most this many values (out x in x kh x kw; 512 MiB of float32).
+MAX_CONV_WEIGHTS = 1 << 27
+#: A stage's padded input may hold at most this many times --max-pixels (the engine pads a copy).
+PADDED_FACTOR = 4
+#: A clip that cuts more than this fraction of a zero-sum kernel's samples gets a note.
+CLIP_HINT_FRACTION = 0.10
+
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How the engine computes: arithmetic dtype, method, threads."""
+    """How the engine computes: arithmetic dtype, method, threads, band size.
+
+    ``threads`` None: every core this process may use (looked up by the engine at each
+    call). ``band_bytes`` None: each engine function's own default band size.
+    """
 
     dtype: str = "float32"
     method: str = "auto"
     threads: int | None = None
+    band_bytes: int | None = None
 
     def kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {"dtype": np.dtype(self.dtype), "method": self.method}
-        if self.threads is not None:
-            kw["threads"] = self.threads
+        kw: dict[str, Any] = {"dtype": np.dtype(self.dtype), "method": self.method, "threads": self.threads}
+        if self.band_bytes is not None:
+            kw["band_bytes"] = self.band_bytes
         return kw
 
 
@@ -61,8 +74,14 @@ class Stage:
     def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:  # (H, W, C) -> (H', W', C')
         raise NotImplementedError
 
+    #: a point-wise stage (gray, relu) has no kernel window: no size, stride, dilation or arithmetic
+    pointwise: bool = field(default=True, init=False)
+
     def describe(self) -> dict[str, Any]:
-        """The stage's fields for the report (without shapes)."""
+        """The stage's fields for the report (without shapes); None where a point-wise stage has none."""
+        if self.pointwise:
+            return {"op": self.op, "kernel": None, "kernel_size": None, "stride": None, "dilation": None,
+                    "padding": None, "pad": None}
         g = self.geometry()
         return {
             "op": self.op,
@@ -84,6 +103,7 @@ class WindowStage(Stage):
     padding: PadMode = field(default_factory=lambda: resolve_mode("reflection"))
     pad: Pad4 = (0, 0, 0, 0)
     flip: bool = False
+    pointwise: bool = field(default=False, init=False)
 
     def ksize(self) -> Pair:
         raise NotImplementedError
@@ -96,10 +116,16 @@ class WindowStage(Stage):
         oh, ow = self.geometry().out_hw(h, w)
         return c, oh, ow
 
-    def correlate(self, x: np.ndarray, weights: np.ndarray, eng: EngineOptions) -> np.ndarray:
-        """``x`` correlated with ``weights`` in this stage's geometry."""
+    def correlate(self, x: np.ndarray, weights: np.ndarray, eng: EngineOptions,
+                  rows: tuple[int, int] | None = None) -> np.ndarray:
+        """``x`` correlated with ``weights`` in this stage's geometry (output ``rows`` only, if given)."""
         return correlate2d(x, weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                           mode=self.padding, flip=self.flip, **eng.kwargs())
+                           mode=self.padding, flip=self.flip, rows=rows, **eng.kwargs())
+
+    def band_height(self, x: np.ndarray, eng: EngineOptions) -> int:
+        """The engine's rows per band for :meth:`run` on ``x``: ``rows=`` ranges cut at its
+        multiples give the whole output's rows bit for bit (:func:`convcli.engine.band_height`)."""
+        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -133,14 +159,22 @@ class CorrelateStage(WindowStage):
         assert self.kernel is not None
         return self.kernel.shape
 
-    def run(self, x: np.ndarray, eng: EngineOptions, *, bias_weight: np.ndarray | None = None) -> np.ndarray:
+    def run(self, x: np.ndarray, eng: EngineOptions, *, bias_weight: np.ndarray | None = None,
+            rows: tuple[int, int] | None = None) -> np.ndarray:
         """``bias_weight`` (H', W'): alpha/maxval of this stage's output when ``x`` is premultiplied
-        colour, so the bias is premultiplied too and comes out as +bias after the division."""
-        out = self.correlate(x, self.weights, eng)
+        colour, so the bias is premultiplied too and comes out as +bias after the division.
+        ``rows=(y0, y1)``: output rows [y0, y1) only (``bias_weight`` then of those rows)."""
+        out = self.correlate(x, self.weights, eng, rows)
         if self.bias:
             b = np.asarray(self.bias, dtype=out.dtype)
             out += b if bias_weight is None else (b * bias_weight[..., None]).astype(out.dtype, copy=False)
         return out
+
+    def band_height(self, x: np.ndarray, eng: EngineOptions) -> int:
+        kw = eng.kwargs()
+        kw.pop("threads")
+        return band_height(x, self.weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
+                           mode=self.padding, flip=self.flip, **kw)
 
     def run_alpha(self, alpha: np.ndarray, eng: EngineOptions) -> np.ndarray:
         """Alpha goes through the same kernel and geometry, without the bias."""
@@ -167,18 +201,118 @@ class GradientStage(WindowStage):
         assert self.kx is not None
         return self.kx.shape
 
-    def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
+    def _kernels(self) -> tuple[np.ndarray, np.ndarray]:
         assert self.kx is not None and self.ky is not None
         kx, ky = self.kx.weights, self.ky.weights
-        if self.flip:
-            kx, ky = kx[::-1, ::-1], ky[::-1, ::-1]
+        return (rotate180(kx), rotate180(ky)) if self.flip else (kx, ky)
+
+    def run(self, x: np.ndarray, eng: EngineOptions, *, rows: tuple[int, int] | None = None) -> np.ndarray:
+        """The magnitude (output ``rows`` [y0, y1) only, if given)."""
+        kx, ky = self._kernels()
         return gradient_magnitude(x, kx, ky, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                                  mode=self.padding, **eng.kwargs())
+                                  mode=self.padding, rows=rows, **eng.kwargs())
+
+    def band_height(self, x: np.ndarray, eng: EngineOptions) -> int:
+        kx, ky = self._kernels()
+        kw = eng.kwargs()
+        kw.pop("threads")
+        return band_height(x, kx, ky, stride=self.stride, dilation=self.dilation, pad=self.pad,
+                           mode=self.padding, **kw)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         assert self.kx is not None and self.ky is not None
         d["kernel"] = self.label or f"|{self.kx.name}, {self.ky.name}|"
+        return d
+
+
+@dataclass(frozen=True)
+class CompassStage(WindowStage):
+    """The largest response over a kernel's 8 rotations (``edges --operator kirsch|robinson|sobel8``).
+
+    ImageMagick's ``-define morphology:compose=Lighten -morphology Convolve 'Kirsch:@'``: the
+    maximum of the signed responses, per pixel and channel. :meth:`run_with_direction` also returns
+    the winning rotation in degrees (0, 45, ... 315, clockwise as ``NAME@ANGLE``; the lowest angle on ties).
+    """
+
+    op: str = "edges"
+    kernels: tuple[Kernel, ...] = ()  # the rotations, kernels[i] turned by 45*i degrees
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.kernels) != 8:
+            msg = f"a compass stage needs 8 rotations, got {len(self.kernels)}"
+            raise UsageError(msg)
+
+    def ksize(self) -> Pair:
+        return self.kernels[0].shape
+
+    def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
+        return self.run_with_direction(x, eng)[0]
+
+    def run_with_direction(self, x: np.ndarray, eng: EngineOptions) -> tuple[np.ndarray, np.ndarray]:
+        best = self.correlate(x, self.kernels[0].weights, eng)
+        direction = np.zeros(best.shape, dtype=np.float32)
+        for i, k in enumerate(self.kernels[1:], start=1):
+            r = self.correlate(x, k.weights, eng)
+            wins = r > best
+            best = np.where(wins, r, best)
+            direction[wins] = 45.0 * i
+        return best, direction
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["kernel"] = self.label or f"max over {self.kernels[0].name}@0..315"
+        return d
+
+
+@dataclass(frozen=True)
+class UnsharpStage(WindowStage):
+    """Unsharp mask as ImageMagick's ``-unsharp RxS+A+T``: blur with a Gaussian (sigma S, side 2R+1,
+    or 2*ceil(3S)+1 for R = 0), then out = in + A*(in - blur) where 2*|in - blur| >= T*maxval,
+    else in (ImageMagick's UnsharpMaskImage compares twice the difference with T*QuantumRange)."""
+
+    op: str = "sharpen"
+    radius: int = 0
+    sigma: float = 1.0
+    amount: float = 1.0
+    threshold: float = 0.05
+    carries_alpha: bool = True  # alpha passes unchanged; colour is sharpened premultiplied
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            msg = f"--sigma must be > 0 and finite, got {self.sigma}"
+            raise UsageError(msg)
+        if not math.isfinite(self.amount) or not math.isfinite(self.threshold) or self.threshold < 0:
+            msg = "--amount must be finite and --threshold finite and >= 0"
+            raise UsageError(msg)
+        if self.size() > MAX_KERNEL_SIZE:
+            n = self.size()
+            msg = (f"the unsharp blur would be {n}x{n}, over the limit of {MAX_KERNEL_SIZE} "
+                   "(give a smaller --sigma)")
+            raise UsageError(msg)
+
+    def size(self) -> int:
+        return 2 * self.radius + 1 if self.radius > 0 else size_for_sigma(self.sigma)
+
+    def ksize(self) -> Pair:
+        return self.size(), self.size()
+
+    def blur_kernel(self) -> Kernel:
+        g = gaussian_1d(self.size(), self.sigma)
+        return Kernel(f"gaussian{self.size()}(sigma={self.sigma:g})", np.outer(g, g), "unsharp blur")
+
+    def run(self, x: np.ndarray, eng: EngineOptions, *, maxval: float = 255.0) -> np.ndarray:
+        blur = self.correlate(x, self.blur_kernel().weights, eng)
+        diff = x - blur
+        keep = 2.0 * np.abs(diff) < self.threshold * maxval
+        sharpened = x + np.asarray(self.amount, dtype=x.dtype) * diff
+        return np.where(keep, x, sharpened).astype(x.dtype, copy=False)
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["kernel"] = (f"unsharp {self.radius}x{self.sigma:g}+{self.amount:g}+{self.threshold:g} "
+                       f"({self.blur_kernel().name})")
         return d
 
 
@@ -254,6 +388,12 @@ class ConvStage(WindowStage):
 
     def out_shape(self, shape: Shape3) -> Shape3:
         c, h, w = shape
+        if self.weights is None:
+            count = self.out_channels * c * self.kernel_size[0] * self.kernel_size[1]
+            if count > MAX_CONV_WEIGHTS:
+                msg = (f"conv weights would hold {count} values ({self.out_channels} out x {c} in x "
+                       f"{self.kernel_size[0]}x{self.kernel_size[1]}), over the limit of {MAX_CONV_WEIGHTS}")
+                raise UsageError(msg)
         self.weights_for(c)
         oh, ow = self.geometry().out_hw(h, w)
         return self.out_channels, oh, ow
@@ -286,8 +426,7 @@ def make_correlate_stage(op: str, kernel: Kernel, *, stride: Pair = (1, 1), dila
 
     ``carries_alpha`` None: alpha is filtered with the colour unless the kernel sums to 0.
     """
-    mode = resolve_mode(padding)
-    pad4 = resolve_pad(pad, kernel.shape, dilation, mode.name)
+    mode, pad4 = resolve_geometry(padding, pad, kernel.shape, dilation)
     if carries_alpha is None:
         # A kernel summing to 0 (a derivative: edges, laplacian) would turn alpha into an edge
         # map and make the picture transparent; such a response has no alpha.
@@ -305,7 +444,7 @@ class StagePlan:
     stage: Stage
     in_shape: Shape3
     out_shape: Shape3
-    arithmetic: str
+    arithmetic: str | None  # None for a point-wise stage (gray, relu): no window, no arithmetic
     receptive_field: Pair
     jump: Pair
 
@@ -320,6 +459,24 @@ class StagePlan:
         return d
 
 
+def _check_pixels(where: str, stage: Stage, cur: Shape3, nxt: Shape3, max_pixels: int) -> None:
+    """The output guard: a stage's output (and padded input) from the arithmetic, against --max-pixels."""
+    oh, ow = nxt[1], nxt[2]
+    if oh * ow > max_pixels:
+        msg = (f"{where}: the output would be {oh}x{ow} = {oh * ow:,} pixels, over --max-pixels "
+               f"{max_pixels:,} (check --pad, or raise --max-pixels)")
+        raise UsageError(msg)
+    if stage.pointwise:
+        return
+    g = stage.geometry()
+    ph, pw = cur[1] + g.pad[0] + g.pad[1], cur[2] + g.pad[2] + g.pad[3]
+    if ph * pw > PADDED_FACTOR * max(max_pixels, cur[1] * cur[2]):
+        msg = (f"{where}: padding by {','.join(map(str, g.pad))} (kernel {g.ksize[0]}x{g.ksize[1]}, dilation "
+               f"{g.dilation[0]},{g.dilation[1]}) makes a {ph}x{pw} = {ph * pw:,} pixel copy, over "
+               f"{PADDED_FACTOR} x --max-pixels {max_pixels:,}; use a smaller --pad or --dilation")
+        raise UsageError(msg)
+
+
 def nchw(shape: Shape3) -> list[int]:
     """(C, H, W) -> [1, C, H, W], as PyTorch prints a batch of one."""
     return [1, *shape]
@@ -329,20 +486,48 @@ def nchw(shape: Shape3) -> list[int]:
 class Pipeline:
     stages: tuple[Stage, ...]
 
-    def plan(self, shape: Shape3) -> list[StagePlan]:
-        """Every stage's shapes and arithmetic from (C, H, W) alone; UsageError if a shape is empty."""
+    def plan(self, shape: Shape3, max_pixels: int | None = None) -> list[StagePlan]:
+        """Every stage's shapes and arithmetic from (C, H, W) alone; UsageError if a shape is empty.
+
+        With ``max_pixels`` (``--max-pixels``), a stage whose output has more pixels (H x W), or
+        whose padded input has more than :data:`PADDED_FACTOR` times as many, is refused here,
+        from the arithmetic, before anything is allocated. A strided stage whose input is
+        already 1x1 (``downsample --times`` past the end) is refused too.
+        """
         plans: list[StagePlan] = []
         rfs = receptive_field([s.geometry() for s in self.stages])
         cur = shape
         for stage, (rf, jump) in zip(self.stages, rfs, strict=True):
+            where = f"stage {len(plans) + 1} ({stage.op})"
             try:
                 nxt = stage.out_shape(cur)
             except UsageError as e:
-                msg = f"stage {len(plans) + 1} ({stage.op}): {e}"
+                msg = f"{where}: {e}"
                 raise UsageError(msg) from None
-            plans.append(StagePlan(stage, cur, nxt, stage.geometry().arithmetic(cur[1], cur[2]), rf, jump))
+            g = stage.geometry()
+            if plans and not stage.pointwise and cur[1:] == (1, 1) and max(g.stride) > 1:
+                msg = (f"{where}: its input is already 1x1, so stride {g.stride[0]} has nothing left to "
+                       f"reduce (use fewer stages or --times {len(plans)})")
+                raise UsageError(msg)
+            if max_pixels is not None:
+                _check_pixels(where, stage, cur, nxt, max_pixels)
+            arithmetic = None if stage.pointwise else g.arithmetic(cur[1], cur[2])
+            plans.append(StagePlan(stage, cur, nxt, arithmetic, rf, jump))
             cur = nxt
         return plans
+
+    def range_note(self, policy: str, clipped_fraction: float, minimum: float) -> str | None:
+        """A hint when ``clip`` cut many negative responses of a last kernel summing to 0 (sobel-x...)."""
+        if policy != "clip" or clipped_fraction <= CLIP_HINT_FRACTION or minimum >= 0 or not self.stages:
+            return None
+        last = self.stages[-1]
+        if not isinstance(last, CorrelateStage) or last.kernel is None:
+            return None
+        w = last.kernel.weights
+        if abs(float(w.sum())) > 1e-9 * float(np.abs(w).sum()):
+            return None
+        return (f"{clipped_fraction * 100:.0f}% of samples clipped: the kernel sums to 0, so its negative "
+                "responses became 0; --range abs keeps their magnitude, --range normalize maps min..max")
 
     @property
     def keeps_alpha(self) -> bool:
@@ -352,6 +537,7 @@ class Pipeline:
     def run(self, x: np.ndarray, eng: EngineOptions | None = None, *, alpha: np.ndarray | None = None,
             maxval: float = 255.0, linear_light: bool = False,
             on_stage: Callable[[StagePlan, np.ndarray], None] | None = None,
+            side: dict[str, np.ndarray] | None = None,
             ) -> tuple[np.ndarray, np.ndarray | None]:
         """Push (H, W, C) float pixels through every stage; returns (result, alpha or None).
 
@@ -360,6 +546,7 @@ class Pipeline:
         mix or replace channels (gray, edges magnitude, conv) drop the alpha.
         ``linear_light`` decodes sRGB before the stages and re-encodes after.
         ``on_stage(plan, values)`` sees every stage's float output (for montages).
+        ``side``: filled with a compass stage's winning directions as ``side["direction"]``.
         """
         eng = eng or EngineOptions()
         dt = np.dtype(eng.dtype)
@@ -378,6 +565,10 @@ class Pipeline:
                 assert a is not None
                 a = p.stage.run_alpha(a, eng)
                 x = p.stage.run(x, eng, bias_weight=a / maxval)
+            elif side is not None and isinstance(p.stage, CompassStage):
+                x, side["direction"] = p.stage.run_with_direction(x, eng)
+            elif isinstance(p.stage, UnsharpStage):
+                x = p.stage.run(x, eng, maxval=maxval)
             else:
                 x = p.stage.run(x, eng)
             got = (x.shape[2], x.shape[0], x.shape[1])

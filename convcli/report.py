@@ -1,6 +1,6 @@
 """The shape report: records (plain dicts) to JSON Lines for programs, tables or lines for people.
 
-A record is what SPEC §4 describes: input, output, status, input_shape,
+A record holds (README, "The shape report"): input, output, status, input_shape,
 output_shape, stages (each with arithmetic, receptive_field, jump), range,
 notes, seconds — or, for a failed input, input, status "error" and error.
 Rich is imported only when a table is drawn for a terminal.
@@ -87,9 +87,22 @@ def _number(v: Any) -> str:
 
 
 def range_text(r: dict[str, Any]) -> str:
+    lo, hi = _number(r.get("min")), _number(r.get("max"))
+    if r["policy"] == "raw":  # .npy / float TIFF: the floats are written as they are
+        return f"range: raw float32, no clipping; float min {lo}, max {hi}"
     frac = r.get("clipped_fraction") or 0.0
-    return (f"range {r['policy']}: float min {_number(r.get('min'))}, max {_number(r.get('max'))}; "
+    return (f"range {r['policy']}: float min {lo}, max {hi}; "
             f"{frac * 100:.2f}% of samples clipped")
+
+
+def _window(st: dict[str, Any]) -> str:
+    """``kernel 3x3  stride 1  dilation 1  reflection pad 1``; only the kernel name for point-wise stages."""
+    kernel = st.get("kernel") or "-"
+    if st.get("kernel_size") is None:  # gray, relu: no window
+        return "(point-wise)" if kernel == "-" else kernel
+    pad = f" pad {_pad(st['pad'])}" if st.get("padding") else ""
+    return (f"{kernel} {_ksize(st['kernel_size'])}  stride {_pair(st['stride'])}  "
+            f"dilation {_pair(st['dilation'])}  {st.get('padding') or ''}{pad}")
 
 
 def plain_lines(record: dict[str, Any]) -> list[str]:
@@ -105,15 +118,13 @@ def plain_lines(record: dict[str, Any]) -> list[str]:
         head += "  (dry run: nothing decoded or written)"
     lines = [head]
     for i, st in enumerate(record.get("stages", []), start=1):
-        pad = f" pad {_pad(st['pad'])}" if st.get("padding") else ""
         lines.append(
-            f"  {i}. {st['op']:<10} {st.get('kernel') or '-'} {_ksize(st['kernel_size'])}"
-            f"  stride {_pair(st['stride'])}  dilation {_pair(st['dilation'])}"
-            f"  {st.get('padding') or ''}{pad}"
+            f"  {i}. {st['op']:<10} {_window(st)}"
             f"  {shape_text(st['input_shape'])} -> {shape_text(st['output_shape'])}"
             f"  rf {_pair(st['receptive_field'])} jump {_pair(st['jump'])}"
         )
-        lines.append(f"     {st['arithmetic']}")
+        if st.get("arithmetic"):
+            lines.append(f"     {st['arithmetic']}")
     if record.get("range"):
         lines.append("  " + range_text(record["range"]))
     for note in record.get("notes", []):
@@ -147,9 +158,11 @@ def write_table(record: dict[str, Any], stream: IO[str]) -> None:
                       ("input → output (NCHW)", "left"), ("rf/jump", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for i, st in enumerate(record.get("stages", []), start=1):
+        window = st.get("kernel_size") is not None
         table.add_row(
-            str(i), st["op"], str(st.get("kernel") or "-"), _ksize(st["kernel_size"]), _pair(st["stride"]),
-            _pair(st["dilation"]), st.get("padding") or "-", _pad(st["pad"]) if st.get("padding") else "-",
+            str(i), st["op"], str(st.get("kernel") or "-"), _ksize(st["kernel_size"]) if window else "-",
+            _pair(st["stride"]) if window else "-", _pair(st["dilation"]) if window else "-",
+            st.get("padding") or "-", _pad(st["pad"]) if st.get("padding") else "-",
             f"{shape_text(st['input_shape'])} → {shape_text(st['output_shape'])}",
             f"{_pair(st['receptive_field'])}/{_pair(st['jump'])}",
         )
@@ -160,7 +173,8 @@ def write_table(record: dict[str, Any], stream: IO[str]) -> None:
         return
     console.print(table)
     for i, st in enumerate(record.get("stages", []), start=1):
-        console.print(f"  {i}. out = {st['arithmetic']}", markup=False)
+        if st.get("arithmetic"):
+            console.print(f"  {i}. out = {st['arithmetic']}", markup=False)
     if record.get("range"):
         console.print("  " + range_text(record["range"]), markup=False)
     for note in record.get("notes", []):

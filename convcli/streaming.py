@@ -1,21 +1,29 @@
-"""One window stage straight to pixels, band by band: no whole-image float arrays.
+"""One window stage straight to pixels, chunk by chunk: no whole-image float arrays.
 
 The common command -- one depthwise filter (``filter``, ``blur``, ``edges``,
 ``downsample``) from an 8/16-bit image to an 8/16-bit image with ``--range clip`` or
-``abs`` -- needs no float copy of the whole image: each horizontal band of output rows
-is computed from the input rows it reads (padded rows gathered with
-:func:`convcli.core.padding.source_rows`), converted to pixels with
-:func:`convcli.to_pixels` and written into the preallocated output. Peak memory
-is then the integer input, the integer output and one band's temporaries.
+``abs`` -- needs no float copy of the whole image: the engine computes one chunk of
+output rows at a time from the integer input (``correlate2d``/``gradient_magnitude``
+with ``rows=``, its own per-band gather and padding), each chunk is converted to pixels
+with :func:`convcli.core.pixels.to_pixels` and written into the preallocated output. Peak
+memory is then the integer input, the integer output and one chunk's floats.
 
-The numbers are the ones :meth:`Pipeline.run` + ``to_pixels`` give, bit for bit, only
-where the engine's float sums are exact: integer kernels whose partial sums stay below
-2**24 in float32 (sharpen, Laplacian, Sobel/Prewitt/Scharr edges...), any method but
-``fft``. Other kernels (Gaussian, box) are not streamed by default: the engine's float32
-results depend in the last bit on where its internal bands and GEMM chunks start, so a
-banded run differs from the whole-image run by 1 ulp in many samples, and by one level in
-the rare pixel that sits on a rounding tie (4096x4096 RGB, Gaussian 15x15: 38 of 50M
-samples). :data:`STREAM_INEXACT` turns streaming on for them too.
+What is bit-identical, and what is not:
+
+- Chunks are cut at multiples of the engine's band height (:meth:`WindowStage.band_height`),
+  so every chunk is made of exactly the bands a whole-image call on the same input array
+  computes: the streamed pixels equal ``to_pixels(stage.run(x) * rescale)`` on that array
+  bit for bit, for every kernel, method (``fft`` included), chunk size and thread count.
+- The whole-image command path (:meth:`Pipeline.run`) converts the pixels to float first.
+  Streaming hands the engine the decoded uint8 array, so for 8-bit input (not ``--gray``)
+  the engine takes its exact int16 path (:mod:`convcli.engine.intpath`) where the kernel is
+  an integer kernel, or one times a scale, with ``sum(|k|) * 255 <= 32767``. Integer
+  kernels (sharpen, Laplacian, Sobel...) are exact on both paths: the same pixels. Scaled
+  ones (box, 3x3 binomial) are exact here and summed in float32 on the whole-image path:
+  values may differ in the last bit there, and a pixel on a rounding tie by one level;
+  streaming gives the correctly rounded one. Every other case (16-bit input, ``--gray``,
+  kernels without such an integer form, such as the Gaussians of ``blur``) runs the same
+  float arithmetic on the same bands: the same pixels.
 
 Pure NumPy: no I/O.
 """
@@ -23,24 +31,18 @@ Pure NumPy: no I/O.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from typing import Final
 
 import numpy as np
 
-from convcli.core.padding import source_rows
 from convcli.core.pixels import RangeStats, to_pixels
-from convcli.engine import choose_method
 from convcli.pipeline import CorrelateStage, EngineOptions, GradientStage, Pipeline, WindowStage
 
 #: Range policies that map each sample on its own (normalize needs the whole image's range).
 LOCAL_POLICIES: tuple[str, ...] = ("clip", "abs")
-#: Stream kernels whose sums are not exact too (last-bit float32 differences, see above).
-STREAM_INEXACT: bool = True
-#: Largest integer float32 holds exactly: integer sums below it are the same in any order.
-EXACT_SUM_LIMIT = float(1 << 24)
-#: Target bytes of one band's float output; the input band and to_pixels' temporaries are
-#: of the same order (4096x4096 RGB, 15x15 Gaussian: see stream_stage's docstring).
-BAND_BYTES: int = 8 << 20
+#: Default target bytes of one chunk's float output; the engine's bands and to_pixels'
+#: temporaries within it are smaller (4096x4096 RGB, 15x15 Gaussian: see stream_stage).
+DEFAULT_CHUNK_BYTES: Final[int] = 8 << 20
 
 
 def window_stage(pipeline: Pipeline) -> WindowStage | None:
@@ -51,74 +53,20 @@ def window_stage(pipeline: Pipeline) -> WindowStage | None:
     return stage if isinstance(stage, CorrelateStage | GradientStage) else None
 
 
-def _kernels(stage: WindowStage) -> list[np.ndarray]:
-    if isinstance(stage, CorrelateStage):
-        return [stage.weights]
-    assert isinstance(stage, GradientStage) and stage.kx is not None and stage.ky is not None
-    return [stage.kx.weights, stage.ky.weights]
+def can_stream(stage: WindowStage | None, shape: tuple[int, int, int], policy: str) -> bool:
+    """Whether :func:`stream_stage` can compute this stage on an (H, W, C) image with this policy."""
+    return stage is not None and policy in LOCAL_POLICIES and shape[2] in (1, 3)
 
 
-def band_method(stage: WindowStage, shape: tuple[int, int, int], eng: EngineOptions, maxval: float,
-                integer_input: bool = True) -> str | None:
-    """The engine method to force on every band (the one the whole image gets), or None when
-    banding could change the numbers (see the module docstring). ``integer_input``: the
-    samples are whole numbers 0..maxval (not grey computed from colour)."""
-    h, w, c = shape
-    kernels = [k[::-1, ::-1] if stage.flip else k for k in _kernels(stage)]
-    chosen = {eng.method if eng.method != "auto" else
-              choose_method(k, (h, w, c), stage.stride, stage.dilation, np.dtype(eng.dtype), False)
-              for k in kernels}
-    if len(chosen) != 1:
-        return None
-    method = chosen.pop()
-    if method == "fft":
-        return None
-    if STREAM_INEXACT or (integer_input and all(exact_sums(k, maxval) for k in kernels)):
-        return method
-    return None
-
-
-def exact_sums(kernel: np.ndarray, maxval: float) -> bool:
-    """True if every partial sum of ``kernel`` over samples 0..maxval is an integer float32 holds
-    exactly (so any summation order, band split or method gives the same float32 result)."""
-    k = np.asarray(kernel, dtype=np.float64)
-    return bool(np.all(k == np.round(k)) and float(np.abs(k).sum()) * maxval < EXACT_SUM_LIMIT)
-
-
-def can_stream(stage: WindowStage | None, shape: tuple[int, int, int], eng: EngineOptions,
-               policy: str, maxval: float, integer_input: bool = True) -> bool:
-    """Whether :func:`stream_stage` reproduces the whole-image path for this stage and policy."""
-    return (stage is not None and policy in LOCAL_POLICIES and shape[2] in (1, 3)
-            and band_method(stage, shape, eng, maxval, integer_input) is not None)
-
-
-def band_rows(stage: WindowStage, out_w: int, channels: int, dtype: np.dtype) -> int:
-    """Output rows per band: about BAND_BYTES of float output, at least one row."""
-    return max(1, BAND_BYTES // max(1, out_w * channels * dtype.itemsize))
-
-
-def _spans(out_h: int, rows: int) -> Iterator[tuple[int, int]]:
-    for y0 in range(0, out_h, rows):
-        yield y0, min(out_h, y0 + rows)
-
-
-def input_band(x: np.ndarray, stage: WindowStage, y0: int, y1: int, dtype: np.dtype) -> np.ndarray:
-    """The (row-padded) input rows output rows [y0, y1) read, as ``dtype``, all columns."""
-    (kh, _), (sy, _), (dy, _) = stage.ksize(), stage.stride, stage.dilation
-    top = stage.pad[0]
-    r0, r1 = y0 * sy - top, (y1 - 1) * sy + (kh - 1) * dy + 1 - top
-    if r0 >= 0 and r1 <= x.shape[0]:
-        return x[r0:r1].astype(dtype)
-    src, valid = source_rows(np.arange(r0, r1), x.shape[0], stage.padding)
-    band = x[src].astype(dtype)
-    if valid is not None:
-        band[~valid] = 0
-    return band
+def chunk_rows(band: int, out_w: int, channels: int, dtype: np.dtype, chunk_bytes: int) -> int:
+    """Output rows per chunk: a multiple of the engine's ``band`` rows, about ``chunk_bytes`` of floats."""
+    target = max(1, chunk_bytes // max(1, out_w * channels * dtype.itemsize))
+    return max(1, target // band) * band
 
 
 @dataclasses.dataclass
 class _Stats:
-    """RangeStats merged over bands: min, max, and the clipped count over all samples."""
+    """RangeStats merged over chunks: min, max, and the clipped count over all samples."""
 
     lo: float | None = None
     hi: float | None = None
@@ -139,36 +87,38 @@ class _Stats:
 
 
 def stream_stage(x: np.ndarray, stage: WindowStage, eng: EngineOptions, *, policy: str, bits: int,
-                 maxval: float, rescale: float = 1.0) -> tuple[np.ndarray, RangeStats]:
-    """``to_pixels(stage.run(x) * rescale, policy, bits)`` computed band by band.
+                 threads: int, rescale: float = 1.0,
+                 chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[np.ndarray, RangeStats]:
+    """``to_pixels(stage.run(x) * rescale, policy, bits)`` computed chunk by chunk.
 
-    ``x`` is (H, W, C) on the stored scale (largest value ``maxval``), any numeric dtype
-    (uint8/uint16 as decoded).
+    ``x`` is (H, W) or (H, W, C) on the stored scale, any numeric dtype (uint8/uint16 as
+    decoded: the engine converts each band as it gathers it). ``threads`` is the thread
+    count of the engine and of ``to_pixels`` (it replaces ``eng.threads``); ``chunk_bytes``
+    the target size of one chunk's float output.
     Returns the pixels ((H', W') for one channel, else (H', W', C)) and the merged stats.
-    Bands of BAND_BYTES = 8 MiB float32 output measured as fast as 4 or 16 MiB on 4096²
-    RGB (within noise) while keeping a band's temporaries around 40 MB.
+    Chunks of 8 MiB float32 output measured as fast as 4 or 16 MiB on 4096² RGB (within
+    noise) while keeping a chunk's temporaries around 40 MB.
     """
     if x.ndim == 2:
         x = x[:, :, None]
     h, w, c = x.shape
-    method = band_method(stage, (h, w, c), eng, maxval, x.dtype.kind in "ub")
-    if method is None:
-        msg = f"stage {stage.op} cannot be computed in bands with method {eng.method!r}"
+    if not can_stream(stage, (h, w, c), policy):
+        msg = f"stage {stage.op} with --range {policy} on {c} channels cannot be streamed"
         raise ValueError(msg)
-    dt = np.dtype(eng.dtype)
-    band_eng = dataclasses.replace(eng, method=method)
-    band_stage = dataclasses.replace(stage, pad=(0, 0, stage.pad[2], stage.pad[3]))
+    band_eng = dataclasses.replace(eng, threads=threads)
     _, oh, ow = stage.out_shape((c, h, w))
+    rows = chunk_rows(stage.band_height(x, band_eng), ow, c, np.dtype(eng.dtype), chunk_bytes)
     pixels = np.empty((oh, ow, c), dtype=np.uint16 if bits == 16 else np.uint8)
     stats = _Stats()
-    for y0, y1 in _spans(oh, band_rows(stage, ow, c, dt)):
-        values = band_stage.run(input_band(x, stage, y0, y1, dt), band_eng)
+    for y0 in range(0, oh, rows):
+        y1 = min(oh, y0 + rows)
+        values = stage.run(x, band_eng, rows=(y0, y1))
         if values.shape != (y1 - y0, ow, c):  # an engine bug, never a user error
-            msg = f"band of stage {stage.op} came out {values.shape}, expected {(y1 - y0, ow, c)}"
+            msg = f"rows {y0}..{y1} of stage {stage.op} came out {values.shape}, expected {(y1 - y0, ow, c)}"
             raise AssertionError(msg)
         if rescale != 1.0:
             values = values * rescale
-        pix, s = to_pixels(values[:, :, 0] if c == 1 else values, policy, bits)
+        pix, s = to_pixels(values[:, :, 0] if c == 1 else values, policy, bits, threads=threads)
         pixels[y0:y1] = pix.reshape(y1 - y0, ow, c)
         empty = s.min == s.max == 0.0 and bool(np.isnan(values).all())  # to_pixels' all-NaN answer
         stats.add(s, values.size, not empty)

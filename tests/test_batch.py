@@ -103,7 +103,7 @@ def test_good_and_bad_inputs_mixed(photos: Path, tmp_path: Path, jobs: str) -> N
 
 def test_image_too_small_is_a_usage_error_for_that_input(tmp_path: Path) -> None:
     big, tiny = save_rgb(tmp_path / "big.png"), save_rgb(tmp_path / "tiny.png", 2, 2)
-    r = run("blur", str(big), str(tiny), "-k", "5", "-p", "valid", "--json", "--ordered", "-j", "1")
+    r = run("blur", str(big), str(tiny), "--size", "5", "-p", "valid", "--json", "--ordered", "-j", "1")
     assert r.exit_code == 2
     ok, bad = records(r.stdout)
     assert ok["status"] == "ok" and bad["status"] == "error"
@@ -195,7 +195,7 @@ def test_a_worker_that_dies_fails_only_its_input(photos: Path, tmp_path: Path) -
 
 def test_jobs_1_and_2_give_identical_outputs(photos: Path, tmp_path: Path) -> None:
     for jobs in ("1", "2"):
-        for command in (["blur", "-k", "5"], ["edges"], ["downsample"], ["filter", "-k", "sharpen"]):
+        for command in (["blur", "--size", "5"], ["edges"], ["downsample"], ["filter", "-k", "sharpen"]):
             r = run(*command, str(photos), "--out-dir", str(tmp_path / f"j{jobs}"), "-q", "-j", jobs)
             assert r.exit_code == 1  # broken.png
     one, two = sorted((tmp_path / "j1").iterdir()), sorted((tmp_path / "j2").iterdir())
@@ -340,7 +340,7 @@ def test_help_states_the_order() -> None:
 @pytest.mark.filterwarnings("ignore:.*:DeprecationWarning:tornado")
 def test_dask_gives_the_same_outputs_as_jobs(photos: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
-    args = ["blur", str(photos), "--json", "--ordered", "-k", "5"]
+    args = ["blur", str(photos), "--json", "--ordered", "--size", "5"]
     local = run(*args, "--out-dir", str(tmp_path / "jobs"), "-j", "2")
     with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1, protocol="tcp",
                                   host="127.0.0.1", dashboard_address=None) as cluster:
@@ -402,7 +402,7 @@ def assert_only_whole_images(folder: Path) -> None:
 def test_signal_mid_batch_stops_cleanly(heavy: Path, tmp_path: Path, sig: int, jobs: str, status: int,
                                         message: str) -> None:
     out = tmp_path / "out"
-    args = convcli("blur", str(heavy), "--out-dir", str(out), "-j", jobs, "-k", "15", "--json")
+    args = convcli("blur", str(heavy), "--out-dir", str(out), "-j", jobs, "--size", "15", "--json")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_for_output(out, proc)
     proc.send_signal(sig)
@@ -417,7 +417,7 @@ def test_signal_mid_batch_stops_cleanly(heavy: Path, tmp_path: Path, sig: int, j
 
 def test_closed_pipe_ends_quietly(heavy: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    args = convcli("blur", str(heavy), "--out-dir", str(out), "-j", "2", "-k", "15", "--json")
+    args = convcli("blur", str(heavy), "--out-dir", str(out), "-j", "2", "--size", "15", "--json")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     json.loads(proc.stdout.readline())

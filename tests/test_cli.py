@@ -610,7 +610,7 @@ def test_blur_default_is_gaussian3(cat: Path, tmp_path: Path) -> None:
 def test_blur_size_15_uses_opencv_default_sigma(tmp_path: Path) -> None:
     x = cat_crop(32, 36)
     src = save(x, tmp_path / "in.png")
-    (rec,) = records(ok("blur", src, "-k", 15, "-o", tmp_path / "b.png", "--json"))
+    (rec,) = records(ok("blur", src, "--size", 15, "-o", tmp_path / "b.png", "--json"))
     sigma = 0.3 * ((15 - 1) * 0.5 - 1) + 0.8
     assert sigma == pytest.approx(2.6)
     assert rec["stages"][0]["kernel_size"] == [15, 15]
@@ -636,7 +636,7 @@ def test_blur_sigma_alone_sets_the_size(tmp_path: Path) -> None:
 
 
 def test_blur_box(cat: Path, tmp_path: Path) -> None:
-    (rec,) = records(ok("blur", cat, "--type", "box", "-k", 5, "-o", tmp_path / "b.png", "--json"))
+    (rec,) = records(ok("blur", cat, "--type", "box", "--size", 5, "-o", tmp_path / "b.png", "--json"))
     assert rec["stages"][0]["kernel_size"] == [5, 5]
     assert_quantized(load(tmp_path / "b.png"), corr(cat_crop(), np.full((5, 5), 1 / 25)))
 
@@ -693,7 +693,8 @@ def test_downsample_factor_3_uses_a_5_tap_gaussian(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load(tmp_path / "in.down3.png"), quantize(corr(x, g5)[::3, ::3]))
 
 
-@pytest.mark.parametrize(("args", "phrase"), [(["-k", 4], "odd"), (["--type", "box", "--sigma", 1], "sigma"),
+@pytest.mark.parametrize(("args", "phrase"), [(["--size", 4], "odd"),
+                                              (["--type", "box", "--sigma", 1], "sigma"),
                                               (["--sigma", 0], "sigma"), (["--sigma", -1], "sigma")])
 def test_blur_usage_errors(cat: Path, args: list[Any], phrase: str) -> None:
     result = run("blur", cat, *args)
@@ -911,7 +912,7 @@ def test_alpha_blur_has_no_halo(tmp_path: Path) -> None:
     rgba[..., 1] = 255  # transparent pixels are GREEN
     rgba[8:16, 9:19] = (255, 0, 0, 255)  # an opaque red rectangle
     src = save(rgba, tmp_path / "sq.png")
-    ok("blur", src, "-k", 5, "-q")
+    ok("blur", src, "--size", 5, "-q")
     with Image.open(tmp_path / "sq.blur.png") as im:
         assert im.mode == "RGBA"
         out = np.asarray(im).astype(int)
@@ -1004,9 +1005,9 @@ def test_fact4_stride_2_zeros_pad_1_gives_112_then_56(tmp_path: Path) -> None:
                         "--json"))
     assert [s["output_shape"][2:] for s in rec["stages"]] == [[112, 112], [56, 56]]
     assert load(tmp_path / "d.png").shape == (56, 56, 3)
-    result = ok("shape", "224x224", "-k", 3, "-s", 2, "--pad", 1, "--times", 2)
+    result = ok("shape", "224x224", "--size", 3, "-s", 2, "--pad", 1, "--times", 2)
     assert "224x224 -> 112x112 -> 56x56" in result.stdout
-    (rec,) = records(ok("shape", "224x224", "-k", 3, "-s", 2, "--pad", 1, "--times", 2, "--json"))
+    (rec,) = records(ok("shape", "224x224", "--size", 3, "-s", 2, "--pad", 1, "--times", 2, "--json"))
     assert rec["output_shape"] == [1, 1, 56, 56]
 
 
@@ -1069,7 +1070,7 @@ def test_kernels_unknown_name_suggests() -> None:
 
 
 def test_shape_json_record(tmp_path: Path) -> None:
-    (rec,) = records(ok("shape", "100x60", "-k", 5, "-s", 2, "-d", 2, "--channels", 3, "--json"))
+    (rec,) = records(ok("shape", "100x60", "--size", 5, "-s", 2, "-d", 2, "--channels", 3, "--json"))
     assert "input" not in rec and "output" not in rec
     assert rec["input_shape"] == [1, 3, 100, 60]
     (st,) = rec["stages"]
@@ -1080,12 +1081,12 @@ def test_shape_json_record(tmp_path: Path) -> None:
     assert axis_arithmetic(100, 5, 2, 2, 4, 4) in st["arithmetic"]
     assert axis_arithmetic(60, 5, 2, 2, 4, 4) in st["arithmetic"]
     assert pair(st["receptive_field"]) == [9, 9] and pair(st["jump"]) == [2, 2]
-    (rec,) = records(ok("shape", "224", "-k", 3, "-p", "valid", "--json"))
+    (rec,) = records(ok("shape", "224", "--size", 3, "-p", "valid", "--json"))
     assert rec["output_shape"] == [1, 1, 222, 222]
 
 
 def test_shape_impossible_is_a_usage_error() -> None:
-    result = run("shape", "4x4", "-k", 7, "-p", "valid")
+    result = run("shape", "4x4", "--size", 7, "-p", "valid")
     assert result.exit_code == 2
     assert axis_arithmetic(4, 7, 1, 1, 0, 0) in one_error_line(result)
 

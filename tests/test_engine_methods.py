@@ -1,10 +1,11 @@
 """Every engine method against scipy.ndimage (an independent float64 reference) and each other.
 
-The reference is ``scipy.ndimage.correlate`` with the SPEC §1 mode table (zeros -> constant,
+The reference is ``scipy.ndimage.correlate`` with the README's padding table (zeros -> constant,
 border -> nearest, reflection -> mirror, symmetric -> reflect, circular -> wrap); asymmetric
 and even kernels are placed with ``origin``, a stride is the stride-1 result sampled and a
-dilation is the kernel with zeros between taps. Bands are shrunk to a few rows so that band
-seams fall inside these small images, and one and two threads must give identical arrays.
+dilation is the kernel with zeros between taps. Bands are shrunk to a few rows (an explicit
+``band_bytes``) so that band seams fall inside these small images, and one and two threads
+must give identical arrays.
 The automatic choice is tested for which method it picks, never for time.
 """
 
@@ -19,17 +20,17 @@ from scipy import ndimage as ndi
 from convcli.core.padding import MODES, pad_array
 from convcli.engine import (
     METHODS,
+    band_height,
     bands,
     choose_method,
     conv2d,
     correlate2d,
     direct,
     gemm,
-    get_default_threads,
     gradient_magnitude,
     intpath,
     separable,
-    set_default_threads,
+    usable_cores,
 )
 from convcli.errors import UsageError
 
@@ -76,7 +77,7 @@ def scipy_ref(
     x: np.ndarray, k: np.ndarray, stride: tuple[int, int], dilation: tuple[int, int],
     pad: tuple[int, int, int, int], mode: str,
 ) -> np.ndarray:
-    """SPEC §1 correlation of (H, W[, C]) through scipy.ndimage, float64."""
+    """The engine's correlation (convcli.engine docstring) of (H, W[, C]) through scipy.ndimage, float64."""
     x64 = np.asarray(x, dtype=np.float64)
     if x64.ndim == 3:
         return np.stack([scipy_ref(x64[:, :, c], k, stride, dilation, pad, mode)
@@ -131,10 +132,8 @@ def cases(draw: st.DrawFn, integer: bool = False) -> dict:
     return {"x": x, "k": k, "stride": stride, "dilation": dilation, "pad": pad, "mode": mode}
 
 
-@pytest.fixture
-def tiny_bands(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bands of one to a few rows, so seams fall inside small test images."""
-    monkeypatch.setattr(bands, "BAND_BYTES", 64)
+#: A band size of one to a few rows, so seams fall inside small test images.
+TINY = 64
 
 
 def methods_for(k: np.ndarray) -> list[str]:
@@ -145,7 +144,7 @@ def methods_for(k: np.ndarray) -> list[str]:
 def run(case: dict, method: str, threads: int, dtype: type = np.float64, **kw: object) -> np.ndarray:
     return correlate2d(case["x"], case["k"], stride=case["stride"], dilation=case["dilation"],
                        pad=case["pad"], mode=case["mode"], method=method, threads=threads,
-                       dtype=dtype, **kw)
+                       dtype=dtype, **kw)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- every method vs the reference
@@ -175,17 +174,11 @@ def test_every_method_float32_within_1e4_of_float64(case: dict) -> None:
 @given(case=cases())
 def test_band_seams_and_threads(case: dict) -> None:
     """Tiny bands: every seam is inside the image; one and two threads give identical arrays."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(bands, "BAND_BYTES", 64)
-        _check_seams(case)
-
-
-def _check_seams(case: dict) -> None:
     ref = scipy_ref(case["x"], case["k"], case["stride"], case["dilation"], case["pad"], case["mode"])
-    direct1 = run(case, "direct", threads=1, dtype=np.float32)
+    direct1 = run(case, "direct", threads=1, dtype=np.float32, band_bytes=TINY)
     for method in methods_for(case["k"]):
-        one = run(case, method, threads=1, dtype=np.float32)
-        two = run(case, method, threads=2, dtype=np.float32)
+        one = run(case, method, threads=1, dtype=np.float32, band_bytes=TINY)
+        two = run(case, method, threads=2, dtype=np.float32, band_bytes=TINY)
         np.testing.assert_array_equal(one, two, err_msg=method)
         scale = np.abs(case["k"]).sum()
         np.testing.assert_allclose(one, ref, rtol=1e-4, atol=1e-5 * scale, err_msg=method)
@@ -194,18 +187,16 @@ def _check_seams(case: dict) -> None:
 
 @pytest.mark.parametrize("method", FORCEABLE)
 @pytest.mark.parametrize("h", [37, 41])
-def test_heights_not_a_multiple_of_the_band(method: str, h: int, tiny_bands: None,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_heights_not_a_multiple_of_the_band(method: str, h: int) -> None:
     rng = np.random.default_rng(h)
     x = rng.uniform(0, 255, (h, 29, 3)).astype(np.float32)
     k = np.outer([1.0, 4, 6, 4, 1], [1.0, 2, 1]) / 48 if method == "separable" else rng.normal(size=(5, 3))
     # ~3 rows per band: 37 and 41 leave a short last band.
-    monkeypatch.setattr(bands, "BAND_BYTES", 29 * 3 * 4 * 3)
     for stride in [(1, 1), (2, 3)]:
         ref = scipy_ref(x, k, stride, (1, 1), (2, 2, 1, 1), "reflection")
         for threads in (1, 2):
             got = correlate2d(x, k, stride=stride, pad=(2, 2, 1, 1), mode="reflection",
-                              method=method, threads=threads)
+                              method=method, threads=threads, band_bytes=29 * 3 * 4 * 3)
             np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3)
 
 
@@ -237,36 +228,28 @@ def test_integer_path_exactly_equals_float64(case: dict) -> None:
         np.testing.assert_array_equal(got8, ref.astype(np.float32), err_msg=method)
 
 
-def band_dtypes(monkeypatch: pytest.MonkeyPatch) -> list[np.dtype]:
-    """Record the dtype of every band the engine gathers (int16 = the exact integer path)."""
-    seen: list[np.dtype] = []
-    real = bands.BandGather.band
-
-    def spy(self: bands.BandGather, r0: int, r1: int) -> np.ndarray:
-        out = real(self, r0, r1)
-        seen.append(out.dtype)
-        return out
-
-    monkeypatch.setattr(bands.BandGather, "band", spy)
-    return seen
-
-
-def test_integer_path_runs_in_int16(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = band_dtypes(monkeypatch)
-    x = np.random.default_rng(0).integers(0, 256, (12, 10, 3)).astype(np.float32)
-    sharpen = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]])
-    correlate2d(x, sharpen, pad=(1, 1, 1, 1), mode="reflection", integer_input=True)
-    assert seen and all(dt == np.int16 for dt in seen)
-    seen.clear()
-    correlate2d(x, sharpen, pad=(1, 1, 1, 1), mode="reflection")  # no promise: float32
-    assert all(dt == np.float32 for dt in seen)
-    seen.clear()
-    correlate2d(x, sharpen / 2, pad=(1, 1, 1, 1), mode="reflection", integer_input=True)
-    assert all(dt == np.int16 for dt in seen)  # an integer kernel times 1/2
-    seen.clear()
-    irregular = np.array([[0.1, 0.3, 0.2], [0.7, 1 / 3, 0], [0, 0, 0]])
-    correlate2d(x, irregular, pad=(1, 1, 1, 1), mode="reflection", integer_input=True)
-    assert all(dt == np.float32 for dt in seen)  # not an integer kernel up to a scale
+def test_integer_path_rounds_the_exact_sum_once() -> None:
+    """The int16 path (convcli.engine.intpath) is observable in its numbers: the exact integer sum
+    times the scale, rounded once. float32 taps round at every step and land elsewhere."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (48, 40, 3)).astype(np.float32)
+    kint = np.array([[1.0, -2, 3], [4, 9, 4], [3, -2, 1]])  # sum |k| * 255 fits int16
+    pad = (1, 1, 1, 1)
+    exact = scipy_ref(x, kint, (1, 1), (1, 1), pad, "reflection")  # whole numbers: exact in float64
+    once = exact.astype(np.float32) * np.float32(0.1)
+    for method in ("auto", "direct"):
+        promised = correlate2d(x, kint * 0.1, pad=pad, mode="reflection", method=method, integer_input=True)
+        np.testing.assert_array_equal(promised, once, err_msg=method)
+        as_uint8 = correlate2d(x.astype(np.uint8), kint * 0.1, pad=pad, mode="reflection", method=method)
+        np.testing.assert_array_equal(as_uint8, once, err_msg=method)  # uint8 implies the promise
+        plain = correlate2d(x, kint * 0.1, pad=pad, mode="reflection", method=method)  # no promise
+        assert not np.array_equal(plain, once), method  # float32 taps: not the single rounding
+        np.testing.assert_allclose(plain, exact * 0.1, rtol=1e-5, atol=1e-3, err_msg=method)
+    irregular = np.array([[0.1, 0.3, 0.2], [0.7, 1 / 3, 0], [0, 0, 0]])  # no integer form
+    assert intpath.integer_form(irregular) is None
+    got = correlate2d(x, irregular, pad=pad, mode="reflection", integer_input=True)
+    np.testing.assert_allclose(got, scipy_ref(x, irregular, (1, 1), (1, 1), pad, "reflection"),
+                               rtol=1e-5, atol=1e-4)
 
 
 def test_integer_bound() -> None:
@@ -289,12 +272,6 @@ def test_integer_bound() -> None:
        mode=st.sampled_from(PAD_MODES))
 def test_conv2d_matches_scipy(seed: int, cin: int, cout: int, kh: int, kw: int, s: int, d: int,
                               mode: str) -> None:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(bands, "BAND_BYTES", 64)
-        _check_conv(seed, cin, cout, kh, kw, s, d, mode)
-
-
-def _check_conv(seed: int, cin: int, cout: int, kh: int, kw: int, s: int, d: int, mode: str) -> None:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(int(rng.integers(1, 15)), int(rng.integers(1, 15)), cin)).astype(np.float32)
     w = rng.normal(size=(cout, cin, kh, kw))
@@ -302,8 +279,8 @@ def _check_conv(seed: int, cin: int, cout: int, kh: int, kw: int, s: int, d: int
     pad = (d * (kh - 1), d * (kh - 1) // 2, d * (kw - 1) // 2 + 1, d * (kw - 1))
     ref = np.stack([sum(scipy_ref(x[:, :, c], w[o, c], (s, s), (d, d), pad, mode) for c in range(cin))
                     + b[o] for o in range(cout)], axis=-1)
-    one = conv2d(x, w, b, stride=(s, s), dilation=(d, d), pad=pad, mode=mode, threads=1)
-    two = conv2d(x, w, b, stride=(s, s), dilation=(d, d), pad=pad, mode=mode, threads=2)
+    one = conv2d(x, w, b, stride=(s, s), dilation=(d, d), pad=pad, mode=mode, threads=1, band_bytes=TINY)
+    two = conv2d(x, w, b, stride=(s, s), dilation=(d, d), pad=pad, mode=mode, threads=2, band_bytes=TINY)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_allclose(one, ref, rtol=1e-4, atol=1e-4 * np.abs(w).sum())
     got64 = conv2d(x, w, b, stride=(s, s), dilation=(d, d), pad=pad, mode=mode, dtype=np.float64)
@@ -403,20 +380,20 @@ def test_methods_and_errors() -> None:
         conv2d(x, np.ones((1, 1, 3, 3)), threads=-1)
 
 
-def test_default_threads_setting() -> None:
-    before = bands._default_threads
-    try:
-        set_default_threads(1)
-        assert get_default_threads() == 1
-        x = np.random.default_rng(0).normal(size=(30, 30)).astype(np.float32)
-        a = correlate2d(x, SHARPEN, pad=(1, 1, 1, 1))
-        set_default_threads(None)
-        assert get_default_threads() >= 1
-        np.testing.assert_array_equal(a, correlate2d(x, SHARPEN, pad=(1, 1, 1, 1), threads=2))
-        with pytest.raises(UsageError):
-            set_default_threads(0)
-    finally:
-        bands._default_threads = before
+def test_threads_none_is_the_usable_cores_at_each_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from convcli import engine
+
+    assert not hasattr(engine, "set_default_threads") and not hasattr(bands, "BAND_BYTES")  # no settings
+    assert usable_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert usable_cores() == 3  # looked up at the call, never cached
+    x = np.random.default_rng(0).normal(size=(30, 30)).astype(np.float32)
+    a = correlate2d(x, SHARPEN, pad=(1, 1, 1, 1))
+    np.testing.assert_array_equal(a, correlate2d(x, SHARPEN, pad=(1, 1, 1, 1), threads=1))
+    with pytest.raises(UsageError, match="threads"):
+        correlate2d(x, SHARPEN, threads=True)  # type: ignore[arg-type]
 
 
 def test_direct_groups_taps_by_coefficient() -> None:
@@ -441,7 +418,7 @@ def test_uint8_and_float64_inputs_need_no_caller_conversion() -> None:
 
 @pytest.mark.parametrize("n", [4, 5, 7, 15, 16])
 @pytest.mark.parametrize("mode", PAD_MODES)
-def test_box_by_doubling(n: int, mode: str, tiny_bands: None) -> None:
+def test_box_by_doubling(n: int, mode: str) -> None:
     """Box factors are summed by doubling (run_sum); exact on integer data."""
     rng = np.random.default_rng(n)
     x = rng.integers(0, 256, (23, 31, 3)).astype(np.float32)
@@ -449,7 +426,7 @@ def test_box_by_doubling(n: int, mode: str, tiny_bands: None) -> None:
     for k in (np.ones((n, 3)), np.ones((3, n)), np.full((n, n), 1.0 / n**2)):
         ref = scipy_ref(x, k, (1, 1), (1, 1), pad, mode)
         for threads in (1, 2):
-            got = correlate2d(x, k, pad=pad, mode=mode, method="separable", threads=threads)
+            got = correlate2d(x, k, pad=pad, mode=mode, method="separable", threads=threads, band_bytes=TINY)
             if np.all(k == 1):
                 np.testing.assert_array_equal(got, ref.astype(np.float32))
             else:
@@ -461,33 +438,37 @@ def test_box_by_doubling(n: int, mode: str, tiny_bands: None) -> None:
     "kernel",
     [np.full((5, 5), 1 / 25), np.outer([1, 2, 1], [1, 2, 1]) / 16, np.outer([1, 4, 6, 4, 1], [1, 2, 1]) / 48],
 )
-def test_scaled_integer_kernels_on_uint8(method: str, kernel: np.ndarray,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scaled_integer_kernels_on_uint8(method: str, kernel: np.ndarray) -> None:
     """Integer kernel times a scale on 8-bit data: int16 sums, one float rounding at the end."""
-    seen = band_dtypes(monkeypatch)
+    form = intpath.integer_form(kernel)
+    assert form is not None
+    kint, scale = form
     x8 = np.random.default_rng(1).integers(0, 256, (21, 26, 3), dtype=np.uint8)
     for stride in [(1, 1), (2, 2)]:
         pad = (kernel.shape[0] // 2,) * 2 + (kernel.shape[1] // 2,) * 2
         ref = scipy_ref(x8, kernel, stride, (1, 1), pad, "reflection")
+        exact = scipy_ref(x8, kint, stride, (1, 1), pad, "reflection")  # whole numbers, exact
         for dtype in (np.float32, np.float64):
             got = correlate2d(x8, kernel, stride=stride, pad=pad, mode="reflection", method=method,
                               dtype=dtype)
             np.testing.assert_allclose(got, ref, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-5)
-    assert seen and all(dt == np.int16 for dt in seen)
-    assert intpath.integer_form(kernel) is not None
+            # the int16 path: the exact sum, rounded once by the scale
+            np.testing.assert_array_equal(got, exact.astype(dtype) * np.dtype(dtype).type(scale))
     assert intpath.integer_form(np.array([[0.1, 0.3], [0.7, 1 / 3]])) is None
 
 
 @pytest.mark.parametrize("method", ["auto", "direct", "separable", "im2col"])
 @pytest.mark.parametrize("as_uint8", [False, True])
-def test_gradient_magnitude_is_hypot_of_both(method: str, as_uint8: bool, tiny_bands: None) -> None:
+def test_gradient_magnitude_is_hypot_of_both(method: str, as_uint8: bool) -> None:
     rng = np.random.default_rng(11)
     x = rng.integers(0, 256, (27, 22)).astype(np.uint8 if as_uint8 else np.float32)
     pad = (1, 1, 1, 1)
     ref = np.hypot(scipy_ref(x, SOBEL_X, (1, 1), (1, 1), pad, "reflection"),
                    scipy_ref(x, SOBEL_X.T, (1, 1), (1, 1), pad, "reflection"))
-    one = gradient_magnitude(x, SOBEL_X, SOBEL_X.T, pad=pad, mode="reflection", method=method, threads=1)
-    two = gradient_magnitude(x, SOBEL_X, SOBEL_X.T, pad=pad, mode="reflection", method=method, threads=2)
+    one = gradient_magnitude(x, SOBEL_X, SOBEL_X.T, pad=pad, mode="reflection", method=method, threads=1,
+                             band_bytes=TINY)
+    two = gradient_magnitude(x, SOBEL_X, SOBEL_X.T, pad=pad, mode="reflection", method=method, threads=2,
+                             band_bytes=TINY)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_allclose(one, ref, rtol=1e-6, atol=1e-4)
     rgb = rng.uniform(0, 1, (9, 8, 3)).astype(np.float32)
@@ -525,23 +506,58 @@ def test_choose_method_integer_path_prefers_direct() -> None:
 
 @pytest.mark.parametrize("mode", PAD_MODES)
 @pytest.mark.parametrize("stride", [(1, 1), (2, 3)])
-def test_separable_in_place_rows_path(mode: str, stride: tuple[int, int], tiny_bands: None,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bands inside the image skip the gathered copy; results equal the reference all the same."""
-    calls = []
-    real = separable.SeparablePlan.correlate_rows
-
-    def spy(self: separable.SeparablePlan, *args: object) -> None:
-        calls.append(1)
-        real(self, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(separable.SeparablePlan, "correlate_rows", spy)
+def test_separable_in_place_rows_path(mode: str, stride: tuple[int, int]) -> None:
+    """Bands inside the image skip the gathered copy when the input is already in the arithmetic
+    dtype; the numbers are the reference's, and bit for bit those of a gathered (converted) input."""
     rng = np.random.default_rng(5)
     x = rng.uniform(0, 1, (40, 33, 3)).astype(np.float32)
     g = np.exp(-((np.arange(9) - 4) ** 2) / 6.0)
     for k in (np.outer(g, g[:7]), np.full((5, 5), 1 / 25), np.outer([1.0, 2, 1], [1.0, 0, -1])):
         pad = (k.shape[0] // 2, k.shape[0] - 1 - k.shape[0] // 2, 8, 8)
         ref = scipy_ref(x, k, stride, (1, 1), pad, mode)
-        got = correlate2d(x, k, stride=stride, pad=pad, mode=mode, method="separable", threads=2)
+        got = correlate2d(x, k, stride=stride, pad=pad, mode=mode, method="separable", threads=2,
+                          band_bytes=TINY)
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
-    assert calls
+        gathered = correlate2d(x.astype(np.float64), k, stride=stride, pad=pad, mode=mode,
+                               method="separable", threads=2, band_bytes=TINY)
+        np.testing.assert_array_equal(gathered, got)
+
+
+# ---------------------------------------------------------------- row ranges (rows=)
+
+
+@pytest.mark.parametrize("method", FORCEABLE)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_row_ranges_on_the_band_grid_are_the_whole_output(method: str, dtype: type) -> None:
+    """rows=(y0, y1) at multiples of band_height: the whole output's rows bit for bit, any
+    thread count; any other range: the reference's numbers within the usual rounding."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, (301 if method == "fft" else 61, 23, 3)).astype(dtype)
+    k = np.outer(gaussian(7, 1.5), gaussian(5, 1.2)) if method == "separable" else rng.normal(size=(7, 5))
+    kw = {"stride": (2, 1), "pad": (3, 3, 2, 2), "mode": "reflection", "method": method, "band_bytes": 300}
+    whole = correlate2d(x, k, threads=1, **kw)  # type: ignore[arg-type]
+    ref = scipy_ref(x, k, (2, 1), (1, 1), (3, 3, 2, 2), "reflection")
+    band = band_height(x, k, **kw)  # type: ignore[arg-type]
+    oh = whole.shape[0]
+    assert 1 <= band < oh  # several bands: the grid matters
+    for step in (band, 2 * band, 3 * band):
+        parts = [correlate2d(x, k, threads=2, rows=(y, min(oh, y + step)), **kw)  # type: ignore[arg-type]
+                 for y in range(0, oh, step)]
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
+    odd = [correlate2d(x, k, rows=(y, min(oh, y + 5)), **kw) for y in range(0, oh, 5)]  # type: ignore[arg-type]
+    np.testing.assert_allclose(np.concatenate(odd), ref, rtol=1e-4, atol=1e-3 * np.abs(k).sum())
+    grad = gradient_magnitude(x, SOBEL_X, SOBEL_X.T, pad=(1, 1, 1, 1), band_bytes=300, method=method)
+    gband = band_height(x, SOBEL_X, SOBEL_X.T, pad=(1, 1, 1, 1), band_bytes=300, method=method)
+    gparts = [gradient_magnitude(x, SOBEL_X, SOBEL_X.T, pad=(1, 1, 1, 1), band_bytes=300, method=method,
+                                 rows=(y, min(x.shape[0], y + gband))) for y in range(0, x.shape[0], gband)]
+    np.testing.assert_array_equal(np.concatenate(gparts), grad)
+
+
+def test_row_range_errors() -> None:
+    x = np.zeros((10, 8), dtype=np.float32)
+    for rows in [(0, 0), (-1, 3), (5, 11), (6, 4)]:
+        with pytest.raises(UsageError, match="rows must be"):
+            correlate2d(x, SHARPEN, pad=(1, 1, 1, 1), rows=rows)
+    assert correlate2d(x, SHARPEN, pad=(1, 1, 1, 1), rows=(3, 7)).shape == (4, 8)
+    with pytest.raises(UsageError, match="band_bytes"):
+        correlate2d(x, SHARPEN, band_bytes=0)

@@ -23,7 +23,7 @@ from convcli.io.decode import read_header
 
 COMMANDS: dict[str, list[str]] = {
     "filter": ["filter", "-k", "sharpen"],
-    "blur": ["blur", "-k", "5"],
+    "blur": ["blur", "--size", "5"],
     "edges": ["edges"],
     "downsample": ["downsample"],
 }

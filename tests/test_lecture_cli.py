@@ -49,7 +49,7 @@ def seeded_uniform_weights(seed: int, shape: tuple[int, ...]) -> np.ndarray:
 
 def test_fact5_conv3_then_conv1x1_shapes(tmp_path: Path) -> None:
     res = ok("chain", "-i", CAT, "-o", tmp_path / "maps.npy", "--json",
-             "conv", "--out-channels", "3", "-k", "3", "conv", "--out-channels", "2", "-k", "1")
+             "conv", "--out-channels", "3", "--size", "3", "conv", "--out-channels", "2", "--size", "1")
     rec = json.loads(res.stdout)
     shapes = [rec["input_shape"]] + [s["output_shape"] for s in rec["stages"]]
     assert shapes == [[1, 3, 224, 224], [1, 3, 224, 224], [1, 2, 224, 224]]
@@ -58,7 +58,7 @@ def test_fact5_conv3_then_conv1x1_shapes(tmp_path: Path) -> None:
 
 def test_chain_equals_its_stages_on_floats(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     path, x = small
-    ok("chain", "-i", path, "-o", tmp_path / "c.npy", "-q", "blur", "-k", "5", "edges", "--direction",
+    ok("chain", "-i", path, "-o", tmp_path / "c.npy", "-q", "blur", "--size", "5", "edges", "--direction",
        "vertical")
     got = np.load(tmp_path / "c.npy")
     g1 = np.array([1, 4, 6, 4, 1], float) / 16

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from convcli.io import encode as ioencode
-from convcli.io import png as iopng
 from convcli.io.encode import encode_image
 from convcli.io.png import adler32_combine, decode_png, encode_png
 
@@ -38,8 +37,7 @@ def _idat(png: bytes) -> bytes:
 
 
 @pytest.fixture(params=[64, 1 << 20], ids=["many-tasks", "one-task"])
-def task_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(iopng, "PNG_TASK_BYTES", request.param)
+def task_bytes(request: pytest.FixtureRequest) -> int:
     return int(request.param)
 
 
@@ -47,11 +45,14 @@ def task_bytes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize("channels,with_alpha", [(1, False), (1, True), (3, False), (3, True)])
 @pytest.mark.parametrize("bits", [8, 16])
 @pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("deflate", ["zlib", "isal"])
 def test_round_trip(shape: tuple[int, int], channels: int, with_alpha: bool, bits: int, threads: int,
-                    task_bytes: int, rng: np.random.Generator) -> None:
+                    deflate: str, task_bytes: int, rng: np.random.Generator) -> None:
+    if deflate == "isal":
+        pytest.importorskip("isal")
     color = _pixels(rng, *shape, channels, bits)
     alpha = _pixels(rng, *shape, 1, bits) if with_alpha else None
-    png = encode_png(color, alpha, threads=threads)
+    png = encode_png(color, alpha, threads=threads, task_bytes=task_bytes, deflate=deflate)
     want = color.reshape(*shape, -1)
     if alpha is not None:
         want = np.concatenate([want, alpha[..., None]], axis=-1)
@@ -68,9 +69,10 @@ def test_round_trip(shape: tuple[int, int], channels: int, with_alpha: bool, bit
 
 
 @pytest.mark.parametrize("level", range(10))
-def test_every_compress_level(level: int, task_bytes: int, rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("deflate", ["zlib", "auto"])
+def test_every_compress_level(level: int, deflate: str, task_bytes: int, rng: np.random.Generator) -> None:
     color = _pixels(rng, 50, 70, 3, 8)
-    png = encode_png(color, None, compress_level=level, threads=2)
+    png = encode_png(color, None, compress_level=level, threads=2, task_bytes=task_bytes, deflate=deflate)
     with Image.open(io.BytesIO(png)) as im:
         np.testing.assert_array_equal(np.asarray(im), color)
     header = _idat(png)[:2]
@@ -79,8 +81,11 @@ def test_every_compress_level(level: int, task_bytes: int, rng: np.random.Genera
 
 def test_levels_trade_size(rng: np.random.Generator) -> None:
     color = np.tile(_pixels(rng, 64, 64, 3, 8), (8, 8, 1))
-    sizes = [len(encode_png(color, None, compress_level=lv)) for lv in (0, 1, 9)]
+    sizes = [len(encode_png(color, None, compress_level=lv, deflate="zlib")) for lv in (0, 1, 9)]
     assert sizes[0] > sizes[1] > sizes[2]
+    # ISA-L on incompressible noise may come out a little larger than stored blocks, at any level
+    auto = [len(encode_png(color, None, compress_level=lv)) for lv in (1, 9)]
+    assert max(auto) <= sizes[0] * 1.02
 
 
 def test_icc_profile_kept(rng: np.random.Generator) -> None:
@@ -116,20 +121,45 @@ def test_encode_image_uses_the_threaded_writer_for_large_images(rng: np.random.G
     assert len(calls) == 2
 
 
-def test_pool_workers_share_the_cores_for_default_threads() -> None:
-    import signal
-
-    from convcli.engine import get_default_threads, set_default_threads
-    from convcli.engine.bands import _default_threads  # noqa: PLC2701 - restored below
+def test_pool_workers_jobs_carry_their_thread_share() -> None:
+    """A pool of N workers: every Job without --threads carries usable_cores() // N, resolved in
+    the parent, so the worker's engine, to_pixels and PNG writer never oversubscribe the cores."""
+    from convcli.pipeline import EngineOptions, Pipeline
     from convcli.run import scale as scaleout
+    from convcli.run.job import Job
 
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        scaleout._worker_init(2)
-        assert get_default_threads() == max(1, scaleout.usable_cores() // 2)
-        scaleout._worker_init(10_000)
-        assert get_default_threads() == 1
-    finally:
-        set_default_threads(_default_threads)
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
+    jobs = [Job(source=f"{i}.png", output=None, pipeline=Pipeline(()), engine=EngineOptions(threads=t))
+            for i, t in enumerate([None, None, 3])]
+    shared = [j for j in scaleout.share_cores(list(jobs), 2) if isinstance(j, Job)]
+    assert [j.engine.threads for j in shared] == [max(1, scaleout.usable_cores() // 2)] * 2 + [3]
+    many = [j for j in scaleout.share_cores(list(jobs), 10_000) if isinstance(j, Job)]
+    assert [j.engine.threads for j in many] == [1, 1, 3]
+    assert jobs[0].engine.threads is None  # frozen Jobs: the caller's list is untouched
+
+
+def test_isal_is_the_default_deflate_where_installed() -> None:
+    """The measured choice (benchmarks/CODECS.md) is what runs; without isal, zlib is the fallback."""
+    import importlib.util
+
+    from convcli.io.png import deflate_codec
+
+    codec, level = deflate_codec("auto", 1)
+    expected = "isal.isal_zlib" if importlib.util.find_spec("isal") else "zlib"
+    assert codec.__name__ == expected and level == 1
+    assert deflate_codec("auto", 0)[0] is zlib  # level 0: stored blocks, zlib's
+    assert deflate_codec("zlib", 6) == (zlib, 6)
+    with pytest.raises(ValueError, match="backend"):
+        deflate_codec("gzip", 1)
+    with pytest.raises(ValueError, match="0..9"):
+        deflate_codec("auto", 10)
+
+
+def test_isal_files_are_no_larger_than_zlib_level_1(rng: np.random.Generator) -> None:
+    pytest.importorskip("isal")
+    y, x = np.mgrid[0:300, 0:400]
+    smooth = np.stack([(x * 0.5 + y * 0.2) % 256, (x * y / 300) % 256, (y * 0.7) % 256], axis=-1)
+    color = (smooth + rng.normal(0, 2, smooth.shape)).clip(0, 255).astype(np.uint8)
+    a = encode_png(color, None, compress_level=1, deflate="zlib")
+    b = encode_png(color, None, compress_level=1, deflate="isal")
+    assert decode_png(b).tolist() == decode_png(a).tolist() == color.tolist()
+    assert len(b) <= len(a) * 1.05

@@ -99,7 +99,7 @@ def cmdline(pid: int) -> str:
 @linux_only
 def test_kill_9_leaves_no_process_behind(many: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = subprocess.Popen(convcli("blur", str(many), "--out-dir", str(out), "-j", "2", "-k", "21"),
+    proc = subprocess.Popen(convcli("blur", str(many), "--out-dir", str(out), "-j", "2", "--size", "21"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     children: dict[int, int] = {}
     try:
@@ -204,7 +204,7 @@ def test_signal_during_pool_start_up(many: Path, tmp_path: Path, sig: int, statu
     """At any moment of the start-up, a signal ends the run with one line (the whole group: Ctrl-C)."""
     for i, delay in enumerate((0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)):
         out = tmp_path / f"out{i}"
-        proc = subprocess.Popen(convcli("blur", str(many), "--out-dir", str(out), "-j", "2", "-k", "21"),
+        proc = subprocess.Popen(convcli("blur", str(many), "--out-dir", str(out), "-j", "2", "--size", "21"),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=group)
         wait_until_convcli_runs(proc.pid)
@@ -267,7 +267,7 @@ def test_image_to_a_reader_that_reads_it_all(big_png: Path) -> None:
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_json_to_a_reader_that_leaves(many: Path, tmp_path: Path, jobs: str) -> None:
-    args = convcli("blur", str(many), "--out-dir", str(tmp_path / "out"), "--json", "-j", jobs, "-k", "9")
+    args = convcli("blur", str(many), "--out-dir", str(tmp_path / "out"), "--json", "-j", jobs, "--size", "9")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     try:

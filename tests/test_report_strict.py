@@ -81,21 +81,24 @@ def save(path: Path, seed: int) -> Path:
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_overflowing_kernel_gives_null_and_every_input_runs(tmp_path: Path, jobs: str) -> None:
+def test_overflow_gives_null_and_every_input_runs(tmp_path: Path, jobs: str) -> None:
+    """Five stages of a kernel summing to 4e8 (each within the kernel limit) overflow float32 (max 3.4e38)."""
     paths = [str(save(tmp_path / f"in{i}.png", i)) for i in range(3)]
-    r = CliRunner().invoke(cli, ["filter", *paths, "-k", "3e38 3e38; 3e38 3e38", "--json", "-j", jobs,
-                                 "--out-dir", str(tmp_path / "out"), "--ordered"], catch_exceptions=False)
+    big = ["filter", "-k", "1e8 1e8; 1e8 1e8"]
+    r = CliRunner().invoke(cli, ["chain", *[a for p in paths for a in ("-i", p)], "--json", "-j", jobs,
+                                 "--out-dir", str(tmp_path / "out"), "--ordered", *big * 5],
+                           catch_exceptions=False)
     assert r.exit_code == 0, r.stderr
     recs = [parse_strict(line) for line in r.stdout.splitlines()]
     assert [rec["input"] for rec in recs] == paths
     for rec in recs:
         assert rec["status"] == "ok"
-        assert rec["range"]["max"] is None  # 3e38 * 4 * pixel values overflows float32
+        assert rec["range"]["max"] is None
         assert any(n.startswith("the float result holds inf or NaN") for n in rec["notes"])
         assert any("overflow" in n for n in rec["notes"] if n.startswith("warning: "))
     assert "Warning" not in r.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["in0.filter.png", "in1.filter.png",
-                                                                     "in2.filter.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["in0.chain.png", "in1.chain.png",
+                                                                     "in2.chain.png"]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that takes any bytes as a name")

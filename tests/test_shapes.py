@@ -234,3 +234,20 @@ def test_receptive_field_is_the_span_of_one_output_pixel(stages):
     assert rf[0] == span
     assert jp[0] == jump
     assert rf[1] == 1 and jp[1] == 1
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zeros", "wrap", "valid"])
+@pytest.mark.parametrize("spec", [None, "same", "2", "1,3", "0,1,2,3"])
+def test_resolve_geometry_is_the_mode_and_the_pad(padding: str, spec: str | None) -> None:
+    from reference import canonical_mode, pad4_from_spec
+
+    from convcli.core.padding import resolve_mode
+    from convcli.core.shapes import resolve_geometry
+
+    if padding == "valid" and spec not in (None,):
+        with pytest.raises(UsageError, match="valid"):
+            resolve_geometry(padding, spec, (3, 5), (2, 1))
+        return
+    mode, pad4 = resolve_geometry(padding, spec, (3, 5), (2, 1))
+    assert mode == resolve_mode(padding) and mode.name == canonical_mode(padding)
+    assert pad4 == ((0, 0, 0, 0) if padding == "valid" else pad4_from_spec(spec or "same", (3, 5), (2, 1)))

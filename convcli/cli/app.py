@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
-from convcli import __version__
 from convcli.cli.errors import run_main, split_debug, stops_carried
 
 #: command -> (module, attribute, one-line help). Commands are imported when used,
@@ -19,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "blur": ("image", "blur_cmd", "Gaussian or box blur."),
     "edges": ("image", "edges_cmd", "Edge detection: prewitt (the lecture's K_v/K_h), sobel, scharr..."),
     "downsample": ("image", "downsample_cmd", "Strided convolution: 224 -> 112 -> 56."),
+    "sharpen": ("image", "sharpen_cmd", "Unsharp mask, as ImageMagick's -unsharp RxS+A+T."),
     "chain": ("chain", "chain_cmd", "Several stages (incl. conv layers, ReLU) in one float32 pass."),
     "kernels": ("info", "kernels_cmd", "The kernel registry with matrices."),
     "shape": ("info", "shape_cmd", "The output-size arithmetic alone, no image."),
@@ -29,9 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class CliState:
-    """What the group passes to every command (``ctx.obj``)."""
+class CliState(NamedTuple):
+    """What the group passes to every command (``ctx.obj``); immutable."""
 
     debug: bool = False
 
@@ -79,14 +77,14 @@ class ConvcliGroup(click.Group):
 
 @click.group(cls=ConvcliGroup,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "--version", prog_name="convcli")
+@click.version_option(None, "--version", package_name="convcli", prog_name="convcli")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors (accepted anywhere on the line).")
 def cli(debug: bool) -> None:
     """Apply convolution filters to images, with PyTorch-style shape reports.
 
     \b
     convcli filter cat.png --kernel sharpen     sharpen, write cat.sharpen.png, print the report
-    convcli shape 224x224 -k 3 -s 2 --pad 1     the shape arithmetic alone
+    convcli shape 224x224 --size 3 -s 2 --pad 1  the shape arithmetic alone
     convcli kernels                             the kernel registry
 
     Exit status: 0 all inputs done; 1 one or more inputs failed (the others are

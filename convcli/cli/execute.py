@@ -15,7 +15,7 @@ temporary files and exits 130; SIGTERM does the same and exits 143.
 from __future__ import annotations
 
 import dataclasses
-import secrets
+import os
 import sys
 import threading
 import time
@@ -99,7 +99,7 @@ def plan_run(cmd: Command, spec: RunSpec) -> list[Task]:
         inputs = [dataclasses.replace(i, error=stdin_error) if i.is_stdin else i for i in inputs]
     spec = dataclasses.replace(spec, engine=dataclasses.replace(
         spec.engine, threads=engine_threads(spec, len(inputs))))
-    tag = secrets.token_hex(4)
+    tag = os.urandom(4).hex()  # this run's temporary files carry it
     tasks = [plan_input(spec, cmd, item, out, stdin_data, tag)
              for item, out in zip(inputs, outputs, strict=True)]
     check_files(inputs, tasks, spec.output.out_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -9,7 +10,7 @@ import click
 
 from convcli.core.padding import ALL_NAMES
 from convcli.core.pixels import RANGE_POLICIES
-from convcli.core.shapes import Pair, parse_pair
+from convcli.core.shapes import MAX_GEOMETRY, Pair, parse_pair
 from convcli.errors import UsageError
 from convcli.io.formats import FORMATS
 
@@ -24,17 +25,46 @@ class PairType(click.ParamType):
 
     name = "N|Y,X"
 
-    def __init__(self, what: str, minimum: int = 1) -> None:
+    def __init__(self, what: str, minimum: int = 1, maximum: int = MAX_GEOMETRY) -> None:
         self.what = what
         self.minimum = minimum
+        self.maximum = maximum
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Pair:
         if isinstance(value, tuple):
             return value  # type: ignore[return-value]
         try:
-            return parse_pair(str(value), self.what, self.minimum)
+            return parse_pair(str(value), self.what, self.minimum, self.maximum)
         except UsageError as e:
             self.fail(str(e), param, ctx)
+
+
+class FiniteFloat(click.ParamType):
+    """A finite float (NaN and infinities refused), optionally within [minimum, maximum]."""
+
+    name = "float"
+
+    def __init__(self, minimum: float | None = None, maximum: float | None = None,
+                 min_open: bool = False) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.min_open = min_open
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float) and math.isfinite(value):
+            number = value
+        else:
+            try:
+                number = float(str(value).replace("\u2212", "-"))
+            except ValueError:
+                self.fail(f"{str(value)[:40]!r} is not a number", param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"must be a finite number, got {value!r}", param, ctx)
+        if self.minimum is not None and (number < self.minimum or (self.min_open and number == self.minimum)):
+            self.fail(f"must be {'>' if self.min_open else '>='} {self.minimum:g}, got {value}", param, ctx)
+        if self.maximum is not None and number > self.maximum:
+            self.fail(f"must be <= {self.maximum:g}, got {value}", param, ctx)
+        return number
 
 
 class PaddingType(click.Choice):
@@ -46,7 +76,16 @@ class PaddingType(click.Choice):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from convcli.core.padding import resolve_mode
 
-        v = super().convert(value, param, ctx)
+        try:
+            v = super().convert(value, param, ctx)
+        except click.BadParameter:
+            import difflib
+
+            key = str(value).strip().lower()
+            close = difflib.get_close_matches(key, ALL_NAMES, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            self.fail(f"unknown padding mode {str(value)[:40]!r}{hint} (choose from: {', '.join(ALL_NAMES)})",
+                      param, ctx)
         return resolve_mode(v).name
 
 
@@ -72,7 +111,8 @@ def geometry_options(default_padding: str = "reflection", stride: bool = True) -
                               "(aliases: constant, replicate/edge/nearest, reflect/mirror/reflect101, "
                               "wrap, none). See 'convcli padding'."),
             click.option("--pad", "pad", default=None, metavar="same|N|Y,X|T,B,L,R",
-                         help="Padding amount. Default 'same': total d*(k-1), before = total//2."),
+                         help="Padding amount. Default 'same': total d*(k-1), before = total//2. "
+                              f"Stride, dilation and pad values are at most {MAX_GEOMETRY}."),
         ]
         return _apply(fn, opts)
 
@@ -138,7 +178,8 @@ def io_options(fn: F) -> F:
                           "(pip install 'convcli[dask]'); the workers must see the same files. Dask's "
                           "protocol unpickles: use only a scheduler and workers you trust."),
         click.option("--max-pixels", type=click.IntRange(1), default=None,
-                     help="Refuse images with more pixels (default: Pillow's limit, 89478485)."),
+                     help="Refuse images with more pixels, and any stage output above it (default: "
+                          "Pillow's limit, 89478485)."),
     ]
     return _apply(fn, opts)
 
@@ -169,3 +210,15 @@ def run_spec(p: Mapping[str, Any]) -> RunSpec:
                              debug=bool(state and state.debug)),
         emit=p["emit"],
     )
+
+
+def parse_at(text: str, meaning: str) -> tuple[int, int]:
+    """``--at X,Y``: two integers >= 0, column then row; ``meaning`` says what the pixel is."""
+    try:
+        xs = [int(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        xs = []
+    if len(xs) != 2 or min(xs) < 0:
+        msg = f"--at must be X,Y ({meaning}, column then row, from 0), got {text!r}"
+        raise UsageError(msg)
+    return xs[0], xs[1]

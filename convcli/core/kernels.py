@@ -4,7 +4,13 @@ A kernel spec on the command line is one of
 - a registry name (``sharpen``, ``gaussian5``, ``sobel-x`` ...),
 - a literal: rows split by ``;``, values by spaces or commas, fractions allowed
   (``"0 -1 0; -1 5 -1; 0 -1 0"``, ``"1/9 1/9 1/9; ..."``),
-- a file: ``@path`` with .txt/.csv rows, .json (list of lists) or .npy.
+- a nested list, Python or JSON style (``"[[0,-1,0],[-1,5,-1],[0,-1,0]]"``): always 2-D,
+- a file: ``@path`` with .txt/.csv rows, .json (list of lists) or .npy, at most 16 MiB
+  (:data:`convcli.core.userfiles.MAX_USER_FILE_BYTES`).
+
+A minus sign may be typed as ``-`` or as U+2212 (``−``, as printed by ``explain`` and the README).
+Every kernel is at most :data:`MAX_KERNEL_SIZE` (1001) on a side, and the sum of its
+absolute entries at most :data:`MAX_KERNEL_ABS_SUM` (1e9), so results stay finite in float32.
 """
 
 from __future__ import annotations
@@ -12,13 +18,28 @@ from __future__ import annotations
 import difflib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from convcli.core.userfiles import decode_text, load_npy, read_user_file
 from convcli.errors import UsageError
+
+#: The largest kernel side (rows or columns) convcli builds or accepts: README, "Kernels".
+MAX_KERNEL_SIZE = 1001
+#: The largest sum of |entries| of a kernel: 65535 * 1e9 stays far inside float32.
+MAX_KERNEL_ABS_SUM = 1e9
+#: Characters read as a minus sign in kernel literals and --patch (U+2212 MINUS SIGN).
+MINUS_SIGNS = "\u2212"
+
+
+def check_kernel_size(rows: int, cols: int, what: str = "kernel") -> None:
+    """UsageError if a rows x cols kernel would exceed :data:`MAX_KERNEL_SIZE` (checked before building)."""
+    if max(rows, cols) > MAX_KERNEL_SIZE:
+        msg = (f"{what} would be {rows}x{cols}; kernels are at most {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE}")
+        raise UsageError(msg)
 
 
 @dataclass(frozen=True)
@@ -36,8 +57,15 @@ class Kernel:
         if w.ndim != 2 or w.size == 0:
             msg = f"kernel {self.name!r} must be a non-empty 2-D matrix, got shape {w.shape}"
             raise UsageError(msg)
+        check_kernel_size(w.shape[0], w.shape[1], f"kernel {self.name!r}")
         if not np.all(np.isfinite(w)):
             msg = f"kernel {self.name!r} contains NaN or infinite values"
+            raise UsageError(msg)
+        with np.errstate(over="ignore"):
+            total = float(np.abs(w).sum())
+        if not total <= MAX_KERNEL_ABS_SUM:
+            msg = (f"kernel {self.name!r} is too large: its entries' absolute values sum to {total:.3g}, "
+                   f"over {MAX_KERNEL_ABS_SUM:.0e} (results would overflow)")
             raise UsageError(msg)
         w.setflags(write=False)
         object.__setattr__(self, "weights", w)
@@ -68,7 +96,7 @@ class Kernel:
     def flipped(self) -> Kernel:
         """Rotated by 180° (``--flip``: true convolution instead of correlation)."""
         disp = None if self.display is None else tuple(tuple(r[::-1]) for r in self.display[::-1])
-        return Kernel(self.name, self.weights[::-1, ::-1], self.description, disp)
+        return Kernel(self.name, rotate180(self.weights), self.description, disp)
 
     def entries(self) -> list[list[str]]:
         """The entries as text, exact fractions where given."""
@@ -77,8 +105,19 @@ class Kernel:
         return [[format_number(v) for v in row] for row in self.weights]
 
 
+def rotate180(weights: np.ndarray) -> np.ndarray:
+    """``weights`` rotated by 180° (a view): correlating with it is convolving with ``weights``.
+
+    The one place the kernel flip is written; ``--flip``, the engine's ``flip=`` and the
+    FFT method's convolution all use it.
+    """
+    return np.asarray(weights)[::-1, ::-1]
+
+
 def format_number(v: float) -> str:
     """Short text for a kernel entry: integers bare, others with up to 4 significant digits."""
+    if not math.isfinite(v) or abs(v) >= 1e15:
+        return f"{v:.4g}"
     if v == int(v):
         return str(int(v))
     return f"{v:.4g}"
@@ -114,6 +153,10 @@ def gaussian_1d(k: int, sigma: float | None = None) -> np.ndarray:
     if k < 1 or k % 2 == 0:
         msg = f"Gaussian size must be odd and >= 1, got {k}"
         raise UsageError(msg)
+    check_kernel_size(k, k, "Gaussian kernel")
+    if sigma is not None and not math.isfinite(sigma):
+        msg = f"Gaussian sigma must be finite, got {sigma}"
+        raise UsageError(msg)
     if (sigma is None or sigma <= 0) and k in _OPENCV_SMALL_GAUSSIAN:
         return np.array(_OPENCV_SMALL_GAUSSIAN[k])
     s = opencv_default_sigma(k) if sigma is None or sigma <= 0 else sigma
@@ -134,6 +177,7 @@ def box_kernel(k: int) -> Kernel:
     if k < 1:
         msg = f"box size must be >= 1, got {k}"
         raise UsageError(msg)
+    check_kernel_size(k, k, "box kernel")
     disp = tuple(tuple(f"1/{k * k}" for _ in range(k)) for _ in range(k))
     return Kernel(f"box{k}", np.full((k, k), 1.0 / (k * k)), f"{k}x{k} mean (box) blur", disp)
 
@@ -179,6 +223,13 @@ def _build_registry() -> dict[str, Kernel]:
         _k("laplacian", [[0, 1, 0], [1, -4, 1], [0, 1, 0]], "4-neighbour Laplacian: second derivative"),
         _k("emboss", [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], "emboss (relief lit from the top left)"),
         _k("outline", [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], "8-neighbour outline (edge) kernel"),
+        # Compass kernels at direction 0, as ImageMagick prints them; NAME@45 ... NAME@315 turn them.
+        _k("kirsch", [[5, -3, -3], [5, 0, -3], [5, -3, -3]], "Kirsch compass, direction 0 (ImageMagick's)"),
+        _k("robinson", [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], "Robinson compass (5-level), north mask"),
+        _k("compass", [[1, 1, -1], [1, -2, -1], [1, 1, -1]], "Prewitt compass, ImageMagick's Compass"),
+        _k("roberts", [[0, 0, 0], [1, -1, 0], [0, 0, 0]], "Roberts as ImageMagick's 3x3 (@45: the cross)"),
+        _k("freichen", [[1, 0, -1], [math.sqrt(2), 0, -math.sqrt(2)], [1, 0, -1]],
+           "Frei-Chen, ImageMagick's FreiChen:0"),
     ]
     return {k.name: k for k in kernels}
 
@@ -215,20 +266,30 @@ def get_kernel(name: str) -> Kernel:
 # --- the parser --------------------------------------------------------------------------
 
 
+def normalize_minus(text: str) -> str:
+    """U+2212 (as printed by ``explain`` and the README) read as an ASCII minus."""
+    for ch in MINUS_SIGNS:
+        text = text.replace(ch, "-")
+    return text
+
+
 def _parse_value(token: str, row: int) -> float:
+    """One entry: a decimal number or a fraction ``a/b`` (no ``Fraction``: ``1e999999999`` stays cheap)."""
     try:
         if "/" in token:
             num, _, den = token.partition("/")
-            if "/" in den:  # "1/2/3" is ambiguous; Fraction would read it as 1/(2/3)
+            if "/" in den:  # "1/2/3" is ambiguous
                 raise ValueError(token)
-            value = float(Fraction(num.strip())) / float(Fraction(den.strip()))
+            value = float(num) / float(den)
         else:
             value = float(token)
-    except (ValueError, ZeroDivisionError):
-        msg = f"kernel row {row}: {token!r} is not a number"
+    except (ValueError, ZeroDivisionError, OverflowError):
+        shown = token if len(token) <= 40 else token[:30] + "..."
+        msg = f"kernel row {row}: {shown!r} is not a number"
         raise UsageError(msg) from None
     if not math.isfinite(value):
-        msg = f"kernel row {row}: {token!r} is not finite"
+        shown = token if len(token) <= 40 else token[:30] + "..."
+        msg = f"kernel row {row}: {shown!r} is not finite"
         raise UsageError(msg)
     return value
 
@@ -238,6 +299,7 @@ def parse_rows(rows: list[list[str]] | list[list[float]], name: str) -> Kernel:
     if not rows or all(len(r) == 0 for r in rows):
         msg = f"kernel {name!r} is empty"
         raise UsageError(msg)
+    check_kernel_size(len(rows), max(len(r) for r in rows), f"kernel {name!r}")
     values: list[list[float]] = []
     for i, row in enumerate(rows, start=1):
         if len(row) == 0:
@@ -255,60 +317,157 @@ def parse_rows(rows: list[list[str]] | list[list[float]], name: str) -> Kernel:
 
 
 def _check_float(v: object, row: int) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        msg = f"kernel row {row}: {v!r} is not a number"
+    if isinstance(v, list):
+        msg = f"kernel row {row}: a nested list, but a kernel is a list of rows of numbers (2-D)"
         raise UsageError(msg)
-    f = float(v)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        msg = f"kernel row {row}: {str(v)[:40]!r} is not a number"
+        raise UsageError(msg)
+    try:
+        f = float(v)
+    except OverflowError:
+        f = math.inf
     if not math.isfinite(f):
-        msg = f"kernel row {row}: {v!r} is not finite"
+        msg = f"kernel row {row}: {f} is not finite"
         raise UsageError(msg)
     return f
 
 
+def _nesting_depth(text: str) -> int:
+    """The deepest ``[`` nesting in ``text`` (counted without recursion)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch == "[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == "]":
+            depth -= 1
+    return deepest
+
+
+def _parse_nested(text: str, what: str) -> list[list[str]]:
+    """``[[a, b], [c, d]]`` (Python or JSON style, commas or spaces) -> rows of tokens, never flattened."""
+    depth = _nesting_depth(text)
+    if depth > 2:
+        msg = f"{what}: lists nested {depth} deep; a kernel is a list of rows (2 levels: [[...], [...]])"
+        raise UsageError(msg)
+    body = text.strip()
+    if not (body.startswith("[") and body.endswith("]")):
+        msg = f"{what}: a nested list must be written [[...], [...]]"
+        raise UsageError(msg)
+    rows: list[list[str]] = []
+    level = 0
+    current: list[str] | None = None
+    token = ""
+
+    def end_token() -> None:
+        nonlocal token
+        if token:
+            if current is None:
+                msg = f"{what}: {token!r} stands outside a row; write every row in brackets [...]"
+                raise UsageError(msg)
+            current.append(token)
+            token = ""
+
+    for ch in body:
+        if ch == "[":
+            if token:
+                msg = f"{what}: missing ',' before '['"
+                raise UsageError(msg)
+            level += 1
+            if level == 2:
+                current = []
+        elif ch == "]":
+            end_token()
+            level -= 1
+            if level < 0:
+                msg = f"{what}: unbalanced ']'"
+                raise UsageError(msg)
+            if level == 1 and current is not None:
+                rows.append(current)
+                current = None
+        elif ch in ",; \t\r\n":
+            end_token()
+        else:
+            if level != 2:  # a bare value between rows or after the list
+                msg = f"{what}: {ch!r} stands outside a row; write every row in brackets [...]"
+                raise UsageError(msg)
+            token += ch
+    if level != 0:
+        msg = f"{what}: unbalanced '['"
+        raise UsageError(msg)
+    return rows
+
+
 def parse_literal(text: str, name: str | None = None) -> Kernel:
-    """``"0 -1 0; -1 5 -1; 0 -1 0"`` -> Kernel. Rows by ``;`` or newlines, values by spaces/commas."""
-    body = text.strip().strip("[]")
-    lines = [ln for ln in body.replace("\n", ";").split(";")]
-    if lines and lines[-1].strip() == "":
-        lines = lines[:-1]  # a trailing ';'
-    rows = [ln.replace(",", " ").replace("[", " ").replace("]", " ").split() for ln in lines]
+    """``"0 -1 0; -1 5 -1; 0 -1 0"`` -> Kernel. Rows by ``;`` or newlines, values by spaces/commas.
+
+    ``[[0, -1, 0], [-1, 5, -1], [0, -1, 0]]`` (a nested list, Python or JSON style) is read
+    row by row; a single pair of outer brackets (``[1 2; 3 4]``, as MATLAB) is allowed too.
+    """
+    text = normalize_minus(text)
+    what = name or "kernel literal"
+    if _nesting_depth(text) >= 2:
+        rows = _parse_nested(text, what)
+    else:
+        body = text.strip()
+        if body.startswith("[") and body.endswith("]"):
+            body = body[1:-1]
+        if "[" in body or "]" in body:
+            msg = f"{what}: unbalanced brackets (write [[...], [...]] or rows separated by ';')"
+            raise UsageError(msg)
+        lines = [ln for ln in body.replace("\n", ";").split(";")]
+        if lines and lines[-1].strip() == "":
+            lines = lines[:-1]  # a trailing ';'
+        rows = [ln.replace(",", " ").split() for ln in lines]
     k = parse_rows(rows, name or "literal")
-    if name is None:  # name a literal by its shape and sum: the report shows what was typed
-        k = Kernel(f"literal {k.shape[0]}x{k.shape[1]} (sum {format_number(float(k.weights.sum()))})",
-                   k.weights, "user kernel")
+    if name is None:  # name a literal by its sum: the report prints its size beside the name
+        k = Kernel(f"literal (sum {format_number(float(k.weights.sum()))})", k.weights, "user kernel")
     return k
 
 
 def load_kernel_file(path: str | Path) -> Kernel:
-    """``@path``: .npy (2-D), .json (list of lists), anything else rows of text (.txt/.csv)."""
-    p = Path(path)
-    name = p.name
+    """``@path``: .npy (2-D), .json (list of lists), anything else rows of text (.txt/.csv).
+
+    Read with the cap and checks of :func:`convcli.core.userfiles.read_user_file`; every
+    error names the file.
+    """
     try:
-        if p.suffix.lower() == ".npy":
-            try:
-                arr = np.load(p, allow_pickle=False)
-            except ValueError as e:
-                msg = f"kernel file {p}: not a valid .npy array ({e})"
-                raise UsageError(msg) from None
-            if arr.ndim != 2:
-                msg = f"kernel file {p}: expected a 2-D array, got shape {arr.shape}"
-                raise UsageError(msg)
-            if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-                msg = f"kernel file {p}: expected real numbers, got dtype {arr.dtype}"
-                raise UsageError(msg)
-            return parse_rows(arr.astype(np.float64).tolist(), name)
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        msg = f"cannot read kernel file {p}: {e.strerror or e}"
+        return _load_kernel_file(Path(path))
+    except UsageError as e:
+        text = str(e)
+        if text.startswith(("kernel file ", "cannot read kernel file ")):
+            raise
+        msg = f"kernel file {path}: {text}"
         raise UsageError(msg) from None
+
+
+def _load_kernel_file(p: Path) -> Kernel:
+    name = p.name
+    what = f"kernel file {p}"
+    if p.suffix.lower() == ".npy":
+        arr = load_npy(p, "kernel file")
+        if arr.ndim != 2:
+            msg = f"{what}: expected a 2-D array, got shape {arr.shape}"
+            raise UsageError(msg)
+        check_kernel_size(arr.shape[0], arr.shape[1], what)
+        return parse_rows(arr.astype(np.float64).tolist(), name)
+    text = normalize_minus(decode_text(read_user_file(p, "kernel file"), what))
     if p.suffix.lower() == ".json":
+        depth = _nesting_depth(text)
+        if depth > 2:
+            msg = f"{what}: lists nested {depth} deep; expected a list of lists of numbers"
+            raise UsageError(msg)
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_int=float)  # float('9' * 5000) is inf, refused below
         except json.JSONDecodeError as e:
-            msg = f"kernel file {p}: invalid JSON ({e.msg} at line {e.lineno})"
+            msg = f"{what}: invalid JSON ({e.msg} at line {e.lineno})"
+            raise UsageError(msg) from None
+        except (ValueError, RecursionError, OverflowError) as e:
+            msg = f"{what}: invalid JSON ({' '.join(str(e).split())[:80]})"
             raise UsageError(msg) from None
         if not isinstance(data, list) or not all(isinstance(r, list) for r in data):
-            msg = f"kernel file {p}: expected a list of lists of numbers"
+            msg = f"{what}: expected a list of lists of numbers"
             raise UsageError(msg)
         return parse_rows(data, name)
     lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
@@ -316,15 +475,32 @@ def load_kernel_file(path: str | Path) -> Kernel:
     return parse_rows(rows, name)
 
 
-def parse_kernel(spec: str) -> Kernel:
-    """Resolve a ``--kernel`` spec: ``@file``, a literal (contains digits), or a registry name."""
-    s = spec.strip()
+def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = None) -> Kernel:
+    """Resolve a ``--kernel`` spec: ``@file``, a parametric spec (``gaussian:sigma=2``, ``kirsch@45``;
+    convcli.core.parametric), a literal (contains digits), or a registry name.
+
+    ``image_loader`` reads ``@image.png`` kernels to a 2-D luminance array (core reads no images).
+    """
+    from convcli.core import parametric
+
+    s = normalize_minus(spec).strip()
     if not s:
         msg = "kernel is empty"
         raise UsageError(msg)
+    if s.startswith("@") and parametric.is_image_path(s[1:]):
+        if image_loader is None:
+            msg = f"kernel image {s[1:]}: images are read by the command line, not by parse_kernel alone"
+            raise UsageError(msg)
+        return parametric.kernel_from_image(image_loader(s[1:]), s[1:])
+    if parametric.handles(s):
+        return parametric.parse(s, lambda base: parse_kernel(base, image_loader))
     if s.startswith("@"):
         return load_kernel_file(s[1:])
-    if any(ch.isdigit() for ch in s) and not _looks_like_name(s):
+    if s.isdigit():  # "-k 5" is easily meant as a size: say so instead of running a 1x1 kernel of 5
+        msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file); for a kernel size use "
+               f"--size {s}, for a 1x1 kernel write [[{s}]]")
+        raise UsageError(msg)
+    if s.startswith("[") or (any(ch.isdigit() for ch in s) and not _looks_like_name(s)):
         return parse_literal(s)
     return get_kernel(s)
 

@@ -1,8 +1,8 @@
 """The one table of padding modes: canonical names, aliases, and every library's name.
 
 Everything in convcli that needs a padding mode resolves it here: the CLI's
-``-p/--padding`` choice, the engine's ``np.pad`` call, ``--emit`` and the
-``convcli padding`` translator.
+``-p/--padding`` choice, the engine's per-band gather (:func:`source_rows`), ``--emit``
+and the ``convcli padding`` translator.
 """
 
 from __future__ import annotations
@@ -74,7 +74,11 @@ def resolve_mode(name: str) -> PadMode:
     """The PadMode for a canonical name or any alias (case-insensitive)."""
     key = name.strip().lower().replace("_", "").replace("-", "")
     if key not in _LOOKUP:
-        msg = f"unknown padding mode {name!r}; choose from: {', '.join(ALL_NAMES)}"
+        import difflib
+
+        close = difflib.get_close_matches(key, ALL_NAMES, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        msg = f"unknown padding mode {name[:40]!r}{hint} (choose from: {', '.join(ALL_NAMES)})"
         raise UsageError(msg)
     return MODES[_LOOKUP[key]]
 
@@ -127,9 +131,10 @@ def source_rows(
 
     ``idx`` are positions relative to the first real sample (negative: in the leading
     pad, ``>= n``: in the trailing one). Returns ``(src, valid)``: ``src`` indexes the
-    real axis (always in ``0..n-1``), and ``valid`` is None, or for ``zeros`` a mask that
-    is False where the padded value is 0. ``x[src]`` (zeroed where not ``valid``) equals
-    the same positions of :func:`pad_array`, pads larger than the image included.
+    real axis (always in ``0..n-1``), and ``valid`` is None, or for ``zeros`` when some
+    position is outside the axis, a mask that is False where the padded value is 0.
+    ``x[src]`` (zeroed where not ``valid``) equals the same positions of :func:`pad_array`,
+    pads larger than the image included (the engine gathers every band's rows with it).
     ``valid`` takes no padding: every position must be inside ``0..n-1``.
     """
     m = resolve_mode(mode) if isinstance(mode, str) else mode
@@ -144,7 +149,7 @@ def source_rows(
             raise UsageError(msg)
         return i, None
     if m.numpy == "constant":
-        return np.clip(i, 0, n - 1), inside
+        return np.clip(i, 0, n - 1), (None if inside.all() else inside)
     if m.numpy == "edge" or (m.numpy == "reflect" and n == 1):
         return np.clip(i, 0, n - 1), None
     if m.numpy == "wrap":

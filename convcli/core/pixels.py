@@ -113,21 +113,45 @@ def to_pixels(values: np.ndarray, policy: str, bit_depth: int, *, threads: int =
 
 def _local_band(values: np.ndarray, out: np.ndarray, policy: str,
                 maxval: int) -> tuple[float | None, float | None, int]:
-    """clip/abs of one band into ``out``; returns the band's non-NaN min, max and clipped count."""
-    v = np.asarray(values, dtype=np.float64)
-    nan = np.isnan(v)
-    any_nan = bool(nan.any())
-    notnan = v[~nan] if any_nan else v
-    lo, hi = (notnan.min(), notnan.max()) if notnan.size else (None, None)
+    """clip/abs of one band into ``out``; returns the band's non-NaN min, max and clipped count.
+
+    Works in the band's own float type: rounding a float32 to the nearest integer in float32
+    gives the integer float64 gives (every float32 of magnitude >= 2**23 is an integer already),
+    so the numbers are the definition's. A band with no NaN whose rounded range fits is written
+    in two passes (min/max, then round-and-cast); others take the counting path.
+    """
+    v = np.asarray(values)
+    if v.dtype != np.float32 and v.dtype != np.float64:
+        v = v.astype(np.float64)
+    lo, hi = v.min(), v.max()
+    if np.isnan(lo) or np.isnan(hi):
+        return _local_band_nan(v, out, policy, maxval)
     if policy == "abs":
         v = np.abs(v)
-    v = np.rint(v)
-    clipped = (v < 0) | (v > maxval)
-    changed = int(np.count_nonzero(nan | clipped if any_nan else clipped))
-    if any_nan:
-        v[nan] = 0.0
-    np.clip(v, 0, maxval, out=v)
-    out[...] = np.rint(v)
+        top = max(abs(lo), abs(hi))
+        bottom = 0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi))
+    else:
+        top, bottom = hi, lo
+    r = np.rint(v)
+    changed = 0
+    if np.rint(bottom) < 0 or np.rint(top) > maxval:
+        changed = int(np.count_nonzero(r < 0)) + int(np.count_nonzero(r > maxval))
+        np.clip(r, 0, maxval, out=r)
+    out[...] = r
+    return float(lo), float(hi), changed
+
+
+def _local_band_nan(v: np.ndarray, out: np.ndarray, policy: str,
+                    maxval: int) -> tuple[float | None, float | None, int]:
+    """The band has NaN: they become 0 and count as clipped; min/max are over the rest."""
+    nan = np.isnan(v)
+    notnan = v[~nan]
+    lo, hi = (float(notnan.min()), float(notnan.max())) if notnan.size else (None, None)
+    r = np.rint(np.abs(v) if policy == "abs" else v)
+    changed = int(np.count_nonzero(nan | (r < 0) | (r > maxval)))
+    r[nan] = 0.0
+    np.clip(r, 0, maxval, out=r)
+    out[...] = r
     return lo, hi, changed
 
 

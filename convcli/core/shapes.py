@@ -9,25 +9,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from convcli.core.padding import resolve_mode
+from convcli.core.padding import PadMode, resolve_mode
 from convcli.errors import UsageError
+
+#: The largest stride, dilation or padding amount accepted (README, "Shapes"): far past any image
+#: side; the output and padded sizes are then checked against --max-pixels from the header.
+MAX_GEOMETRY = 1_000_000
 
 Pair = tuple[int, int]
 Pad4 = tuple[int, int, int, int]  # top, bottom, left, right
 
 
-def parse_pair(value: str | int | tuple[int, int], what: str, minimum: int = 1) -> Pair:
-    """``"2"`` -> (2, 2); ``"2,3"`` -> (2, 3) as (Y, X). Every value must be >= ``minimum``."""
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:30] + "...'"
+
+
+def parse_pair(value: str | int | tuple[int, int], what: str, minimum: int = 1,
+               maximum: int = MAX_GEOMETRY) -> Pair:
+    """``"2"`` -> (2, 2); ``"2,3"`` -> (2, 3) as (Y, X). Every value must be in ``minimum..maximum``."""
     if isinstance(value, tuple):
         parts = list(value)
     elif isinstance(value, int):
         parts = [value, value]
     else:
-        text = value.strip().replace("x", ",")
+        text = value.strip().lower().replace("x", ",").replace("\u00d7", ",")
         try:
-            parts = [int(p) for p in text.split(",")]
+            parts = [int(p) for p in text.split(",")] if len(text) <= 40 else []
         except ValueError:
-            msg = f"{what} must be an integer N or a pair Y,X, got {value!r}"
+            parts = []
+        if not parts:
+            msg = f"{what} must be an integer N or a pair Y,X, got {_shown(value)}"
             raise UsageError(msg) from None
         if len(parts) == 1:
             parts = parts * 2
@@ -35,7 +47,10 @@ def parse_pair(value: str | int | tuple[int, int], what: str, minimum: int = 1) 
         msg = f"{what} must be N or Y,X, got {value!r}"
         raise UsageError(msg)
     if min(parts) < minimum:
-        msg = f"{what} must be >= {minimum}, got {value!r}"
+        msg = f"{what} must be >= {minimum}, got {_shown(value)}"
+        raise UsageError(msg)
+    if max(parts) > maximum:
+        msg = f"{what} must be <= {maximum}, got {_shown(value)}"
         raise UsageError(msg)
     return parts[0], parts[1]
 
@@ -44,6 +59,17 @@ def same_pad(k: int, d: int = 1) -> tuple[int, int]:
     """PyTorch's ``padding='same'`` split: total d*(k-1), before = total // 2."""
     total = d * (k - 1)
     return total // 2, total - total // 2
+
+
+def resolve_geometry(padding: str | PadMode, pad_spec: str | None, ksize: Pair,
+                     dilation: Pair) -> tuple[PadMode, Pad4]:
+    """``-p/--padding`` and ``--pad`` together: the padding mode and (top, bottom, left, right).
+
+    The one place a command turns both options into a stage's geometry (:func:`resolve_pad`
+    for the amounts, so ``valid`` always pads 0 and rejects a ``--pad``).
+    """
+    mode = resolve_mode(padding) if isinstance(padding, str) else padding
+    return mode, resolve_pad(pad_spec, ksize, dilation, mode.name)
 
 
 def resolve_pad(spec: str | None, ksize: Pair, dilation: Pair, mode: str) -> Pad4:
@@ -62,12 +88,17 @@ def resolve_pad(spec: str | None, ksize: Pair, dilation: Pair, mode: str) -> Pad
         left, r = same_pad(ksize[1], dilation[1])
         return t, b, left, r
     try:
-        parts = [int(p) for p in text.replace(" ", "").split(",")]
+        parts = [int(p) for p in text.replace(" ", "").split(",")] if len(text) <= 80 else []
     except ValueError:
-        msg = f"--pad must be 'same', N, Y,X or T,B,L,R, got {spec!r}"
+        parts = []
+    if not parts:
+        msg = f"--pad must be 'same', N, Y,X or T,B,L,R, got {_shown(spec)}"
         raise UsageError(msg) from None
     if any(p < 0 for p in parts):
-        msg = f"--pad amounts must be >= 0, got {spec!r}"
+        msg = f"--pad amounts must be >= 0, got {_shown(spec)}"
+        raise UsageError(msg)
+    if any(p > MAX_GEOMETRY for p in parts):
+        msg = f"--pad amounts must be <= {MAX_GEOMETRY}, got {_shown(spec)}"
         raise UsageError(msg)
     if len(parts) == 1:
         return parts[0], parts[0], parts[0], parts[0]
@@ -75,7 +106,7 @@ def resolve_pad(spec: str | None, ksize: Pair, dilation: Pair, mode: str) -> Pad
         return parts[0], parts[0], parts[1], parts[1]
     if len(parts) == 4:
         return parts[0], parts[1], parts[2], parts[3]
-    msg = f"--pad must be 'same', N, Y,X or T,B,L,R, got {spec!r}"
+    msg = f"--pad must be 'same', N, Y,X or T,B,L,R, got {_shown(spec)}"
     raise UsageError(msg)
 
 

@@ -4,8 +4,11 @@
 channel-mixing layers. Both compute PyTorch's cross-correlation
 ``out[y, x] = sum_ij K[i, j] * in[y*s + i*d - pad_top, x*s + j*d - pad_left]``
 and pick a method behind one signature (``method="auto"``, see :func:`choose_method`),
-so fast paths plug in without touching callers. Work is split into full-width bands run
-on ``threads`` threads; :func:`set_default_threads` sets the default (the CLI's ``--threads``).
+so fast paths plug in without touching callers. Work is split into full-width bands of
+about ``band_bytes`` run on ``threads`` threads; both are arguments of every call (threads
+None: the cores this process may use, looked up at the call), never module settings.
+``rows=(y0, y1)`` computes a range of output rows only (:func:`band_height` gives the grid
+on which such ranges are bit-identical to the whole output).
 
 Methods (:data:`METHODS`, forced with ``method=``; :func:`choose_method` picks for "auto"):
 
@@ -25,17 +28,19 @@ size or thread count; one and several threads give bit-identical arrays.
 
 from __future__ import annotations
 
-from convcli.engine.bands import get_default_threads, set_default_threads
+from convcli.engine.bands import DEFAULT_BAND_BYTES, resolve_threads, usable_cores
 from convcli.engine.choose import METHODS, choose_method
-from convcli.engine.core import conv2d, correlate2d, gradient_magnitude, im2col
+from convcli.engine.core import band_height, conv2d, correlate2d, gradient_magnitude, im2col
 
 __all__ = [
+    "DEFAULT_BAND_BYTES",
     "METHODS",
+    "band_height",
     "choose_method",
     "conv2d",
     "correlate2d",
-    "get_default_threads",
     "gradient_magnitude",
     "im2col",
-    "set_default_threads",
+    "resolve_threads",
+    "usable_cores",
 ]

@@ -3,9 +3,13 @@
 Every fast path works band by band: it asks :func:`padded_band` for the padded input
 rows one band of output needs (padding is applied per band, never to a copy of the whole
 image), computes the band with NumPy ufuncs or BLAS (both release the GIL) and writes it
-into its slice of the preallocated output. Bands of about :data:`BAND_BYTES` per array
-were measured fastest (issue 4): large enough that per-call overhead is negligible, small
+into its slice of the preallocated output. Bands of about :data:`DEFAULT_BAND_BYTES` per
+array were measured fastest: large enough that per-call overhead is negligible, small
 enough that a band's temporaries stay in cache.
+
+Settings arrive as arguments (``threads``, ``band_bytes``); nothing here is a mutable
+module-level setting. ``threads=None`` means the cores this process may use, looked up at
+the call (:func:`usable_cores`).
 """
 
 from __future__ import annotations
@@ -16,16 +20,16 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Final
 
 import numpy as np
 
-from convcli.core.padding import PadMode
+from convcli.core.padding import PadMode, source_rows
 from convcli.errors import UsageError
 
-#: Target size in bytes of one band of the output (tests shrink it to exercise band seams).
-BAND_BYTES: int = 1_500_000
+#: Default target size in bytes of one band of the output (the ``band_bytes=`` argument).
+DEFAULT_BAND_BYTES: Final[int] = 1_500_000
 
-_default_threads: int | None = None
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 _local = threading.local()
@@ -71,30 +75,19 @@ def split_phase(src: np.ndarray, name: str, p: int, step: int) -> np.ndarray:
     return dst
 
 
-def set_default_threads(threads: int | None) -> None:
-    """Set the thread count used when a call passes ``threads=None`` (None: all cores)."""
-    if threads is not None and threads < 1:
-        msg = f"threads must be >= 1, got {threads}"
-        raise UsageError(msg)
-    global _default_threads
-    _default_threads = threads
-
-
-def get_default_threads() -> int:
-    """The thread count used for ``threads=None``: the module default, else the usable cores."""
-    if _default_threads is not None:
-        return _default_threads
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the platform has one)."""
     try:
-        return len(os.sched_getaffinity(0)) or 1  # the cores this process may run on
+        return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
 
 def resolve_threads(threads: int | None) -> int:
-    """Validate a ``threads=`` argument; None means :func:`get_default_threads`."""
+    """Validate a ``threads=`` argument; None means :func:`usable_cores`, computed now."""
     if threads is None:
-        return get_default_threads()
-    if not isinstance(threads, int) or threads < 1:
+        return usable_cores()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         msg = f"threads must be an integer >= 1, got {threads!r}"
         raise UsageError(msg)
     return threads
@@ -115,51 +108,38 @@ MIN_BANDS = 4
 HALO_FACTOR = 3
 
 
-def band_rows(out_h: int, row_bytes: int, threads: int = 1) -> int:
-    """Output rows per band: about BAND_BYTES per band, and at least MIN_BANDS bands.
+def band_rows(out_h: int, row_bytes: int, band_bytes: int = DEFAULT_BAND_BYTES) -> int:
+    """Output rows per band: about ``band_bytes`` per band, and at least MIN_BANDS bands.
 
-    The split never depends on ``threads``: every band is computed the same way whatever
-    the thread count, so one and several threads give bit-identical results.
+    The split never depends on the thread count: every band is computed the same way
+    whatever the number of threads, so one and several threads give bit-identical results.
     """
-    rows = max(1, BAND_BYTES // max(1, row_bytes))
+    if band_bytes < 1:
+        msg = f"band_bytes must be >= 1, got {band_bytes}"
+        raise UsageError(msg)
+    rows = max(1, band_bytes // max(1, row_bytes))
     rows = min(rows, -(-out_h // MIN_BANDS))
     return max(1, min(rows, out_h))
 
 
-def run_bands(fn: Callable[[int, int], None], out_h: int, rows: int, threads: int) -> None:
-    """Call ``fn(y0, y1)`` for every band [y0, y1) of ``out_h`` output rows, on ``threads`` threads."""
-    spans: Sequence[tuple[int, int]] = [(y, min(y + rows, out_h)) for y in range(0, out_h, rows)]
-    if threads <= 1 or len(spans) <= 1:
-        for y0, y1 in spans:
+def spans(y0: int, y1: int, rows: int) -> list[tuple[int, int]]:
+    """The bands of ``rows`` rows that cover [y0, y1), cut on the absolute grid 0, rows, 2*rows...
+
+    A range that starts and ends on the grid is made of exactly the bands the whole
+    output is made of, so its values are the whole output's, bit for bit.
+    """
+    first = y0 - y0 % rows
+    return [(max(y, y0), min(y + rows, y1)) for y in range(first, y1, rows)]
+
+
+def run_bands(fn: Callable[[int, int], None], parts: Sequence[tuple[int, int]], threads: int) -> None:
+    """Call ``fn(y0, y1)`` for every band [y0, y1) of ``parts``, on ``threads`` threads."""
+    if threads <= 1 or len(parts) <= 1:
+        for y0, y1 in parts:
             fn(y0, y1)
         return
     # list() re-raises the first exception of any band in the caller's thread.
-    list(_pool(threads).map(lambda s: fn(*s), spans))
-
-
-def map_index(idx: np.ndarray, n: int, mode: PadMode) -> tuple[np.ndarray, np.ndarray | None]:
-    """Map padded coordinates ``idx`` (0 = first real pixel) to source indices in [0, n).
-
-    Returns (source indices, mask of real pixels or None). The mask is only returned for
-    ``zeros``, where positions outside the image read 0. Patterns repeat for pads larger
-    than the image exactly as ``numpy.pad`` repeats them.
-    """
-    name = mode.name
-    if name in ("zeros", "valid"):
-        valid = (idx >= 0) & (idx < n)
-        return np.clip(idx, 0, n - 1), (None if valid.all() else valid)
-    if name == "border" or (name == "reflection" and n < 2):
-        return np.clip(idx, 0, n - 1), None
-    if name == "reflection":
-        m = np.mod(idx, 2 * n - 2)
-        return np.where(m >= n, 2 * n - 2 - m, m), None
-    if name == "symmetric":
-        m = np.mod(idx, 2 * n)
-        return np.where(m >= n, 2 * n - 1 - m, m), None
-    if name == "circular":
-        return np.mod(idx, n), None
-    msg = f"unsupported padding mode {name!r}"
-    raise UsageError(msg)
+    list(_pool(threads).map(lambda s: fn(*s), parts))
 
 
 class BandGather:
@@ -176,9 +156,9 @@ class BandGather:
                  mode: PadMode, dtype: np.dtype) -> None:
         h, w, _ = x.shape
         self.x, self.pad_top, self.width, self.dtype = x, pad_top, width, np.dtype(dtype)
-        self.rsrc, rvalid = map_index(np.arange(-pad_top, rows_needed - pad_top), h, mode)
+        self.rsrc, rvalid = source_rows(np.arange(-pad_top, rows_needed - pad_top), h, mode)
         self.rzero = None if rvalid is None else ~rvalid
-        csrc, cvalid = map_index(np.arange(-pad_left, width - pad_left), w, mode)
+        csrc, cvalid = source_rows(np.arange(-pad_left, width - pad_left), w, mode)
         self.col_index = (csrc, cvalid)
         c0, c1 = max(0, pad_left), min(width, pad_left + w)
         if c0 >= c1:

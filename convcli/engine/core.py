@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
+from convcli.core.kernels import rotate180
 from convcli.core.padding import PadMode, resolve_mode
 from convcli.core.shapes import Geometry, Pad4, Pair
 from convcli.engine import bands, direct, fft, gemm, separable
@@ -51,60 +53,78 @@ def _check_pad(pad: Pad4, m: PadMode) -> None:
         raise UsageError(msg)
 
 
-def _run_banded(
-    x3: np.ndarray,
-    out: np.ndarray,
-    band_fn: BandFn,
-    ksize: Pair,
-    stride: Pair,
-    dilation: Pair,
-    pad: Pad4,
-    m: PadMode,
-    buf_dtype: np.dtype,
-    threads: int,
-    min_rows: int = 1,
-    row_bytes: int | None = None,
-    max_rows: int | None = None,
-    rows_fn: RowsFn | None = None,
-) -> None:
-    """Fill ``out`` (oh, ow, C') band by band: gather each band's padded rows, call ``band_fn``.
+@dataclass(frozen=True)
+class _Banded:
+    """One call's band work: the function every band runs and the geometry of the bands."""
 
-    With ``rows_fn`` (the separable method), bands that need no row padding and no dtype
-    conversion skip the gathered copy: ``rows_fn`` reads the image rows in place.
-    """
-    (kh, kw), (sy, sx), (dy, dx) = ksize, stride, dilation
-    oh, ow = out.shape[:2]
-    width = (ow - 1) * sx + (kw - 1) * dx + 1
-    gather = bands.BandGather(x3, (oh - 1) * sy + (kh - 1) * dy + 1, pad[0], pad[2], width, m, buf_dtype)
-    col_index = gather.col_index
-    in_row = width * x3.shape[2] * buf_dtype.itemsize * sy
-    rb = row_bytes if row_bytes is not None else max(out[0].nbytes, in_row)
-    rows = bands.band_rows(oh, rb, threads)
-    # Each band re-reads the kernel's halo of (kh - 1) * dy input rows: keep that re-read
-    # at most 1 / HALO_FACTOR of the band (15-tap Gaussian: 16-row bands read 2.9x the
-    # image from memory, and two threads then scaled 1.3x instead of ~1.9x).
-    halo_rows = -(-bands.HALO_FACTOR * (kh - 1) * dy // sy)
-    rows = max(rows, min(halo_rows, -(-oh // bands.MIN_BANDS)))
-    rows = max(min_rows, rows if max_rows is None else min(rows, max_rows))
+    x3: np.ndarray  # (H, W, C) input
+    out_hw: Pair  # the whole output's (oh, ow)
+    band_fn: BandFn
+    ksize: Pair
+    stride: Pair
+    dilation: Pair
+    pad: Pad4
+    mode: PadMode
+    buf_dtype: np.dtype
+    out_row_bytes: int  # bytes of one output row
+    min_rows: int = 1
+    max_rows: int | None = None
+    rows_fn: RowsFn | None = None
+    row_bytes: int | None = None  # the row size bands are cut by (default: output or input row)
 
-    h, w = x3.shape[:2]
-    csrc, cvalid = col_index
-    n_real = min(w, width - pad[2])  # the real columns [0, n_real) a band reads
-    edge = np.r_[0 : pad[2], pad[2] + n_real : width].astype(np.intp) if n_real > 0 else None
-    in_place = (
-        rows_fn is not None and edge is not None and x3.dtype == buf_dtype and separable.pixel_rows(x3)
-        and (edge.size == 0 or int(csrc[edge].max()) < n_real)
-    )
+    def band_height(self, band_bytes: int) -> int:
+        """Output rows per band of the whole output (every band but the last has this many)."""
+        (kh, kw), (sy, sx), (dy, dx) = self.ksize, self.stride, self.dilation
+        oh, ow = self.out_hw
+        width = (ow - 1) * sx + (kw - 1) * dx + 1
+        in_row = width * self.x3.shape[2] * self.buf_dtype.itemsize * sy
+        rb = self.row_bytes if self.row_bytes is not None else max(self.out_row_bytes, in_row)
+        rows = bands.band_rows(oh, rb, band_bytes)
+        # Each band re-reads the kernel's halo of (kh - 1) * dy input rows: keep that re-read
+        # at most 1 / HALO_FACTOR of the band (15-tap Gaussian: 16-row bands read 2.9x the
+        # image from memory, and two threads then scaled 1.3x instead of ~1.9x).
+        halo_rows = -(-bands.HALO_FACTOR * (kh - 1) * dy // sy)
+        rows = max(rows, min(halo_rows, -(-oh // bands.MIN_BANDS)))
+        return max(self.min_rows, rows if self.max_rows is None else min(rows, self.max_rows))
 
-    def one_band(y0: int, y1: int) -> None:
-        r0, r1 = y0 * sy, (y1 - 1) * sy + (kh - 1) * dy + 1
-        if in_place and rows_fn is not None and r0 >= pad[0] and r1 - pad[0] <= h:
-            rows_fn(x3[r0 - pad[0] : r1 - pad[0], :n_real], out[y0:y1], pad[2], width, csrc, cvalid)
-            return
-        band_fn(gather.band(r0, r1), out[y0:y1])
+    def run(self, out: np.ndarray, y0: int, y1: int, threads: int, band_bytes: int) -> None:
+        """Fill ``out`` ((y1 - y0), ow, C') with output rows [y0, y1), band by band.
 
-    with bands.single_threaded_blas():
-        bands.run_bands(one_band, oh, rows, threads)
+        Bands are cut on the whole output's grid (:func:`bands.spans`), so rows of a range
+        that starts and ends on it are bit-identical to the same rows of the whole output.
+        With ``rows_fn`` (the separable method), bands that need no row padding and no dtype
+        conversion skip the gathered copy: ``rows_fn`` reads the image rows in place.
+        """
+        x3, pad = self.x3, self.pad
+        (kh, kw), (sy, sx), (dy, dx) = self.ksize, self.stride, self.dilation
+        oh, ow = self.out_hw
+        width = (ow - 1) * sx + (kw - 1) * dx + 1
+        gather = bands.BandGather(x3, (oh - 1) * sy + (kh - 1) * dy + 1, pad[0], pad[2], width, self.mode,
+                                  self.buf_dtype)
+        h, w = x3.shape[:2]
+        csrc, cvalid = gather.col_index
+        n_real = min(w, width - pad[2])  # the real columns [0, n_real) a band reads
+        edge = np.r_[0 : pad[2], pad[2] + n_real : width].astype(np.intp) if n_real > 0 else None
+        rows_fn = self.rows_fn
+        by_rows = (rows_fn is not None and edge is not None
+                   and (edge.size == 0 or int(csrc[edge].max()) < n_real))
+        in_place = by_rows and x3.dtype == self.buf_dtype and separable.pixel_rows(x3)
+        band_fn = self.band_fn
+
+        def one_band(ya: int, yb: int) -> None:
+            r0, r1 = ya * sy, (yb - 1) * sy + (kh - 1) * dy + 1
+            dst = out[ya - y0 : yb - y0]
+            if rows_fn is not None and in_place and r0 >= pad[0] and r1 - pad[0] <= h:
+                rows_fn(x3[r0 - pad[0] : r1 - pad[0], :n_real], dst, pad[2], width, csrc, cvalid)
+            elif rows_fn is not None and by_rows:
+                # The same arithmetic on the gathered band's real columns: a band's values then do
+                # not depend on whether its rows were read in place (same-dtype input) or gathered.
+                rows_fn(gather.band(r0, r1)[:, pad[2] : pad[2] + n_real], dst, pad[2], width, csrc, cvalid)
+            else:
+                band_fn(gather.band(r0, r1), dst)
+
+        with bands.single_threaded_blas():
+            bands.run_bands(one_band, bands.spans(y0, y1, self.band_height(band_bytes)), threads)
 
 
 @dataclass(frozen=True)
@@ -191,6 +211,69 @@ def _checked_call(
     return x, m, dt, out_hw, s, d
 
 
+Rows = tuple[int, int]
+
+
+def _correlate_work(x: np.ndarray, kernel: np.ndarray, stride: Pair, dilation: Pair, pad: Pad4,
+                    mode: str | PadMode, flip: bool, dtype: np.dtype | type | str, method: str,
+                    integer_input: bool) -> tuple[_Banded, tuple[int, ...]]:
+    """The band work of :func:`correlate2d` and the result's shape (2-D input: no channel axis)."""
+    k = _check_kernel(kernel)
+    if flip:
+        k = rotate180(k)
+    x, m, dt, (oh, ow), stride, dilation = _checked_call(x, k.shape, stride, dilation, pad, mode, dtype,
+                                                         method)
+    x3 = x[:, :, None] if x.ndim == 2 else x
+    plan = _plan(k, method, x.shape, dt, stride, dilation, integer_input or is_integer_image(x))
+    work = _Banded(x3, (oh, ow), plan.band_fn, k.shape, stride, dilation, pad, m, plan.buf_dtype,
+                   ow * x3.shape[2] * dt.itemsize, plan.min_rows, plan.max_rows, plan.rows_fn)
+    return work, (oh, ow) + x.shape[2:]
+
+
+def _gradient_work(x: np.ndarray, kernel_x: np.ndarray, kernel_y: np.ndarray, stride: Pair, dilation: Pair,
+                   pad: Pad4, mode: str | PadMode, dtype: np.dtype | type | str, method: str,
+                   integer_input: bool) -> tuple[_Banded, tuple[int, ...]]:
+    """The band work of :func:`gradient_magnitude` and the result's shape."""
+    kx, ky = _check_kernel(kernel_x), _check_kernel(kernel_y)
+    if kx.shape != ky.shape:
+        msg = f"both gradient kernels must have one shape, got {kx.shape} and {ky.shape}"
+        raise UsageError(msg)
+    x, m, dt, (oh, ow), stride, dilation = _checked_call(x, kx.shape, stride, dilation, pad, mode, dtype,
+                                                         method)
+    integer = integer_input or is_integer_image(x)
+    px = _plan(kx, method, x.shape, dt, stride, dilation, integer)
+    py = _plan(ky, method, x.shape, dt, stride, dilation, integer)
+    if px.buf_dtype != py.buf_dtype:  # one kernel has no exact integer form: both in float
+        px = _plan(kx, method, x.shape, dt, stride, dilation, False)
+        py = _plan(ky, method, x.shape, dt, stride, dilation, False)
+    x3 = x[:, :, None] if x.ndim == 2 else x
+
+    def band(buf: np.ndarray, o: np.ndarray) -> None:
+        gy = bands.scratch("gy", o.shape, dt)
+        px.band_fn(buf, o)
+        py.band_fn(buf, gy)
+        np.multiply(o, o, out=o)
+        np.multiply(gy, gy, out=gy)
+        np.add(o, gy, out=o)
+        np.sqrt(o, out=o)
+
+    caps = [r for r in (px.max_rows, py.max_rows) if r is not None]
+    work = _Banded(x3, (oh, ow), band, kx.shape, stride, dilation, pad, m, px.buf_dtype,
+                   ow * x3.shape[2] * dt.itemsize, max(px.min_rows, py.min_rows),
+                   min(caps) if caps else None)
+    return work, (oh, ow) + x.shape[2:]
+
+
+def _row_range(rows: Rows | None, oh: int) -> Rows:
+    if rows is None:
+        return 0, oh
+    y0, y1 = int(rows[0]), int(rows[1])
+    if not 0 <= y0 < y1 <= oh:
+        msg = f"rows must be (y0, y1) with 0 <= y0 < y1 <= {oh} (the output height), got {tuple(rows)}"
+        raise UsageError(msg)
+    return y0, y1
+
+
 def correlate2d(
     x: np.ndarray,
     kernel: np.ndarray,
@@ -205,6 +288,8 @@ def correlate2d(
     threads: int | None = None,
     integer_input: bool = False,
     out: np.ndarray | None = None,
+    rows: Rows | None = None,
+    band_bytes: int = bands.DEFAULT_BAND_BYTES,
 ) -> np.ndarray:
     """Cross-correlate each channel of ``x`` (H, W) or (H, W, C) with a 2-D ``kernel``.
 
@@ -216,24 +301,23 @@ def correlate2d(
 
     ``method`` is one of :data:`METHODS`: "auto" (:func:`choose_method`), "direct",
     "separable" (rank-1 kernels only), "fft" or "im2col" (GEMM per band). ``threads``
-    bands run at once (None: :func:`convcli.engine.set_default_threads`, else all cores).
-    ``integer_input=True`` promises that ``x`` holds whole numbers 0..255 (uint8 input
-    implies it): integer kernels then run in exact int16 arithmetic where the bound
-    ``sum(|k|) * 255`` fits. ``out``, if given, is a C-contiguous array of the result's
-    shape and dtype to write into (a reused buffer saves the page faults of a new one).
+    bands run at once (None: every core this process may use). ``band_bytes`` is the
+    target size of one band. ``integer_input=True`` promises that ``x`` holds whole
+    numbers 0..255 (uint8 input implies it): integer kernels then run in exact int16
+    arithmetic where the bound ``sum(|k|) * 255`` fits. ``out``, if given, is a
+    C-contiguous array of the result's shape and dtype to write into (a reused buffer
+    saves the page faults of a new one).
+
+    ``rows=(y0, y1)`` computes only output rows [y0, y1) (result (y1 - y0, out_w[, C])),
+    reading just the input rows they need. Bands are cut on the whole output's grid of
+    :func:`band_height` rows: a range whose ends are multiples of it (or ``out_h``) gives
+    the whole output's rows bit for bit; other ranges agree within the usual rounding.
     """
-    k = _check_kernel(kernel)
-    if flip:
-        k = k[::-1, ::-1]
-    x, m, dt, (oh, ow), stride, dilation = _checked_call(x, k.shape, stride, dilation, pad, mode, dtype,
-                                                         method)
+    work, shape = _correlate_work(x, kernel, stride, dilation, pad, mode, flip, dtype, method, integer_input)
     nthreads = bands.resolve_threads(threads)
-    x3 = x[:, :, None] if x.ndim == 2 else x
-    result = _output(out, (oh, ow) + x.shape[2:], dt)
-    out3 = result[:, :, None] if x.ndim == 2 else result
-    plan = _plan(k, method, x.shape, dt, stride, dilation, integer_input or is_integer_image(x))
-    _run_banded(x3, out3, plan.band_fn, k.shape, stride, dilation, pad, m, plan.buf_dtype, nthreads,
-                plan.min_rows, max_rows=plan.max_rows, rows_fn=plan.rows_fn)
+    y0, y1 = _row_range(rows, shape[0])
+    result = _output(out, (y1 - y0,) + shape[1:], np.dtype(dtype))
+    work.run(result.reshape(y1 - y0, shape[1], -1), y0, y1, nthreads, band_bytes)
     return result
 
 
@@ -250,43 +334,49 @@ def gradient_magnitude(
     method: str = "auto",
     threads: int | None = None,
     integer_input: bool = False,
+    rows: Rows | None = None,
+    band_bytes: int = bands.DEFAULT_BAND_BYTES,
 ) -> np.ndarray:
     """``sqrt(correlate2d(x, kernel_x)**2 + correlate2d(x, kernel_y)**2)``, fused per band.
 
     The two gradients of a band are computed from one gathered band and combined while
     they are in cache, so neither full-size gradient image is ever written (Sobel, Scharr,
-    Prewitt magnitude). Arguments as :func:`correlate2d`; both kernels must have one shape.
-    Squares are taken in ``dtype`` (float32 overflows only above ~1e19).
+    Prewitt magnitude). Arguments as :func:`correlate2d` (``rows`` too); both kernels
+    must have one shape. Squares are taken in ``dtype`` (float32 overflows only above ~1e19).
     """
-    kx, ky = _check_kernel(kernel_x), _check_kernel(kernel_y)
-    if kx.shape != ky.shape:
-        msg = f"both gradient kernels must have one shape, got {kx.shape} and {ky.shape}"
-        raise UsageError(msg)
-    x, m, dt, (oh, ow), stride, dilation = _checked_call(x, kx.shape, stride, dilation, pad, mode, dtype,
-                                                         method)
+    work, shape = _gradient_work(x, kernel_x, kernel_y, stride, dilation, pad, mode, dtype, method,
+                                 integer_input)
     nthreads = bands.resolve_threads(threads)
-    integer = integer_input or is_integer_image(x)
-    px = _plan(kx, method, x.shape, dt, stride, dilation, integer)
-    py = _plan(ky, method, x.shape, dt, stride, dilation, integer)
-    if px.buf_dtype != py.buf_dtype:  # one kernel has no exact integer form: both in float
-        px = _plan(kx, method, x.shape, dt, stride, dilation, False)
-        py = _plan(ky, method, x.shape, dt, stride, dilation, False)
-    x3 = x[:, :, None] if x.ndim == 2 else x
-    out = np.empty((oh, ow, x3.shape[2]), dtype=dt)
+    y0, y1 = _row_range(rows, shape[0])
+    result = np.empty((y1 - y0,) + shape[1:], dtype=np.dtype(dtype))
+    work.run(result.reshape(y1 - y0, shape[1], -1), y0, y1, nthreads, band_bytes)
+    return result
 
-    def band(buf: np.ndarray, o: np.ndarray) -> None:
-        gy = bands.scratch("gy", o.shape, dt)
-        px.band_fn(buf, o)
-        py.band_fn(buf, gy)
-        np.multiply(o, o, out=o)
-        np.multiply(gy, gy, out=gy)
-        np.add(o, gy, out=o)
-        np.sqrt(o, out=o)
 
-    caps = [r for r in (px.max_rows, py.max_rows) if r is not None]
-    _run_banded(x3, out, band, kx.shape, stride, dilation, pad, m, px.buf_dtype, nthreads,
-                max(px.min_rows, py.min_rows), max_rows=min(caps) if caps else None)
-    return out[:, :, 0] if x.ndim == 2 else out
+def band_height(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    kernel_y: np.ndarray | None = None,
+    *,
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    pad: Pad4 = (0, 0, 0, 0),
+    mode: str | PadMode = "zeros",
+    flip: bool = False,
+    dtype: np.dtype | type | str = np.float32,
+    method: str = "auto",
+    integer_input: bool = False,
+    band_bytes: int = bands.DEFAULT_BAND_BYTES,
+) -> int:
+    """Output rows per band of :func:`correlate2d` (or, with ``kernel_y``, :func:`gradient_magnitude`)
+    called with these arguments: ranges ``rows=`` cut at its multiples are bit-identical to the
+    whole output's rows. Nothing is computed."""
+    if kernel_y is None:
+        work, _ = _correlate_work(x, kernel, stride, dilation, pad, mode, flip, dtype, method, integer_input)
+    else:
+        kx, ky = (rotate180(kernel), rotate180(kernel_y)) if flip else (kernel, kernel_y)
+        work, _ = _gradient_work(x, kx, ky, stride, dilation, pad, mode, dtype, method, integer_input)
+    return work.band_height(band_bytes)
 
 
 def im2col(xp: np.ndarray, ksize: Pair, stride: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
@@ -333,8 +423,8 @@ def _im2col_band(buf: np.ndarray, ksize: Pair, stride: Pair, dilation: Pair, out
     return cols.reshape(oh * ow, kh * kw * c)
 
 
-#: Target bytes of one band's im2col matrix in conv2d.
-CONV_BAND_BYTES = 4_000_000
+#: Default target bytes of one band's im2col matrix in conv2d (its ``band_bytes``).
+CONV_BAND_BYTES: Final[int] = 4_000_000
 
 
 def conv2d(
@@ -348,11 +438,13 @@ def conv2d(
     mode: str | PadMode = "zeros",
     dtype: np.dtype | type | str = np.float32,
     threads: int | None = None,
+    band_bytes: int = CONV_BAND_BYTES,
 ) -> np.ndarray:
     """A conv layer: (H, W, C_in) x weights (C_out, C_in, kh, kw) [+ bias (C_out,)] -> (oh, ow, C_out).
 
     Computed as PyTorch does on the CPU: unroll the windows (im2col) and do one matrix
-    product -- per band of output rows, so the unrolled matrix stays a few MB.
+    product -- per band of output rows, so the unrolled matrix stays a few MB
+    (``band_bytes`` of it per band; ``threads`` None: every core this process may use).
     """
     dt = _working_dtype(dtype)
     w = np.asarray(weights)
@@ -389,9 +481,11 @@ def conv2d(
         if b is not None:
             o2 += b
 
-    row_bytes = ow * kh * kw * cin * dt.itemsize * bands.BAND_BYTES // CONV_BAND_BYTES
-    _run_banded(x, out, band, (kh, kw), stride, dilation, pad, m, dt, nthreads, 1, row_bytes)
+    # Bands are cut by the size of their im2col matrix (band_bytes of it, rows of ow windows).
+    work = _Banded(x, (oh, ow), band, (kh, kw), stride, dilation, pad, m, dt, ow * cout * dt.itemsize,
+                   row_bytes=ow * kh * kw * cin * dt.itemsize)
+    work.run(out, 0, oh, nthreads, band_bytes)
     return out
 
 
-__all__ = ["METHODS", "choose_method", "conv2d", "correlate2d", "gradient_magnitude", "im2col"]
+__all__ = ["METHODS", "band_height", "choose_method", "conv2d", "correlate2d", "gradient_magnitude", "im2col"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convcli.core.kernels import rotate180
 from convcli.core.shapes import Pair
 
 #: At least this many output rows per FFT band (small transforms are dominated by overhead).
@@ -50,7 +51,7 @@ def correlate_band(buf: np.ndarray, k: np.ndarray, stride: Pair, dilation: Pair,
     """Write into ``out`` (bh, ow, C) the correlation of the padded band ``buf`` with ``k``."""
     (sy, sx) = stride
     bh, ow = out.shape[:2]
-    kd = dilated(k.astype(out.dtype), dilation)[::-1, ::-1]  # correlation = convolution with k flipped
+    kd = rotate180(dilated(k.astype(out.dtype), dilation))  # correlation = convolution with k flipped
     kh, kw = kd.shape
     shape = (fast_len(buf.shape[0]), fast_len(buf.shape[1]))  # zeros beyond the band: no wrap-around
     kf = np.fft.rfft2(kd, s=shape)

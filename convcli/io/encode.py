@@ -11,7 +11,7 @@ from PIL import Image
 from convcli.errors import OutputError, UsageError
 from convcli.io.files import one_line
 from convcli.io.formats import format_info, icc_fits
-from convcli.io.png import DEFAULT_PNG_COMPRESS_LEVEL, THREADED_PNG_MIN_PIXELS, encode_png
+from convcli.io.png import DEFAULT_PNG_COMPRESS_LEVEL, PNG_TASK_BYTES, THREADED_PNG_MIN_PIXELS, encode_png
 
 if TYPE_CHECKING:
     pass
@@ -72,8 +72,13 @@ def encode_image(
     icc_profile: bytes | None = None,
     quality: int | None = None,
     compress_level: int | None = None,
+    threads: int = 1,
+    task_bytes: int = PNG_TASK_BYTES,
 ) -> tuple[bytes, tuple[str, ...]]:
-    """uint8/uint16 pixels (and alpha) -> file bytes in ``fmt``, plus notes of what had to give."""
+    """uint8/uint16 pixels (and alpha) -> file bytes in ``fmt``, plus notes of what had to give.
+
+    ``threads`` and ``task_bytes`` go to convcli's PNG writer (:func:`convcli.io.png.encode_png`).
+    """
     info = format_info(fmt)
     if info.pil is None:
         msg = f"{info.name} holds raw float values: use encode_float"
@@ -108,7 +113,9 @@ def encode_image(
     threaded = color.dtype == np.uint16 or color.shape[0] * color.shape[1] >= THREADED_PNG_MIN_PIXELS
     if info.name == "png" and threaded:
         level = DEFAULT_PNG_COMPRESS_LEVEL if compress_level is None else compress_level
-        return encode_png(color, alpha, icc_profile=icc_profile, compress_level=level), tuple(notes)
+        png = encode_png(color, alpha, icc_profile=icc_profile, compress_level=level, threads=threads,
+                         task_bytes=task_bytes)
+        return png, tuple(notes)
 
     im = _pil_image(color, alpha)
     params: dict[str, object] = {}

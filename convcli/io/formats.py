@@ -49,6 +49,13 @@ FORMATS: dict[str, FormatInfo] = {
 }
 
 
+#: Input formats convcli decodes but does not write (animations are written by 'convcli animate' alone).
+READ_ONLY_EXTENSIONS: dict[str, str] = {
+    ".gif": "GIF", ".ico": "ICO", ".ppm": "PPM", ".pgm": "PGM", ".pbm": "PBM", ".pnm": "PNM",
+    ".tga": "TGA", ".psd": "PSD", ".pcx": "PCX", ".apng": "APNG",
+}
+
+
 def format_info(fmt: str) -> FormatInfo:
     key = fmt.lower().lstrip(".")
     key = {"jpg": "jpeg", "tif": "tiff"}.get(key, key)
@@ -65,6 +72,11 @@ def format_for_path(path: str | os.PathLike) -> str:
     for info in FORMATS.values():
         if suffix in info.extensions:
             return info.name
+    if suffix in READ_ONLY_EXTENSIONS:
+        better = Path(path).with_suffix(".png")
+        msg = (f"convcli reads {READ_ONLY_EXTENSIONS[suffix]} but cannot write it ({os.fspath(path)!r}); "
+               f"write PNG instead, e.g. -o {better}")
+        raise UsageError(msg)
     known = ", ".join(ext for info in FORMATS.values() for ext in info.extensions)
     shown = suffix or "no extension"
     msg = f"cannot tell the output format from {shown!r} in {os.fspath(path)!r} (known: {known}; or --format)"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
@@ -35,7 +36,7 @@ def decode_png(data: bytes) -> np.ndarray:
     """Decode a PNG of bit depth 8 or 16, colour type 0, 2, 4 or 6 -> (H, W, n) uint8/uint16.
 
     convcli's own decoder, for the 16-bit RGB(A) PNGs that Pillow reduces to 8 bits.
-    Raises ValueError (or zlib.error) on corrupt or truncated data.
+    Raises ValueError on corrupt or truncated data (never allocates more than the data inflates to).
     """
     ihdr = png_ihdr(data)
     if ihdr is None:
@@ -46,6 +47,9 @@ def decode_png(data: bytes) -> np.ndarray:
     n = {0: 1, 2: 3, 4: 2, 6: 4}.get(colour_type)
     if n is None or depth not in (8, 16) or interlace > 1:
         msg = f"unsupported PNG layout (bit depth {depth}, colour type {colour_type}, interlace {interlace})"
+        raise ValueError(msg)
+    if width == 0 or height == 0:
+        msg = "broken PNG file (zero width or height)"
         raise ValueError(msg)
     idat = []
     pos = 8
@@ -64,9 +68,23 @@ def decode_png(data: bytes) -> np.ndarray:
         elif kind == b"IEND":
             break
         pos += 12 + length
-    raw = np.frombuffer(zlib.decompressobj().decompress(b"".join(idat)), dtype=np.uint8)
     bpp = n * depth // 8
     passes = [(0, 0, 1, 1)] if interlace == 0 else _ADAM7
+    # What the header promises, before anything of that size is allocated: a mutated header
+    # (width 2**31) must end as "truncated", not as a huge np.zeros.
+    needed = sum(h * (1 + w * bpp) for w, h in ((-(-(width - x0) // dx), -(-(height - y0) // dy))
+                                                for x0, y0, dx, dy in passes) if w > 0 and h > 0)
+    compressed = b"".join(idat)
+    # deflate expands at most ~1032:1, so more than that is never there to read
+    try:
+        inflated = zlib.decompressobj().decompress(compressed, min(needed, 1032 * len(compressed) + 64))
+    except zlib.error as e:
+        msg = f"broken PNG file (compressed data: {e})"
+        raise ValueError(msg) from None
+    if len(inflated) < needed:
+        msg = "image file is truncated"
+        raise ValueError(msg)
+    raw = np.frombuffer(inflated, dtype=np.uint8)
     out = np.zeros((height, width, bpp), dtype=np.uint8)
     offset = 0
     for x0, y0, dx, dy in passes:
@@ -156,14 +174,22 @@ def encode_png16(
 # Paeth 11.58 / 2.15 (vectorised NumPy) / 0.33. Up it is: files 1% larger than Pillow's on
 # that smooth output, 4% on the unfiltered photo (17.00 -> 17.73 MiB; 512² crop 455 -> 477 KiB).
 # Whole encode of the 4096² blur on 2 threads: 0.68 s (Pillow) -> 0.18 s.
+#
+# Deflate itself: ISA-L (the ``isal`` package, Intel's deflate) where it is installed, the
+# standard library's zlib otherwise (``deflate="zlib"`` forces it). Measured on the Up-filtered
+# rows of a 4096² RGB photo (benchmarks/CODECS.md), one thread: zlib level 1 0.70 s for 27.6 MB,
+# ISA-L level 1 0.22 s for 25.7 MB; it releases the GIL as zlib does. Its levels are 0..3:
+# --compress-level 1 maps to ISA-L 1, 2..5 to 2, 6..9 to 3; 0 (no compression) stays zlib's.
 
 #: Images of at least this many pixels use the threaded writer; smaller ones Pillow (8-bit).
 THREADED_PNG_MIN_PIXELS = 1 << 16
-#: Bytes of filtered rows one task compresses (4096x4096 RGB: 12 tasks).
-PNG_TASK_BYTES = 4 << 20
+#: Default bytes of filtered rows one task compresses (4096x4096 RGB: 12 tasks).
+PNG_TASK_BYTES: Final[int] = 4 << 20
 _DICT_BYTES = 32768  # deflate's window
 _ADLER_BASE = 65521
-_png_pools: dict[int, ThreadPoolExecutor] = {}  # threads -> pool, made on first use
+#: deflate= choices of the writer: "auto" is ISA-L when importable, else zlib.
+DEFLATE_BACKENDS: tuple[str, ...] = ("auto", "isal", "zlib")
+_png_pools: dict[int, ThreadPoolExecutor] = {}  # threads -> pool, made on first use (a cache)
 _png_pools_lock = threading.Lock()
 
 
@@ -213,17 +239,37 @@ def _filter_up(rows: np.ndarray, start: int, stop: int) -> np.ndarray:
     return out
 
 
-def _deflate_task(rows: np.ndarray, start: int, stop: int, level: int, last: bool) -> tuple[bytes, int, int]:
+def deflate_codec(backend: str, level: int) -> tuple[ModuleType, int]:
+    """The zlib-compatible module that compresses at ``level`` (0..9, zlib's scale) and its own level."""
+    if backend not in DEFLATE_BACKENDS:
+        msg = f"deflate backend must be one of {', '.join(DEFLATE_BACKENDS)}, not {backend!r}"
+        raise ValueError(msg)
+    if not 0 <= level <= 9:
+        msg = f"PNG compression level must be 0..9, not {level}"
+        raise ValueError(msg)
+    if backend != "zlib" and level > 0:
+        try:
+            from isal import isal_zlib
+        except ImportError:
+            if backend == "isal":
+                raise
+        else:
+            return isal_zlib, 1 if level == 1 else 2 if level <= 5 else 3
+    return zlib, level
+
+
+def _deflate_task(rows: np.ndarray, start: int, stop: int, codec: ModuleType, level: int,
+                  last: bool) -> tuple[bytes, int, int]:
     """One band of filtered rows as raw deflate data; returns (data, adler32, length)."""
     row_len = 1 + rows.shape[1]
     back = min(start, -(-_DICT_BYTES // row_len))  # rows before the band whose bytes prime the window
     filtered = _filter_up(rows, start - back, stop).reshape(-1)
     body = filtered[back * row_len :]
     zdict = filtered[max(0, back * row_len - _DICT_BYTES) : back * row_len].tobytes()
-    comp = (zlib.compressobj(level, zlib.DEFLATED, -15, zdict=zdict) if zdict
-            else zlib.compressobj(level, zlib.DEFLATED, -15))
-    data = comp.compress(body) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-    return data, zlib.adler32(body), body.size
+    comp = (codec.compressobj(level, codec.DEFLATED, -15, zdict=zdict) if zdict
+            else codec.compressobj(level, codec.DEFLATED, -15))
+    data = comp.compress(body) + comp.flush(codec.Z_FINISH if last else codec.Z_SYNC_FLUSH)
+    return data, codec.adler32(body), body.size
 
 
 def _png_pool(threads: int) -> ThreadPoolExecutor:
@@ -236,16 +282,22 @@ def _png_pool(threads: int) -> ThreadPoolExecutor:
         return pool
 
 
-def png_zlib_stream(rows: np.ndarray, level: int, threads: int | None = None) -> bytes:
-    """PNG image data: ``rows`` (H, row bytes) filtered (Up) and compressed as one zlib stream."""
-    if threads is None:
-        from convcli.engine import get_default_threads
+def png_zlib_stream(rows: np.ndarray, level: int, threads: int = 1,
+                    task_bytes: int = PNG_TASK_BYTES, deflate: str = "auto") -> bytes:
+    """PNG image data: ``rows`` (H, row bytes) filtered (Up) and compressed as one zlib stream.
 
-        threads = get_default_threads()
+    Tasks of about ``task_bytes`` of filtered rows are compressed on ``threads`` threads by
+    the ``deflate`` backend (see :func:`deflate_codec`); the stream does not depend on the
+    thread count.
+    """
+    if threads < 1 or task_bytes < 1:
+        msg = f"threads and task_bytes must be >= 1, got {threads} and {task_bytes}"
+        raise ValueError(msg)
     height = rows.shape[0]
-    step = max(1, PNG_TASK_BYTES // (1 + rows.shape[1]))
+    step = max(1, task_bytes // (1 + rows.shape[1]))
     spans = [(y, min(height, y + step)) for y in range(0, height, step)]
-    tasks = [(rows, y0, y1, level, y1 == height) for y0, y1 in spans]
+    codec, codec_level = deflate_codec(deflate, level)
+    tasks = [(rows, y0, y1, codec, codec_level, y1 == height) for y0, y1 in spans]
     if threads <= 1 or len(tasks) <= 1:
         parts = [_deflate_task(*t) for t in tasks]
     else:
@@ -262,16 +314,18 @@ def encode_png(
     *,
     icc_profile: bytes | None = None,
     compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL,
-    threads: int | None = None,
+    threads: int = 1,
+    task_bytes: int = PNG_TASK_BYTES,
+    deflate: str = "auto",
 ) -> bytes:
     """An 8- or 16-bit PNG (grey, grey+alpha, RGB, RGBA) by the threaded writer above.
 
     ``color`` (H, W) or (H, W, 3), ``alpha`` (H, W) or None, both uint8 or both uint16.
-    ``threads`` None: the engine's default (:func:`convcli.engine.set_default_threads`).
+    ``threads``, ``task_bytes`` and ``deflate``: as :func:`png_zlib_stream`.
     """
     rows, depth, colour_type = _png_samples(color, alpha)
     height, width = color.shape[:2]
-    data = png_zlib_stream(rows, compress_level, threads)
+    data = png_zlib_stream(rows, compress_level, threads, task_bytes, deflate)
     del rows
     out = [
         PNG_SIGNATURE,

@@ -23,6 +23,7 @@ import numpy as np
 
 from convcli import streaming
 from convcli.core.pixels import RangeStats, to_pixels
+from convcli.engine import resolve_threads
 from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image
 from convcli.io.encode import encode_float, encode_image
 from convcli.io.files import write_atomic
@@ -52,6 +53,7 @@ class Job:
     bits: int | None = None  # 8 or 16 for pixels; None: as the input
     channel_maps: tuple[str, ...] = ()  # kind "maps": one grey image per channel; the grid goes to output
     montage: str | None = None
+    direction_out: str | None = None  # edges with a compass operator: winning angles as .npy
     quality: int | None = None
     compress_level: int | None = None
     temp_tag: str = ""  # this run's tag in temporary file names (cleanup removes only its own)
@@ -59,7 +61,8 @@ class Job:
     def files(self) -> list[str]:
         """Every file this job writes (stdout excluded)."""
         out = [self.output] if self.output not in (None, "-") else []
-        return [*out, *self.channel_maps, *([self.montage] if self.montage else [])]  # type: ignore[list-item]
+        extra = [p for p in (self.montage, self.direction_out) if p]
+        return [*out, *self.channel_maps, *extra]  # type: ignore[list-item]
 
 
 @dataclass
@@ -72,10 +75,6 @@ class Result:
 
 def _source(job: Job) -> str | Path | bytes:
     return job.data if job.data is not None else Path(job.source)
-
-
-def _threads(job: Job) -> int:
-    return job.engine.threads or 1
 
 
 def process(job: Job) -> Result:
@@ -113,11 +112,14 @@ def _process(job: Job) -> Result:
     if header.has_alpha:
         notes.append("alpha premultiplied and filtered with the same kernel" if job.pipeline.keeps_alpha
                      else "alpha dropped: a stage mixes or replaces channels")
+    if job.linear_light:
+        notes.append("filtered in linear light: sRGB decoded before the stages, re-encoded after")
     if job.dry_run:
         record["dry_run"] = True
         return _finish(job, record, notes, None, t0)
+    threads = resolve_threads(job.engine.threads)  # one count for the engine, to_pixels and the PNG writer
     if _streams(job, header):
-        data, stats = _streamed(job, src, header, notes)
+        data, stats = _streamed(job, src, notes, threads)
         record["range"] = dataclasses.asdict(stats)
         return _finish(job, record, notes, data, t0)
 
@@ -135,15 +137,21 @@ def _process(job: Job) -> Result:
         def on_stage(plan: Any, x: np.ndarray) -> None:
             panels.extend(stage_panels(plan, x, maxval, next(index)))
 
-    values, alpha = job.pipeline.run(img.color, job.engine, alpha=img.alpha, maxval=maxval,
-                                     linear_light=job.linear_light, on_stage=on_stage)
+    side: dict[str, np.ndarray] | None = {} if job.direction_out else None
+    values, alpha = job.pipeline.run(img.color, dataclasses.replace(job.engine, threads=threads),
+                                     alpha=img.alpha, maxval=maxval, linear_light=job.linear_light,
+                                     on_stage=on_stage, side=side)
     img.color, img.alpha = np.empty((0, 0, 1), dtype=np.float32), None  # free the input before quantising
     if job.montage:
-        _write(job, job.montage, _montage_png(panels, Path(job.source).name))
+        _write(job, job.montage, _montage_png(panels, Path(job.source).name, threads))
         record["montage"] = job.montage
+    if job.direction_out and side is not None and "direction" in side:
+        d = side.pop("direction")
+        _write(job, job.direction_out, encode_float(d[:, :, 0] if d.shape[2] == 1 else d, "npy"))
+        record["direction"] = job.direction_out
     if job.kind == "maps":
         assert job.output is not None
-        _write_maps(job, values)
+        _write_maps(job, values, threads)
         record["outputs"] = list(job.channel_maps)
         record["range"] = _range_record("normalize", values)
         notes.append(f"{values.shape[2]} channels: one normalised grey image each, grid at output")
@@ -156,12 +164,12 @@ def _process(job: Job) -> Result:
     if rescale != 1.0:
         values = values * rescale
     pixels, stats = to_pixels(values[:, :, 0] if values.shape[2] == 1 else values, job.policy, bits,
-                              threads=_threads(job))
+                              threads=threads)
     apix = None
     if alpha is not None:
-        apix, _ = to_pixels(alpha * rescale, "clip", bits, threads=_threads(job))
+        apix, _ = to_pixels(alpha * rescale, "clip", bits, threads=threads)
     data, enc_notes = encode_image(pixels, apix, job.fmt, icc_profile=img.icc_profile, quality=job.quality,
-                                   compress_level=job.compress_level)
+                                   compress_level=job.compress_level, threads=threads)
     notes.extend(enc_notes)
     record["range"] = dataclasses.asdict(stats)
     return _finish(job, record, notes, data, t0)
@@ -188,12 +196,10 @@ def _streams(job: Job, header: ImageHeader) -> bool:
     if header.has_alpha or job.montage or job.linear_light or job.kind != "pixels":
         return False
     shape = (header.height, header.width, header.channels)
-    return streaming.can_stream(streaming.window_stage(job.pipeline), shape, job.engine, job.policy,
-                                float(header.maxval), integer_input=not job.gray)
+    return streaming.can_stream(streaming.window_stage(job.pipeline), shape, job.policy)
 
 
-def _streamed(job: Job, src: str | Path | bytes, header: ImageHeader,
-              notes: list[str]) -> tuple[bytes, RangeStats]:
+def _streamed(job: Job, src: str | Path | bytes, notes: list[str], threads: int) -> tuple[bytes, RangeStats]:
     """A single window stage, 8/16-bit in and out, computed in bands; returns the encoded file."""
     img = read_image(src, gray=job.gray, max_pixels=job.max_pixels, keep_integer=True)
     notes.extend(n for n in img.header.notes if n not in notes)  # warnings while decoding
@@ -201,33 +207,33 @@ def _streamed(job: Job, src: str | Path | bytes, header: ImageHeader,
     assert stage is not None
     bits, rescale = _output_bits(job, img.header)
     pixels, stats = streaming.stream_stage(img.color, stage, job.engine, policy=job.policy, bits=bits,
-                                           maxval=float(img.header.maxval), rescale=rescale)
+                                           threads=threads, rescale=rescale)
     img.color = np.empty((0, 0, 1))  # the input is no longer needed while encoding
     data, enc_notes = encode_image(pixels, None, job.fmt, icc_profile=img.icc_profile, quality=job.quality,
-                                   compress_level=job.compress_level)
+                                   compress_level=job.compress_level, threads=threads)
     notes.extend(enc_notes)
     return data, stats
 
 
-def _montage_png(panels: list[Any], title: str) -> bytes:
+def _montage_png(panels: list[Any], title: str, threads: int) -> bytes:
     """The panels side by side as PNG bytes."""
     from convcli.teach.render import make_montage
 
-    data, _ = encode_image(make_montage(panels, title=title), None, "png")
+    data, _ = encode_image(make_montage(panels, title=title), None, "png", threads=threads)
     return data
 
 
-def _write_maps(job: Job, values: np.ndarray) -> None:
+def _write_maps(job: Job, values: np.ndarray, threads: int) -> None:
     """One normalised grey image per channel at the planned paths, and a labelled grid at the output."""
     from convcli.teach.render import feature_maps_to_panels, make_montage
 
     for i, path in enumerate(job.channel_maps):
-        pixels, _ = to_pixels(values[:, :, i], "normalize", 8, threads=_threads(job))
-        data, _ = encode_image(pixels, None, job.fmt)
+        pixels, _ = to_pixels(values[:, :, i], "normalize", 8, threads=threads)
+        data, _ = encode_image(pixels, None, job.fmt, threads=threads)
         _write(job, path, data)
     shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
     grid = make_montage(list(feature_maps_to_panels(values, job.pipeline.stages[-1].op, shape)))
-    data, _ = encode_image(grid, None, job.fmt)
+    data, _ = encode_image(grid, None, job.fmt, threads=threads)
     assert job.output is not None
     _write(job, job.output, data)
 
@@ -243,8 +249,11 @@ def _finish(job: Job, record: dict[str, Any], notes: list[str], data: bytes | No
         stdout_bytes = data
     elif data is not None and job.output is not None:
         _write(job, job.output, data)
-    r = record.get("range") or {}
-    if any(isinstance(r.get(k), float) and not math.isfinite(r[k]) for k in ("min", "max")):
+    r = record.get("range")
+    hint = job.pipeline.range_note(r["policy"], r["clipped_fraction"], r["min"]) if r else None
+    if hint:
+        notes.append(hint)
+    if r and any(isinstance(r.get(k), float) and not math.isfinite(r[k]) for k in ("min", "max")):
         notes.append("the float result holds inf or NaN (overflow): its range is null in JSON")
     record["notes"] = notes
     record["seconds"] = round(time.perf_counter() - t0, 4)

@@ -185,7 +185,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
     dry = spec.report.dry_run
     fmt = output_format(spec, output)
     info = FORMATS[fmt]
-    plans = cmd.pipeline.plan((header.channels, header.height, header.width))
+    plans = cmd.pipeline.plan((header.channels, header.height, header.width), max_pixels=spec.max_pixels)
     channels = plans[-1].out_shape[0] if plans else header.channels
     kind: OutputKind
     maps: tuple[str, ...] = ()
@@ -213,6 +213,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
         max_pixels=spec.max_pixels, engine=spec.engine,
         output=output, fmt=fmt, kind=kind, policy=policy, bits=bits, channel_maps=maps,
         montage=montage_path(out.montage, item.name) if out.montage else None,
+        direction_out=montage_path(cmd.direction_out, item.name) if cmd.direction_out else None,
         quality=out.quality, compress_level=out.compress_level, temp_tag=temp_tag,
     )
 
@@ -239,6 +240,8 @@ def planned_files(tasks: list[Task], named_in_out_dir: bool) -> list[_Planned]:
         files.extend(_Planned(p, "channel map", t.source, named_in_out_dir) for p in t.channel_maps)
         if t.montage:
             files.append(_Planned(t.montage, "montage", t.source, False))
+        if t.direction_out:
+            files.append(_Planned(t.direction_out, "direction map", t.source, False))
     return files
 
 

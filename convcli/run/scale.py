@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from convcli.engine import usable_cores
 from convcli.errors import ConvcliError, ExitStatus, UsageError
 from convcli.io.files import remove_temporaries
 from convcli.run.job import Job, Result, process
@@ -63,7 +64,7 @@ class ScaleOutError(ConvcliError):
 
 
 def error_record(source: str, error: str) -> dict[str, Any]:
-    """The report record of a failed input (SPEC §4), its error on one line."""
+    """The report record of a failed input, its error on one line."""
     return {"input": source, "status": "error", "error": " ".join(error.split())}
 
 
@@ -84,13 +85,6 @@ def _internal_error(index: int, source: str, exc: BaseException, tb: str | None)
     return Outcome(index, Result(error_record(source, reason)), ExitStatus.FAILURE, tb)
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (the affinity mask where the platform has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
-
-
 # --------------------------------------------------------------------------- local: in process or a pool
 
 
@@ -99,7 +93,7 @@ def run_local(tasks: list[Task], workers: int, stop: threading.Event) -> Iterato
     if workers <= 1 or len(tasks) <= 1:
         yield from _sequential(tasks, stop)
     else:
-        yield from _pooled(tasks, min(workers, len(tasks)), stop)
+        yield from _pooled(share_cores(tasks, min(workers, len(tasks))), min(workers, len(tasks)), stop)
 
 
 def _sequential(tasks: list[Task], stop: threading.Event) -> Iterator[Outcome]:
@@ -119,6 +113,17 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def share_cores(tasks: list[Task], workers: int) -> list[Task]:
+    """Jobs without a thread count get their worker's share of the cores (no oversubscription).
+
+    Resolved here, in the parent: each Job then carries its count in its EngineOptions to
+    the worker process (engine bands, to_pixels and the PNG writer all use it).
+    """
+    threads = max(1, usable_cores() // max(1, workers))
+    return [dataclasses.replace(t, engine=dataclasses.replace(t.engine, threads=threads))
+            if isinstance(t, Job) and t.engine.threads is None else t for t in tasks]
+
+
 def _worker_init(workers: int = 1) -> None:
     # Ctrl-C reaches the whole process group; the parent alone decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -128,11 +133,6 @@ def _worker_init(workers: int = 1) -> None:
     # The convcli process may die without stopping the pool (kill -9): follow it.
     die_with_parent()
     watch_parent()
-    # Each of the pool's ``workers`` processes gets its share of the cores for the threads it
-    # starts without being told a count (engine bands, the PNG writer): no oversubscription.
-    from convcli.engine import set_default_threads
-
-    set_default_threads(max(1, usable_cores() // max(1, workers)))
 
 
 @contextmanager

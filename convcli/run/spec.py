@@ -22,6 +22,7 @@ class Command:
     default_policy: str = "clip"
     gray: bool = False
     show_weights: bool = False  # chain conv --show-weights
+    direction_out: str | None = None  # edges --direction-out FILE.npy ({stem} filled per input)
 
 
 @dataclass(frozen=True, kw_only=True)

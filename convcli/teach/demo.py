@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from convcli.core.kernels import Kernel, get_kernel, parse_literal
-from convcli.core.padding import resolve_mode
-from convcli.core.shapes import resolve_pad
+from convcli.core.shapes import resolve_geometry
 from convcli.pipeline import (
     ConvStage,
     GrayStage,
@@ -50,9 +49,9 @@ class Figure:
 
 
 def _conv(out_channels: int, k: int, seed: int, stride: int = 1, pad: str | None = None) -> ConvStage:
-    mode = resolve_mode("zeros")
+    mode, pad4 = resolve_geometry("zeros", pad, (k, k), (1, 1))
     return ConvStage(out_channels=out_channels, kernel_size=(k, k), seed=seed, stride=(stride, stride),
-                     padding=mode, pad=resolve_pad(pad, (k, k), (1, 1), mode.name))
+                     padding=mode, pad=pad4)
 
 
 def _filt(kernel: Kernel, label: str = "", **kw: Any) -> Stage:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convcli.core.kernels import Kernel
-from convcli.core.padding import PadMode, pad_array, resolve_mode
-from convcli.core.shapes import Geometry, Pad4, Pair, resolve_pad
+from convcli.core.padding import PadMode, pad_array
+from convcli.core.shapes import Geometry, Pad4, Pair, resolve_geometry
 from convcli.engine import correlate2d, im2col
 from convcli.errors import UsageError
 
@@ -212,10 +212,10 @@ def explain_at(
     if img.ndim != 2:
         msg = f"explain --at needs one channel (H, W), got shape {img.shape}"
         raise UsageError(msg)
-    m = resolve_mode(mode)
     k = kernel.flipped() if flip else kernel
     kh, kw = k.shape
-    pad = resolve_pad(None, (kh, kw), dilation, m.name) if pad4 is None else tuple(pad4)
+    m, same = resolve_geometry(mode, None, (kh, kw), dilation)
+    pad = same if pad4 is None else tuple(pad4)
     if m.name == "valid" and any(pad):
         msg = "padding mode 'valid' takes no padding amount"
         raise UsageError(msg)
@@ -303,10 +303,10 @@ def explain_unroll(
         msg = (f"--unroll prints one matrix row per output pixel, so it takes inputs up to "
                f"{UNROLL_MAX}×{UNROLL_MAX}; got {w}×{h} (W×H): crop a small patch first")
         raise UsageError(msg)
-    m = resolve_mode(mode)
     k = kernel.flipped() if flip else kernel
     kh, kw = k.shape
-    pad = resolve_pad(None, (kh, kw), dilation, m.name) if pad4 is None else tuple(pad4)
+    m, same = resolve_geometry(mode, None, (kh, kw), dilation)
+    pad = same if pad4 is None else tuple(pad4)
     top, bottom, left, right = pad
     geom = Geometry((kh, kw), stride, dilation, (top, bottom, left, right))
     oh, ow = geom.out_hw(h, w)

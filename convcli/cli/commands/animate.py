@@ -8,7 +8,7 @@ from typing import Any
 import click
 import numpy as np
 
-from convcli.cli.options import geometry_options
+from convcli.cli.options import FiniteFloat, geometry_options, parse_at
 from convcli.core.shapes import resolve_pad
 from convcli.errors import OutputError, UsageError
 
@@ -16,15 +16,6 @@ from convcli.errors import OutputError, UsageError
 _EXT = {".gif": "gif", ".png": "png", ".apng": "png", ".webp": "webp"}
 
 
-def _parse_at(text: str) -> tuple[int, int]:
-    try:
-        xs = [int(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
-        xs = []
-    if len(xs) != 2 or min(xs) < 0:
-        msg = f"--at must be X,Y (the crop's top-left pixel, column then row, from 0), got {text!r}"
-        raise UsageError(msg)
-    return xs[0], xs[1]
 
 
 def _photo_patch(image: str, at: str | None, crop: int
@@ -40,7 +31,7 @@ def _photo_patch(image: str, at: str | None, crop: int
     if crop > min(h, w):
         msg = f"--crop {crop} is larger than the image ({w}×{h}, W×H)"
         raise UsageError(msg)
-    x, y = _parse_at(at) if at is not None else ((w - crop) // 2, (h - crop) // 2)
+    x, y = parse_at(at, "the crop's top-left pixel") if at is not None else ((w - crop) // 2, (h - crop) // 2)
     if x + crop > w or y + crop > h:
         msg = (f"--at {x},{y} --crop {crop} reaches outside the image ({w}×{h}, W×H): "
                f"x must be 0..{w - crop} and y 0..{h - crop}")
@@ -76,7 +67,7 @@ def _photo_patch(image: str, at: str | None, crop: int
 @click.option("--unroll", is_flag=True,
               help="Animate im2col: the matrix row by row, then one matrix product.")
 @click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution).")
-@click.option("--fps", type=click.FloatRange(0.1, 50), default=2.0, show_default=True,
+@click.option("--fps", type=FiniteFloat(0.1, 50), default=2.0, show_default=True,
               help="Frames per second (the first and last frames last 3 frames).")
 @click.option("--frame", "frame", type=int, default=None, metavar="N",
               help="Write frame N alone as a PNG (0 = before the first output, -1 = the last).")
@@ -93,7 +84,8 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
     convcli animate --numbers --transposed -s 2 --pad 1 --input-size 3 -o anim/transposed.gif
     convcli animate --numbers --unroll --input-size 4 -p reflection -o anim/unroll.gif --frame -1
     """
-    from convcli.core.kernels import parse_kernel, parse_literal
+    from convcli.cli.kernelspec import cli_kernel
+    from convcli.core.kernels import parse_literal
     from convcli.io.files import write_atomic
     from convcli.teach.animate import AnimateSettings, animate, encode_animation, encode_still, small_integers
 
@@ -114,7 +106,7 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
     if image is None and (at is not None or crop is not None):
         msg = "--at and --crop take an IMAGE"
         raise UsageError(msg)
-    kernel = parse_kernel(kernel_spec)
+    kernel = cli_kernel(kernel_spec)
     if flip:
         kernel = kernel.flipped()
     pad4 = resolve_pad(p["pad"], kernel.shape, p["dilation"], p["padding"])

@@ -20,14 +20,17 @@ from convcli.cli.commands.image import (
     build_downsample,
     build_edges,
     build_filter,
+    build_sharpen,
     dispatch,
     downsample_options,
     edges_options,
     filter_options,
+    sharpen_options,
 )
 from convcli.cli.options import PairType, geometry_options, io_options, run_spec
-from convcli.core.padding import resolve_mode
-from convcli.core.shapes import resolve_pad
+from convcli.core.kernels import MAX_KERNEL_SIZE, check_kernel_size
+from convcli.core.shapes import resolve_geometry
+from convcli.core.userfiles import load_npy
 from convcli.errors import UsageError
 from convcli.pipeline import ConvStage, GrayStage, Pipeline, ReluStage, Stage
 from convcli.run.spec import Command, RunSpec
@@ -41,9 +44,9 @@ def chain_cmd(**p: Any) -> None:
     """Run stages one after another in one pass (float32 between stages, no quantisation).
 
     \b
-    Stages: filter, blur, edges, downsample, gray, relu, conv.
-    convcli chain -i cat.png blur -k 5 edges --direction vertical
-    convcli chain -i cat.png conv --out-channels 3 -k 3 --seed 0 relu conv --out-channels 2 -k 1
+    Stages: filter, blur, edges, downsample, sharpen, gray, relu, conv.
+    convcli chain -i cat.png blur --size 5 edges --direction vertical
+    convcli chain -i cat.png conv --out-channels 3 --size 3 --seed 0 relu conv --out-channels 2 --size 1
     convcli chain -i cat.png --json conv --out-channels 8 -s 2 relu conv --out-channels 8 -s 2 relu
 
     A result with a channel count other than 1 or 3 is written as one grey image per
@@ -58,7 +61,7 @@ def run_chain(commands: list[Command], **p: Any) -> int:
         msg = "chain needs at least one input: -i IMAGE before the first stage"
         raise UsageError(msg)
     if not commands:
-        msg = "chain needs at least one stage (filter, blur, edges, downsample, gray, relu, conv)"
+        msg = "chain needs at least one stage (filter, blur, edges, downsample, sharpen, gray, relu, conv)"
         raise UsageError(msg)
     stages: list[Stage] = []
     for c in commands:
@@ -82,7 +85,7 @@ def _show_weights(pipeline: Pipeline, shown: list[Stage], spec: RunSpec) -> None
         msg = "--show-weights needs the first input to be an image file"
         raise UsageError(msg)
     header = read_header(first, gray=spec.gray, max_pixels=spec.max_pixels)
-    plans = pipeline.plan((header.channels, header.height, header.width))
+    plans = pipeline.plan((header.channels, header.height, header.width), max_pixels=spec.max_pixels)
     for i, plan in enumerate(plans, start=1):
         stage = plan.stage
         if not any(stage is s for s in shown) or not isinstance(stage, ConvStage):
@@ -104,6 +107,7 @@ SHARED_STAGES: dict[str, tuple[Callable[[Any], Any], Callable[[dict[str, Any]], 
               "Edge detection (options as 'convcli edges'; luminance first unless --color)."),
     "downsample": (downsample_options, build_downsample,
                    "Strided convolution (options as 'convcli downsample'; --times N counts as N stages)."),
+    "sharpen": (sharpen_options, build_sharpen, "Unsharp mask (options as 'convcli sharpen')."),
 }
 
 
@@ -133,22 +137,25 @@ def chain_relu() -> Command:
 
 
 def _load_npy(path: str, what: str) -> np.ndarray:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        msg = f"{what} {path}: cannot load .npy ({e})"
-        raise UsageError(msg) from None
-    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
-        msg = f"{what} {path}: must hold finite real numbers"
+    """--weights / --bias: a .npy of finite real numbers, no empty axis (read capped, never unpickled)."""
+    arr = load_npy(path, what)
+    if 0 in arr.shape:
+        msg = f"{what} {path}: shape {arr.shape} has an empty axis"
         raise UsageError(msg)
-    return arr.astype(np.float32)
+    with np.errstate(over="ignore"):
+        values = arr.astype(np.float32)
+    if not np.all(np.isfinite(values)):
+        msg = f"{what} {path}: must hold finite real numbers (within float32)"
+        raise UsageError(msg)
+    return values
 
 
 @chain_cmd.command("conv")
 @click.option("--out-channels", type=click.IntRange(1, 4096), default=None,
               help="Output channels (with random weights; default 1).")
-@click.option("-k", "--size", "ksize", type=PairType("-k"), default="3", show_default=True,
-              help="Kernel size N or KH,KW (random weights).")
+@click.option("--size", "ksize", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default="3",
+              show_default=True, metavar="N|Y,X",
+              help=f"Kernel size N or KH,KW of the random weights (at most {MAX_KERNEL_SIZE}).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the random weights, uniform in [-1, 1]: same seed, same weights.")
 @click.option("--weights", "weights_file", default=None, metavar="FILE.npy",
@@ -164,13 +171,15 @@ def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int, weig
     if weights is not None and weights.ndim != 4:
         msg = f"--weights {weights_file}: expected shape (out, in, kh, kw), got {weights.shape}"
         raise UsageError(msg)
+    if weights is not None:
+        check_kernel_size(int(weights.shape[2]), int(weights.shape[3]), f"--weights {weights_file}")
     if weights is not None and out_channels is not None and out_channels != weights.shape[0]:
         msg = f"--out-channels {out_channels} contradicts --weights with {weights.shape[0]} outputs"
         raise UsageError(msg)
     bias = _load_npy(bias_file, "--bias") if bias_file else None
     size = (int(weights.shape[2]), int(weights.shape[3])) if weights is not None else ksize
-    pad4 = resolve_pad(p["pad"], size, p["dilation"], p["padding"])
+    mode, pad4 = resolve_geometry(p["padding"], p["pad"], size, p["dilation"])
     stage = ConvStage(out_channels=out_channels or 1, kernel_size=size, seed=seed, weights=weights, bias=bias,
-                      stride=p["stride"], dilation=p["dilation"], padding=resolve_mode(p["padding"]),
+                      stride=p["stride"], dilation=p["dilation"], padding=mode,
                       pad=pad4, source=weights_file or "")
     return Command(pipeline=Pipeline((stage,)), op="conv", show_weights=show_weights)

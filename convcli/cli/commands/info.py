@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from convcli.cli.options import PaddingType, PairType
-from convcli.core.kernels import REGISTRY, Kernel, get_kernel
+from convcli.core.kernels import MAX_KERNEL_SIZE, REGISTRY, Kernel
 from convcli.core.padding import MODES, PadMode, pattern_row, resolve_mode
-from convcli.core.shapes import Geometry, Pair, resolve_pad
+from convcli.core.shapes import Geometry, Pair, resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import CorrelateStage, Pipeline
 
@@ -28,11 +28,21 @@ def kernel_record(k: Kernel) -> dict[str, Any]:
 
 
 @click.command("kernels")
-@click.argument("name", required=False)
+@click.argument("spec", required=False, metavar="[SPEC]")
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object per kernel (JSON Lines).")
-def kernels_cmd(name: str | None, as_json: bool) -> int:
-    """List the kernel registry with matrices, or show kernel NAME."""
-    ks = [get_kernel(name)] if name else list(REGISTRY.values())
+def kernels_cmd(spec: str | None, as_json: bool) -> int:
+    """List the kernel registry with matrices and the parametric kernels with their parameters and
+    defaults, or show one kernel SPEC (matrix, sum, size): a name, gaussian:sigma=2, kirsch@45, @psf.png...
+
+    \b
+    convcli kernels                          everything
+    convcli kernels gabor:theta=30           one parametric kernel, built
+    convcli kernels sobel-x@45 --json        one kernel as JSON
+    """
+    from convcli.cli.kernelspec import cli_kernel
+    from convcli.core.parametric import BUILDERS
+
+    ks = [cli_kernel(spec)] if spec else list(REGISTRY.values())
     for k in ks:
         if as_json:
             click.echo(json.dumps(kernel_record(k)))
@@ -40,6 +50,19 @@ def kernels_cmd(name: str | None, as_json: bool) -> int:
         click.echo(f"{k.name}  {k.shape[0]}x{k.shape[1]}  sum {k.weights.sum():.4g}  {k.description}")
         for line in kernel_matrix_lines(k):
             click.echo("    " + line)
+    if spec:
+        return 0
+    for b in BUILDERS.values():
+        if as_json:
+            params = [{"name": p.name, "default": p.default, "help": p.help} for p in b.params]
+            click.echo(json.dumps({"name": b.name, "parametric": True, "description": b.description,
+                                   "signature": b.signature(), "parameters": params}))
+            continue
+        click.echo(f"{b.signature()}  {b.description}")
+        for p in b.params:
+            click.echo(f"    {p.name:<8} {p.text().split('=', 1)[1]:<6} {p.help}")
+    if not as_json:
+        click.echo("NAME@ANGLE turns any 3x3 kernel in 45° steps (others in 90°), as ImageMagick: kirsch@45.")
     return 0
 
 
@@ -47,40 +70,41 @@ def parse_size(text: str) -> tuple[int, int]:
     """``224``, ``224x224`` or ``H,W`` -> (H, W)."""
     parts = text.lower().replace(",", "x").replace("×", "x").split("x")
     try:
-        nums = [int(p) for p in parts if p.strip()]
+        nums = [int(p) for p in parts if p.strip()] if len(text) <= 40 else []
     except ValueError:
         nums = []
     if len(nums) == 1:
         nums = nums * 2
     if len(nums) != 2 or min(nums) < 1:
-        msg = f"SIZE must be N or HxW with positive integers, got {text!r}"
+        msg = f"HxW must be N or HxW with positive integers, got {text[:40]!r}"
         raise UsageError(msg)
     return nums[0], nums[1]
 
 
 @click.command("shape")
-@click.argument("size")
-@click.option("-k", "--kernel-size", "ksize", type=PairType("-k"), default="3", show_default=True,
-              help="Kernel size N or KH,KW.")
+@click.argument("image_size", metavar="HxW")
+@click.option("--size", "ksize", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default="3",
+              show_default=True, metavar="N|Y,X", help=f"Kernel size N or KH,KW (at most {MAX_KERNEL_SIZE}).")
 @click.option("-s", "--stride", type=PairType("--stride"), default="1", show_default=True)
 @click.option("-d", "--dilation", type=PairType("--dilation"), default="1", show_default=True)
 @click.option("-p", "--padding", type=PaddingType(), default="zeros", show_default=True,
               help="Only 'valid' changes the arithmetic (no padding).")
 @click.option("--pad", default=None, metavar="same|N|Y,X|T,B,L,R", help="Padding amount (default same).")
-@click.option("--times", type=click.IntRange(1), default=1, show_default=True, help="Repeat the layer.")
+@click.option("--times", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Repeat the layer (at most 1000).")
 @click.option("--channels", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One report record (SPEC §4) without input/output.")
-def shape_cmd(size: str, ksize: Pair, stride: Pair, dilation: Pair, padding: str, pad: str | None,
+@click.option("--json", "as_json", is_flag=True,
+              help="One report record (as the image commands' --json) without input/output.")
+def shape_cmd(image_size: str, ksize: Pair, stride: Pair, dilation: Pair, padding: str, pad: str | None,
               times: int, channels: int, as_json: bool) -> int:
     """The output-size arithmetic alone, no image.
 
     \b
-    convcli shape 224x224 -k 3 -s 2 --pad 1 --times 2
+    convcli shape 224x224 --size 3 -s 2 --pad 1 --times 2
     224x224 -> 112x112 -> 56x56
     """
-    h, w = parse_size(size)
-    mode = resolve_mode(padding)
-    pad4 = resolve_pad(pad, ksize, dilation, mode.name)
+    h, w = parse_size(image_size)
+    mode, pad4 = resolve_geometry(padding, pad, ksize, dilation)
     kernel = Kernel(f"{ksize[0]}x{ksize[1]}", [[1.0] * ksize[1]] * ksize[0])
     stage = CorrelateStage(op="conv", kernel=kernel, stride=stride, dilation=dilation, padding=mode, pad=pad4)
     plans = Pipeline((stage,) * times).plan((channels, h, w))

@@ -7,9 +7,9 @@ from typing import Any
 import click
 import numpy as np
 
-from convcli.cli.options import geometry_options
+from convcli.cli.options import FiniteFloat, geometry_options, parse_at
 from convcli.core.kernels import parse_literal
-from convcli.core.shapes import resolve_pad
+from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import CorrelateStage
 from convcli.run.spec import Command, RunSpec
@@ -49,18 +49,22 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
     return code
 
 
+def _read_named(read: Any, path: str, flag: str, **kw: Any) -> Any:
+    """Decode ``path``; an error names the file (and the flag it came from)."""
+    from convcli.errors import ConvcliError, InputError
+
+    try:
+        return read(path, **kw)
+    except ConvcliError as e:
+        if isinstance(e, InputError):
+            msg = f"{flag} {path}: {e}"
+            raise InputError(msg) from None
+        raise
+
+
 # --- explain -----------------------------------------------------------------------------
 
 
-def _parse_at(text: str) -> tuple[int, int]:
-    try:
-        xs = [int(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
-        xs = []
-    if len(xs) != 2 or min(xs) < 0:
-        msg = f"--at must be X,Y (output pixel, column then row, from 0), got {text!r}"
-        raise UsageError(msg)
-    return xs[0], xs[1]
 
 
 @click.command("explain")
@@ -76,7 +80,7 @@ def _parse_at(text: str) -> tuple[int, int]:
 @click.option("--unroll", is_flag=True,
               help="Show a tiny input (<= 8x8: IMAGE or --patch) convolved as im2col x kernel.")
 @click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution).")
-@click.option("--bias", type=float, default=0.0, help="Add B after the sum.")
+@click.option("--bias", type=FiniteFloat(), default=0.0, help="Add B after the sum.")
 @geometry_options()
 def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str | None, channel: int,
                 gray: bool, unroll: bool, flip: bool, bias: float, **p: Any) -> int:
@@ -84,15 +88,15 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
 
     \b
     convcli explain --kernel sharpen --patch "10 20 30; 40 50 60; 70 80 90"     -> ... = 50
-    convcli explain cat.png --at 0,0 -k sharpen -p zeros     a corner: padded values in [brackets]
+    convcli explain sample_images/cat224.png --at 0,0 -k sharpen -p zeros   a corner: padded values in []
     convcli explain --patch "1 2 3; 4 5 6; 7 8 9" -k "1 0; 0 -1" --unroll -p valid
     """
-    from convcli.core.kernels import parse_kernel
+    from convcli.cli.kernelspec import cli_kernel
     from convcli.teach.explain import explain_at, explain_patch, explain_unroll
 
-    kernel = parse_kernel(kernel_spec)
+    kernel = cli_kernel(kernel_spec)
     geo = {"stride": p["stride"], "dilation": p["dilation"], "mode": p["padding"],
-           "pad4": resolve_pad(p["pad"], kernel.shape, p["dilation"], p["padding"])}
+           "pad4": resolve_geometry(p["padding"], p["pad"], kernel.shape, p["dilation"])[1]}
     if image is None and patch is None:
         msg = "give --patch MATRIX, or IMAGE with --at X,Y (or --unroll for a tiny image)"
         raise UsageError(msg)
@@ -114,7 +118,7 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
     assert image is not None
     from convcli.io.decode import read_image
 
-    img = read_image(image, gray=gray)
+    img = _read_named(read_image, image, "IMAGE", gray=gray)
     if channel >= img.color.shape[2]:
         msg = f"--channel {channel}: the image has {img.color.shape[2]} channel(s)"
         raise UsageError(msg)
@@ -125,7 +129,7 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
         if at is None:
             msg = "give --at X,Y (the output pixel to explain) or --unroll"
             raise UsageError(msg)
-        x, y = _parse_at(at)
+        x, y = parse_at(at, "output pixel")
         result = explain_at(plane, kernel, x, y, flip=flip, bias=bias, **geo)
         name = "luminance" if gray or img.color.shape[2] == 1 else "RGB"[channel]
         click.echo(f"{image}: channel {channel} ({name}), output pixel x={x}, y={y}")
@@ -148,7 +152,7 @@ def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
 
     \b
     convcli demo --out-dir tour/                  on the bundled cat
-    convcli demo --image me.jpg --out-dir tour/   on your own photo
+    convcli demo --image sample_images/chelsea.png --out-dir tour/   on your own photo
     """
     import json
     import os
@@ -159,7 +163,7 @@ def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
     from convcli.teach.demo import build_figures, bundled_cat_path, shape_chain
 
     src = image or bundled_cat_path()
-    img = read_image(src)
+    img = _read_named(read_image, src, "--image")
     color = img.color * (255.0 / img.header.maxval) if img.header.maxval != 255 else img.color
     try:
         os.makedirs(out_dir, exist_ok=True)

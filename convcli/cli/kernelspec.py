@@ -1,0 +1,12 @@
+"""``--kernel SPEC`` as the command line reads it: every spec parse_kernel takes, plus kernel images."""
+
+from __future__ import annotations
+
+from convcli.core.kernels import Kernel, parse_kernel
+
+
+def cli_kernel(spec: str) -> Kernel:
+    """parse_kernel with ``@image.png`` kernels decoded by convcli.io (core stays NumPy-only)."""
+    from convcli.io.kernelfile import load_kernel_image
+
+    return parse_kernel(spec, image_loader=load_kernel_image)

@@ -1,0 +1,36 @@
+"""The layering is a contract CI checks: import-linter's contracts in pyproject.toml, run as a test."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_import_contracts_hold() -> None:
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
+    if not Path(exe).exists():
+        pytest.fail("lint-imports is not installed: pip install '.[test]' brings it")
+    res = subprocess.run([exe, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "0 broken" in res.stdout
+
+
+def test_a_broken_layer_is_caught(tmp_path: Path) -> None:
+    """The contract can fail: a copy of the package whose core imports the CLI is refused."""
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).parent / "lint-imports")
+    pkg = tmp_path / "convcli"
+    shutil.copytree(ROOT / "convcli", pkg)
+    kernels = pkg / "core" / "kernels.py"
+    kernels.write_text(kernels.read_text() + "\nimport convcli.cli.app  # noqa: E402,F401\n")
+    res = subprocess.run([exe, "--config", str(ROOT / "pyproject.toml")], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, check=False,
+                         env={"PYTHONPATH": str(tmp_path), "PATH": str(Path(exe).parent)})
+    assert res.returncode != 0
+    assert "BROKEN" in res.stdout and "convcli.core.kernels" in res.stdout

@@ -1,0 +1,441 @@
+"""Hostile flags and user files: every bad value is one line naming the flag or file, exit 2, nothing written.
+
+Classes (the issue "Hostile input, wave 2", parser half): non-finite floats, sizes past the
+limits, hostile kernel/weights files, unbounded reads, the output guard, one meaning for -k,
+suggestions, report wording. Expected values are worked by hand here, never taken from convcli.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from convcli.cli import cli
+from convcli.core.kernels import MAX_KERNEL_SIZE, parse_kernel
+from convcli.core.userfiles import MAX_USER_FILE_BYTES
+
+SOBEL_X = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+
+
+def run(*args: Any) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    """A 64x80 (H x W) RGB image with some texture."""
+    rng = np.random.default_rng(7)
+    path = tmp_path / "small.png"
+    Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def refused(r: Result, *phrases: str, status: int = 2) -> str:
+    """Exit ``status``, nothing on stdout, one error line on stderr holding every phrase, no traceback."""
+    assert r.exit_code == status, (r.exit_code, r.stdout, r.stderr)
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+    for phrase in phrases:
+        assert phrase in lines[0], (phrase, lines[0])
+    return lines[0]
+
+
+def no_outputs(folder: Path, keep: set[str]) -> None:
+    assert {p.name for p in folder.iterdir()} <= keep
+
+
+# --------------------------------------------------------------------------- 1. non-finite and huge numbers
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "Infinity"])
+@pytest.mark.parametrize("flag", ["--sigma", "--truncate"])
+def test_blur_float_flags_refuse_non_finite(small: Path, tmp_path: Path, flag: str, value: str) -> None:
+    extra = ["--sigma", "2"] if flag == "--truncate" else []
+    r = run("blur", small, *extra, flag, value, "-o", tmp_path / "o.png")
+    refused(r, flag, "finite")
+    no_outputs(tmp_path, {"small.png"})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("flag", ["--bias", "--scale"])
+def test_filter_float_flags_refuse_non_finite(small: Path, tmp_path: Path, flag: str, value: str) -> None:
+    r = run("filter", small, "-k", "sharpen", flag, value, "-o", tmp_path / "o.png")
+    refused(r, flag, "finite")
+    no_outputs(tmp_path, {"small.png"})
+
+
+@pytest.mark.parametrize(("command", "flag", "value"), [
+    (["explain", "--patch", "1 2 3; 4 5 6; 7 8 9"], "--bias", "nan"),
+    (["animate", "--input-size", "4", "-o", "x.gif"], "--fps", "nan"),
+])
+def test_teaching_float_flags_refuse_non_finite(command: list[str], flag: str, value: str) -> None:
+    refused(run(*command, flag, value), flag, "finite")
+
+
+def test_overflowing_literal_is_a_usage_error(small: Path, tmp_path: Path) -> None:
+    r = run("filter", small, "-k", "1e308 1e308 1e308; 1e308 1e308 1e308; 1e308 1e308 1e308",
+            "-o", tmp_path / "o.png")
+    refused(r, "too large")
+    no_outputs(tmp_path, {"small.png"})
+
+
+@pytest.mark.parametrize(("args", "phrase"), [
+    (["blur", "--size", "100001"], "--size"),
+    (["blur", "--sigma", "1e6"], "--sigma"),
+    (["blur", "--sigma", "1e300"], "--sigma"),
+    (["downsample", "--factor", "100000"], "--factor"),
+    (["downsample", "--times", "1000000"], "--times"),
+    (["filter", "-k", "sharpen", "-d", "100000"], "--dilation"),
+    (["filter", "-k", "sharpen", "--pad", "1e20"], "--pad"),
+    (["filter", "-k", "sharpen", "--pad", "100000000000000000000"], "--pad"),
+    (["filter", "-k", "sharpen", "-s", "9" * 5000], "--stride"),
+    (["chain", "conv", "--size", "5000"], "--size"),
+])
+def test_sizes_past_the_limits_are_usage_errors(small: Path, tmp_path: Path, args: list[str],
+                                               phrase: str) -> None:
+    if args[0] == "chain":
+        full = ["chain", "-i", small, "-o", tmp_path / "o.png", *args[1:]]
+    else:
+        full = [args[0], small, *args[1:], "-o", tmp_path / "o.png"]
+    refused(run(*full), phrase)
+    no_outputs(tmp_path, {"small.png"})
+
+
+def test_downsample_past_one_pixel_is_refused_from_the_header(small: Path, tmp_path: Path) -> None:
+    # 64x80 halves: 32x40, 16x20, 8x10, 4x5, 2x3, 1x2, 1x1 after 7 passes; the 8th has nothing to reduce.
+    ok = run("downsample", small, "--times", "7", "-o", tmp_path / "ok.png", "--json")
+    assert ok.exit_code == 0, ok.stderr
+    assert json.loads(ok.stdout)["output_shape"] == [1, 3, 1, 1]
+    r = run("downsample", small, "--times", "8", "-o", tmp_path / "o.png")
+    refused(r, "stage 8", "1x1", "--times 7")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_kernel_size_limit_is_stated_and_exact(small: Path, tmp_path: Path) -> None:
+    assert MAX_KERNEL_SIZE == 1001
+    assert str(MAX_KERNEL_SIZE) in run("blur", "--help").stdout
+    r = run("blur", small, "--size", str(MAX_KERNEL_SIZE + 2), "-o", tmp_path / "o.png")
+    refused(r, "--size", "1001")
+    # 2*ceil(3*sigma)+1 <= 1001 <=> sigma <= 166.67: 166.5 gives 2*500+1 = 1001, 166.7 gives 1003.
+    dry = run("blur", small, "--sigma", "166.5", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.stderr
+    assert json.loads(dry.stdout)["stages"][0]["kernel_size"] == [1001, 1001]
+    refused(run("blur", small, "--sigma", "166.7", "--dry-run"), "--sigma", "1001")
+
+
+# --------------------------------------------------------------------------- 1+3. hostile kernel files
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def npz_as_npy(tmp_path: Path) -> Path:
+    np.savez(tmp_path / "k.npz", a=np.ones((3, 3)))
+    os.replace(tmp_path / "k.npz", tmp_path / "k.npy")
+    return tmp_path / "k.npy"
+
+
+def object_npy(tmp_path: Path) -> Path:
+    np.save(tmp_path / "obj.npy", np.array([[1, None], [2, 3]], dtype=object), allow_pickle=True)
+    return tmp_path / "obj.npy"
+
+
+def lying_npy(tmp_path: Path) -> Path:
+    """A header that promises 10^12 float64 values over a few bytes (NumPy would allocate them first)."""
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }"
+    header += " " * (118 - len(header)) + "\n"
+    return write(tmp_path / "lie.npy", b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
+                 + header.encode() + b"\x00" * 16)
+
+
+HOSTILE_FILES = {
+    "non-utf8.txt": (lambda d: write(d / "k.txt", b"1 2 \xff\xfe 3\n4 5 6 7\n"), "UTF-8"),
+    "deep.json": (lambda d: write(d / "deep.json", b"[" * 100_000 + b"]" * 100_000), "nested"),
+    "digits.json": (lambda d: write(d / "big.json", b"[[" + b"9" * 5000 + b"]]"), "finite"),
+    "npz.npy": (npz_as_npy, ".npz"),
+    "empty.npy": (lambda d: write(d / "e.npy", b""), "empty"),
+    "object.npy": (object_npy, "objects"),
+    "lying.npy": (lying_npy, "header says"),
+    "text.npy": (lambda d: write(d / "t.npy", b"1 2; 3 4"), "not a .npy"),
+    "3d.json": (lambda d: write(d / "c.json", b"[[[1]]]"), "nested"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_FILES))
+def test_hostile_kernel_files_are_refused_naming_the_file(small: Path, tmp_path: Path, case: str) -> None:
+    make, phrase = HOSTILE_FILES[case]
+    path = make(tmp_path)
+    r = run("filter", small, "-k", f"@{path}", "-o", tmp_path / "o.png")
+    refused(r, path.name, phrase)
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("case", ["npz.npy", "empty.npy", "object.npy", "lying.npy"])
+@pytest.mark.parametrize("flag", ["--weights", "--bias"])
+def test_hostile_weight_files_are_refused_naming_the_flag(small: Path, tmp_path: Path, case: str,
+                                                          flag: str) -> None:
+    path = HOSTILE_FILES[case][0](tmp_path)
+    r = run("chain", "-i", small, "-o", tmp_path / "o.png", "conv", flag, path)
+    refused(r, flag, path.name, HOSTILE_FILES[case][1])
+
+
+def test_zero_output_weights_are_a_usage_error(small: Path, tmp_path: Path) -> None:
+    np.save(tmp_path / "w.npy", np.zeros((0, 3, 3, 3), dtype=np.float32))
+    r = run("chain", "-i", small, "-o", tmp_path / "o.png", "conv", "--weights", tmp_path / "w.npy")
+    refused(r, "--weights", "empty axis")
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_devices_are_refused_without_reading(small: Path, tmp_path: Path, device: str) -> None:
+    if not os.path.exists(device):
+        pytest.skip(f"{device} missing")
+    refused(run("filter", small, "-k", f"@{device}", "-o", tmp_path / "o.png"), device, "character device")
+
+
+def test_fifo_is_refused_without_blocking(small: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "k.txt"
+    os.mkfifo(fifo)  # nobody writes: a blocking open would hang here (pytest-timeout would fail it)
+    refused(run("filter", small, "-k", f"@{fifo}", "-o", tmp_path / "o.png"), "FIFO")
+    refused(run("chain", "-i", small, "-o", tmp_path / "o.png", "conv", "--weights", fifo), "FIFO")
+
+
+def test_directory_is_refused(small: Path, tmp_path: Path) -> None:
+    refused(run("filter", small, "-k", f"@{tmp_path}", "-o", tmp_path / "o.png"), "directory")
+
+
+def test_files_over_the_cap_are_refused(small: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(MAX_USER_FILE_BYTES + 1)  # sparse: no 16 MiB written
+    refused(run("filter", small, "-k", f"@{big}", "-o", tmp_path / "o.png"), "big.txt", "16 MiB")
+    assert "16 MiB" in run("filter", "--help").stdout
+
+
+def test_a_file_at_the_cap_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "k.txt"
+    body = b"1 2 1\n2 4 2\n1 2 1\n"
+    path.write_bytes(body + b"#" * (MAX_USER_FILE_BYTES - len(body)))
+    np.testing.assert_array_equal(parse_kernel(f"@{path}").weights, [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+
+
+# --------------------------------------------------------------------------- 2. nested literals, U+2212
+
+
+@pytest.mark.parametrize("text", [
+    "[[0,-1,0],[-1,5,-1],[0,-1,0]]",
+    "[[0, -1, 0], [-1, 5, -1], [0, -1, 0]]",
+    "[[ 0 -1  0]\n [-1  5 -1]\n [ 0 -1  0]]",
+    "[[0,-1,0],[-1,5,-1],[0,-1,0],]",
+    "0 \u22121 0; \u22121 5 \u22121; 0 \u22121 0",
+    "[[0, \u22121, 0], [\u22121, 5, \u22121], [0, \u22121, 0]]",
+])
+def test_nested_and_unicode_minus_literals_are_2d(text: str) -> None:
+    np.testing.assert_array_equal(parse_kernel(text).weights, [[0, -1, 0], [-1, 5, -1], [0, -1, 0]])
+
+
+@pytest.mark.parametrize(("text", "phrase"), [
+    ("[[1,2],[3]]", "ragged"),
+    ("[[[1,2]],[[3,4]]]", "nested 3 deep"),
+    ("[[1,2],3]", "outside a row"),
+    ("[1,2],[3,4]", "brackets"),
+    ("[[1,2],[3,4]", "unbalanced"),
+    ("[[]]", "empty"),
+])
+def test_bad_nested_literals_are_refused_never_flattened(small: Path, tmp_path: Path, text: str,
+                                                        phrase: str) -> None:
+    refused(run("filter", small, "-k", text, "-o", tmp_path / "o.png"), phrase)
+
+
+@given(st.lists(st.lists(st.integers(-99, 99), min_size=1, max_size=6), min_size=1, max_size=6)
+       .filter(lambda rows: len({len(r) for r in rows}) == 1),
+       st.sampled_from(["json", "python", "spaces", "minus"]))
+def test_nested_literal_round_trip(rows: list[list[int]], style: str) -> None:
+    """Any rectangular integer matrix written as a nested list reads back with its own shape."""
+    if style == "json":
+        text = json.dumps(rows)
+    elif style == "python":
+        text = repr(rows)
+    elif style == "spaces":
+        text = "[" + " ".join("[" + " ".join(map(str, r)) + "]" for r in rows) + "]"
+    else:
+        text = json.dumps(rows).replace("-", "\u2212")
+    k = parse_kernel(text)
+    assert k.shape == (len(rows), len(rows[0]))
+    np.testing.assert_array_equal(k.weights, np.array(rows, dtype=float))
+
+
+def test_patch_accepts_unicode_minus() -> None:
+    r = run("explain", "-k", "1 0; 0 1", "--patch", "\u22122 5; 7 \u22123")
+    assert r.exit_code == 0, r.stderr
+    assert "Output = \u22125" in r.stdout  # -2*1 + (-3)*1, by hand (explain prints U+2212)
+
+
+def test_nested_literal_filters_like_the_registry_kernel(small: Path, tmp_path: Path) -> None:
+    a = run("filter", small, "-k", "[[0,-1,0],[-1,5,-1],[0,-1,0]]", "-o", tmp_path / "a.png", "--json")
+    b = run("filter", small, "-k", "sharpen", "-o", tmp_path / "b.png")
+    assert a.exit_code == 0 and b.exit_code == 0, (a.stderr, b.stderr)
+    assert json.loads(a.stdout)["stages"][0]["kernel_size"] == [3, 3]
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")),
+                                  np.asarray(Image.open(tmp_path / "b.png")))
+
+
+# --------------------------------------------------------------------------- 4. the output guard
+
+
+def test_pad_planning_a_huge_output_is_refused_before_any_pixel(small: Path, tmp_path: Path) -> None:
+    r = run("filter", small, "-k", "sharpen", "--pad", "20000", "-o", tmp_path / "o.png")
+    # (64 + 40000 - 2) x (80 + 40000 - 2), by hand
+    refused(r, "--max-pixels", "40062x40078")
+    no_outputs(tmp_path, {"small.png"})
+
+
+def test_max_pixels_bounds_stage_outputs(small: Path, tmp_path: Path) -> None:
+    # --pad 8, 3x3 on 64x80: (64 + 16 - 2) x (80 + 16 - 2) = 78x94 = 7332 pixels; the input is 5120.
+    over = run("filter", small, "-k", "sharpen", "--pad", "8", "--max-pixels", "7331",
+               "-o", tmp_path / "o.png")
+    refused(over, "--max-pixels", "78x94")
+    ok = run("filter", small, "-k", "sharpen", "--pad", "8", "--max-pixels", "7332", "--dry-run", "--json")
+    assert ok.exit_code == 0, ok.stderr
+    assert json.loads(ok.stdout)["output_shape"] == [1, 3, 78, 94]
+
+
+def test_chain_stage_output_guard_names_the_stage(small: Path, tmp_path: Path) -> None:
+    r = run("chain", "-i", small, "-o", tmp_path / "o.png", "--max-pixels", "6000",
+            "blur", "filter", "-k", "sharpen", "--pad", "4")
+    refused(r, "stage 2 (filter)", "--max-pixels")
+
+
+# --------------------------------------------------------------------------- 5. one flag, one meaning
+
+
+def test_blur_takes_a_kernel_spec(small: Path, tmp_path: Path) -> None:
+    a = run("blur", small, "-k", "gaussian5", "-o", tmp_path / "a.png", "--json")
+    b = run("filter", small, "-k", "gaussian5", "-o", tmp_path / "b.png")
+    assert a.exit_code == 0 and b.exit_code == 0, (a.stderr, b.stderr)
+    assert json.loads(a.stdout)["stages"][0]["kernel"] == "gaussian5"
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")),
+                                  np.asarray(Image.open(tmp_path / "b.png")))
+
+
+@pytest.mark.parametrize("extra", [["--sigma", "2"], ["--size", "5"], ["--type", "box"],
+                                   ["--truncate", "2"]])
+def test_blur_kernel_and_builder_flags_contradict(small: Path, extra: list[str]) -> None:
+    refused(run("blur", small, "-k", "gaussian5", *extra), "-k", extra[0])
+
+
+@pytest.mark.parametrize(("args", "phrase"), [
+    (["--size", "5", "--truncate", "2", "--sigma", "1"], "--truncate"),
+    (["--truncate", "2"], "--sigma"),
+    (["--type", "box", "--truncate", "2"], "--truncate"),
+])
+def test_blur_truncate_only_with_sigma_alone(small: Path, args: list[str], phrase: str) -> None:
+    refused(run("blur", small, *args), phrase)
+
+
+def test_bare_number_after_k_points_to_size(small: Path) -> None:
+    refused(run("blur", small, "-k", "5"), "--size 5", "[[5]]")
+
+
+def test_blur_rectangular_size(small: Path, tmp_path: Path) -> None:
+    r = run("blur", small, "--size", "3,5", "--type", "box", "--dry-run", "--json")
+    assert r.exit_code == 0, r.stderr
+    st_ = json.loads(r.stdout)["stages"][0]
+    assert st_["kernel_size"] == [3, 5] and st_["pad"] == [1, 1, 2, 2]
+
+
+def test_size_is_the_size_flag_everywhere() -> None:
+    for command in (["blur"], ["chain", "conv"], ["shape"]):
+        text = run(*command, "--help").stdout
+        assert "--size" in text, command
+        assert "--kernel-size" not in text
+    shape = run("shape", "224x224", "--size", "3", "-s", "2", "--pad", "1", "--times", "2")
+    assert shape.exit_code == 0, shape.stderr
+    assert shape.stdout.splitlines()[0] == "224x224 -> 112x112 -> 56x56"
+    assert run("shape", "224", "--kernel-size", "3").exit_code == 2
+
+
+# --------------------------------------------------------------------------- 6. suggestions and names
+
+
+def test_padding_typo_suggests_names(small: Path) -> None:
+    line = refused(run("filter", small, "-k", "sharpen", "-p", "reflective"), "-p", "did you mean")
+    assert "reflect" in line.split("did you mean", 1)[1]
+
+
+def test_gif_output_says_read_only_and_suggests_png(small: Path, tmp_path: Path) -> None:
+    refused(run("filter", small, "-k", "sharpen", "-o", tmp_path / "out.gif"), "reads GIF", "out.png")
+
+
+def test_explain_and_demo_name_the_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nothere.png"
+    refused(run("explain", missing, "--at", "0,0"), str(missing), status=1)
+    refused(run("demo", "--image", missing, "--out-dir", tmp_path / "d"), "--image", str(missing), status=1)
+
+
+# --------------------------------------------------------------------------- 7. report wording
+
+
+def test_report_wording(tmp_path: Path) -> None:
+    cat = Path(__file__).parent.parent / "sample_images" / "cat224.png"
+    lit = run("filter", cat, "-k", "0 -1 0; -1 5 -1; 0 -1 0", "-o", tmp_path / "l.png")
+    assert lit.exit_code == 0, lit.stderr
+    assert "literal (sum 1) 3x3" in lit.stdout and "3x3 (sum 1) 3x3" not in lit.stdout
+    chain = run("chain", "-i", cat, "-o", tmp_path / "c.png", "--linear-light", "--json", "gray", "relu")
+    rec = json.loads(chain.stdout)
+    for st_ in rec["stages"]:
+        assert st_["kernel_size"] is None and st_["arithmetic"] is None and st_["stride"] is None
+    assert any("linear light" in n for n in rec["notes"])
+    plain = run("chain", "-i", cat, "-o", tmp_path / "c.png", "gray", "relu").stdout
+    assert "dilation" not in plain and "1x1" not in plain and "//" not in plain
+    npy = run("filter", cat, "-k", "sharpen", "-o", tmp_path / "o.npy").stdout
+    assert "raw float32, no clipping" in npy and "clipped" not in npy
+    assert "SPEC" not in run("shape", "--help").stdout
+
+
+def test_zero_sum_clip_hint(tmp_path: Path) -> None:
+    cat = Path(__file__).parent.parent / "sample_images" / "cat224.png"
+    r = run("filter", cat, "-k", "sobel-x", "-o", tmp_path / "s.png", "--json")
+    rec = json.loads(r.stdout)
+    # Sobel-x on a photo: about half the responses are negative, all cut by clip.
+    assert rec["range"]["clipped_fraction"] > 0.1 and rec["range"]["min"] < 0
+    assert any("--range abs" in n and "normalize" in n for n in rec["notes"])
+    for args in (["-k", "sobel-x", "--range", "abs"], ["-k", "sharpen"]):
+        other = json.loads(run("filter", cat, *args, "-o", tmp_path / "t.png", "--json").stdout)
+        assert not any("--range abs" in n for n in other["notes"])
+
+
+def test_no_spec_citations_in_the_package() -> None:
+    root = Path(__file__).parent.parent / "convcli"
+    for path in root.rglob("*.py"):
+        assert "SPEC §" not in path.read_text(encoding="utf-8"), path
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1e400"])
+def test_sigma_must_be_positive_and_finite(small: Path, value: str) -> None:
+    refused(run("blur", small, "--sigma", value), "--sigma")
+
+
+def test_readme_uses_the_new_spellings_and_real_files() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "--kernel-size" not in readme
+    commands = [ln.removeprefix("$ ") for ln in readme.splitlines()
+                if ln.startswith(("convcli ", "$ convcli "))]
+    for line in commands:
+        words = line.split("#", 1)[0].split()
+        for flag, value in zip(words, words[1:], strict=False):
+            assert not (flag == "-k" and value.isdigit()), line  # a size is --size N
+        for name in ("cat.png", "me.jpg", "photo.jpg"):
+            assert name not in words, line

@@ -1,0 +1,322 @@
+"""The planned run: every file a command writes is decided from the headers and checked as one set first.
+
+Each class of data loss found in 0.1 has a test here: a planned file over an input (main
+output, montage, channel map), two planned files on one file (paths, symlinks, hard links),
+names escaping --out-dir, unbounded --name templates, names over the file system's limit,
+and existing targets that are not regular files. The property in every refusal: exit 2,
+one line naming both paths, and the folder tree byte-identical to before.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from convcli.cli import cli
+from convcli.errors import OutputError
+from convcli.io.files import remove_temporaries, write_atomic
+from convcli.pipeline import Pipeline
+from convcli.run.inputs import InputItem
+from convcli.run.job import Job
+from convcli.run.plan import Refusal, check_files, check_template, main_outputs, render_name
+from convcli.run.spec import OutputSpec, RunSpec
+
+
+def run(*args: object) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def save(path: Path, h: int = 12, w: int = 16, channels: int = 3, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    shape = (h, w, channels) if channels > 1 else (h, w)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
+    return path
+
+
+def snapshot(root: Path) -> dict[str, bytes | str]:
+    """Every entry under root: file bytes, or the kind of a non-regular entry."""
+    out: dict[str, bytes | str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            mode = os.lstat(p).st_mode
+            rel = str(p.relative_to(root))
+            if stat.S_ISREG(mode):
+                out[rel] = p.read_bytes()
+            else:
+                out[rel] = stat.filemode(mode)[0]
+    return out
+
+
+def refused(result: Result, *names: str) -> str:
+    """A refusal: exit 2, nothing on stdout, one error line naming every given name."""
+    assert result.exit_code == 2, (result.exit_code, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("convcli: error: "), result.stderr
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- planned files over inputs
+
+
+def test_montage_over_the_input_is_refused(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    before = snapshot(tmp_path)
+    line = refused(run("filter", src, "-k", "sharpen", "--out-dir", tmp_path / "o", "--montage", src),
+                   str(src), "montage", "overwrite")
+    assert "input" in line
+    assert snapshot(tmp_path) == before  # not even --out-dir was created
+
+
+def test_montage_and_output_on_one_file_are_refused(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    before = snapshot(tmp_path)
+    x = tmp_path / "x.png"
+    refused(run("filter", src, "-k", "sharpen", "-o", x, "--montage", x), str(x), "montage", "collides")
+    assert snapshot(tmp_path) == before
+
+
+def test_channel_map_over_the_input_is_refused(tmp_path: Path) -> None:
+    src = save(tmp_path / "fm.c0.png")
+    before = snapshot(tmp_path)
+    refused(run("chain", "-i", src, "-o", tmp_path / "fm.png", "conv", "--out-channels", "4"),
+            str(src), "channel map", "overwrite")
+    assert snapshot(tmp_path) == before
+
+
+def test_channel_map_over_a_second_input_of_the_batch_is_refused(tmp_path: Path) -> None:
+    a = save(tmp_path / "x.png")
+    b = save(tmp_path / "o" / "x.chain.c1.png", seed=1)
+    before = snapshot(tmp_path)
+    refused(run("chain", "-i", a, "-i", b, "--out-dir", tmp_path / "o", "conv", "--out-channels", "2"),
+            str(b), "overwrite")
+    assert snapshot(tmp_path) == before
+
+
+def test_output_through_a_symlink_or_hard_link_to_the_input_is_refused(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    (tmp_path / "sym.png").symlink_to(src)
+    os.link(src, tmp_path / "hard.png")
+    before = snapshot(tmp_path)
+    for target in ("sym.png", "hard.png"):
+        refused(run("blur", src, "-o", tmp_path / target), "overwrite", str(src))
+    refused(run("blur", src, "-o", tmp_path / "sub" / ".." / "in.png"), "overwrite")
+    assert snapshot(tmp_path) == before
+
+
+def test_two_inputs_sharing_a_montage_are_refused(tmp_path: Path) -> None:
+    a, b = save(tmp_path / "a" / "cat.png"), save(tmp_path / "b" / "cat.png", seed=1)
+    before = snapshot(tmp_path)
+    refused(run("blur", a, b, "--out-dir", tmp_path / "o", "--name", "{parent}_{stem}{ext}",
+                "--montage", tmp_path / "m" / "{stem}.png"), "montage", "collides")
+    assert snapshot(tmp_path) == before
+
+
+# --------------------------------------------------------------------------- --name and --out-dir
+
+
+@pytest.mark.parametrize("template", [
+    "../{stem}.x{ext}", "a/../../{stem}{ext}", "/tmp/{stem}{ext}", "~/{stem}{ext}",
+    "{stem:>999999999}.png", "{stem!r}.png", "{stem.__class__}.png", "{stem[0]}.png", "{0}.png", "{}.png",
+    "{stem", "{nope}.png",
+])
+def test_name_templates_that_could_escape_or_explode_are_refused(tmp_path: Path, template: str) -> None:
+    src = save(tmp_path / "in.png")
+    before = snapshot(tmp_path)
+    refused(run("blur", src, "--out-dir", tmp_path / "o", "--name", template), "--name")
+    assert snapshot(tmp_path) == before
+
+
+def test_parent_is_the_real_folder_name(tmp_path: Path) -> None:
+    src = save(tmp_path / "photos" / "cat.png")
+    (tmp_path / "photos" / "sub").mkdir()
+    odd = tmp_path / "photos" / "sub" / ".." / "cat.png"
+    r = run("blur", odd, "--out-dir", tmp_path / "o", "--name", "{parent}_{stem}{ext}", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["photos_cat.png"]
+    assert src.exists()
+
+
+def test_subfolders_in_name_stay_inside_out_dir_and_are_created(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    r = run("blur", src, "--out-dir", tmp_path / "o", "--name", "{op}/{stem}/{stem}{ext}", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "o" / "blur" / "in" / "in.png").is_file()
+
+
+def test_a_symlinked_folder_in_out_dir_cannot_lead_outside(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    (tmp_path / "o").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "o" / "link").symlink_to(tmp_path / "elsewhere")
+    before = snapshot(tmp_path)
+    refused(run("blur", src, "--out-dir", tmp_path / "o", "--name", "link/{stem}{ext}"), "outside --out-dir")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_name_over_the_file_system_limit_is_a_usage_error_up_front(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    before = snapshot(tmp_path)
+    line = refused(run("blur", src, "--out-dir", tmp_path / "o", "--name", "x" * 300 + "{ext}"), "limit")
+    assert len(line) < 400  # the name is shortened in the message
+    assert snapshot(tmp_path) == before
+
+
+def test_long_names_within_the_limit_are_written(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    name = "y" * 250 + ".png"  # 254 bytes: its temporary file needs a shortened name
+    r = run("blur", src, "--out-dir", tmp_path / "o", "--name", name, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "o" / name).is_file()
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [name]
+
+
+NAME_ALPHABET = st.sampled_from(["{stem}", "{ext}", "{op}", "{parent}", "{name}", "..", "/", ".", "a", "_",
+                                 "{", "}", ":", "!r", "[0]", "~", "{stem:9}", "{x}", " "])
+
+
+@given(st.lists(NAME_ALPHABET, min_size=1, max_size=8).map("".join))
+def test_any_template_is_refused_or_stays_inside_out_dir(template: str) -> None:
+    out_dir = "/srv/out"
+    item = InputItem("/data/in/cat.png", Path("/data/in/cat.png"))
+    spec = RunSpec(images=(item.name,), output=OutputSpec(out_dir=out_dir, name_template=template))
+    try:
+        check_template(template)
+        [path] = main_outputs(spec, "blur", [item])
+    except ValueError:  # UsageError: refused, with a message
+        return
+    assert path is not None
+    resolved = os.path.normpath(path)
+    assert resolved.startswith(out_dir + os.sep), (template, path)
+    assert len(path) < 4096
+
+
+def test_render_name_fields() -> None:
+    item = InputItem("a/b/cat.jpg", Path("a/b/cat.jpg"))
+    assert render_name("{parent}-{stem}.{op}{ext}|{name}", item, "blur", ".png") == "b-cat.blur.png|cat.jpg"
+    assert render_name("{stem}{ext}", InputItem("-", None), "x", ".png") == "stdin.png"
+
+
+# --------------------------------------------------------------------------- existing targets
+
+
+def test_a_character_device_is_written_in_place_never_replaced(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mknod of a character device needs root")
+    src = save(tmp_path / "in.png")
+    node = tmp_path / "null.png"
+    os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a copy of /dev/null
+    r = run("blur", src, "-o", node, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert stat.S_ISCHR(os.lstat(node).st_mode)  # still the device, not a regular file renamed over it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "null.png"]  # no temporary left
+
+
+def test_dev_null_as_output_is_a_sink(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    r = run("blur", src, "-o", os.devnull, "--format", "png", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "socket"])
+def test_other_non_regular_targets_are_refused(tmp_path: Path, kind: str) -> None:
+    src = save(tmp_path / "in.png")
+    target = tmp_path / "t.png"
+    sock = None
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "directory":
+        target.mkdir()
+    else:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(target))
+    try:
+        before = snapshot(tmp_path)
+        refused(run("blur", src, "-o", target), str(target), "refusing to replace")
+        assert snapshot(tmp_path) == before
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def test_write_atomic_refuses_a_fifo_that_appeared_after_the_plan(tmp_path: Path) -> None:
+    target = tmp_path / "late.png"
+    os.mkfifo(target)
+    with pytest.raises(OutputError, match="not a regular file"):
+        write_atomic(target, b"x")
+    assert stat.S_ISFIFO(os.lstat(target).st_mode)
+
+
+# --------------------------------------------------------------------------- folders, dry runs, temporaries
+
+
+def test_montage_and_output_folders_are_created(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    r = run("blur", src, "-o", tmp_path / "a" / "b" / "x.png", "--montage", tmp_path / "m" / "{stem}.png",
+            "-q")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "a" / "b" / "x.png").is_file() and (tmp_path / "m" / "in.png").is_file()
+
+
+def test_dry_run_checks_the_plan_and_creates_nothing(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    before = snapshot(tmp_path)
+    refused(run("blur", src, "--dry-run", "-o", src), "overwrite")
+    r = run("blur", src, "--dry-run", "--out-dir", tmp_path / "o", "--montage", tmp_path / "m" / "x.png")
+    assert r.exit_code == 0
+    assert snapshot(tmp_path) == before
+
+
+def test_cleanup_removes_only_this_runs_temporaries(tmp_path: Path) -> None:
+    mine = tmp_path / ".x.png.tmp-aaaa1111-q1w2e3r4"
+    other = tmp_path / ".x.png.tmp-bbbb2222-z9x8c7v6"
+    unrelated = tmp_path / ".x.png.tmp-notes"
+    for p in (mine, other, unrelated):
+        p.write_bytes(b"partial")
+    remove_temporaries([str(tmp_path / "x.png")], "aaaa1111")
+    assert not mine.exists() and other.exists() and unrelated.exists()
+    remove_temporaries([str(tmp_path / "x.png")], "")  # no tag: nothing is removed
+    assert other.exists()
+
+
+def test_a_concurrent_runs_temporary_survives_a_run_in_the_same_folder(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    other = tmp_path / "o" / ".in.blur.png.tmp-0123abcd-zzzzzzzz"
+    other.parent.mkdir()
+    other.write_bytes(b"another run is writing this")
+    r = run("blur", src, "--out-dir", tmp_path / "o", "-q")
+    assert r.exit_code == 0
+    assert other.read_bytes() == b"another run is writing this"
+
+
+# --------------------------------------------------------------------------- the check as a function
+
+
+def _job(source: str, output: str, maps: tuple[str, ...] = (), montage: str | None = None) -> Job:
+    return Job(source=source, pipeline=Pipeline(()), output=output, channel_maps=maps, montage=montage)
+
+
+def test_check_files_names_both_paths(tmp_path: Path) -> None:
+    a, b = str(save(tmp_path / "a.png")), str(save(tmp_path / "b.png", seed=1))
+    inputs = [InputItem(a, Path(a)), InputItem(b, Path(b))]
+    out = str(tmp_path / "o.png")
+    both = r"b\.png: the output .*o\.png collides with the output .*o\.png of .*a\.png"
+    with pytest.raises(ValueError, match=both):
+        check_files(inputs, [_job(a, out), _job(b, out)], None)
+    with pytest.raises(ValueError, match="channel map"):
+        check_files(inputs, [_job(a, str(tmp_path / "g.png"), maps=(b,))], None)
+    check_files(inputs, [_job(a, out), Refusal(b, "unreadable", 1)], None)  # refused inputs plan nothing
