@@ -1,6 +1,44 @@
 """``python -m convcli``."""
 
-from convcli.cli import main
+import atexit
+import os
+import signal
+import sys
+
+
+def _stopped_early(signum: int, frame: object) -> None:
+    """Ctrl-C or SIGTERM while Python imports the CLI: one line and the status, no traceback.
+
+    Nothing has been read or written yet. The CLI's own handling (convcli.cli.errors)
+    takes over once it is imported.
+    """
+    terminated = signum == signal.SIGTERM
+    os.write(2, b"convcli: terminated\n" if terminated else b"convcli: interrupted\n")
+    os._exit(143 if terminated else 130)
+
+
+def _run() -> None:
+    signal.signal(signal.SIGINT, _stopped_early)
+    signal.signal(signal.SIGTERM, _stopped_early)
+    from convcli.cli import main
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        main()
+    except SystemExit as e:
+        if e.code in (130, 143):
+            # Stopped by a signal, its line printed, the pool gone: run the exit handlers
+            # (multiprocessing's clean-up) and leave. The interpreter's own finalisation,
+            # which resets the signal handlers first, occasionally died of SIGINT here.
+            atexit._run_exitfuncs()
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(e.code)
+        raise
+
 
 if __name__ == "__main__":
-    main()
+    _run()

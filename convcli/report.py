@@ -4,24 +4,64 @@ A record holds (README, "The shape report"): input, output, status, input_shape,
 output_shape, stages (each with arithmetic, receptive_field, jump), range,
 notes, seconds — or, for a failed input, input, status "error" and error.
 Rich is imported only when a table is drawn for a terminal.
+
+Every line is strict JSON in valid UTF-8, whatever the record holds (README, "The shape
+report"): a non-finite number (NaN, ±inf: a kernel of 3e38, a huge --scale) becomes
+``null``, and a file name that is not valid UTF-8 (its undecodable bytes held as lone
+surrogates by Python's ``surrogateescape``) shows them as ``\\xNN``, as Python's
+``backslashreplace`` does. The plain and table forms print names the same way.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
 from typing import IO, Any
+
+#: Lone surrogates: undecodable bytes of a file name (U+DC80..U+DCFF) or stray halves.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def clean_text(text: str) -> str:
+    """``text`` as valid Unicode: each undecodable byte of a name shown as ``\\xNN``."""
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+def strict(v: Any, *, finite: bool = True) -> Any:
+    """A copy of ``v`` that strict JSON can hold: non-finite floats -> None (``finite=False``: kept,
+    for text), text made valid Unicode."""
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        return clean_text(v)
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, float):
+        return float(v) if math.isfinite(v) or not finite else None
+    if isinstance(v, dict):
+        return {clean_text(str(k)): strict(x, finite=finite) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [strict(x, finite=finite) for x in v]
+    if isinstance(v, bytes):
+        return clean_text(os.fsdecode(v))
+    if isinstance(v, os.PathLike):
+        return strict(os.fspath(v), finite=finite)
+    if hasattr(v, "tolist"):  # NumPy scalars and arrays
+        return strict(v.tolist(), finite=finite)
+    msg = f"not JSON serialisable: {type(v).__name__}"
+    raise TypeError(msg)
 
 
 def json_line(record: dict[str, Any]) -> str:
-    """One record as one line of JSON (no trailing newline)."""
-    return json.dumps(record, ensure_ascii=False, allow_nan=False, default=_jsonable)
-
-
-def _jsonable(v: Any) -> Any:
-    if hasattr(v, "tolist"):
-        return v.tolist()
-    msg = f"not JSON serialisable: {type(v).__name__}"
-    raise TypeError(msg)
+    """One record as one line of strict JSON (no NaN/Infinity, valid UTF-8; no trailing newline)."""
+    return json.dumps(strict(record), ensure_ascii=False, allow_nan=False)
 
 
 def shape_text(shape: list[int] | None) -> str:
@@ -42,11 +82,16 @@ def _pad(v: list[int]) -> str:
     return str(v[0]) if len(set(v)) == 1 else ",".join(str(i) for i in v)
 
 
+def _number(v: Any) -> str:
+    return "?" if v is None else f"{v:.6g}"
+
+
 def range_text(r: dict[str, Any]) -> str:
+    lo, hi = _number(r.get("min")), _number(r.get("max"))
     if r["policy"] == "raw":  # .npy / float TIFF: the floats are written as they are
-        return f"range: raw float32, no clipping; float min {r['min']:.6g}, max {r['max']:.6g}"
-    frac = r.get("clipped_fraction", 0.0)
-    return (f"range {r['policy']}: float min {r['min']:.6g}, max {r['max']:.6g}; "
+        return f"range: raw float32, no clipping; float min {lo}, max {hi}"
+    frac = r.get("clipped_fraction") or 0.0
+    return (f"range {r['policy']}: float min {lo}, max {hi}; "
             f"{frac * 100:.2f}% of samples clipped")
 
 
@@ -62,6 +107,7 @@ def _window(st: dict[str, Any]) -> str:
 
 def plain_lines(record: dict[str, Any]) -> list[str]:
     """The report of one input as plain text lines (for pipes and logs)."""
+    record = strict(record, finite=False)
     if record.get("status") != "ok":
         return [f"{record.get('input')}: error: {record.get('error')}"]
     head = f"{record['input']} -> {record.get('output') or '(not written)'}"
@@ -97,6 +143,7 @@ def write_table(record: dict[str, Any], stream: IO[str]) -> None:
     from rich.table import Table
 
     console = Console(file=stream, highlight=False)
+    record = strict(record, finite=False)
     if record.get("status") != "ok":
         console.print(f"[bold red]{record.get('input')}[/]: error: {record.get('error')}", markup=True)
         return

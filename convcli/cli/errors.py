@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +26,11 @@ _NO_ARGS_IS_HELP: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpE
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so a batch stops as on Ctrl-C (its temporary files removed)."""
+
+
+class ReaderGone(Exception):  # noqa: N818 - how a run ended: the reader of stdout left
+    """stdout was closed by its reader (``| head``), carried past click (which would exit 1 itself
+    and leave the closed stream to fail again at exit)."""
 
 
 class Stopped(BaseException):  # noqa: N818 - it is how a run ended, not an error
@@ -43,6 +49,8 @@ def stops_carried() -> Iterator[None]:
         yield
     except KeyboardInterrupt as e:
         raise Stopped(isinstance(e, Terminated)) from e
+    except BrokenPipeError as e:
+        raise ReaderGone from e
     except EOFError as e:
         msg = f"unexpected end of data ({' '.join(str(e).split()) or 'EOFError'})"
         raise ConvcliError(msg) from e
@@ -65,6 +73,27 @@ def sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def signals_stop() -> Iterator[None]:
+    """While the command line runs, Ctrl-C and SIGTERM raise :class:`Stopped` (main thread only).
+
+    Not KeyboardInterrupt: click, while it parses, would catch that and print a blank line.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Stopped(signum == signal.SIGTERM)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def split_debug(argv: list[str]) -> tuple[list[str], bool]:
     """``--debug`` anywhere before a ``--`` separator: removed from argv, and reported."""
     end = argv.index("--") if "--" in argv else len(argv)
@@ -83,14 +112,26 @@ def quiet_broken_pipe() -> None:
         pass
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: Any = None, line: str | None = None) -> None:
+    """A warning no lower layer turned into a note: one line, without the library's path."""
+    text = " ".join(str(message).split())
+    sys.stderr.write(f"convcli: warning: {text}\n")
+
+
 def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
     """Run the parsed command line; every way it can end becomes one exit status."""
     try:
-        status = call()
+        # From start-up on, SIGTERM ends the run as Ctrl-C does (exit 143).
+        with signals_stop(), warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = _one_line_warning
+            status = call()
     except (Stopped, KeyboardInterrupt, click.exceptions.Abort) as e:
         if debug:
             raise
-        terminated = isinstance(e, Stopped) and e.terminated or isinstance(e, Terminated)
+        cause = e.__cause__ if isinstance(e, click.exceptions.Abort) else e  # click wraps it in Abort
+        terminated = isinstance(e, Stopped) and e.terminated or isinstance(cause, Terminated)
         click.echo(f"convcli: {'terminated' if terminated else 'interrupted'}", err=True)
         status = ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED
     except click.exceptions.Exit as e:
@@ -106,7 +147,9 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
     except click.ClickException as e:
         e.show()
         status = e.exit_code
-    except BrokenPipeError:
+    except (BrokenPipeError, ReaderGone):  # not every input's data reached the reader: exit 1, quietly
+        if debug:
+            raise
         quiet_broken_pipe()
         status = ExitStatus.FAILURE
     except ConvcliError as e:
@@ -116,6 +159,7 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
         status = e.exit_status
     try:
         sys.stdout.flush()
-    except BrokenPipeError:
+    except BrokenPipeError:  # the last data never reached the reader
         quiet_broken_pipe()
+        status = status or ExitStatus.FAILURE
     return int(status or 0)

@@ -29,7 +29,7 @@ import click
 from convcli.cli.errors import sigterm_raises
 from convcli.errors import ExitStatus, UsageError
 from convcli.io.files import remove_temporaries
-from convcli.report import json_line, write_plain, write_table
+from convcli.report import clean_text, json_line, write_plain, write_table
 from convcli.run.inputs import expand_inputs, read_stdin
 from convcli.run.job import Job
 from convcli.run.plan import (
@@ -40,7 +40,7 @@ from convcli.run.plan import (
     make_folders,
     plan_input,
 )
-from convcli.run.scale import Outcome, run_dask, run_local, usable_cores
+from convcli.run.scale import Outcome, check_dask_address, run_dask, run_local, usable_cores
 from convcli.run.spec import Command, RunSpec
 
 
@@ -63,7 +63,7 @@ class Reporter:
 
     def emit(self, record: dict[str, Any], tb: str | None = None) -> None:
         if record.get("status") != "ok":
-            sys.stderr.write(f"convcli: error: {record['input']}: {record['error']}\n")
+            sys.stderr.write(clean_text(f"convcli: error: {record['input']}: {record['error']}\n"))
             if tb and self.debug:
                 sys.stderr.write(tb)
             sys.stderr.flush()
@@ -78,6 +78,8 @@ class Reporter:
 def plan_run(cmd: Command, spec: RunSpec) -> list[Task]:
     """Every input's plan, in input order, checked as one set; folders made. Raises UsageError (exit 2)."""
     check_format_flags(spec)
+    if spec.batch.dask_address is not None:
+        check_dask_address(spec.batch.dask_address)
     inputs = expand_inputs(spec.images, recursive=spec.recursive)
     if not inputs:
         msg = "no images found in the inputs given"
@@ -117,6 +119,22 @@ def engine_threads(spec: RunSpec, n_inputs: int) -> int | None:
 
 def _stdout_binary() -> BinaryIO:
     return sys.stdout.buffer
+
+
+def write_all(out: BinaryIO, data: bytes) -> None:
+    """Write every byte and flush; a reader that leaves mid-image raises BrokenPipeError.
+
+    A buffered write to a pipe may return after a short write when the reader closes
+    its end (the rest silently dropped): the loop writes the rest, which then fails.
+    """
+    view = memoryview(data)
+    while view:
+        n = out.write(view)
+        if n is None:  # a non-blocking stdout that is full: flush waits for room
+            out.flush()
+            continue
+        view = view[n:]
+    out.flush()
 
 
 def run_command(cmd: Command, spec: RunSpec) -> int:
@@ -186,9 +204,7 @@ class BatchRun:
     def _report(self, outcome: Outcome) -> None:
         result = outcome.result
         if result.stdout_bytes is not None:
-            out = _stdout_binary()
-            out.write(result.stdout_bytes)
-            out.flush()
+            write_all(_stdout_binary(), result.stdout_bytes)
         self.reporter.emit(result.record, outcome.traceback)
 
     def _summary_line(self, counts: dict[str, int], seconds: float, stopped: bool) -> str:

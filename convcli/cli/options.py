@@ -204,7 +204,8 @@ def io_options(fn: F) -> F:
                      help="Stop at the first failed input: start no more, exit 1 (2 for a usage error)."),
         click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
                      help="Run the inputs as tasks on a dask.distributed scheduler, e.g. tcp://host:8786 "
-                          "(pip install 'convcli[dask]'); the workers must see the same files."),
+                          "(pip install 'convcli[dask]'); the workers must see the same files. Dask's "
+                          "protocol unpickles: use only a scheduler and workers you trust."),
         click.option("--max-pixels", type=click.IntRange(1), default=None,
                      help="Refuse images with more pixels, and any stage output above it (default: "
                           "Pillow's limit, 89478485)."),

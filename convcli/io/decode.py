@@ -12,10 +12,13 @@ reason without the path (the caller names the input).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
+import re
 import struct
 import threading
+import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,6 +142,93 @@ class _Plan:
     colour_key: tuple[int, ...] | None  # the stored value(s) an L/RGB/I;16 image marks transparent
     orientation: int
     png_decoder: str | None  # "la16" or "own" where convcli decodes a 16-bit PNG Pillow would reduce
+
+
+# ---------------------------------------------------------------- warnings and truncation
+
+#: A warning whose text says the data ran out is an input error, not a note.
+_TRUNCATION_WORDS = re.compile(r"truncat|premature|unexpected end", re.IGNORECASE)
+
+
+@contextmanager
+def _warnings_to_notes(notes: list[str]) -> Iterator[None]:
+    """Pillow's (and NumPy's) warnings while opening or decoding: never printed.
+
+    One saying the data ran out raises :class:`InputError`; any other becomes a note
+    ("warning: ..."), once.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        text = one_line(w.message)
+        if _TRUNCATION_WORDS.search(text):
+            raise InputError(f"truncated or corrupt data ({text})")
+        note = f"warning: {text}"
+        if note not in notes:
+            notes.append(note)
+
+
+def _with_notes(header: ImageHeader, notes: list[str]) -> ImageHeader:
+    extra = tuple(n for n in notes if n not in header.notes)
+    return dataclasses.replace(header, notes=header.notes + extra) if extra else header
+
+
+#: A marker that ends entropy-coded data: 0xFF then anything but a stuffed 0x00, a restart
+#: marker (RST0..7) or another fill 0xFF.
+_JPEG_SCAN_END = re.compile(rb"\xff(?![\x00\xd0-\xd7\xff])")
+_JPEG_SOF_HUFFMAN = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7}
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def check_jpeg_data(data: bytes) -> None:
+    """Refuse a JPEG whose entropy-coded data cannot hold the image its header announces.
+
+    libjpeg fills what is missing with grey and only warns, and Pillow drops the warning:
+    a 5 KB file whose header claims 9000x9000 would decode as a grey 9000x9000 image. With
+    Huffman coding every 8x8 block of every component costs at least one bit (its DC code,
+    in the first scan that covers it), so fewer bits than blocks means data is missing.
+    Arithmetic-coded files (rare) and files this parser cannot follow are left to the decoder.
+    """
+    pos, blocks, coded = 2, 0, 0
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return  # not where a marker should be: leave it to the decoder
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        if marker == 0xD9:  # EOI
+            break
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        segment = data[pos + 4:pos + 2 + length]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if marker not in _JPEG_SOF_HUFFMAN or len(segment) < 6:
+                return
+            height, width, n = struct.unpack(">HHB", segment[1:6])
+            comps = [(segment[6 + 3 * i + 1] >> 4, segment[6 + 3 * i + 1] & 15) for i in range(n)
+                     if 6 + 3 * i + 2 < len(segment)]
+            if not comps or height == 0:
+                return
+            hmax, vmax = max(c[0] for c in comps) or 1, max(c[1] for c in comps) or 1
+            blocks = sum(_ceil(_ceil(width * h, hmax), 8) * _ceil(_ceil(height * v, vmax), 8)
+                         for h, v in comps)
+        pos += 2 + length
+        if marker == 0xDA:  # SOS: entropy-coded data up to the next real marker
+            end = _JPEG_SCAN_END.search(data, pos)
+            stop = end.start() if end else len(data)
+            coded += stop - pos
+            pos = stop
+    if blocks and coded * 8 < blocks:
+        msg = (f"truncated JPEG data: {coded} bytes of image data cannot hold the {blocks} blocks "
+               "its header announces")
+        raise InputError(msg)
 
 
 # ---------------------------------------------------------------- opening, safely
@@ -291,8 +381,10 @@ def read_header(
     npy = _npy_header(source, gray=gray, max_pixels=max_pixels)
     if npy is not None:
         return npy[0]
-    with _opened(source) as (im, _fp, head):
-        return _inspect(im, head, gray, max_pixels).header
+    notes: list[str] = []
+    with _warnings_to_notes(notes), _opened(source) as (im, _fp, head):
+        header = _inspect(im, head, gray, max_pixels).header
+    return _with_notes(header, notes)
 
 
 # --------------------------------------------------------------------------- decode
@@ -366,6 +458,11 @@ def _decode_array(im: Image.Image, fp: BinaryIO, plan: _Plan, max_pixels: int | 
         data = fp.read()
         arr = _decode_png_la16(data) if plan.png_decoder == "la16" else decode_png(data)
     else:
+        if plan.header.format in ("JPEG", "MPO"):
+            at = fp.tell()
+            fp.seek(0)
+            check_jpeg_data(fp.read())
+            fp.seek(at)
         lift = max_pixels is None or max_pixels > (Image.MAX_IMAGE_PIXELS or 0)
         with _pillow_limit_lifted() if lift else _nothing():
             im.load()
@@ -410,7 +507,8 @@ def read_image(
     npy = _read_npy(source, gray=gray, max_pixels=max_pixels)
     if npy is not None:
         return npy
-    with _opened(source) as (im, fp, head):
+    notes: list[str] = []
+    with _warnings_to_notes(notes), _opened(source) as (im, fp, head):
         plan = _inspect(im, head, gray, max_pixels)
         icc = im.info.get("icc_profile") or None
         metadata = read_metadata(im, plan.orientation)
@@ -420,7 +518,7 @@ def read_image(
             msg = f"truncated or corrupt {plan.header.format} data ({one_line(exc)})"
             raise InputError(msg) from None
     arr = _orient(arr, plan.orientation)
-    header = plan.header
+    header = _with_notes(plan.header, notes)
     n_colour = plan.stored.channels
     if keep_integer:
         arr = _stored_integer(arr, header.bit_depth)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +84,24 @@ def _source(job: Job) -> str | Path | bytes:
 
 
 def process(job: Job) -> Result:
-    """Run one job; returns its record (status ok). Raises ConvcliError on failure."""
+    """Run one job; returns its record (status ok). Raises ConvcliError on failure.
+
+    Warnings raised on the way (Pillow's, NumPy's overflow...) are never printed: each
+    distinct one becomes a note of the record ("warning: ...").
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _process(job)
+    seen = set(result.record["notes"])
+    for w in caught:
+        note = "warning: " + " ".join(f"{w.category.__name__}: {w.message}".split())
+        if note not in seen:
+            seen.add(note)
+            result.record["notes"].append(note)
+    return result
+
+
+def _process(job: Job) -> Result:
     t0 = time.perf_counter()
     src = _source(job)
     header = read_header(src, gray=job.gray, max_pixels=job.max_pixels)
@@ -115,6 +134,7 @@ def process(job: Job) -> Result:
         return _finish(job, record, notes, data, t0)
 
     img = read_image(src, gray=job.gray, max_pixels=job.max_pixels)
+    notes.extend(n for n in img.header.notes if n not in notes)  # warnings while decoding
     maxval = float(img.header.maxval)
     panels: list[Any] = []
     on_stage = None
@@ -197,6 +217,7 @@ def _streams(job: Job, header: ImageHeader) -> bool:
 def _streamed(job: Job, src: str | Path | bytes, notes: list[str], threads: int) -> tuple[bytes, RangeStats]:
     """A single window stage, 8/16-bit in and out, computed in bands; returns the encoded file."""
     img = read_image(src, gray=job.gray, max_pixels=job.max_pixels, keep_integer=True)
+    notes.extend(n for n in img.header.notes if n not in notes)  # warnings while decoding
     stage = streaming.window_stage(job.pipeline)
     assert stage is not None
     bits, rescale = _output_bits(job, img.header)
@@ -333,6 +354,10 @@ def _finish(job: Job, record: dict[str, Any], notes: list[str], data: bytes | No
         _write(job, job.output, data)
     r = record.get("range")
     hint = job.pipeline.range_note(r["policy"], r["clipped_fraction"], r["min"]) if r else None
-    record["notes"] = [*notes, hint] if hint else notes
+    if hint:
+        notes.append(hint)
+    if r and any(isinstance(r.get(k), float) and not math.isfinite(r[k]) for k in ("min", "max")):
+        notes.append("the float result holds inf or NaN (overflow): its range is null in JSON")
+    record["notes"] = notes
     record["seconds"] = round(time.perf_counter() - t0, 4)
     return Result(record, stdout_bytes)

@@ -7,12 +7,17 @@ here writes to stdout or stderr.
 - :func:`run_local` — in this process when one worker or one task is enough (no
   pool start-up cost), else a ``ProcessPoolExecutor`` (forkserver where the
   platform has it, spawn elsewhere; workers ignore SIGINT so the parent alone
-  decides what Ctrl-C does). At most ``2 * workers`` tasks are in flight, so
+  decides what Ctrl-C does, and end when the convcli process is gone, even after
+  ``kill -9``: :mod:`convcli.run.lifeline`). SIGINT and SIGTERM are held back while
+  processes and threads start, so a signal during start-up ends the run the same
+  way as later (one line, no child's traceback). At most ``2 * workers`` tasks are in flight, so
   ``stop`` (``--fail-fast``) and Ctrl-C have little to cancel. A worker that dies
   (killed, out of memory) fails the inputs it held and the pool is restarted for
   the rest.
 - :func:`run_dask` — ``client.map(work, ...)`` on a ``dask.distributed`` cluster,
-  results taken ``as_completed``. Dask is imported only here.
+  results taken ``as_completed``. Dask is imported only here. Its protocol unpickles
+  what the scheduler sends: the scheduler and workers must be trusted (README,
+  "Failure"); :func:`check_dask_address` checks the address's form first.
 """
 
 from __future__ import annotations
@@ -20,19 +25,22 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from convcli.engine import usable_cores
-from convcli.errors import ConvcliError, ExitStatus
+from convcli.errors import ConvcliError, ExitStatus, UsageError
 from convcli.io.files import remove_temporaries
 from convcli.run.job import Job, Result, process
+from convcli.run.lifeline import die_with_parent, watch_parent
 from convcli.run.plan import Refusal, Task
 
 
@@ -99,7 +107,8 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     """forkserver (workers fork from a server that has imported convcli once), else spawn; never fork."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["convcli.run.scale"])
+        # lifeline first: the server dies with convcli and ignores SIGINT before the long imports
+        ctx.set_forkserver_preload(["convcli.run.lifeline", "convcli.run.scale"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -119,6 +128,42 @@ def _worker_init(workers: int = 1) -> None:
     # Ctrl-C reaches the whole process group; the parent alone decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # the mask the start-up held them back with (spawn)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    # The convcli process may die without stopping the pool (kill -9): follow it.
+    die_with_parent()
+    watch_parent()
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while the pool starts processes and threads.
+
+    Two levels. Python's handlers are swapped for one that only records the signal (the
+    signal may reach the process through any thread, e.g. a BLAS thread, and the handler
+    would then raise in the main thread mid-start, leaving a forked worker unknown to the
+    pool); a recorded signal is raised again when the block ends, after the pool's state
+    is whole. And the signal mask blocks both, because children (the forkserver, spawned
+    workers) and threads inherit it: the forkserver unblocks once it ignores SIGINT
+    (:mod:`convcli.run.lifeline`), the workers in their initializer, and the pool's own
+    threads keep both blocked.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in signals}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if hasattr(signal, "pthread_sigmask") else None
+    try:
+        yield
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            signal.raise_signal(caught[0])  # now the usual handler: KeyboardInterrupt, Terminated...
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
@@ -180,7 +225,9 @@ def _remove_temporaries(tasks: list[Task]) -> None:
 def _isolated(index: int, task: Task) -> Outcome:
     pool = _new_pool(1)
     try:
-        outcome = _collect(pool.submit(work, index, task), index, task)
+        with _signals_deferred():
+            fut = pool.submit(work, index, task)
+        outcome = _collect(fut, index, task)
     finally:
         _kill(pool)
     if outcome is None:
@@ -192,11 +239,13 @@ def _isolated(index: int, task: Task) -> Outcome:
 
 def _fill(pool: ProcessPoolExecutor, queue: Iterator[tuple[int, Task]], pending: dict[Future[Outcome], int],
           window: int, stop: threading.Event) -> None:
-    while len(pending) < window and not stop.is_set():
-        item = next(queue, None)
-        if item is None:
-            return
-        pending[pool.submit(work, *item)] = item[0]
+    """Submit tasks up to ``window`` in flight (a submit may start a worker: signals deferred)."""
+    with _signals_deferred():
+        while len(pending) < window and not stop.is_set():
+            item = next(queue, None)
+            if item is None:
+                return
+            pending[pool.submit(work, *item)] = item[0]
 
 
 def _collect(fut: Future[Outcome], index: int, task: Task) -> Outcome | None:
@@ -227,6 +276,22 @@ def _kill(pool: ProcessPoolExecutor) -> None:
 
 
 # --------------------------------------------------------------------------- Dask
+
+
+#: tcp://HOST:PORT, tls://HOST:PORT or HOST:PORT (HOST a name, IPv4 or [IPv6]); inproc://NAME apart.
+_DASK_ADDRESS = re.compile(r"(?:(?:tcp|tls)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
+                           r":(?P<port>[0-9]{1,5})")
+_DASK_INPROC = re.compile(r"inproc://[^\s/][^\s]*")
+
+
+def check_dask_address(address: str) -> None:
+    """Refuse a --dask value that is not a scheduler address, before Dask is imported (exit 2)."""
+    m = _DASK_ADDRESS.fullmatch(address)
+    if (m and 1 <= int(m["port"]) <= 65535) or _DASK_INPROC.fullmatch(address):
+        return
+    msg = (f"--dask {address!r} is not a scheduler address: use tcp://HOST:PORT, tls://HOST:PORT, "
+           "HOST:PORT or inproc://NAME")
+    raise UsageError(msg)
 
 
 _DASK_MISSING = "--dask needs the optional Dask extra: pip install 'convcli[dask]'"

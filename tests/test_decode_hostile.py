@@ -1,0 +1,140 @@
+"""Truncated images and warnings: an input error or a note in the report, never raw text on stderr."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from convcli.cli import cli
+from convcli.errors import InputError
+from convcli.io import decode
+from convcli.io.decode import check_jpeg_data, read_header, read_image
+
+FORMATS = [("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}), ("WEBP", {}),
+           ("WEBP", {"lossless": True}), ("TIFF", {}), ("TIFF", {"compression": "tiff_deflate"}), ("GIF", {})]
+
+
+def encoded(fmt: str, size: tuple[int, int] = (48, 64), **params: Any) -> bytes:
+    rng = np.random.default_rng(11)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize(("fmt", "params"), FORMATS, ids=lambda v: str(v))
+@pytest.mark.parametrize("fraction", [0.2, 0.5, 0.8, 0.95])
+def test_truncated_file_is_an_input_error(tmp_path: Path, fmt: str, params: dict[str, Any],
+                                          fraction: float) -> None:
+    data = encoded(fmt, **params)
+    src = tmp_path / f"cut.{fmt.lower()}"
+    src.write_bytes(data[: int(len(data) * fraction)])
+    out = tmp_path / "out.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may leak as a warning either
+        r = run("blur", str(src), "-o", str(out), "--json")
+    assert r.exit_code == 1
+    (rec,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rec["status"] == "error"
+    assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(f"convcli: error: {src}: ")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("fmt", "params"), FORMATS, ids=lambda v: str(v))
+def test_whole_files_still_decode(tmp_path: Path, fmt: str, params: dict[str, Any]) -> None:
+    img = read_image(encoded(fmt, **params))
+    assert img.color.shape[:2] == (48, 64)
+    assert not [n for n in img.header.notes if n.startswith("warning")]
+
+
+def jpeg_claiming(width: int, height: int, **params: Any) -> bytes:
+    """A valid small JPEG whose frame header is rewritten to announce width x height."""
+    data = bytearray(encoded("JPEG", (40, 40), **params))
+    sof = data.find(b"\xff\xc2" if params.get("progressive") else b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_small_jpeg_claiming_9000_squared_is_refused(tmp_path: Path, progressive: bool) -> None:
+    data = jpeg_claiming(9000, 9000, progressive=progressive)
+    assert len(data) < 5000
+    # Pillow alone decodes it, grey where the data is missing, without a word: the case to catch.
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        assert im.size == (9000, 9000)
+    with pytest.raises(InputError, match="truncated JPEG data"):
+        read_image(data)
+    src = tmp_path / "claims.jpg"
+    src.write_bytes(data)
+    r = run("blur", str(src), "-o", str(tmp_path / "o.png"))
+    assert r.exit_code == 1
+    assert r.stdout == ""
+    assert r.stderr.startswith(f"convcli: error: {src}: truncated JPEG data: ")
+    assert len(r.stderr.splitlines()) == 1
+
+
+CHEAP = [{}, {"progressive": True}, {"quality": 1, "optimize": True}, {"subsampling": 0},
+         {"quality": 1, "progressive": True, "optimize": True}]
+
+
+@pytest.mark.parametrize("params", CHEAP)
+@pytest.mark.parametrize("kind", ["flat", "flat-grey", "noise"])
+def test_jpeg_data_check_accepts_valid_files(params: dict[str, Any], kind: str) -> None:
+    """The cheapest JPEGs there are (flat, optimised Huffman tables) still pass the check."""
+    rng = np.random.default_rng(5)
+    arr = {"flat": np.full((1200, 900, 3), 90, np.uint8), "flat-grey": np.full((1000, 1000), 7, np.uint8),
+           "noise": rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)}[kind]
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", **params)
+    check_jpeg_data(buf.getvalue())
+
+
+def test_bundled_jpeg_passes() -> None:
+    check_jpeg_data((Path(__file__).parent.parent / "sample_images" / "rocket.jpg").read_bytes())
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def test_decoder_warnings_become_notes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A warning while decoding (here one Pillow could raise) is a note of the record, not stderr text."""
+    real = decode._decode_array
+
+    def warn_then_decode(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn("Possibly corrupt EXIF data. Skipping tag 270", UserWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(decode, "_decode_array", warn_then_decode)
+    src = tmp_path / "a.png"
+    src.write_bytes(encoded("PNG"))
+    r = run("blur", str(src), "-o", str(tmp_path / "o.png"), "--json")
+    assert r.exit_code == 0
+    assert r.stderr == ""
+    (rec,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert "warning: Possibly corrupt EXIF data. Skipping tag 270" in rec["notes"]
+
+
+def test_a_warning_that_says_truncated_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = decode._decode_array
+
+    def warn_then_decode(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn("Truncated File Read", UserWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(decode, "_decode_array", warn_then_decode)
+    with pytest.raises(InputError, match=r"truncated or corrupt data \(Truncated File Read\)"):
+        read_image(encoded("PNG"))
+    assert read_header(encoded("PNG")).width == 64  # the header alone is fine
