@@ -128,7 +128,8 @@ def machine() -> list[str]:
             v += f" (zlib-ng {getattr(mod, 'ZLIBNG_VERSION', '?')})"
         if mod is imagecodecs:
             libs = imagecodecs.version(dict)
-            v += " (" + ", ".join(f"{k} {libs[k]}" for k in ("libspng", "libpng", "libdeflate") if k in libs) + ")"
+            names = [f"{k} {libs[k]}" for k in ("libspng", "libpng", "libdeflate") if k in libs]
+            v += " (" + ", ".join(names) + ")"
         vers.append(f"{label} {v}")
     lines.append("- " + "; ".join(vers))
     return lines
@@ -220,7 +221,9 @@ def banded_zlib(mod, filtered: np.ndarray, level: int, threads: int) -> bytes:
 
 def zlib_backends() -> list[tuple[str, object, list[int]]]:
     """(label, module with the zlib API, levels) for the stream-capable candidates."""
-    out: list[tuple[str, object, list[int]]] = [(f"zlib {zlib.ZLIB_RUNTIME_VERSION} (stdlib)", zlib, [1, 2, 3, 6])]
+    out: list[tuple[str, object, list[int]]] = [
+        (f"zlib {zlib.ZLIB_RUNTIME_VERSION} (stdlib)", zlib, [1, 2, 3, 6])
+    ]
     if zlib_ng is not None:
         out.append(("zlib-ng", zlib_ng, [1, 2, 3, 6]))
     if isal_zlib is not None:
@@ -242,13 +245,15 @@ def section_import(runs: int) -> list[str]:
         if cells[0] is None:
             rows.append(f"| `{m}` | not installed | |")
         else:
-            rows.append(f"| `{m}` | {cells[0]:.1f} | " + ("" if cells[1] is None else f"{cells[1]:.1f}") + " |")
+            second = "" if cells[1] is None else f"{cells[1]:.1f}"
+            rows.append(f"| `{m}` | {cells[0]:.1f} | " + second + " |")
     if imagecodecs is not None:
         # imagecodecs loads each codec's extension on first use: time the import plus those loads.
         r = subprocess.run([sys.executable, "-c",
                             f"import {base};import time;t=time.perf_counter();import imagecodecs;"
                             "imagecodecs.spng_decode;imagecodecs.zlibng_encode;"
-                            "print((time.perf_counter()-t)*1000)"], capture_output=True, text=True, check=False)
+                            "print((time.perf_counter()-t)*1000)"],
+                           capture_output=True, text=True, check=False)
         if r.returncode == 0:
             rows.append(f"| `imagecodecs` + its spng and zlibng codecs loaded | | {float(r.stdout):.1f} |")
     return rows
@@ -408,7 +413,8 @@ def _spin_rate(fn: Callable[[], object]) -> float:
     return count[0] / elapsed
 
 
-def section_png_encode(img: np.ndarray, filtered: np.ndarray, runs: int, threads: int) -> tuple[list[str], bytes]:
+def section_png_encode(img: np.ndarray, filtered: np.ndarray, runs: int,
+                       threads: int) -> tuple[list[str], bytes]:
     """Whole PNG image-data stream as convcli builds it (banded, threaded), per backend, and the
     result decoded bit-exact by Pillow; plus Pillow's and OpenCV's own PNG writers for reference."""
     h, w = img.shape[:2]
@@ -433,7 +439,8 @@ def section_png_encode(img: np.ndarray, filtered: np.ndarray, runs: int, threads
                 png = png_from_zlib(w, h, stream)
                 if mod is zlib and lv == 1:
                     up_l1 = png
-                rows.append(f"| banded {label} | {lv} | {th} | {t:.3f} | {len(stream) / 1e6:.2f} | {check(png)} |")
+                mb = len(stream) / 1e6
+                rows.append(f"| banded {label} | {lv} | {th} | {t:.3f} | {mb:.2f} | {check(png)} |")
     if libdeflate is not None:
         raw = filtered.tobytes()
         for lv in (1, 2):

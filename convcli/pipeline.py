@@ -121,10 +121,11 @@ class WindowStage(Stage):
         return c, oh, ow
 
     def correlate(self, x: np.ndarray, weights: np.ndarray, eng: EngineOptions,
-                  rows: tuple[int, int] | None = None) -> np.ndarray:
-        """``x`` correlated with ``weights`` in this stage's geometry (output ``rows`` only, if given)."""
+                  rows: tuple[int, int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """``x`` correlated with ``weights`` in this stage's geometry (output ``rows`` only, if given;
+        into ``out``, a reused buffer of the result's shape and dtype, if given)."""
         return correlate2d(x, weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                           mode=self.padding, flip=self.flip, rows=rows, **eng.kwargs())
+                           mode=self.padding, flip=self.flip, rows=rows, out=out, **eng.kwargs())
 
     def band_height(self, x: np.ndarray, eng: EngineOptions) -> int:
         """The engine's rows per band for :meth:`run` on ``x``: ``rows=`` ranges cut at its
@@ -164,11 +165,12 @@ class CorrelateStage(WindowStage):
         return self.kernel.shape
 
     def run(self, x: np.ndarray, eng: EngineOptions, *, bias_weight: np.ndarray | None = None,
-            rows: tuple[int, int] | None = None) -> np.ndarray:
+            rows: tuple[int, int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """``bias_weight`` (H', W'): alpha/maxval of this stage's output when ``x`` is premultiplied
         colour, so the bias is premultiplied too and comes out as +bias after the division.
-        ``rows=(y0, y1)``: output rows [y0, y1) only (``bias_weight`` then of those rows)."""
-        out = self.correlate(x, self.weights, eng, rows)
+        ``rows=(y0, y1)``: output rows [y0, y1) only (``bias_weight`` then of those rows).
+        ``out``: a buffer of the result's shape and dtype to write into (streaming reuses one)."""
+        out = self.correlate(x, self.weights, eng, rows, out)
         if self.bias:
             b = np.asarray(self.bias, dtype=out.dtype)
             out += b if bias_weight is None else (b * bias_weight[..., None]).astype(out.dtype, copy=False)
@@ -210,11 +212,12 @@ class GradientStage(WindowStage):
         kx, ky = self.kx.weights, self.ky.weights
         return (rotate180(kx), rotate180(ky)) if self.flip else (kx, ky)
 
-    def run(self, x: np.ndarray, eng: EngineOptions, *, rows: tuple[int, int] | None = None) -> np.ndarray:
-        """The magnitude (output ``rows`` [y0, y1) only, if given)."""
+    def run(self, x: np.ndarray, eng: EngineOptions, *, rows: tuple[int, int] | None = None,
+            out: np.ndarray | None = None) -> np.ndarray:
+        """The magnitude (output ``rows`` [y0, y1) only, if given; into ``out``, if given)."""
         kx, ky = self._kernels()
         return gradient_magnitude(x, kx, ky, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                                  mode=self.padding, rows=rows, **eng.kwargs())
+                                  mode=self.padding, rows=rows, out=out, **eng.kwargs())
 
     def band_height(self, x: np.ndarray, eng: EngineOptions) -> int:
         kx, ky = self._kernels()

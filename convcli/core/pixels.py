@@ -44,11 +44,13 @@ def _bands(values: np.ndarray, band_bytes: int) -> Iterator[slice]:
 
 
 def to_pixels(values: np.ndarray, policy: str, bit_depth: int, *, threads: int = 1,
-              band_bytes: int = BAND_BYTES) -> tuple[np.ndarray, RangeStats]:
+              band_bytes: int = BAND_BYTES, out: np.ndarray | None = None) -> tuple[np.ndarray, RangeStats]:
     """Float array (H, W) or (H, W, C) -> uint8/uint16 by a --range policy, band by band.
 
     ``clip`` and ``abs`` run their bands on ``threads`` threads (NumPy releases the GIL;
-    the numbers do not depend on the count).
+    the numbers do not depend on the count). ``out``, if given, is an array (or view) of
+    ``values``' shape and the pixel dtype to write into (streaming writes each chunk
+    straight into its rows of the whole image); it is returned.
 
     ``clip``: round half to even, clip to [0, maxval]. ``abs``: |x|, then the same.
     ``normalize``: finite min..max mapped onto 0..maxval (a constant image gives 0).
@@ -62,7 +64,12 @@ def to_pixels(values: np.ndarray, policy: str, bit_depth: int, *, threads: int =
     if values.ndim < 2:
         msg = f"to_pixels needs an (H, W) or (H, W, C) array, not {values.shape}"
         raise ValueError(msg)
-    out = np.empty(values.shape, dtype=_PIXEL_DTYPES[bit_depth])
+    if out is None:
+        out = np.empty(values.shape, dtype=_PIXEL_DTYPES[bit_depth])
+    elif out.shape != values.shape or out.dtype != _PIXEL_DTYPES[bit_depth]:
+        want = np.dtype(_PIXEL_DTYPES[bit_depth])
+        msg = f"out must be {want} of shape {values.shape}, got {out.dtype} {out.shape}"
+        raise ValueError(msg)
     if values.size == 0:
         return out, RangeStats(policy, 0.0, 0.0, 0.0)
 

@@ -334,6 +334,7 @@ def gradient_magnitude(
     method: str = "auto",
     threads: int | None = None,
     integer_input: bool = False,
+    out: np.ndarray | None = None,
     rows: Rows | None = None,
     band_bytes: int = bands.DEFAULT_BAND_BYTES,
 ) -> np.ndarray:
@@ -341,14 +342,14 @@ def gradient_magnitude(
 
     The two gradients of a band are computed from one gathered band and combined while
     they are in cache, so neither full-size gradient image is ever written (Sobel, Scharr,
-    Prewitt magnitude). Arguments as :func:`correlate2d` (``rows`` too); both kernels
-    must have one shape. Squares are taken in ``dtype`` (float32 overflows only above ~1e19).
+    Prewitt magnitude). Arguments as :func:`correlate2d` (``rows`` and ``out`` too); both
+    kernels must have one shape. Squares are taken in ``dtype`` (float32 overflows only above ~1e19).
     """
     work, shape = _gradient_work(x, kernel_x, kernel_y, stride, dilation, pad, mode, dtype, method,
                                  integer_input)
     nthreads = bands.resolve_threads(threads)
     y0, y1 = _row_range(rows, shape[0])
-    result = np.empty((y1 - y0,) + shape[1:], dtype=np.dtype(dtype))
+    result = _output(out, (y1 - y0,) + shape[1:], np.dtype(dtype))
     work.run(result.reshape(y1 - y0, shape[1], -1), y0, y1, nthreads, band_bytes)
     return result
 

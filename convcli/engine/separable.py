@@ -73,30 +73,42 @@ def run_sum(x: np.ndarray, n: int, axis: int, out: np.ndarray) -> None:
     A box of n equal taps costs floor(log2 n) + popcount(n) - 1 passes instead of n - 1
     (5 taps: 3 passes, 15 taps: 6): partial sums of 2, 4, 8... neighbours are built once
     and the binary digits of n pick which to add (running sums without a cumulative sum,
-    so float32 rounding stays that of a short sum).
+    so float32 rounding stays that of a short sum). No pass is a plain copy: the first two
+    parts are added straight into ``out``, and for n a power of two the last doubling
+    writes ``out`` (5 taps: x01 = x0 + x1, x0123 = x01 + x23, out = x0123 + x4).
     """
     length = out.shape[axis]
 
     def sl(a: np.ndarray, start: int, size: int) -> np.ndarray:
         return a[start : start + size] if axis == 0 else a[:, start : start + size]
 
-    power, p, offset, have = x, 1, 0, False
-    level = 0
-    while n:
-        if n & 1:
+    if n == 1:
+        np.copyto(out, sl(x, 0, length))
+        return
+    top = n.bit_length() - 1  # the largest power of two in n
+    power, p, offset = x, 1, 0
+    first: np.ndarray | None = None  # the first part, not yet added
+    have = False
+    for level in range(top + 1):
+        if n >> level & 1:
             part = sl(power, offset, length)
-            if have:
-                np.add(out, part, out=out)
+            if first is None and not have:
+                first = part
+            elif first is not None:
+                np.add(first, part, out=out)
+                first, have = None, True
             else:
-                np.copyto(out, part)
-                have = True
+                np.add(out, part, out=out)
             offset += p
-        n >>= 1
-        if n:
+        if level < top:
             size = power.shape[axis] - p
-            nxt = scratch(f"run{level % 2}", sl(power, 0, size).shape, x.dtype)
+            if level + 1 == top and n == 1 << top:
+                np.add(sl(power, 0, length), sl(power, p, length), out=out)
+                return
+            # One buffer per level: the first part may still be an earlier level's sums.
+            nxt = scratch(f"run{level}", sl(power, 0, size).shape, x.dtype)
             np.add(sl(power, 0, size), sl(power, p, size), out=nxt)
-            power, p, level = nxt, 2 * p, level + 1
+            power, p = nxt, 2 * p
 
 
 def _box(groups: list[tuple[float, list[tuple[int, int]]]], n: int) -> float | None:
