@@ -17,7 +17,8 @@ def _stopped_early(signum: int, frame: object) -> None:
     os._exit(143 if terminated else 130)
 
 
-def _run() -> None:
+def run() -> None:
+    """The `convcli` command (and `python -m convcli`): the CLI with signals handled from the first line."""
     signal.signal(signal.SIGINT, _stopped_early)
     signal.signal(signal.SIGTERM, _stopped_early)
     from convcli.cli import main
@@ -41,4 +42,4 @@ def _run() -> None:
 
 
 if __name__ == "__main__":
-    _run()
+    run()

@@ -40,7 +40,7 @@ from convcli.run.plan import (
     make_folders,
     plan_input,
 )
-from convcli.run.scale import Outcome, check_dask_address, run_dask, run_local, usable_cores
+from convcli.run.scale import Outcome, check_dask_address, choose_workers, run_dask, run_local, usable_cores
 from convcli.run.spec import Command, RunSpec
 
 
@@ -75,8 +75,17 @@ class Reporter:
             (write_table if stream.isatty() else write_plain)(record, stream)
 
 
-def plan_run(cmd: Command, spec: RunSpec) -> list[Task]:
-    """Every input's plan, in input order, checked as one set; folders made. Raises UsageError (exit 2)."""
+@dataclass(frozen=True)
+class RunPlan:
+    """Every task in input order, and how many worker processes run them."""
+
+    tasks: list[Task]
+    workers: int
+
+
+def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
+    """Every input's plan, in input order, checked as one set; folders made; workers chosen from the
+    work's size (a pool only where it pays) and each job's thread share set. Raises UsageError."""
     check_format_flags(spec)
     if spec.batch.dask_address is not None:
         check_dask_address(spec.batch.dask_address)
@@ -97,23 +106,24 @@ def plan_run(cmd: Command, spec: RunSpec) -> list[Task]:
                                else (None, None))
     if stdin_error is not None:
         inputs = [dataclasses.replace(i, error=stdin_error) if i.is_stdin else i for i in inputs]
-    spec = dataclasses.replace(spec, engine=dataclasses.replace(
-        spec.engine, threads=engine_threads(spec, len(inputs))))
     tag = os.urandom(4).hex()  # this run's temporary files carry it
     tasks = [plan_input(spec, cmd, item, out, stdin_data, tag)
              for item, out in zip(inputs, outputs, strict=True)]
     check_files(inputs, tasks, spec.output.out_dir)
-    return tasks if spec.report.dry_run else make_folders(tasks)
+    if spec.batch.dask_address is not None:
+        workers = 1  # Dask's workers decide their own threads (threads None: their cores)
+    else:
+        workers = choose_workers(tasks, spec.batch.jobs)
+        threads = engine_threads(spec, workers)
+        tasks = [dataclasses.replace(t, engine=dataclasses.replace(t.engine, threads=threads))
+                 if isinstance(t, Job) else t for t in tasks]
+    return RunPlan(tasks if spec.report.dry_run else make_folders(tasks), workers)
 
 
-def engine_threads(spec: RunSpec, n_inputs: int) -> int | None:
-    """Threads per image: --threads, else each worker's share of the usable cores (None on Dask:
-    the worker's own cores)."""
+def engine_threads(spec: RunSpec, workers: int) -> int:
+    """Threads per image: --threads, else each worker's share of the usable cores."""
     if spec.engine.threads is not None:
         return spec.engine.threads
-    if spec.batch.dask_address is not None:
-        return None
-    workers = min(spec.batch.jobs or usable_cores(), max(1, n_inputs))
     return max(1, usable_cores() // workers)
 
 
@@ -139,9 +149,9 @@ def write_all(out: BinaryIO, data: bytes) -> None:
 
 def run_command(cmd: Command, spec: RunSpec) -> int:
     """Plan, check, run every task, report each as it finishes; returns the exit status."""
-    tasks = plan_run(cmd, spec)
-    to_stdout = any(isinstance(t, Job) and t.output == "-" for t in tasks) and not spec.report.dry_run
-    return BatchRun.from_spec(tasks, spec, to_stdout).run()
+    plan = plan_run(cmd, spec)
+    to_stdout = any(isinstance(t, Job) and t.output == "-" for t in plan.tasks) and not spec.report.dry_run
+    return BatchRun.from_spec(plan, spec, to_stdout).run()
 
 
 @dataclass
@@ -158,13 +168,14 @@ class BatchRun:
     progress: bool = False
 
     @classmethod
-    def from_spec(cls, tasks: list[Task], spec: RunSpec, to_stdout: bool) -> BatchRun:
+    def from_spec(cls, plan: RunPlan, spec: RunSpec, to_stdout: bool) -> BatchRun:
+        tasks = plan.tasks
         many = len(tasks) > 1
         quiet = spec.report.quiet
         return cls(
             tasks=tasks,
             reporter=Reporter(spec.report.as_json, quiet, to_stdout, debug=spec.report.debug),
-            workers=spec.batch.jobs or usable_cores(),
+            workers=plan.workers,
             dask_address=spec.batch.dask_address,
             ordered=spec.batch.ordered,
             fail_fast=spec.batch.fail_fast,

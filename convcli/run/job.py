@@ -61,6 +61,7 @@ class Job:
     compress_level: int | None = None
     temp_tag: str = ""  # this run's tag in temporary file names (cleanup removes only its own)
     frames: tuple[int, ...] | None = None  # frames filtered one by one (_process_frames); None: the first
+    samples: int = 0  # input samples to filter (H * W * C * frames), from the header: the work's size
     dither: bool = True  # GIF output: Floyd-Steinberg when a frame needs a palette
     strip: bool = False  # write no metadata and no ICC profile
 

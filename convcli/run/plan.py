@@ -220,6 +220,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
         direction_out=montage_path(cmd.direction_out, item.name) if cmd.direction_out else None,
         quality=out.quality, compress_level=out.compress_level, temp_tag=temp_tag,
         frames=frames, dither=out.dither, strip=out.strip,
+        samples=header.width * header.height * header.channels * (len(frames) if frames else 1),
     )
 
 
