@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from convcli.core.userfiles import decode_text, load_npy, read_user_file
 from convcli.errors import UsageError
 
 #: The largest kernel side (rows or columns) convcli builds or accepts: README, "Kernels".
@@ -443,6 +442,8 @@ def load_kernel_file(path: str | Path) -> Kernel:
 
 
 def _load_kernel_file(p: Path) -> Kernel:
+    from convcli.core.userfiles import decode_text, load_npy, read_user_file
+
     name = p.name
     what = f"kernel file {p}"
     if p.suffix.lower() == ".npy":

@@ -15,7 +15,6 @@ the call (:func:`usable_cores`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -233,6 +232,8 @@ _blas_api: tuple[Callable[[int], None], Callable[[], int]] | None | bool = False
 
 
 def _find_blas() -> tuple[Callable[[int], None], Callable[[], int]] | None:
+    import ctypes
+
     try:
         with open("/proc/self/maps") as f:
             paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and "/" in ln})
@@ -257,6 +258,7 @@ def _find_blas() -> tuple[Callable[[int], None], Callable[[], int]] | None:
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """Run the body with OpenBLAS limited to one thread per call (no-op if it cannot be found)."""
+
     global _blas_depth, _blas_saved, _blas_api
     with _blas_lock:
         if _blas_api is False:

@@ -28,7 +28,6 @@ from convcli.engine import resolve_threads
 from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image
 from convcli.io.encode import encode_float, encode_image
 from convcli.io.files import write_atomic
-from convcli.io.frames import Frame, FrameWriter, frame_chunks, frames_note, open_frames
 from convcli.io.metadata import Metadata, metadata_notes
 from convcli.pipeline import EngineOptions, Pipeline, nchw
 from convcli.report import shape_text
@@ -249,6 +248,8 @@ def _metadata_for(job: Job, icc: bytes | None, meta: Metadata,
 
 def _frames_record(job: Job, header: ImageHeader, record: dict[str, Any], notes: list[str]) -> None:
     """Shapes as [T, C, H, W] and the frames note in place of the header's "first frame of N"."""
+    from convcli.io.frames import frames_note
+
     assert job.frames is not None
     t = len(job.frames)
     for shapes in (record, *record["stages"]):
@@ -270,6 +271,8 @@ def _process_frames(job: Job, src: str | Path | bytes, record: dict[str, Any], n
     Frames are read, filtered, quantised and encoded as the writer asks for them
     (:func:`convcli.io.frames.frame_chunks`), so one frame is held at a time.
     """
+    from convcli.io.frames import Frame, FrameWriter, frame_chunks, open_frames
+
     assert job.frames is not None
     engine = dataclasses.replace(job.engine, threads=threads)
     stats: list[RangeStats] = []

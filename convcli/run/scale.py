@@ -23,25 +23,26 @@ here writes to stdout or stderr.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
 import re
 import signal
 import threading
 import traceback
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convcli.engine import usable_cores
 from convcli.errors import ConvcliError, ExitStatus, UsageError
 from convcli.io.files import remove_temporaries
 from convcli.run.job import Job, Result, process
-from convcli.run.lifeline import die_with_parent, watch_parent
 from convcli.run.plan import Refusal, Task
+
+if TYPE_CHECKING:  # a pool's modules (multiprocessing, ~10 ms) are imported where a pool starts
+    import multiprocessing.context
+    from concurrent.futures import ProcessPoolExecutor
 
 
 @dataclass
@@ -121,7 +122,12 @@ def _sequential(tasks: list[Task], stop: threading.Event) -> Iterator[Outcome]:
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
-    """forkserver (workers fork from a server that has imported convcli once), else spawn; never fork."""
+    """forkserver (workers fork from a server that has imported convcli once), else spawn; never fork.
+
+    multiprocessing is imported here, where a pool starts: a run in this process never pays for it.
+    """
+    import multiprocessing
+
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         # lifeline first: the server dies with convcli and ignores SIGINT before the long imports
@@ -148,6 +154,8 @@ def _worker_init(workers: int = 1) -> None:
     if hasattr(signal, "pthread_sigmask"):  # the mask the start-up held them back with (spawn)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     # The convcli process may die without stopping the pool (kill -9): follow it.
+    from convcli.run.lifeline import die_with_parent, watch_parent
+
     die_with_parent()
     watch_parent()
 
@@ -184,6 +192,8 @@ def _signals_deferred() -> Iterator[None]:
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
+    from concurrent.futures import ProcessPoolExecutor
+
     return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init,
                                initargs=(workers,))
 
@@ -267,6 +277,8 @@ def _fill(pool: ProcessPoolExecutor, queue: Iterator[tuple[int, Task]], pending:
 
 def _collect(fut: Future[Outcome], index: int, task: Task) -> Outcome | None:
     """The outcome of a finished future; None if its worker process died."""
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         return fut.result()
     except BrokenProcessPool:
