@@ -129,7 +129,10 @@ def _short(arg: str) -> str:
     if "\n" in arg:
         return "'<script>'"
     tmp = tempfile.gettempdir()
-    return arg.replace(tmp + os.sep, "$TMP/") if arg.startswith(tmp) else arg
+    if arg.startswith(tmp):
+        return arg.replace(tmp + os.sep, "$TMP/")
+    prefix = sys.prefix + os.sep  # the virtual environment's own path says nothing about the run
+    return "$VENV/" + arg[len(prefix):] if arg.startswith(prefix) else arg
 
 
 def convcli_status() -> tuple[str | None, str]:

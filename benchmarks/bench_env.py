@@ -15,6 +15,11 @@ from pathlib import Path
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
+def where_python() -> str:
+    """Where the interpreter lives, without a path of this machine."""
+    return "a virtual environment" if sys.prefix != sys.base_prefix else "the system's"
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -148,7 +153,7 @@ def machine_lines(quick: bool, blas_env_removed: dict[str, str]) -> list[str]:
         f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores; RAM {ram_gib()}; "
         f"load average at start {load_average()}",
         f"- OS: {platform.platform()}",
-        f"- Python {platform.python_version()} ({sys.executable})",
+        f"- Python {platform.python_version()} ({where_python()})",
         f"- numpy {np.__version__}; BLAS: {blas_info()}",
     ]
     if blas_env_removed:
