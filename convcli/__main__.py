@@ -17,6 +17,19 @@ def _stopped_early(signum: int, frame: object) -> None:
     os._exit(143 if terminated else 130)
 
 
+def _end_children() -> None:
+    """Workers a cleanup could not reach (a second signal mid-cleanup) are killed, so that
+    multiprocessing's exit handler, which joins every child, cannot wait forever."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return
+    for child in mp.active_children():
+        try:
+            child.kill()
+        except (OSError, ValueError):
+            pass
+
+
 def run() -> None:
     """The `convcli` command (and `python -m convcli`): the CLI with signals handled from the first line."""
     signal.signal(signal.SIGINT, _stopped_early)
@@ -31,6 +44,7 @@ def run() -> None:
             # Stopped by a signal, its line printed, the pool gone: run the exit handlers
             # (multiprocessing's clean-up) and leave. The interpreter's own finalisation,
             # which resets the signal handlers first, occasionally died of SIGINT here.
+            _end_children()
             atexit._run_exitfuncs()
             for stream in (sys.stdout, sys.stderr):
                 try:

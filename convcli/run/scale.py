@@ -235,7 +235,8 @@ def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[
         if finished:
             pool.shutdown(wait=True)
         else:  # Ctrl-C, SIGTERM, a closed pipe...: stop the workers now, mid-image if need be
-            _kill(pool)
+            with _signals_deferred():  # a second Ctrl-C waits until the workers are gone
+                _kill(pool)
     for index in sorted(suspects):  # alone in a pool of one: only an input that kills its worker fails
         if stop.is_set():
             return
