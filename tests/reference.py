@@ -1,4 +1,4 @@
-"""Independent references for the convolution core, written from SPEC §1, not from convcli.
+"""Independent references for the convolution core, written from README 'numbers', not from convcli.
 
 Nothing here imports convcli. Two references that share no code with each other:
 
@@ -6,7 +6,7 @@ Nothing here imports convcli. Two references that share no code with each other:
   ``out[y, x] = sum_ij K[i, j] * in[y*s + i*d - pad_top, x*s + j*d - pad_left]``,
   with out-of-range indices mapped by :func:`map_index` (hand-written per mode,
   matching ``numpy.pad`` also for pads larger than the image).
-- :func:`ref_correlate_scipy`: ``scipy.ndimage.correlate`` with the SPEC §1 mode
+- :func:`ref_correlate_scipy`: ``scipy.ndimage.correlate`` with the README 'numbers' mode
   table, asymmetric pads and even kernels placed with ``origin``, dilation as a
   kernel with zeros between the taps and stride as the stride-1 result sampled
   (pads beyond scipy's origin range: ``ndi.correlate1d`` row by row, see
@@ -15,7 +15,7 @@ Nothing here imports convcli. Two references that share no code with each other:
 Both take ``(x, k, stride, dilation, pad4, mode)``: ``x`` is (H, W) or (H, W, C)
 (channels are filtered independently), ``k`` a 2-D kernel, ``stride`` and
 ``dilation`` an int or a (Y, X) pair, ``pad4`` (top, bottom, left, right), ``mode``
-a padding-mode name or alias from SPEC §1 (``valid`` requires a zero pad). They
+a padding-mode name or alias from README 'numbers' (``valid`` requires a zero pad). They
 return float64 arrays and raise ``ValueError`` when the output would be empty.
 """
 
@@ -24,10 +24,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 
-#: The canonical padding modes that actually pad (SPEC §1), in the table's order.
+#: The canonical padding modes that actually pad (README 'numbers'), in the table's order.
 PAD_MODES: tuple[str, ...] = ("zeros", "border", "reflection", "symmetric", "circular")
 
-#: SPEC §1 aliases, written out here by hand (independent of convcli.core.padding).
+#: README 'numbers' aliases, written out here by hand (independent of convcli.core.padding).
 ALIASES: dict[str, str] = {
     "constant": "zeros",
     "replicate": "border",
@@ -40,7 +40,7 @@ ALIASES: dict[str, str] = {
     "none": "valid",
 }
 
-#: SPEC §1 table, numpy.pad column.
+#: README 'numbers' table, numpy.pad column.
 NUMPY_MODE: dict[str, str] = {
     "zeros": "constant",
     "border": "edge",
@@ -49,7 +49,7 @@ NUMPY_MODE: dict[str, str] = {
     "circular": "wrap",
 }
 
-#: SPEC §1 table, scipy.ndimage column.
+#: README 'numbers' table, scipy.ndimage column.
 SCIPY_MODE: dict[str, str] = {
     "zeros": "constant",
     "border": "nearest",
@@ -62,7 +62,7 @@ Pad4 = tuple[int, int, int, int]
 
 
 def canonical_mode(name: str) -> str:
-    """SPEC §1 canonical name for a mode name or alias (case-insensitive)."""
+    """README 'numbers' canonical name for a mode name or alias (case-insensitive)."""
     key = name.strip().lower()
     key = ALIASES.get(key, key)
     if key not in PAD_MODES and key != "valid":
@@ -78,18 +78,18 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def out_len(n: int, k: int, s: int = 1, d: int = 1, before: int = 0, after: int = 0) -> int:
-    """SPEC §1 output size: floor((n + before + after - d*(k-1) - 1) / s) + 1 (may be < 1)."""
+    """README 'numbers' output size: floor((n + before + after - d*(k-1) - 1) / s) + 1 (may be < 1)."""
     return (n + before + after - d * (k - 1) - 1) // s + 1
 
 
 def same_pad(k: int, d: int = 1) -> tuple[int, int]:
-    """SPEC §1 ``--pad same``: total d*(k-1), before = total // 2, after = the rest."""
+    """README 'numbers' ``--pad same``: total d*(k-1), before = total // 2, after = the rest."""
     total = d * (k - 1)
     return total // 2, total - total // 2
 
 
 def pad4_from_spec(spec: str, ksize: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> Pad4:
-    """``same`` | ``N`` | ``Y,X`` | ``T,B,L,R`` -> (top, bottom, left, right), per SPEC §1."""
+    """``same`` | ``N`` | ``Y,X`` | ``T,B,L,R`` -> (top, bottom, left, right), per README 'numbers'."""
     if spec == "same":
         t, b = same_pad(ksize[0], dilation[0])
         left, r = same_pad(ksize[1], dilation[1])
@@ -176,7 +176,7 @@ def ref_correlate_loop(
     pad4: Pad4 = (0, 0, 0, 0),
     mode: str = "zeros",
 ) -> np.ndarray:
-    """The SPEC §1 formula as a direct float64 loop (slow: keep arrays small)."""
+    """The README 'numbers' formula as a direct float64 loop (slow: keep arrays small)."""
     x = np.asarray(x2d, dtype=np.float64)
     kk = np.asarray(k, dtype=np.float64)
     m = _check_args(x, kk, pad4, mode)
@@ -278,7 +278,7 @@ def ref_correlate_scipy(
     pad4: Pad4 = (0, 0, 0, 0),
     mode: str = "zeros",
 ) -> np.ndarray:
-    """The SPEC §1 correlation through scipy.ndimage.correlate (mode names per the §1 table)."""
+    """The README 'numbers' correlation through scipy.ndimage.correlate (mode names per the §1 table)."""
     x = np.asarray(x2d, dtype=np.float64)
     kk = np.asarray(k, dtype=np.float64)
     m = _check_args(x, kk, pad4, mode)

@@ -1,7 +1,7 @@
 """``convcli animate`` and convcli.teach.animate: frame counts, sizes and numbers against independent loops.
 
 Every expected number is computed here with float64 NumPy loops written from the definitions
-(SPEC §1 for the convolution, PyTorch's scatter definition for the transposed one), never by convcli.
+(README 'numbers' for the convolution, PyTorch's scatter definition for the transposed one), never by convcli.
 """
 
 from __future__ import annotations

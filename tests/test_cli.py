@@ -1,7 +1,7 @@
 """The command line as a user drives it: CliRunner on tmp_path, checked against independent references.
 
 Every number here is computed in the test with float64 NumPy and ``scipy.ndimage`` (padding modes
-mapped by the SPEC §1 table, written out below), never by convcli. Reports are read with
+mapped by the README 'numbers' table, written out below), never by convcli. Reports are read with
 ``json.loads`` from ``result.stdout``; ``result.stderr`` and ``result.exit_code`` are asserted
 separately (Click >= 8.2 keeps the two streams apart).
 """
@@ -33,16 +33,16 @@ ROOT = Path(__file__).resolve().parent.parent
 CAT = ROOT / "sample_images" / "cat224.png"
 README = ROOT / "README.md"
 
-#: SPEC §1: convcli mode -> scipy.ndimage mode.
+#: README 'numbers': convcli mode -> scipy.ndimage mode.
 SCIPY_MODE = {"zeros": "constant", "border": "nearest", "reflection": "mirror", "symmetric": "reflect",
               "circular": "wrap"}
-#: SPEC §1: convcli mode -> numpy.pad mode.
+#: README 'numbers': convcli mode -> numpy.pad mode.
 NUMPY_MODE = {"zeros": "constant", "border": "edge", "reflection": "reflect", "symmetric": "symmetric",
               "circular": "wrap"}
-#: SPEC §1 aliases.
+#: README 'numbers' aliases.
 ALIASES = {"constant": "zeros", "replicate": "border", "edge": "border", "nearest": "border",
            "reflect": "reflection", "mirror": "reflection", "reflect101": "reflection", "wrap": "circular"}
-#: SPEC §1 table, column by column: numpy.pad, scipy.ndimage, OpenCV, PyTorch (None: no such mode).
+#: README 'numbers' table, column by column: numpy.pad, scipy.ndimage, OpenCV, PyTorch (None: no such mode).
 SPEC_TABLE = {
     "zeros": ("constant", "constant", "BORDER_CONSTANT", "zeros"),
     "border": ("edge", "nearest", "BORDER_REPLICATE", "replicate"),
@@ -50,7 +50,7 @@ SPEC_TABLE = {
     "symmetric": ("symmetric", "reflect", "BORDER_REFLECT", None),
     "circular": ("wrap", "wrap", "BORDER_WRAP", "circular"),
 }
-#: SPEC §2: the registry must hold at least these.
+#: README 'Kernels': the registry must hold at least these.
 SPEC_KERNELS = ["identity", "sharpen", "gaussian3", "gaussian5", "box3", "box5", "edge-vertical",
                 "edge-horizontal", "sobel-x", "sobel-y", "scharr-x", "scharr-y", "laplacian", "emboss",
                 "outline"]
@@ -125,7 +125,7 @@ def corr(x: np.ndarray, k: np.ndarray, mode: str = "reflection", flip: bool = Fa
 
 def corr_geometry(x: np.ndarray, k: np.ndarray, mode: str, pad4: tuple[int, int, int, int],
                   stride: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
-    """SPEC §1 formula via scipy: pad by (T, B, L, R), dilate the kernel, correlate, keep the valid
+    """README 'numbers' formula via scipy: pad by (T, B, L, R), dilate the kernel, correlate, keep the valid
     part, sample every stride-th pixel. Odd kernels only (their centre is unambiguous)."""
     t, b, lft, r = pad4
     kd = np.zeros((dilation[0] * (k.shape[0] - 1) + 1, dilation[1] * (k.shape[1] - 1) + 1))
@@ -142,7 +142,7 @@ def corr_geometry(x: np.ndarray, k: np.ndarray, mode: str, pad4: tuple[int, int,
 
 
 def quantize(v: np.ndarray, maxval: int = 255) -> np.ndarray:
-    """SPEC §1 clip: round half to even, clip to the output range."""
+    """README 'numbers' clip: round half to even, clip to the output range."""
     return np.clip(np.rint(v), 0, maxval).astype(np.uint8 if maxval == 255 else np.uint16)
 
 
@@ -159,7 +159,7 @@ def assert_quantized(out: np.ndarray, ref: np.ndarray, maxval: int = 255) -> Non
 
 
 def axis_arithmetic(n: int, k: int, s: int, d: int, before: int, after: int) -> str:
-    """The SPEC §4 arithmetic string, computed here from the formula of SPEC §1."""
+    """The README 'report' arithmetic string, computed here from the formula of README 'numbers'."""
     out = (n + before + after - d * (k - 1) - 1) // s + 1
     return f"({n} + {before} + {after} - {d}*({k}-1) - 1) // {s} + 1 = {out}"
 
@@ -169,7 +169,7 @@ def pair(v: Any) -> list[int]:
     return list(v) if isinstance(v, list) else [v, v]
 
 
-# --------------------------------------------------------------------------- the JSON report (SPEC §4)
+# ------------------------------------------------------------------ the JSON report (README 'report')
 
 
 def test_json_report_schema_and_arithmetic_for_three_downsamples(tmp_path: Path) -> None:
@@ -538,7 +538,7 @@ def test_separable_method_refuses_a_non_separable_kernel(cat: Path) -> None:
 
 @pytest.mark.parametrize(("literal", "k"), [("1 2; 3 -1", [[1, 2], [3, -1]]), ("1 -2 0 3", [[1, -2, 0, 3]])])
 def test_even_and_non_square_kernels_pad_after_more(tmp_path: Path, literal: str, k: list[list[int]]) -> None:
-    """SPEC §1 same padding: total k-1, before = total // 2 (so 0 before and 1 after for k = 2)."""
+    """README 'numbers' same padding: total k-1, before = total // 2 (so 0 before and 1 after for k = 2)."""
     x = cat_crop(21, 26).astype(np.float64)
     src = save(cat_crop(21, 26), tmp_path / "in.png")
     kk = np.array(k, dtype=np.float64)
@@ -565,7 +565,7 @@ def test_normalize_scale_and_bias(cat: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(load(tmp_path / "n.png"), quantize(corr(x, GAUSS3)))
     ok("filter", cat, "-k", "sharpen", "--scale", "0.5", "-o", tmp_path / "s.png")
     np.testing.assert_array_equal(load(tmp_path / "s.png"), quantize(corr(x, SHARPEN * 0.5)))
-    # x + 10.5 lands on ties everywhere: round half to even, as SPEC §1 says
+    # x + 10.5 lands on ties everywhere: round half to even, as README 'numbers' says
     ok("filter", cat, "-k", "identity", "--bias", "10.5", "-o", tmp_path / "b.png")
     expected = quantize(x.astype(np.float64) + 10.5)
     assert not np.array_equal(expected, np.clip(np.floor(x + 11.0), 0, 255))  # half-even != half-up
@@ -930,7 +930,7 @@ def test_alpha_blur_has_no_halo(tmp_path: Path) -> None:
 
 
 def test_alpha_premultiplied_filter_with_bias_against_a_reference(tmp_path: Path) -> None:
-    """SPEC §1: premultiply, filter colour and alpha with the same kernel, divide back. The bias is a
+    """README 'numbers': premultiply, filter colour and alpha with the same kernel, divide back. The bias is a
     colour offset: a half-transparent pixel gets +7 like an opaque one (not +14)."""
     rng = np.random.default_rng(11)
     rgba = rng.integers(0, 256, size=(18, 21, 4), dtype=np.uint8)
@@ -975,7 +975,7 @@ def test_edges_on_rgba_drop_alpha_for_every_direction(tmp_path: Path) -> None:
         assert_quantized(np.asarray(im), np.abs(corr(lum, K_V)))
 
 
-# --------------------------------------------------------------------------- the lecture facts (SPEC §6)
+# ---------------------------------------------------------------- the lecture facts (README 'lecture')
 
 
 def test_fact1_sharpen_on_the_lecture_patch_gives_50() -> None:

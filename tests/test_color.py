@@ -1,4 +1,4 @@
-"""Colour helpers (SPEC §1 Channels): ITU-R 601-2 luma, the sRGB transfer, premultiplied alpha."""
+"""Colour helpers (README 'numbers' Channels): ITU-R 601-2 luma, the sRGB transfer, premultiplied alpha."""
 
 from __future__ import annotations
 

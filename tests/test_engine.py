@@ -1,8 +1,8 @@
-"""The engine against independent references (tests/reference.py), SPEC §1 "Numbers".
+"""The engine against independent references (tests/reference.py), README 'numbers' "Numbers".
 
 Every padding mode and alias, stride, dilation, pad amount and kernel shape is
 compared with both the direct float64 loop and scipy.ndimage; float32 results
-must be within 1e-4 relative of the float64 reference (SPEC §1 "Arithmetic").
+must be within 1e-4 relative of the float64 reference (README 'numbers' "Arithmetic").
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from reference import (
 from convcli.engine import METHODS, conv2d, correlate2d
 from convcli.errors import UsageError
 
-RTOL = 1e-4  # SPEC §1: float32 within 1e-4 relative of a float64 reference
+RTOL = 1e-4  # README 'numbers': float32 within 1e-4 relative of a float64 reference
 
 STRIDES = [(1, 1), (2, 2), (2, 3)]
 DILATIONS = [(1, 1), (2, 2), (1, 3)]
@@ -40,7 +40,7 @@ PAD_ALIASES = sorted(a for a, m in ALIASES.items() if m != "valid")
 
 
 def _image(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Pixel-like values 0..255 (SPEC §1: values enter the arithmetic as stored)."""
+    """Pixel-like values 0..255 (README 'numbers': values enter the arithmetic as stored)."""
     return rng.integers(0, 256, size=shape).astype(np.float64)
 
 
@@ -294,7 +294,7 @@ def test_bad_image_ndim_is_a_usage_error(shape):
     "kwargs", [{"stride": (0, 1)}, {"stride": (1, -2)}, {"dilation": (0, 0)}, {"dilation": (1, -1)}]
 )
 def test_stride_and_dilation_below_one_are_usage_errors(kwargs, rng):
-    """SPEC §1: stride and dilation are integers >= 1 (not a ZeroDivisionError or garbage)."""
+    """README 'numbers': stride and dilation are integers >= 1 (not a ZeroDivisionError or garbage)."""
     with pytest.raises(UsageError, match=">= 1"):
         correlate2d(_image(rng, (6, 6)), np.ones((3, 3)), **kwargs)
     with pytest.raises(UsageError, match=">= 1"):

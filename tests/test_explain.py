@@ -38,7 +38,7 @@ def hand_index(i: int, n: int, mode: str) -> int | None:
 
 
 def hand_pixel(img: np.ndarray, k: np.ndarray, x: int, y: int, stride, dilation, pad4, mode) -> float:
-    """The SPEC §1 formula for one output pixel, written out with a double loop."""
+    """The README 'numbers' formula for one output pixel, written out with a double loop."""
     top, _, left, _ = pad4
     total = 0.0
     for i in range(k.shape[0]):

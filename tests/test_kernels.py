@@ -1,4 +1,4 @@
-"""Kernels: the registry (SPEC §2), immutability, the literal/file parser and its errors,
+"""Kernels: the registry (README 'Kernels'), immutability, the literal/file parser and its errors,
 --normalize/--scale, and the Gaussian builder against OpenCV's getGaussianKernel."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from convcli.core.kernels import (
 )
 from convcli.errors import UsageError
 
-# Hand-written from SPEC §2, the lecture and the operators' textbook definitions.
+# Hand-written from README 'Kernels', the lecture and the operators' textbook definitions.
 EXPECTED = {
     "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
     "sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],  # the lecture's

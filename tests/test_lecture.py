@@ -1,4 +1,4 @@
-"""SPEC §6 lecture facts 1, 2, 3, 4 and 6 at the core level (kernels, shapes, engine).
+"""README 'lecture' lecture facts 1, 2, 3, 4 and 6 at the core level (kernels, shapes, engine).
 
 Fact 5 (a channel-mixing conv chain's NCHW shapes) belongs to the pipeline/CLI tests.
 Where a real image helps, the bundled 224x224 photo is used, read with Pillow.

@@ -1,4 +1,4 @@
-"""The padding table (SPEC §1): names, aliases, every library's name, pad_array vs numpy.pad,
+"""The padding table (README 'numbers'): names, aliases, every library's name, pad_array vs numpy.pad,
 the hand-written index mapping of tests/reference.py, and the pattern drawn on a row."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from reference import ALIASES, NUMPY_MODE, PAD_MODES, SCIPY_MODE, map_index, ref
 from convcli.core.padding import ALL_NAMES, MODES, pad_array, pattern_row, resolve_mode
 from convcli.errors import UsageError
 
-# SPEC §1 table, typed in by hand: mode -> (aliases, numpy.pad, scipy.ndimage, OpenCV, PyTorch)
+# README 'numbers' table, typed in by hand: mode -> (aliases, numpy.pad, scipy.ndimage, OpenCV, PyTorch)
 SPEC_TABLE = {
     "zeros": ({"constant"}, "constant", "constant", "BORDER_CONSTANT", "zeros"),
     "border": ({"replicate", "edge", "nearest"}, "edge", "nearest", "BORDER_REPLICATE", "replicate"),

@@ -1,6 +1,6 @@
 """The shape report's renderings: JSON Lines for programs, plain lines for pipes, a Rich table for people.
 
-The records are written here by hand, in the SPEC §4 form, so the renderers are tested on their own.
+The records are written here by hand, in the README 'report' form, so the renderers are tested on their own.
 """
 
 from __future__ import annotations

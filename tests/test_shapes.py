@@ -1,4 +1,4 @@
-"""Convolution arithmetic (SPEC §1 output size and --pad, §4 arithmetic/receptive field/jump)."""
+"""Convolution arithmetic (README 'numbers' output size and --pad, §4 arithmetic/receptive field/jump)."""
 
 from __future__ import annotations
 
@@ -195,7 +195,7 @@ def test_geometry_rejects_impossible_parameters(kwargs):
 
 
 def test_three_stride2_3x3_stages():
-    """SPEC §4: three 3x3 stride-2 stages -> receptive field 3/7/15, jump 2/4/8."""
+    """README 'report': three 3x3 stride-2 stages -> receptive field 3/7/15, jump 2/4/8."""
     g = Geometry((3, 3), (2, 2), (1, 1), (1, 1, 1, 1))
     assert receptive_field([g, g, g]) == [((3, 3), (2, 2)), ((7, 7), (4, 4)), ((15, 15), (8, 8))]
 

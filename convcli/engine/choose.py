@@ -33,7 +33,7 @@ DIRECT_MAX_PASSES_INT = 40
 # FFT (per band, transform lengths rounded up to 2^a 3^b 5^c) against the per-band GEMM,
 # random n x n kernels, 1024x1024 RGB float32, 2 threads, ms im2col / fft: n=9 20-47 / 94-130,
 # n=15 39-56 / 47, n=21 83-92 / 80, n=31 145-156 / 86, n=41 206-376 / 87-303 (two runs on a
-# shared machine). As in issue 4, FFT never wins up to 15x15; it does from about 19x19.
+# shared machine). benchmarks/engine_crossover.py: FFT never wins up to 15x15; it does from about 19x19.
 FFT_MIN_TAPS = 19 * 19
 
 
