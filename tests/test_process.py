@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -342,3 +343,29 @@ def test_stray_warning_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
         r = CliRunner().invoke(cli, ["padding", "zeros"], catch_exceptions=False)
     assert r.exit_code == 0
     assert r.stderr == "convcli: warning: something odd happened\n"
+
+
+def test_a_signal_landing_in_a_callback_python_ignores_is_delivered_again() -> None:
+    """A Ctrl-C whose exception lands in a weakref callback (as during an import's module lock)
+    would be printed as "Exception ignored" and lost: it is delivered again, and the run stops."""
+    code = textwrap.dedent('''
+        import gc, os, signal, time, weakref
+        from convcli.cli.errors import Stopped, signals_stop
+        class A: pass
+        try:
+            with signals_stop():
+                a = A()
+                def cb(ref):
+                    os.kill(os.getpid(), signal.SIGINT)
+                    for _ in range(1000): pass  # the handler runs here, inside the callback
+                r = weakref.ref(a, cb)
+                del a
+                gc.collect()
+                time.sleep(2)
+                print("not stopped")
+        except Stopped as e:
+            print("stopped", e.terminated)
+    ''')
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
+    assert res.stdout == "stopped False\n"
+    assert res.stderr == ""

@@ -86,10 +86,24 @@ def signals_stop() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         raise Stopped(signum == signal.SIGTERM)
 
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:
+        # The signal landed in code whose exceptions Python drops (a weakref callback during an
+        # import, a __del__): deliver it again, from a moment later, instead of losing it.
+        exc = info.exc_value
+        if isinstance(exc, Stopped | KeyboardInterrupt):
+            sig = signal.SIGTERM if isinstance(exc, Stopped) and exc.terminated else signal.SIGINT
+            threading.Timer(0.005, os.kill, (os.getpid(), sig)).start()
+            return
+        previous_hook(info)
+
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for s, h in previous.items():
             signal.signal(s, h)
 
