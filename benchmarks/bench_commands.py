@@ -364,7 +364,7 @@ def tool_versions() -> dict[str, str]:
     par = shutil.which("parallel")
     exe, why = convcli_status()
     return {
-        "convcli CLI": exe or why,
+        "convcli CLI": _short(exe) if exe else why,
         "libvips": tool_version([vips, "--version"]) if vips else "not found (apt-get install libvips-tools)",
         "ImageMagick": f"{im_desc} ({im[0]})" if im else im_desc,
         "GNU parallel": tool_version([par, "--version"]) if par else "not found (apt-get install parallel)",
