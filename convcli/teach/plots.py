@@ -45,15 +45,7 @@ def _nice(v: float) -> str:
 def _axes(d: ImageDraw.ImageDraw, f: Frame, xticks: Sequence[tuple[float, str]],
           yticks: Sequence[tuple[float, str]], xlabel: str, ylabel: str, size: int) -> None:
     font = _font(size)
-    for x, text in xticks:
-        px, _ = f.px(x, f.y0)
-        d.line([(px, f.top), (px, f.bottom)], fill=GRID)
-        d.text((px, f.bottom + 4), text, fill=SUBTEXT, font=font, anchor="mt")
-    for y, text in yticks:
-        _, py = f.px(f.x0, y)
-        d.line([(f.left, py), (f.right, py)], fill=GRID)
-        d.text((f.left - 5, py), text, fill=SUBTEXT, font=font, anchor="rm")
-    d.rectangle([f.left, f.top, f.right, f.bottom], outline=AXIS)
+    _axes_only(d, f, xticks, yticks, size=size, gap=4)
     d.text(((f.left + f.right) / 2, f.bottom + size + 10), xlabel, fill=TEXT, font=font, anchor="mt")
     # the y label, written vertically
     w = int(d.textlength(ylabel, font=font)) + 4
@@ -191,12 +183,13 @@ def response_figure(r: Response, title: str) -> np.ndarray:
 
 
 def _axes_only(d: ImageDraw.ImageDraw, f: Frame, xticks: Sequence[tuple[float, str]],
-               yticks: Sequence[tuple[float, str]]) -> None:
-    font = _font(12)
+               yticks: Sequence[tuple[float, str]], size: int = 12, gap: int = 6) -> None:
+    """Grid lines with tick labels and the frame, no axis titles."""
+    font = _font(size)
     for x, text in xticks:
         px, _ = f.px(x, f.y0)
         d.line([(px, f.top), (px, f.bottom)], fill=GRID)
-        d.text((px, f.bottom + 6), text, fill=SUBTEXT, font=font, anchor="mt")
+        d.text((px, f.bottom + gap), text, fill=SUBTEXT, font=font, anchor="mt")
     for y, text in yticks:
         _, py = f.px(f.x0, y)
         d.line([(f.left, py), (f.right, py)], fill=GRID)
