@@ -320,3 +320,31 @@ def test_check_files_names_both_paths(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="channel map"):
         check_files(inputs, [_job(a, str(tmp_path / "g.png"), maps=(b,))], None)
     check_files(inputs, [_job(a, out), Refusal(b, "unreadable", 1)], None)  # refused inputs plan nothing
+
+
+# --------------------------------------------------------------------------- commands that plan their own files
+
+
+def test_teaching_commands_never_write_over_their_inputs(tmp_path: Path) -> None:
+    """animate, kernels --response, demo and learn check their files as the image commands do."""
+    src = save(tmp_path / "in.png", h=40, w=40)
+    before = snapshot(tmp_path)
+    refused(run("animate", src, "--crop", "4", "-o", src), "animation", "overwrite")
+    refused(run("kernels", f"@{src}", "--response", "-o", src), "response picture", "overwrite")
+    fig = tmp_path / "00-overview.png"
+    fig.write_bytes(src.read_bytes())
+    before = snapshot(tmp_path)
+    refused(run("demo", "--image", fig, "--out-dir", tmp_path), "figure", "overwrite")
+    kernel = tmp_path / "k.txt"
+    kernel.write_text("0 1 0\n1 1 1\n0 1 0\n")
+    before = snapshot(tmp_path)
+    refused(run("learn", src, src, "--size", "3", "-o", kernel, "--montage", src), "overwrite")
+    assert snapshot(tmp_path) == before
+
+
+def test_teaching_commands_create_their_folders(tmp_path: Path) -> None:
+    r = run("animate", "-o", tmp_path / "a" / "b" / "x.gif")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "a" / "b" / "x.gif").is_file()
+    (tmp_path / "file").write_text("a file where a folder would go")
+    refused(run("animate", "-o", tmp_path / "file" / "x.gif"), "not a directory")

@@ -400,9 +400,27 @@ def make_folders(tasks: list[Task]) -> list[Task]:
     return out
 
 
+def prepare_paths(inputs: list[str], outputs: list[tuple[str, str]]) -> None:
+    """For a command that plans its files itself (animate, learn, demo, kernels --response):
+    :func:`check_paths`, then the folders of the outputs created. UsageError (exit 2) either way."""
+    check_paths(inputs, outputs)
+    for _what, path in outputs:
+        folder = os.path.dirname(path)
+        if not folder:
+            continue
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except FileExistsError:
+            msg = f"cannot create the folder of {path}: not a directory"
+            raise UsageError(msg) from None
+        except OSError as e:
+            msg = f"cannot create the folder of {path}: {os_reason(e)}"
+            raise UsageError(msg) from None
+
+
 def check_paths(inputs: list[str], outputs: list[tuple[str, str]]) -> None:
-    """The same check for a command that plans its files itself (``learn``): ``outputs`` are
-    (what, path); none may be an input, two the same file, or an existing non-regular file."""
+    """The one safety check for a command that plans its files itself: ``outputs`` are (what,
+    path); none may be an input, two the same file, or an existing non-regular file."""
     input_keys: dict[object, str] = {}
     for name in inputs:
         if name != "-":

@@ -10,7 +10,7 @@ import numpy as np
 
 from convcli.cli.options import FiniteFloat, geometry_options, parse_at
 from convcli.core.shapes import resolve_pad
-from convcli.errors import OutputError, UsageError
+from convcli.errors import UsageError
 
 #: -o extension -> animation format
 _EXT = {".gif": "gif", ".png": "png", ".apng": "png", ".webp": "webp"}
@@ -87,6 +87,7 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
     from convcli.cli.kernelspec import cli_kernel
     from convcli.core.kernels import parse_literal
     from convcli.io.files import write_atomic
+    from convcli.run.plan import prepare_paths
     from convcli.teach.animate import AnimateSettings, animate, encode_animation, encode_still, small_integers
 
     ext = os.path.splitext(output)[1].lower()
@@ -107,6 +108,8 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
         msg = "--at and --crop take an IMAGE"
         raise UsageError(msg)
     kernel = cli_kernel(kernel_spec)
+    kernel_file = [kernel_spec[1:]] if kernel_spec.startswith("@") else []
+    prepare_paths([*([image] if image else []), *kernel_file], [("animation", output)])
     if flip:
         kernel = kernel.flipped()
     pad4 = resolve_pad(p["pad"], kernel.shape, p["dilation"], p["padding"])
@@ -134,13 +137,6 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
         data = encode_still(anim.frames[frame])
     else:
         data = encode_animation(anim.frames, anim.durations, fmt)
-    parent = os.path.dirname(output)
-    if parent:
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except OSError as e:
-            msg = f"cannot create folder {parent}: {e.strerror}"
-            raise OutputError(msg) from None
     write_atomic(output, data)
     oh, ow = anim.plan.out_hw
     what = f"frame {frame % n} of {n}" if frame is not None else f"{n} frames"

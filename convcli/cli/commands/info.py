@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
@@ -54,7 +53,7 @@ def kernels_cmd(spec: str | None, as_json: bool, response: bool, dft_size: int, 
         if not spec:
             msg = "--response needs a kernel SPEC: a name, a parametric spec, a literal or @FILE"
             raise UsageError(msg)
-        return _response(cli_kernel(spec), as_json, dft_size, output)
+        return _response(cli_kernel(spec), as_json, dft_size, output, spec)
     ks = [cli_kernel(spec)] if spec else list(REGISTRY.values())
     for k in ks:
         if as_json:
@@ -79,7 +78,7 @@ def kernels_cmd(spec: str | None, as_json: bool, response: bool, dft_size: int, 
     return 0
 
 
-def _response(k: Kernel, as_json: bool, n: int, output: str | None) -> int:
+def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -> int:
     """``kernels SPEC --response``: the magnitude of the 2-D DFT, as numbers and as a picture."""
     from convcli.teach.plots import frequency_response
 
@@ -99,11 +98,11 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None) -> int:
     if output is not None:
         from convcli.io.encode import encode_image
         from convcli.io.files import write_atomic
+        from convcli.run.plan import prepare_paths
         from convcli.teach.plots import response_figure
 
-        folder = os.path.dirname(output)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
+        kernel_file = [spec[1:]] if spec.startswith("@") else []
+        prepare_paths(kernel_file, [("response picture", output)])
         img = response_figure(r, f"{k.name} {k.shape[0]}x{k.shape[1]}: |frequency response| "
                                  f"(DFT {r.magnitude.shape[0]}x{r.magnitude.shape[0]})")
         write_atomic(output, encode_image(img, None, "png")[0])

@@ -128,7 +128,7 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
     """
     from convcli.io.decode import DEFAULT_MAX_PIXELS, read_image
     from convcli.io.files import write_atomic
-    from convcli.run.plan import check_paths
+    from convcli.run.plan import prepare_paths
     from convcli.teach.learn import LearnSettings, descend, make_problem, solve_lstsq
 
     t0 = time.perf_counter()
@@ -153,16 +153,8 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
         if solver == "descent":
             files.append(("loss curve", curve))
         files.append(("montage", montage))
-    check_paths([input_path, target_path], files)
     picks = _parse_steps(show_steps, steps if solver == "descent" else 0)
-    for _what, path in files:
-        folder = os.path.dirname(path)
-        if folder:
-            try:
-                os.makedirs(folder, exist_ok=True)
-            except OSError as e:
-                msg = f"cannot create the folder of {path}: {e.strerror}"
-                raise UsageError(msg) from None
+    prepare_paths([input_path, target_path], files)
 
     limit = max_pixels or DEFAULT_MAX_PIXELS
     src = read_image(input_path, gray=gray, max_pixels=limit)

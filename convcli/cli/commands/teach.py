@@ -160,18 +160,16 @@ def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
     from convcli.io.decode import read_image
     from convcli.io.encode import encode_image
     from convcli.io.files import write_atomic
+    from convcli.run.plan import prepare_paths
     from convcli.teach.demo import build_figures, bundled_cat_path, shape_chain
 
     src = image or bundled_cat_path()
     img = _read_named(read_image, src, "--image")
     color = img.color * (255.0 / img.header.maxval) if img.header.maxval != 255 else img.color
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as e:
-        msg = f"cannot create --out-dir {out_dir}: {e.strerror}"
-        raise UsageError(msg) from None
-    for fig in build_figures(color, seed=seed):
-        path = os.path.join(out_dir, f"{fig.name}.{'gif' if fig.animation else 'png'}")
+    figures = build_figures(color, seed=seed)
+    paths = [os.path.join(out_dir, f"{fig.name}.{'gif' if fig.animation else 'png'}") for fig in figures]
+    prepare_paths([src], [("figure", path) for path in paths])  # before the first file is written
+    for fig, path in zip(figures, paths, strict=True):
         data = fig.animation or encode_image(fig.image, None, "png")[0]
         write_atomic(path, data)
         if as_json:
