@@ -322,7 +322,7 @@ def test_check_files_names_both_paths(tmp_path: Path) -> None:
     check_files(inputs, [_job(a, out), Refusal(b, "unreadable", 1)], None)  # refused inputs plan nothing
 
 
-# --------------------------------------------------------------------------- commands that plan their own files
+# ------------------------------------------------------------------- commands that plan their own files
 
 
 def test_teaching_commands_never_write_over_their_inputs(tmp_path: Path) -> None:

@@ -274,6 +274,16 @@ def _row_range(rows: Rows | None, oh: int) -> Rows:
     return y0, y1
 
 
+def _run_rows(work: _Banded, shape: tuple[int, ...], rows: Rows | None, out: np.ndarray | None,
+              dtype: np.dtype | type | str, threads: int | None, band_bytes: int) -> np.ndarray:
+    """Run a planned correlation over output rows ``rows`` (all: None) into ``out`` or a new array."""
+    nthreads = bands.resolve_threads(threads)
+    y0, y1 = _row_range(rows, shape[0])
+    result = _output(out, (y1 - y0,) + shape[1:], np.dtype(dtype))
+    work.run(result.reshape(y1 - y0, shape[1], -1), y0, y1, nthreads, band_bytes)
+    return result
+
+
 def correlate2d(
     x: np.ndarray,
     kernel: np.ndarray,
@@ -314,11 +324,7 @@ def correlate2d(
     the whole output's rows bit for bit; other ranges agree within the usual rounding.
     """
     work, shape = _correlate_work(x, kernel, stride, dilation, pad, mode, flip, dtype, method, integer_input)
-    nthreads = bands.resolve_threads(threads)
-    y0, y1 = _row_range(rows, shape[0])
-    result = _output(out, (y1 - y0,) + shape[1:], np.dtype(dtype))
-    work.run(result.reshape(y1 - y0, shape[1], -1), y0, y1, nthreads, band_bytes)
-    return result
+    return _run_rows(work, shape, rows, out, dtype, threads, band_bytes)
 
 
 def gradient_magnitude(
@@ -347,11 +353,7 @@ def gradient_magnitude(
     """
     work, shape = _gradient_work(x, kernel_x, kernel_y, stride, dilation, pad, mode, dtype, method,
                                  integer_input)
-    nthreads = bands.resolve_threads(threads)
-    y0, y1 = _row_range(rows, shape[0])
-    result = _output(out, (y1 - y0,) + shape[1:], np.dtype(dtype))
-    work.run(result.reshape(y1 - y0, shape[1], -1), y0, y1, nthreads, band_bytes)
-    return result
+    return _run_rows(work, shape, rows, out, dtype, threads, band_bytes)
 
 
 def band_height(

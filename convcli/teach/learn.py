@@ -294,20 +294,18 @@ def preconditioner(problem: Problem, iterations: int = 20) -> tuple[Precondition
         curv[i] = _dot(v, _hessian_times(problem, g0, v))
     # the largest curvature among zero-sum directions (power iteration with the sums projected out)
     flat = Preconditioner(np.zeros(n_slices), 0.0, taps)
-    v = flat.apply(problem.initial())
-    rest = 0.0
-    for _ in range(iterations):
-        norm = np.sqrt(_dot(v, v)) or 1.0
-        v = Weights(v.kernel / norm, None if v.bias is None else v.bias / norm)
-        hv = flat.apply(_hessian_times(problem, g0, v))
-        rest = _dot(v, hv)
-        v = hv
-    rest = max(rest, 1e-300)
+    rest = max(_largest_curvature(problem, g0, flat, flat.apply(problem.initial()), iterations), 1e-300)
     counted = problem.target.size if problem.mask is None else problem.mask.sum()
     bias_curv = 2.0 * counted / problem.target.shape[2] / problem.n
     pre = Preconditioner(rest / np.maximum(curv, 1e-300), rest / bias_curv, taps)
     # the largest curvature of the preconditioned loss: the safe step is 1 / it
-    v = problem.initial()
+    lam = _largest_curvature(problem, g0, pre, problem.initial(), iterations)
+    return pre, 1.0 / max(lam, 1e-300)
+
+
+def _largest_curvature(problem: Problem, g0: Weights, pre: Preconditioner, v: Weights,
+                       iterations: int) -> float:
+    """The largest eigenvalue of ``pre`` applied to the loss's Hessian, by power iteration from ``v``."""
     lam = 0.0
     for _ in range(iterations):
         norm = np.sqrt(_dot(v, v)) or 1.0
@@ -315,7 +313,7 @@ def preconditioner(problem: Problem, iterations: int = 20) -> tuple[Precondition
         hv = pre.apply(_hessian_times(problem, g0, v))
         lam = _dot(v, hv)
         v = hv
-    return pre, 1.0 / max(lam, 1e-300)
+    return lam
 
 
 def descend(problem: Problem) -> Iterator[Step]:
