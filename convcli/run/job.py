@@ -61,6 +61,7 @@ class Job:
     temp_tag: str = ""  # this run's tag in temporary file names (cleanup removes only its own)
     frames: tuple[int, ...] | None = None  # frames filtered one by one (_process_frames); None: the first
     samples: int = 0  # input samples to filter (H * W * C * frames), from the header: the work's size
+    header: ImageHeader | None = None  # read when the run was planned: the job does not read it again
     dither: bool = True  # GIF output: Floyd-Steinberg when a frame needs a palette
     strip: bool = False  # write no metadata and no ICC profile
 
@@ -104,7 +105,7 @@ def process(job: Job) -> Result:
 def _process(job: Job) -> Result:
     t0 = time.perf_counter()
     src = _source(job)
-    header = read_header(src, gray=job.gray, max_pixels=job.max_pixels)
+    header = job.header or read_header(src, gray=job.gray, max_pixels=job.max_pixels)
     plans = job.pipeline.plan((header.channels, header.height, header.width))
     record: dict[str, Any] = {
         "input": job.source,

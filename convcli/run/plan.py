@@ -221,6 +221,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
         quality=out.quality, compress_level=out.compress_level, temp_tag=temp_tag,
         frames=frames, dither=out.dither, strip=out.strip,
         samples=header.width * header.height * header.channels * (len(frames) if frames else 1),
+        header=header,
     )
 
 
