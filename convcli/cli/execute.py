@@ -40,7 +40,14 @@ from convcli.run.plan import (
     make_folders,
     plan_input,
 )
-from convcli.run.scale import Outcome, check_dask_address, choose_workers, run_dask, run_local, usable_cores
+from convcli.run.scale import (
+    Outcome,
+    check_dask_address,
+    choose_workers,
+    run_dask,
+    run_local,
+    share_cores,
+)
 from convcli.run.spec import Command, RunSpec
 
 
@@ -114,17 +121,8 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
         workers = 1  # Dask's workers decide their own threads (threads None: their cores)
     else:
         workers = choose_workers(tasks, spec.batch.jobs)
-        threads = engine_threads(spec, workers)
-        tasks = [dataclasses.replace(t, engine=dataclasses.replace(t.engine, threads=threads))
-                 if isinstance(t, Job) else t for t in tasks]
+        tasks = share_cores(tasks, workers)  # --threads as given, else each worker's share
     return RunPlan(tasks if spec.report.dry_run else make_folders(tasks), workers)
-
-
-def engine_threads(spec: RunSpec, workers: int) -> int:
-    """Threads per image: --threads, else each worker's share of the usable cores."""
-    if spec.engine.threads is not None:
-        return spec.engine.threads
-    return max(1, usable_cores() // workers)
 
 
 def _stdout_binary() -> BinaryIO:

@@ -1,10 +1,9 @@
-"""Image files in and out: the only module of convcli that imports Pillow.
+"""Image files in: headers and pixels.
 
-Decoding turns any file Pillow reads into float32 arrays on the file's own scale
-(0..255 or 0..65535) plus a header that says what was done on the way (palette
-expanded, EXIF orientation applied, first frame of an animation...). Encoding turns
-uint8/uint16 pixels back into file bytes; :func:`to_pixels` is the one place that
-maps floats to pixels, and :func:`write_atomic` the one place that writes files.
+Decoding turns any file Pillow reads (and .npy arrays) into float32 arrays on the file's
+own scale (0..255 or 0..65535) plus a header that says what was done on the way (palette
+expanded, EXIF orientation applied, frames...). Encoding is :mod:`convcli.io.encode`,
+floats back to pixels :mod:`convcli.core.pixels`, writing :mod:`convcli.io.files`.
 
 Untrusted files fail with :class:`~convcli.errors.InputError` carrying a one-line
 reason without the path (the caller names the input).

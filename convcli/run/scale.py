@@ -111,6 +111,7 @@ def run_local(tasks: list[Task], workers: int, stop: threading.Event) -> Iterato
     if workers <= 1 or len(tasks) <= 1:
         yield from _sequential(tasks, stop)
     else:
+        # Jobs planned by the CLI carry their thread share already; others get it here
         yield from _pooled(share_cores(tasks, min(workers, len(tasks))), min(workers, len(tasks)), stop)
 
 
