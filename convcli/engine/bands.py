@@ -141,6 +141,18 @@ def run_bands(fn: Callable[[int, int], None], parts: Sequence[tuple[int, int]], 
     list(_pool(threads).map(lambda s: fn(*s), parts))
 
 
+def _copy(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[...] = src`` for (n, w, C) arrays, one channel at a time where ``src``'s pixels are not
+    packed (e.g. the RGB of an RGBX buffer): NumPy would otherwise loop over runs of C samples
+    (4096x4096 RGB of RGBX to float32: 89 ms whole, 23 ms channel by channel)."""
+    channels = src.shape[2]
+    if channels > 1 and src.strides[1] != channels * src.strides[2]:
+        for c in range(channels):
+            dst[:, :, c] = src[:, :, c]
+    else:
+        dst[...] = src
+
+
 class BandGather:
     """Gathers padded bands of one image: the index work is done once per call, not per band.
 
@@ -182,11 +194,11 @@ class BandGather:
         rsrc = self.rsrc[r0:r1]
         if c0 < c1:
             if lo < hi:
-                out[lo:hi, c0:c1] = x[first + lo : first + hi, s0 : s0 + (c1 - c0)]
+                _copy(out[lo:hi, c0:c1], x[first + lo : first + hi, s0 : s0 + (c1 - c0)])
             if lo > 0:
-                out[:lo, c0:c1] = x[rsrc[:lo], s0 : s0 + (c1 - c0)]
+                _copy(out[:lo, c0:c1], x[rsrc[:lo], s0 : s0 + (c1 - c0)])
             if hi < n:
-                out[hi:, c0:c1] = x[rsrc[hi:], s0 : s0 + (c1 - c0)]
+                _copy(out[hi:, c0:c1], x[rsrc[hi:], s0 : s0 + (c1 - c0)])
         if self.edge_cols.size:
             if self.from_band:
                 out[:, self.edge_cols] = out[:, self.edge_bsrc]  # mirrored/wrapped from the band
