@@ -19,7 +19,7 @@ import numpy as np
 
 from convcli.core import color
 from convcli.core.kernels import MAX_KERNEL_SIZE, Kernel, gaussian_1d, rotate180, size_for_sigma
-from convcli.core.padding import PadMode, resolve_mode
+from convcli.core.padding import PadMode, resolve_mode, source_rows
 from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_geometry
 from convcli.engine import band_height, conv2d, correlate2d, gradient_magnitude
 from convcli.errors import UsageError
@@ -126,6 +126,15 @@ class WindowStage(Stage):
         into ``out``, a reused buffer of the result's shape and dtype, if given)."""
         return correlate2d(x, weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
                            mode=self.padding, flip=self.flip, rows=rows, out=out, **eng.kwargs())
+
+    def input_rows(self, y0: int, y1: int, height: int) -> int:
+        """How many leading input rows (of ``height``) output rows [y0, y1) read: every row they
+        read is above the returned count (with wrap-around padding, a top row may need the last)."""
+        g = self.geometry()
+        first = y0 * g.stride[0] - g.pad[0]
+        last = (y1 - 1) * g.stride[0] + (g.ksize[0] - 1) * g.dilation[0] - g.pad[0]
+        src, _ = source_rows(np.arange(first, last + 1), height, self.padding)
+        return int(src.max()) + 1
 
     def band_height(self, x: np.ndarray, eng: EngineOptions) -> int:
         """The engine's rows per band for :meth:`run` on ``x``: ``rows=`` ranges cut at its

@@ -31,6 +31,7 @@ Pure NumPy: no I/O.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Final
 
 import numpy as np
@@ -86,15 +87,29 @@ class _Stats:
                           self.hi if self.hi is not None else 0.0, frac)
 
 
+def pixel_array(stage: WindowStage, shape: tuple[int, ...], bits: int) -> np.ndarray:
+    """The (H', W', C) pixel array :func:`stream_stage` fills for an (H, W[, C]) input."""
+    h, w, c = (*shape[:2], shape[2] if len(shape) == 3 else 1)
+    _, oh, ow = stage.out_shape((c, h, w))
+    return np.empty((oh, ow, c), dtype=np.uint16 if bits == 16 else np.uint8)
+
+
 def stream_stage(x: np.ndarray, stage: WindowStage, eng: EngineOptions, *, policy: str, bits: int,
                  threads: int, rescale: float = 1.0,
-                 chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[np.ndarray, RangeStats]:
+                 chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                 ready: Callable[[int], None] | None = None, done: Callable[[int], None] | None = None,
+                 out: np.ndarray | None = None) -> tuple[np.ndarray, RangeStats]:
     """``to_pixels(stage.run(x) * rescale, policy, bits)`` computed chunk by chunk.
 
     ``x`` is (H, W) or (H, W, C) on the stored scale, any numeric dtype (uint8/uint16 as
     decoded: the engine converts each band as it gathers it). ``threads`` is the thread
     count of the engine and of ``to_pixels`` (it replaces ``eng.threads``); ``chunk_bytes``
-    the target size of one chunk's float output.
+    the target size of one chunk's float output. ``ready(n)``, if given, is called before each
+    chunk with the number of leading input rows the chunk reads, and returns once they are
+    there (rows of an image still being decoded: :func:`convcli.io.decode.read_rows`);
+    ``done(n)``, if given, is called after each chunk with the number of output rows now
+    final (for a writer compressing them on another thread). ``out``, if given, is the
+    pixel array to fill (from :func:`pixel_array`), so that such a writer can hold it first.
     Returns the pixels ((H', W') for one channel, else (H', W', C)) and the merged stats.
     Chunks of 8 MiB float32 output measured as fast as 4 or 16 MiB on 4096² RGB (within
     noise) while keeping a chunk's temporaries around 40 MB.
@@ -108,13 +123,15 @@ def stream_stage(x: np.ndarray, stage: WindowStage, eng: EngineOptions, *, polic
     band_eng = dataclasses.replace(eng, threads=threads)
     _, oh, ow = stage.out_shape((c, h, w))
     rows = chunk_rows(stage.band_height(x, band_eng), ow, c, np.dtype(eng.dtype), chunk_bytes)
-    pixels = np.empty((oh, ow, c), dtype=np.uint16 if bits == 16 else np.uint8)
+    pixels = pixel_array(stage, (h, w, c), bits) if out is None else out.reshape(oh, ow, c)
     # One float buffer for every chunk: a fresh chunk array would be page-faulted in again each time
     # (sharpen, 1024x1024 RGB, one thread: 15 -> 8 ms CPU with both buffers reused; benchmarks/ENGINE.md).
     chunk = np.empty((min(rows, oh), ow, c), dtype=np.dtype(eng.dtype))
     stats = _Stats()
     for y0 in range(0, oh, rows):
         y1 = min(oh, y0 + rows)
+        if ready is not None:
+            ready(stage.input_rows(y0, y1, h))
         values = stage.run(x, band_eng, rows=(y0, y1), out=chunk[: y1 - y0])
         if values.shape != (y1 - y0, ow, c):  # an engine bug, never a user error
             msg = f"rows {y0}..{y1} of stage {stage.op} came out {values.shape}, expected {(y1 - y0, ow, c)}"
@@ -125,4 +142,6 @@ def stream_stage(x: np.ndarray, stage: WindowStage, eng: EngineOptions, *, polic
         _, s = to_pixels(values[:, :, 0] if c == 1 else values, policy, bits, threads=threads, out=dst)
         empty = s.min == s.max == 0.0 and bool(np.isnan(values).all())  # to_pixels' all-NaN answer
         stats.add(s, values.size, not empty)
+        if done is not None:
+            done(y1)
     return (pixels[:, :, 0] if c == 1 else pixels), stats.result(policy)

@@ -120,11 +120,32 @@ def test_decoder_warnings_become_notes(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setattr(decode, "_decode_array", warn_then_decode)
     src = tmp_path / "a.png"
     src.write_bytes(encoded("PNG"))
-    r = run("blur", str(src), "-o", str(tmp_path / "o.png"), "--json")
+    # one thread: the whole image is decoded by _decode_array (with more, rows are read as they inflate)
+    r = run("blur", str(src), "-o", str(tmp_path / "o.png"), "--json", "--threads", "1")
     assert r.exit_code == 0
     assert r.stderr == ""
     (rec,) = [json.loads(line) for line in r.stdout.splitlines()]
     assert "warning: Possibly corrupt EXIF data. Skipping tag 270" in rec["notes"]
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_warnings_while_opening_become_notes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                             threads: str) -> None:
+    """The same on both read paths (decoded whole, or row by row on a worker thread)."""
+    real = decode._inspect
+
+    def warn_then_inspect(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn("Possibly corrupt EXIF data. Skipping tag 270", UserWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(decode, "_inspect", warn_then_inspect)
+    src = tmp_path / "a.png"
+    src.write_bytes(encoded("PNG"))
+    r = run("blur", str(src), "-o", str(tmp_path / "o.png"), "--json", "--threads", threads)
+    assert r.exit_code == 0
+    assert r.stderr == ""
+    (rec,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rec["notes"].count("warning: Possibly corrupt EXIF data. Skipping tag 270") == 1
 
 
 def test_a_warning_that_says_truncated_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,8 +19,8 @@ import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -33,6 +33,7 @@ from convcli.io.files import one_line, os_reason
 from convcli.io.formats import icc_fits
 from convcli.io.metadata import Metadata, read_metadata
 from convcli.io.png import decode_png, png_ihdr
+from convcli.io.pngrows import PngRows, can_read_rows
 
 if TYPE_CHECKING:
     pass
@@ -536,6 +537,52 @@ def read_image(
         raise InputError(msg)
     return DecodedImage(header, np.ascontiguousarray(color), alpha, icc if isinstance(icc, bytes) else None,
                         metadata)
+
+
+def _all_rows(rows: int) -> None:
+    """The ``wait`` of an image decoded whole: every row is already there."""
+
+
+@contextmanager
+def read_rows(
+    source: Source, *, gray: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    background: bool = True,
+) -> Iterator[tuple[DecodedImage, Callable[[int], None]]]:
+    """:func:`read_image` with ``keep_integer=True``, whose rows may still be arriving.
+
+    Yields the image and ``wait``: call ``wait(n)`` before reading rows ``0..n-1`` of
+    ``color``. A plain 8-bit RGB PNG (upright, no transparency, not interlaced or animated)
+    is decoded on a worker thread (:mod:`convcli.io.pngrows`), so its first rows can be
+    filtered while the rest inflates; anything else is decoded whole first. A decoding error
+    is an :class:`InputError` from ``wait``, or on leaving the block if no ``wait`` saw it:
+    the whole file is checked either way. ``color`` is valid only inside the block.
+    ``background=False`` starts no thread: every image is decoded whole.
+    """
+    if background and not _npy_source(source):
+        with ExitStack() as stack:
+            notes: list[str] = []
+            with _warnings_to_notes(notes):
+                im, _fp, head = stack.enter_context(_opened(source))
+                plan = _inspect(im, head, gray, max_pixels)
+            if (plan.orientation == 1 and plan.header.channels == 3 and not plan.header.has_alpha
+                    and plan.png_decoder is None and can_read_rows(im)):
+                icc = im.info.get("icc_profile") or None
+                image_rows = PngRows(im)
+                stack.callback(image_rows.close)
+                image = DecodedImage(_with_notes(plan.header, notes), image_rows.color, None,
+                                     icc if isinstance(icc, bytes) and icc_fits(icc, 3) else None,
+                                     read_metadata(im, 1))
+
+                def wait(rows: int) -> None:
+                    try:
+                        image_rows.wait(rows)
+                    except OSError as exc:
+                        raise InputError(f"truncated or corrupt PNG data ({one_line(exc)})") from None
+
+                yield image, wait
+                wait(image.header.height)
+                return
+    yield read_image(source, gray=gray, max_pixels=max_pixels, keep_integer=True), _all_rows
 
 
 @contextmanager

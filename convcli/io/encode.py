@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -143,6 +144,7 @@ def encode_image(
     task_bytes: int = PNG_TASK_BYTES,
     metadata: Metadata | None = None,
     dither: bool = True,
+    ready: Callable[[int], None] | None = None,
 ) -> tuple[bytes, tuple[str, ...]]:
     """uint8/uint16 pixels (and alpha) -> file bytes in ``fmt``, plus notes of what had to give.
 
@@ -150,11 +152,17 @@ def encode_image(
     ``metadata`` is written where ``fmt`` holds it (the notes say what was kept and dropped);
     ``dither``: Floyd-Steinberg when a GIF needs fewer colours than the image has.
     WebP at ``quality`` 100 is lossless, as in ImageMagick.
+    ``ready(n)``, if given, returns once rows ``0..n-1`` of ``pixels`` (still being computed
+    on another thread) are final: the PNG writer compresses rows as they come, every other
+    writer waits for the whole image.
     """
     info = format_info(fmt)
     if info.pil is None:
         msg = f"{info.name} holds raw float values: use encode_float"
         raise UsageError(msg)
+    if ready is not None and not (info.name == "png" and pixels.dtype == np.uint8 and alpha is None):
+        ready(pixels.shape[0])
+        ready = None
     color, alpha, notes = prepare_pixels(pixels, alpha, fmt)
     channels = 1 if color.ndim == 2 else 3
     icc_profile, icc_notes = fit_icc(icc_profile, channels, info.name)
@@ -167,8 +175,10 @@ def encode_image(
     if info.name == "png" and threaded:
         level = DEFAULT_PNG_COMPRESS_LEVEL if compress_level is None else compress_level
         png = encode_png(color, alpha, icc_profile=icc_profile, compress_level=level, threads=threads,
-                         task_bytes=task_bytes, chunks=png_chunks(meta))
+                         task_bytes=task_bytes, chunks=png_chunks(meta), ready=ready)
         return png, tuple(notes)
+    if ready is not None:
+        ready(color.shape[0])
 
     params: dict[str, object] = {}
     if info.name == "gif":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Final
 
@@ -260,8 +260,12 @@ def deflate_codec(backend: str, level: int) -> tuple[ModuleType, int]:
 
 
 def _deflate_task(rows: np.ndarray, start: int, stop: int, codec: ModuleType, level: int,
-                  last: bool) -> tuple[bytes, int, int]:
-    """One band of filtered rows as raw deflate data; returns (data, adler32, length)."""
+                  last: bool, ready: Callable[[int], None] | None = None) -> tuple[bytes, int, int]:
+    """One band of filtered rows as raw deflate data; returns (data, adler32, length).
+
+    ``ready(stop)``, if given, is called first and returns once rows ``0..stop-1`` hold pixels."""
+    if ready is not None:
+        ready(stop)
     row_len = 1 + rows.shape[1]
     back = min(start, -(-_DICT_BYTES // row_len))  # rows before the band whose bytes prime the window
     filtered = _filter_up(rows, start - back, stop).reshape(-1)
@@ -284,12 +288,14 @@ def _png_pool(threads: int) -> ThreadPoolExecutor:
 
 
 def png_zlib_stream(rows: np.ndarray, level: int, threads: int = 1,
-                    task_bytes: int = PNG_TASK_BYTES, deflate: str = "auto") -> bytes:
+                    task_bytes: int = PNG_TASK_BYTES, deflate: str = "auto",
+                    ready: Callable[[int], None] | None = None) -> bytes:
     """PNG image data: ``rows`` (H, row bytes) filtered (Up) and compressed as one zlib stream.
 
     Tasks of about ``task_bytes`` of filtered rows are compressed on ``threads`` threads by
     the ``deflate`` backend (see :func:`deflate_codec`); the stream does not depend on the
-    thread count.
+    thread count. ``ready(n)``, if given, returns once rows ``0..n-1`` hold their pixels: each
+    task waits for its own rows, so rows can be compressed while later ones are computed.
     """
     if threads < 1 or task_bytes < 1:
         msg = f"threads and task_bytes must be >= 1, got {threads} and {task_bytes}"
@@ -298,7 +304,7 @@ def png_zlib_stream(rows: np.ndarray, level: int, threads: int = 1,
     step = max(1, task_bytes // (1 + rows.shape[1]))
     spans = [(y, min(height, y + step)) for y in range(0, height, step)]
     codec, codec_level = deflate_codec(deflate, level)
-    tasks = [(rows, y0, y1, codec, codec_level, y1 == height) for y0, y1 in spans]
+    tasks = [(rows, y0, y1, codec, codec_level, y1 == height, ready) for y0, y1 in spans]
     if threads <= 1 or len(tasks) <= 1:
         parts = [_deflate_task(*t) for t in tasks]
     else:
@@ -319,16 +325,23 @@ def encode_png(
     task_bytes: int = PNG_TASK_BYTES,
     deflate: str = "auto",
     chunks: Sequence[tuple[bytes, bytes]] = (),
+    ready: Callable[[int], None] | None = None,
 ) -> bytes:
     """An 8- or 16-bit PNG (grey, grey+alpha, RGB, RGBA) by the threaded writer above.
 
     ``color`` (H, W) or (H, W, 3), ``alpha`` (H, W) or None, both uint8 or both uint16.
-    ``threads``, ``task_bytes`` and ``deflate``: as :func:`png_zlib_stream`. ``chunks``: (type, data)
-    of ancillary chunks written before the image data (metadata: pHYs, eXIf, tEXt, iTXt).
+    ``threads``, ``task_bytes``, ``deflate`` and ``ready``: as :func:`png_zlib_stream` (rows
+    still being computed are compressed as they come only for 8-bit ``color`` without alpha,
+    whose samples are the array itself; anything else waits for the whole image first).
+    ``chunks``: (type, data) of ancillary chunks written before the image data (metadata:
+    pHYs, eXIf, tEXt, iTXt).
     """
-    rows, depth, colour_type = _png_samples(color, alpha)
     height, width = color.shape[:2]
-    data = png_zlib_stream(rows, compress_level, threads, task_bytes, deflate)
+    if ready is not None and (alpha is not None or color.dtype != np.uint8 or not color.flags.c_contiguous):
+        ready(height)
+        ready = None
+    rows, depth, colour_type = _png_samples(color, alpha)
+    data = png_zlib_stream(rows, compress_level, threads, task_bytes, deflate, ready)
     del rows
     out = [
         PNG_SIGNATURE,

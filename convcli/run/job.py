@@ -10,12 +10,13 @@ batch layer turns them into error records and exit statuses.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,15 +26,20 @@ import numpy as np
 from convcli import streaming
 from convcli.core.pixels import RangeStats, to_pixels
 from convcli.engine import resolve_threads
-from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image
+from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image, read_rows
 from convcli.io.encode import encode_float, encode_image
 from convcli.io.files import write_atomic
 from convcli.io.metadata import Metadata, metadata_notes
+from convcli.io.png import THREADED_PNG_MIN_PIXELS
 from convcli.pipeline import EngineOptions, Pipeline, nchw
 from convcli.report import shape_text
+from convcli.run.overlap import Abandoned, Background, RowProgress
 
 #: What the main output holds: 8/16-bit pixels, raw float32 values, or one grey map per channel + a grid.
 OutputKind = Literal["pixels", "float", "maps"]
+#: Output pixels from which a streamed PNG is compressed while it is computed (the threaded writer's own
+#: threshold: smaller images go through Pillow's writer, which needs the whole image).
+OVERLAP_PIXELS = THREADED_PNG_MIN_PIXELS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,19 +222,48 @@ def _streams(job: Job, header: ImageHeader) -> bool:
 
 
 def _streamed(job: Job, src: str | Path | bytes, notes: list[str], threads: int) -> tuple[bytes, RangeStats]:
-    """A single window stage, 8/16-bit in and out, computed in bands; returns the encoded file."""
-    img = read_image(src, gray=job.gray, max_pixels=job.max_pixels, keep_integer=True)
-    notes.extend(n for n in img.header.notes if n not in notes)  # warnings while decoding
+    """A single window stage, 8/16-bit in and out, computed in bands; returns the encoded file.
+
+    With more than one thread, three steps overlap: a plain PNG input is still inflating
+    (:func:`read_rows`) while its first rows are filtered, and a large PNG output compresses
+    the rows already final (:mod:`convcli.run.overlap`) while later ones are computed.
+    """
     stage = streaming.window_stage(job.pipeline)
     assert stage is not None
-    bits, rescale = _output_bits(job, img.header)
-    pixels, stats = streaming.stream_stage(img.color, stage, job.engine, policy=job.policy, bits=bits,
-                                           threads=threads, rescale=rescale)
-    img.color = np.empty((0, 0, 1))  # the input is no longer needed while encoding
-    icc, meta = _metadata_for(job, img.icc_profile, img.metadata, notes)
-    data, enc_notes = encode_image(pixels, None, job.fmt, icc_profile=icc, quality=job.quality,
-                                   compress_level=job.compress_level, threads=threads, metadata=meta,
-                                   dither=job.dither)
+    with read_rows(src, gray=job.gray, max_pixels=job.max_pixels, background=threads > 1) as (img, wait):
+        notes.extend(n for n in img.header.notes if n not in notes)  # warnings while decoding
+        bits, rescale = _output_bits(job, img.header)
+        icc, meta = _metadata_for(job, img.icc_profile, img.metadata, notes)
+        pixels = streaming.pixel_array(stage, img.color.shape, bits)
+
+        def encode(ready: Callable[[int], None] | None = None) -> tuple[bytes, tuple[str, ...]]:
+            return encode_image(pixels, None, job.fmt, icc_profile=icc, quality=job.quality,
+                                compress_level=job.compress_level, threads=threads, metadata=meta,
+                                dither=job.dither, ready=ready)
+
+        def stream(done: Callable[[int], None] | None = None) -> RangeStats:
+            return streaming.stream_stage(img.color, stage, job.engine, policy=job.policy, bits=bits,
+                                          threads=threads, rescale=rescale, ready=wait, done=done,
+                                          out=pixels)[1]
+
+        overlap = threads > 1 and job.fmt == "png" and bits == 8
+        if overlap and pixels.shape[0] * pixels.shape[1] >= OVERLAP_PIXELS:
+            progress = RowProgress()
+            writer = Background(lambda: encode(progress.wait), "convcli-encode")
+            try:
+                stats = stream(progress.publish)
+            except BaseException:
+                progress.fail()
+                with contextlib.suppress(Abandoned):
+                    writer.result()
+                raise
+            data, enc_notes = writer.result()
+        else:
+            stats = stream()
+            data, enc_notes = None, ()
+    # the decoded input is released here (and the whole file checked), before any encoding left
+    if data is None:
+        data, enc_notes = encode()
     notes.extend(enc_notes)
     return data, stats
 
