@@ -49,6 +49,14 @@ def can_read_rows(im: Image.Image) -> bool:
             and hasattr(Image, "_getdecoder"))
 
 
+def _decoder_error(code: int) -> str:
+    """The text ``ImageFile.load`` raises for a decoder's error code (so both read paths say the same)."""
+    get = getattr(ImageFile, "_get_oserror", None)
+    if get is not None:
+        return str(get(code, encoder=False))
+    return f"{ImageFile.ERRORS.get(code) or f'decoder error {code}'} when reading image file"
+
+
 class PngRows:
     """Decode ``im`` (see :func:`can_read_rows`) on a worker thread; ``color`` fills top to bottom.
 
@@ -110,7 +118,7 @@ class PngRows:
                 rows = self._rows_done(rows)
                 if used < 0:  # the decoder has every row, or failed
                     if code < 0:
-                        error = ImageFile.ERRORS.get(code, f"decoder error {code}")
+                        error = _decoder_error(code)
                     elif rows < self._height:
                         error = "image data ended early"
                     break
