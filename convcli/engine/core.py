@@ -414,16 +414,18 @@ def _pixel_finish(spec: PixelSpec, dt: np.dtype, int_scale: float | None, bias: 
 
 def _run_pixels(work: _Banded, shape: tuple[int, ...], spec: PixelSpec, bias: float, rows: Rows | None,
                 out: np.ndarray | None, dtype: np.dtype | type | str, threads: int | None,
-                band_bytes: int) -> tuple[np.ndarray, RangeStats]:
+                band_bytes: int, band_stats: list[BandStats] | None) -> tuple[np.ndarray, RangeStats]:
     if not isinstance(spec, PixelSpec):
         msg = f"pixels must be a PixelSpec, got {type(spec).__name__}"
         raise UsageError(msg)
     nthreads = bands.resolve_threads(threads)
     y0, y1 = _row_range(rows, shape[0])
     result = _output(out, (y1 - y0,) + shape[1:], spec.dtype)
-    parts: list[BandStats] = []
+    parts: list[BandStats] = []  # appended by the bands' threads (list.append is atomic)
     finish, band_dt = _pixel_finish(spec, np.dtype(dtype), work.int_scale, float(bias), parts)
     work.run(result.reshape(y1 - y0, shape[1], -1), y0, y1, nthreads, band_bytes, finish, band_dt)
+    if band_stats is not None:
+        band_stats.extend(parts)
     return result, merge_stats(parts, spec.policy, result.size)
 
 
@@ -445,6 +447,7 @@ def correlate_pixels(
     out: np.ndarray | None = None,
     rows: Rows | None = None,
     band_bytes: int = bands.DEFAULT_BAND_BYTES,
+    band_stats: list[BandStats] | None = None,
 ) -> tuple[np.ndarray, RangeStats]:
     """:func:`correlate2d` straight to pixels: ``to_pixels((correlate2d(x, kernel, ...) + bias)
     * pixels.rescale, pixels.policy, pixels.bits)``, bit for bit, stats included.
@@ -453,10 +456,12 @@ def correlate_pixels(
     its values are in cache, into a uint8/uint16 result: no float image is written and walked
     again. ``bias`` and ``rescale`` are applied in ``dtype`` as a stage applies them. Other
     arguments as :func:`correlate2d`; ``out`` is a C-contiguous array of the pixel dtype.
-    Returns the pixels and the :class:`~convcli.core.pixels.RangeStats` merged over bands.
+    Returns the pixels and the :class:`~convcli.core.pixels.RangeStats` merged over bands;
+    ``band_stats``, if given, gets each band's (min, max, clipped count) appended, so calls on
+    ranges of ``rows`` merge exactly (:func:`convcli.core.pixels.merge_stats`).
     """
     work, shape = _correlate_work(x, kernel, stride, dilation, pad, mode, flip, dtype, method, integer_input)
-    return _run_pixels(work, shape, pixels, bias, rows, out, dtype, threads, band_bytes)
+    return _run_pixels(work, shape, pixels, bias, rows, out, dtype, threads, band_bytes, band_stats)
 
 
 def gradient_pixels(
@@ -476,11 +481,12 @@ def gradient_pixels(
     out: np.ndarray | None = None,
     rows: Rows | None = None,
     band_bytes: int = bands.DEFAULT_BAND_BYTES,
+    band_stats: list[BandStats] | None = None,
 ) -> tuple[np.ndarray, RangeStats]:
     """:func:`gradient_magnitude` straight to pixels, as :func:`correlate_pixels` (no bias)."""
     work, shape = _gradient_work(x, kernel_x, kernel_y, stride, dilation, pad, mode, dtype, method,
                                  integer_input)
-    return _run_pixels(work, shape, pixels, 0.0, rows, out, dtype, threads, band_bytes)
+    return _run_pixels(work, shape, pixels, 0.0, rows, out, dtype, threads, band_bytes, band_stats)
 
 
 def band_height(
