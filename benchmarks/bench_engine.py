@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from bench_common import Cell, Timing, repeat_timed, timed_call
 
-TOOLS = ("convcli", "convcli f32", "OpenCV", "OpenCV f32", "scipy.ndimage", "Pillow", "torch")
+TOOLS = ("convcli", "convcli → pixels", "convcli f32", "OpenCV", "OpenCV f32", "scipy.ndimage", "Pillow",
+         "torch")
 BASELINE = "OpenCV"
+#: convcli's engine writing uint8 pixels (clip policy), what OpenCV's uint8 calls return: the targets' column
+PIXELS = "convcli → pixels"
 FLOAT_TOL = 1e-4  # relative to max(1, max|ref|): the spec's float32-vs-float64 contract
 
 
@@ -180,6 +183,32 @@ def convcli_impl(key: str, inp: Inputs, threads: int | None, u8: bool) -> Impl |
 
         return Impl(run)
     return Impl(lambda: corr(x, KERNEL[key]))
+
+
+def convcli_pixels_impl(key: str, inp: Inputs, threads: int | None) -> Impl | str:
+    """convcli's engine on the 8-bit image straight to uint8 pixels (``--range clip``), as the
+    streamed command runs it: correlate_pixels / gradient_pixels."""
+    try:
+        from convcli.core.pixels import PixelSpec
+        from convcli.engine import correlate_pixels, gradient_pixels
+    except ImportError:
+        return "this convcli has no correlate_pixels"
+    extra: dict[str, object] = {} if threads is None else {"threads": threads}
+    spec = PixelSpec("clip", 8)
+
+    def first(result: object) -> np.ndarray:
+        return np.asarray(result[0])  # type: ignore[index]
+
+    if key == "sobel":
+        return Impl(lambda: gradient_pixels(inp.gray_u8, SOBEL_X, SOBEL_Y, spec, pad=(1, 1, 1, 1),
+                                            mode="reflection", **extra), "u8", 1.0, post=first)
+    if key == "conv":
+        return "a conv layer's output is float (no pixels)"
+    k = G3 if key == "stride2" else KERNEL[key]
+    p = k.shape[0] // 2
+    stride = (2, 2) if key == "stride2" else (1, 1)
+    return Impl(lambda: correlate_pixels(inp.rgb_u8, k, spec, stride=stride, pad=(p, p, p, p),
+                                         mode="reflection", **extra), "u8", 1.0, post=first)
 
 
 def _accepts(fn: Callable[..., object], param: str) -> bool:
@@ -371,6 +400,8 @@ def build_impl(tool: str, key: str, inp: Inputs, ctx: dict[str, object]) -> Impl
     """The tool's Impl, or a one-line reason to skip it."""
     if ctx.get(f"missing:{tool}"):
         return str(ctx[f"missing:{tool}"])
+    if tool == PIXELS:
+        return convcli_pixels_impl(key, inp, ctx.get("threads"))  # type: ignore[arg-type]
     if tool in ("convcli", "convcli f32"):
         return convcli_impl(key, inp, ctx.get("threads"), tool == "convcli")  # type: ignore[arg-type]
     if tool in ("OpenCV", "OpenCV f32"):

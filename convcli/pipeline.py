@@ -20,8 +20,16 @@ import numpy as np
 from convcli.core import color
 from convcli.core.kernels import MAX_KERNEL_SIZE, Kernel, gaussian_1d, rotate180, size_for_sigma
 from convcli.core.padding import PadMode, resolve_mode, source_rows
+from convcli.core.pixels import BandStats, PixelSpec
 from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_geometry
-from convcli.engine import band_height, conv2d, correlate2d, gradient_magnitude
+from convcli.engine import (
+    band_height,
+    conv2d,
+    correlate2d,
+    correlate_pixels,
+    gradient_magnitude,
+    gradient_pixels,
+)
 from convcli.errors import UsageError
 
 Shape3 = tuple[int, int, int]  # C, H, W
@@ -141,6 +149,12 @@ class WindowStage(Stage):
         multiples give the whole output's rows bit for bit (:func:`convcli.engine.band_height`)."""
         raise NotImplementedError
 
+    def run_pixels(self, x: np.ndarray, eng: EngineOptions, spec: PixelSpec, *, rows: tuple[int, int],
+                   out: np.ndarray, band_stats: list[BandStats]) -> None:
+        """``to_pixels(self.run(x, eng, rows=rows) * spec.rescale, ...)`` into ``out`` (uint8/uint16
+        rows of the output), bit for bit, each band's stats appended to ``band_stats``."""
+        raise NotImplementedError
+
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d["padding"] = self.padding.name
@@ -191,6 +205,12 @@ class CorrelateStage(WindowStage):
         return band_height(x, self.weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
                            mode=self.padding, flip=self.flip, **kw)
 
+    def run_pixels(self, x: np.ndarray, eng: EngineOptions, spec: PixelSpec, *, rows: tuple[int, int],
+                   out: np.ndarray, band_stats: list[BandStats]) -> None:
+        correlate_pixels(x, self.weights, spec, bias=self.bias, stride=self.stride, dilation=self.dilation,
+                         pad=self.pad, mode=self.padding, flip=self.flip, rows=rows, out=out,
+                         band_stats=band_stats, **eng.kwargs())
+
     def run_alpha(self, alpha: np.ndarray, eng: EngineOptions) -> np.ndarray:
         """Alpha goes through the same kernel and geometry, without the bias."""
         return self.correlate(alpha, self.weights, eng)
@@ -234,6 +254,12 @@ class GradientStage(WindowStage):
         kw.pop("threads")
         return band_height(x, kx, ky, stride=self.stride, dilation=self.dilation, pad=self.pad,
                            mode=self.padding, **kw)
+
+    def run_pixels(self, x: np.ndarray, eng: EngineOptions, spec: PixelSpec, *, rows: tuple[int, int],
+                   out: np.ndarray, band_stats: list[BandStats]) -> None:
+        kx, ky = self._kernels()
+        gradient_pixels(x, kx, ky, spec, stride=self.stride, dilation=self.dilation, pad=self.pad,
+                        mode=self.padding, rows=rows, out=out, band_stats=band_stats, **eng.kwargs())
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -3,10 +3,11 @@
 The common command -- one depthwise filter (``filter``, ``blur``, ``edges``,
 ``downsample``) from an 8/16-bit image to an 8/16-bit image with ``--range clip`` or
 ``abs`` -- needs no float copy of the whole image: the engine computes one chunk of
-output rows at a time from the integer input (``correlate2d``/``gradient_magnitude``
-with ``rows=``, its own per-band gather and padding), each chunk is converted to pixels
-with :func:`convcli.core.pixels.to_pixels` and written into the preallocated output. Peak
-memory is then the integer input, the integer output and one chunk's floats.
+output rows at a time from the integer input (``correlate_pixels``/``gradient_pixels``
+with ``rows=``, its own per-band gather and padding), and each band is converted to pixels
+by the range policy inside its worker (:func:`convcli.core.pixels.pixels_band`, the code
+``to_pixels`` runs) straight into the preallocated output. Peak memory is then the integer
+input, the integer output and one band's temporaries per thread.
 
 What is bit-identical, and what is not:
 
@@ -36,11 +37,9 @@ from typing import Final
 
 import numpy as np
 
-from convcli.core.pixels import RangeStats, to_pixels
+from convcli.core.pixels import LOCAL_POLICIES, BandStats, PixelSpec, RangeStats, merge_stats
 from convcli.pipeline import CorrelateStage, EngineOptions, GradientStage, Pipeline, WindowStage
 
-#: Range policies that map each sample on its own (normalize needs the whole image's range).
-LOCAL_POLICIES: tuple[str, ...] = ("clip", "abs")
 #: Default target bytes of one chunk's float output; the engine's bands and to_pixels'
 #: temporaries within it are smaller (4096x4096 RGB, 15x15 Gaussian: see stream_stage).
 DEFAULT_CHUNK_BYTES: Final[int] = 8 << 20
@@ -65,28 +64,6 @@ def chunk_rows(band: int, out_w: int, channels: int, dtype: np.dtype, chunk_byte
     return max(1, target // band) * band
 
 
-@dataclasses.dataclass
-class _Stats:
-    """RangeStats merged over chunks: min, max, and the clipped count over all samples."""
-
-    lo: float | None = None
-    hi: float | None = None
-    changed: int = 0
-    size: int = 0
-
-    def add(self, s: RangeStats, size: int, has_values: bool) -> None:
-        if has_values:
-            self.lo = s.min if self.lo is None else min(self.lo, s.min)
-            self.hi = s.max if self.hi is None else max(self.hi, s.max)
-        self.changed += round(s.clipped_fraction * size)
-        self.size += size
-
-    def result(self, policy: str) -> RangeStats:
-        frac = self.changed / self.size if self.size else 0.0
-        return RangeStats(policy, self.lo if self.lo is not None else 0.0,
-                          self.hi if self.hi is not None else 0.0, frac)
-
-
 def pixel_array(stage: WindowStage, shape: tuple[int, ...], bits: int) -> np.ndarray:
     """The (H', W', C) pixel array :func:`stream_stage` fills for an (H, W[, C]) input."""
     h, w, c = (*shape[:2], shape[2] if len(shape) == 3 else 1)
@@ -103,16 +80,16 @@ def stream_stage(x: np.ndarray, stage: WindowStage, eng: EngineOptions, *, polic
 
     ``x`` is (H, W) or (H, W, C) on the stored scale, any numeric dtype (uint8/uint16 as
     decoded: the engine converts each band as it gathers it). ``threads`` is the thread
-    count of the engine and of ``to_pixels`` (it replaces ``eng.threads``); ``chunk_bytes``
-    the target size of one chunk's float output. ``ready(n)``, if given, is called before each
-    chunk with the number of leading input rows the chunk reads, and returns once they are
-    there (rows of an image still being decoded: :func:`convcli.io.decode.read_rows`);
+    count of the engine (it replaces ``eng.threads``); ``chunk_bytes`` the size of one chunk's
+    output as floats (chunks are the units the input must be ready for; no chunk of floats
+    is written: the bands go straight to pixels). ``ready(n)``, if given, is called before
+    each chunk with the number of leading input rows the chunk reads, and returns once they
+    are there (rows of an image still being decoded: :func:`convcli.io.decode.read_rows`);
     ``done(n)``, if given, is called after each chunk with the number of output rows now
     final (for a writer compressing them on another thread). ``out``, if given, is the
     pixel array to fill (from :func:`pixel_array`), so that such a writer can hold it first.
-    Returns the pixels ((H', W') for one channel, else (H', W', C)) and the merged stats.
-    Chunks of 8 MiB float32 output measured as fast as 4 or 16 MiB on 4096² RGB (within
-    noise) while keeping a chunk's temporaries around 40 MB.
+    Returns the pixels ((H', W') for one channel, else (H', W', C)) and the stats merged
+    over every band (exactly: min, max and clipped counts).
     """
     if x.ndim == 2:
         x = x[:, :, None]
@@ -124,24 +101,14 @@ def stream_stage(x: np.ndarray, stage: WindowStage, eng: EngineOptions, *, polic
     _, oh, ow = stage.out_shape((c, h, w))
     rows = chunk_rows(stage.band_height(x, band_eng), ow, c, np.dtype(eng.dtype), chunk_bytes)
     pixels = pixel_array(stage, (h, w, c), bits) if out is None else out.reshape(oh, ow, c)
-    # One float buffer for every chunk: a fresh chunk array would be page-faulted in again each time
-    # (sharpen, 1024x1024 RGB, one thread: 15 -> 8 ms CPU with both buffers reused; benchmarks/ENGINE.md).
-    chunk = np.empty((min(rows, oh), ow, c), dtype=np.dtype(eng.dtype))
-    stats = _Stats()
+    spec = PixelSpec(policy, bits, rescale)
+    parts: list[BandStats] = []
     for y0 in range(0, oh, rows):
         y1 = min(oh, y0 + rows)
         if ready is not None:
             ready(stage.input_rows(y0, y1, h))
-        values = stage.run(x, band_eng, rows=(y0, y1), out=chunk[: y1 - y0])
-        if values.shape != (y1 - y0, ow, c):  # an engine bug, never a user error
-            msg = f"rows {y0}..{y1} of stage {stage.op} came out {values.shape}, expected {(y1 - y0, ow, c)}"
-            raise AssertionError(msg)
-        if rescale != 1.0:
-            np.multiply(values, values.dtype.type(rescale), out=values)
-        dst = pixels[y0:y1, :, 0] if c == 1 else pixels[y0:y1]
-        _, s = to_pixels(values[:, :, 0] if c == 1 else values, policy, bits, threads=threads, out=dst)
-        empty = s.min == s.max == 0.0 and bool(np.isnan(values).all())  # to_pixels' all-NaN answer
-        stats.add(s, values.size, not empty)
+        # The engine converts each band to pixels in its worker, into these rows of the image.
+        stage.run_pixels(x, band_eng, spec, rows=(y0, y1), out=pixels[y0:y1], band_stats=parts)
         if done is not None:
             done(y1)
-    return (pixels[:, :, 0] if c == 1 else pixels), stats.result(policy)
+    return (pixels[:, :, 0] if c == 1 else pixels), merge_stats(parts, policy, pixels.size)

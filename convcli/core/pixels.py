@@ -118,14 +118,48 @@ def to_pixels(values: np.ndarray, policy: str, bit_depth: int, *, threads: int =
     return out, stats
 
 
-def _local_band(values: np.ndarray, out: np.ndarray, policy: str,
-                maxval: int) -> tuple[float | None, float | None, int]:
+#: The policies that map each sample on its own (``normalize`` needs the whole image's range).
+LOCAL_POLICIES: tuple[str, ...] = ("clip", "abs")
+
+@dataclass(frozen=True)
+class PixelSpec:
+    """What an engine call that writes pixels writes: a local --range policy (``clip`` or ``abs``),
+    a bit depth (8 or 16) and a factor applied to the float values first (another output depth)."""
+
+    policy: str = "clip"
+    bits: int = 8
+    rescale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.policy not in LOCAL_POLICIES:
+            msg = (f"range policy {self.policy!r} cannot be applied band by band "
+                   f"(choose from {', '.join(LOCAL_POLICIES)})")
+            raise UsageError(msg)
+        _maxval(self.bits)
+
+    @property
+    def maxval(self) -> int:
+        return (1 << self.bits) - 1
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(_PIXEL_DTYPES[self.bits])
+
+
+#: One band's share of RangeStats: non-NaN min and max (None: the band is all NaN) and clipped count.
+BandStats = tuple[float | None, float | None, int]
+
+
+def pixels_band(values: np.ndarray, out: np.ndarray, policy: str, maxval: int,
+                work: np.ndarray | None = None) -> BandStats:
     """clip/abs of one band into ``out``; returns the band's non-NaN min, max and clipped count.
 
     Works in the band's own float type: rounding a float32 to the nearest integer in float32
     gives the integer float64 gives (every float32 of magnitude >= 2**23 is an integer already),
     so the numbers are the definition's. A band with no NaN whose rounded range fits is written
-    in two passes (min/max, then round-and-cast); others take the counting path.
+    in two passes (min/max, then round-and-cast); others take the counting path. ``work``, if
+    given, is a buffer of the band's shape and float dtype for the rounded values (``values``
+    itself may be passed: it is then overwritten); else one is allocated.
     """
     v = np.asarray(values)
     if v.dtype != np.float32 and v.dtype != np.float64:
@@ -133,13 +167,16 @@ def _local_band(values: np.ndarray, out: np.ndarray, policy: str,
     lo, hi = v.min(), v.max()
     if np.isnan(lo) or np.isnan(hi):
         return _local_band_nan(v, out, policy, maxval)
+    if work is None or work.dtype != v.dtype or work.shape != v.shape:
+        work = np.empty_like(v)
     if policy == "abs":
-        v = np.abs(v)
+        np.abs(v, out=work)
+        v = work
         top = max(abs(lo), abs(hi))
         bottom = 0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi))
     else:
         top, bottom = hi, lo
-    r = np.rint(v)
+    r = np.rint(v, out=work)
     changed = 0
     if np.rint(bottom) < 0 or np.rint(top) > maxval:
         changed = int(np.count_nonzero(r < 0)) + int(np.count_nonzero(r > maxval))
@@ -148,8 +185,45 @@ def _local_band(values: np.ndarray, out: np.ndarray, policy: str,
     return float(lo), float(hi), changed
 
 
-def _local_band_nan(v: np.ndarray, out: np.ndarray, policy: str,
-                    maxval: int) -> tuple[float | None, float | None, int]:
+def integer_pixels_band(acc: np.ndarray, out: np.ndarray, policy: str, maxval: int,
+                        work: np.ndarray | None = None) -> BandStats:
+    """:func:`pixels_band` of the float values of an integer array ``acc`` (exact integers, as the
+    engine's int16 path sums them), without converting to float: the same pixels and stats,
+    since rounding an integer is the identity. ``work``: a scratch of ``acc``'s shape and dtype."""
+    lo, hi = int(acc.min()), int(acc.max())
+    v = acc
+    if policy == "abs":
+        if lo < 0:
+            if work is None or work.shape != acc.shape or work.dtype != acc.dtype:
+                work = np.empty_like(acc)
+            v = np.abs(acc, out=work)
+        top = max(abs(lo), abs(hi))
+        bottom = 0 if lo <= 0 <= hi else min(abs(lo), abs(hi))
+    else:
+        top, bottom = hi, lo
+    changed = 0
+    if bottom < 0 or top > maxval:
+        changed = int(np.count_nonzero(v < 0)) + int(np.count_nonzero(v > maxval))
+        if work is None or work.shape != acc.shape or work.dtype != acc.dtype:
+            work = np.empty_like(acc)
+        v = np.clip(v, 0, min(maxval, np.iinfo(acc.dtype).max), out=work)
+    out[...] = v
+    return float(lo), float(hi), changed
+
+
+def merge_stats(parts: list[BandStats], policy: str, size: int) -> RangeStats:
+    """The RangeStats of a whole array from its bands' :data:`BandStats` (exact: min, max, counts)."""
+    los = [p[0] for p in parts if p[0] is not None]
+    his = [p[1] for p in parts if p[1] is not None]
+    return RangeStats(
+        policy,
+        float(min(los)) if los else 0.0,
+        float(max(his)) if his else 0.0,
+        sum(p[2] for p in parts) / size if size else 0.0,
+    )
+
+
+def _local_band_nan(v: np.ndarray, out: np.ndarray, policy: str, maxval: int) -> BandStats:
     """The band has NaN: they become 0 and count as clipped; min/max are over the rest."""
     nan = np.isnan(v)
     notnan = v[~nan]
@@ -170,16 +244,7 @@ def _to_pixels_local(values: np.ndarray, out: np.ndarray, policy: str, maxval: i
     threads = min(threads, len(spans))
     if threads > 1:
         with ThreadPoolExecutor(threads, thread_name_prefix="convcli-pixels") as pool:
-            parts = list(pool.map(lambda b: _local_band(values[b], out[b], policy, maxval), spans))
+            parts = list(pool.map(lambda b: pixels_band(values[b], out[b], policy, maxval), spans))
     else:
-        parts = [_local_band(values[b], out[b], policy, maxval) for b in spans]
-    los = [p[0] for p in parts if p[0] is not None]
-    his = [p[1] for p in parts if p[1] is not None]
-    return RangeStats(
-        policy,
-        float(min(los)) if los else 0.0,
-        float(max(his)) if his else 0.0,
-        sum(p[2] for p in parts) / values.size,
-    )
-
-
+        parts = [pixels_band(values[b], out[b], policy, maxval) for b in spans]
+    return merge_stats(parts, policy, values.size)

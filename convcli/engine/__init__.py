@@ -21,7 +21,9 @@ Methods (:data:`METHODS`, forced with ``method=``; :func:`choose_method` picks f
 - ``fft``: per-band overlap-save with ``numpy.fft.rfft2`` (large dense kernels).
 
 Also :func:`gradient_magnitude` (two gradients and sqrt(gx² + gy²) fused per band) and
-``out=`` on :func:`correlate2d` to write into a reused buffer. Results equal a float64
+``out=`` on :func:`correlate2d` to write into a reused buffer; :func:`correlate_pixels` and
+:func:`gradient_pixels` write uint8/uint16 pixels by a local range policy (clip/abs) band by
+band instead of a float image. Results equal a float64
 reference within 1e-4 relative (exactly, on the integer path), whatever the method, band
 size or thread count; one and several threads give bit-identical arrays.
 """
@@ -30,7 +32,15 @@ from __future__ import annotations
 
 from convcli.engine.bands import DEFAULT_BAND_BYTES, resolve_threads, usable_cores
 from convcli.engine.choose import METHODS, choose_method
-from convcli.engine.core import band_height, conv2d, correlate2d, gradient_magnitude, im2col
+from convcli.engine.core import (
+    band_height,
+    conv2d,
+    correlate2d,
+    correlate_pixels,
+    gradient_magnitude,
+    gradient_pixels,
+    im2col,
+)
 
 __all__ = [
     "DEFAULT_BAND_BYTES",
@@ -39,7 +49,9 @@ __all__ = [
     "choose_method",
     "conv2d",
     "correlate2d",
+    "correlate_pixels",
     "gradient_magnitude",
+    "gradient_pixels",
     "im2col",
     "resolve_threads",
     "usable_cores",

@@ -15,6 +15,7 @@ the call (:func:`usable_cores`).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -46,7 +47,7 @@ def scratch(name: str, shape: tuple[int, ...], dtype: np.dtype | type) -> np.nda
     if cache is None:
         cache = _local.bufs = {}
     dt = np.dtype(dtype)
-    need = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    need = math.prod(shape) * dt.itemsize  # (np.prod costs ~10 µs a call: 8 calls a band)
     raw = cache.get(name)
     if raw is None or raw.nbytes < need:
         raw = np.empty(max(need, 64), dtype=np.uint8)

@@ -15,6 +15,14 @@ import numpy as np
 
 from convcli.core.kernels import rotate180
 from convcli.core.padding import PadMode, resolve_mode
+from convcli.core.pixels import (
+    BandStats,
+    PixelSpec,
+    RangeStats,
+    integer_pixels_band,
+    merge_stats,
+    pixels_band,
+)
 from convcli.core.shapes import Geometry, Pad4, Pair
 from convcli.engine import bands, direct, fft, gemm, separable
 from convcli.engine.choose import METHODS, choose_method
@@ -23,6 +31,7 @@ from convcli.errors import UsageError
 
 BandFn = Callable[[np.ndarray, np.ndarray], None]
 RowsFn = Callable[[np.ndarray, np.ndarray, int, int, np.ndarray, "np.ndarray | None"], None]
+FinishFn = Callable[[np.ndarray, np.ndarray], None]
 
 
 def _check_kernel(kernel: np.ndarray) -> np.ndarray:
@@ -71,6 +80,7 @@ class _Banded:
     max_rows: int | None = None
     rows_fn: RowsFn | None = None
     row_bytes: int | None = None  # the row size bands are cut by (default: output or input row)
+    int_scale: float | None = None  # the plan's int_scale (see _Plan)
 
     def band_height(self, band_bytes: int) -> int:
         """Output rows per band of the whole output (every band but the last has this many)."""
@@ -87,8 +97,12 @@ class _Banded:
         rows = max(rows, min(halo_rows, -(-oh // bands.MIN_BANDS)))
         return max(self.min_rows, rows if self.max_rows is None else min(rows, self.max_rows))
 
-    def run(self, out: np.ndarray, y0: int, y1: int, threads: int, band_bytes: int) -> None:
+    def run(self, out: np.ndarray, y0: int, y1: int, threads: int, band_bytes: int,
+            finish: FinishFn | None = None, band_dtype: np.dtype | None = None) -> None:
         """Fill ``out`` ((y1 - y0), ow, C') with output rows [y0, y1), band by band.
+
+        With ``finish``, each band is computed into a per-thread scratch of ``band_dtype`` and
+        ``finish(band, rows of out)`` writes it (pixels: converted while the band is in cache).
 
         Bands are cut on the whole output's grid (:func:`bands.spans`), so rows of a range
         that starts and ends on it are bit-identical to the same rows of the whole output.
@@ -114,6 +128,8 @@ class _Banded:
         def one_band(ya: int, yb: int) -> None:
             r0, r1 = ya * sy, (yb - 1) * sy + (kh - 1) * dy + 1
             dst = out[ya - y0 : yb - y0]
+            if finish is not None:
+                target, dst = dst, bands.scratch("pixvals", dst.shape, band_dtype or dst.dtype)
             if rows_fn is not None and in_place and r0 >= pad[0] and r1 - pad[0] <= h:
                 rows_fn(x3[r0 - pad[0] : r1 - pad[0], :n_real], dst, pad[2], width, csrc, cvalid)
             elif rows_fn is not None and by_rows:
@@ -122,6 +138,8 @@ class _Banded:
                 rows_fn(gather.band(r0, r1)[:, pad[2] : pad[2] + n_real], dst, pad[2], width, csrc, cvalid)
             else:
                 band_fn(gather.band(r0, r1), dst)
+            if finish is not None:
+                finish(dst, target)
 
         with bands.single_threaded_blas():
             bands.run_bands(one_band, bands.spans(y0, y1, self.band_height(band_bytes)), threads)
@@ -137,6 +155,9 @@ class _Plan:
     min_rows: int = 1
     max_rows: int | None = None
     rows_fn: RowsFn | None = None
+    #: on the exact int16 path: the kernel's scale (a band written into an int16 array holds
+    #: the integer sums, to be multiplied by it); None on float paths
+    int_scale: float | None = None
 
 
 def _plan(k: np.ndarray, method: str, image_shape: tuple[int, ...], dt: np.dtype, stride: Pair,
@@ -163,10 +184,11 @@ def _plan(k: np.ndarray, method: str, image_shape: tuple[int, ...], dt: np.dtype
         u, v = f
         buf = np.dtype(wd or dt)
         plan = separable.SeparablePlan(u, v, stride, dilation, dt, wd, scale)
-        return _Plan(method, plan.correlate_band, buf, rows_fn=plan.correlate_rows)
+        return _Plan(method, plan.correlate_band, buf, rows_fn=plan.correlate_rows,
+                     int_scale=scale if wd is not None else None)
     if method == "direct":
         return _Plan(method, direct.DirectPlan(kint, stride, dilation, dt, wd, scale).correlate_band,
-                     np.dtype(wd or dt))
+                     np.dtype(wd or dt), int_scale=scale if wd is not None else None)
     if method == "im2col":
         return _Plan(method, gemm.GemmPlan(k, stride, dilation, dt).correlate_band, dt)
     kf = k.astype(dt)
@@ -226,7 +248,8 @@ def _correlate_work(x: np.ndarray, kernel: np.ndarray, stride: Pair, dilation: P
     x3 = x[:, :, None] if x.ndim == 2 else x
     plan = _plan(k, method, x.shape, dt, stride, dilation, integer_input or is_integer_image(x))
     work = _Banded(x3, (oh, ow), plan.band_fn, k.shape, stride, dilation, pad, m, plan.buf_dtype,
-                   ow * x3.shape[2] * dt.itemsize, plan.min_rows, plan.max_rows, plan.rows_fn)
+                   ow * x3.shape[2] * dt.itemsize, plan.min_rows, plan.max_rows, plan.rows_fn,
+                   int_scale=plan.int_scale)
     return work, (oh, ow) + x.shape[2:]
 
 
@@ -354,6 +377,116 @@ def gradient_magnitude(
     work, shape = _gradient_work(x, kernel_x, kernel_y, stride, dilation, pad, mode, dtype, method,
                                  integer_input)
     return _run_rows(work, shape, rows, out, dtype, threads, band_bytes)
+
+
+def _pixel_finish(spec: PixelSpec, dt: np.dtype, int_scale: float | None, bias: float,
+                  parts: list[BandStats]) -> tuple[FinishFn, np.dtype]:
+    """The per-band conversion to pixels and the dtype bands are computed in.
+
+    Each band's values are exactly those :func:`correlate2d` writes into the same rows (then
+    ``+ bias`` and ``* rescale`` in ``dt``, as a stage does), converted by the one local-policy
+    band code of :mod:`convcli.core.pixels`: so the pixels and merged stats are bit for bit
+    those of ``to_pixels`` on the float result. On the exact int16 path with nothing to add or
+    scale, the band stays int16 and is clipped and cast with no float pass at all (rounding an
+    integer is the identity).
+    """
+    policy, maxval, rescale = spec.policy, spec.maxval, spec.rescale
+    integer = int_scale is not None
+    raw_int = integer and int_scale == 1.0 and bias == 0.0 and rescale == 1.0
+
+    def finish(vals: np.ndarray, pix: np.ndarray) -> None:
+        if raw_int:
+            work = bands.scratch("pixwork", vals.shape, vals.dtype)
+            parts.append(integer_pixels_band(vals, pix, policy, maxval, work))
+            return
+        if vals.dtype != dt:  # integer sums: to float as correlate2d converts them
+            f = bands.scratch("pixfloat", vals.shape, dt)
+            direct.to_output(vals, f, int_scale if int_scale is not None else 1.0)
+            vals = f
+        if bias:
+            np.add(vals, dt.type(bias), out=vals)
+        if rescale != 1.0:
+            np.multiply(vals, dt.type(rescale), out=vals)
+        parts.append(pixels_band(vals, pix, policy, maxval, work=vals))
+
+    return finish, np.dtype(np.int16) if integer else dt
+
+
+def _run_pixels(work: _Banded, shape: tuple[int, ...], spec: PixelSpec, bias: float, rows: Rows | None,
+                out: np.ndarray | None, dtype: np.dtype | type | str, threads: int | None,
+                band_bytes: int, band_stats: list[BandStats] | None) -> tuple[np.ndarray, RangeStats]:
+    if not isinstance(spec, PixelSpec):
+        msg = f"pixels must be a PixelSpec, got {type(spec).__name__}"
+        raise UsageError(msg)
+    nthreads = bands.resolve_threads(threads)
+    y0, y1 = _row_range(rows, shape[0])
+    result = _output(out, (y1 - y0,) + shape[1:], spec.dtype)
+    parts: list[BandStats] = []  # appended by the bands' threads (list.append is atomic)
+    finish, band_dt = _pixel_finish(spec, np.dtype(dtype), work.int_scale, float(bias), parts)
+    work.run(result.reshape(y1 - y0, shape[1], -1), y0, y1, nthreads, band_bytes, finish, band_dt)
+    if band_stats is not None:
+        band_stats.extend(parts)
+    return result, merge_stats(parts, spec.policy, result.size)
+
+
+def correlate_pixels(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    pixels: PixelSpec,
+    *,
+    bias: float = 0.0,
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    pad: Pad4 = (0, 0, 0, 0),
+    mode: str | PadMode = "zeros",
+    flip: bool = False,
+    dtype: np.dtype | type | str = np.float32,
+    method: str = "auto",
+    threads: int | None = None,
+    integer_input: bool = False,
+    out: np.ndarray | None = None,
+    rows: Rows | None = None,
+    band_bytes: int = bands.DEFAULT_BAND_BYTES,
+    band_stats: list[BandStats] | None = None,
+) -> tuple[np.ndarray, RangeStats]:
+    """:func:`correlate2d` straight to pixels: ``to_pixels((correlate2d(x, kernel, ...) + bias)
+    * pixels.rescale, pixels.policy, pixels.bits)``, bit for bit, stats included.
+
+    Each band is converted by the range policy (``clip`` or ``abs``) inside its worker, while
+    its values are in cache, into a uint8/uint16 result: no float image is written and walked
+    again. ``bias`` and ``rescale`` are applied in ``dtype`` as a stage applies them. Other
+    arguments as :func:`correlate2d`; ``out`` is a C-contiguous array of the pixel dtype.
+    Returns the pixels and the :class:`~convcli.core.pixels.RangeStats` merged over bands;
+    ``band_stats``, if given, gets each band's (min, max, clipped count) appended, so calls on
+    ranges of ``rows`` merge exactly (:func:`convcli.core.pixels.merge_stats`).
+    """
+    work, shape = _correlate_work(x, kernel, stride, dilation, pad, mode, flip, dtype, method, integer_input)
+    return _run_pixels(work, shape, pixels, bias, rows, out, dtype, threads, band_bytes, band_stats)
+
+
+def gradient_pixels(
+    x: np.ndarray,
+    kernel_x: np.ndarray,
+    kernel_y: np.ndarray,
+    pixels: PixelSpec,
+    *,
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    pad: Pad4 = (0, 0, 0, 0),
+    mode: str | PadMode = "zeros",
+    dtype: np.dtype | type | str = np.float32,
+    method: str = "auto",
+    threads: int | None = None,
+    integer_input: bool = False,
+    out: np.ndarray | None = None,
+    rows: Rows | None = None,
+    band_bytes: int = bands.DEFAULT_BAND_BYTES,
+    band_stats: list[BandStats] | None = None,
+) -> tuple[np.ndarray, RangeStats]:
+    """:func:`gradient_magnitude` straight to pixels, as :func:`correlate_pixels` (no bias)."""
+    work, shape = _gradient_work(x, kernel_x, kernel_y, stride, dilation, pad, mode, dtype, method,
+                                 integer_input)
+    return _run_pixels(work, shape, pixels, 0.0, rows, out, dtype, threads, band_bytes, band_stats)
 
 
 def band_height(
@@ -491,4 +624,5 @@ def conv2d(
     return out
 
 
-__all__ = ["METHODS", "band_height", "choose_method", "conv2d", "correlate2d", "gradient_magnitude", "im2col"]
+__all__ = ["METHODS", "band_height", "choose_method", "conv2d", "correlate2d", "correlate_pixels",
+           "gradient_magnitude", "gradient_pixels", "im2col"]

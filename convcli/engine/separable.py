@@ -151,6 +151,7 @@ class SeparablePlan:
         if self.ubox is not None:
             self.gemm = False
         self._toeplitz: dict[tuple[int, int], np.ndarray] = {}
+        self._edges: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def correlate_rows(self, rows: np.ndarray, out: np.ndarray, pad_left: int, width: int,
                        col_src: np.ndarray, col_valid: np.ndarray | None) -> None:
@@ -165,11 +166,16 @@ class SeparablePlan:
         n, c = rows.shape[1], rows.shape[2]
         mid = scratch("mid", (out.shape[0], width, c), self.wd)
         self._vertical(rows, mid[:, pad_left : pad_left + n])
-        edge = np.r_[0:pad_left, pad_left + n : width].astype(np.intp)
+        edges = self._edges.get((pad_left, n, width))
+        if edges is None:  # the same for every band of a call: built once (np.r_ costs ~100 µs)
+            edge = np.concatenate((np.arange(pad_left), np.arange(pad_left + n, width))).astype(np.intp)
+            zero = edge[~col_valid[edge]] if col_valid is not None else edge[:0]
+            edges = self._edges[(pad_left, n, width)] = (edge, col_src[edge] + pad_left, zero)
+        edge, src, zero = edges
         if edge.size:
-            mid[:, edge] = mid[:, col_src[edge] + pad_left]
-            if col_valid is not None:
-                mid[:, edge[~col_valid[edge]]] = 0
+            mid[:, edge] = mid[:, src]
+            if zero.size:
+                mid[:, zero] = 0
         self._horizontal(mid, out)
 
     def correlate_band(self, buf: np.ndarray, out: np.ndarray) -> None:
