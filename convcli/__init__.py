@@ -24,6 +24,8 @@ from typing import Any
 _EXPORTS: dict[str, str] = {
     "conv2d": "convcli.engine",
     "correlate2d": "convcli.engine",
+    "correlate_pixels": "convcli.engine",
+    "PixelSpec": "convcli.core.pixels",
     "REGISTRY": "convcli.core.kernels",
     "Kernel": "convcli.core.kernels",
     "gaussian_kernel": "convcli.core.kernels",
