@@ -30,6 +30,28 @@ def _end_children() -> None:
             pass
 
 
+def _leave(code: int) -> None:
+    """Exit now with ``code``: exit handlers run and output is flushed, the interpreter's own
+    finalisation is skipped.
+
+    Everything convcli writes is closed by then (each file renamed into place, each temporary
+    removed in a ``finally``), and the handlers registered with ``atexit`` (multiprocessing's
+    and Dask's clean-up, ``weakref.finalize``) still run. What is skipped is tearing down every
+    module and object one by one -- ~50 ms at the end of a 2048² blur, a tenth of the command --
+    and, on the signal path, a finalisation that occasionally died of SIGINT after resetting
+    the signal handlers.
+    """
+    _end_children()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            if code == 0:
+                code = 1  # stdout could not take the data
+    os._exit(code)
+
+
 def run() -> None:
     """The `convcli` command (and `python -m convcli`): the CLI with signals handled from the first line."""
     signal.signal(signal.SIGINT, _stopped_early)
@@ -40,19 +62,10 @@ def run() -> None:
     try:
         main()
     except SystemExit as e:
-        if e.code in (130, 143):
-            # Stopped by a signal, its line printed, the pool gone: run the exit handlers
-            # (multiprocessing's clean-up) and leave. The interpreter's own finalisation,
-            # which resets the signal handlers first, occasionally died of SIGINT here.
-            _end_children()
-            atexit._run_exitfuncs()
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except (OSError, ValueError):
-                    pass
-            os._exit(e.code)
-        raise
+        if isinstance(e.code, str):
+            sys.stderr.write(e.code + "\n")
+        _leave(e.code if isinstance(e.code, int) else 0 if e.code is None else 1)
+    _leave(0)
 
 
 if __name__ == "__main__":
