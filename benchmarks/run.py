@@ -263,7 +263,8 @@ def commands_section(report: Report, args: argparse.Namespace, tmp: Path) -> Non
     if "startup" not in args.skip:
         progress("start-up")
         report.add("## Start-up (wall time of the whole process)", "",
-                   *bc.startup(REPO / "sample_images" / "cat224.png", tmp, 5 if args.quick else 9), "")
+                   *bc.startup(REPO / "sample_images" / "cat224.png", REPO / "sample_images" / "chelsea.png",
+                              tmp, 5 if args.quick else 11), "")
     if "memory" not in args.skip:
         msize = 2048 if args.quick else 8000
         progress(f"peak memory of convcli blur on a {msize}² PNG")

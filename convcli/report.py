@@ -14,7 +14,6 @@ surrogates by Python's ``surrogateescape``) shows them as ``\\xNN``, as Python's
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -61,6 +60,8 @@ def strict(v: Any, *, finite: bool = True) -> Any:
 
 def json_line(record: dict[str, Any]) -> str:
     """One record as one line of strict JSON (no NaN/Infinity, valid UTF-8; no trailing newline)."""
+    import json  # only --json pays for it
+
     return json.dumps(strict(record), ensure_ascii=False, allow_nan=False)
 
 

@@ -42,3 +42,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "filterwarnings", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
     )
+
+
+@pytest.fixture(autouse=True)
+def small_work_on_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run small images on the threads they ask for, so threaded and one-thread results are
+    compared at sizes a test can afford. A real run keeps small work on one thread (the size
+    rules are tested in test_startup.py, in subprocesses this fixture does not reach)."""
+    from convcli.core import pixels
+    from convcli.engine import bands
+
+    monkeypatch.setattr(bands, "MIN_THREADED_WORK", 0)
+    monkeypatch.setattr(pixels, "MIN_THREADED_SAMPLES", 0)

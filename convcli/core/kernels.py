@@ -15,8 +15,6 @@ absolute entries at most :data:`MAX_KERNEL_ABS_SUM` (1e9), so results stay finit
 
 from __future__ import annotations
 
-import difflib
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -256,6 +254,8 @@ def get_kernel(name: str) -> Kernel:
     if key in REGISTRY:
         return REGISTRY[key]
     choices = list(REGISTRY) + list(ALIASES)
+    import difflib  # only for the error message
+
     close = difflib.get_close_matches(key, choices, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     msg = f"unknown kernel {name!r}{hint} (see 'convcli kernels')"
@@ -460,6 +460,8 @@ def _load_kernel_file(p: Path) -> Kernel:
             msg = f"{what}: lists nested {depth} deep; expected a list of lists of numbers"
             raise UsageError(msg)
         try:
+            import json
+
             data = json.loads(text, parse_int=float)  # float('9' * 5000) is inf, refused below
         except json.JSONDecodeError as e:
             msg = f"{what}: invalid JSON ({e.msg} at line {e.lineno})"

@@ -141,6 +141,7 @@ class _Banded:
             if finish is not None:
                 finish(dst, target)
 
+        threads = bands.worth_threads(threads, out.size * kh * kw)  # window taps over the output
         with bands.single_threaded_blas():
             bands.run_bands(one_band, bands.spans(y0, y1, self.band_height(band_bytes)), threads)
 

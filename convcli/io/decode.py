@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
@@ -260,6 +261,29 @@ def _open_source(source: Source) -> BinaryIO:
 
 
 
+#: Leading bytes -> the Pillow format that reads them and its plugin. Image.open on a file object
+#: first imports five plugins (BMP, GIF, JPEG, PPM and PNG, GIF's with subprocess); a PNG or a
+#: JPEG is opened through its own plugin alone, anything else by Image.open.
+_PLUGINS: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG", "PIL.PngImagePlugin"),
+    (b"\xff\xd8\xff", "JPEG", "PIL.JpegImagePlugin"),
+)
+
+
+def _pillow_open(fp: BinaryIO, head: bytes) -> Image.Image:
+    """``Image.open(fp)``, through the one plugin ``head`` names where :data:`_PLUGINS` has it."""
+    for magic, fmt, module in _PLUGINS:
+        if head.startswith(magic):
+            import_module(module)
+            factory, _ = Image.OPEN[fmt]
+            try:
+                return factory(fp, "")
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                fp.seek(0)  # what Image.open does then: every other format is tried, then it says so
+            break
+    return Image.open(fp)
+
+
 @contextmanager
 def _opened(source: Source) -> Iterator[tuple[Image.Image, BinaryIO, bytes]]:
     """Open ``source`` with Pillow (header only); yields the image, its file and the first bytes."""
@@ -277,7 +301,7 @@ def _opened(source: Source) -> Iterator[tuple[Image.Image, BinaryIO, bytes]]:
             raise InputError(f"zero-sized image ({ihdr[0]}x{ihdr[1]})")
         try:
             with _pillow_limit_lifted():
-                im = Image.open(fp)
+                im = _pillow_open(fp, head)
         except UnidentifiedImageError:
             raise InputError("not an image file (Pillow cannot identify it)") from None
         except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:

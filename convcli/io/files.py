@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -96,7 +95,7 @@ def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview |
         kind = "is a directory" if stat.S_ISDIR(st.st_mode) else "exists and is not a regular file"
         raise OutputError(f"cannot write {shown}: {kind}")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:_TMP_NAME_CHARS]}.tmp-{tag}-", dir=directory)
+        fd, tmp = _make_temporary(directory, f".{path.name[:_TMP_NAME_CHARS]}.tmp-{tag}-")
     except OSError as exc:
         reason = "no such directory" if exc.errno == errno.ENOENT else os_reason(exc)
         raise OutputError(f"cannot write {shown}: {reason}") from None
@@ -117,6 +116,26 @@ def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview |
             raise OutputError(f"cannot write {shown}: {os_reason(exc)}") from None
         raise
     _fsync_dir(directory)
+
+
+#: os.open flags of a new temporary file: created here or failing, never following a link.
+_TMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+              | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOINHERIT", 0))
+
+
+def _make_temporary(directory: Path, prefix: str) -> tuple[int, str]:
+    """A new file ``PREFIX`` + 8 random characters in ``directory``, mode 0600: its descriptor and path.
+
+    tempfile.mkstemp's contract with the flags above; written here because importing tempfile
+    (with random, shutil, bz2, lzma) costs a few milliseconds of every run's start-up.
+    """
+    for _ in range(100):
+        name = os.path.join(directory, prefix + os.urandom(4).hex())
+        try:
+            return os.open(name, _TMP_FLAGS, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name")
 
 
 def _write_in_place(path: Path, chunks: Iterable[bytes | bytearray | memoryview], shown: str) -> None:

@@ -27,9 +27,7 @@ import os
 import re
 import signal
 import threading
-import traceback
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,7 +40,7 @@ from convcli.run.plan import Refusal, Task
 
 if TYPE_CHECKING:  # a pool's modules (multiprocessing, ~10 ms) are imported where a pool starts
     import multiprocessing.context
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 
 @dataclass
@@ -78,6 +76,8 @@ def work(index: int, task: Task) -> Outcome:
     except ConvcliError as e:
         return Outcome(index, Result(error_record(task.source, str(e))), e.exit_status)
     except Exception as e:  # noqa: BLE001 - one input's bug must not end the batch; reported with its type
+        import traceback
+
         return _internal_error(index, task.source, e, traceback.format_exc())
 
 
@@ -201,6 +201,8 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
 
 def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[Outcome]:
     """A process pool over the tasks; inputs held by a pool whose worker died are retried one by one."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
     queue = iter(enumerate(tasks))
     pending: dict[Future[Outcome], int] = {}
     suspects: list[int] = []
@@ -286,6 +288,8 @@ def _collect(fut: Future[Outcome], index: int, task: Task) -> Outcome | None:
     except BrokenProcessPool:
         return None
     except Exception as e:  # noqa: BLE001 - e.g. a task that cannot be pickled: a bug, reported with its type
+        import traceback
+
         return _internal_error(index, task.source, e, "".join(traceback.format_exception(e)))
 
 
@@ -310,15 +314,16 @@ def _kill(pool: ProcessPoolExecutor) -> None:
 
 
 #: tcp://HOST:PORT, tls://HOST:PORT or HOST:PORT (HOST a name, IPv4 or [IPv6]); inproc://NAME apart.
-_DASK_ADDRESS = re.compile(r"(?:(?:tcp|tls)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
-                           r":(?P<port>[0-9]{1,5})")
-_DASK_INPROC = re.compile(r"inproc://[^\s/][^\s]*")
+#: Patterns, compiled (by re's cache) when a --dask address is checked, not at import.
+_DASK_ADDRESS = (r"(?:(?:tcp|tls)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
+                 r":(?P<port>[0-9]{1,5})")
+_DASK_INPROC = r"inproc://[^\s/][^\s]*"
 
 
 def check_dask_address(address: str) -> None:
     """Refuse a --dask value that is not a scheduler address, before Dask is imported (exit 2)."""
-    m = _DASK_ADDRESS.fullmatch(address)
-    if (m and 1 <= int(m["port"]) <= 65535) or _DASK_INPROC.fullmatch(address):
+    m = re.fullmatch(_DASK_ADDRESS, address)
+    if (m and 1 <= int(m["port"]) <= 65535) or re.fullmatch(_DASK_INPROC, address):
         return
     msg = (f"--dask {address!r} is not a scheduler address: use tcp://HOST:PORT, tls://HOST:PORT, "
            "HOST:PORT or inproc://NAME")
