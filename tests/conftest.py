@@ -47,10 +47,13 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def small_work_on_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests run small images on the threads they ask for, so threaded and one-thread results are
-    compared at sizes a test can afford. A real run keeps small work on one thread (the size
+    compared at sizes a test can afford, and streamed commands overlap their steps on threads
+    at any size (run/job.OVERLAP_PIXELS). A real run keeps small work on one thread (the size
     rules are tested in test_startup.py, in subprocesses this fixture does not reach)."""
     from convcli.core import pixels
     from convcli.engine import bands
+    from convcli.run import job
 
     monkeypatch.setattr(bands, "MIN_THREADED_WORK", 0)
     monkeypatch.setattr(pixels, "MIN_THREADED_SAMPLES", 0)
+    monkeypatch.setattr(job, "OVERLAP_PIXELS", 0)  # decode, filter and encode overlap at any size

@@ -292,7 +292,21 @@ def run(*args: str) -> Any:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-def test_command_on_both_paths_gives_the_same_file_contents(tmp_path: Path, rng: np.random.Generator) -> None:
+def test_command_on_both_paths_gives_the_same_file_contents(tmp_path: Path, rng: np.random.Generator,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[str] = []
+    real_rows, real_background = pngrows.PngRows.__init__, Background.__init__
+
+    def rows_spy(self: Any, *a: Any) -> None:
+        started.append("rows")
+        real_rows(self, *a)
+
+    def background_spy(self: Any, *a: Any) -> None:
+        started.append("encode")
+        real_background(self, *a)
+
+    monkeypatch.setattr(pngrows.PngRows, "__init__", rows_spy)
+    monkeypatch.setattr(Background, "__init__", background_spy)
     src = tmp_path / "in.png"
     src.write_bytes(png_bytes(photo(rng, 420, 390)))
     outs = []
@@ -304,6 +318,7 @@ def test_command_on_both_paths_gives_the_same_file_contents(tmp_path: Path, rng:
         outs.append((np.asarray(Image.open(out)), rec["range"]))
     np.testing.assert_array_equal(outs[0][0], outs[1][0])
     assert outs[0][1] == outs[1][1]
+    assert started == ["rows", "encode"]  # only the two-thread run overlapped its steps
 
 
 def test_truncated_input_fails_alone_and_leaves_nothing(tmp_path: Path, rng: np.random.Generator) -> None:

@@ -30,16 +30,16 @@ from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read
 from convcli.io.encode import encode_float, encode_image
 from convcli.io.files import write_atomic
 from convcli.io.metadata import Metadata, metadata_notes
-from convcli.io.png import THREADED_PNG_MIN_PIXELS
 from convcli.pipeline import EngineOptions, Pipeline, nchw
 from convcli.report import shape_text
 from convcli.run.overlap import Abandoned, Background, RowProgress
 
 #: What the main output holds: 8/16-bit pixels, raw float32 values, or one grey map per channel + a grid.
 OutputKind = Literal["pixels", "float", "maps"]
-#: Output pixels from which a streamed PNG is compressed while it is computed (the threaded writer's own
-#: threshold: smaller images go through Pillow's writer, which needs the whole image).
-OVERLAP_PIXELS = THREADED_PNG_MIN_PIXELS
+#: Pixels from which a streamed image overlaps its steps on threads (decode with filtering, filtering
+#: with the PNG writer's compression). Below ~1 megapixel a whole PNG decodes in ~25 ms: the overlap
+#: could save a few ms, and a small command starts no thread at all (tests/test_startup.py).
+OVERLAP_PIXELS = 1 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,7 +136,7 @@ def _process(job: Job) -> Result:
     if job.frames is not None:
         return _process_frames(job, src, record, notes, threads, t0)
     if _streams(job, header):
-        data, stats = _streamed(job, src, notes, threads)
+        data, stats = _streamed(job, src, notes, threads, header)
         record["range"] = dataclasses.asdict(stats)
         return _finish(job, record, notes, data, t0)
 
@@ -221,16 +221,19 @@ def _streams(job: Job, header: ImageHeader) -> bool:
     return streaming.can_stream(streaming.window_stage(job.pipeline), shape, job.policy)
 
 
-def _streamed(job: Job, src: str | Path | bytes, notes: list[str], threads: int) -> tuple[bytes, RangeStats]:
+def _streamed(job: Job, src: str | Path | bytes, notes: list[str], threads: int,
+              header: ImageHeader) -> tuple[bytes, RangeStats]:
     """A single window stage, 8/16-bit in and out, computed in bands; returns the encoded file.
 
-    With more than one thread, three steps overlap: a plain PNG input is still inflating
-    (:func:`read_rows`) while its first rows are filtered, and a large PNG output compresses
-    the rows already final (:mod:`convcli.run.overlap`) while later ones are computed.
+    With more than one thread and at least :data:`OVERLAP_PIXELS`, three steps overlap: a plain
+    PNG input is still inflating (:func:`read_rows`) while its first rows are filtered, and a
+    PNG output compresses the rows already final (:mod:`convcli.run.overlap`) while later
+    ones are computed.
     """
     stage = streaming.window_stage(job.pipeline)
     assert stage is not None
-    with read_rows(src, gray=job.gray, max_pixels=job.max_pixels, background=threads > 1) as (img, wait):
+    big = threads > 1 and header.width * header.height >= OVERLAP_PIXELS
+    with read_rows(src, gray=job.gray, max_pixels=job.max_pixels, background=big) as (img, wait):
         notes.extend(n for n in img.header.notes if n not in notes)  # warnings while decoding
         bits, rescale = _output_bits(job, img.header)
         icc, meta = _metadata_for(job, img.icc_profile, img.metadata, notes)
@@ -246,8 +249,8 @@ def _streamed(job: Job, src: str | Path | bytes, notes: list[str], threads: int)
                                           threads=threads, rescale=rescale, ready=wait, done=done,
                                           out=pixels)[1]
 
-        overlap = threads > 1 and job.fmt == "png" and bits == 8
-        if overlap and pixels.shape[0] * pixels.shape[1] >= OVERLAP_PIXELS:
+        out_pixels = pixels.shape[0] * pixels.shape[1]
+        if threads > 1 and job.fmt == "png" and bits == 8 and out_pixels >= OVERLAP_PIXELS:
             progress = RowProgress()
             writer = Background(lambda: encode(progress.wait), "convcli-encode")
             try:
