@@ -419,8 +419,11 @@ def _quotient_finish(spec: PixelSpec, dt: np.dtype, int_scale: float, int_range:
         smin, smax = int(acc.min()), int(acc.max())
         u = acc.view(np.uint16)  # the sums are >= 0
         if a:
-            u = np.add(u, a, out=bands.scratch("pixwork", acc.shape, np.uint16))
-        np.floor_divide(u, d, out=pix, casting="unsafe")
+            np.add(u, a, out=u)
+        # Into uint16, then cast: the division writing uint8 itself casts through a buffer
+        # (72 µs per 400 K sums, against 42 + 24 µs apart).
+        np.floor_divide(u, d, out=u)
+        np.copyto(pix, u, casting="unsafe")
         parts.append((float(vals[smin - lo]), float(vals[smax - lo]), 0))
 
     return finish
