@@ -169,6 +169,40 @@ def _copy(dst: np.ndarray, src: np.ndarray) -> None:
         dst[...] = src
 
 
+ColumnRun = tuple[slice, slice]
+
+
+def column_runs(dst: np.ndarray, src: np.ndarray) -> list[ColumnRun]:
+    """``a[:, dst] = a[:, src]`` as a few slice copies: runs of consecutive ``dst`` columns whose
+    ``src`` columns step by a constant (mirrored padding steps by -1, circular by +1, border by 0).
+
+    Fancy indexing copies a band's few padding columns through a gathered temporary, one item
+    at a time (18 µs for 4 columns of a 126 x 1028 x 3 int16 band); slices copy in place.
+    """
+    runs: list[ColumnRun] = []
+    i, n = 0, len(dst)
+    while i < n:
+        j = i + 1
+        step = int(src[j] - src[i]) if j < n and dst[j] == dst[i] + 1 else 0
+        while j < n and dst[j] == dst[j - 1] + 1 and src[j] - src[j - 1] == step:
+            j += 1
+        d0, s0, s1 = int(dst[i]), int(src[i]), int(src[j - 1])
+        if step == 0:
+            ss = slice(s0, s0 + 1)
+        else:
+            stop = s1 + (1 if step > 0 else -1)
+            ss = slice(s0, None if stop < 0 else stop, step)
+        runs.append((slice(d0, d0 + j - i), ss))
+        i = j
+    return runs
+
+
+def copy_columns(a: np.ndarray, runs: list[ColumnRun]) -> None:
+    """Apply :func:`column_runs` to ``a`` (rows, columns, ...)."""
+    for d, s in runs:
+        a[:, d] = a[:, s]
+
+
 class BandGather:
     """Gathers padded bands of one image: the index work is done once per call, not per band.
 
@@ -197,6 +231,10 @@ class BandGather:
         self.from_band = bool(c0 < c1 and (bsrc.size == 0 or (bsrc.min() >= c0 and bsrc.max() < c1)))
         self.edge_bsrc = bsrc
         self.zero_cols = None if cvalid is None else self.edge_cols[~cvalid[self.edge_cols]]
+        copied = np.ones(self.edge_cols.size, bool) if cvalid is None else cvalid[self.edge_cols]
+        self.edge_runs = column_runs(self.edge_cols[copied], bsrc[copied]) if self.from_band else []
+        zero = self.zero_cols if self.zero_cols is not None else self.edge_cols[:0]
+        self.zero_runs = [d for d, _ in column_runs(zero, zero)]
         self.h = h
 
     def band(self, r0: int, r1: int) -> np.ndarray:
@@ -217,11 +255,11 @@ class BandGather:
                 _copy(out[hi:, c0:c1], x[rsrc[hi:], s0 : s0 + (c1 - c0)])
         if self.edge_cols.size:
             if self.from_band:
-                out[:, self.edge_cols] = out[:, self.edge_bsrc]  # mirrored/wrapped from the band
+                copy_columns(out, self.edge_runs)  # mirrored/wrapped from the band
             else:
                 out[:, self.edge_cols] = x[rsrc[:, None], self.edge_src[None, :]]
-            if self.zero_cols is not None and self.zero_cols.size:
-                out[:, self.zero_cols] = 0
+            for d in self.zero_runs:
+                out[:, d] = 0
         if self.rzero is not None:
             zero = self.rzero[r0:r1]
             if zero.any():

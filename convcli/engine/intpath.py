@@ -56,3 +56,37 @@ def integer_form(k: np.ndarray, max_input: int = MAX_INPUT) -> tuple[np.ndarray,
             return kint, s
     return None
 
+
+
+def sum_range(k: np.ndarray, max_input: int = MAX_INPUT) -> tuple[int, int]:
+    """The least and greatest sum an integer kernel ``k`` can give on inputs in 0..``max_input``."""
+    kk = np.asarray(k, dtype=np.float64)
+    return int(kk[kk < 0].sum()) * max_input, int(kk[kk > 0].sum()) * max_input
+
+
+def quotient_form(pixels: np.ndarray, lo: int) -> tuple[int, int] | None:
+    """(a, d) with ``pixels[s - lo] == (s + a) // d`` for every integer sum s of the table, else None.
+
+    ``pixels`` holds, for the sums ``lo, lo + 1, ...``, the pixel each one becomes (computed by the
+    caller with the very float operations the float path applies). When the table is exactly a
+    rounded quotient -- a box or an integer kernel over an odd divisor: ``round(s / 25) ==
+    (s + 12) // 25``, with no ties to break -- the pixels can be computed from the integer sums by
+    one addition and one integer division (NumPy divides by a scalar with a multiply and a shift).
+    Ties broken to even (even divisors: a 4x4 box's ``s / 16``) are not of this form: None.
+    """
+    p = np.asarray(pixels, dtype=np.int64)
+    if lo < 0 or p.size < 2:
+        return None
+    steps = np.diff(p)
+    jumps = np.flatnonzero(steps) + 1  # table indices where the pixel changes
+    if jumps.size < 2 or np.any(steps[jumps - 1] != 1):
+        return None
+    d = int(jumps[1] - jumps[0])
+    first = int(jumps[0]) + lo  # the least sum s giving pixels[s] (an increase to m)
+    a = int(p[jumps[0]]) * d - first
+    if a < 0:
+        return None
+    s = np.arange(lo, lo + p.size, dtype=np.int64)
+    if not np.array_equal((s + a) // d, p):
+        return None
+    return a, d
