@@ -64,7 +64,7 @@ def test_rows_equal_pillows_decode(shape: tuple[int, int], params: dict[str, Any
     data = png_bytes(a, **params)
     ref = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     assert pngrows.can_read_rows(Image.open(io.BytesIO(data)))
-    with read_rows(data) as (img, wait):
+    with read_rows(data) as (img, wait, _):
         assert img.color.shape == a.shape
         for n in [*range(0, shape[0], max(1, shape[0] // 7)), shape[0]]:
             wait(n)
@@ -76,7 +76,7 @@ def test_rows_of_convclis_own_png_with_many_idat_chunks(rng: np.random.Generator
     a = photo(rng, 300, 700)
     data = encode_png(a, None, threads=2, task_bytes=20_000)
     assert data.count(b"IDAT") >= 1
-    with read_rows(data) as (img, wait):
+    with read_rows(data) as (img, wait, _):
         wait(300)
         np.testing.assert_array_equal(img.color, a)
 
@@ -100,7 +100,7 @@ def test_other_pngs_are_decoded_whole_and_the_same(case: str, rng: np.random.Gen
     im.save(buf, "PNG", **params)
     data = buf.getvalue()
     assert not pngrows.can_read_rows(Image.open(io.BytesIO(data)))
-    with read_rows(data) as (img, _):
+    with read_rows(data) as (img, _, _):
         got = img.color
         want = read_image(data, keep_integer=True).color
         np.testing.assert_array_equal(got, want)
@@ -125,7 +125,7 @@ def _plain_outcome(data: bytes) -> tuple[str, np.ndarray | None]:
 
 def _rows_outcome(data: bytes) -> tuple[str, np.ndarray | None]:
     try:
-        with read_rows(data) as (img, wait):
+        with read_rows(data) as (img, wait, _):
             wait(img.header.height)
             return "ok", np.array(img.color)
     except InputError as exc:
@@ -155,7 +155,7 @@ def test_broken_data_fails_as_the_whole_image_decode_does(cut: float, flip: int,
 def test_a_truncated_png_is_an_input_error_from_wait() -> None:
     a = photo(np.random.default_rng(6), 200, 200)
     data = png_bytes(a)[:-4000]
-    with pytest.raises(InputError, match="truncated or corrupt PNG data"), read_rows(data) as (img, wait):
+    with pytest.raises(InputError, match="truncated or corrupt PNG data"), read_rows(data) as (img, wait, _):
         wait(img.header.height)
 
 
@@ -163,7 +163,7 @@ def test_leaving_the_block_early_stops_the_worker() -> None:
     a = photo(np.random.default_rng(7), 400, 400)
     data = png_bytes(a)
     before = threading.active_count()
-    with pytest.raises(RuntimeError, match="stop here"), read_rows(data) as (_img, wait):
+    with pytest.raises(RuntimeError, match="stop here"), read_rows(data) as (_img, wait, _):
         wait(1)
         raise RuntimeError("stop here")
     deadline = time.monotonic() + 10
@@ -335,3 +335,15 @@ def test_truncated_input_fails_alone_and_leaves_nothing(tmp_path: Path, rng: np.
     assert recs["b.png"]["status"] == "error"
     assert "truncated or corrupt PNG data" in recs["b.png"]["error"]
     assert sorted(p.name for p in out.iterdir()) == ["a.blur.png", "c.blur.png"]
+
+
+def test_quick_switching_is_restored_even_on_error() -> None:
+    import sys
+
+    from convcli.run.overlap import quick_switching
+
+    before = sys.getswitchinterval()
+    with pytest.raises(KeyError), quick_switching(0.0001):
+        assert sys.getswitchinterval() == pytest.approx(0.0001)
+        raise KeyError("x")
+    assert sys.getswitchinterval() == before

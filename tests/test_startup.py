@@ -93,13 +93,15 @@ def test_jpeg_input_imports_the_jpeg_plugin_alone(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", [["filter", "--kernel", "sharpen"], ["blur", "--size", "15"]],
                          ids=lambda c: c[0])
 def test_large_work_does_use_threads(command: list[str], tmp_path: Path, rng: np.random.Generator) -> None:
-    """The other side of the size rule: big work on --threads 2 runs on the pool."""
+    """The other side of the size rule: big work on --threads 3 runs on threads. The PNG is decoded on
+    a thread of its own (run/job), the filter's bands run on the pool with the two others."""
     src = tmp_path / "big.png"
     Image.fromarray(rng.integers(0, 256, (1400, 1400, 3), dtype=np.uint8)).save(src)
     out = str(tmp_path / "o.png")
-    data = probe(tmp_path, command[0], str(src), *command[1:], "--threads", "2", "-o", out)
+    data = probe(tmp_path, command[0], str(src), *command[1:], "--threads", "3", "-o", out)
     assert "concurrent.futures" in data["modules"]
     assert any(name.startswith("convcli-band") for name in data["threads"]), data["threads"]
+    assert "convcli-png-rows" in data["threads"]
 
 
 def test_a_text_kernel_file_is_parsed_with_json_imported_then(tmp_path: Path) -> None:

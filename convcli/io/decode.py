@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -563,6 +563,15 @@ def read_image(
                         metadata)
 
 
+class RowsRead(NamedTuple):
+    """What :func:`read_rows` yields: the image, ``wait(n)`` before reading rows ``0..n-1``, and
+    whether the rows are still being decoded on a worker thread (which then takes a core)."""
+
+    image: DecodedImage
+    wait: Callable[[int], None]
+    in_background: bool
+
+
 def _all_rows(rows: int) -> None:
     """The ``wait`` of an image decoded whole: every row is already there."""
 
@@ -571,11 +580,11 @@ def _all_rows(rows: int) -> None:
 def read_rows(
     source: Source, *, gray: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     background: bool = True,
-) -> Iterator[tuple[DecodedImage, Callable[[int], None]]]:
+) -> Iterator[RowsRead]:
     """:func:`read_image` with ``keep_integer=True``, whose rows may still be arriving.
 
-    Yields the image and ``wait``: call ``wait(n)`` before reading rows ``0..n-1`` of
-    ``color``. A plain 8-bit RGB PNG (upright, no transparency, not interlaced or animated)
+    Yields a :class:`RowsRead`: call ``wait(n)`` before reading rows ``0..n-1`` of
+    ``image.color``. A plain 8-bit RGB PNG (upright, no transparency, not interlaced or animated)
     is decoded on a worker thread (:mod:`convcli.io.pngrows`), so its first rows can be
     filtered while the rest inflates; anything else is decoded whole first. A decoding error
     is an :class:`InputError` from ``wait``, or on leaving the block if no ``wait`` saw it:
@@ -603,10 +612,10 @@ def read_rows(
                     except OSError as exc:
                         raise InputError(f"truncated or corrupt PNG data ({one_line(exc)})") from None
 
-                yield image, wait
+                yield RowsRead(image, wait, True)
                 wait(image.header.height)
                 return
-    yield read_image(source, gray=gray, max_pixels=max_pixels, keep_integer=True), _all_rows
+    yield RowsRead(read_image(source, gray=gray, max_pixels=max_pixels, keep_integer=True), _all_rows, False)
 
 
 @contextmanager
