@@ -109,36 +109,19 @@ def test_bundled_jpeg_passes() -> None:
 # --------------------------------------------------------------------------- warnings
 
 
-def test_decoder_warnings_become_notes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """A warning while decoding (here one Pillow could raise) is a note of the record, not stderr text."""
-    real = decode._decode_array
+@pytest.mark.parametrize(("step", "threads"), [("_decode_array", "1"), ("_inspect", "1"), ("_inspect", "2")])
+def test_decoder_warnings_become_notes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, step: str,
+                                       threads: str) -> None:
+    """A warning while decoding or opening (here one Pillow could raise) is a note of the record, once,
+    not stderr text: on both read paths (on one thread the whole image is decoded by _decode_array;
+    with more, a plain PNG's rows are read as they inflate, past _inspect only)."""
+    real = getattr(decode, step)
 
-    def warn_then_decode(*args: Any, **kwargs: Any) -> Any:
+    def warn_then_run(*args: Any, **kwargs: Any) -> Any:
         warnings.warn("Possibly corrupt EXIF data. Skipping tag 270", UserWarning, stacklevel=1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(decode, "_decode_array", warn_then_decode)
-    src = tmp_path / "a.png"
-    src.write_bytes(encoded("PNG"))
-    # one thread: the whole image is decoded by _decode_array (with more, rows are read as they inflate)
-    r = run("blur", str(src), "-o", str(tmp_path / "o.png"), "--json", "--threads", "1")
-    assert r.exit_code == 0
-    assert r.stderr == ""
-    (rec,) = [json.loads(line) for line in r.stdout.splitlines()]
-    assert "warning: Possibly corrupt EXIF data. Skipping tag 270" in rec["notes"]
-
-
-@pytest.mark.parametrize("threads", ["1", "2"])
-def test_warnings_while_opening_become_notes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                             threads: str) -> None:
-    """The same on both read paths (decoded whole, or row by row on a worker thread)."""
-    real = decode._inspect
-
-    def warn_then_inspect(*args: Any, **kwargs: Any) -> Any:
-        warnings.warn("Possibly corrupt EXIF data. Skipping tag 270", UserWarning, stacklevel=1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(decode, "_inspect", warn_then_inspect)
+    monkeypatch.setattr(decode, step, warn_then_run)
     src = tmp_path / "a.png"
     src.write_bytes(encoded("PNG"))
     r = run("blur", str(src), "-o", str(tmp_path / "o.png"), "--json", "--threads", threads)
