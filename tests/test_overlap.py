@@ -336,14 +336,3 @@ def test_truncated_input_fails_alone_and_leaves_nothing(tmp_path: Path, rng: np.
     assert "truncated or corrupt PNG data" in recs["b.png"]["error"]
     assert sorted(p.name for p in out.iterdir()) == ["a.blur.png", "c.blur.png"]
 
-
-def test_quick_switching_is_restored_even_on_error() -> None:
-    import sys
-
-    from convcli.run.overlap import quick_switching
-
-    before = sys.getswitchinterval()
-    with pytest.raises(KeyError), quick_switching(0.0001):
-        assert sys.getswitchinterval() == pytest.approx(0.0001)
-        raise KeyError("x")
-    assert sys.getswitchinterval() == before

@@ -32,7 +32,7 @@ from convcli.io.files import write_atomic
 from convcli.io.metadata import Metadata, metadata_notes
 from convcli.pipeline import EngineOptions, Pipeline, nchw
 from convcli.report import shape_text
-from convcli.run.overlap import Abandoned, Background, RowProgress, quick_switching
+from convcli.run.overlap import Abandoned, Background, RowProgress
 
 #: What the main output holds: 8/16-bit pixels, raw float32 values, or one grey map per channel + a grid.
 OutputKind = Literal["pixels", "float", "maps"]
@@ -233,8 +233,7 @@ def _streamed(job: Job, src: str | Path | bytes, notes: list[str], threads: int,
     stage = streaming.window_stage(job.pipeline)
     assert stage is not None
     big = threads > 1 and header.width * header.height >= OVERLAP_PIXELS
-    with (quick_switching() if big else contextlib.nullcontext(),
-          read_rows(src, gray=job.gray, max_pixels=job.max_pixels, background=big) as (img, wait, decoding)):
+    with read_rows(src, gray=job.gray, max_pixels=job.max_pixels, background=big) as (img, wait, decoding):
         # The decoder is the slowest of the three steps (4096² RGB: 0.44 s of one core, against 0.27 s
         # for the Gaussian and 0.11 s for the PNG writer): it keeps a core of its own, the filter and the
         # writer share the others. On 2 cores, sharing all of them with it took x1.3 the wall time.

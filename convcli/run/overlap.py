@@ -9,10 +9,8 @@ or its exception.
 
 from __future__ import annotations
 
-import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -72,23 +70,3 @@ class Background(Generic[T]):
             raise self._error
         return self._value  # type: ignore[return-value]
 
-
-#: Seconds a thread running Python may keep the GIL while another waits for it, during overlapped
-#: steps (Python's default is 0.005). The PNG decoder thread needs the GIL for a moment between
-#: blocks; against a filter loop that holds it between NumPy calls it waited up to 5 ms each time.
-SWITCH_INTERVAL: float = 0.0002
-
-
-@contextmanager
-def quick_switching(interval: float = SWITCH_INTERVAL) -> Iterator[None]:
-    """The interpreter's thread switch interval lowered to ``interval`` inside the block (restored after).
-
-    Measured: a 4096² PNG decoded on a worker thread took 0.44 s alone, 3.2 s against a thread
-    running pure Python, 0.99 s with a 1 ms interval and 0.57 s with 0.2 ms.
-    """
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, interval))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
