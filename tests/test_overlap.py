@@ -336,3 +336,14 @@ def test_truncated_input_fails_alone_and_leaves_nothing(tmp_path: Path, rng: np.
     assert "truncated or corrupt PNG data" in recs["b.png"]["error"]
     assert sorted(p.name for p in out.iterdir()) == ["a.blur.png", "c.blur.png"]
 
+
+
+def test_rows_not_marked_by_pillow_still_arrive_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should a Pillow stop writing 255 into the fourth byte, no row is seen early, and all of them
+    once the decoder says it is done: slower, never wrong."""
+    monkeypatch.setattr(pngrows.PngRows, "_rows_done", lambda self, start: start)
+    a = photo(np.random.default_rng(8), 120, 90)
+    with read_rows(png_bytes(a)) as (img, wait, decoding):
+        assert decoding
+        wait(1)
+        np.testing.assert_array_equal(img.color, a)

