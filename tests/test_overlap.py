@@ -347,3 +347,41 @@ def test_rows_not_marked_by_pillow_still_arrive_whole(monkeypatch: pytest.Monkey
         assert decoding
         wait(1)
         np.testing.assert_array_equal(img.color, a)
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+def _crafted(case: str) -> bytes:
+    """PNGs whose trouble is in the chunks around the image data, not in it."""
+    a = photo(np.random.default_rng(9), 150, 120)
+    good = encode_png(a, None, threads=2, task_bytes=10_000)  # several IDAT chunks
+    iend = good.rindex(b"IEND") - 4
+    first_idat = good.index(b"IDAT") - 4
+    second_idat = good.index(b"IDAT", first_idat + 8) - 4
+    if case == "bad zTXt after the image data":
+        return good[:iend] + _chunk(b"zTXt", b"Comment\0\x05xyz") + good[iend:]
+    if case == "tEXt after the image data, cut short":
+        return good[:iend] + _chunk(b"tEXt", b"Comment\0" + b"x" * 400)[:-200]
+    if case == "a chunk between IDATs":
+        return good[:second_idat] + _chunk(b"tEXt", b"k\0v") + good[second_idat:]
+    if case == "good tEXt after the image data":
+        return good[:iend] + _chunk(b"tEXt", b"Comment\0fine") + good[iend:]
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["bad zTXt after the image data", "tEXt after the image data, cut short",
+                                  "a chunk between IDATs", "good tEXt after the image data"])
+def test_chunks_around_the_image_data_are_checked_as_a_whole_decode_checks_them(case: str) -> None:
+    data = _crafted(case)
+    assert pngrows.can_read_rows(Image.open(io.BytesIO(data)))
+    plain, rows = _plain_outcome(data), _rows_outcome(data)
+    assert plain[0] == rows[0]
+    assert (plain[0] == "ok") == (case == "good tEXt after the image data")
+    if plain[1] is not None:
+        np.testing.assert_array_equal(plain[1], rows[1])

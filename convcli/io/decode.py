@@ -613,7 +613,10 @@ def read_rows(
                         raise InputError(f"truncated or corrupt PNG data ({one_line(exc)})") from None
 
                 yield RowsRead(image, wait, True)
-                wait(image.header.height)
+                try:
+                    image_rows.finish()  # every row and the chunks after them: as a whole decode checks
+                except OSError as exc:
+                    raise InputError(f"truncated or corrupt PNG data ({one_line(exc)})") from None
                 return
     yield RowsRead(read_image(source, gray=gray, max_pixels=max_pixels, keep_integer=True), _all_rows, False)
 

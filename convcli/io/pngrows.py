@@ -109,9 +109,10 @@ class PngRows:
                 try:
                     block = self._im.load_read(BLOCK_BYTES)  # type: ignore[attr-defined]
                 except (IndexError, struct.error):  # a chunk header cut short: as ImageFile.load says it
-                    block = b""
-                if not block:
                     error = "image file is truncated"
+                    break
+                if not block:
+                    error = f"image file is truncated ({len(pending)} bytes not processed)"
                     break
                 pending = pending + block if pending else block
                 used, code = self._decoder.decode(pending)
@@ -119,8 +120,11 @@ class PngRows:
                 if used < 0:  # the decoder has every row, or failed
                     if code < 0:
                         error = _decoder_error(code)
-                    else:  # done means every row was written, whatever the fourth bytes say
-                        rows = self._height
+                        break
+                    rows = self._height  # done means every row was written, whatever the fourth bytes say
+                    self._publish(rows)
+                    # The chunks after the image data, read (and checked) as ImageFile.load reads them.
+                    self._im.load_end()  # type: ignore[attr-defined]
                     break
                 pending = pending[used:]
                 self._publish(rows)
@@ -140,7 +144,8 @@ class PngRows:
                 raise OSError(self._error or "image data ended early")
 
     def finish(self) -> None:
-        """Wait for the whole image; raise ``OSError`` with the decoder's reason if it failed."""
+        """Wait for the whole file (the image and the chunks after it); raise ``OSError`` with the
+        decoder's reason if it failed, even after every row arrived."""
         self.wait(self._height)
         self._thread.join()
         if self._error is not None:
