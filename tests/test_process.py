@@ -369,3 +369,14 @@ def test_a_signal_landing_in_a_callback_python_ignores_is_delivered_again() -> N
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
     assert res.stdout == "stopped False\n"
     assert res.stderr == ""
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_disk_behind_stdout_is_one_line_and_exit_1() -> None:
+    cat = Path(__file__).parent.parent / "sample_images" / "cat224.png"
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run(convcli("blur", str(cat), "-o", "-"), stdout=full, stderr=subprocess.PIPE,
+                           timeout=120, check=False)
+    assert r.returncode == 1
+    want = "convcli: error: cannot write the image to standard output: no space left on device\n"
+    assert r.stderr.decode() == want

@@ -27,8 +27,8 @@ from typing import Any, BinaryIO
 import click
 
 from convcli.cli.errors import sigterm_raises
-from convcli.errors import ExitStatus, UsageError
-from convcli.io.files import remove_temporaries
+from convcli.errors import ExitStatus, OutputError, UsageError
+from convcli.io.files import os_reason, remove_temporaries
 from convcli.report import clean_text, json_line, write_plain, write_table
 from convcli.run.inputs import expand_inputs, read_stdin
 from convcli.run.job import Job
@@ -213,7 +213,12 @@ class BatchRun:
     def _report(self, outcome: Outcome) -> None:
         result = outcome.result
         if result.stdout_bytes is not None:
-            write_all(_stdout_binary(), result.stdout_bytes)
+            try:
+                write_all(_stdout_binary(), result.stdout_bytes)
+            except BrokenPipeError:
+                raise  # the reader left: handled quietly by cli/errors
+            except OSError as exc:  # e.g. a full disk behind `-o - > file`
+                raise OutputError(f"cannot write the image to standard output: {os_reason(exc)}") from None
         self.reporter.emit(result.record, outcome.traceback)
 
     def _summary_line(self, counts: dict[str, int], seconds: float, stopped: bool) -> str:
