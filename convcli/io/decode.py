@@ -518,6 +518,51 @@ def _stored_integer(arr: np.ndarray, bit_depth: int) -> np.ndarray:
     return arr if arr.dtype == want else arr.astype(want)
 
 
+def _corrupt(fmt: str, exc: BaseException) -> InputError:
+    """The one error for image data that does not decode."""
+    return InputError(f"truncated or corrupt {fmt} data ({one_line(exc)})")
+
+
+def _decode_whole(im: Image.Image, fp: BinaryIO, plan: _Plan,
+                  max_pixels: int | None) -> tuple[np.ndarray, bytes | None, Metadata]:
+    """An opened image's pixels (as :func:`_decode_array`), ICC profile and metadata."""
+    icc = im.info.get("icc_profile") or None
+    metadata = read_metadata(im, plan.orientation)
+    try:
+        arr = _decode_array(im, fp, plan, max_pixels)
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
+        raise _corrupt(plan.header.format, exc) from None
+    return arr, icc if isinstance(icc, bytes) else None, metadata
+
+
+def _decoded(arr: np.ndarray, icc: bytes | None, metadata: Metadata, plan: _Plan, notes: list[str],
+             keep_integer: bool) -> DecodedImage:
+    """:func:`_decode_whole`'s array upright, split into colour and alpha, as ``keep_integer`` asks."""
+    arr = _orient(arr, plan.orientation)
+    header = _with_notes(plan.header, notes)
+    n_colour = plan.stored.channels
+    if keep_integer:
+        arr = _stored_integer(arr, header.bit_depth)
+        color = arr[..., :n_colour]
+        alpha = np.ascontiguousarray(arr[..., n_colour]) if header.has_alpha else None
+    else:
+        color = arr[..., :n_colour].astype(np.float32)
+        alpha = arr[..., n_colour].astype(np.float32) if header.has_alpha else None
+    del arr
+    if header.channels == 1 and color.shape[-1] == 3:
+        color = luminance(color.astype(np.float32, copy=False))
+    if color.shape[:2] != (header.height, header.width):  # pragma: no cover - a Pillow surprise
+        msg = f"decoded {color.shape[1]}x{color.shape[0]} but the header said {header.width}x{header.height}"
+        raise InputError(msg)
+    return DecodedImage(header, np.ascontiguousarray(color), alpha, _fitting(icc, header.channels), metadata)
+
+
+def _fitting(icc: bytes | None, channels: int) -> bytes | None:
+    """The ICC profile if it fits the pixels handed over (not a CMYK profile after conversion, nor an
+    RGB one after --gray)."""
+    return icc if icc is not None and icc_fits(icc, channels) else None
+
+
 def read_image(
     source: Source, *, gray: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,
     keep_integer: bool = False,
@@ -534,33 +579,8 @@ def read_image(
     notes: list[str] = []
     with _warnings_to_notes(notes), _opened(source) as (im, fp, head):
         plan = _inspect(im, head, gray, max_pixels)
-        icc = im.info.get("icc_profile") or None
-        metadata = read_metadata(im, plan.orientation)
-        try:
-            arr = _decode_array(im, fp, plan, max_pixels)
-        except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
-            msg = f"truncated or corrupt {plan.header.format} data ({one_line(exc)})"
-            raise InputError(msg) from None
-    arr = _orient(arr, plan.orientation)
-    header = _with_notes(plan.header, notes)
-    n_colour = plan.stored.channels
-    if keep_integer:
-        arr = _stored_integer(arr, header.bit_depth)
-        color = arr[..., :n_colour]
-        alpha = np.ascontiguousarray(arr[..., n_colour]) if header.has_alpha else None
-    else:
-        color = arr[..., :n_colour].astype(np.float32)
-        alpha = arr[..., n_colour].astype(np.float32) if header.has_alpha else None
-    del arr
-    if header.channels == 1 and color.shape[-1] == 3:
-        color = luminance(color.astype(np.float32, copy=False))
-    if isinstance(icc, bytes) and not icc_fits(icc, header.channels):
-        icc = None  # e.g. a CMYK profile after conversion, or an RGB one after --gray
-    if color.shape[:2] != (header.height, header.width):  # pragma: no cover - a Pillow surprise
-        msg = f"decoded {color.shape[1]}x{color.shape[0]} but the header said {header.width}x{header.height}"
-        raise InputError(msg)
-    return DecodedImage(header, np.ascontiguousarray(color), alpha, icc if isinstance(icc, bytes) else None,
-                        metadata)
+        whole = _decode_whole(im, fp, plan, max_pixels)
+    return _decoded(*whole, plan, notes, keep_integer)
 
 
 class RowsRead(NamedTuple):
@@ -586,39 +606,44 @@ def read_rows(
     Yields a :class:`RowsRead`: call ``wait(n)`` before reading rows ``0..n-1`` of
     ``image.color``. A plain 8-bit RGB PNG (upright, no transparency, not interlaced or animated)
     is decoded on a worker thread (:mod:`convcli.io.pngrows`), so its first rows can be
-    filtered while the rest inflates; anything else is decoded whole first. A decoding error
-    is an :class:`InputError` from ``wait``, or on leaving the block if no ``wait`` saw it:
-    the whole file is checked either way. ``color`` is valid only inside the block.
-    ``background=False`` starts no thread: every image is decoded whole.
+    filtered while the rest inflates; anything else is decoded whole first, from the same
+    opening of the file. A decoding error is an :class:`InputError` from ``wait``, or on leaving
+    the block if no ``wait`` saw it: the whole file is checked either way. ``color`` is valid
+    only inside the block. ``background=False`` starts no thread: every image is decoded whole.
     """
-    if background and not _npy_source(source):
-        with ExitStack() as stack:
-            notes: list[str] = []
-            with _warnings_to_notes(notes):
-                im, _fp, head = stack.enter_context(_opened(source))
-                plan = _inspect(im, head, gray, max_pixels)
-            if (plan.orientation == 1 and plan.header.channels == 3 and not plan.header.has_alpha
-                    and plan.png_decoder is None and can_read_rows(im)):
-                icc = im.info.get("icc_profile") or None
-                image_rows = PngRows(im)
-                stack.callback(image_rows.close)
-                image = DecodedImage(_with_notes(plan.header, notes), image_rows.color, None,
-                                     icc if isinstance(icc, bytes) and icc_fits(icc, 3) else None,
-                                     read_metadata(im, 1))
+    if _npy_source(source):
+        image = read_image(source, gray=gray, max_pixels=max_pixels, keep_integer=True)
+        yield RowsRead(image, _all_rows, False)
+        return
+    notes: list[str] = []
+    with ExitStack() as stack:
+        with _warnings_to_notes(notes):
+            im, fp, head = stack.enter_context(_opened(source))
+            plan = _inspect(im, head, gray, max_pixels)
+            rows = (background and plan.orientation == 1 and plan.header.channels == 3
+                    and not plan.header.has_alpha and plan.png_decoder is None and can_read_rows(im))
+            if not rows:
+                whole = _decode_whole(im, fp, plan, max_pixels)
+        if rows:
+            icc = im.info.get("icc_profile") or None
+            image_rows = PngRows(im)
+            stack.callback(image_rows.close)
+            image = DecodedImage(_with_notes(plan.header, notes), image_rows.color, None,
+                                 _fitting(icc if isinstance(icc, bytes) else None, 3), read_metadata(im, 1))
 
-                def wait(rows: int) -> None:
-                    try:
-                        image_rows.wait(rows)
-                    except OSError as exc:
-                        raise InputError(f"truncated or corrupt PNG data ({one_line(exc)})") from None
-
-                yield RowsRead(image, wait, True)
+            def wait(n: int) -> None:
                 try:
-                    image_rows.finish()  # every row and the chunks after them: as a whole decode checks
+                    image_rows.wait(n)
                 except OSError as exc:
-                    raise InputError(f"truncated or corrupt PNG data ({one_line(exc)})") from None
-                return
-    yield RowsRead(read_image(source, gray=gray, max_pixels=max_pixels, keep_integer=True), _all_rows, False)
+                    raise _corrupt("PNG", exc) from None
+
+            yield RowsRead(image, wait, True)
+            try:
+                image_rows.finish()  # every row and the chunks after them: as a whole decode checks
+            except OSError as exc:
+                raise _corrupt("PNG", exc) from None
+            return
+    yield RowsRead(_decoded(*whole, plan, notes, True), _all_rows, False)
 
 
 @contextmanager
