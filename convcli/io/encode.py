@@ -160,7 +160,9 @@ def encode_image(
     if info.pil is None:
         msg = f"{info.name} holds raw float values: use encode_float"
         raise UsageError(msg)
-    if ready is not None and not (info.name == "png" and pixels.dtype == np.uint8 and alpha is None):
+    rows_as_they_come = (info.name == "png" and pixels.dtype == np.uint8 and alpha is None
+                         and pixels.shape[0] * pixels.shape[1] >= THREADED_PNG_MIN_PIXELS)
+    if ready is not None and not rows_as_they_come:  # every other writer takes the whole image
         ready(pixels.shape[0])
         ready = None
     color, alpha, notes = prepare_pixels(pixels, alpha, fmt)
@@ -177,8 +179,6 @@ def encode_image(
         png = encode_png(color, alpha, icc_profile=icc_profile, compress_level=level, threads=threads,
                          task_bytes=task_bytes, chunks=png_chunks(meta), ready=ready)
         return png, tuple(notes)
-    if ready is not None:
-        ready(color.shape[0])
 
     params: dict[str, object] = {}
     if info.name == "gif":
