@@ -380,3 +380,26 @@ def test_a_full_disk_behind_stdout_is_one_line_and_exit_1() -> None:
     assert r.returncode == 1
     want = "convcli: error: cannot write the image to standard output: no space left on device\n"
     assert r.stderr.decode() == want
+
+
+@pytest.mark.parametrize(("terminated", "status", "word"),
+                         [(True, 143, "terminated"), (False, 130, "interrupted")])
+def test_a_signal_wrapped_by_python_is_still_the_stop(terminated: bool, status: int, word: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A signal that lands in a class body during a lazy import comes out as RuntimeError from Stopped."""
+    from convcli.cli.errors import Stopped, run_main
+
+    def call() -> int:
+        try:
+            raise Stopped(terminated)
+        except Stopped as e:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance 'pointwise'") from e
+
+    assert run_main(call, debug=False, prog_name="convcli") == status
+    assert capsys.readouterr().err == f"convcli: {word}\n"
+
+    def crash() -> int:
+        raise RuntimeError("a bug stays a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_main(crash, debug=False, prog_name="convcli")

@@ -133,6 +133,24 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     sys.stderr.write(f"convcli: warning: {text}\n")
 
 
+def _stopped(terminated: bool) -> ExitStatus:
+    """The one line and the status of a run stopped by SIGTERM or Ctrl-C."""
+    click.echo(f"convcli: {'terminated' if terminated else 'interrupted'}", err=True)
+    return ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED
+
+
+def _signal_in(exc: BaseException) -> Stopped | KeyboardInterrupt | None:
+    """The Stopped or KeyboardInterrupt an exception was raised from (its cause or context chain)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, Stopped | KeyboardInterrupt):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
     """Run the parsed command line; every way it can end becomes one exit status."""
     try:
@@ -145,9 +163,7 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
         if debug:
             raise
         cause = e.__cause__ if isinstance(e, click.exceptions.Abort) else e  # click wraps it in Abort
-        terminated = isinstance(e, Stopped) and e.terminated or isinstance(cause, Terminated)
-        click.echo(f"convcli: {'terminated' if terminated else 'interrupted'}", err=True)
-        status = ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED
+        status = _stopped(isinstance(e, Stopped) and e.terminated or isinstance(cause, Terminated))
     except click.exceptions.Exit as e:
         status = e.exit_code
     except click.UsageError as e:
@@ -171,6 +187,13 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
             raise
         click.echo(f"convcli: error: {e}", err=True)
         status = e.exit_status
+    except Exception as e:
+        # The signal landed where Python wraps what is raised (a class body's __set_name__ during a
+        # lazy import: RuntimeError from Stopped): still the stop, not a crash.
+        stop = _signal_in(e)
+        if stop is None or debug:
+            raise
+        status = _stopped(isinstance(stop, Stopped) and stop.terminated)
     try:
         sys.stdout.flush()
     except BrokenPipeError:  # the last data never reached the reader
