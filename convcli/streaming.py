@@ -58,10 +58,13 @@ def can_stream(stage: WindowStage | None, shape: tuple[int, int, int], policy: s
     return stage is not None and policy in LOCAL_POLICIES and shape[2] in (1, 3)
 
 
-def chunk_rows(band: int, out_w: int, channels: int, dtype: np.dtype, chunk_bytes: int) -> int:
-    """Output rows per chunk: a multiple of the engine's ``band`` rows, about ``chunk_bytes`` of floats."""
+def chunk_rows(band: int, out_w: int, channels: int, dtype: np.dtype, chunk_bytes: int,
+               threads: int = 1) -> int:
+    """Output rows per chunk: a multiple of the engine's ``band`` rows, about ``chunk_bytes`` of
+    floats, and at least two bands per thread when there are several (the threads wait for each
+    other at the end of every chunk: one band a chunk would leave all but one idle)."""
     target = max(1, chunk_bytes // max(1, out_w * channels * dtype.itemsize))
-    return max(1, target // band) * band
+    return max(1, target // band, 2 * threads if threads > 1 else 1) * band
 
 
 def pixel_array(stage: WindowStage, shape: tuple[int, ...], bits: int) -> np.ndarray:
@@ -99,7 +102,7 @@ def stream_stage(x: np.ndarray, stage: WindowStage, eng: EngineOptions, *, polic
         raise ValueError(msg)
     band_eng = dataclasses.replace(eng, threads=threads)
     _, oh, ow = stage.out_shape((c, h, w))
-    rows = chunk_rows(stage.band_height(x, band_eng), ow, c, np.dtype(eng.dtype), chunk_bytes)
+    rows = chunk_rows(stage.band_height(x, band_eng), ow, c, np.dtype(eng.dtype), chunk_bytes, threads)
     pixels = pixel_array(stage, (h, w, c), bits) if out is None else out.reshape(oh, ow, c)
     spec = PixelSpec(policy, bits, rescale)
     parts: list[BandStats] = []

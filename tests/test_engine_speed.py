@@ -141,3 +141,34 @@ def test_to_pixels_into_a_view(policy: str) -> None:
     assert stats.clipped_fraction == pytest.approx(clipped.sum() / v.size)
     with pytest.raises(ValueError, match="out must be"):
         to_pixels(v, policy, 8, out=np.empty((6, 7), np.uint16))
+
+
+@given(out_h=st.integers(1, 5000), rows=st.integers(1, 5000))
+def test_even_bands_evens_the_count_with_balanced_bands(out_h: int, rows: int) -> None:
+    """Against a plain search written here: the smallest even band count above the current one
+    (and at most twice it) that some height <= ``rows`` gives, cut by the shortest height that
+    gives it (the most equal bands); ``rows`` itself when there is none."""
+    from convcli.engine.bands import even_bands
+
+    rows = min(rows, out_h)
+    got = even_bands(out_h, rows)
+    n = -(-out_h // rows)
+    counts = {-(-out_h // r) for r in range(1, rows + 1)}
+    even = sorted(c for c in counts if n < c <= 2 * n and c % 2 == 0)
+    if n <= 1 or n % 2 == 0 or not even:
+        assert got == rows
+    else:
+        assert got == -(-out_h // even[0])
+        assert -(-out_h // got) == even[0]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_a_chunk_gives_every_thread_two_bands(threads: int) -> None:
+    from convcli.streaming import chunk_rows
+
+    f32 = np.dtype(np.float32)
+    for band in (1, 7, 91):
+        rows = chunk_rows(band, 4096, 3, f32, 8 << 20, threads)
+        assert rows % band == 0
+        assert rows >= band * (2 * threads if threads > 1 else 1)
+        assert rows >= band * ((8 << 20) // (4096 * 3 * 4) // band)

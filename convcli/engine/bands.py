@@ -4,8 +4,11 @@ Every fast path works band by band: it asks :func:`padded_band` for the padded i
 rows one band of output needs (padding is applied per band, never to a copy of the whole
 image), computes the band with NumPy ufuncs or BLAS (both release the GIL) and writes it
 into its slice of the preallocated output. Bands of about :data:`DEFAULT_BAND_BYTES` per
-array were measured fastest: large enough that per-call overhead is negligible, small
-enough that a band's temporaries stay in cache.
+array were measured fastest. Every NumPy call releases the GIL and takes it back, and on two
+threads taking it back often means waiting for the other thread and being woken: with 1.5 MB
+bands two threads ran a 3x3 sharpen of a 4096x4096 RGB image slower than one (~1,200 context
+switches a call). Bigger bands make fewer calls; above ~6 MB a band's temporaries no longer
+stay in the shared cache (benchmarks/ENGINE.md).
 
 Settings arrive as arguments (``threads``, ``band_bytes``); nothing here is a mutable
 module-level setting. ``threads=None`` means the cores this process may use, looked up at
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 #: Default target size in bytes of one band of the output (the ``band_bytes=`` argument).
-DEFAULT_BAND_BYTES: Final[int] = 1_500_000
+DEFAULT_BAND_BYTES: Final[int] = 4_500_000
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
@@ -135,6 +138,25 @@ def band_rows(out_h: int, row_bytes: int, band_bytes: int = DEFAULT_BAND_BYTES) 
     rows = max(1, band_bytes // max(1, row_bytes))
     rows = min(rows, -(-out_h // MIN_BANDS))
     return max(1, min(rows, out_h))
+
+
+def even_bands(out_h: int, rows: int) -> int:
+    """``rows``, or fewer rows per band that cut ``out_h`` rows into an even number of bands.
+
+    The next even count up (at most twice as many bands), with bands as equal as it allows.
+
+    Threads take bands as they come free, so with few bands an odd count leaves one thread idle
+    for the last band: 5 bands on 2 threads take 3 band-times instead of 2.5, 9 take 5 instead of
+    4.5. Evening the count depends on the output's height only, never on the thread count.
+    """
+    n = -(-out_h // rows)
+    if n <= 1 or n % 2 == 0:
+        return rows
+    for m in range(n + 1, 2 * n + 1):  # ceil(out_h / m): the shortest height giving <= m bands
+        r = -(-out_h // m)
+        if -(-out_h // r) % 2 == 0:
+            return r
+    return rows  # (a few rows only: 9 rows make 3, 5 or 9 bands, never an even count)
 
 
 def spans(y0: int, y1: int, rows: int) -> list[tuple[int, int]]:

@@ -96,7 +96,9 @@ class _Banded:
         # image from memory, and two threads then scaled 1.3x instead of ~1.9x).
         halo_rows = -(-bands.HALO_FACTOR * (kh - 1) * dy // sy)
         rows = max(rows, min(halo_rows, -(-oh // bands.MIN_BANDS)))
-        return max(self.min_rows, rows if self.max_rows is None else min(rows, self.max_rows))
+        if self.max_rows is not None:  # the FFT's bands: rows fixed by its transform sizes
+            return max(self.min_rows, min(rows, self.max_rows))
+        return max(self.min_rows, bands.even_bands(oh, rows))
 
     def run(self, out: np.ndarray, y0: int, y1: int, threads: int, band_bytes: int,
             finish: FinishFn | None = None, band_dtype: np.dtype | None = None) -> None:
