@@ -172,3 +172,58 @@ def test_a_chunk_gives_every_thread_two_bands(threads: int) -> None:
         assert rows % band == 0
         assert rows >= band * (2 * threads if threads > 1 else 1)
         assert rows >= band * ((8 << 20) // (4096 * 3 * 4) // band)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 17])
+def test_run_bands_runs_every_band_once(threads: int, n: int) -> None:
+    import threading
+    import time
+
+    from convcli.engine.bands import run_bands
+
+    parts = [(i, i + 1) for i in range(n)]
+    seen: list[tuple[int, int]] = []
+    who: set[int] = set()
+    lock = threading.Lock()
+
+    def fn(y0: int, y1: int) -> None:
+        time.sleep(0.002)
+        with lock:
+            seen.append((y0, y1))
+            who.add(threading.get_ident())
+
+    run_bands(fn, parts, threads)
+    assert sorted(seen) == parts
+    if n:
+        assert threading.get_ident() in who  # the calling thread takes bands too
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_run_bands_raises_the_first_error_after_every_band_stopped(threads: int) -> None:
+    import threading
+    import time
+
+    from convcli.engine.bands import run_bands
+
+    running = [0]
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def fn(y0: int, y1: int) -> None:
+        with lock:
+            running[0] += 1
+            started.append(y0)
+        try:
+            time.sleep(0.005)
+            if y0 == 3:
+                msg = "band 3 failed"
+                raise ValueError(msg)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    with pytest.raises(ValueError, match="band 3 failed"):
+        run_bands(fn, [(i, i + 1) for i in range(40)], threads)
+    assert running[0] == 0  # nothing still writes into the caller's buffers
+    assert len(started) < 40  # the bands after the failure were given up
