@@ -227,3 +227,28 @@ def test_run_bands_raises_the_first_error_after_every_band_stopped(threads: int)
         run_bands(fn, [(i, i + 1) for i in range(40)], threads)
     assert running[0] == 0  # nothing still writes into the caller's buffers
     assert len(started) < 40  # the bands after the failure were given up
+
+
+@given(
+    dtype=st.sampled_from([np.int16, np.int32, np.uint16]),
+    maxval=st.sampled_from([1, 255, 1023, 32767, 65535]),
+    policy=st.sampled_from(["clip", "abs"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_integer_pixels_band_against_float64(dtype: type, maxval: int, policy: str, seed: int) -> None:
+    """The integer band's pixels and stats against the same values clipped in float64, over the
+    type's whole range but its least value (the int16 path's sums lie in [-32767, 32767])."""
+    from convcli.core.pixels import integer_pixels_band
+
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    acc = rng.integers(max(info.min, -70000), min(info.max, 70000), (7, 11, 3), dtype=dtype, endpoint=True)
+    acc.flat[:2] = (info.min + (info.min < 0), info.max)
+    out = np.empty(acc.shape, np.uint16 if maxval > 255 else np.uint8)
+    lo, hi, changed = integer_pixels_band(acc, out, policy, maxval)
+    v = acc.astype(np.float64)
+    v = np.abs(v) if policy == "abs" else v
+    want = np.clip(v, 0, maxval)
+    assert (lo, hi) == (float(acc.min()), float(acc.max()))
+    assert changed == int(np.count_nonzero((v < 0) | (v > maxval)))
+    np.testing.assert_array_equal(out, want.astype(out.dtype))
