@@ -5,6 +5,12 @@ from __future__ import annotations
 from convcli.core.kernels import Kernel, parse_kernel
 
 
+def kernel_files(spec: str) -> list[str]:
+    """The file a ``@file`` spec reads, as a list (empty for any other spec): an input of the
+    command, for the one safety check of its outputs (:func:`convcli.run.plan.prepare_paths`)."""
+    return [spec[1:]] if spec.startswith("@") else []
+
+
 def cli_kernel(spec: str) -> Kernel:
     """parse_kernel with ``@image.png`` kernels decoded by convcli.io (core stays NumPy-only)."""
     from convcli.io.kernelfile import load_kernel_image

@@ -123,6 +123,7 @@ def to_pixels(values: np.ndarray, policy: str, bit_depth: int, *, threads: int =
 #: The policies that map each sample on its own (``normalize`` needs the whole image's range).
 LOCAL_POLICIES: tuple[str, ...] = ("clip", "abs")
 
+
 @dataclass(frozen=True)
 class PixelSpec:
     """What an engine call that writes pixels writes: a local --range policy (``clip`` or ``abs``),
@@ -193,11 +194,11 @@ def integer_pixels_band(acc: np.ndarray, out: np.ndarray, policy: str, maxval: i
     engine's int16 path sums them), without converting to float: the same pixels and stats,
     since rounding an integer is the identity. ``work``: a scratch of ``acc``'s shape and dtype."""
     lo, hi = int(acc.min()), int(acc.max())
+    if work is None or work.shape != acc.shape or work.dtype != acc.dtype:
+        work = np.empty_like(acc)
     v = acc
     if policy == "abs":
         if lo < 0:
-            if work is None or work.shape != acc.shape or work.dtype != acc.dtype:
-                work = np.empty_like(acc)
             v = np.abs(acc, out=work)
         top = max(abs(lo), abs(hi))
         bottom = 0 if lo <= 0 <= hi else min(abs(lo), abs(hi))
@@ -206,8 +207,6 @@ def integer_pixels_band(acc: np.ndarray, out: np.ndarray, policy: str, maxval: i
     changed = 0
     if bottom < 0 or top > maxval:
         changed = _outside(v, maxval)
-        if work is None or work.shape != acc.shape or work.dtype != acc.dtype:
-            work = np.empty_like(acc)
         v = np.clip(v, 0, min(maxval, np.iinfo(acc.dtype).max), out=work)
     out[...] = v
     return float(lo), float(hi), changed

@@ -122,7 +122,7 @@ def worth_threads(threads: int, work: int) -> int:
 
 #: Small images are still cut into this many bands, so that they use several threads.
 MIN_BANDS = 4
-#: Bands are at least HALO_FACTOR times the kernel's extra input rows (see core._run_banded).
+#: Bands are at least HALO_FACTOR times the kernel's extra input rows (see core._Banded.band_height).
 HALO_FACTOR = 3
 
 

@@ -400,8 +400,8 @@ def _quotient_finish(spec: PixelSpec, dt: np.dtype, int_scale: float, int_range:
     rise with ``s``). Bit for bit the float path's pixels and stats, at a third of its passes.
     """
     lo, hi = int_range
-    if lo < 0 or hi >= 1 << 15:
-        return None
+    if lo < 0 or hi >= 1 << 15 or not (int_scale > 0 and spec.rescale > 0):
+        return None  # (a positive scale: the values rise with the sums, rounding being monotonic)
     sums = np.arange(lo, hi + 1, dtype=np.int16)
     vals = np.empty(sums.shape, dt)
     direct.to_output(sums, vals, int_scale)
@@ -409,10 +409,8 @@ def _quotient_finish(spec: PixelSpec, dt: np.dtype, int_scale: float, int_range:
         np.add(vals, dt.type(bias), out=vals)
     if spec.rescale != 1.0:
         np.multiply(vals, dt.type(spec.rescale), out=vals)
-    if not (int_scale > 0 and spec.rescale > 0):  # then the values rise with the sums (rounding is monotonic)
-        return None
     table = np.empty(sums.shape, spec.dtype)
-    _, _, clipped = pixels_band(vals.copy(), table, spec.policy, spec.maxval)
+    _, _, clipped = pixels_band(vals, table, spec.policy, spec.maxval)  # (vals is left as it is)
     form = quotient_form(table, lo) if clipped == 0 else None
     if form is None or hi + form[0] > np.iinfo(np.uint16).max:
         return None

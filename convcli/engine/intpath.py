@@ -57,7 +57,6 @@ def integer_form(k: np.ndarray, max_input: int = MAX_INPUT) -> tuple[np.ndarray,
     return None
 
 
-
 def sum_range(k: np.ndarray, max_input: int = MAX_INPUT) -> tuple[int, int]:
     """The least and greatest sum an integer kernel ``k`` can give on inputs in 0..``max_input``."""
     kk = np.asarray(k, dtype=np.float64)

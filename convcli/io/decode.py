@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -35,11 +35,6 @@ from convcli.io.formats import icc_fits
 from convcli.io.metadata import Metadata, read_metadata
 from convcli.io.png import decode_png, png_ihdr
 from convcli.io.pngrows import PngRows, can_read_rows
-
-if TYPE_CHECKING:
-    pass
-
-
 
 Source = str | os.PathLike | bytes
 
@@ -526,13 +521,19 @@ def _corrupt(fmt: str, exc: BaseException) -> InputError:
 def _decode_whole(im: Image.Image, fp: BinaryIO, plan: _Plan,
                   max_pixels: int | None) -> tuple[np.ndarray, bytes | None, Metadata]:
     """An opened image's pixels (as :func:`_decode_array`), ICC profile and metadata."""
-    icc = im.info.get("icc_profile") or None
+    icc = _icc(im)
     metadata = read_metadata(im, plan.orientation)
     try:
         arr = _decode_array(im, fp, plan, max_pixels)
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
         raise _corrupt(plan.header.format, exc) from None
-    return arr, icc if isinstance(icc, bytes) else None, metadata
+    return arr, icc, metadata
+
+
+def _icc(im: Image.Image) -> bytes | None:
+    """The opened image's embedded ICC profile, if any."""
+    icc = im.info.get("icc_profile") or None
+    return icc if isinstance(icc, bytes) else None
 
 
 def _decoded(arr: np.ndarray, icc: bytes | None, metadata: Metadata, plan: _Plan, notes: list[str],
@@ -625,11 +626,10 @@ def read_rows(
             if not rows:
                 whole = _decode_whole(im, fp, plan, max_pixels)
         if rows:
-            icc = im.info.get("icc_profile") or None
             image_rows = PngRows(im)
             stack.callback(image_rows.close)
             image = DecodedImage(_with_notes(plan.header, notes), image_rows.color, None,
-                                 _fitting(icc if isinstance(icc, bytes) else None, 3), read_metadata(im, 1))
+                                 _fitting(_icc(im), 3), read_metadata(im, 1))
 
             def wait(n: int) -> None:
                 try:

@@ -84,7 +84,7 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
     convcli animate --numbers --transposed -s 2 --pad 1 --input-size 3 -o anim/transposed.gif
     convcli animate --numbers --unroll --input-size 4 -p reflection -o anim/unroll.gif --frame -1
     """
-    from convcli.cli.kernelspec import cli_kernel
+    from convcli.cli.kernelspec import cli_kernel, kernel_files
     from convcli.core.kernels import parse_literal
     from convcli.io.files import write_atomic
     from convcli.run.plan import prepare_paths
@@ -108,8 +108,7 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
         msg = "--at and --crop take an IMAGE"
         raise UsageError(msg)
     kernel = cli_kernel(kernel_spec)
-    kernel_file = [kernel_spec[1:]] if kernel_spec.startswith("@") else []
-    prepare_paths([*([image] if image else []), *kernel_file], [("animation", output)])
+    prepare_paths([*([image] if image else []), *kernel_files(kernel_spec)], [("animation", output)])
     if flip:
         kernel = kernel.flipped()
     pad4 = resolve_pad(p["pad"], kernel.shape, p["dilation"], p["padding"])

@@ -96,13 +96,13 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -
            "cut_fx": [float(v) for v in r.magnitude[c, :]], "cut_fy": [float(v) for v in r.magnitude[:, c]],
            "magnitude": r.magnitude.tolist()}
     if output is not None:
+        from convcli.cli.kernelspec import kernel_files
         from convcli.io.encode import encode_image
         from convcli.io.files import write_atomic
         from convcli.run.plan import prepare_paths
         from convcli.teach.plots import response_figure
 
-        kernel_file = [spec[1:]] if spec.startswith("@") else []
-        prepare_paths(kernel_file, [("response picture", output)])
+        prepare_paths(kernel_files(spec), [("response picture", output)])
         img = response_figure(r, f"{k.name} {k.shape[0]}x{k.shape[1]}: |frequency response| "
                                  f"(DFT {r.magnitude.shape[0]}x{r.magnitude.shape[0]})")
         write_atomic(output, encode_image(img, None, "png")[0])
