@@ -116,7 +116,7 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
     tag = os.urandom(4).hex()  # this run's temporary files carry it
     tasks = [plan_input(spec, cmd, item, out, stdin_data, tag)
              for item, out in zip(inputs, outputs, strict=True)]
-    check_files(inputs, tasks, spec.output.out_dir)
+    check_files(inputs, tasks, spec.output.out_dir, cmd.reads)
     if spec.batch.dask_address is not None:
         workers = 1  # Dask's workers decide their own threads (threads None: their cores)
     else:

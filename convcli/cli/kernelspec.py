@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from convcli.core.kernels import Kernel, parse_kernel
+from convcli.core.kernels import Kernel, parse_kernel, spec_file
 
 
 def kernel_files(spec: str) -> list[str]:
     """The file a ``@file`` spec reads, as a list (empty for any other spec): an input of the
     command, for the one safety check of its outputs (:func:`convcli.run.plan.prepare_paths`)."""
-    return [spec[1:]] if spec.startswith("@") else []
+    path = spec_file(spec)
+    return [path] if path is not None else []
 
 
 def cli_kernel(spec: str) -> Kernel:

@@ -478,6 +478,13 @@ def _load_kernel_file(p: Path) -> Kernel:
     return parse_rows(rows, name)
 
 
+def spec_file(spec: str) -> str | None:
+    """The file a ``--kernel`` spec reads (``@file``, ``@image.png``), else None: the one reading of
+    it, shared by :func:`parse_kernel` and the commands' check that no output overwrites an input."""
+    s = normalize_minus(spec).strip()
+    return s[1:] if s.startswith("@") else None
+
+
 def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = None) -> Kernel:
     """Resolve a ``--kernel`` spec: ``@file``, a parametric spec (``gaussian:sigma=2``, ``kirsch@45``;
     convcli.core.parametric), a literal (contains digits), or a registry name.
@@ -490,15 +497,16 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
     if not s:
         msg = "kernel is empty"
         raise UsageError(msg)
-    if s.startswith("@") and parametric.is_image_path(s[1:]):
+    path = spec_file(s)
+    if path is not None and parametric.is_image_path(path):
         if image_loader is None:
-            msg = f"kernel image {s[1:]}: images are read by the command line, not by parse_kernel alone"
+            msg = f"kernel image {path}: images are read by the command line, not by parse_kernel alone"
             raise UsageError(msg)
-        return parametric.kernel_from_image(image_loader(s[1:]), s[1:])
+        return parametric.kernel_from_image(image_loader(path), path)
     if parametric.handles(s):
         return parametric.parse(s, lambda base: parse_kernel(base, image_loader))
-    if s.startswith("@"):
-        return load_kernel_file(s[1:])
+    if path is not None:
+        return load_kernel_file(path)
     if s.isdigit():  # "-k 5" is easily meant as a size: say so instead of running a 1x1 kernel of 5
         msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file); for a kernel size use "
                f"--size {s}, for a 1x1 kernel write [[{s}]]")

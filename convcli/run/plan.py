@@ -308,13 +308,17 @@ _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a
           stat.S_IFBLK: "a block device"}
 
 
-def check_files(inputs: list[InputItem], tasks: list[Task], out_dir: str | None) -> None:
-    """The one check over the union of all plans; UsageError (exit 2) naming both paths."""
+def check_files(inputs: list[InputItem], tasks: list[Task], out_dir: str | None,
+                reads: tuple[str, ...] = ()) -> None:
+    """The one check over the union of all plans; UsageError (exit 2) naming both paths.
+
+    ``reads``: the other files the command reads (kernel files, conv weights), inputs as the images are.
+    """
     input_keys: dict[object, str] = {}
-    for item in inputs:
-        if item.path is not None:
-            for key in _identity(str(item.path))[0]:
-                input_keys.setdefault(key, item.name)
+    named = [(str(item.path), item.name) for item in inputs if item.path is not None]
+    for path, name in [*named, *((r, r) for r in reads if r != "-")]:
+        for key in _identity(path)[0]:
+            input_keys.setdefault(key, name)
     root = os.path.realpath(out_dir) if out_dir is not None else None
     seen: dict[object, _Planned] = {}
     name_max: dict[str, int] = {}

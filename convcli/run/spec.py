@@ -23,6 +23,9 @@ class Command:
     gray: bool = False
     show_weights: bool = False  # chain conv --show-weights
     direction_out: str | None = None  # edges --direction-out FILE.npy ({stem} filled per input)
+    #: files the pipeline was built from (-k @FILE, conv --weights/--bias): inputs that no planned
+    #: output may overwrite, as the images may not be
+    reads: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -69,7 +69,8 @@ def run_chain(commands: list[Command], **p: Any) -> int:
         if c.gray:
             stages.append(GrayStage())
         stages.extend(c.pipeline.stages)
-    cmd = Command(pipeline=Pipeline(tuple(stages)), op="chain", default_policy=commands[-1].default_policy)
+    cmd = Command(pipeline=Pipeline(tuple(stages)), op="chain", default_policy=commands[-1].default_policy,
+                  reads=tuple(path for c in commands for path in c.reads))
     spec = run_spec(p)
     shown = [s for c in commands if c.show_weights for s in c.pipeline.stages]
     if shown:
@@ -189,4 +190,5 @@ def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int, weig
     stage = ConvStage(out_channels=out_channels or 1, kernel_size=size, seed=seed, weights=weights, bias=bias,
                       stride=p["stride"], dilation=p["dilation"], padding=mode,
                       pad=pad4, source=weights_file or "")
-    return Command(pipeline=Pipeline((stage,)), op="conv", show_weights=show_weights)
+    return Command(pipeline=Pipeline((stage,)), op="conv", show_weights=show_weights,
+                   reads=tuple(f for f in (weights_file, bias_file) if f))
