@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from convcli.core import color
-from convcli.core.kernels import MAX_KERNEL_SIZE, Kernel, gaussian_1d, rotate180, size_for_sigma
+from convcli.core.kernels import (
+    MAX_KERNEL_SIZE,
+    Kernel,
+    check_sigma,
+    gaussian_1d,
+    rotate180,
+    size_for_sigma,
+    size_text,
+)
 from convcli.core.padding import PadMode, resolve_mode, source_rows
 from convcli.core.pixels import BandStats, PixelSpec
 from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_geometry
@@ -322,14 +330,12 @@ class UnsharpStage(WindowStage):
     carries_alpha: bool = True  # alpha passes unchanged; colour is sharpened premultiplied
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.sigma) and self.sigma > 0):
-            msg = f"--sigma must be > 0 and finite, got {self.sigma}"
-            raise UsageError(msg)
+        check_sigma(self.sigma, "--sigma")
         if not math.isfinite(self.amount) or not math.isfinite(self.threshold) or self.threshold < 0:
             msg = "--amount must be finite and --threshold finite and >= 0"
             raise UsageError(msg)
         if self.size() > MAX_KERNEL_SIZE:
-            n = self.size()
+            n = size_text(self.size())
             msg = (f"the unsharp blur would be {n}x{n}, over the limit of {MAX_KERNEL_SIZE} "
                    "(give a smaller --sigma)")
             raise UsageError(msg)

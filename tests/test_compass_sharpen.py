@@ -296,8 +296,8 @@ def test_sharpen_threshold_keeps_flat_areas(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--sigma", "0"], "--sigma must be > 0"),
-    (["--sigma", "nan"], "--sigma must be > 0"),
+    (["--sigma", "0"], "--sigma must be at least 0.001"),
+    (["--sigma", "nan"], "--sigma must be at least 0.001"),
     (["--threshold", "-0.1"], "--threshold"),
     (["-p", "valid"], "padding"),
     (["--sigma", "400"], "over the limit of 1001"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import math
 import tracemalloc
+import warnings
 import zlib
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from convcli.core import parametric
 from convcli.core.kernels import MAX_KERNEL_ABS_SUM, MAX_KERNEL_SIZE, Kernel, load_kernel_file, parse_kernel
 from convcli.core.shapes import MAX_GEOMETRY, parse_pair, resolve_pad
 from convcli.errors import InputError, UsageError
@@ -95,6 +97,32 @@ def test_nested_literal_shapes(value: object) -> None:
         np.testing.assert_array_equal(out.weights, np.array(value, dtype=float))
     elif isinstance(value, list):
         assert out.shape == (1, len(value))  # one pair of brackets: one row
+
+
+# --------------------------------------------------------------------------- parametric kernels
+
+#: Every (family, parameter) of the parametric kernels, each fuzzed alone with the others at default.
+PARAMETRIC = [(b.name, p.name) for b in parametric.BUILDERS.values() for p in b.params]
+#: Values where formulas break: underflowing squares, overflowing quotients, the float range's ends.
+EXTREMES = [0.0, -0.0, 5e-324, 1e-300, 1e-160, 1e-77, 1e-3, 0.999e-3, 1.0, 1e77, 1e160, 1e300, -1e-300,
+            -1e300, 1.7976931348623157e308]
+
+
+@pytest.mark.parametrize(("family", "key"), PARAMETRIC)
+@settings(max_examples=40, deadline=None)
+@given(value=st.one_of(st.sampled_from(EXTREMES), st.floats(allow_nan=False, allow_infinity=False)))
+def test_parametric_parameters_at_any_value(family: str, key: str, value: float) -> None:
+    """``family:key=value`` gives a finite kernel within the limits or a one-line refusal: never a
+    traceback (a ZeroDivisionError from log:sigma=1e-300 once) nor a NumPy warning on the way."""
+    spec = f"{family}:{key}={value!r}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a NumPy RuntimeWarning fails the test
+        try:
+            out = parse_kernel(spec)
+        except REFUSALS as e:
+            assert "\n" not in str(e) and len(str(e)) < 300, str(e)
+            return
+    check_kernel(out)
 
 
 # --------------------------------------------------------------------------- kernel files

@@ -101,6 +101,12 @@ def test_overflowing_literal_is_a_usage_error(small: Path, tmp_path: Path) -> No
     (["filter", "-k", "sharpen", "--pad", "100000000000000000000"], "--pad"),
     (["filter", "-k", "sharpen", "-s", "9" * 5000], "--stride"),
     (["chain", "conv", "--size", "5000"], "--size"),
+    (["blur", "--sigma", "1e-300"], "--sigma"),  # a NumPy warning and a NaN kernel once
+    (["sharpen", "--sigma", "1e-300"], "--sigma"),
+    (["sharpen", "--sigma", "1e300"], "6e+300x6e+300"),  # the size in 3 figures, not 301 digits
+    (["filter", "-k", "log:sigma=1e-300"], "sigma=1e-300 must be at least 0.001"),  # a traceback once
+    (["filter", "-k", "comet:sigma=1e-300"], "sigma=1e-300 must be at least 0.001"),  # a traceback once
+    (["filter", "-k", "gabor:gamma=1e-300"], "size 2.4e+301 is over the limit"),
 ])
 def test_sizes_past_the_limits_are_usage_errors(small: Path, tmp_path: Path, args: list[str],
                                                phrase: str) -> None:

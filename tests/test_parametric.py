@@ -274,8 +274,8 @@ def test_larger_kernels_turn_in_90_steps_only() -> None:
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("gaussian:sigma=-1", "sigma=-1 must be > 0"),
-    ("gaussian:sigma=0", "must be > 0"),
+    ("gaussian:sigma=-1", "sigma=-1 must be at least 0.001"),
+    ("gaussian:sigma=0", "sigma=0 must be at least 0.001"),
     ("gaussian:sigma=nan", "must be finite"),
     ("gaussian:sigma=inf", "must be finite"),
     ("gaussian:sigma=abc", "not a number"),

@@ -28,6 +28,10 @@ from convcli.errors import UsageError
 MAX_KERNEL_SIZE = 1001
 #: The largest sum of |entries| of a kernel: 65535 * 1e9 stays far inside float32.
 MAX_KERNEL_ABS_SUM = 1e9
+#: The smallest Gaussian sigma taken (blur --sigma, sharpen --sigma, gaussian/log/dog/gabor/comet).
+#: A sampled Gaussian is already a unit impulse to double precision from sigma ~0.03 down
+#: (exp(-1 / (2 * 0.03**2)) < 1e-240); far below, its square and quotients leave float range.
+MIN_SIGMA = 1e-3
 #: Characters read as a minus sign in kernel literals and --patch (U+2212 MINUS SIGN).
 MINUS_SIGNS = "\u2212"
 
@@ -136,9 +140,27 @@ def opencv_default_sigma(k: int) -> float:
     return 0.3 * ((k - 1) * 0.5 - 1) + 0.8
 
 
+def check_sigma(sigma: float, what: str) -> None:
+    """UsageError unless ``sigma`` is finite and at least :data:`MIN_SIGMA`."""
+    if not (math.isfinite(sigma) and sigma >= MIN_SIGMA):
+        msg = (f"{what} must be at least {MIN_SIGMA:g} (a smaller Gaussian is the identity kernel), "
+               f"got {sigma:g}")
+        raise UsageError(msg)
+
+
+def size_text(n: float) -> str:
+    """A kernel size for a message: digits while they are readable, else 3 significant figures."""
+    return str(int(n)) if abs(n) < 1e9 else f"{float(n):.3g}"
+
+
 def size_for_sigma(sigma: float, truncate: float = 3.0) -> int:
     """Kernel size covering ``truncate`` sigmas each side: 2*ceil(truncate*sigma) + 1."""
-    return 2 * math.ceil(truncate * sigma) + 1
+    reach = truncate * sigma
+    if not math.isfinite(reach):
+        msg = (f"sigma {sigma:g} (x {truncate:g}) is beyond any kernel: kernels are at most "
+               f"{MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE}")
+        raise UsageError(msg)
+    return 2 * math.ceil(reach) + 1
 
 
 def gaussian_1d(k: int, sigma: float | None = None) -> np.ndarray:
@@ -151,9 +173,8 @@ def gaussian_1d(k: int, sigma: float | None = None) -> np.ndarray:
         msg = f"Gaussian size must be odd and >= 1, got {k}"
         raise UsageError(msg)
     check_kernel_size(k, k, "Gaussian kernel")
-    if sigma is not None and not math.isfinite(sigma):
-        msg = f"Gaussian sigma must be finite, got {sigma}"
-        raise UsageError(msg)
+    if sigma is not None and not (sigma <= 0):  # (NaN included: checked, not defaulted)
+        check_sigma(sigma, "Gaussian sigma")
     if (sigma is None or sigma <= 0) and k in _OPENCV_SMALL_GAUSSIAN:
         return np.array(_OPENCV_SMALL_GAUSSIAN[k])
     s = opencv_default_sigma(k) if sigma is None or sigma <= 0 else sigma

@@ -25,7 +25,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convcli.core.kernels import MAX_KERNEL_SIZE, Kernel, box_kernel, gaussian_1d, get_kernel, size_for_sigma
+from convcli.core.kernels import (
+    MAX_KERNEL_SIZE,
+    MIN_SIGMA,
+    Kernel,
+    box_kernel,
+    gaussian_1d,
+    get_kernel,
+    size_for_sigma,
+    size_text,
+)
 from convcli.errors import UsageError
 
 #: Largest kernel side a spec may build: the limit of every kernel (core.kernels.MAX_KERNEL_SIZE).
@@ -41,6 +50,7 @@ class Param:
     kind: str  # "float", "int", "angle"
     help: str
     minimum: float | None = None  # values must be > minimum (strictly), if given
+    least: float | None = None  # values must be >= least, if given
     odd: bool = False
 
     def text(self) -> str:
@@ -89,6 +99,9 @@ def _number(builder: str, key: str, text: str, param: Param) -> float:
     if param.minimum is not None and v <= param.minimum:
         msg = f"{where}={text} must be > {param.minimum:g}"
         raise UsageError(msg)
+    if param.least is not None and v < param.least:
+        msg = f"{where}={text} must be at least {param.least:g}"
+        raise UsageError(msg)
     return v
 
 
@@ -126,7 +139,8 @@ def _size(values: dict[str, float | None], builder: str, auto: int) -> int:
     """``size`` if given, else ``auto``; odd and at most MAX_SIZE."""
     size = int(values["size"]) if values.get("size") is not None else auto  # type: ignore[arg-type]
     if size > MAX_SIZE:
-        msg = f"kernel {builder}: size {size} is over the limit of {MAX_SIZE} (give a smaller sigma or size=)"
+        msg = (f"kernel {builder}: size {size_text(size)} is over the limit of {MAX_SIZE} "
+               "(give a smaller sigma or size=)")
         raise UsageError(msg)
     return size
 
@@ -202,14 +216,20 @@ def gabor(values: dict[str, float | None]) -> np.ndarray:
     sigma, lam, gamma = _f(values, "sigma"), _f(values, "lambda"), _f(values, "gamma")
     theta, psi = math.radians(_f(values, "theta")), math.radians(_f(values, "psi"))
     sx, sy = sigma, sigma / gamma
+    if sy < MIN_SIGMA:
+        msg = f"kernel gabor: sigma/gamma = {sy:.3g} must be at least {MIN_SIGMA:g} (give a smaller gamma)"
+        raise UsageError(msg)
     c, s = math.cos(theta), math.sin(theta)
     if values.get("size") is not None:
         xmax = ymax = int(_f(values, "size")) // 2
     else:
-        xmax = round(max(abs(3 * sx * c), abs(3 * sy * s)))
-        ymax = round(max(abs(3 * sx * s), abs(3 * sy * c)))
+        hx, hy = max(abs(3 * sx * c), abs(3 * sy * s)), max(abs(3 * sx * s), abs(3 * sy * c))
+        if not max(hx, hy) < MAX_SIZE:  # (inf too: sigma/gamma beyond float range)
+            msg = f"kernel gabor: size {size_text(2 * max(hx, hy) + 1)} is over the limit of {MAX_SIZE}"
+            raise UsageError(msg)
+        xmax, ymax = round(hx), round(hy)
     if 2 * max(xmax, ymax) + 1 > MAX_SIZE:
-        msg = f"kernel gabor: size {2 * max(xmax, ymax) + 1} is over the limit of {MAX_SIZE}"
+        msg = f"kernel gabor: size {size_text(2 * max(xmax, ymax) + 1)} is over the limit of {MAX_SIZE}"
         raise UsageError(msg)
     ys = np.arange(ymax, -ymax - 1, -1, dtype=np.float64)[:, None]  # row i holds y = ymax - i
     xs = np.arange(xmax, -xmax - 1, -1, dtype=np.float64)[None, :]
@@ -273,6 +293,8 @@ def disk(values: dict[str, float | None]) -> np.ndarray:
         w = (yy * yy + xx * xx <= radius * radius).mean(axis=(2, 3))
     else:
         w = (y * y + x * x <= radius * radius).astype(np.float64)
+    if not w.any():  # a disc smaller than every sub-sample: its limit, the unit impulse
+        w[half, half] = 1.0
     w = _crop_zero_border(w)
     return w / w.sum()
 
@@ -303,7 +325,8 @@ def comet(values: dict[str, float | None]) -> np.ndarray:
         raise UsageError(msg)
     rank = 3
     u = np.arange(w * rank, dtype=np.float64)
-    taps = np.exp(-(u * u) / (2.0 * (sigma * rank) ** 2)).reshape(w, rank).sum(axis=1)
+    spread = sigma * rank  # (a product, not ** 2: Python's float power raises on overflow; inf is fine here)
+    taps = np.exp(-(u * u) / (2.0 * spread * spread)).reshape(w, rank).sum(axis=1)
     row = np.zeros((1, 2 * w - 1))
     row[0, w - 1:] = taps / taps.sum()
     return rotate_weights(row, angle, "comet")
@@ -339,7 +362,7 @@ def laplacian(values: dict[str, float | None]) -> np.ndarray:
 
 
 def _sigma(default: float | None = 1.0, name: str = "sigma") -> Param:
-    return Param(name, default, "float", "Gaussian standard deviation in pixels", minimum=0.0)
+    return Param(name, default, "float", "Gaussian standard deviation in pixels", least=MIN_SIGMA)
 
 
 _SIZE = Param("size", None, "int", "odd side; default 2*ceil(3*sigma)+1", minimum=0.0, odd=True)
@@ -353,7 +376,7 @@ BUILDERS: dict[str, Builder] = {b.name: b for b in [
     Builder("dog", (_sigma(1.0, "sigma1"), _sigma(1.6, "sigma2"), _SIZE), dog,
             "difference of Gaussians G(sigma1) - G(sigma2)"),
     Builder("gabor", (_sigma(4.0), Param("theta", 0, "angle", "orientation, degrees"),
-                      Param("lambda", 10, "float", "wavelength, pixels", minimum=0.0),
+                      Param("lambda", 10, "float", "wavelength, pixels", least=MIN_SIGMA),
                       Param("gamma", 0.5, "float", "aspect ratio", minimum=0.0),
                       Param("psi", 0, "angle", "phase, degrees"),
                       Param("size", None, "int", "odd side; default OpenCV's 3-sigma box", minimum=0.0,

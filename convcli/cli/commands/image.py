@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import click
@@ -22,10 +21,12 @@ from convcli.cli.options import (
 from convcli.core import parametric
 from convcli.core.kernels import (
     MAX_KERNEL_SIZE,
+    MIN_SIGMA,
     REGISTRY,
     Kernel,
     box_kernel,
     check_kernel_size,
+    check_sigma,
     gaussian_1d,
     get_kernel,
     opencv_default_sigma,
@@ -110,9 +111,8 @@ def blur_kernel(kind: str, size: Pair | int | None, sigma: float | None,
         disp = tuple(tuple(f"1/{ky * kx}" for _ in range(kx)) for _ in range(ky))
         label = f"box{ky}x{kx}"
         return Kernel(label, np.full((ky, kx), 1.0 / (ky * kx)), f"{ky}x{kx} mean (box) blur", disp), label
-    if sigma is not None and not (math.isfinite(sigma) and sigma > 0):
-        msg = f"--sigma must be a finite number > 0, got {sigma}"
-        raise UsageError(msg)
+    if sigma is not None:
+        check_sigma(sigma, "--sigma")
     if truncate is not None and (sigma is None or size is not None):
         msg = ("--truncate sets the size from --sigma; it needs --sigma and no --size"
                if sigma is None else "give --size or --truncate, not both (--truncate sets the size)")
@@ -213,7 +213,7 @@ blur_options = _stack(
     click.option("--size", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default=None, metavar="N|Y,X",
                  help="Kernel size (default 3; with --sigma alone: 2*ceil(truncate*sigma)+1), "
                       f"at most {MAX_KERNEL_SIZE}."),
-    click.option("--sigma", type=FiniteFloat(minimum=0.0, min_open=True), default=None,
+    click.option("--sigma", type=FiniteFloat(minimum=MIN_SIGMA), default=None,
                  help="Gaussian sigma (default: OpenCV's getGaussianKernel(k, 0))."),
     click.option("--truncate", type=FiniteFloat(minimum=0.5), default=None,
                  help="With --sigma alone: how many sigmas the kernel covers each side  [default: 3]"),
