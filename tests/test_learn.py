@@ -211,3 +211,16 @@ def test_cli_shape_mismatch_is_a_usage_error(tmp_path: Path) -> None:
     np.save(target, np.zeros((10, 10), dtype=np.float32))
     r = _run(["learn", str(CAT), str(target), "-o", str(tmp_path / "k.txt"), "--gray"])
     assert r.exit_code == 2 and "224 + 1 + 1" in r.stderr and r.stdout == ""
+
+
+@pytest.mark.parametrize(("lr", "why"), [("1e308", "the weights overflowed"), ("1e30", "loss inf")])
+def test_cli_a_diverging_descent_is_one_line_and_writes_nothing(tmp_path: Path, lr: str, why: str) -> None:
+    """A step size far too large: one error line naming the step (no NumPy overflow warnings first)."""
+    target = tmp_path / "t.npy"
+    np.save(target, _scipy_target(_cat(gray=True), SHARPEN).astype(np.float32))
+    out = tmp_path / "k.txt"
+    r = _run(["learn", str(CAT), str(target), "--gray", "--lr", lr, "--steps", "50", "-q", "-o", str(out)])
+    assert r.exit_code == 2, r.stderr
+    assert r.stderr.splitlines() == [r.stderr.strip()] and "the descent diverged at step" in r.stderr
+    assert why in r.stderr and "warning" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.npy"]

@@ -332,12 +332,17 @@ def descend(problem: Problem) -> Iterator[Step]:
     loss = problem.loss(pred)
     yield Step(0, loss, problem.export(w))
     for k in range(1, s.steps + 1):
-        pred_look = problem.forward(look) if look is not w else pred
-        new = _axpy(-lr, pre.apply(problem.gradient(pred_look)), look)
-        pred = problem.forward(new)
-        new_loss = problem.loss(pred)
-        if not np.isfinite(new_loss):
-            msg = f"the descent diverged at step {k} (loss {new_loss}); use a smaller --lr"
+        # A step too long overflows: that is the descent diverging, said once below, not NumPy warnings.
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred_look = problem.forward(look) if look is not w else pred
+            new = _axpy(-lr, pre.apply(problem.gradient(pred_look)), look)
+            finite = all(np.all(np.isfinite(a)) for a in (new.kernel, new.bias) if a is not None)
+            if finite:
+                pred = problem.forward(new)
+                new_loss = problem.loss(pred)
+        if not finite or not np.isfinite(new_loss):
+            what = f"loss {new_loss}" if finite else "the weights overflowed"
+            msg = f"the descent diverged at step {k} ({what}); use a smaller --lr"
             raise UsageError(msg)
         if s.momentum and new_loss <= loss:
             t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
