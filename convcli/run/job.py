@@ -27,7 +27,7 @@ from convcli import streaming
 from convcli.core.pixels import RangeStats, to_pixels
 from convcli.engine import resolve_threads
 from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image, read_rows
-from convcli.io.encode import encode_float, encode_image
+from convcli.io.encode import encode_float, encode_image, option_notes
 from convcli.io.files import write_atomic
 from convcli.io.metadata import Metadata, metadata_notes
 from convcli.pipeline import EngineOptions, Pipeline, nchw
@@ -177,6 +177,7 @@ def _process(job: Job) -> Result:
         if job.pipeline.stages and job.pipeline.stages[-1].op == "flatten":
             values = values.reshape(-1)  # the vector [C*H*W], written as it is
         data = encode_float(values[:, :, 0] if values.ndim == 3 and values.shape[2] == 1 else values, job.fmt)
+        notes.extend(option_notes(job.fmt, job.quality, job.compress_level))
         notes.extend(metadata_notes(None if job.strip else img.metadata, job.fmt))
         record["range"] = _range_record("raw", values)
         return _finish(job, record, notes, data, t0)
