@@ -52,11 +52,23 @@ def images(tmp_path: Path, rng: np.random.Generator) -> dict[str, Path]:
     return paths
 
 
-def _spec(case: tuple, images: dict[str, Path], out: Path) -> EmitSpec:
+def _spec(case: tuple, images: dict[str, Path], out: Path, policy: str = "clip") -> EmitSpec:
     _, k, stride, dilation, pad, mode, flip, channels, gray, bias = case
     src = images["L" if channels == 1 else "RGB"]
     return EmitSpec(kernel=k, stride=stride, dilation=dilation, pad=pad, mode=mode, flip=flip,
-                    channels=channels, input_path=str(src), output_path=str(out), bias=bias, gray=gray)
+                    channels=channels, input_path=str(src), output_path=str(out), bias=bias, gray=gray,
+                    policy=policy)
+
+
+def _pixels(v: np.ndarray, policy: str) -> np.ndarray:
+    """The README's --range policies, written out here: clip, abs, normalize (min..max onto 0..255)."""
+    v = np.asarray(v, dtype=np.float64)
+    if policy == "abs":
+        v = np.abs(v)
+    elif policy == "normalize":
+        lo, hi = v.min(), v.max()
+        v = (v - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(v)
+    return np.clip(np.rint(v), 0, 255).astype(np.uint8)
 
 
 def _reference(spec: EmitSpec) -> np.ndarray:
@@ -100,6 +112,31 @@ def test_scipy_program_gives_convcli_numbers(case: tuple, images: dict[str, Path
 def test_opencv_program_gives_convcli_numbers(case: tuple, images: dict[str, Path], tmp_path: Path) -> None:
     pytest.importorskip("cv2")
     _check("opencv", case, images, tmp_path)
+
+
+@pytest.mark.parametrize("policy", ["abs", "normalize"])
+@pytest.mark.parametrize("library", ["scipy", "opencv", "torch"])
+@pytest.mark.parametrize("case", CASES[:5], ids=[c[0] for c in CASES[:5]])
+def test_programs_apply_the_range_policy(case: tuple, library: str, policy: str, images: dict[str, Path],
+                                         tmp_path: Path) -> None:
+    """--range abs and normalize reach the emitted program (it wrote clip whatever was asked, once)."""
+    pytest.importorskip({"scipy": "scipy", "opencv": "cv2", "torch": "torch"}[library])
+    out_png = tmp_path / "out.png"
+    spec = _spec(case, images, out_png, policy)
+    ns = _run_python(emit(library, spec))
+    saved = np.asarray(Image.open(out_png)).astype(int)
+    want = _pixels(_reference(spec), policy).astype(int)
+    # float32 against float64 sums: a value on a rounding tie may land one level apart
+    assert np.abs(saved - want).max() <= 1
+    assert np.mean(saved != want) < 0.01
+    np.testing.assert_array_equal(saved, _pixels(ns["out"], policy))
+
+
+@pytest.mark.parametrize("policy", ["abs", "normalize"])
+def test_magick_refuses_a_policy_it_cannot_reproduce(policy: str, images: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=f"--range {policy}"):
+        emit("magick", _spec(CASES[0], images, tmp_path / "o.png", policy))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
@@ -299,3 +336,27 @@ def test_bad_requests_are_usage_errors() -> None:
         EmitSpec(SHARPEN, (1, 1), (1, 1), (1, 1, 1, 1), "zeros", False, 4, "a", "b")
     with pytest.raises(UsageError, match="unknown padding mode"):
         EmitSpec(SHARPEN, (1, 1), (1, 1), (1, 1, 1, 1), "bogus", False, 3, "a", "b")
+
+
+@pytest.mark.parametrize("args", [
+    ["edges", "--direction", "vertical"],  # the command's own default: --range abs
+    ["filter", "-k", "sobel-x", "--range", "normalize"],
+    ["filter", "-k", "sharpen", "--range", "abs"],
+    ["blur", "--size", "5"],  # clip
+], ids=["edges-default-abs", "normalize", "abs", "clip"])
+def test_cli_emit_carries_the_runs_range(args: list[str], images: dict[str, Path], tmp_path: Path) -> None:
+    """The emitted scipy program writes the pixels the same command writes (within a rounding tie)."""
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    src, ours, theirs = images["RGB"], tmp_path / "ours.png", tmp_path / "theirs.png"
+    cmd = [args[0], str(src), *args[1:]]
+    r = CliRunner().invoke(cli, [*cmd, "-o", str(ours), "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    r = CliRunner().invoke(cli, [*cmd, "-o", str(theirs), "--emit", "scipy"], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    _run_python(r.stdout)
+    a = np.asarray(Image.open(ours)).astype(int)
+    b = np.asarray(Image.open(theirs)).astype(int)
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1 and np.mean(a != b) < 0.01

@@ -44,6 +44,7 @@ from typing import Literal
 import numpy as np
 
 from convcli.core.padding import PadMode, resolve_mode
+from convcli.core.pixels import RANGE_POLICIES
 from convcli.errors import UsageError
 
 Library = Literal["torch", "opencv", "scipy", "magick"]
@@ -83,8 +84,12 @@ class EmitSpec:
     output_path: str
     bias: float = 0.0
     gray: bool = False
+    policy: str = "clip"  # --range: how the float result becomes 8-bit pixels
 
     def __post_init__(self) -> None:
+        if self.policy not in RANGE_POLICIES:
+            msg = f"unknown range policy {self.policy!r} (choose from {', '.join(RANGE_POLICIES)})"
+            raise UsageError(msg)
         k = np.array(self.kernel, dtype=np.float64)
         if k.ndim != 2 or k.size == 0 or not np.all(np.isfinite(k)):
             msg = f"--emit needs a finite, non-empty 2-D kernel, got shape {k.shape}"
@@ -207,11 +212,24 @@ def _python(library: str, spec: EmitSpec, body: list[str]) -> str:
     if spec.flip:
         lines.append("K = K[::-1, ::-1].copy()  # --flip: true convolution = "
                      "correlation with the kernel rotated by 180°")
-    lines += ["", *body, "",
-              "out = np.asarray(out, dtype=np.float32)",
-              "# Back to 8-bit pixels as convcli's --range clip: round half to even, clip to 0..255.",
-              "Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8)).save(OUTPUT)", ""]
+    lines += ["", *body, "", "out = np.asarray(out, dtype=np.float32)", *_pixel_lines(spec.policy), ""]
     return "\n".join(lines)
+
+
+def _pixel_lines(policy: str) -> list[str]:
+    """The float result to 8-bit pixels and saved, as convcli's ``--range`` policy does it."""
+    if policy == "abs":
+        return ["# Back to 8-bit pixels as convcli's --range abs: |x|, round half to even, clip to 0..255.",
+                "Image.fromarray(np.clip(np.rint(np.abs(out)), 0, 255).astype(np.uint8)).save(OUTPUT)"]
+    if policy == "normalize":
+        return ["# Back to 8-bit pixels as convcli's --range normalize: min..max onto 0..255 (in float64),",
+                "# round half to even; a constant result is 0.",
+                "v = out.astype(np.float64)",
+                "lo, hi = v.min(), v.max()",
+                "v = (v - lo) * (255 / (hi - lo)) if hi > lo else np.zeros_like(v)",
+                "Image.fromarray(np.rint(np.clip(v, 0, 255)).astype(np.uint8)).save(OUTPUT)"]
+    return ["# Back to 8-bit pixels as convcli's --range clip: round half to even, clip to 0..255.",
+            "Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8)).save(OUTPUT)"]
 
 
 def _dilate_lines(spec: EmitSpec, library: str) -> list[str]:
@@ -404,6 +422,11 @@ def _magick_reflect_pad(pad: tuple[int, int, int, int]) -> list[str]:
 
 def _magick(spec: EmitSpec) -> str:
     m = spec.padmode
+    if spec.policy != "clip":
+        msg = (f"not expressible in ImageMagick: --range {spec.policy} needs the negative and out-of-range "
+               "results that -morphology clamps to 0..QuantumRange in a Q16 build; use --emit torch, "
+               "scipy or opencv (or --range clip)")
+        raise UsageError(msg)
     if spec.stride != (1, 1):
         msg = (f"not expressible in ImageMagick: -morphology has no stride (asked {spec.stride[0]},"
                f"{spec.stride[1]}) and its output keeps the input's size; use --emit torch, scipy or opencv")

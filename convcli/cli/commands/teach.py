@@ -42,7 +42,8 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
     gray = cmd.gray or spec.gray
     spec = EmitSpec(kernel=first.weights, stride=first.stride, dilation=first.dilation, pad=first.pad,
                     mode=first.padding.name, flip=first.flip, channels=1 if gray else _channels(src),
-                    input_path=src, output_path=out, bias=first.bias, gray=gray)
+                    input_path=src, output_path=out, bias=first.bias, gray=gray,
+                    policy=spec.output.range_policy or cmd.default_policy)
     code = emit(library, spec)  # type: ignore[arg-type]
     if len(stages) > 1:
         code += f"\n# convcli applies this {len(stages)} times (--times {len(stages)}): repeat it on `out`.\n"
