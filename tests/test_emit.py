@@ -360,3 +360,50 @@ def test_cli_emit_carries_the_runs_range(args: list[str], images: dict[str, Path
     a = np.asarray(Image.open(ours)).astype(int)
     b = np.asarray(Image.open(theirs)).astype(int)
     assert a.shape == b.shape and np.abs(a - b).max() <= 1 and np.mean(a != b) < 0.01
+
+
+@pytest.mark.parametrize("times", [2, 3])
+def test_cli_emit_repeats_downsample_times(times: int, images: dict[str, Path], tmp_path: Path) -> None:
+    """downsample --times N: the program applies the stage N times (it applied it once before)."""
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    src, ours, theirs = images["RGB"], tmp_path / "ours.png", tmp_path / "theirs.png"
+    cmd = ["downsample", str(src), "--factor", "2", "--times", str(times)]
+    assert CliRunner().invoke(cli, [*cmd, "-o", str(ours), "-q"]).exit_code == 0
+    r = CliRunner().invoke(cli, [*cmd, "-o", str(theirs), "--emit", "scipy"], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    _run_python(r.stdout)
+    a, b = (np.asarray(Image.open(p)).astype(int) for p in (ours, theirs))
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1
+
+
+@pytest.mark.parametrize(("extra", "phrase"), [
+    (["--linear-light"], "--linear-light"),
+    (["--bit-depth", "16"], "--bit-depth 16"),
+    (["--bit-depth", "float", "-o", "x.npy"], "--bit-depth float"),
+])
+def test_cli_emit_refuses_what_the_program_would_not_do(extra: list[str], phrase: str,
+                                                       images: dict[str, Path]) -> None:
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    r = CliRunner().invoke(cli, ["filter", str(images["RGB"]), "-k", "sharpen", *extra, "--emit", "scipy"])
+    assert r.exit_code == 2 and phrase in r.stderr and r.stdout == ""
+
+
+def test_cli_emit_refuses_a_16_bit_input_and_notes_alpha(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    g16 = tmp_path / "g16.png"
+    Image.fromarray(np.arange(48, dtype=np.uint16).reshape(6, 8) * 1000).save(g16)
+    r = CliRunner().invoke(cli, ["filter", str(g16), "-k", "sharpen", "--emit", "scipy"])
+    assert r.exit_code == 2 and "16-bit image" in r.stderr
+    rgba = tmp_path / "rgba.png"
+    Image.fromarray(np.full((6, 8, 4), 200, np.uint8), "RGBA").save(rgba)
+    r = CliRunner().invoke(cli, ["filter", str(rgba), "-k", "sharpen", "--emit", "scipy"])
+    assert r.exit_code == 0 and "alpha channel" in r.stderr and r.stdout.startswith("#!/usr/bin/env python3")

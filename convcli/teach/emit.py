@@ -85,8 +85,12 @@ class EmitSpec:
     bias: float = 0.0
     gray: bool = False
     policy: str = "clip"  # --range: how the float result becomes 8-bit pixels
+    repeat: int = 1  # the kernel applied this many times in float (downsample --times)
 
     def __post_init__(self) -> None:
+        if self.repeat < 1:
+            msg = f"repeat must be >= 1, got {self.repeat}"
+            raise UsageError(msg)
         if self.policy not in RANGE_POLICIES:
             msg = f"unknown range policy {self.policy!r} (choose from {', '.join(RANGE_POLICIES)})"
             raise UsageError(msg)
@@ -212,6 +216,10 @@ def _python(library: str, spec: EmitSpec, body: list[str]) -> str:
     if spec.flip:
         lines.append("K = K[::-1, ::-1].copy()  # --flip: true convolution = "
                      "correlation with the kernel rotated by 180°")
+    if spec.repeat > 1:
+        body = [f"for _ in range({spec.repeat}):  # --times {spec.repeat}: the same stage again on its "
+                "result, in float",
+                *(f"    {ln}" if ln else ln for ln in body), "    x = np.asarray(out, dtype=np.float32)"]
     lines += ["", *body, "", "out = np.asarray(out, dtype=np.float32)", *_pixel_lines(spec.policy), ""]
     return "\n".join(lines)
 
@@ -422,6 +430,10 @@ def _magick_reflect_pad(pad: tuple[int, int, int, int]) -> list[str]:
 
 def _magick(spec: EmitSpec) -> str:
     m = spec.padmode
+    if spec.repeat > 1:
+        msg = (f"not written for ImageMagick: the kernel applied {spec.repeat} times in float; use --emit "
+               "torch, scipy or opencv")
+        raise UsageError(msg)
     if spec.policy != "clip":
         msg = (f"not expressible in ImageMagick: --range {spec.policy} needs the negative and out-of-range "
                "results that -morphology clamps to 0..QuantumRange in a Q16 build; use --emit torch, "

@@ -15,19 +15,25 @@ from convcli.pipeline import CorrelateStage
 from convcli.run.spec import Command, RunSpec
 
 
-def _channels(path: str) -> int:
-    """Colour channels of the input as convcli reads it (3 when it can't be read: the code is generic)."""
+def _header(path: str) -> Any:
+    """The input's header as convcli reads it, or None when it can't be read (the code is then generic)."""
     from convcli.errors import ConvcliError
     from convcli.io.decode import read_header
 
     try:
-        return read_header(path).channels
+        return read_header(path)
     except ConvcliError:
-        return 3
+        return None
 
 
 def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
-    """The equivalent code in ``library`` for a one-kernel command (or the same kernel repeated)."""
+    """The equivalent code in ``library`` for a one-kernel command (or the same kernel repeated).
+
+    The programs read 8-bit colour or grey and write 8-bit pixels by the run's ``--range``; what
+    they would not reproduce (``--linear-light``, 16-bit or float output, a 16-bit input) is
+    refused, and an alpha channel (convcli filters colour premultiplied by it; the programs drop it)
+    is a note.
+    """
     from convcli.teach.emit import EmitSpec, emit
 
     stages = cmd.pipeline.stages
@@ -36,18 +42,31 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
         msg = (f"--emit {library}: this command is not a single kernel (e.g. edges magnitude combines two); "
                "use --direction vertical|horizontal or 'filter'")
         raise UsageError(msg)
+    if spec.linear_light:
+        msg = (f"--emit {library}: the programs filter the stored sRGB values; --linear-light (decode to "
+               "linear light, filter, encode) is not written: drop it, or run convcli")
+        raise UsageError(msg)
+    if spec.output.bit_depth in ("16", "float"):
+        msg = f"--emit {library}: the programs write 8-bit pixels; drop --bit-depth {spec.output.bit_depth}"
+        raise UsageError(msg)
     images = spec.images or ("input.png",)
     src = images[0] if images[0] != "-" else "input.png"
+    header = _header(src) if images[0] != "-" else None
+    if header is not None and header.bit_depth == 16:
+        msg = f"--emit {library}: {src} is a 16-bit image; the programs read 8-bit images"
+        raise UsageError(msg)
+    if header is not None and header.has_alpha:
+        click.echo(f"convcli: note: {src} has an alpha channel: convcli filters colour premultiplied by it "
+                   "and keeps it; the program filters the colour as stored and drops it, so pixels differ "
+                   "where alpha < 255", err=True)
     out = spec.output.output or "output.png"
     gray = cmd.gray or spec.gray
-    spec = EmitSpec(kernel=first.weights, stride=first.stride, dilation=first.dilation, pad=first.pad,
-                    mode=first.padding.name, flip=first.flip, channels=1 if gray else _channels(src),
-                    input_path=src, output_path=out, bias=first.bias, gray=gray,
-                    policy=spec.output.range_policy or cmd.default_policy)
-    code = emit(library, spec)  # type: ignore[arg-type]
-    if len(stages) > 1:
-        code += f"\n# convcli applies this {len(stages)} times (--times {len(stages)}): repeat it on `out`.\n"
-    return code
+    channels = 1 if gray else (header.channels if header is not None else 3)
+    espec = EmitSpec(kernel=first.weights, stride=first.stride, dilation=first.dilation, pad=first.pad,
+                     mode=first.padding.name, flip=first.flip, channels=channels,
+                     input_path=src, output_path=out, bias=first.bias, gray=gray,
+                     policy=spec.output.range_policy or cmd.default_policy, repeat=len(stages))
+    return emit(library, espec)  # type: ignore[arg-type]
 
 
 def _read_named(read: Any, path: str, flag: str, **kw: Any) -> Any:
