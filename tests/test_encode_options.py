@@ -24,8 +24,7 @@ TAKES_LEVEL = {"jpg": False, "webp": False, "png": True, "bmp": False, "tif": Fa
 
 
 @pytest.fixture
-def src(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(3)
+def src(tmp_path: Path, rng: np.random.Generator) -> Path:
     path = tmp_path / "in.png"
     Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(path)
     return path

@@ -5,11 +5,11 @@ from __future__ import annotations
 from convcli.core.kernels import Kernel, parse_kernel, spec_file
 
 
-def kernel_files(spec: str) -> list[str]:
-    """The file a ``@file`` spec reads, as a list (empty for any other spec): an input of the
-    command, for the one safety check of its outputs (:func:`convcli.run.plan.prepare_paths`)."""
-    path = spec_file(spec)
-    return [path] if path is not None else []
+def kernel_files(spec: str | None) -> tuple[str, ...]:
+    """The file a ``@file`` spec reads (none for any other spec, or no spec): an input of the
+    command, for the one safety check of its outputs (:func:`convcli.run.plan.check_paths`)."""
+    path = spec_file(spec) if spec is not None else None
+    return (path,) if path is not None else ()
 
 
 def cli_kernel(spec: str) -> Kernel:

@@ -45,6 +45,13 @@ def _bands(values: np.ndarray, band_bytes: int) -> Iterator[slice]:
         yield slice(start, min(rows, start + step))
 
 
+def check_policy(policy: str) -> None:
+    """UsageError unless ``policy`` is one of :data:`RANGE_POLICIES`."""
+    if policy not in RANGE_POLICIES:
+        msg = f"unknown range policy {policy!r} (choose from {', '.join(RANGE_POLICIES)})"
+        raise UsageError(msg)
+
+
 def to_pixels(values: np.ndarray, policy: str, bit_depth: int, *, threads: int = 1,
               band_bytes: int = BAND_BYTES, out: np.ndarray | None = None) -> tuple[np.ndarray, RangeStats]:
     """Float array (H, W) or (H, W, C) -> uint8/uint16 by a --range policy, band by band.
@@ -58,9 +65,7 @@ def to_pixels(values: np.ndarray, policy: str, bit_depth: int, *, threads: int =
     ``normalize``: finite min..max mapped onto 0..maxval (a constant image gives 0).
     NaN becomes 0 and counts as clipped; ±inf clips to the ends.
     """
-    if policy not in RANGE_POLICIES:
-        msg = f"unknown range policy {policy!r} (choose from {', '.join(RANGE_POLICIES)})"
-        raise UsageError(msg)
+    check_policy(policy)
     maxval = _maxval(bit_depth)
     values = np.asarray(values)
     if values.ndim < 2:

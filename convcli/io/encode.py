@@ -166,7 +166,6 @@ def encode_image(
         ready(pixels.shape[0])
         ready = None
     color, alpha, notes = prepare_pixels(pixels, alpha, fmt)
-    notes.extend(option_notes(info.name, quality, compress_level))
     channels = 1 if color.ndim == 2 else 3
     icc_profile, icc_notes = fit_icc(icc_profile, channels, info.name)
     notes.extend(icc_notes)
@@ -196,17 +195,6 @@ def encode_image(
         msg = f"cannot encode {im.mode} as {info.pil}: {one_line(exc)}"
         raise OutputError(msg) from None
     return buf.getvalue(), tuple(notes)
-
-
-def option_notes(fmt: str, quality: int | None, compress_level: int | None) -> list[str]:
-    """A note for each encoding option given that ``fmt`` has no use for (said, not silently dropped)."""
-    info = format_info(fmt)
-    notes = []
-    if quality is not None and info.quality is None:
-        notes.append(f"--quality ignored: {info.name.upper()} has no quality setting (JPEG and WebP have)")
-    if compress_level is not None and info.name != "png":
-        notes.append(f"--compress-level ignored: it is PNG's zlib level ({info.name.upper()} has none)")
-    return notes
 
 
 def fit_icc(icc_profile: bytes | None, channels: int, fmt: str) -> tuple[bytes | None, list[str]]:

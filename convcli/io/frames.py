@@ -36,7 +36,7 @@ from convcli.io.decode import (
     orient,
     seek_frame,
 )
-from convcli.io.encode import fit_icc, gif_frame, option_notes, pillow_params, prepare_pixels
+from convcli.io.encode import fit_icc, gif_frame, pillow_params, prepare_pixels
 from convcli.io.files import one_line
 from convcli.io.metadata import Metadata, metadata_notes, png_chunks, read_metadata
 from convcli.io.png import PNG_SIGNATURE, _png_chunk, _png_samples, png_zlib_stream
@@ -198,7 +198,7 @@ def frame_chunks(frames: Iterable[Frame], w: FrameWriter, notes: list[str]) -> I
         yield from _apng_chunks(rest, w, icc, meta)
     else:
         yield _pillow_animation(rest, w, icc, meta)
-    notes.extend(held + option_notes(w.fmt, w.quality, w.compress_level) + icc_notes)
+    notes.extend(held + icc_notes)
 
 
 def _chain(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:

@@ -27,8 +27,9 @@ from convcli import streaming
 from convcli.core.pixels import RangeStats, to_pixels
 from convcli.engine import resolve_threads
 from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image, read_rows
-from convcli.io.encode import encode_float, encode_image, option_notes
+from convcli.io.encode import encode_float, encode_image
 from convcli.io.files import write_atomic
+from convcli.io.formats import format_info
 from convcli.io.metadata import Metadata, metadata_notes
 from convcli.pipeline import EngineOptions, Pipeline, nchw
 from convcli.report import shape_text
@@ -108,6 +109,17 @@ def process(job: Job) -> Result:
     return result
 
 
+def _ignored_options(job: Job) -> list[str]:
+    """A note for each encoding option the output format has no use for (said, not silently dropped)."""
+    info = format_info(job.fmt)
+    notes = []
+    if job.quality is not None and info.quality is None:
+        notes.append(f"--quality ignored: {info.name.upper()} has no quality setting (JPEG and WebP have)")
+    if job.compress_level is not None and info.name != "png":
+        notes.append(f"--compress-level ignored: it is PNG's zlib level ({info.name.upper()} has none)")
+    return notes
+
+
 def _process(job: Job) -> Result:
     t0 = time.perf_counter()
     src = _source(job)
@@ -121,7 +133,7 @@ def _process(job: Job) -> Result:
         "output_shape": plans[-1].stage.shown_shape(plans[-1].out_shape) if plans else None,
         "stages": [p.record() for p in plans],
     }
-    notes = list(header.notes)
+    notes = list(header.notes) + _ignored_options(job)
     if header.has_alpha:
         notes.append("alpha premultiplied and filtered with the same kernel" if job.pipeline.keeps_alpha
                      else "alpha dropped: a stage mixes or replaces channels")
@@ -177,7 +189,6 @@ def _process(job: Job) -> Result:
         if job.pipeline.stages and job.pipeline.stages[-1].op == "flatten":
             values = values.reshape(-1)  # the vector [C*H*W], written as it is
         data = encode_float(values[:, :, 0] if values.ndim == 3 and values.shape[2] == 1 else values, job.fmt)
-        notes.extend(option_notes(job.fmt, job.quality, job.compress_level))
         notes.extend(metadata_notes(None if job.strip else img.metadata, job.fmt))
         record["range"] = _range_record("raw", values)
         return _finish(job, record, notes, data, t0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from string import Formatter
@@ -316,7 +317,7 @@ def check_files(inputs: list[InputItem], tasks: list[Task], out_dir: str | None,
     """
     input_keys: dict[object, str] = {}
     named = [(str(item.path), item.name) for item in inputs if item.path is not None]
-    for path, name in [*named, *((r, r) for r in reads if r != "-")]:
+    for path, name in [*named, *((r, r) for r in reads)]:
         for key in _identity(path)[0]:
             input_keys.setdefault(key, name)
     root = os.path.realpath(out_dir) if out_dir is not None else None
@@ -405,7 +406,7 @@ def make_folders(tasks: list[Task]) -> list[Task]:
     return out
 
 
-def prepare_paths(inputs: list[str], outputs: list[tuple[str, str]]) -> None:
+def prepare_paths(inputs: Sequence[str], outputs: list[tuple[str, str]]) -> None:
     """For a command that plans its files itself (animate, learn, demo, kernels --response):
     :func:`check_paths`, then the folders of the outputs created. UsageError (exit 2) either way."""
     check_paths(inputs, outputs)
@@ -423,7 +424,7 @@ def prepare_paths(inputs: list[str], outputs: list[tuple[str, str]]) -> None:
             raise UsageError(msg) from None
 
 
-def check_paths(inputs: list[str], outputs: list[tuple[str, str]]) -> None:
+def check_paths(inputs: Sequence[str], outputs: list[tuple[str, str]]) -> None:
     """The one safety check for a command that plans its files itself: ``outputs`` are (what,
     path); none may be an input, two the same file, or an existing non-regular file."""
     input_keys: dict[object, str] = {}

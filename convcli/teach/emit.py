@@ -44,7 +44,7 @@ from typing import Literal
 import numpy as np
 
 from convcli.core.padding import PadMode, resolve_mode
-from convcli.core.pixels import RANGE_POLICIES
+from convcli.core.pixels import check_policy
 from convcli.errors import UsageError
 
 Library = Literal["torch", "opencv", "scipy", "magick"]
@@ -91,9 +91,7 @@ class EmitSpec:
         if self.repeat < 1:
             msg = f"repeat must be >= 1, got {self.repeat}"
             raise UsageError(msg)
-        if self.policy not in RANGE_POLICIES:
-            msg = f"unknown range policy {self.policy!r} (choose from {', '.join(RANGE_POLICIES)})"
-            raise UsageError(msg)
+        check_policy(self.policy)
         k = np.array(self.kernel, dtype=np.float64)
         if k.ndim != 2 or k.size == 0 or not np.all(np.isfinite(k)):
             msg = f"--emit needs a finite, non-empty 2-D kernel, got shape {k.shape}"

@@ -185,7 +185,7 @@ def build_filter(p: dict[str, Any]) -> Command:
     k = user_kernel(p["kernel_spec"], p["normalize"], p["scale"])
     stage = make_correlate_stage("filter", k, flip=p["flip"], bias=p["bias"], **geometry_kwargs(p))
     return Command(pipeline=Pipeline((stage,)), op=filter_op_name(p["kernel_spec"], k),
-                   reads=tuple(kernel_files(p["kernel_spec"])))
+                   reads=kernel_files(p["kernel_spec"]))
 
 
 @click.command("filter")
@@ -231,7 +231,7 @@ def build_blur(p: dict[str, Any]) -> Command:
             raise UsageError(msg)
         k = cli_kernel(p["kernel_spec"])
         stage = make_correlate_stage("blur", k, **geometry_kwargs(p))
-        return Command(pipeline=Pipeline((stage,)), op="blur", reads=tuple(kernel_files(p["kernel_spec"])))
+        return Command(pipeline=Pipeline((stage,)), op="blur", reads=kernel_files(p["kernel_spec"]))
     k, label = blur_kernel(p["kind"] or "gaussian", p["size"], p["sigma"], p["truncate"])
     stage = make_correlate_stage("blur", k, label=label, **geometry_kwargs(p))
     return Command(pipeline=Pipeline((stage,)), op="blur")
@@ -364,8 +364,7 @@ def build_downsample(p: dict[str, Any]) -> Command:
     stage = make_correlate_stage("downsample", k, flip=p["flip"], label=label, **geo)
     total = factor**times
     op = f"down{total}" if total < 10**9 else f"down{factor}x{times}"
-    return Command(pipeline=Pipeline((stage,) * times), op=op,
-                   reads=tuple(kernel_files(p["kernel_spec"] or "")))
+    return Command(pipeline=Pipeline((stage,) * times), op=op, reads=kernel_files(p["kernel_spec"]))
 
 
 @click.command("downsample")

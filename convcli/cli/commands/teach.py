@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -14,8 +14,11 @@ from convcli.errors import UsageError
 from convcli.pipeline import CorrelateStage
 from convcli.run.spec import Command, RunSpec
 
+if TYPE_CHECKING:
+    from convcli.io.decode import ImageHeader
 
-def _header(path: str) -> Any:
+
+def _header(path: str) -> ImageHeader | None:
     """The input's header as convcli reads it, or None when it can't be read (the code is then generic)."""
     from convcli.errors import ConvcliError
     from convcli.io.decode import read_header
