@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -259,6 +261,57 @@ def test_write_atomic_refuses_a_fifo_that_appeared_after_the_plan(tmp_path: Path
     with pytest.raises(OutputError, match="not a regular file"):
         write_atomic(target, b"x")
     assert stat.S_ISFIFO(os.lstat(target).st_mode)
+
+
+def test_an_output_through_a_symlink_writes_the_file_it_names_and_keeps_the_link(tmp_path: Path) -> None:
+    """0.2 renamed over the link itself: the file it named stayed stale, and as root
+    ``-o /dev/stdout > f.png`` replaced /dev/stdout with a regular file (f.png got nothing)."""
+    src = save(tmp_path / "in.png")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "out.png").write_bytes(b"stale")
+    link = tmp_path / "out.png"
+    link.symlink_to(tmp_path / "real" / "out.png")
+    r = run("blur", src, "-o", link, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert link.is_symlink() and os.readlink(link) == str(tmp_path / "real" / "out.png")
+    with Image.open(tmp_path / "real" / "out.png") as im:
+        assert im.size == (16, 12)
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["out.png"]  # no temporary left
+
+
+def test_an_output_through_a_proc_fd_link_lands_in_the_redirected_file(tmp_path: Path) -> None:
+    """What ``-o /dev/stdout > f.png`` does, with a link of our own (not the machine's /dev/stdout)."""
+    src = save(tmp_path / "in.png")
+    link = tmp_path / "stdout.png"
+    link.symlink_to("/proc/self/fd/1")
+    if not os.path.exists("/proc/self/fd/1"):
+        pytest.skip("no /proc/self/fd")
+    with open(tmp_path / "captured.png", "wb") as f:
+        proc = subprocess.run([sys.executable, "-m", "convcli", "blur", str(src), "-o", str(link), "-q"],
+                              stdout=f, stderr=subprocess.PIPE, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink()
+    with Image.open(tmp_path / "captured.png") as im:
+        assert im.size == (16, 12)
+
+
+def test_a_symlink_to_nothing_is_refused_before_any_work(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "missing" / "x.png")
+    before = snapshot(tmp_path)
+    refused(run("blur", src, "-o", tmp_path / "dangling.png"), "symbolic link to a missing file")
+    refused(run("blur", src, "--montage", tmp_path / "dangling.png", "-o", tmp_path / "o.png"),
+            "montage", "symbolic link")
+    assert snapshot(tmp_path) == before
+    with pytest.raises(OutputError, match="missing file"):
+        write_atomic(tmp_path / "dangling.png", b"x")
+    assert (tmp_path / "dangling.png").is_symlink()
+
+
+def test_a_fifo_output_names_the_stdout_spelling(tmp_path: Path) -> None:
+    src = save(tmp_path / "in.png")
+    os.mkfifo(tmp_path / "pipe.png")
+    refused(run("blur", src, "-o", tmp_path / "pipe.png"), "FIFO", "-o - writes to stdout")
 
 
 # --------------------------------------------------------------------------- folders, dry runs, temporaries

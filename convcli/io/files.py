@@ -18,6 +18,9 @@ from convcli.errors import OutputError
 #: Characters of the destination's name kept in a temporary name (the rest would pass NAME_MAX).
 _TMP_NAME_CHARS = 100
 
+#: Why a symbolic link to a missing file is not written through (as GNU cp refuses to).
+DANGLING_LINK = "a symbolic link to a missing file; refusing to write through it"
+
 
 _ERRNO_REASONS = {
     errno.ENOENT: "no such file",
@@ -79,15 +82,22 @@ def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview |
     and the exception re-raised, an OSError as :class:`OutputError` ("cannot write out/x.png:
     permission denied"). An existing character device (``/dev/null``) is written in place,
     never renamed over; any other existing target that is not a regular file is refused.
+    A symbolic link is followed, never replaced: the file it names is written atomically in
+    its own folder (``-o /dev/stdout > f.png`` writes f.png); a link to nothing is refused.
     """
     path = Path(path)
-    directory = path.parent
     shown = os.fspath(path)
     chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else data
     try:
         st = os.stat(path)
     except OSError:
         st = None
+    if os.path.islink(path):
+        if st is None:
+            raise OutputError(f"cannot write {shown}: {DANGLING_LINK}")
+        if stat.S_ISREG(st.st_mode):
+            path = Path(os.path.realpath(path))
+    directory = path.parent
     if st is not None and stat.S_ISCHR(st.st_mode):
         _write_in_place(path, chunks, shown)
         return
@@ -156,7 +166,10 @@ def remove_temporaries(outputs: Iterable[str | None], tag: str) -> None:
     """
     if not tag:
         return
-    folders = {str(Path(out).parent) for out in outputs if out is not None and out != "-"}
+    named = [out for out in outputs if out is not None and out != "-"]
+    # a symlinked output is written beside the file it names (write_atomic)
+    folders = {str(Path(out).parent) for out in named}
+    folders |= {os.path.dirname(os.path.realpath(out)) for out in named}
     for folder in folders:
         for tmp in _temporaries(folder, f".tmp-{tag}-"):
             try:

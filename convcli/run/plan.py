@@ -21,7 +21,7 @@ from string import Formatter
 
 from convcli.errors import ConvcliError, UsageError
 from convcli.io.decode import ImageHeader, read_header
-from convcli.io.files import os_reason
+from convcli.io.files import DANGLING_LINK, os_reason
 from convcli.io.formats import FORMATS, format_for_path
 from convcli.run.inputs import InputItem, output_extension
 from convcli.run.job import Job, OutputKind
@@ -309,6 +309,21 @@ _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a
           stat.S_IFBLK: "a block device"}
 
 
+def _target_problem(path: str, st: os.stat_result | None) -> str | None:
+    """Why an existing target may not be written (the rest of a message), or None.
+
+    A regular file is replaced by a rename and a character device written in place
+    (``-o /dev/null``); a symbolic link is followed (io.files.write_atomic), so it is the
+    file it names that counts, and a link to nothing is refused."""
+    if st is None:
+        return f"is {DANGLING_LINK}" if os.path.islink(path) else None
+    if stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode):
+        return None
+    kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+    hint = " (-o - writes to stdout)" if stat.S_ISFIFO(st.st_mode) else ""
+    return f"exists and is {kind}; refusing to replace it{hint}"
+
+
 def check_files(inputs: list[InputItem], tasks: list[Task], out_dir: str | None,
                 reads: tuple[str, ...] = ()) -> None:
     """The one check over the union of all plans; UsageError (exit 2) naming both paths.
@@ -338,10 +353,9 @@ def check_files(inputs: list[InputItem], tasks: list[Task], out_dir: str | None,
                 raise UsageError(msg)
         for key in keys:
             seen[key] = f
-        if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISCHR(st.st_mode):
-            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
-            msg = f"{f.source}: the {f.what} {f.path} exists and is {kind}; refusing to replace it"
-            raise UsageError(msg)
+        problem = _target_problem(f.path, st)
+        if problem:
+            raise UsageError(f"{f.source}: the {f.what} {f.path} {problem}")
         if root is not None and f.named:
             real = os.path.realpath(f.path)
             if not real.startswith(root.rstrip(os.sep) + os.sep):
@@ -444,7 +458,6 @@ def check_paths(inputs: Sequence[str], outputs: list[tuple[str, str]]) -> None:
                 raise UsageError(msg)
         for key in keys:
             seen[key] = (what, path)
-        if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISCHR(st.st_mode):
-            kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
-            msg = f"the {what} {path} exists and is {kind}; refusing to replace it"
-            raise UsageError(msg)
+        problem = _target_problem(path, st)
+        if problem:
+            raise UsageError(f"the {what} {path} {problem}")
