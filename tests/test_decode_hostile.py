@@ -142,3 +142,34 @@ def test_a_warning_that_says_truncated_is_an_error(monkeypatch: pytest.MonkeyPat
     with pytest.raises(InputError, match=r"truncated or corrupt data \(Truncated File Read\)"):
         read_image(encoded("PNG"))
     assert read_header(encoded("PNG")).width == 64  # the header alone is fine
+
+
+def animated(fmt: str, frames: int = 3) -> bytes:
+    rng = np.random.default_rng(5)
+    ims = [Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)) for _ in range(frames)]
+    buf = io.BytesIO()
+    ims[0].save(buf, fmt, save_all=True, append_images=ims[1:])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF", "WEBP", "PNG"])
+@pytest.mark.parametrize("frames", ["first", "all"])
+def test_cut_multi_frame_files_fail_alone_or_say_what_was_read(tmp_path: Path, fmt: str, frames: str) -> None:
+    """0.2 crashed in the plan (IndexError from a cut GIF's frame count, TypeError from a cut
+    TIFF's), a traceback that lost the whole batch. Every cut point: the file is done (saying
+    when frames could not be counted) or fails alone with one line; the good file is always done."""
+    data = animated(fmt)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in" / "good.png")
+    cuts = sorted({int(len(data) * f) for f in np.linspace(0.05, 0.98, 24)})
+    for i, cut in enumerate(cuts):
+        (tmp_path / "in" / f"cut{i:02d}.{fmt.lower()}").write_bytes(data[:cut])
+    r = run("blur", str(tmp_path / "in"), "--out-dir", str(tmp_path / "out"), "--json", "--frames", frames,
+            "-j", "1")
+    assert r.exit_code in (0, 1), r.stderr
+    recs = {Path(rec["input"]).name: rec for rec in map(json.loads, r.stdout.splitlines())}
+    assert len(recs) == len(cuts) + 1
+    assert recs["good.png"]["status"] == "ok"
+    errors = [line for line in r.stderr.splitlines() if line.startswith("convcli: error: ")]
+    assert len(errors) == sum(rec["status"] == "error" for rec in recs.values())
+    assert "Traceback" not in r.stderr

@@ -246,6 +246,15 @@ def _pillow_limit_lifted() -> Iterator[None]:
 
 
 
+#: What Pillow raises on broken image data, beyond OSError: seen from cut multi-frame files
+#: (IndexError from a GIF's n_frames, TypeError "Missing dimensions" from a TIFF's), bad EXIF
+#: (KeyError) and corrupt chunks. Every read of an untrusted file's header, frames or pixels
+#: turns these into one InputError line.
+PILLOW_ERRORS: tuple[type[Exception], ...] = (
+    OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, struct.error, zlib.error,
+)
+
+
 def _open_source(source: Source) -> BinaryIO:
     if isinstance(source, bytes | bytearray | memoryview):
         return io.BytesIO(bytes(source))
@@ -299,7 +308,7 @@ def _opened(source: Source) -> Iterator[tuple[Image.Image, BinaryIO, bytes]]:
                 im = _pillow_open(fp, head)
         except UnidentifiedImageError:
             raise InputError("not an image file (Pillow cannot identify it)") from None
-        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        except PILLOW_ERRORS as exc:
             raise InputError(f"unreadable image header ({one_line(exc)})") from None
         try:
             yield im, fp, head
@@ -315,7 +324,7 @@ def _orientation(im: Image.Image) -> int:
         return 1  # PngImageFile.getexif() would decode the image to look for a late eXIf chunk
     try:
         value = im.getexif().get(0x0112, 1)
-    except (OSError, SyntaxError, ValueError, KeyError, TypeError, struct.error):
+    except PILLOW_ERRORS:
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
@@ -371,8 +380,9 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
     try:
         with _pillow_limit_lifted():
             n_frames = int(getattr(im, "n_frames", 1))
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error):
-        n_frames = 1  # a broken later frame: the first one is all we read
+    except PILLOW_ERRORS as exc:
+        n_frames = 1  # a broken later frame: the first one is all we read, and the report says so
+        notes.append(f"later frames unreadable, first frame only ({one_line(exc) or type(exc).__name__})")
     if n_frames > 1:
         notes.append(f"first frame of {n_frames} ({_FRAME_KINDS.get(fmt, fmt)})")
     channels = stored.channels
@@ -525,7 +535,7 @@ def _decode_whole(im: Image.Image, fp: BinaryIO, plan: _Plan,
     metadata = read_metadata(im, plan.orientation)
     try:
         arr = _decode_array(im, fp, plan, max_pixels)
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
+    except PILLOW_ERRORS as exc:
         raise _corrupt(plan.header.format, exc) from None
     return arr, icc, metadata
 
@@ -667,7 +677,7 @@ def seek_frame(im: Image.Image, index: int) -> None:
         with _pillow_limit_lifted():
             im.seek(index)
             im.load()
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
+    except PILLOW_ERRORS as exc:
         msg = f"truncated or corrupt {im.format} frame {index} ({one_line(exc)})"
         raise InputError(msg) from None
 
