@@ -2,7 +2,8 @@
 
 Directories are expanded to the images in them (recognised by content, hidden
 files skipped, ``recursive`` to descend). An entry that cannot be read (a looping
-symlink, a FIFO, a device) is one failed input; the rest of the batch runs.
+symlink, a FIFO, a device), a file named like an image that cannot be opened, and a
+folder that cannot be listed are each one failed input; the rest of the batch runs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from convcli.errors import UsageError
+from convcli.io.files import os_reason
 from convcli.io.formats import FORMATS
 
 #: Magic numbers of the formats Pillow reads that convcli accepts from directories: PNG, JPEG, GIF,
@@ -42,6 +44,12 @@ class InputItem:
         return self.path is None
 
 
+#: Extensions that name an image: a file so named that cannot be opened is a failed input of
+#: its folder, not skipped as "not an image" (what is in it cannot be looked at).
+_IMAGE_NAMES: frozenset[str] = _WRITABLE | {".gif", ".ico", ".qoi", ".jp2", ".j2k", ".pbm", ".pgm", ".ppm",
+                                            ".pnm"}
+
+
 def looks_like_image(path: Path) -> bool:
     """True if the file starts with the magic number of a supported format (RIFF....WEBP included)."""
     try:
@@ -52,13 +60,26 @@ def looks_like_image(path: Path) -> bool:
     return looks_like_bytes(head)
 
 
-def _walk(folder: Path, recursive: bool) -> list[Path]:
-    found: list[Path] = []
+def _unreadable_image(path: Path) -> str | None:
+    """Why a file named like an image cannot be opened (permission denied...), or None."""
+    if path.suffix.lower() not in _IMAGE_NAMES:
+        return None
+    try:
+        with open(path, "rb"):
+            return None
+    except FileNotFoundError:
+        return None  # vanished while listed: not part of the batch
+    except OSError as e:
+        return os_reason(e)
+
+
+def _walk(folder: Path, recursive: bool) -> list[InputItem]:
+    """The images under ``folder``; an unlistable folder or unreadable image file is a failed item."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as e:
-        msg = f"{folder}: cannot list directory: {e.strerror}"
-        raise UsageError(msg) from None
+        return [InputItem(str(folder), folder, f"cannot list directory: {os_reason(e)}")]
+    found: list[InputItem] = []
     for entry in entries:
         if entry.name.startswith("."):
             continue
@@ -67,8 +88,13 @@ def _walk(folder: Path, recursive: bool) -> list[Path]:
             if entry.is_dir(follow_symlinks=False):
                 if recursive:
                     found.extend(_walk(p, recursive))
-            elif entry.is_file() and looks_like_image(p):
-                found.append(p)
+            elif entry.is_file():
+                if looks_like_image(p):
+                    found.append(InputItem(str(p), p))
+                else:
+                    reason = _unreadable_image(p)
+                    if reason:
+                        found.append(InputItem(str(p), p, reason))
         except OSError:  # a looping or dangling symlink, a vanished entry: not an image of this folder
             continue
     return found
@@ -92,7 +118,7 @@ def expand_inputs(items: list[str] | tuple[str, ...], recursive: bool = False) -
         except OSError:
             is_dir = False
         if is_dir:
-            found = [InputItem(str(f), f) for f in _walk(p, recursive)]
+            found = _walk(p, recursive)
             out.extend(found or [InputItem(raw, p, _empty_dir_reason(p, recursive))])
         else:
             out.append(InputItem(raw, p, _not_regular_reason(p)))
