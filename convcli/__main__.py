@@ -44,6 +44,8 @@ def _leave(code: int) -> None:
     _end_children()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with it closed (``>&-``)
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):

@@ -382,6 +382,36 @@ def test_a_full_disk_behind_stdout_is_one_line_and_exit_1() -> None:
     assert r.stderr.decode() == want
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("args", [("blur", "{cat}", "--out-dir", "{out}", "--json"),
+                                  ("blur", "{cat}", "--out-dir", "{out}"),
+                                  ("kernels",), ("shape", "224x224", "--size", "3", "--json")])
+def test_a_full_disk_behind_a_report_on_stdout_is_one_line_and_exit_1(tmp_path: Path, args: tuple[str, ...]
+                                                                      ) -> None:
+    """0.2 printed a traceback when stdout could not take the JSON lines, the report or a listing."""
+    cat = Path(__file__).parent.parent / "sample_images" / "cat224.png"
+    argv = [a.format(cat=cat, out=tmp_path / "o") for a in args]
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run(convcli(*argv), stdout=full, stderr=subprocess.PIPE, timeout=120, check=False)
+    assert r.returncode == 1
+    assert r.stderr.decode() == "convcli: error: cannot write to standard output: no space left on device\n"
+
+
+@pytest.mark.parametrize(("args", "status", "err"), [
+    (("-q",), 0, ""),  # nothing was due on stdout: the image is written, as asked
+    (("--json",), 1, "convcli: error: cannot write to standard output: it is closed\n"),
+    ((), 1, "convcli: error: cannot write to standard output: it is closed\n"),
+])
+def test_a_closed_stdout(tmp_path: Path, args: tuple[str, ...], status: int, err: str) -> None:
+    """``convcli ... >&-``: Python starts with sys.stdout None; 0.2 died on it with AttributeError."""
+    cat = Path(__file__).parent.parent / "sample_images" / "cat224.png"
+    r = subprocess.run(convcli("blur", str(cat), "--out-dir", str(tmp_path / "o"), *args),
+                       stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120, check=False,
+                       preexec_fn=lambda: os.close(1))  # closes the child's own fd 1
+    assert (r.returncode, r.stderr.decode()) == (status, err)
+    assert (tmp_path / "o" / "cat224.blur.png").is_file()
+
+
 @pytest.mark.parametrize(("terminated", "status", "word"),
                          [(True, 143, "terminated"), (False, 130, "interrupted")])
 def test_a_signal_wrapped_by_python_is_still_the_stop(terminated: bool, status: int, word: str,

@@ -7,6 +7,7 @@ is the only place that turns them into a line on stderr and an :class:`ExitStatu
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -18,7 +19,8 @@ from typing import Any
 
 import click
 
-from convcli.errors import ConvcliError, ExitStatus
+from convcli.errors import ConvcliError, ExitStatus, OutputError
+from convcli.io.files import os_reason
 
 #: Click >= 8.2 raises this for a bare group invocation; its show() prints the help.
 _NO_ARGS_IS_HELP: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpError", ())  # type: ignore[assignment]
@@ -26,6 +28,10 @@ _NO_ARGS_IS_HELP: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpE
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so a batch stops as on Ctrl-C (its temporary files removed)."""
+
+
+#: errno values of a write to stdout that failed for a reason the user can act on.
+_STREAM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF, errno.EROFS})
 
 
 class ReaderGone(Exception):  # noqa: N818 - how a run ended: the reader of stdout left
@@ -51,6 +57,12 @@ def stops_carried() -> Iterator[None]:
         raise Stopped(isinstance(e, Terminated)) from e
     except BrokenPipeError as e:
         raise ReaderGone from e
+    except OSError as e:
+        if e.errno not in _STREAM_ERRNOS:
+            raise
+        # files are written by io.files (OutputError) and read by io.decode (InputError): an OSError
+        # this far up is a write to stdout (the report, JSON Lines, a listing) that failed
+        raise OutputError(f"cannot write to standard output: {os_reason(e)}") from e
     except EOFError as e:
         msg = f"unexpected end of data ({' '.join(str(e).split()) or 'EOFError'})"
         raise ConvcliError(msg) from e
@@ -195,8 +207,13 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
             raise
         status = _stopped(isinstance(stop, Stopped) and stop.terminated)
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None: started with stdout closed (``>&-``)
+            sys.stdout.flush()
     except BrokenPipeError:  # the last data never reached the reader
         quiet_broken_pipe()
+        status = status or ExitStatus.FAILURE
+    except OSError as e:  # the last data stayed in the buffer: a full disk behind ``> file``
+        click.echo(f"convcli: error: cannot write to standard output: {os_reason(e)}", err=True)
+        quiet_broken_pipe()  # and Python's own flush at exit would fail again
         status = status or ExitStatus.FAILURE
     return int(status or 0)

@@ -75,10 +75,13 @@ class Reporter:
                 sys.stderr.write(tb)
             sys.stderr.flush()
         stream = self.stream
+        due = self.as_json or (not self.quiet and record.get("status") == "ok")
+        if due and stream is None:  # started with stdout closed (``>&-``): Python made it None
+            raise OutputError("cannot write to standard output: it is closed")
         if self.as_json:
             stream.write(json_line(record) + "\n")
             stream.flush()
-        elif not self.quiet and record.get("status") == "ok":
+        elif due:
             (write_table if stream.isatty() else write_plain)(record, stream)
 
 
