@@ -138,9 +138,13 @@ def test_fail_fast_stops_at_the_first_failure(photos: Path, tmp_path: Path) -> N
     r = run("blur", str(photos / "broken.png"), str(photos / "good0.png"), str(photos / "good1.png"),
             "--out-dir", str(out), "--json", "-j", "1", "--fail-fast")
     assert r.exit_code == 1
-    assert [rec["status"] for rec in records(r.stdout)] == ["error"]
+    recs = records(r.stdout)
+    assert [rec["status"] for rec in recs] == ["error", "skipped", "skipped"]  # one record per input
+    assert [rec["input"] for rec in recs[1:]] == [str(photos / "good0.png"), str(photos / "good1.png")]
+    assert recs[1]["reason"].startswith("not run: --fail-fast")
     assert list(out.iterdir()) == []
     assert "stopped at the first failure (--fail-fast), 2 not run" in r.stderr
+    assert len(error_lines(r.stderr)) == 1  # the skipped inputs are no failures
 
 
 def test_fail_fast_with_a_pool(heavy: Path, tmp_path: Path) -> None:
@@ -150,7 +154,9 @@ def test_fail_fast_with_a_pool(heavy: Path, tmp_path: Path) -> None:
             "--fail-fast", "--ordered")
     assert r.exit_code == 1
     recs = records(r.stdout)
-    assert recs[0]["status"] == "error" and len(recs) < 25  # at most what was in flight finished
+    run_ = [rec for rec in recs if rec["status"] != "skipped"]
+    assert recs[0]["status"] == "error" and len(run_) < 25  # at most what was in flight finished
+    assert len(recs) == 1 + len(list(heavy.iterdir()))  # and a record for each input not started
 
 
 def test_ordered_keeps_input_order(photos: Path, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -50,6 +50,9 @@ from convcli.run.scale import (
 )
 from convcli.run.spec import Command, RunSpec
 
+#: The JSON record of an input --fail-fast left unstarted says why.
+NOT_RUN_REASON = "not run: --fail-fast stopped the batch at the first failure"
+
 
 class Reporter:
     """Writes one record per input to the right stream in the right form, flushed at once.
@@ -68,8 +71,15 @@ class Reporter:
     def stream(self) -> Any:
         return sys.stderr if self.image_on_stdout else sys.stdout
 
+    def not_run(self, sources: Iterable[str]) -> None:
+        """With --json, one record for each input --fail-fast left unstarted (one per input, always)."""
+        if not self.as_json:
+            return  # the summary line counts them
+        for source in sources:
+            self.emit({"input": source, "status": "skipped", "reason": NOT_RUN_REASON})
+
     def emit(self, record: dict[str, Any], tb: str | None = None) -> None:
-        if record.get("status") != "ok":
+        if record.get("status") == "error":
             sys.stderr.write(clean_text(f"convcli: error: {record['input']}: {record['error']}\n"))
             if tb and self.debug:
                 sys.stderr.write(tb)
@@ -189,10 +199,12 @@ class BatchRun:
         counts = {"ok": 0, "error": 0}
         status = ExitStatus.OK
         t0 = time.perf_counter()
+        reported: set[int] = set()
         try:
             with sigterm_raises(), progress_bar(len(self.tasks), self.progress) as advance, \
                     closing(self._outcomes(stop)) as outcomes:
                 for outcome in in_order(outcomes) if self.ordered else outcomes:
+                    reported.add(outcome.index)
                     status = max(status, outcome.status)
                     counts["ok" if outcome.status == ExitStatus.OK else "error"] += 1
                     self._report(outcome)
@@ -204,6 +216,8 @@ class BatchRun:
                 if isinstance(t, Job):
                     remove_temporaries(t.files(), t.temp_tag)
             raise
+        if stop.is_set():
+            self.reporter.not_run(t.source for i, t in enumerate(self.tasks) if i not in reported)
         if self.summary:
             click.echo(self._summary_line(counts, time.perf_counter() - t0, stop.is_set()), err=True)
         return status
