@@ -33,13 +33,29 @@ def clean_text(text: str) -> str:
     return _SURROGATE.sub(_escape_surrogate, text)
 
 
+#: Characters that would break a line of text (a newline in a file name): shown escaped.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_CONTROL_NAMES = {"\n": r"\n", "\r": r"\r", "\t": r"\t"}
+
+
+def _escape_control(m: re.Match[str]) -> str:
+    ch = m.group()
+    return _CONTROL_NAMES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+
+
+def line_text(text: str) -> str:
+    """``text`` for one line of a terminal or log: :func:`clean_text`, and control characters
+    escaped (``bad\\nname.png``), so an error stays one line whatever the file is called."""
+    return _CONTROL.sub(_escape_control, clean_text(text))
+
+
 def strict(v: Any, *, finite: bool = True) -> Any:
-    """A copy of ``v`` that strict JSON can hold: non-finite floats -> None (``finite=False``: kept,
-    for text), text made valid Unicode."""
+    """A copy of ``v`` that strict JSON can hold: non-finite floats -> None, text made valid Unicode.
+    ``finite=False`` is the copy for text lines: non-finite floats kept, control characters escaped."""
     if v is None or isinstance(v, bool):
         return v
     if isinstance(v, str):
-        return clean_text(v)
+        return clean_text(v) if finite else line_text(v)
     if isinstance(v, int):
         return int(v)
     if isinstance(v, float):
@@ -141,14 +157,16 @@ def write_plain(record: dict[str, Any], stream: IO[str]) -> None:
 def write_table(record: dict[str, Any], stream: IO[str]) -> None:
     """The report of one input as a Rich table (for a terminal)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(file=stream, highlight=False)
     record = strict(record, finite=False)
     if record.get("status") != "ok":
-        console.print(f"[bold red]{record.get('input')}[/]: error: {record.get('error')}", markup=True)
+        console.print(f"[bold red]{escape(str(record.get('input')))}[/]: error: "
+                      f"{escape(str(record.get('error')))}", markup=True)
         return
-    title = f"{record['input']} → {record.get('output') or '(not written)'}"
+    title = escape(f"{record['input']} → {record.get('output') or '(not written)'}")
     if record.get("seconds") is not None:
         title += f"  ({record['seconds']:.3f} s)"
     if record.get("dry_run"):

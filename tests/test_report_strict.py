@@ -114,3 +114,53 @@ def test_non_utf8_file_name_in_json(tmp_path: Path) -> None:
     assert rec["input"] == str(tmp_path) + "/caf\\xe9-\\xff.png"
     assert rec["output"] == str(tmp_path / "out") + "/caf\\xe9-\\xff.blur.png"
     assert os.listdir(os.fsencode(tmp_path / "out")) == [b"caf\xe9-\xff.blur.png"]
+
+
+# --------------------------------------------------------------------------- names that would break a line
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=12))
+def test_line_text_is_one_line_and_keeps_printable_text(name: str) -> None:
+    from convcli.report import line_text
+
+    shown = line_text(name)
+    assert len(shown.splitlines()) <= 1 and "\r" not in shown and "\x00" not in shown
+    if name.isprintable():
+        assert shown == name
+
+
+def test_a_newline_in_a_file_name_keeps_every_error_and_report_one_line(tmp_path: Path) -> None:
+    """0.2 split `convcli: error: bad` / `name.png: ...` over two lines (and the text report too)."""
+    bad = tmp_path / "bad\nname.png"
+    bad.write_text("junk\n")
+    good = save(tmp_path / "ok\nname.png", 1)
+    r = CliRunner().invoke(cli, ["blur", str(bad), str(good), "--out-dir", str(tmp_path / "o\tx")],
+                           catch_exceptions=False)
+    assert r.exit_code == 1
+    err = [line for line in r.stderr.splitlines() if line.startswith("convcli: error")]
+    assert err == [f"convcli: error: {tmp_path}/bad\\nname.png: not an image file (Pillow cannot identify it)"
+                   ]
+    head = f"{tmp_path}/ok\\nname.png -> {tmp_path}/o\\tx/ok\\nname.blur.png"
+    assert r.stdout.splitlines()[0].startswith(head)
+    assert (tmp_path / "o\tx" / "ok\nname.blur.png").is_file()
+    # JSON keeps the name exactly (JSON escapes it itself)
+    r = CliRunner().invoke(cli, ["blur", str(good), "--out-dir", str(tmp_path / "j"), "--json"],
+                           catch_exceptions=False)
+    assert parse_strict(r.stdout.strip())["input"] == str(good)
+
+
+def test_a_refusal_naming_a_newline_file_is_one_line(tmp_path: Path) -> None:
+    good = save(tmp_path / "a\nb.png", 2)
+    r = CliRunner().invoke(cli, ["blur", str(good), "-o", str(good)], catch_exceptions=False)
+    assert r.exit_code == 2
+    assert len(r.stderr.splitlines()) == 1 and "a\\nb.png" in r.stderr
+
+
+def test_the_rich_table_shows_brackets_in_names_as_they_are() -> None:
+    import io
+
+    from convcli.report import write_table
+
+    buf = io.StringIO()
+    write_table({"input": "cat[red].png", "status": "error", "error": "bad [bold]x[/bold]"}, buf)
+    assert buf.getvalue().strip() == "cat[red].png: error: bad [bold]x[/bold]"

@@ -21,6 +21,7 @@ import click
 
 from convcli.errors import ConvcliError, ExitStatus, OutputError
 from convcli.io.files import os_reason
+from convcli.report import line_text
 
 #: Click >= 8.2 raises this for a bare group invocation; its show() prints the help.
 _NO_ARGS_IS_HELP: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpError", ())  # type: ignore[assignment]
@@ -197,7 +198,7 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
     except ConvcliError as e:
         if debug:
             raise
-        click.echo(f"convcli: error: {e}", err=True)
+        click.echo(f"convcli: error: {line_text(str(e))}", err=True)
         status = e.exit_status
     except Exception as e:
         # The signal landed where Python wraps what is raised (a class body's __set_name__ during a

@@ -29,7 +29,7 @@ import click
 from convcli.cli.errors import sigterm_raises
 from convcli.errors import ExitStatus, OutputError, UsageError
 from convcli.io.files import os_reason, remove_temporaries
-from convcli.report import clean_text, json_line, write_plain, write_table
+from convcli.report import json_line, line_text, write_plain, write_table
 from convcli.run.inputs import expand_inputs, read_stdin
 from convcli.run.job import Job
 from convcli.run.plan import (
@@ -80,7 +80,8 @@ class Reporter:
 
     def emit(self, record: dict[str, Any], tb: str | None = None) -> None:
         if record.get("status") == "error":
-            sys.stderr.write(clean_text(f"convcli: error: {record['input']}: {record['error']}\n"))
+            line = line_text(f"{record['input']}: {record['error']}")
+            sys.stderr.write(f"convcli: error: {line}\n")
             if tb and self.debug:
                 sys.stderr.write(tb)
             sys.stderr.flush()
