@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
+from PIL import Image, ImageFile
 
 from convcli.cli import cli
 from convcli.errors import InputError
@@ -173,3 +173,37 @@ def test_cut_multi_frame_files_fail_alone_or_say_what_was_read(tmp_path: Path, f
     errors = [line for line in r.stderr.splitlines() if line.startswith("convcli: error: ")]
     assert len(errors) == sum(rec["status"] == "error" for rec in recs.values())
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("frames", ["all", "0,1"])
+def test_a_later_gif_frame_claiming_a_huge_size_is_refused_before_it_is_decoded(tmp_path: Path,
+                                                                                  frames: str) -> None:
+    """--max-pixels is checked on the first frame's header; 0.2 then decoded a 135-byte GIF's second
+    frame, whose descriptor claims 40000x40000, into 1.6 GB before refusing it."""
+    a = Image.new("P", (10, 10), 0)
+    b = Image.new("P", (10, 10), 1)
+    for im in (a, b):
+        im.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+    buf = io.BytesIO()
+    a.save(buf, "GIF", save_all=True, append_images=[b], duration=100, loop=0)
+    data = bytearray(buf.getvalue())
+    ten = struct.pack("<HH", 10, 10)
+    at = [j for j in range(len(data) - 9) if data[j] == 0x2C and data[j + 5:j + 9] == ten]  # descriptors
+    data[at[-1] + 5:at[-1] + 9] = struct.pack("<HH", 40000, 40000)
+    src = tmp_path / "bomb.gif"
+    src.write_bytes(bytes(data))
+    calls: list[tuple[int, int]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def load(self: ImageFile.ImageFile) -> Any:
+        calls.append(self.size)
+        return real_load(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ImageFile.ImageFile, "load", load)
+        r = run("filter", str(src), "-k", "sharpen", "--frames", frames, "-o", str(tmp_path / "o.gif"))
+    assert r.exit_code == 1
+    assert r.stderr == "convcli: error: " + str(src) + ": frame 1 is 40000x40000, not 10x10 like the first " \
+        "(give --frames N to filter one)\n"
+    assert calls and (40000, 40000) not in calls  # frame 0 was loaded, frame 1 never
+    assert not (tmp_path / "o.gif").exists()

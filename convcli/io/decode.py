@@ -670,12 +670,19 @@ def open_planned(
         yield im, plan.header, plan.orientation
 
 
-def seek_frame(im: Image.Image, index: int) -> None:
+def seek_frame(im: Image.Image, index: int, size: tuple[int, int]) -> None:
     """Seek to frame ``index`` and decode it, with Pillow's own bomb check off (``max_pixels`` was
-    checked from the header); InputError for a truncated or corrupt frame."""
+    checked from the header for the first frame's ``size``, (width, height) as stored); InputError
+    for a truncated or corrupt frame, or one whose own header claims another size: refused before
+    it is decoded (a 135-byte GIF whose second frame claims 40000x40000 took 1.6 GB to refuse)."""
     try:
         with _pillow_limit_lifted():
             im.seek(index)
+            w, h = im.size
+            if (w, h) != size or any(t[1][2] > w or t[1][3] > h for t in getattr(im, "tile", None) or ()):
+                msg = (f"frame {index} is {w}x{h}, not {size[0]}x{size[1]} like the first (give --frames N "
+                       "to filter one)")
+                raise InputError(msg)
             im.load()
     except PILLOW_ERRORS as exc:
         msg = f"truncated or corrupt {im.format} frame {index} ({one_line(exc)})"

@@ -78,8 +78,9 @@ class FrameSource:
                                                                 FrameInfo]]:
         """(index, colour float32 (H, W, C), alpha float32 (H, W) or None, FrameInfo), one at a time."""
         h = self.header
+        stored = (h.width, h.height) if self.orientation < 5 else (h.height, h.width)
         for index in indices:
-            seek_frame(self.im, index)
+            seek_frame(self.im, index, stored)
             info = _frame_info(self.im)
             arr = orient(self._array(index), self.orientation)
             if arr.shape[:2] != (h.height, h.width):
