@@ -882,11 +882,11 @@ def quadrants() -> np.ndarray:
     return a
 
 
-@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "tiff"])
 def test_exif_orientation_6_is_rotated_upright(tmp_path: Path, fmt: str) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # stored image must be turned 90° clockwise to display
-    src = tmp_path / f"rot.{'jpg' if fmt == 'jpeg' else 'png'}"
+    src = tmp_path / f"rot.{ {'jpeg': 'jpg', 'png': 'png', 'tiff': 'tif'}[fmt] }"
     Image.fromarray(quadrants()).save(src, exif=exif, **({"quality": 98} if fmt == "jpeg" else {}))
     (rec,) = records(ok("filter", src, "-k", "identity", "-o", tmp_path / "up.png", "--json"))
     assert rec["input_shape"] == [1, 3, 32, 16]
@@ -898,7 +898,7 @@ def test_exif_orientation_6_is_rotated_upright(tmp_path: Path, fmt: str) -> None
     corners = {(4, 4): (0, 0, 255), (4, 11): (255, 0, 0), (27, 4): (255, 255, 255), (27, 11): (0, 255, 0)}
     for (y, x), rgb in corners.items():
         assert np.abs(out[y, x] - rgb).max() <= 8, (y, x, out[y, x])
-    if fmt == "png":
+    if fmt != "jpeg":
         np.testing.assert_array_equal(out, np.rot90(quadrants(), -1))
     with Image.open(tmp_path / "up.png") as im:
         assert im.getexif().get(0x0112, 1) == 1  # not rotated twice by a viewer

@@ -251,6 +251,31 @@ def test_exif_orientation_matches_pillow(tmp_path: Path, orientation: int) -> No
     np.testing.assert_array_equal(img.color, upright)
 
 
+#: EXIF orientation -> the stored array turned upright, from the EXIF definitions (not Pillow's).
+UPRIGHT = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+           7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("ext", ["png", "tif"])
+def test_exif_orientation_of_lossless_files_by_the_definition(tmp_path: Path, orientation: int, ext: str
+                                                             ) -> None:
+    """Pillow 13 turns a TIFF upright itself as it loads; 0.2 turned it a second time (an
+    orientation-3 TIFF came out as stored, an orientation-6 one 180 degrees off)."""
+    stored = np.random.default_rng(orientation).integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    p = tmp_path / f"o{orientation}.{ext}"
+    Image.fromarray(stored).save(p, exif=exif)
+    upright = UPRIGHT[orientation](stored)
+    header = read_header(p)
+    img = read_image(p)
+    assert (header.height, header.width) == upright.shape[:2]
+    np.testing.assert_array_equal(img.color, upright.astype(np.float32))
+    assert (f"EXIF orientation {orientation} applied" in header.notes) == (orientation != 1)
+
+
 # ----------------------------------------------------------------------------- formats
 
 

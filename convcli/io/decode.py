@@ -136,8 +136,9 @@ class _Plan:
     header: ImageHeader
     stored: _Mode
     colour_key: tuple[int, ...] | None  # the stored value(s) an L/RGB/I;16 image marks transparent
-    orientation: int
+    orientation: int  # the file's EXIF orientation (what the report says, what the DPI pair follows)
     png_decoder: str | None  # "la16" or "own" where convcli decodes a 16-bit PNG Pillow would reduce
+    turn: int  # the orientation convcli applies to the decoded array: 1 where Pillow turns it itself
 
 
 # ---------------------------------------------------------------- warnings and truncation
@@ -329,6 +330,13 @@ def _orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+def _pillow_turns(im: Image.Image) -> bool:
+    """Whether Pillow applies the EXIF orientation itself as it loads: TIFF in the Pillow releases
+    that keep the stored size apart as ``_tile_size`` (13 here; its ``size`` is upright already).
+    Turning it again gave an orientation-3 TIFF upside down, an orientation-6 one 180 degrees off."""
+    return im.format == "TIFF" and hasattr(im, "_tile_size")
+
+
 def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -> _Plan:
     """Build the header and the decoding plan of an opened image, checking size limits."""
     fmt = im.format or "unknown"
@@ -373,7 +381,8 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
         msg = f"{width}x{height} = {width * height} pixels exceeds --max-pixels {max_pixels}"
         raise InputError(msg)
     orientation = _orientation(im)
-    if orientation >= 5:
+    turn = 1 if _pillow_turns(im) else orientation
+    if turn >= 5:
         width, height = height, width
     if orientation != 1:
         notes.append(f"EXIF orientation {orientation} applied")
@@ -400,7 +409,7 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
         n_frames=n_frames,
         notes=tuple(notes),
     )
-    return _Plan(header, stored, colour_key, orientation, png_decoder)
+    return _Plan(header, stored, colour_key, orientation, png_decoder, turn)
 
 
 def read_header(
@@ -549,7 +558,7 @@ def _icc(im: Image.Image) -> bytes | None:
 def _decoded(arr: np.ndarray, icc: bytes | None, metadata: Metadata, plan: _Plan, notes: list[str],
              keep_integer: bool) -> DecodedImage:
     """:func:`_decode_whole`'s array upright, split into colour and alpha, as ``keep_integer`` asks."""
-    arr = _orient(arr, plan.orientation)
+    arr = _orient(arr, plan.turn)
     header = _with_notes(plan.header, notes)
     n_colour = plan.stored.channels
     if keep_integer:
@@ -631,7 +640,7 @@ def read_rows(
         with _warnings_to_notes(notes):
             im, fp, head = stack.enter_context(_opened(source))
             plan = _inspect(im, head, gray, max_pixels)
-            rows = (background and plan.orientation == 1 and plan.header.channels == 3
+            rows = (background and plan.turn == 1 and plan.header.channels == 3
                     and not plan.header.has_alpha and plan.png_decoder is None and can_read_rows(im))
             if not rows:
                 whole = _decode_whole(im, fp, plan, max_pixels)
@@ -659,15 +668,16 @@ def read_rows(
 @contextmanager
 def open_planned(
     source: Source, *, gray: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> Iterator[tuple[Image.Image, ImageHeader, int]]:
-    """The opened Pillow image, its header and the EXIF orientation to apply (for frame by frame
-    reading, :mod:`convcli.io.frames`); InputError as :func:`read_header`."""
+) -> Iterator[tuple[Image.Image, ImageHeader, int, int]]:
+    """The opened Pillow image, its header, the EXIF orientation convcli applies to each frame's
+    array and the file's own (for frame by frame reading, :mod:`convcli.io.frames`); InputError as
+    :func:`read_header`."""
     with _opened(source) as (im, _fp, head):
         plan = _inspect(im, head, gray, max_pixels)
         if plan.png_decoder is not None:
             msg = "16-bit animated PNG is read one frame only (--frames first)"
             raise InputError(msg)
-        yield im, plan.header, plan.orientation
+        yield im, plan.header, plan.turn, plan.orientation
 
 
 def seek_frame(im: Image.Image, index: int, size: tuple[int, int]) -> None:

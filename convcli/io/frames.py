@@ -69,7 +69,7 @@ class FrameSource:
 
     im: Image.Image
     header: ImageHeader
-    orientation: int
+    turn: int  # the EXIF orientation convcli applies to each frame (1 where Pillow turns it itself)
     icc_profile: bytes | None
     metadata: Metadata
     loop: int | None  # None: played once (no loop count in the file); 0: for ever
@@ -78,11 +78,11 @@ class FrameSource:
                                                                 FrameInfo]]:
         """(index, colour float32 (H, W, C), alpha float32 (H, W) or None, FrameInfo), one at a time."""
         h = self.header
-        stored = (h.width, h.height) if self.orientation < 5 else (h.height, h.width)
+        stored = (h.width, h.height) if self.turn < 5 else (h.height, h.width)
         for index in indices:
             seek_frame(self.im, index, stored)
             info = _frame_info(self.im)
-            arr = orient(self._array(index), self.orientation)
+            arr = orient(self._array(index), self.turn)
             if arr.shape[:2] != (h.height, h.width):
                 msg = (f"frame {index} is {arr.shape[1]}x{arr.shape[0]}, not {h.width}x{h.height} like the "
                        "first (give --frames N to filter one)")
@@ -140,10 +140,10 @@ def _frame_info(im: Image.Image) -> FrameInfo:
 def open_frames(source: Source, *, gray: bool = False,
                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[FrameSource]:
     """Open an image for reading frame by frame; InputError as :func:`convcli.io.decode.read_image`."""
-    with open_planned(source, gray=gray, max_pixels=max_pixels) as (im, header, orientation):
+    with open_planned(source, gray=gray, max_pixels=max_pixels) as (im, header, turn, orientation):
         icc = im.info.get("icc_profile") or None
         loop = im.info.get("loop")
-        yield FrameSource(im, header, orientation, icc if isinstance(icc, bytes) else None,
+        yield FrameSource(im, header, turn, icc if isinstance(icc, bytes) else None,
                           read_metadata(im, orientation), int(loop) if isinstance(loop, int) else None)
 
 
