@@ -6,8 +6,11 @@ from importlib import resources
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
+from scipy import ndimage
 
+from convcli.cli import cli
 from convcli.core.color import linear_to_srgb, luminance, premultiply, srgb_to_linear, unpremultiply
 
 
@@ -67,3 +70,32 @@ def test_premultiply_round_trip_and_transparent_pixels():
     half = premultiply(color, np.array([[127.5, 127.5]]), 255.0)
     np.testing.assert_allclose(half, color / 2)
     np.testing.assert_allclose(unpremultiply(half, np.array([[127.5, 127.5]]), 255.0), color)
+
+
+@pytest.mark.parametrize("maxval", [255.0, 65535.0])
+def test_linear_to_srgb_is_odd_so_negative_responses_survive(maxval):
+    """0.2 clipped negatives to 0 before encoding: an edge filter in linear light with --range abs
+    lost every negative response (half the edges)."""
+    lin = np.array([-1.0, -0.5, -0.002, 0.0, 0.002, 0.5, 1.0]) * maxval
+    enc = linear_to_srgb(lin, maxval) / maxval
+    # IEC 61966-2-1 by hand: 0.5 -> 1.055 * 0.5 ** (1/2.4) - 0.055 = 0.735357; the toe is x 12.92
+    np.testing.assert_allclose(enc, [-1.0, -0.735357, -0.02584, 0.0, 0.02584, 0.735357, 1.0], rtol=1e-5)
+
+
+def test_edges_in_linear_light_keep_both_signs_with_range_abs(tmp_path):
+    img = np.zeros((8, 12), np.uint8)
+    img[:, 6:] = 200  # a rising step (sobel-x > 0), then its mirror image, a falling one (< 0)
+    img = np.concatenate([img, img[:, ::-1]], axis=1)
+    Image.fromarray(img).save(tmp_path / "steps.png")
+    args = ["filter", str(tmp_path / "steps.png"), "-k", "sobel-x", "--linear-light", "--range", "abs",
+            "-o", str(tmp_path / "o.png"), "-q"]
+    r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    out = np.asarray(Image.open(tmp_path / "o.png"), dtype=float)
+    # reference: decode by the standard's formula, sobel-x by scipy (reflect-101), encode |x|
+    v = img.astype(float) / 255
+    lin = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    a = np.abs(ndimage.correlate(lin, np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], float), mode="mirror"))
+    want = np.clip(np.rint(255 * np.where(a <= 0.0031308, a * 12.92, 1.055 * a ** (1 / 2.4) - 0.055)), 0, 255)
+    np.testing.assert_allclose(out, want, atol=1)
+    assert (out[:, :12] > 0).sum() == (out[:, 12:] > 0).sum() > 0  # the rising and the falling step alike

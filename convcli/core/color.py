@@ -30,10 +30,16 @@ def srgb_to_linear(x: np.ndarray, maxval: float) -> np.ndarray:
 
 
 def linear_to_srgb(x: np.ndarray, maxval: float) -> np.ndarray:
-    """Linear light on 0..maxval -> sRGB-encoded values on 0..maxval."""
-    v = np.clip(x / maxval, 0.0, None)
-    enc = np.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055)
-    return (enc * maxval).astype(x.dtype, copy=False)
+    """Linear light on 0..maxval -> sRGB-encoded values on 0..maxval.
+
+    Odd about 0, as extended sRGB (IEC 61966-2-2) is: a negative filter response (an edge
+    kernel's) is encoded as -f(|x|), so ``--range abs`` and ``normalize`` see it, and ``clip``
+    still cuts it to 0. Clipping before encoding had thrown half of every edge away.
+    """
+    v = x / maxval
+    a = np.abs(v)
+    enc = np.where(a <= 0.0031308, a * 12.92, 1.055 * a ** (1 / 2.4) - 0.055)
+    return (np.copysign(enc, v) * maxval).astype(x.dtype, copy=False)
 
 
 def premultiply(color: np.ndarray, alpha: np.ndarray, maxval: float) -> np.ndarray:
