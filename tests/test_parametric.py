@@ -139,6 +139,21 @@ def test_gabor_with_a_size() -> None:
 # --------------------------------------------------------------------------- motion, disk, comet
 
 
+@given(length=st.floats(1.0, 25.0), angle=st.floats(-360.0, 360.0))
+def test_motion_is_centred_for_every_length_and_angle(length: float, angle: float) -> None:
+    """A centred line is point-symmetric about the middle tap. 0.2 let lengths below 1 through, and
+    its clip bounds crossed: motion:length=0.5 was [0.25 0.75 0], off centre by a quarter pixel."""
+    w = parse_kernel(f"motion:length={length!r},angle={angle!r}").weights
+    assert w.shape[0] % 2 == 1 and w.shape[1] % 2 == 1
+    np.testing.assert_allclose(w, w[::-1, ::-1], atol=1e-12)
+
+
+@pytest.mark.parametrize("length", ["0", "0.5", "0.999"])
+def test_motion_shorter_than_one_tap_is_refused(length: str) -> None:
+    with pytest.raises(UsageError, match="must be at least 1"):
+        parse_kernel(f"motion:length={length}")
+
+
 def test_motion_along_the_axes_is_a_plain_line() -> None:
     np.testing.assert_allclose(parse_kernel("motion:length=15").weights, np.full((1, 15), 1 / 15))
     np.testing.assert_allclose(parse_kernel("motion:length=5,angle=90").weights, np.full((5, 1), 1 / 5))

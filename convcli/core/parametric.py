@@ -382,7 +382,7 @@ BUILDERS: dict[str, Builder] = {b.name: b for b in [
                       Param("size", None, "int", "odd side; default OpenCV's 3-sigma box", minimum=0.0,
                             odd=True)),
             gabor, "Gabor filter, OpenCV's getGaborKernel (angles in degrees)"),
-    Builder("motion", (Param("length", 9, "float", "line length, pixels", minimum=0.0),
+    Builder("motion", (Param("length", 9, "float", "line length, pixels", least=1.0),
                        Param("angle", 0, "angle", "degrees counter-clockwise from +x")),
             motion, "motion blur: a normalised anti-aliased line"),
     Builder("disk", (Param("radius", 3, "float", "pixels", minimum=0.0),
