@@ -295,6 +295,24 @@ def test_an_output_through_a_proc_fd_link_lands_in_the_redirected_file(tmp_path:
         assert im.size == (16, 12)
 
 
+def test_the_file_on_stdin_is_an_input_too(tmp_path: Path) -> None:
+    """0.2 let ``convcli filter - -o in.png < in.png`` replace the image it was reading."""
+    src = save(tmp_path / "in.png")
+    before = snapshot(tmp_path)
+    for args in (["filter", "-", "-k", "sharpen", "-o", str(src)],
+                 ["blur", "-", "-o", str(tmp_path / "x.png"), "--montage", str(src)]):
+        with open(src, "rb") as stdin:
+            proc = subprocess.run([sys.executable, "-m", "convcli", *args], stdin=stdin, capture_output=True,
+                                  text=True, check=False, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().endswith("would overwrite the input - (stdin)"), proc.stderr
+    assert snapshot(tmp_path) == before
+    with open(src, "rb") as stdin:  # another file is fine
+        argv = [sys.executable, "-m", "convcli", "blur", "-", "-o", str(tmp_path / "y.png"), "-q"]
+        proc = subprocess.run(argv, stdin=stdin, capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_a_symlink_to_nothing_is_refused_before_any_work(tmp_path: Path) -> None:
     src = save(tmp_path / "in.png")
     (tmp_path / "dangling.png").symlink_to(tmp_path / "missing" / "x.png")

@@ -291,6 +291,15 @@ def _identity(path: str) -> tuple[set[object], os.stat_result | None]:
     return keys, st
 
 
+def _stdin_keys() -> set[object]:
+    """The (device, inode) of the file on stdin (``convcli filter - -o in.png < in.png``), if it is one."""
+    try:
+        st = os.fstat(0)
+    except OSError:
+        return set()
+    return {(st.st_dev, st.st_ino)} if stat.S_ISREG(st.st_mode) else set()
+
+
 def _name_max(path: str) -> int:
     """The longest file name the file system of ``path`` (or its nearest existing folder) takes."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -335,6 +344,8 @@ def check_files(inputs: list[InputItem], tasks: list[Task], out_dir: str | None,
     for path, name in [*named, *((r, r) for r in reads)]:
         for key in _identity(path)[0]:
             input_keys.setdefault(key, name)
+    if any(item.is_stdin for item in inputs):
+        input_keys.update(dict.fromkeys(_stdin_keys(), "- (stdin)"))
     root = os.path.realpath(out_dir) if out_dir is not None else None
     seen: dict[object, _Planned] = {}
     name_max: dict[str, int] = {}
@@ -446,6 +457,8 @@ def check_paths(inputs: Sequence[str], outputs: list[tuple[str, str]]) -> None:
         if name != "-":
             for key in _identity(name)[0]:
                 input_keys.setdefault(key, name)
+        else:
+            input_keys.update(dict.fromkeys(_stdin_keys(), "- (stdin)"))
     seen: dict[object, tuple[str, str]] = {}
     for what, path in outputs:
         keys, st = _identity(path)
