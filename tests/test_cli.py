@@ -950,6 +950,20 @@ def test_alpha_blur_has_no_halo(tmp_path: Path) -> None:
     assert naive[seen & (alpha_ref < 255), 1].max() > 100
 
 
+def test_rgba_to_npy_says_the_alpha_is_not_written(tmp_path: Path) -> None:
+    """0.2 wrote the colour of an RGBA input to .npy and said nothing of the alpha it left out."""
+    rgba = np.zeros((12, 14, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[3:9, 4:10, 3] = 255
+    src = save(rgba, tmp_path / "a.png")
+    (rec,) = records(ok("blur", src, "-o", tmp_path / "a.npy", "--json"))
+    assert any(n.startswith("alpha not written") for n in rec["notes"]), rec["notes"]
+    out = np.load(tmp_path / "a.npy")
+    assert out.shape == (12, 14, 3)
+    seen = corr(rgba[..., 3], GAUSS3) > 0
+    np.testing.assert_allclose(out[seen, 0], 200, atol=1e-3)  # un-premultiplied: the colour, not its fade
+
+
 def test_alpha_premultiplied_filter_with_bias_against_a_reference(tmp_path: Path) -> None:
     """README 'numbers': premultiply, filter colour and alpha with the same kernel, divide back. The bias is a
     colour offset: a half-transparent pixel gets +7 like an opaque one (not +14)."""
