@@ -524,6 +524,37 @@ def test_icc_profile_kept() -> None:
     assert notes == ("ICC profile dropped (its colour space does not match the image)",)
 
 
+def gray_icc() -> bytes:
+    """An sRGB profile relabelled GRAY: what icc_fits reads is the data colour space at bytes 16..20."""
+    cms = pytest.importorskip("PIL.ImageCms")
+    profile = bytearray(cms.ImageCmsProfile(cms.createProfile("sRGB")).tobytes())
+    profile[16:20] = b"GRAY"
+    return bytes(profile)
+
+
+def test_a_grey_profile_is_dropped_where_the_format_stores_grey_as_rgb() -> None:
+    """0.2 kept a GRAY profile on a WebP that Pillow writes as RGB (the profile then lied)."""
+    grey = smooth_rgb(8, 8)[..., 0]
+    data, notes = encode_image(grey, None, "webp", icc_profile=gray_icc())
+    assert notes == ("ICC profile dropped (a grey profile; WEBP stores grey as RGB)",)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "RGB" and "icc_profile" not in im.info
+    data, notes = encode_image(grey, None, "png", icc_profile=gray_icc())  # PNG holds grey: kept
+    assert notes == () and read_image(data).icc_profile == gray_icc()
+
+
+def test_a_profile_that_no_longer_fits_the_pixels_is_said_at_decode(tmp_path: Path) -> None:
+    """--gray on an RGB image with an RGB profile: 0.2 dropped the profile with no note."""
+    cms = pytest.importorskip("PIL.ImageCms")
+    profile = cms.ImageCmsProfile(cms.createProfile("sRGB")).tobytes()
+    p = tmp_path / "rgb.png"
+    Image.fromarray(smooth_rgb(8, 8)).save(p, icc_profile=profile)
+    note = "ICC profile dropped (its RGB colour space does not fit 1-channel pixels)"
+    assert note in read_header(p, gray=True).notes
+    assert note not in read_header(p).notes
+    assert read_image(p, gray=True).icc_profile is None
+
+
 def test_png_compress_level() -> None:
     assert DEFAULT_PNG_COMPRESS_LEVEL == 1
     rgb = np.tile(smooth_rgb(), (4, 4, 1))

@@ -31,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from convcli.core.color import luminance
 from convcli.errors import InputError
 from convcli.io.files import one_line, os_reason
-from convcli.io.formats import icc_fits
+from convcli.io.formats import icc_fits, icc_space
 from convcli.io.metadata import Metadata, read_metadata
 from convcli.io.png import decode_png, png_ihdr
 from convcli.io.pngrows import PngRows, can_read_rows
@@ -398,6 +398,10 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
     if gray and channels == 3:
         channels = 1
         notes.append("converted to luminance (ITU-R 601-2)")
+    icc = _icc(im)
+    if icc is not None and not icc_fits(icc, channels):  # read_image hands no such profile on
+        space = icc_space(icc).decode("latin-1").strip() or "unknown"
+        notes.append(f"ICC profile dropped (its {space} colour space does not fit {channels}-channel pixels)")
     header = ImageHeader(
         width=width,
         height=height,

@@ -199,6 +199,8 @@ def encode_image(
 
 def fit_icc(icc_profile: bytes | None, channels: int, fmt: str) -> tuple[bytes | None, list[str]]:
     """The ICC profile if it still describes the output and ``fmt`` holds it, and a note if not."""
+    if icc_profile is not None and channels == 1 and not format_info(fmt).grey and icc_fits(icc_profile, 1):
+        return None, [f"ICC profile dropped (a grey profile; {fmt.upper()} stores grey as RGB)"]
     if icc_profile is not None and not icc_fits(icc_profile, channels):
         return None, ["ICC profile dropped (its colour space does not match the image)"]
     if icc_profile is not None and fmt in ("bmp", "gif"):

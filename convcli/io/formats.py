@@ -29,6 +29,7 @@ class FormatInfo:
     quality: int | None = None  # default quality of lossy formats
     multi_frame: bool = False  # holds every frame of an animation or every page
     palette: bool = False  # 256 colours a frame, 1-bit transparency (GIF)
+    grey: bool = True  # holds a one-channel image as grey (WebP stores it as RGB)
 
 
 FORMATS: dict[str, FormatInfo] = {
@@ -47,7 +48,7 @@ FORMATS: dict[str, FormatInfo] = {
                        multi_frame=True),
     "webp": FormatInfo(
         "webp", "WEBP", (".webp",), alpha=True, sixteen_bit=False, raw_float=False, quality=90,
-        multi_frame=True,
+        multi_frame=True, grey=False,
     ),
     "bmp": FormatInfo("bmp", "BMP", (".bmp",), alpha=False, sixteen_bit=False, raw_float=False),
     "npy": FormatInfo("npy", None, (".npy",), alpha=True, sixteen_bit=True, raw_float=True),
