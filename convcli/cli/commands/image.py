@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 import click
@@ -33,7 +32,7 @@ from convcli.core.kernels import (
     opencv_default_sigma,
     size_for_sigma,
 )
-from convcli.core.shapes import MAX_GEOMETRY, Pair, parse_pair, resolve_geometry
+from convcli.core.shapes import MAX_GEOMETRY, Pair, resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import (
     CompassStage,
@@ -222,17 +221,7 @@ blur_options = _stack(
 )
 
 
-#: ``blur -k 5`` / ``-k 5,3``: a size, as SPEC §3 has it (``-k/--size N``); any other -k is a kernel.
-_SIZE_SPEC = re.compile(r"\s*\d+\s*(,\s*\d+\s*)?")
-
-
 def build_blur(p: dict[str, Any]) -> Command:
-    spec = p["kernel_spec"]
-    if spec is not None and _SIZE_SPEC.fullmatch(spec):
-        if p["size"] is not None:
-            msg = f"-k {spec.strip()} and --size {p['size'][0]},{p['size'][1]} both give the size (use one)"
-            raise UsageError(msg)
-        p = {**p, "kernel_spec": None, "size": parse_pair(spec.strip(), "-k", maximum=MAX_KERNEL_SIZE)}
     if p["kernel_spec"] is not None:
         given = [flag for flag, key in (("--type", "kind"), ("--size", "size"), ("--sigma", "sigma"),
                                         ("--truncate", "truncate")) if p[key] is not None]
