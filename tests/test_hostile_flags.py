@@ -447,3 +447,24 @@ def test_readme_uses_the_new_spellings_and_real_files() -> None:
             assert not (flag == "-k" and value.isdigit()), line  # a size is --size N
         for name in ("cat.png", "me.jpg", "photo.jpg"):
             assert name not in words, line
+
+
+@pytest.mark.parametrize(("patch", "phrase"), [
+    ("1e30 1 1; 1 1 1; 1 1 1", "--patch is too large"),
+    ("nan 1 1; 1 1 1; 1 1 1", "--patch row 1: 'nan' is not finite"),
+    ("1 2; 3", "--patch row 2"),
+])
+@pytest.mark.parametrize("command", ["explain", "animate"])
+def test_a_bad_patch_is_named_as_the_patch(tmp_path: Path, command: str, patch: str, phrase: str) -> None:
+    """0.2 said "kernel '--patch' is too large" and "kernel row 1" of the input patch."""
+    out = ["-o", tmp_path / "a.gif"] if command == "animate" else []
+    line = refused(run(command, "--patch", patch, *out), phrase)
+    assert "kernel" not in line
+
+
+@pytest.mark.parametrize("flags", [["-s", "2"], ["-p", "zeros"], ["--pad", "5"], ["-d", "2"]])
+def test_explain_patch_refuses_geometry_it_would_ignore(flags: list[str]) -> None:
+    """With --patch (no --unroll) the patch is the window: 0.2 ignored -s/-p/--pad in silence."""
+    refused(run("explain", "--patch", "1 2 3; 4 5 6; 7 8 9", *flags), flags[0], "--unroll")
+    r = run("explain", "--patch", "1 2 3; 4 5 6; 7 8 9", "--unroll", "-p", "valid", *flags)
+    assert "nothing to slide" not in r.stderr

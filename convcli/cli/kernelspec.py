@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from convcli.core.kernels import Kernel, parse_kernel, spec_file
+import numpy as np
+
+from convcli.core.kernels import Kernel, parse_kernel, parse_literal, spec_file
+from convcli.errors import UsageError
 
 
 def kernel_files(spec: str | None) -> tuple[str, ...]:
@@ -17,3 +20,15 @@ def cli_kernel(spec: str) -> Kernel:
     from convcli.io.kernelfile import load_kernel_image
 
     return parse_kernel(spec, image_loader=load_kernel_image)
+
+
+def parse_patch(text: str) -> np.ndarray:
+    """An input patch given as a literal (``explain``/``animate --patch``); its errors name --patch
+    where the kernel parser's say "kernel"."""
+    try:
+        return parse_literal(text, "--patch").weights
+    except UsageError as e:
+        msg = str(e).replace("kernel '--patch' ", "--patch ").replace("kernel row", "--patch row")
+        for kernel_words, patch_words in ((" (results would overflow)", ""), ("(ragged kernel)", "(ragged)")):
+            msg = msg.replace(kernel_words, patch_words)
+        raise UsageError(msg) from None

@@ -84,8 +84,7 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
     convcli animate --numbers --transposed -s 2 --pad 1 --input-size 3 -o anim/transposed.gif
     convcli animate --numbers --unroll --input-size 4 -p reflection -o anim/unroll.gif --frame -1
     """
-    from convcli.cli.kernelspec import cli_kernel, kernel_files
-    from convcli.core.kernels import parse_literal
+    from convcli.cli.kernelspec import cli_kernel, kernel_files, parse_patch
     from convcli.io.files import write_atomic
     from convcli.run.plan import prepare_paths
     from convcli.teach.animate import AnimateSettings, animate, encode_animation, encode_still, small_integers
@@ -115,7 +114,7 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
     values = photo = box = None
     source = ""
     if patch is not None:
-        values = parse_literal(patch, "--patch").weights
+        values = parse_patch(patch)
     elif image is not None:
         side = crop or 8
         values, photo, (x, y), source = _photo_patch(image, at, side)

@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
+from click.core import ParameterSource
 
+from convcli.cli.kernelspec import parse_patch
 from convcli.cli.options import FiniteFloat, geometry_options, parse_at
-from convcli.core.kernels import parse_literal
 from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import CorrelateStage
@@ -127,12 +128,20 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
         msg = "give either IMAGE or --patch, not both"
         raise UsageError(msg)
     if patch is not None:
-        values = parse_literal(patch, "--patch").weights
+        values = parse_patch(patch)
         if unroll:
             result = explain_unroll(values, kernel, flip=flip, **geo)
         else:
             if at is not None:
                 msg = "--at takes an IMAGE; with --patch the patch is the window itself"
+                raise UsageError(msg)
+            ctx = click.get_current_context()
+            given = [flag for flag, name in (("-s", "stride"), ("-d", "dilation"), ("-p", "padding"),
+                                             ("--pad", "pad"))
+                     if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)]
+            if given:
+                msg = (f"{'/'.join(given)}: with --patch the patch is the window itself, so there is nothing "
+                       "to slide or pad (add --unroll to slide the kernel over it, or explain an IMAGE)")
                 raise UsageError(msg)
             k = kernel.flipped() if flip else kernel
             result = explain_patch(k, values, bias=bias)
