@@ -468,3 +468,13 @@ def test_explain_patch_refuses_geometry_it_would_ignore(flags: list[str]) -> Non
     refused(run("explain", "--patch", "1 2 3; 4 5 6; 7 8 9", *flags), flags[0], "--unroll")
     r = run("explain", "--patch", "1 2 3; 4 5 6; 7 8 9", "--unroll", "-p", "valid", *flags)
     assert "nothing to slide" not in r.stderr
+
+
+def test_small_messages_say_what_is_true(tmp_path: Path) -> None:
+    """A size hint that is itself valid, a sum that is visibly over the limit, no 'high-pass' of nothing."""
+    line = refused(run("kernels", "0"), "--size N (N >= 1)")
+    assert "--size 0" not in line
+    refused(run("kernels", "1e9 1"), "sum to 1000000001, over 1e+09")
+    r = run("kernels", "0 0 0", "--response", "-o", tmp_path / "r.png")
+    assert r.exit_code == 0, r.stderr
+    assert "zero: passes nothing" in r.stdout and "pass:" not in r.stdout

@@ -65,7 +65,8 @@ class Kernel:
         with np.errstate(over="ignore"):
             total = float(np.abs(w).sum())
         if not total <= MAX_KERNEL_ABS_SUM:
-            msg = (f"kernel {self.name!r} is too large: its entries' absolute values sum to {total:.3g}, "
+            shown = f"{total:.3g}" if f"{total:.3g}" != f"{MAX_KERNEL_ABS_SUM:.3g}" else f"{total:.12g}"
+            msg = (f"kernel {self.name!r} is too large: its entries' absolute values sum to {shown}, "
                    f"over {MAX_KERNEL_ABS_SUM:.0e} (results would overflow)")
             raise UsageError(msg)
         w.setflags(write=False)
@@ -529,8 +530,9 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
     if path is not None:
         return load_kernel_file(path)
     if s.isdigit():  # "-k 5" is easily meant as a size: say so instead of running a 1x1 kernel of 5
+        size = f"--size {s}" if int(s) >= 1 else "--size N (N >= 1)"
         msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file); for a kernel size use "
-               f"--size {s}, for a 1x1 kernel write [[{s}]]")
+               f"{size}, for a 1x1 kernel write [[{s}]]")
         raise UsageError(msg)
     if s.startswith("[") or (any(ch.isdigit() for ch in s) and not _looks_like_name(s)):
         return parse_literal(s)

@@ -124,7 +124,9 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -
 
 def _kind(rec: dict[str, Any]) -> str:
     """low-pass / high-pass / band-pass, from the gains at DC and at the edges, in words."""
-    dc, top = rec["dc_gain"], rec["max_gain"] or 1.0
+    if not rec["max_gain"]:
+        return "zero: passes nothing (every weight is 0)"
+    dc, top = rec["dc_gain"], rec["max_gain"]
     ng = rec["nyquist_gain"]
     high = max(ng["fx"], ng["fy"], ng["both"])
     if dc >= 0.99 * top and high < 0.5 * dc:
