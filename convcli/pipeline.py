@@ -33,6 +33,7 @@ from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_g
 from convcli.engine import (
     band_height,
     conv2d,
+    conv2d_plan,
     correlate2d,
     correlate_pixels,
     gradient_magnitude,
@@ -460,8 +461,16 @@ class ConvStage(WindowStage):
                 msg = (f"conv weights would hold {count} values ({self.out_channels} out x {c} in x "
                        f"{self.kernel_size[0]}x{self.kernel_size[1]}), over the limit of {MAX_CONV_WEIGHTS}")
                 raise UsageError(msg)
-        self.weights_for(c)
+        if self.weights is not None:
+            self.weights_for(c)  # (checks the file's input channels)
         oh, ow = self.geometry().out_hw(h, w)
+        # The engine's working memory from the shapes alone, before any pixel is read or random
+        # weights drawn: a layer that cannot fit is a usage error here (float64, as --float64 may
+        # ask; every core).
+        conv2d_plan((h, w, c), (self.out_channels, c, *self.kernel_size), stride=self.stride,
+                    dilation=self.dilation, pad=self.pad, dtype=np.float64)
+        if self.weights is None:
+            self.weights_for(c)
         return self.out_channels, oh, ow
 
     def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:

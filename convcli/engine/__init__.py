@@ -20,6 +20,10 @@ Methods (:data:`METHODS`, forced with ``method=``; :func:`choose_method` picks f
 - ``im2col``: dense kernels as one stacked Toeplitz sgemm per chunk of a band.
 - ``fft``: per-band overlap-save with ``numpy.fft.rfft2`` (large dense kernels).
 
+``conv2d`` runs im2col per band below 19x19 taps and per-band FFT (channels mixed in the
+spectrum) from there on; its working memory is computed from the shapes first
+(:func:`conv2d_plan`) and a call that would need more than ``CONV_MAX_WORK_BYTES`` is refused.
+
 Also :func:`gradient_magnitude` (two gradients and sqrt(gx² + gy²) fused per band) and
 ``out=`` on :func:`correlate2d` to write into a reused buffer; :func:`correlate_pixels` and
 :func:`gradient_pixels` write uint8/uint16 pixels by a local range policy (clip/abs) band by
@@ -35,6 +39,7 @@ from convcli.engine.choose import METHODS, choose_method
 from convcli.engine.core import (
     band_height,
     conv2d,
+    conv2d_plan,
     correlate2d,
     correlate_pixels,
     gradient_magnitude,
@@ -48,6 +53,7 @@ __all__ = [
     "band_height",
     "choose_method",
     "conv2d",
+    "conv2d_plan",
     "correlate2d",
     "correlate_pixels",
     "gradient_magnitude",

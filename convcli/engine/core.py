@@ -25,7 +25,14 @@ from convcli.core.pixels import (
 )
 from convcli.core.shapes import Geometry, Pad4, Pair
 from convcli.engine import bands, direct, fft, gemm, separable
-from convcli.engine.choose import METHODS, choose_method
+from convcli.engine.choose import (
+    CONV_MAX_SPECTRA_BYTES,
+    CONV_MAX_WORK_BYTES,
+    METHODS,
+    ConvChoice,
+    choose_conv,
+    choose_method,
+)
 from convcli.engine.intpath import integer_form, is_integer_image, quotient_form, sum_range
 from convcli.errors import UsageError
 
@@ -82,6 +89,7 @@ class _Banded:
     row_bytes: int | None = None  # the row size bands are cut by (default: output or input row)
     int_scale: float | None = None  # the plan's int_scale (see _Plan)
     int_range: tuple[int, int] | None = None  # the plan's int_range (see _Plan)
+    cap_rows: int | None = None  # at most this many rows per band (conv2d's im2col matrix)
 
     def band_height(self, band_bytes: int) -> int:
         """Output rows per band of the whole output (every band but the last has this many)."""
@@ -96,6 +104,8 @@ class _Banded:
         # image from memory, and two threads then scaled 1.3x instead of ~1.9x).
         halo_rows = -(-bands.HALO_FACTOR * (kh - 1) * dy // sy)
         rows = max(rows, min(halo_rows, -(-oh // bands.MIN_BANDS)))
+        if self.cap_rows is not None:
+            rows = max(1, min(rows, self.cap_rows))
         if self.max_rows is not None:  # the FFT's bands: rows fixed by its transform sizes
             return max(self.min_rows, min(rows, self.max_rows))
         return max(self.min_rows, bands.even_bands(oh, rows))
@@ -619,6 +629,43 @@ def _im2col_band(buf: np.ndarray, ksize: Pair, stride: Pair, dilation: Pair, out
 CONV_BAND_BYTES: Final[int] = 4_000_000
 
 
+def _conv_shapes(x_shape: tuple[int, ...], weights_shape: tuple[int, ...], stride: Pair, dilation: Pair,
+                 pad: Pad4) -> tuple[tuple[int, int, int, int], Pair]:
+    """The checked (C_out, C_in, kh, kw) and (oh, ow) of a conv2d call on an (H, W[, C]) input."""
+    cin = x_shape[2] if len(x_shape) == 3 else 1
+    if len(weights_shape) != 4 or weights_shape[1] != cin:
+        msg = f"weights must have shape (out, in={cin}, kh, kw), got {tuple(weights_shape)}"
+        raise UsageError(msg)
+    cout, _, kh, kw = (int(n) for n in weights_shape)
+    geom = Geometry(ksize=(kh, kw), stride=stride, dilation=dilation, pad=pad)
+    oh, ow = geom.out_hw(x_shape[0], x_shape[1])
+    return (cout, cin, kh, kw), (oh, ow)
+
+
+def conv2d_plan(
+    x_shape: tuple[int, ...],
+    weights_shape: tuple[int, ...],
+    *,
+    stride: Pair = (1, 1),
+    dilation: Pair = (1, 1),
+    pad: Pad4 = (0, 0, 0, 0),
+    dtype: np.dtype | type | str = np.float32,
+    threads: int | None = None,
+    band_bytes: int = CONV_BAND_BYTES,
+    max_bytes: int = CONV_MAX_WORK_BYTES,
+) -> ConvChoice:
+    """How :func:`conv2d` would compute a call with these shapes, from the shapes alone.
+
+    Raises UsageError when no method fits its working memory in ``max_bytes`` (the check
+    conv2d makes before allocating anything; a pipeline makes it when it plans its stages).
+    """
+    dt = _working_dtype(dtype)
+    wshape, out_hw = _conv_shapes(tuple(x_shape), tuple(weights_shape), stride, dilation, pad)
+    s = (int(stride[0]), int(stride[1]))
+    d = (int(dilation[0]), int(dilation[1]))
+    return choose_conv(wshape, out_hw, s, d, dt, band_bytes, bands.resolve_threads(threads), max_bytes)
+
+
 def conv2d(
     x: np.ndarray,
     weights: np.ndarray,
@@ -634,9 +681,13 @@ def conv2d(
 ) -> np.ndarray:
     """A conv layer: (H, W, C_in) x weights (C_out, C_in, kh, kw) [+ bias (C_out,)] -> (oh, ow, C_out).
 
-    Computed as PyTorch does on the CPU: unroll the windows (im2col) and do one matrix
-    product -- per band of output rows, so the unrolled matrix stays a few MB
-    (``band_bytes`` of it per band; ``threads`` None: every core this process may use).
+    Below ``FFT_MIN_TAPS`` taps, computed as PyTorch does on the CPU: unroll the windows (im2col)
+    and do one matrix product -- per band of output rows, so the unrolled matrix stays about
+    ``band_bytes``. From there on (or when one row's unrolled matrix would not fit), per band by
+    FFT with the channels mixed in the spectrum, whose memory does not grow with the taps
+    (:func:`convcli.engine.choose.choose_conv`). A call whose working memory would exceed
+    ``CONV_MAX_WORK_BYTES`` is refused (UsageError) before anything is allocated.
+    ``threads`` None: every core this process may use.
     """
     dt = _working_dtype(dtype)
     w = np.asarray(weights)
@@ -650,8 +701,6 @@ def conv2d(
         msg = "weights contain NaN or infinite values"
         raise UsageError(msg)
     cout, cin, kh, kw = w.shape
-    geom = Geometry(ksize=(kh, kw), stride=stride, dilation=dilation, pad=pad)
-    oh, ow = geom.out_hw(x.shape[0], x.shape[1])
     m = resolve_mode(mode) if isinstance(mode, str) else mode
     _check_pad(pad, m)
     b = None
@@ -662,9 +711,21 @@ def conv2d(
             raise UsageError(msg)
     nthreads = bands.resolve_threads(threads)
     stride, dilation = (int(stride[0]), int(stride[1])), (int(dilation[0]), int(dilation[1]))
+    choice = conv2d_plan(x.shape, w.shape, stride=stride, dilation=dilation, pad=pad, dtype=dt,
+                         threads=nthreads, band_bytes=band_bytes)
+    oh, ow = _conv_shapes(x.shape, w.shape, stride, dilation, pad)[1]
+    out = np.empty((oh, ow, cout), dtype=dt)
+
+    if choice.method == "fft":
+        plan = fft.ConvPlan(w, b, stride, dilation, choice.fft_shape, dt,
+                            CONV_MAX_SPECTRA_BYTES if choice.cached_spectra else 0)
+        work = _Banded(x, (oh, ow), plan.correlate_band, (kh, kw), stride, dilation, pad, m, dt,
+                       ow * cout * dt.itemsize, choice.rows, choice.rows)
+        work.run(out, 0, oh, nthreads, band_bytes)
+        return out
+
     # (Cout, Cin, kh, kw) -> (kh*kw*Cin, Cout) to match the band's (i, j, c) column order.
     wmat = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(kh * kw * cin, cout).astype(dt))
-    out = np.empty((oh, ow, cout), dtype=dt)
 
     def band(buf: np.ndarray, o: np.ndarray) -> None:
         cols = _im2col_band(buf, (kh, kw), stride, dilation, o.shape[:2])
@@ -673,12 +734,13 @@ def conv2d(
         if b is not None:
             o2 += b
 
-    # Bands are cut by the size of their im2col matrix (band_bytes of it, rows of ow windows).
+    # Bands are cut by the size of their im2col matrix (band_bytes of it, rows of ow windows), and
+    # never taller: the halo that other methods' bands grow to amortise would multiply the matrix.
     work = _Banded(x, (oh, ow), band, (kh, kw), stride, dilation, pad, m, dt, ow * cout * dt.itemsize,
-                   row_bytes=ow * kh * kw * cin * dt.itemsize)
+                   row_bytes=ow * kh * kw * cin * dt.itemsize, cap_rows=choice.rows)
     work.run(out, 0, oh, nthreads, band_bytes)
     return out
 
 
-__all__ = ["METHODS", "band_height", "choose_method", "conv2d", "correlate2d", "correlate_pixels",
-           "gradient_magnitude", "gradient_pixels", "im2col"]
+__all__ = ["METHODS", "band_height", "choose_method", "conv2d", "conv2d_plan", "correlate2d",
+           "correlate_pixels", "gradient_magnitude", "gradient_pixels", "im2col"]
