@@ -186,17 +186,23 @@ def test_run_bands_runs_every_band_once(threads: int, n: int) -> None:
     seen: list[tuple[int, int]] = []
     who: set[int] = set()
     lock = threading.Lock()
+    caller = threading.get_ident()
+    caller_took_one = threading.Event()
 
     def fn(y0: int, y1: int) -> None:
-        time.sleep(0.002)
+        if threading.get_ident() == caller:
+            caller_took_one.set()
+        else:  # a worker holds its band until the caller has one (or 2 s): then the caller must
+            caller_took_one.wait(2.0)  # take one, whatever the scheduler does, when n >= threads
+        time.sleep(0.001)
         with lock:
             seen.append((y0, y1))
             who.add(threading.get_ident())
 
     run_bands(fn, parts, threads)
     assert sorted(seen) == parts
-    if n:
-        assert threading.get_ident() in who  # the calling thread takes bands too
+    if n and (n >= threads or threads == 1):
+        assert caller in who  # the calling thread takes bands too (it used to sleep in pool.map)
 
 
 @pytest.mark.parametrize("threads", [2, 3])
