@@ -33,7 +33,7 @@ from convcli.errors import InputError
 from convcli.io.files import one_line, os_reason
 from convcli.io.formats import icc_fits
 from convcli.io.metadata import Metadata, read_metadata
-from convcli.io.png import decode_png, png_ihdr
+from convcli.io.png import PNG_SIGNATURE, CheckedPng, decode_png, png_ihdr
 from convcli.io.pngrows import PngRows, can_read_rows
 
 Source = str | os.PathLike | bytes
@@ -301,6 +301,8 @@ def _opened(source: Source) -> Iterator[tuple[Image.Image, BinaryIO, bytes]]:
             raise InputError(os_reason(exc)) from None
         if not head:
             raise InputError("empty file")
+        if head.startswith(PNG_SIGNATURE):
+            fp = CheckedPng(fp)  # type: ignore[assignment]  # every chunk's CRC checked as it is read
         ihdr = png_ihdr(head)
         if ihdr is not None and (ihdr[0] == 0 or ihdr[1] == 0):
             raise InputError(f"zero-sized image ({ihdr[0]}x{ihdr[1]})")
