@@ -125,6 +125,28 @@ def buf_png(pixels: np.ndarray, **params: object) -> bytes:
     return buf.getvalue()
 
 
+def ppm16_rgb(samples: np.ndarray) -> bytes:
+    """A binary P6 PPM of an (H, W, 3) uint16 array, maxval 65535 (big-endian samples)."""
+    height, width, _ = samples.shape
+    return b"P6\n%d %d\n65535\n" % (width, height) + samples.astype(">u2").tobytes()
+
+
+def pgm16(samples: np.ndarray) -> bytes:
+    """A binary P5 PGM of an (H, W) uint16 array, maxval 65535."""
+    height, width = samples.shape
+    return b"P5\n%d %d\n65535\n" % (width, height) + samples.astype(">u2").tobytes()
+
+
+def sgi16_rgb(samples: np.ndarray) -> bytes:
+    """An uncompressed SGI image of an (H, W, 3) uint16 array: 2 bytes a sample, planes of rows
+    stored bottom to top (the SGI format's 512-byte header, then channel after channel)."""
+    height, width, channels = samples.shape
+    header = struct.pack(">hBBHHHHii4s80si", 474, 0, 2, 3, width, height, channels, 0, 65535,
+                         b"", b"convcli test", 0)
+    planes = b"".join(samples[::-1, :, c].astype(">u2").tobytes() for c in range(channels))
+    return header.ljust(512, b"\0") + planes
+
+
 def png_chunks(data: bytes) -> list[tuple[bytes, int, int]]:
     """(type, offset, data length) of each chunk of a PNG."""
     out, pos = [], len(PNG_SIGNATURE)
@@ -339,6 +361,25 @@ def odd_cases(folder: Path) -> dict[str, Case]:
     cases["rgb16_tiff"] = Case(
         p, Expectation(size=(5, 3), color=_f32(tif16 >> 8), notes=("16-bit RGB read as 8-bit",))
     )
+
+    # 16-bit RGB PPM and SGI: Pillow reads them as 8-bit RGB (PPM rounds v / 257, SGI keeps the
+    # high byte); the report must say so. A 16-bit PGM (grey) keeps its 16 bits.
+    ppm16 = _pattern(4, 7, 3, seed=11, high=65536)
+    p = folder / "rgb16_ppm.ppm"
+    p.write_bytes(ppm16_rgb(ppm16))
+    cases["rgb16_ppm"] = Case(
+        p, Expectation(size=(7, 4), color=_f32(np.round(ppm16 / 257)), notes=("16-bit RGB read as 8-bit",))
+    )
+    sgi16 = _pattern(5, 6, 3, seed=12, high=65536)
+    p = folder / "rgb16_sgi.sgi"
+    p.write_bytes(sgi16_rgb(sgi16))
+    cases["rgb16_sgi"] = Case(
+        p, Expectation(size=(6, 5), color=_f32(sgi16 >> 8), notes=("16-bit RGB read as 8-bit",))
+    )
+    grey16 = _pattern(3, 5, 1, seed=13, high=65536)[..., 0]
+    p = folder / "gray16_pgm.pgm"
+    p.write_bytes(pgm16(grey16))
+    cases["gray16_pgm"] = Case(p, Expectation(size=(5, 3), channels=1, bit_depth=16, color=_f32(grey16)))
 
     # Animated GIF, 3 frames of flat grey levels: the first frame is read.
     frames = [Image.new("L", (8, 6), v) for v in (30, 130, 230)]
