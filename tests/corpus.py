@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CHELSEA = Path(__file__).resolve().parents[1] / "sample_images" / "chelsea.png"
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,73 @@ def tiff16_rgb(samples: np.ndarray) -> bytes:
     )
 
 
+def buf_png(pixels: np.ndarray, **params: object) -> bytes:
+    """``pixels`` (uint8 or uint16 grey) as a PNG written by Pillow."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG", **params)
+    return buf.getvalue()
+
+
+def ppm16_rgb(samples: np.ndarray) -> bytes:
+    """A binary P6 PPM of an (H, W, 3) uint16 array, maxval 65535 (big-endian samples)."""
+    height, width, _ = samples.shape
+    return b"P6\n%d %d\n65535\n" % (width, height) + samples.astype(">u2").tobytes()
+
+
+def pgm16(samples: np.ndarray) -> bytes:
+    """A binary P5 PGM of an (H, W) uint16 array, maxval 65535."""
+    height, width = samples.shape
+    return b"P5\n%d %d\n65535\n" % (width, height) + samples.astype(">u2").tobytes()
+
+
+def sgi16_rgb(samples: np.ndarray) -> bytes:
+    """An uncompressed SGI image of an (H, W, 3) uint16 array: 2 bytes a sample, planes of rows
+    stored bottom to top (the SGI format's 512-byte header, then channel after channel)."""
+    height, width, channels = samples.shape
+    header = struct.pack(">hBBHHHHii4s80si", 474, 0, 2, 3, width, height, channels, 0, 65535,
+                         b"", b"convcli test", 0)
+    planes = b"".join(samples[::-1, :, c].astype(">u2").tobytes() for c in range(channels))
+    return header.ljust(512, b"\0") + planes
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, int, int]]:
+    """(type, offset, data length) of each chunk of a PNG."""
+    out, pos = [], len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        out.append((data[pos + 4 : pos + 8], pos, length))
+        pos += 12 + length
+    return out
+
+
+def crc_broken(data: bytes, kind: bytes = b"IDAT", which: int = -1) -> bytes:
+    """``data`` with one byte of a ``kind`` chunk (the ``which``-th) flipped and its CRC left as
+    it was, at the last place in the chunk where Pillow still decodes the whole file without a
+    word (for IDAT: to other pixels). Most flips in image data break the deflate stream or its
+    Adler-32, which the decoder reports; some near the end of the stream do not, and there only
+    the chunk's CRC tells."""
+    _, pos, length = [c for c in png_chunks(data) if c[0] == kind][which]
+    with Image.open(io.BytesIO(data)) as im:
+        good = np.asarray(im)
+    for at in range(pos + 8 + length - 1, pos + 7, -1):
+        bad = bytearray(data)
+        bad[at] ^= 0x55
+        try:
+            with Image.open(io.BytesIO(bytes(bad))) as im:
+                pixels = np.asarray(im)
+        except (OSError, SyntaxError, ValueError, EOFError, zlib.error):
+            continue
+        if kind != b"IDAT" or not np.array_equal(pixels, good):
+            return bytes(bad)
+    msg = f"no silent flip found in {kind!r}"  # pragma: no cover
+    raise AssertionError(msg)
+
+
+def with_chunk_before_iend(data: bytes, kind: bytes, body: bytes) -> bytes:
+    """``data`` with one more chunk just before its IEND (after the image data)."""
+    return data[:-12] + png_chunk(kind, body) + data[-12:]
+
+
 def _pattern(height: int, width: int, channels: int, seed: int, high: int = 256) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(0, high, (height, width, channels)).astype(np.uint16 if high > 256 else np.uint8)
@@ -177,6 +245,13 @@ def hostile_cases(folder: Path) -> dict[str, Case]:
     p = folder / "bomb.png"
     p.write_bytes(raw_png(30000, 30000, 8, 0, bytes(30000 * 2)))
     cases["bomb"] = Case(p, Expectation(error="exceeds --max-pixels"))
+
+    # One byte of the image data flipped where the decoder cannot tell: only the IDAT's CRC can.
+    p = folder / "idat_crc.png"
+    with Image.open(CHELSEA) as im:
+        photo = np.asarray(im.convert("RGB").resize((40, 30)))
+    p.write_bytes(crc_broken(buf_png(photo)))
+    cases["idat_crc_png"] = Case(p, Expectation(error="IDAT checksum error"))
 
     p = folder / "float.tif"
     Image.fromarray(np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)).save(p)
@@ -286,6 +361,25 @@ def odd_cases(folder: Path) -> dict[str, Case]:
     cases["rgb16_tiff"] = Case(
         p, Expectation(size=(5, 3), color=_f32(tif16 >> 8), notes=("16-bit RGB read as 8-bit",))
     )
+
+    # 16-bit RGB PPM and SGI: Pillow reads them as 8-bit RGB (PPM rounds v / 257, SGI keeps the
+    # high byte); the report must say so. A 16-bit PGM (grey) keeps its 16 bits.
+    ppm16 = _pattern(4, 7, 3, seed=11, high=65536)
+    p = folder / "rgb16_ppm.ppm"
+    p.write_bytes(ppm16_rgb(ppm16))
+    cases["rgb16_ppm"] = Case(
+        p, Expectation(size=(7, 4), color=_f32(np.round(ppm16 / 257)), notes=("16-bit RGB read as 8-bit",))
+    )
+    sgi16 = _pattern(5, 6, 3, seed=12, high=65536)
+    p = folder / "rgb16_sgi.sgi"
+    p.write_bytes(sgi16_rgb(sgi16))
+    cases["rgb16_sgi"] = Case(
+        p, Expectation(size=(6, 5), color=_f32(sgi16 >> 8), notes=("16-bit RGB read as 8-bit",))
+    )
+    grey16 = _pattern(3, 5, 1, seed=13, high=65536)[..., 0]
+    p = folder / "gray16_pgm.pgm"
+    p.write_bytes(pgm16(grey16))
+    cases["gray16_pgm"] = Case(p, Expectation(size=(5, 3), channels=1, bit_depth=16, color=_f32(grey16)))
 
     # Animated GIF, 3 frames of flat grey levels: the first frame is read.
     frames = [Image.new("L", (8, 6), v) for v in (30, 130, 230)]

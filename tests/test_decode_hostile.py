@@ -12,12 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from corpus import CHELSEA, crc_broken, with_chunk_before_iend
 from PIL import Image, ImageFile
 
 from convcli.cli import cli
 from convcli.errors import InputError
 from convcli.io import decode
 from convcli.io.decode import check_jpeg_data, read_header, read_image
+from convcli.io.png import CheckedPng
 
 FORMATS = [("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}), ("WEBP", {}),
            ("WEBP", {"lossless": True}), ("TIFF", {}), ("TIFF", {"compression": "tiff_deflate"}), ("GIF", {})]
@@ -207,3 +209,111 @@ def test_a_later_gif_frame_claiming_a_huge_size_is_refused_before_it_is_decoded(
         "(give --frames N to filter one)\n"
     assert calls and (40000, 40000) not in calls  # frame 0 was loaded, frame 1 never
     assert not (tmp_path / "o.gif").exists()
+
+
+# ------------------------------------------------------------------ PNG chunk checksums
+#
+# Pillow checks the CRC of the chunks before the image data only: a byte flipped in an IDAT
+# (where the decoder cannot tell) or in a chunk after it decoded to other pixels, exit 0.
+
+
+def _photo_png(kind: str) -> bytes:
+    """A PNG of the sample photo with a tEXt chunk after the image data: 8-bit RGB (40x30, or
+    1024x1024 for the streaming path), 8-bit grey, palette or 16-bit grey."""
+    with Image.open(CHELSEA) as im:
+        rgb = im.convert("RGB")
+    size = (1024, 1024) if kind == "rgb-1mp" else (40, 30)
+    small = rgb.resize(size)
+    grey16 = np.asarray(small.convert("L")).astype(np.uint16) * 257 + 3
+    im = {"grey": small.convert("L"), "palette": small.convert("P"),
+          "grey16": Image.fromarray(grey16)}.get(kind, small)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return with_chunk_before_iend(buf.getvalue(), b"tEXt", b"Comment\0after the image data")
+
+
+PNG_KINDS = ["rgb", "rgb-1mp", "grey", "palette", "grey16"]
+
+
+@pytest.fixture(scope="module")
+def photo_pngs() -> dict[str, bytes]:
+    return {kind: _photo_png(kind) for kind in PNG_KINDS}
+
+
+@pytest.mark.parametrize("chunk", [b"IDAT", b"tEXt"], ids=lambda c: c.decode())
+@pytest.mark.parametrize("kind", PNG_KINDS)
+def test_png_chunk_with_a_wrong_crc_is_refused(tmp_path: Path, photo_pngs: dict[str, bytes], kind: str,
+                                               chunk: bytes) -> None:
+    data = photo_pngs[kind]
+    bad = crc_broken(data, chunk)  # Pillow alone decodes it without a word
+    src = tmp_path / "bad.png"
+    src.write_bytes(bad)
+    out = tmp_path / "out.png"
+    # --threads 2: a 1024x1024 RGB PNG is decoded on a worker thread (convcli.io.pngrows)
+    r = run("filter", str(src), "-k", "identity", "-o", str(out), "--threads", "2")
+    assert r.exit_code == 1
+    reason = f"truncated or corrupt PNG data (broken PNG file ({chunk.decode()} checksum error))"
+    assert r.stderr.splitlines() == [f"convcli: error: {src}: {reason}"]
+    assert not out.exists()
+    with pytest.raises(InputError, match="checksum error"):
+        read_image(bad)
+
+
+def test_png_crc_error_on_the_streaming_path(photo_pngs: dict[str, bytes]) -> None:
+    bad = crc_broken(photo_pngs["rgb-1mp"])
+    with pytest.raises(InputError, match="IDAT checksum error"), decode.read_rows(bad) as (img, wait, bg):
+        assert bg  # the case PngRows decodes
+        wait(img.header.height)
+
+
+def test_png_crc_error_in_a_header_chunk_is_one_line(tmp_path: Path, photo_pngs: dict[str, bytes]) -> None:
+    data = bytearray(photo_pngs["rgb"])
+    data[20] ^= 0x01  # in IHDR (Pillow checks it too)
+    src = tmp_path / "bad.png"
+    src.write_bytes(bytes(data))
+    r = run("filter", str(src), "-k", "identity", "-o", str(tmp_path / "out.png"))
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [f"convcli: error: {src}: unreadable image header (broken PNG file "
+                                     "(IHDR checksum error))"]
+
+
+def test_png_crc_error_fails_alone_in_a_batch(tmp_path: Path, photo_pngs: dict[str, bytes]) -> None:
+    (tmp_path / "bad.png").write_bytes(crc_broken(photo_pngs["rgb"]))
+    (tmp_path / "good.png").write_bytes(photo_pngs["rgb"])
+    r = run("filter", str(tmp_path / "bad.png"), str(tmp_path / "good.png"), "-k", "identity",
+            "--out-dir", str(tmp_path / "o"), "--json", "--ordered")
+    assert r.exit_code == 1
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [rec["status"] for rec in recs] == ["error", "ok"]
+    assert "IDAT checksum error" in recs[0]["error"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["good.identity.png"]
+
+
+@pytest.mark.parametrize("kind", PNG_KINDS)
+def test_whole_pngs_still_decode_exactly(photo_pngs: dict[str, bytes], kind: str) -> None:
+    data = photo_pngs[kind]
+    with Image.open(io.BytesIO(data)) as im:
+        expected = np.asarray(im.convert("RGB") if im.mode == "P" else im)
+    img = read_image(data, keep_integer=True)
+    np.testing.assert_array_equal(img.color.reshape(expected.shape), expected)
+    with decode.read_rows(data) as (rows, wait, background):
+        assert background == kind.startswith("rgb")  # a plain RGB PNG: decoded by PngRows
+        wait(rows.header.height)
+        np.testing.assert_array_equal(rows.color.reshape(expected.shape), expected)
+
+
+def test_checked_png_reads_as_the_file_does(photo_pngs: dict[str, bytes]) -> None:
+    """CheckedPng hands over the file's bytes unchanged, whatever the reads and seeks."""
+    data = photo_pngs["rgb"]
+    f = CheckedPng(io.BytesIO(data))
+    assert f.read(5) + f.read(20) == data[:25]
+    f.seek(3000)  # a skip ahead: the bytes skipped are checked before this read
+    assert f.read(100) == data[3000:3100]
+    f.seek(0)
+    assert f.read() == data
+    bad = CheckedPng(io.BytesIO(crc_broken(data)))
+    bad.seek(len(data) - 1)
+    with pytest.raises(OSError, match="IDAT checksum error"):
+        bad.read(1)
+    with pytest.raises(OSError, match="IDAT checksum error"):  # and every read after
+        bad.read(1)

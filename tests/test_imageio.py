@@ -100,7 +100,7 @@ CASE_NAMES = [
     "float_tiff",
     "palette_transparency", "bilevel", "gray_alpha", "cmyk_jpeg", "gray16", "gray_alpha16", "rgb16",
     "animated_gif", "exif_rotated", "icc_png", "rgba_transparent", "rgba16", "truncated_png16",
-    "rgb16_tiff",
+    "rgb16_tiff", "rgb16_ppm", "rgb16_sgi", "gray16_pgm", "idat_crc_png",
 ]  # fmt: skip
 
 

@@ -33,7 +33,7 @@ from convcli.errors import InputError
 from convcli.io.files import one_line, os_reason
 from convcli.io.formats import icc_fits, icc_space
 from convcli.io.metadata import Metadata, read_metadata
-from convcli.io.png import decode_png, png_ihdr
+from convcli.io.png import PNG_SIGNATURE, CheckedPng, decode_png, png_ihdr
 from convcli.io.pngrows import PngRows, can_read_rows
 
 Source = str | os.PathLike | bytes
@@ -301,6 +301,8 @@ def _opened(source: Source) -> Iterator[tuple[Image.Image, BinaryIO, bytes]]:
             raise InputError(os_reason(exc)) from None
         if not head:
             raise InputError("empty file")
+        if head.startswith(PNG_SIGNATURE):
+            fp = CheckedPng(fp)  # type: ignore[assignment]  # every chunk's CRC checked as it is read
         ihdr = png_ihdr(head)
         if ihdr is not None and (ihdr[0] == 0 or ihdr[1] == 0):
             raise InputError(f"zero-sized image ({ihdr[0]}x{ihdr[1]})")
@@ -337,6 +339,31 @@ def _pillow_turns(im: Image.Image) -> bool:
     return im.format == "TIFF" and hasattr(im, "_tile_size")
 
 
+#: A raw mode of 16- or 32-bit samples ("RGB;16B", "L;16B"), not a packed one ("BGR;16", 5-6-5).
+_WIDE_RAWMODE = re.compile(r";(16|32)[BLN]$")
+
+
+def _stored_bits(im: Image.Image, fmt: str) -> int:
+    """Bits per sample the file stores (8 when it does not say), for a note where Pillow's 8-bit
+    mode holds fewer: TIFF's BitsPerSample, a PPM's maxval (65535 -> 16), SGI's 2-byte samples
+    or a raw mode of 16-bit samples in the decoding tile."""
+    if fmt == "TIFF":
+        bits = getattr(im, "tag_v2", {}).get(258)
+        top = max(bits) if isinstance(bits, tuple) and bits else bits
+        return top if isinstance(top, int) else 8
+    for tile in getattr(im, "tile", None) or ():
+        codec, args = tile[0], tile[3]
+        if codec in ("ppm", "ppm_plain") and isinstance(args, tuple) and isinstance(args[-1], int):
+            return max(8, args[-1].bit_length())  # maxval
+        if codec == "SGI16":
+            return 16
+        rawmode = args[0] if isinstance(args, tuple) and args else args
+        match = _WIDE_RAWMODE.search(rawmode) if isinstance(rawmode, str) else None
+        if match:
+            return int(match[1])
+    return 8
+
+
 def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -> _Plan:
     """Build the header and the decoding plan of an opened image, checking size limits."""
     fmt = im.format or "unknown"
@@ -349,11 +376,12 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
     if ihdr is not None and ihdr[2] == 16 and ihdr[3] in _PNG16_MODES:
         mode_name = _PNG16_MODES[ihdr[3]]
         png_decoder = "la16" if ihdr[3] == 4 else "own"
-    elif fmt == "TIFF" and mode_name in ("RGB", "RGBA", "LA"):
-        bits = getattr(im, "tag_v2", {}).get(258)
-        top = max(bits) if isinstance(bits, tuple) and bits else bits
-        if isinstance(top, int) and top > 8:
+    elif mode_name in _MODES and _MODES[mode_name].bit_depth == 8:
+        top = _stored_bits(im, fmt)
+        if top > 8 and mode_name in ("RGB", "RGBA", "LA"):
             notes.append(f"{top}-bit {mode_name} read as 8-bit (Pillow has no {top}-bit {mode_name} mode)")
+        elif top > 8:
+            notes.append(f"{top}-bit {mode_name} read as 8-bit (as Pillow's {fmt} reader gives it)")
     if mode_name in _REFUSED_MODES:
         raise InputError(_REFUSED_MODES[mode_name])
     if mode_name not in _MODES:

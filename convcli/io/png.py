@@ -7,7 +7,7 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 import numpy as np
 
@@ -28,6 +28,131 @@ def png_ihdr(head: bytes) -> tuple[int, int, int, int] | None:
     width, height, depth, colour_type = struct.unpack(">IIBB", head[16:26])
     return width, height, depth, colour_type
 
+
+
+# ------------------------------------------------------------------ chunk checksums, as read
+#
+# Pillow checks the CRC of the chunks before the image data as it opens a PNG, never that of
+# IDAT (nor of the chunks after it): a flipped byte in the image data decoded to wrong pixels,
+# silently. :class:`CheckedPng` checks every chunk's CRC in the one pass that reads it.
+
+_CRC32: Callable[..., int] | None = None
+
+
+def png_crc32() -> Callable[..., int]:
+    """``crc32(data, value=0)``: ISA-L's where ``isal`` is installed (~4x zlib's: 30 MB in 3.4 ms
+    against 15 ms here), the standard library's otherwise; both release the GIL."""
+    global _CRC32
+    if _CRC32 is None:
+        try:
+            from isal import isal_zlib
+        except ImportError:
+            _CRC32 = zlib.crc32
+        else:
+            _CRC32 = isal_zlib.crc32
+    return _CRC32
+
+
+_SIGNATURE, _HEADER, _DATA, _CRC, _DONE = range(5)
+_FIELD = {_SIGNATURE: 8, _HEADER: 8, _CRC: 4}
+_CATCH_UP_BYTES = 1 << 20
+
+
+class CheckedPng:
+    """A PNG file object (read, seek, tell) that checks each chunk's CRC as its bytes are read.
+
+    Every byte read past the furthest point read so far is fed, in file order, to a walk over
+    the chunks (signature, then length, type, data, CRC each); a read that skips ahead first
+    feeds the bytes skipped. A CRC that does not match raises ``OSError("broken PNG file (IDAT
+    checksum error)")`` (the type named) from that read and from every read after it. The walk
+    stops at IEND or where the file is not a PNG; truncation is left to the decoder.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._crc32 = png_crc32()
+        self._seen = 0  # bytes 0.._seen-1 have been fed to the walk
+        self._state = _SIGNATURE
+        self._field = bytearray()  # the signature, chunk header or CRC being gathered
+        self._kind = b""
+        self._left = 0  # data bytes of the current chunk not yet fed
+        self._crc = 0
+        self._error: str | None = None
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._error is not None:
+            raise OSError(self._error)
+        if self._state == _DONE:
+            return self._raw.read(size)
+        at = self._raw.tell()
+        if at > self._seen:
+            self._catch_up(at)
+        data = self._raw.read(size)
+        if self._state != _DONE and at <= self._seen < at + len(data):
+            self._feed(memoryview(data)[self._seen - at :])
+        return data
+
+    def _catch_up(self, at: int) -> None:
+        """Feed the bytes between the furthest read and ``at``, where a read is about to start."""
+        self._raw.seek(self._seen)
+        while self._seen < at and self._state != _DONE:
+            block = self._raw.read(min(at - self._seen, _CATCH_UP_BYTES))
+            if not block:
+                break
+            self._feed(memoryview(block))
+        self._raw.seek(at)
+
+    def _feed(self, data: memoryview) -> None:
+        self._seen += len(data)
+        i, n = 0, len(data)
+        while self._state != _DONE:
+            if self._state == _DATA:
+                take = min(self._left, n - i)
+                if take:
+                    self._crc = self._crc32(data[i : i + take], self._crc)
+                    self._left -= take
+                    i += take
+                if self._left:
+                    return
+                self._state = _CRC
+            if i == n:
+                return
+            want = _FIELD[self._state] - len(self._field)
+            self._field += data[i : i + want]
+            i += min(want, n - i)
+            if len(self._field) < _FIELD[self._state]:
+                return
+            field = bytes(self._field)
+            self._field.clear()
+            self._next(field)
+
+    def _next(self, field: bytes) -> None:
+        """A whole signature, chunk header or CRC has been read: check it and move on."""
+        if self._state == _SIGNATURE:
+            self._state = _HEADER if field == PNG_SIGNATURE else _DONE
+        elif self._state == _HEADER:
+            self._left, self._kind = struct.unpack(">I4s", field)
+            self._crc = self._crc32(self._kind)
+            self._state = _DATA
+        else:
+            if int.from_bytes(field, "big") != self._crc & 0xFFFFFFFF:
+                kind = self._kind.decode("latin-1") if self._kind.isalpha() else repr(self._kind)
+                self._error = f"broken PNG file ({kind} checksum error)"
+                self._state = _DONE
+                raise OSError(self._error)
+            self._state = _DONE if self._kind == b"IEND" else _HEADER
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __getattr__(self, name: str) -> object:  # fileno, name, readline...: the file's own
+        return getattr(self._raw, name)
 
 
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
@@ -62,7 +187,7 @@ def decode_png(data: bytes) -> np.ndarray:
         body = data[pos + 8 : pos + 8 + length]
         if kind == b"IDAT":
             (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
-            if crc != zlib.crc32(kind + body) & 0xFFFFFFFF:
+            if crc != png_crc32()(body, zlib.crc32(kind)) & 0xFFFFFFFF:
                 msg = "broken PNG file (IDAT checksum error)"
                 raise ValueError(msg)
             idat.append(body)

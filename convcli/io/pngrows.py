@@ -119,7 +119,10 @@ class PngRows:
                 rows = self._rows_done(rows)
                 if used < 0:  # the decoder has every row, or failed
                     if code < 0:
+                        # As ImageFile.load: the chunks after the data are read before the decoder's
+                        # error is raised, and an error there (a chunk's CRC) is the one reported.
                         error = _decoder_error(code)
+                        self._im.load_end()  # type: ignore[attr-defined]
                         break
                     rows = self._height  # done means every row was written, whatever the fourth bytes say
                     self._publish(rows)
