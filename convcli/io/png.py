@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 import threading
 import zlib
@@ -36,21 +37,15 @@ def png_ihdr(head: bytes) -> tuple[int, int, int, int] | None:
 # IDAT (nor of the chunks after it): a flipped byte in the image data decoded to wrong pixels,
 # silently. :class:`CheckedPng` checks every chunk's CRC in the one pass that reads it.
 
-_CRC32: Callable[..., int] | None = None
-
-
+@functools.cache
 def png_crc32() -> Callable[..., int]:
     """``crc32(data, value=0)``: ISA-L's where ``isal`` is installed (~4x zlib's: 30 MB in 3.4 ms
     against 15 ms here), the standard library's otherwise; both release the GIL."""
-    global _CRC32
-    if _CRC32 is None:
-        try:
-            from isal import isal_zlib
-        except ImportError:
-            _CRC32 = zlib.crc32
-        else:
-            _CRC32 = isal_zlib.crc32
-    return _CRC32
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return zlib.crc32
+    return isal_zlib.crc32
 
 
 _SIGNATURE, _HEADER, _DATA, _CRC, _DONE = range(5)
