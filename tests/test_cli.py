@@ -765,6 +765,35 @@ def test_bit_depth_8_on_16bit_input_rescales(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out, quantize(a.astype(np.float64) * 255 / 65535))
 
 
+@pytest.mark.parametrize("ext", [".jpg", ".bmp", ".webp", ".gif"])
+def test_16bit_input_to_an_8bit_format_reports_the_file_it_writes(tmp_path: Path, ext: str) -> None:
+    """0.2 quantised to 16 bits, reported that (min, max, clipped fraction on 0..65535), then reduced
+    the pixels to 8 bits: the report described another image than the file."""
+    a = (np.add.outer(np.arange(24), np.arange(28)) * 2000 % 60000).astype(np.uint16)
+    src = save(a, tmp_path / "g16.png")
+    (rec,) = records(ok("filter", src, "-k", "sharpen", "-o", tmp_path / f"o{ext}", "--json"))
+    ref = corr(a, SHARPEN) * 255 / 65535  # the result on the file's 0..255 scale
+    assert rec["range"]["min"] == pytest.approx(ref.min(), rel=1e-4)
+    assert rec["range"]["max"] == pytest.approx(ref.max(), rel=1e-4)
+    assert rec["range"]["clipped_fraction"] == pytest.approx(((ref < 0) | (ref > 255)).mean(), abs=1e-9)
+    assert any(n.startswith("reduced to 8-bit") for n in rec["notes"]), rec["notes"]
+    if ext in (".bmp", ".gif"):  # lossless: the pixels are the 8-bit quantisation of the float result
+        with Image.open(tmp_path / f"o{ext}") as im:
+            out = np.asarray(im.convert("L")).astype(int)
+        np.testing.assert_allclose(out, quantize(ref), atol=1)
+
+
+def test_raw_float_output_says_which_options_it_ignores(tmp_path: Path) -> None:
+    src = save(np.arange(48, dtype=np.uint8).reshape(6, 8), tmp_path / "g.png")
+    (rec,) = records(ok("filter", src, "-k", "sobel-x", "--range", "normalize", "--bit-depth", "8",
+                        "-o", tmp_path / "x.npy", "--json"))
+    assert "--range normalize ignored: raw float32 values are written as they are" in rec["notes"]
+    assert "--bit-depth 8 ignored: NPY output holds raw float32" in rec["notes"]
+    sobel_x = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)
+    np.testing.assert_allclose(np.load(tmp_path / "x.npy"), corr(np.arange(48.0).reshape(6, 8), sobel_x),
+                               atol=1e-4)
+
+
 def test_bit_depth_16_on_8bit_input_rescales(cat: Path, tmp_path: Path) -> None:
     ok("filter", cat, "-k", "identity", "--gray", "--bit-depth", "16", "-o", tmp_path / "o16.png")
     ok("filter", cat, "-k", "identity", "--gray", "-o", tmp_path / "o8.png")

@@ -67,6 +67,17 @@ def _pil_image(color: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(stacked))
 
 
+def eight_bit_reason(fmt: str, channels: int, alpha: bool) -> str | None:
+    """Why ``fmt`` cannot hold 16-bit pixels of ``channels`` colour channels (with ``alpha``), or None."""
+    info = format_info(fmt)
+    if not info.sixteen_bit:
+        return f"{info.pil} has no 16-bit"
+    if info.name == "tiff" and (alpha or channels == 3):
+        kind = ("RGBA" if alpha else "RGB") if channels == 3 else "grey+alpha"
+        return f"Pillow cannot write 16-bit {kind} TIFF"
+    return None
+
+
 def prepare_pixels(
     pixels: np.ndarray, alpha: np.ndarray | None, fmt: str
 ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
@@ -82,12 +93,7 @@ def prepare_pixels(
         color = _flatten_on_white(color, alpha, maxval)
         alpha = None
     if color.dtype == np.uint16:
-        why = None
-        if not info.sixteen_bit:
-            why = f"{info.pil} has no 16-bit"
-        elif info.name == "tiff" and (alpha is not None or color.ndim == 3):
-            kind = ("RGBA" if alpha is not None else "RGB") if color.ndim == 3 else "grey+alpha"
-            why = f"Pillow cannot write 16-bit {kind} TIFF"
+        why = eight_bit_reason(info.name, 3 if color.ndim == 3 else 1, alpha is not None)
         if why is not None:
             notes.append(f"reduced to 8-bit ({why})")
             color = _to_8bit(color)

@@ -27,7 +27,7 @@ from convcli import streaming
 from convcli.core.pixels import RangeStats, to_pixels
 from convcli.engine import resolve_threads
 from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image, read_rows
-from convcli.io.encode import encode_float, encode_image
+from convcli.io.encode import eight_bit_reason, encode_float, encode_image
 from convcli.io.files import write_atomic
 from convcli.io.formats import format_info
 from convcli.io.metadata import Metadata, metadata_notes
@@ -66,6 +66,7 @@ class Job:
     quality: int | None = None
     compress_level: int | None = None
     temp_tag: str = ""  # this run's tag in temporary file names (cleanup removes only its own)
+    ignored: tuple[str, ...] = ()  # notes on options the output kind has no use for (--range on .npy)
     frames: tuple[int, ...] | None = None  # frames filtered one by one (_process_frames); None: the first
     samples: int = 0  # input samples to filter (H * W * C * frames), from the header: the work's size
     header: ImageHeader | None = None  # read when the run was planned: the job does not read it again
@@ -112,7 +113,7 @@ def process(job: Job) -> Result:
 def _ignored_options(job: Job) -> list[str]:
     """A note for each encoding option the output format has no use for (said, not silently dropped)."""
     info = format_info(job.fmt)
-    notes = []
+    notes = list(job.ignored)
     if job.quality is not None and info.quality is None:
         notes.append(f"--quality ignored: {info.name.upper()} has no quality setting (JPEG and WebP have)")
     if job.compress_level is not None and info.name != "png":
@@ -195,7 +196,7 @@ def _process(job: Job) -> Result:
         notes.extend(metadata_notes(None if job.strip else img.metadata, job.fmt))
         record["range"] = _range_record("raw", values)
         return _finish(job, record, notes, data, t0)
-    bits, rescale = _output_bits(job, img.header)
+    bits, rescale = _output_bits(job, img.header, notes)
     if rescale != 1.0:
         values = values * rescale
     pixels, stats = to_pixels(values[:, :, 0] if values.shape[2] == 1 else values, job.policy, bits,
@@ -212,13 +213,22 @@ def _process(job: Job) -> Result:
     return _finish(job, record, notes, data, t0)
 
 
-def _output_bits(job: Job, header: ImageHeader) -> tuple[int, float]:
+def _output_bits(job: Job, header: ImageHeader, notes: list[str]) -> tuple[int, float]:
     """The output's bit depth and the factor from the input's scale to it.
 
     A bit depth other than the input's rescales (65535 -> 255, 255 -> 65535) before
     quantising, colour and alpha alike; the range statistics are then on the output's scale.
+    16 bits that the output format cannot hold are 8 from the start (a note says why), so the
+    report's figures are those of the file (they were the 16-bit result's, reduced after).
     """
     bits = job.bits or header.bit_depth
+    if bits == 16:
+        plans = job.pipeline.plan((header.channels, header.height, header.width))
+        channels = plans[-1].out_shape[0] if plans else header.channels
+        reason = eight_bit_reason(job.fmt, channels, header.has_alpha and job.pipeline.keeps_alpha)
+        if reason is not None:
+            notes.append(f"reduced to 8-bit ({reason})")
+            bits = 8
     return bits, (2**bits - 1) / float(header.maxval)
 
 
@@ -254,7 +264,7 @@ def _streamed(job: Job, src: str | Path | bytes, notes: list[str], threads: int,
         # writer share the others. On 2 cores, sharing all of them with it took x1.3 the wall time.
         work = max(1, threads - 1) if decoding else threads
         notes.extend(n for n in img.header.notes if n not in notes)  # warnings while decoding
-        bits, rescale = _output_bits(job, img.header)
+        bits, rescale = _output_bits(job, img.header, notes)
         icc, meta = _metadata_for(job, img.icc_profile, img.metadata, notes)
         pixels = streaming.pixel_array(stage, img.color.shape, bits)
 
@@ -339,7 +349,7 @@ def _process_frames(job: Job, src: str | Path | bytes, record: dict[str, Any], n
     stdout_data = None
     with open_frames(src, gray=job.gray, max_pixels=job.max_pixels) as source:
         maxval = float(source.header.maxval)
-        bits, rescale = _output_bits(job, source.header)
+        bits, rescale = _output_bits(job, source.header, notes)
         icc, meta = _metadata_for(job, source.icc_profile, source.metadata, notes)
 
         def filtered() -> Iterator[Frame]:

@@ -194,6 +194,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
     kind: OutputKind
     maps: tuple[str, ...] = ()
     bits: int | None = None
+    ignored: list[str] = []
     if channels not in (1, 3) and not info.raw_float and out.range_policy is None:
         kind, policy = "maps", "normalize"
         if output in (None, "-") and not dry:
@@ -203,6 +204,10 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
             maps = tuple(channel_path(output, i) for i in range(channels))
     elif info.raw_float and (fmt == "npy" or out.bit_depth == "float"):
         kind, policy = "float", "raw"
+        if out.range_policy not in (None, "raw"):
+            ignored.append(f"--range {out.range_policy} ignored: raw float32 values are written as they are")
+        if out.bit_depth in ("8", "16"):
+            ignored.append(f"--bit-depth {out.bit_depth} ignored: {fmt.upper()} output holds raw float32")
     else:
         kind = "pixels"
         policy = out.range_policy or ("normalize" if channels not in (1, 3) else cmd.default_policy)
@@ -219,7 +224,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
         output=output, fmt=fmt, kind=kind, policy=policy, bits=bits, channel_maps=maps,
         montage=montage_path(out.montage, item.name) if out.montage else None,
         direction_out=montage_path(cmd.direction_out, item.name) if cmd.direction_out else None,
-        quality=out.quality, compress_level=out.compress_level, temp_tag=temp_tag,
+        quality=out.quality, compress_level=out.compress_level, temp_tag=temp_tag, ignored=tuple(ignored),
         frames=frames, dither=out.dither, strip=out.strip,
         samples=header.width * header.height * header.channels * (len(frames) if frames else 1),
         header=header,
