@@ -478,3 +478,13 @@ def test_small_messages_say_what_is_true(tmp_path: Path) -> None:
     r = run("kernels", "0 0 0", "--response", "-o", tmp_path / "r.png")
     assert r.exit_code == 0, r.stderr
     assert "zero: passes nothing" in r.stdout and "pass:" not in r.stdout
+
+
+def test_chain_conv_refuses_random_weight_options_beside_weights(tmp_path: Path, small: Path) -> None:
+    """0.2 ignored --size and --seed in silence when --weights gave the weights."""
+    np.save(tmp_path / "w.npy", np.ones((2, 3, 3, 3)) / 27)
+    base = ["chain", "-i", small, "-o", tmp_path / "o.npy", "conv", "--weights", tmp_path / "w.npy"]
+    refused(run(*base, "--size", "5"), "--size 5,5 contradicts --weights with 3x3 kernels")
+    refused(run(*base, "--seed", "3"), "--seed draws random weights")
+    r = run(*base, "--size", "3")  # agreeing with the weights is fine
+    assert r.exit_code == 0, r.stderr

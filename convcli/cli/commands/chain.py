@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 import numpy as np
+from click.core import ParameterSource
 
 from convcli.cli.commands.image import (
     blur_options,
@@ -184,6 +185,15 @@ def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int, weig
     if weights is not None and out_channels is not None and out_channels != weights.shape[0]:
         msg = f"--out-channels {out_channels} contradicts --weights with {weights.shape[0]} outputs"
         raise UsageError(msg)
+    if weights is not None:  # the random weights' options, given with weights they would not draw
+        given = click.get_current_context().get_parameter_source
+        if given("ksize") == ParameterSource.COMMANDLINE and tuple(ksize) != tuple(weights.shape[2:]):
+            msg = (f"--size {ksize[0]},{ksize[1]} contradicts --weights with {weights.shape[2]}x"
+                   f"{weights.shape[3]} kernels")
+            raise UsageError(msg)
+        if given("seed") == ParameterSource.COMMANDLINE:
+            msg = "--seed draws random weights; --weights gives them (use one or the other)"
+            raise UsageError(msg)
     bias = _load_npy(bias_file, "--bias") if bias_file else None
     size = (int(weights.shape[2]), int(weights.shape[3])) if weights is not None else ksize
     mode, pad4 = resolve_geometry(p["padding"], p["pad"], size, p["dilation"])
