@@ -29,7 +29,6 @@ from convcli.engine import resolve_threads
 from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image, read_rows
 from convcli.io.encode import eight_bit_reason, encode_float, encode_image
 from convcli.io.files import write_atomic
-from convcli.io.formats import format_info
 from convcli.io.metadata import Metadata, metadata_notes
 from convcli.pipeline import EngineOptions, Pipeline, nchw
 from convcli.report import shape_text
@@ -66,7 +65,7 @@ class Job:
     quality: int | None = None
     compress_level: int | None = None
     temp_tag: str = ""  # this run's tag in temporary file names (cleanup removes only its own)
-    ignored: tuple[str, ...] = ()  # notes on options the output kind has no use for (--range on .npy)
+    ignored: tuple[str, ...] = ()  # notes on options the output has no use for (plan.ignored_options)
     frames: tuple[int, ...] | None = None  # frames filtered one by one (_process_frames); None: the first
     samples: int = 0  # input samples to filter (H * W * C * frames), from the header: the work's size
     header: ImageHeader | None = None  # read when the run was planned: the job does not read it again
@@ -110,17 +109,6 @@ def process(job: Job) -> Result:
     return result
 
 
-def _ignored_options(job: Job) -> list[str]:
-    """A note for each encoding option the output format has no use for (said, not silently dropped)."""
-    info = format_info(job.fmt)
-    notes = list(job.ignored)
-    if job.quality is not None and info.quality is None:
-        notes.append(f"--quality ignored: {info.name.upper()} has no quality setting (JPEG and WebP have)")
-    if job.compress_level is not None and info.name != "png":
-        notes.append(f"--compress-level ignored: it is PNG's zlib level ({info.name.upper()} has none)")
-    return notes
-
-
 def _process(job: Job) -> Result:
     t0 = time.perf_counter()
     src = _source(job)
@@ -134,7 +122,7 @@ def _process(job: Job) -> Result:
         "output_shape": plans[-1].stage.shown_shape(plans[-1].out_shape) if plans else None,
         "stages": [p.record() for p in plans],
     }
-    notes = list(header.notes) + _ignored_options(job)
+    notes = list(header.notes) + list(job.ignored)
     if header.has_alpha:
         notes.append("alpha premultiplied and filtered with the same kernel" if job.pipeline.keeps_alpha
                      else "alpha dropped: a stage mixes or replaces channels")

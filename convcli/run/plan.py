@@ -22,10 +22,10 @@ from string import Formatter
 from convcli.errors import ConvcliError, UsageError
 from convcli.io.decode import ImageHeader, read_header
 from convcli.io.files import DANGLING_LINK, os_reason
-from convcli.io.formats import FORMATS, format_for_path
+from convcli.io.formats import FORMATS, format_for_path, format_info
 from convcli.run.inputs import InputItem, output_extension
 from convcli.run.job import Job, OutputKind
-from convcli.run.spec import Command, RunSpec
+from convcli.run.spec import Command, OutputSpec, RunSpec
 
 DEFAULT_TEMPLATE = "{stem}.{op}{ext}"
 #: The fields a --name template may use; nothing else (no format specs, no attribute access).
@@ -194,7 +194,6 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
     kind: OutputKind
     maps: tuple[str, ...] = ()
     bits: int | None = None
-    ignored: list[str] = []
     if channels not in (1, 3) and not info.raw_float and out.range_policy is None:
         kind, policy = "maps", "normalize"
         if output in (None, "-") and not dry:
@@ -204,10 +203,6 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
             maps = tuple(channel_path(output, i) for i in range(channels))
     elif info.raw_float and (fmt == "npy" or out.bit_depth == "float"):
         kind, policy = "float", "raw"
-        if out.range_policy not in (None, "raw"):
-            ignored.append(f"--range {out.range_policy} ignored: raw float32 values are written as they are")
-        if out.bit_depth in ("8", "16"):
-            ignored.append(f"--bit-depth {out.bit_depth} ignored: {fmt.upper()} output holds raw float32")
     else:
         kind = "pixels"
         policy = out.range_policy or ("normalize" if channels not in (1, 3) else cmd.default_policy)
@@ -224,7 +219,8 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
         output=output, fmt=fmt, kind=kind, policy=policy, bits=bits, channel_maps=maps,
         montage=montage_path(out.montage, item.name) if out.montage else None,
         direction_out=montage_path(cmd.direction_out, item.name) if cmd.direction_out else None,
-        quality=out.quality, compress_level=out.compress_level, temp_tag=temp_tag, ignored=tuple(ignored),
+        quality=out.quality, compress_level=out.compress_level, temp_tag=temp_tag,
+        ignored=ignored_options(out, fmt, kind),
         frames=frames, dither=out.dither, strip=out.strip,
         samples=header.width * header.height * header.channels * (len(frames) if frames else 1),
         header=header,
@@ -283,6 +279,21 @@ def planned_files(tasks: list[Task], named_in_out_dir: bool) -> list[_Planned]:
         if t.direction_out:
             files.append(_Planned(t.direction_out, "direction map", t.source, False))
     return files
+
+
+def ignored_options(out: OutputSpec, fmt: str, kind: OutputKind) -> tuple[str, ...]:
+    """A note for each option the output has no use for (said in the report, not silently dropped)."""
+    info = format_info(fmt)
+    notes = []
+    if out.quality is not None and info.quality is None:
+        notes.append(f"--quality ignored: {info.name.upper()} has no quality setting (JPEG and WebP have)")
+    if out.compress_level is not None and info.name != "png":
+        notes.append(f"--compress-level ignored: it is PNG's zlib level ({info.name.upper()} has none)")
+    if kind == "float" and out.range_policy not in (None, "raw"):
+        notes.append(f"--range {out.range_policy} ignored: raw float32 values are written as they are")
+    if kind == "float" and out.bit_depth in ("8", "16"):
+        notes.append(f"--bit-depth {out.bit_depth} ignored: {fmt.upper()} output holds raw float32")
+    return tuple(notes)
 
 
 def _identity(path: str) -> tuple[set[object], os.stat_result | None]:
