@@ -412,6 +412,56 @@ def test_a_closed_stdout(tmp_path: Path, args: tuple[str, ...], status: int, err
     assert (tmp_path / "o" / "cat224.blur.png").is_file()
 
 
+@pytest.mark.parametrize("args", [("kernels",), ("kernels", "sharpen", "--json"), ("padding",),
+                                  ("--help",), ("filter", "--help"), ("shape", "224x224", "--size", "3"),
+                                  ("filter", "{cat}", "-k", "sharpen", "-o", "-")])
+def test_data_for_a_closed_stdout_is_one_line_and_exit_1(args: tuple[str, ...]) -> None:
+    """0.3 exited 0 with the listing dropped (click writes nothing to a None stdout), or died with
+    AttributeError on ``sys.stdout.isatty()`` (padding, ``-o -``)."""
+    cat = Path(__file__).parent.parent / "sample_images" / "cat224.png"
+    r = subprocess.run(convcli(*(a.format(cat=cat) for a in args)), stdin=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=120, check=False, preexec_fn=lambda: os.close(1))
+    assert r.returncode == 1
+    assert r.stderr.decode() in ("convcli: error: cannot write to standard output: it is closed\n",
+                                 "convcli: error: cannot write the image to standard output: it is closed\n")
+
+
+def test_a_closed_stdin_is_a_failed_input(tmp_path: Path) -> None:
+    """``convcli filter - ... <&-``: 0.3 died with AttributeError on ``sys.stdin.buffer``."""
+    r = subprocess.run(convcli("filter", "-", "-k", "sharpen", "-o", str(tmp_path / "o.png")),
+                       capture_output=True, timeout=120, check=False, preexec_fn=lambda: os.close(0))
+    assert r.returncode == 1
+    assert r.stderr.decode() == "convcli: error: -: standard input is closed\n"
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_closed_stderr_loses_no_input_of_a_batch(tmp_path: Path) -> None:
+    """``2>&-``: 0.3 died on the first failed input's error line (sys.stderr None), and the rest of
+    the batch was never done."""
+    cat = Path(__file__).parent.parent / "sample_images" / "cat224.png"
+    r = subprocess.run(convcli("blur", str(tmp_path / "missing.png"), str(cat),
+                               "--out-dir", str(tmp_path / "o"), "--json"),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, timeout=120, check=False,
+                       preexec_fn=lambda: os.close(2))
+    assert r.returncode == 1
+    records = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    assert [rec["status"] for rec in records] == ["error", "ok"]
+    assert (tmp_path / "o" / "cat224.blur.png").is_file()
+
+
+def test_no_output_file_takes_the_number_of_a_closed_stdout(tmp_path: Path) -> None:
+    """With fd 1 closed, the first file opened would be fd 1; convcli holds it on /dev/null first,
+    so what the child writes to fd 1 cannot land in an image."""
+    code = ("import os, sys\n"
+            "from convcli.cli.errors import stand_in_for_closed_streams\n"
+            "os.close(1)\n"
+            "stand_in_for_closed_streams()\n"
+            f"fd = os.open({str(tmp_path / 'f')!r}, os.O_WRONLY | os.O_CREAT)\n"
+            "os.write(2, str(fd).encode())\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=True)
+    assert int(r.stderr) > 2
+
+
 @pytest.mark.parametrize(("terminated", "status", "word"),
                          [(True, 143, "terminated"), (False, 130, "interrupted")])
 def test_a_signal_wrapped_by_python_is_still_the_stop(terminated: bool, status: int, word: str,

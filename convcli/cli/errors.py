@@ -8,6 +8,7 @@ is the only place that turns them into a line on stderr and an :class:`ExitStatu
 from __future__ import annotations
 
 import errno
+import io
 import os
 import signal
 import sys
@@ -164,8 +165,57 @@ def _signal_in(exc: BaseException) -> Stopped | KeyboardInterrupt | None:
     return None
 
 
+class ClosedStdout(io.TextIOBase):
+    """Stands in for a stdout the command was started without (``>&-``), where Python puts None.
+
+    Every write fails as a write to a closed descriptor does (EBADF), so the command's data --
+    a listing, a report, an image with ``-o -`` -- ends in one error line and exit 1, where
+    click would drop it in silence and ``sys.stdout.isatty()`` would raise AttributeError. A
+    command with nothing to write still succeeds.
+    """
+
+    def write(self, s: str) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+    @property
+    def buffer(self) -> ClosedStdout:
+        return self
+
+
+def stand_in_for_closed_streams() -> None:
+    """A command started with stdin, stdout or stderr closed (``<&-``, ``>&-``, ``2>&-``).
+
+    Each closed descriptor is held open on /dev/null, so that no file convcli opens later takes
+    its number (an output opened as descriptor 1 would receive whatever a library writes to
+    stdout). A closed stdout still fails every write (:class:`ClosedStdout`: the data had nowhere
+    to go); a closed stderr takes people's text and drops it, so a failed input cannot end the
+    batch; a closed stdin stays None, and reading an image from it is that input's failure.
+    """
+    for fd, mode in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            held = os.open(os.devnull, mode)
+            if held != fd:  # a lower descriptor was free after all: leave things as they were
+                os.close(held)
+    if sys.stdout is None:
+        sys.stdout = ClosedStdout()
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+
+
 def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
     """Run the parsed command line; every way it can end becomes one exit status."""
+    stand_in_for_closed_streams()
     try:
         # From start-up on, SIGTERM ends the run as Ctrl-C does (exit 143).
         with signals_stop(), warnings.catch_warnings():
@@ -200,6 +250,11 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
             raise
         click.echo(f"convcli: error: {line_text(str(e))}", err=True)
         status = e.exit_status
+    except OSError as e:  # click's own output (--help) to a closed or full stdout
+        if debug or e.errno not in _STREAM_ERRNOS:
+            raise
+        click.echo(f"convcli: error: cannot write to standard output: {os_reason(e)}", err=True)
+        status = ExitStatus.FAILURE
     except Exception as e:
         # The signal landed where Python wraps what is raised (a class body's __set_name__ during a
         # lazy import: RuntimeError from Stopped): still the stop, not a crash.

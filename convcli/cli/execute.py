@@ -87,8 +87,6 @@ class Reporter:
             sys.stderr.flush()
         stream = self.stream
         due = self.as_json or (not self.quiet and record.get("status") == "ok")
-        if due and stream is None:  # started with stdout closed (``>&-``): Python made it None
-            raise OutputError("cannot write to standard output: it is closed")
         if self.as_json:
             stream.write(json_line(record) + "\n")
             stream.flush()

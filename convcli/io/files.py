@@ -34,6 +34,7 @@ _ERRNO_REASONS = {
     errno.EFBIG: "file too large",
     errno.ENAMETOOLONG: "file name too long",
     errno.EIO: "input/output error",
+    errno.EBADF: "it is closed",
 }
 
 

@@ -167,12 +167,17 @@ def stdin_limit(max_pixels: int) -> int:
 
 def read_stdin(max_pixels: int) -> tuple[bytes | None, str | None]:
     """The image bytes on stdin, read with a bound; (data, None) or (None, the reason it is refused)."""
+    if sys.stdin is None:  # started with stdin closed (``<&-``): Python made it None
+        return None, "standard input is closed"
     stream = sys.stdin.buffer
     limit = stdin_limit(max_pixels)
     chunks: list[bytes] = []
     size = 0
     while True:
-        chunk = stream.read(min(1 << 20, limit + 1 - size))
+        try:
+            chunk = stream.read(min(1 << 20, limit + 1 - size))
+        except OSError as e:  # stdin is a folder (``< dir``), or the device failed
+            return None, f"cannot read standard input: {os_reason(e)}"
         if not chunk:
             break
         chunks.append(chunk)
