@@ -214,3 +214,28 @@ def test_imagemagick_sees_orientation_and_model(tmp_path: Path) -> None:
     shown = subprocess.run(["identify", "-format", "%[EXIF:Orientation] %[EXIF:Model] %c %wx%h", str(out)],
                            capture_output=True, text=True, check=True).stdout
     assert shown == f"1 {MODEL} a comment 24x40"
+
+
+@pytest.mark.parametrize(("suffix", "key"), [(".jpg", "comment"), (".gif", "comment"), (".png", "Comment")])
+def test_a_png_comment_is_the_comment_of_a_jpeg_or_gif(tmp_path: Path, suffix: str, key: str) -> None:
+    """PNG's registered "Comment" keyword went nowhere in a JPEG or GIF ("text chunks dropped"):
+    it is the file's comment, and comes back to PNG as one Comment chunk, in UTF-8."""
+    src = tmp_path / "a.png"
+    info = PngInfo()
+    info.add_itxt("Comment", "café Ω")
+    info.add_text("Author", "me")
+    Image.new("RGB", (12, 10), (90, 120, 30)).save(src, pnginfo=info)
+    out = tmp_path / f"o{suffix}"
+    code, stdout, stderr = run("blur", src, "-o", out, "--json")
+    assert code == 0, stderr
+    assert any(n.startswith("metadata kept: ") and "comment" in n for n in notes(stdout))
+    with Image.open(out) as im:
+        im.load()
+        assert _text(im.info[key]) == "café Ω"
+        if suffix == ".png":
+            assert im.info["Author"] == "me"
+    back = tmp_path / "back.png"
+    assert run("blur", out, "-o", back)[0] == 0
+    with Image.open(back) as im:
+        im.load()
+        assert im.info["Comment"] == "café Ω"

@@ -87,6 +87,11 @@ def read_metadata(im: Image.Image, orientation: int) -> Metadata:
         text = tuple((k, str(v)) for k, v in info.items()
                      if isinstance(k, str) and isinstance(v, str) and k not in _NOT_TEXT)
     comment = info.get("comment")
+    if im.format == "PNG" and comment is None and isinstance(info.get("Comment"), str):
+        # PNG's registered "Comment" keyword is the file's comment: it goes to a JPEG COM
+        # segment or a GIF comment extension as the comment, and back to PNG as one chunk
+        comment = info["Comment"]
+        text = tuple((k, v) for k, v in text if k != "Comment")
     comment_bytes = comment.encode("utf-8") if isinstance(comment, str) else comment or None
     return Metadata(exif=exif_bytes, dpi=dpi_pair, xmp=xmp_bytes or None, text=text,
                     comment=comment_bytes if isinstance(comment_bytes, bytes) else None)
@@ -173,6 +178,10 @@ def png_chunks(meta: Metadata) -> list[tuple[bytes, bytes]]:
         chunks.append((b"iTXt", _XMP_KEY.encode() + b"\0\0\0\0\0" + meta.xmp))
     chunks.extend(_text_chunk(k, v) for k, v in meta.text)
     if meta.comment:
-        chunks.append(_text_chunk("Comment", meta.comment.decode("latin-1")))
+        try:  # JPEG and GIF say nothing of a comment's encoding: UTF-8 where it decodes, as most write
+            comment = meta.comment.decode("utf-8")
+        except UnicodeDecodeError:
+            comment = meta.comment.decode("latin-1")
+        chunks.append(_text_chunk("Comment", comment))
     return chunks
 
