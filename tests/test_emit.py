@@ -407,3 +407,22 @@ def test_cli_emit_refuses_a_16_bit_input_and_notes_alpha(tmp_path: Path) -> None
     Image.fromarray(np.full((6, 8, 4), 200, np.uint8), "RGBA").save(rgba)
     r = CliRunner().invoke(cli, ["filter", str(rgba), "-k", "sharpen", "--emit", "scipy"])
     assert r.exit_code == 0 and "alpha channel" in r.stderr and r.stdout.startswith("#!/usr/bin/env python3")
+
+
+@pytest.mark.parametrize(("pad", "size", "refused"), [
+    ((5, 5, 4, 4), (6, 5), False),   # each pad at most the size less one: the crops are whole
+    ((5, 5, 5, 5), (6, 5), True),    # left/right 5 on a width of 5
+    ((6, 0, 0, 0), (6, 9), True),    # top 6 on a height of 6
+])
+def test_magick_refuses_mirrored_pads_the_image_is_too_small_for(pad: tuple[int, int, int, int],
+                                                                 size: tuple[int, int], refused: bool) -> None:
+    """The mirrored crops of a reflection pad come out short when a pad is not smaller than the
+    image, and the command printed would write a smaller image than convcli without a word."""
+    k = np.ones((pad[0] + pad[1] + 1, pad[2] + pad[3] + 1))
+    spec = EmitSpec(k, (1, 1), (1, 1), pad, "reflection", False, 3, "in.png", "out.png", image_size=size)
+    if refused:
+        with pytest.raises(UsageError, match="smaller than the image"):
+            emit("magick", spec)
+    else:
+        assert "-crop 4x0+1+0" in emit("magick", spec)
+    emit("scipy", spec)  # the library the refusal suggests writes it

@@ -86,6 +86,7 @@ class EmitSpec:
     gray: bool = False
     policy: str = "clip"  # --range: how the float result becomes 8-bit pixels
     repeat: int = 1  # the kernel applied this many times in float (downsample --times)
+    image_size: tuple[int, int] | None = None  # (height, width) upright, where the input could be read
 
     def __post_init__(self) -> None:
         if self.repeat < 1:
@@ -426,6 +427,20 @@ def _magick_reflect_pad(pad: tuple[int, int, int, int]) -> list[str]:
     return out
 
 
+def _check_mirrored_pads(spec: EmitSpec) -> None:
+    """Mirrored crops take at most the image's size less one from each side: a larger pad would
+    give a short crop, and the program an output smaller than convcli's, without a word."""
+    if spec.image_size is None:
+        return
+    h, w = spec.image_size
+    t, b, left, r = spec.pad
+    if max(t, b) >= h or max(left, r) >= w:
+        msg = (f"not written for ImageMagick: padding '{spec.padmode.name}' is built from mirrored crops, "
+               f"which need each pad smaller than the image, and the pads {spec.pad} (top, bottom, left, "
+               f"right) are not, for {w}x{h}; use --emit scipy or opencv")
+        raise UsageError(msg)
+
+
 def _magick(spec: EmitSpec) -> str:
     m = spec.padmode
     if spec.repeat > 1:
@@ -475,6 +490,7 @@ def _magick(spec: EmitSpec) -> str:
                             "columns and rows where the kernel overhangs are chopped off afterwards.")
             pre = []
         elif vp is None:
+            _check_mirrored_pads(spec)
             comments.append(f"# not expressible as a -virtual-pixel: ImageMagick has no '{m.name}' "
                             f"({m.pattern}); the pad is built from mirrored crops (pads must be smaller "
                             "than the image), then a valid correlation.")

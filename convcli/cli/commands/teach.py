@@ -69,7 +69,8 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
     espec = EmitSpec(kernel=first.weights, stride=first.stride, dilation=first.dilation, pad=first.pad,
                      mode=first.padding.name, flip=first.flip, channels=channels,
                      input_path=src, output_path=out, bias=first.bias, gray=gray,
-                     policy=spec.output.range_policy or cmd.default_policy, repeat=len(stages))
+                     policy=spec.output.range_policy or cmd.default_policy, repeat=len(stages),
+                     image_size=(header.height, header.width) if header is not None else None)
     return emit(library, espec)  # type: ignore[arg-type]
 
 
