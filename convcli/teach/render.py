@@ -206,8 +206,9 @@ def relu_map_panel(values: np.ndarray, label: str, shape: str, *, nearly: float 
         return Panel(label, shape, normalize_to_uint8(v))
     canvas = Image.new("RGB", (224, 224), (235, 235, 235))
     draw = ImageDraw.Draw(canvas)
-    lines = ["all zero:" if positive == 0 else f"{(1 - positive) * 100:.1f}% zero:",
-             "every response", "of this channel", "was negative", "and ReLU cut it"]
+    lines = (["all zero:", "every response"] if positive == 0
+             else [f"{(1 - positive) * 100:.1f}% zero:", "almost every response"])
+    lines += ["of this channel", "was zero or below", "and ReLU cut it"]
     for n, line in enumerate(lines):
         draw.text((112, 60 + n * 24), line, fill=TEXT, font=_font(17), anchor="mt")
     return Panel(f"{label} (" + ("all 0" if positive == 0 else f"{positive * 100:.1f}% > 0") + ")", shape,
