@@ -112,13 +112,23 @@ def range_text(r: dict[str, Any]) -> str:
             f"{frac * 100:.2f}% of samples clipped")
 
 
+def _modifiers(st: dict[str, Any]) -> list[str]:
+    """What is done to the kernel besides its weights: ``flipped``, ``bias +3`` (--flip, --bias)."""
+    mods = ["flipped"] if st.get("flip") else []
+    if st.get("bias"):
+        mods.append(f"bias {st['bias']:+.6g}")
+    return mods
+
+
 def _window(st: dict[str, Any]) -> str:
-    """``kernel 3x3  stride 1  dilation 1  reflection pad 1``; only the kernel name for point-wise stages."""
+    """``kernel 3x3  stride 1  dilation 1  reflection pad 1`` (``flipped``, ``bias +B`` after the size when
+    set); only the kernel name for point-wise stages."""
     kernel = st.get("kernel") or "-"
     if st.get("kernel_size") is None:  # gray, relu: no window
         return "(point-wise)" if kernel == "-" else kernel
     pad = f" pad {_pad(st['pad'])}" if st.get("padding") else ""
-    return (f"{kernel} {_ksize(st['kernel_size'])}  stride {_pair(st['stride'])}  "
+    mods = "".join("  " + m for m in _modifiers(st))
+    return (f"{kernel} {_ksize(st['kernel_size'])}{mods}  stride {_pair(st['stride'])}  "
             f"dilation {_pair(st['dilation'])}  {st.get('padding') or ''}{pad}")
 
 
@@ -179,7 +189,8 @@ def write_table(record: dict[str, Any], stream: IO[str]) -> None:
     for i, st in enumerate(record.get("stages", []), start=1):
         window = st.get("kernel_size") is not None
         table.add_row(
-            str(i), st["op"], str(st.get("kernel") or "-"), _ksize(st["kernel_size"]) if window else "-",
+            str(i), st["op"], " ".join([str(st.get("kernel") or "-"), *_modifiers(st)]),
+            _ksize(st["kernel_size"]) if window else "-",
             _pair(st["stride"]) if window else "-", _pair(st["dilation"]) if window else "-",
             st.get("padding") or "-", _pad(st["pad"]) if st.get("padding") else "-",
             f"{shape_text(st['input_shape'])} → {shape_text(st['output_shape'])}",

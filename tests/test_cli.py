@@ -574,6 +574,19 @@ def test_normalize_scale_and_bias(cat: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(load(tmp_path / "sb.png"), quantize(corr(x, SHARPEN * 0.25) - 3))
 
 
+def test_the_report_names_every_change_to_the_kernel(cat: Path, tmp_path: Path) -> None:
+    """0.3 reported ``-k identity --scale 2 --bias 10`` (pixels 2x+10) as plain "identity": --scale
+    was in neither report, --flip and --bias only in the JSON."""
+    args = ("filter", cat, "-k", "sobel-x", "--scale", "2", "--flip", "--bias", "3", "-o", tmp_path / "o.png")
+    stage = json.loads(ok(*args, "--json").stdout)["stages"][0]
+    assert (stage["kernel"], stage["flip"], stage["bias"]) == ("2 * sobel-x", True, 3.0)
+    line = ok(*args).stdout.splitlines()[1]
+    assert "2 * sobel-x 3x3  flipped  bias +3  stride 1" in line
+    normal = json.loads(ok("filter", cat, "-k", "1 2 1", "--normalize", "--scale", "0.5", "-o",
+                           tmp_path / "n.png", "--json").stdout)["stages"][0]
+    assert normal["kernel"] == "0.5 * literal (sum 4) / 4"
+
+
 def test_kernel_from_files(cat: Path, tmp_path: Path) -> None:
     k = np.array([[0, 1, 0], [1, 2, -1], [0, -1, 2]], dtype=np.float64)
     expected = quantize(corr(cat_crop(), k))

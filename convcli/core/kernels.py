@@ -93,7 +93,7 @@ class Kernel:
         if not math.isfinite(factor):
             msg = f"--scale must be finite, got {factor}"
             raise UsageError(msg)
-        return Kernel(self.name, self.weights * factor, self.description)
+        return Kernel(f"{format_number(factor)} * {self.name}", self.weights * factor, self.description)
 
     def flipped(self) -> Kernel:
         """Rotated by 180° (``--flip``: true convolution instead of correlation)."""
