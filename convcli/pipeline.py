@@ -370,6 +370,8 @@ class GrayStage(Stage):
     """ITU-R 601-2 luminance: C=3 -> C=1 (C=1 passes)."""
 
     op: str = "gray"
+    #: luminance of premultiplied colour is premultiplied luminance: alpha passes, as --gray keeps it
+    carries_alpha: bool = True
 
     def out_shape(self, shape: Shape3) -> Shape3:
         c, h, w = shape
@@ -615,6 +617,16 @@ class Pipeline:
         """Alpha survives only when every stage filters it along with the colour."""
         return all(s.carries_alpha for s in self.stages)
 
+    def alpha_note(self) -> str:
+        """The report's note for an input with alpha: filtered with the colour, or why it was dropped."""
+        dropping = next((s for s in self.stages if not s.carries_alpha), None)
+        if dropping is None:
+            return "alpha premultiplied and filtered with the same kernel"
+        if isinstance(dropping, CorrelateStage | GradientStage | CompassStage):  # kernels summing to 0
+            return (f"alpha dropped: {dropping.op} measures change (its kernel sums to 0), and a change "
+                    "has no alpha")
+        return f"alpha dropped: {dropping.op} mixes or replaces channels"
+
     def run(self, x: np.ndarray, eng: EngineOptions | None = None, *, alpha: np.ndarray | None = None,
             maxval: float = 255.0, linear_light: bool = False,
             on_stage: Callable[[StagePlan, np.ndarray], None] | None = None,
@@ -624,7 +636,8 @@ class Pipeline:
 
         With ``alpha``, colour is premultiplied, colour and alpha go through the same
         kernels, and colour is divided back at the end (no dark halos). Stages that
-        mix or replace channels (gray, edges magnitude, conv) drop the alpha.
+        mix or replace channels (edges magnitude, conv) or respond to change (a kernel summing
+        to 0) drop the alpha; gray passes it unchanged.
         ``linear_light`` decodes sRGB before the stages and re-encodes after.
         ``on_stage(plan, values)`` sees every stage's float output (for montages).
         ``side``: filled with a compass stage's winning directions as ``side["direction"]``.

@@ -1264,3 +1264,39 @@ def test_bit_depth_float_needs_a_raw_float_format(tmp_path: Path) -> None:
     luma = np.asarray(Image.open(CAT).convert("RGB"), dtype=np.float64) @ np.array([0.299, 0.587, 0.114])
     ref = ndi.correlate(luma, np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], float), mode="mirror")
     np.testing.assert_allclose(values, ref, rtol=1e-4, atol=1e-3)
+
+
+def test_luminance_keeps_alpha_in_a_chain_as_gray_does(tmp_path: Path) -> None:
+    """``chain gray filter`` dropped the alpha that ``filter --gray`` keeps; the luminance of
+    premultiplied colour is the premultiplied luminance, so alpha passes the gray stage."""
+    rng = np.random.default_rng(5)
+    rgba = rng.integers(0, 256, size=(16, 19, 4), dtype=np.uint8)
+    rgba[:5, :, 3] = 0
+    src = save(rgba, tmp_path / "in.png")
+    box = np.full((3, 3), 1 / 9)
+    a = rgba[..., 3].astype(np.float64)
+    a_out = corr(a, box)
+    lum = corr((rgba[..., :3].astype(np.float64) @ LUMA) * (a / 255), box) / np.maximum(a_out / 255, 1e-12)
+    solid = a_out >= 16
+    for args in (("filter", src, "-k", "box3", "--gray", "-o", tmp_path / "f.png", "--json"),
+                 ("chain", "-i", src, "-o", tmp_path / "c.png", "--json", "gray", "filter", "-k", "box3")):
+        (rec,) = records(ok(*args))
+        assert "alpha premultiplied and filtered with the same kernel" in rec["notes"]
+        out = load(Path(str(args[args.index("-o") + 1])))
+        assert out.shape == (16, 19, 2)
+        np.testing.assert_array_equal(out[..., 1], quantize(a_out))
+        assert_quantized(out[..., 0][solid], lum[solid])
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (("filter", "-k", "sobel-x"), "filter measures change"),
+    (("edges",), "edges measures change"),
+])
+def test_the_alpha_note_names_the_stage_that_dropped_it(tmp_path: Path, args: tuple[str, ...],
+                                                         reason: str) -> None:
+    rgba = np.zeros((8, 9, 4), np.uint8)
+    rgba[..., 3] = 128
+    src = save(rgba, tmp_path / "in.png")
+    (rec,) = records(ok(args[0], src, *args[1:], "-o", tmp_path / "o.png", "--json"))
+    assert any(n.startswith(f"alpha dropped: {reason}") for n in rec["notes"])
+    assert load(tmp_path / "o.png").ndim == 2 or load(tmp_path / "o.png").shape[2] == 3

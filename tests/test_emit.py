@@ -414,8 +414,8 @@ def test_cli_emit_refuses_a_16_bit_input_and_notes_alpha(tmp_path: Path) -> None
     ((5, 5, 5, 5), (6, 5), True),    # left/right 5 on a width of 5
     ((6, 0, 0, 0), (6, 9), True),    # top 6 on a height of 6
 ])
-def test_magick_refuses_mirrored_pads_the_image_is_too_small_for(pad: tuple[int, int, int, int],
-                                                                 size: tuple[int, int], refused: bool) -> None:
+def test_magick_refuses_mirrored_pads_too_large_for_the_image(pad: tuple[int, int, int, int],
+                                                              size: tuple[int, int], refused: bool) -> None:
     """The mirrored crops of a reflection pad come out short when a pad is not smaller than the
     image, and the command printed would write a smaller image than convcli without a word."""
     k = np.ones((pad[0] + pad[1] + 1, pad[2] + pad[3] + 1))

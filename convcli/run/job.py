@@ -124,8 +124,7 @@ def _process(job: Job) -> Result:
     }
     notes = list(header.notes) + list(job.ignored)
     if header.has_alpha:
-        notes.append("alpha premultiplied and filtered with the same kernel" if job.pipeline.keeps_alpha
-                     else "alpha dropped: a stage mixes or replaces channels")
+        notes.append(job.pipeline.alpha_note())
     if job.linear_light:
         notes.append("filtered in linear light: sRGB decoded before the stages, re-encoded after")
     if job.frames is not None:  # frame by frame: shapes [T, C, H, W]
