@@ -157,7 +157,7 @@ def io_options(fn: F) -> F:
         click.option("--out-dir", default=None, metavar="DIR", help="Write outputs into DIR (created)."),
         click.option("--name", "name_template", default=None, metavar="TEMPLATE",
                      help="Output name template, default '{stem}.{op}{ext}' beside the input. "
-                          "Fields: {stem} {ext} {op} {parent}."),
+                          "Fields: {stem} {ext} {op} {parent} {name} (the input's file name)."),
         click.option("--format", "fmt", type=click.Choice(list(FORMATS),
                                                           case_sensitive=False), default=None,
                      help="Output format (default: from the output name's extension)."),

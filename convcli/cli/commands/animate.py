@@ -82,7 +82,7 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
     convcli animate --patch "10 20 30; 40 50 60; 70 80 90" -k sharpen -p valid -o anim/lecture.gif
     convcli animate sample_images/cat224.png --at 100,60 --crop 6 -k sobel-x -o anim/cat.png
     convcli animate --numbers --transposed -s 2 --pad 1 --input-size 3 -o anim/transposed.gif
-    convcli animate --numbers --unroll --input-size 4 -p reflection -o anim/unroll.gif --frame -1
+    convcli animate --numbers --unroll --input-size 4 -p reflection -o anim/unroll.png --frame -1
     """
     from convcli.cli.kernelspec import cli_kernel, kernel_files, parse_patch
     from convcli.io.files import write_atomic
