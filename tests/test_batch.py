@@ -133,6 +133,22 @@ def test_unexpected_exception_becomes_a_record(photos: Path, tmp_path: Path,
     assert r.exit_code == 1 and "Traceback" in r.stderr and "ZeroDivisionError" in r.stderr
 
 
+def test_debug_shows_the_traceback_of_an_input_that_failed_in_decoding(tmp_path: Path) -> None:
+    """README: ``--debug`` shows the traceback; 0.3 showed it only for bugs, not for an input whose
+    pixels failed to decode (its header read fine, so the plan let it through)."""
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "whole.png")
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    args = ["blur", str(tmp_path / "cut.png"), "-o", str(tmp_path / "o.png")]
+    quiet, loud = run(*args), run("--debug", *args)
+    assert quiet.exit_code == loud.exit_code == 1
+    assert "Traceback" not in quiet.stderr
+    assert "Traceback" in loud.stderr
+    assert quiet.stderr.splitlines()[0] in loud.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_fail_fast_stops_at_the_first_failure(photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     r = run("blur", str(photos / "broken.png"), str(photos / "good0.png"), str(photos / "good1.png"),

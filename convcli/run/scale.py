@@ -47,7 +47,8 @@ if TYPE_CHECKING:  # a pool's modules (multiprocessing, ~10 ms) are imported whe
 class Outcome:
     """One finished task: its position among the inputs, its result and exit status.
 
-    ``traceback`` is set for an unexpected exception (a bug), to be shown with ``--debug``.
+    ``traceback`` is set for a failed input (an unexpected exception, a bug, or convcli's own
+    error), to be shown with ``--debug``.
     """
 
     index: int
@@ -73,8 +74,11 @@ def work(index: int, task: Task) -> Outcome:
         return Outcome(index, Result(error_record(task.source, task.error)), ExitStatus(task.status))
     try:
         return Outcome(index, process(task), ExitStatus.OK)
-    except ConvcliError as e:
-        return Outcome(index, Result(error_record(task.source, str(e))), e.exit_status)
+    except ConvcliError as e:  # the input's own failure; its traceback is for --debug
+        import traceback
+
+        record = error_record(task.source, str(e))
+        return Outcome(index, Result(record), e.exit_status, traceback.format_exc())
     except Exception as e:  # noqa: BLE001 - one input's bug must not end the batch; reported with its type
         import traceback
 
