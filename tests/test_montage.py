@@ -203,3 +203,30 @@ def test_padded_frame_uses_the_mode() -> None:
     assert refl[0, 3, 0] == img[3, 0]  # three rows above row 0 reflects row 3
     with pytest.raises(UsageError, match="valid"):
         padded_frame_panel(img, 3, "valid")
+
+
+def test_a_conv_stage_shows_every_weight_of_each_output() -> None:
+    """0.3 drew w[o, 0] only: the weights on the first input channel, 9 of 27 for a 3x3 RGB layer."""
+    from convcli.pipeline import ConvStage, Pipeline
+    from convcli.teach.render import conv_kernel_panels
+
+    for cin, cout, size, most in ((3, 3, 3, 8), (5, 12, 3, 8), (3, 2, 1, 8)):
+        stage = ConvStage(op="conv", out_channels=cout, kernel_size=(size, size), seed=1)
+        (plan,) = Pipeline((stage,)).plan((cin, 20, 20))
+        panels = conv_kernel_panels(plan, 1, most)
+        w = stage.weights_for(cin)
+        if size == 1:  # one (out, in) matrix
+            assert [p.shape for p in panels] == [f"[{cout}, {cin}]"]
+            continue
+        assert [p.shape for p in panels] == [f"[{cin}, {size}, {size}]"] * min(cout, most)
+        for o, p in enumerate(panels):  # each input's kernel drawn in its colours: red where w > 0
+            for c in range(cin):
+                cell = (p.image.shape[1] - 6 * (cin - 1)) // cin
+                px = max(4, cell // size)
+                x = c * (cell + 6) + px // 2
+                red = p.image[16 + 2, x + 2].astype(int)
+                w00 = w[o, c, 0, 0]
+                if abs(w00) > 0.2 * np.abs(w[o]).max():
+                    assert (red[0] > red[2]) == (w00 > 0)
+        if cout > most:
+            assert panels[-1].label.endswith(f"(first {most} of {cout} outputs)")

@@ -192,9 +192,10 @@ def weights_panel(weights: np.ndarray, label: str, in_names: list[str], *, size:
             for i in range(kh):
                 for j in range(kw):
                     strong = abs(w[c, i, j]) / scale > 0.6
-                    draw.text((x0 + (j + 0.5) * px, caption + (i + 0.5) * px), _weight_text(w[c, i, j]),
-                              fill=(255, 255, 255) if strong else TEXT, font=_font(max(9, px // 3)),
-                              anchor="mm")
+                    text = _weight_text(w[c, i, j])
+                    draw.text((x0 + (j + 0.5) * px, caption + (i + 0.5) * px), text,
+                              fill=(255, 255, 255) if strong else TEXT,
+                              font=_fit_font(draw, text, max(9, px // 3), 6, px - 2), anchor="mm")
     return Panel(label, f"[{cin}, {kh}, {kw}]", np.asarray(canvas))
 
 
@@ -352,6 +353,9 @@ def _weight_text(v: float) -> str:
     """Short text for a weight: integers bare, small values to 2 significant digits, else 2 decimals."""
     if float(v).is_integer():
         return str(int(v))
+    if abs(v) < 0.01:  # 0.00027 would not fit a cell: 3e-4
+        mantissa, exponent = f"{v:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
     if abs(v) < 0.1:
         return f"{v:.2g}"
     return f"{v:.2f}"
@@ -441,8 +445,20 @@ def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, inde
 
 
 def conv_kernel_panels(plan: StagePlan, index: int, most: int = 8) -> list[Panel]:
-    """For a conv stage, the weights each output channel applies to input channel 0 (up to ``most``)."""
+    """For a conv stage, every weight that makes each output channel (the first ``most`` outputs):
+    one panel per output with a small kernel per input channel, as the demo's figure 7 draws them;
+    a 1x1 layer as one (out, in) matrix."""
     if not isinstance(plan.stage, ConvStage):
         return []
-    w = plan.stage.weights_for(plan.in_shape[0])
-    return [kernel_panel(w[o, 0], f"{index}. conv w[{o},0]") for o in range(min(most, w.shape[0]))]
+    cin = plan.in_shape[0]
+    w = plan.stage.weights_for(cin)
+    cout = w.shape[0]
+    if w.shape[2:] == (1, 1):
+        return [kernel_panel(w[:, :, 0, 0], f"{index}. conv 1x1: row = out, column = in")]
+    names = ["R", "G", "B"] if cin == 3 and index == 1 else [str(c + 1) for c in range(cin)]
+    shown = [weights_panel(w[o], f"{index}. conv out {o + 1} <- in {', '.join(names)}", names)
+             for o in range(min(most, cout))]
+    if cout > most:
+        shown[-1] = Panel(f"{shown[-1].label} (first {most} of {cout} outputs)", shown[-1].shape,
+                          shown[-1].image)
+    return shown
