@@ -192,3 +192,15 @@ def test_pattern_row_agrees_with_the_mapping(mode):
     text = " ".join("0" if v is None else str(v + 1) for v in values)
     left, mid, right = text[: 2 * pad - 1], text[2 * pad : 2 * pad + 2 * n - 1], text[2 * pad + 2 * n :]
     assert pattern_row(mode, n=n, pad=pad) == f"{left} | {mid} | {right}"
+
+
+def test_the_padding_listing_says_how_each_library_gets_valid() -> None:
+    """0.3 listed 'torch — (not available)' for valid, which is torch's own default (padding=0)."""
+    from click.testing import CliRunner
+
+    from convcli.cli.app import cli
+
+    out = CliRunner().invoke(cli, ["padding", "valid"]).stdout
+    assert "not available" not in out
+    assert "torch   padding=0 (the default) or padding='valid'" in out
+    assert "torch   reflect" in CliRunner().invoke(cli, ["padding", "reflection"]).stdout

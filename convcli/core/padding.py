@@ -60,6 +60,15 @@ MODES: dict[str, PadMode] = {
     )
 }
 
+#: 'valid' is no padding mode in any library, but each has its way to it (the `padding` listing).
+VALID_BY_LIBRARY: dict[str, str] = {
+    "numpy": "no np.pad",
+    "scipy": "no mode: slice ndimage.correlate's same-size output",
+    "opencv": "no border type: crop filter2D's same-size output",
+    "torch": "padding=0 (the default) or padding='valid'",
+    "magick": "no -virtual-pixel: -chop the overhang of -morphology's same-size output",
+}
+
 _LOOKUP: dict[str, str] = {}
 for _m in MODES.values():
     _LOOKUP[_m.name] = _m.name

@@ -10,7 +10,7 @@ import click
 
 from convcli.cli.options import PaddingType, PairType
 from convcli.core.kernels import MAX_KERNEL_SIZE, REGISTRY, Kernel
-from convcli.core.padding import MODES, PadMode, pattern_row, resolve_mode
+from convcli.core.padding import MODES, VALID_BY_LIBRARY, PadMode, pattern_row, resolve_mode
 from convcli.core.shapes import Geometry, Pair, resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import CorrelateStage, Pipeline
@@ -213,6 +213,11 @@ def padding_record(m: PadMode) -> dict[str, Any]:
             "pattern": pattern_row(m), "description": m.description}
 
 
+def _in_library(m: PadMode, lib: str) -> str | None:
+    """How ``lib`` spells mode ``m``: its mode name, or for 'valid' how it gets no padding."""
+    return getattr(m, lib) or (VALID_BY_LIBRARY[lib] if m.name == "valid" else None)
+
+
 @click.command("padding")
 @click.argument("mode", required=False)
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one object per mode.")
@@ -237,7 +242,7 @@ def padding_cmd(mode: str | None, as_json: bool) -> int:
             t.add_column(col)
         for m in modes:
             t.add_row(m.name, ", ".join(m.aliases) or "—",
-                      *[getattr(m, lib) or "—" for lib in LIBRARY_COLUMNS], pattern_row(m))
+                      *[_in_library(m, lib) or "—" for lib in LIBRARY_COLUMNS], pattern_row(m))
         Console().print(t)
         return 0
     for m in modes:
@@ -245,5 +250,5 @@ def padding_cmd(mode: str | None, as_json: bool) -> int:
         click.echo(f"  {m.description}")
         click.echo(f"  aliases: {', '.join(m.aliases) or '—'}")
         for lib in LIBRARY_COLUMNS:
-            click.echo(f"  {lib:<7} {getattr(m, lib) or '— (not available)'}")
+            click.echo(f"  {lib:<7} {_in_library(m, lib) or '— (not available)'}")
     return 0
