@@ -417,3 +417,11 @@ def test_filtering_matches_convert_morphology_correlate(tmp_path: Path, ours: st
     a = np.asarray(Image.open(mine).convert("L"), dtype=float)
     b = np.asarray(Image.open(im_out).convert("L"), dtype=float)
     assert np.abs(a - b).max() <= 1  # rounding of the last level
+
+
+def test_a_turned_kernel_says_it_is_turned() -> None:
+    """0.3 described sobel-x@90, a y-derivative, as "Sobel x-derivative: vertical edges"."""
+    k = parse_kernel("sobel-x@90")
+    assert k.description.endswith("turned 90° clockwise")
+    np.testing.assert_array_equal(k.weights, np.rot90(np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]), -1))
+    assert parse_kernel("sobel-x@360").description == "Sobel x-derivative: vertical edges"

@@ -457,7 +457,9 @@ def rotated(k: Kernel, angle_text: str) -> Kernel:
         raise UsageError(msg)
     w = rotate_weights(k.weights, angle, k.name)
     a = int(angle) % 360
-    return Kernel(k.name if a == 0 else f"{k.name}@{a}", w, k.description)
+    if a == 0:
+        return Kernel(k.name, w, k.description)
+    return Kernel(f"{k.name}@{a}", w, f"{k.description}, turned {a}° clockwise" if k.description else "")
 
 
 # --------------------------------------------------------------------------- dispatch
