@@ -426,3 +426,22 @@ def test_magick_refuses_mirrored_pads_too_large_for_the_image(pad: tuple[int, in
     else:
         assert "-crop 4x0+1+0" in emit("magick", spec)
     emit("scipy", spec)  # the library the refusal suggests writes it
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("chain", "-i", "{cat}", "--emit", "scipy", "blur", "filter", "-k", "sharpen"),
+     "a chain of 2 stages (blur, filter)"),
+    (("edges", "{cat}", "--emit", "scipy"), "the edges magnitude, which combines two kernels"),
+    (("sharpen", "{cat}", "--emit", "scipy"), "'sharpen', not a single kernel"),
+])
+def test_emit_says_why_a_command_is_not_one_kernel(args: tuple[str, ...], says: str) -> None:
+    """0.3 told a blur+filter chain to 'use --direction vertical|horizontal'."""
+    from click.testing import CliRunner
+
+    from convcli.cli.app import cli
+
+    cat = Path(__file__).parent.parent / "sample_images" / "cat224.png"
+    r = CliRunner().invoke(cli, [a.format(cat=cat) for a in args])
+    assert r.exit_code == 2
+    assert says in r.stderr
+    assert r.stderr.count("\n") == 1

@@ -43,8 +43,16 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
     stages = cmd.pipeline.stages
     first = stages[0]
     if not isinstance(first, CorrelateStage) or any(s is not first for s in stages):
-        msg = (f"--emit {library}: this command is not a single kernel (e.g. edges magnitude combines two); "
-               "use --direction vertical|horizontal or 'filter'")
+        if len({id(s) for s in stages}) > 1:  # a chain of several stages
+            what = f"a chain of {len(stages)} stages ({', '.join(s.op for s in stages)})"
+            hint = "emit one stage at a time (e.g. convcli filter ... --emit), or run convcli"
+        elif first.op == "edges":
+            what = "the edges magnitude, which combines two kernels"
+            hint = "use --direction vertical|horizontal"
+        else:
+            what = f"'{first.op}', not a single kernel"
+            hint = "use 'filter' with its kernel, or run convcli"
+        msg = f"--emit {library}: the programs apply one kernel, and this is {what}; {hint}"
         raise UsageError(msg)
     if spec.linear_light:
         msg = (f"--emit {library}: the programs filter the stored sRGB values; --linear-light (decode to "
