@@ -41,6 +41,11 @@ def _leave(code: int) -> None:
     and, on the signal path, a finalisation that occasionally died of SIGINT after resetting
     the signal handlers.
     """
+    def now(signum: int, frame: object) -> None:  # a signal now would only cut the exit short
+        os._exit(code or (143 if signum == signal.SIGTERM else 130))
+
+    signal.signal(signal.SIGINT, now)
+    signal.signal(signal.SIGTERM, now)
     _end_children()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
@@ -66,13 +71,17 @@ def run() -> None:
     from convcli.cli import main
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    code = 0
     try:
-        main()
-    except SystemExit as e:
-        if isinstance(e.code, str):
-            sys.stderr.write(e.code + "\n")
-        _leave(e.code if isinstance(e.code, int) else 0 if e.code is None else 1)
-    _leave(0)
+        try:
+            main()
+        except SystemExit as e:
+            if isinstance(e.code, str):
+                sys.stderr.write(e.code + "\n")
+            code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    except KeyboardInterrupt:  # Ctrl-C again as the run ended: the run already said how it stopped
+        code = code or 130
+    _leave(code)
 
 
 if __name__ == "__main__":

@@ -371,6 +371,33 @@ def test_a_signal_landing_in_a_callback_python_ignores_is_delivered_again() -> N
     assert res.stderr == ""
 
 
+def test_a_second_ctrl_c_neither_cuts_the_clean_up_short_nor_prints_a_traceback() -> None:
+    """Ctrl-C pressed twice: 0.3 printed a KeyboardInterrupt traceback in about half the tries (the
+    second landed in the clean-up or as the process left). The second is ignored; a third leaves."""
+    code = textwrap.dedent('''
+        import os, signal
+        from convcli.cli.errors import Stopped, signals_stop
+        def spin():
+            for _ in range(100000): pass
+        try:
+            with signals_stop():
+                try:
+                    os.kill(os.getpid(), signal.SIGINT); spin()
+                finally:
+                    os.kill(os.getpid(), signal.SIGINT); spin()  # during the clean-up
+                    print("clean-up done")
+        except Stopped:
+            print("stopped")
+        os.kill(os.getpid(), signal.SIGINT); spin()  # as the process leaves
+        print("left")
+    ''')
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
+    assert (res.stdout, res.stderr, res.returncode) == ("clean-up done\nstopped\nleft\n", "", 0)
+    three = code.replace("print(\"clean-up done\")", "os.kill(os.getpid(), signal.SIGINT); spin()")
+    res = subprocess.run([sys.executable, "-c", three], capture_output=True, text=True, timeout=TIMEOUT)
+    assert (res.stdout, res.stderr, res.returncode) == ("", "convcli: interrupted\n", 130)
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
 def test_a_full_disk_behind_stdout_is_one_line_and_exit_1() -> None:
     cat = Path(__file__).parent.parent / "sample_images" / "cat224.png"

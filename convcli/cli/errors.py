@@ -87,6 +87,12 @@ def sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _stopped_now(terminated: bool) -> None:
+    """Leave at once, with the stop's line and status (a third Ctrl-C during clean-up)."""
+    os.write(2, b"convcli: terminated\n" if terminated else b"convcli: interrupted\n")
+    os._exit(143 if terminated else 130)
+
+
 @contextmanager
 def signals_stop() -> Iterator[None]:
     """While the command line runs, Ctrl-C and SIGTERM raise :class:`Stopped` (main thread only).
@@ -97,16 +103,28 @@ def signals_stop() -> Iterator[None]:
         yield
         return
 
+    signals = 0
+
     def handler(signum: int, frame: Any) -> None:
-        raise Stopped(signum == signal.SIGTERM)
+        # The first signal stops the run. A second one (Ctrl-C pressed again as the run winds down)
+        # must not cut the clean-up short -- workers ended, temporary files removed -- nor end in a
+        # traceback: it is ignored. A third leaves at once.
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            raise Stopped(signum == signal.SIGTERM)
+        if signals >= 3:
+            _stopped_now(signum == signal.SIGTERM)
 
     previous_hook = sys.unraisablehook
 
     def unraisable(info: Any) -> None:
         # The signal landed in code whose exceptions Python drops (a weakref callback during an
         # import, a __del__): deliver it again, from a moment later, instead of losing it.
+        nonlocal signals
         exc = info.exc_value
         if isinstance(exc, Stopped | KeyboardInterrupt):
+            signals = 0  # it stopped nothing: the redelivered signal is a first one
             sig = signal.SIGTERM if isinstance(exc, Stopped) and exc.terminated else signal.SIGINT
             threading.Timer(0.005, os.kill, (os.getpid(), sig)).start()
             return
@@ -119,7 +137,9 @@ def signals_stop() -> Iterator[None]:
     finally:
         sys.unraisablehook = previous_hook
         for s, h in previous.items():
-            signal.signal(s, h)
+            # After a stop, the process only says so and leaves: a further Ctrl-C would cut that
+            # short with a traceback, so it is ignored (the exit itself leaves at once on one).
+            signal.signal(s, signal.SIG_IGN if signals else h)
 
 
 def split_debug(argv: list[str]) -> tuple[list[str], bool]:
