@@ -682,6 +682,42 @@ def test_write_atomic_writes_with_sane_mode(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["out.png"]
 
 
+def test_write_atomic_keeps_the_permissions_of_a_file_it_writes_over(tmp_path: Path) -> None:
+    """Like `cp` onto an existing file: 0.3 reset a private 0600 output to 0644 on every run."""
+    p = tmp_path / "private.png"
+    p.write_bytes(b"old")
+    p.chmod(0o600)
+    write_atomic(p, b"new")
+    assert (p.read_bytes(), p.stat().st_mode & 0o7777) == (b"new", 0o600)
+    p.chmod(0o4750)  # set-user-ID is not carried onto new contents
+    write_atomic(p, b"newer")
+    assert p.stat().st_mode & 0o7777 == 0o750
+
+
+@pytest.mark.parametrize("char", ["é", "猫", "😺"])
+def test_write_atomic_long_non_latin_name(tmp_path: Path, char: str) -> None:
+    """NAME_MAX counts bytes: a 250-byte name of 2-, 3- or 4-byte characters is writable, and its
+    temporary name (cut to 100 bytes, between characters) is too."""
+    name = char * ((250 - 4) // len(char.encode())) + ".png"
+    try:
+        (tmp_path / name).write_bytes(b"probe")
+    except OSError:
+        pytest.skip("this file system does not take such a name")
+    seen: list[str] = []
+    real_replace = os.replace
+
+    def replace(src: str, dst: object) -> None:
+        seen.append(os.path.basename(src))
+        real_replace(src, dst)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(iofiles.os, "replace", replace)
+        write_atomic(tmp_path / name, b"data", tag="t")
+    assert (tmp_path / name).read_bytes() == b"data" and os.listdir(tmp_path) == [name]
+    assert seen[0].startswith("." + char) and len(seen[0].encode()) <= 255
+    seen[0].encode("utf-8")  # whole characters only
+
+
 def test_write_atomic_failed_rename_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     p = tmp_path / "cat.sharpen.png"
     p.write_bytes(b"old")

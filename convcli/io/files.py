@@ -15,8 +15,9 @@ from pathlib import Path
 
 from convcli.errors import OutputError
 
-#: Characters of the destination's name kept in a temporary name (the rest would pass NAME_MAX).
-_TMP_NAME_CHARS = 100
+#: Bytes of the destination's name kept in a temporary name (NAME_MAX counts bytes, not characters:
+#: 100 characters of a non-Latin name are up to 400 bytes).
+_TMP_NAME_BYTES = 100
 
 #: Why a symbolic link to a missing file is not written through (as GNU cp refuses to).
 DANGLING_LINK = "a symbolic link to a missing file; refusing to write through it"
@@ -82,7 +83,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview |
     flushed, fsynced and renamed over it; on any exception (Ctrl-C included) it is removed
     and the exception re-raised, an OSError as :class:`OutputError` ("cannot write out/x.png:
     permission denied"). An existing character device (``/dev/null``) is written in place,
-    never renamed over; any other existing target that is not a regular file is refused.
+    never renamed over; any other existing target that is not a regular file is refused. A file
+    written over keeps its permission bits (set-user/group-ID dropped).
     A symbolic link is followed, never replaced: the file it names is written atomically in
     its own folder (``-o /dev/stdout > f.png`` writes f.png); a link to nothing is refused.
     """
@@ -106,13 +108,15 @@ def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview |
         kind = "is a directory" if stat.S_ISDIR(st.st_mode) else "exists and is not a regular file"
         raise OutputError(f"cannot write {shown}: {kind}")
     try:
-        fd, tmp = _make_temporary(directory, f".{path.name[:_TMP_NAME_CHARS]}.tmp-{tag}-")
+        fd, tmp = _make_temporary(directory, f".{_shortened(path.name)}.tmp-{tag}-")
     except OSError as exc:
         reason = "no such directory" if exc.errno == errno.ENOENT else os_reason(exc)
         raise OutputError(f"cannot write {shown}: {reason}") from None
+    # A file written over keeps its permissions, as `cp` onto it would; a new one gets 0644 less the umask.
+    mode = stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID) if st is not None else 0o644 & ~_umask()
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644 & ~_umask())
+            os.fchmod(f.fileno(), mode)
             for chunk in chunks:
                 f.write(chunk)
             f.flush()
@@ -127,6 +131,11 @@ def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview |
             raise OutputError(f"cannot write {shown}: {os_reason(exc)}") from None
         raise
     _fsync_dir(directory)
+
+
+def _shortened(name: str) -> str:
+    """The first :data:`_TMP_NAME_BYTES` bytes of a file name, cut between characters."""
+    return os.fsencode(name)[:_TMP_NAME_BYTES].decode("utf-8", "ignore")
 
 
 #: os.open flags of a new temporary file: created here or failing, never following a link.
