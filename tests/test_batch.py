@@ -242,6 +242,55 @@ def test_collisions_refused_before_any_work(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["a_x.blur.png", "b_x.blur.png"]
 
 
+def test_a_second_run_over_a_folder_rewrites_its_outputs_instead_of_reading_them(tmp_path: Path) -> None:
+    """0.3 refused the rerun (exit 2): cat.blur.png, found beside cat.png, was both an input and the
+    output of cat.png. An image a run writes is not also read by it; a file named on the command line is."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    save_rgb(d / "a.png", seed=1)
+    save_rgb(d / "b.png", seed=2)
+    for _ in range(2):
+        r = run("blur", str(d), "--json", "-j", "1")
+        assert r.exit_code == 0, r.stderr
+        assert sorted(rec["input"] for rec in records(r.stdout)) == [str(d / "a.png"), str(d / "b.png")]
+        assert sorted(p.name for p in d.iterdir()) == ["a.blur.png", "a.png", "b.blur.png", "b.png"]
+    alone = tmp_path / "alone.png"
+    assert run("blur", str(d / "a.png"), "-o", str(alone)).exit_code == 0
+    np.testing.assert_array_equal(np.asarray(decode(d / "a.blur.png")), np.asarray(decode(alone)))
+    r = run("blur", str(d / "a.png"), str(d / "a.blur.png"))  # named: an input, so refused
+    assert r.exit_code == 2 and "would overwrite the input" in r.stderr
+
+
+def test_a_recursive_walk_skips_the_out_dir_inside_it(tmp_path: Path) -> None:
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    save_rgb(d / "x.png", seed=1)
+    save_rgb(d / "sub" / "y.png", seed=2)
+    (d / "out").mkdir()
+    save_rgb(d / "out" / "x.sharpen.png", seed=3)  # an earlier run's output of another command
+    for _ in range(2):
+        r = run("blur", str(d), "--recursive", "--out-dir", str(d / "out"), "--json", "-j", "1")
+        assert r.exit_code == 0, r.stderr
+        found = sorted(rec["input"] for rec in records(r.stdout))
+        assert found == [str(d / "sub" / "y.png"), str(d / "x.png")]
+    assert sorted(p.name for p in (d / "out").iterdir()) == ["x.blur.png", "x.sharpen.png", "y.blur.png"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_named_like_an_image_in_a_folder_is_a_failed_input(tmp_path: Path) -> None:
+    d = tmp_path / "photos"
+    d.mkdir()
+    save_rgb(d / "a.png")
+    os.mkfifo(d / "pipe.png")
+    os.mkfifo(d / "notes")  # not named like an image: not one of the folder's images
+    r = run("blur", str(d), "--json", "-j", "1")
+    assert r.exit_code == 1
+    by_input = {Path(rec["input"]).name: rec for rec in records(r.stdout)}
+    assert sorted(by_input) == ["a.png", "pipe.png"]
+    assert by_input["pipe.png"]["error"] == "is a FIFO, not an image file"
+    assert (d / "a.blur.png").exists()
+
+
 def test_same_input_twice_refused(tmp_path: Path) -> None:
     src = save_rgb(tmp_path / "x.png")
     r = run("blur", str(src), str(src))

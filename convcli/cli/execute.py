@@ -39,6 +39,7 @@ from convcli.run.plan import (
     main_outputs,
     make_folders,
     plan_input,
+    without_earlier_outputs,
 )
 from convcli.run.scale import (
     Outcome,
@@ -108,16 +109,16 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
     check_format_flags(spec)
     if spec.batch.dask_address is not None:
         check_dask_address(spec.batch.dask_address)
-    inputs = expand_inputs(spec.images, recursive=spec.recursive)
+    inputs = expand_inputs(spec.images, recursive=spec.recursive, out_dir=spec.output.out_dir)
     if not inputs:
         msg = "no images found in the inputs given"
         raise UsageError(msg)
+    inputs, outputs = without_earlier_outputs(inputs, main_outputs(spec, cmd.op, inputs))
     montage = spec.output.montage
     if montage and len(inputs) > 1 and "{stem}" not in montage:
         msg = (f"{len(inputs)} inputs would share --montage {montage}: put {{stem}} in the path, "
                "e.g. 'm/{stem}.png'")
         raise UsageError(msg)
-    outputs = main_outputs(spec, cmd.op, inputs)
     if "-" in outputs and not spec.report.dry_run and sys.stdout.isatty():
         msg = "refusing to write a binary image to a terminal; redirect stdout or use -o FILE"
         raise UsageError(msg)

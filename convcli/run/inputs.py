@@ -38,6 +38,7 @@ class InputItem:
     name: str
     path: Path | None
     error: str | None = None  # refused before any work (a directory with no images in it)
+    found: bool = False  # found in a folder, not named on the command line
 
     @property
     def is_stdin(self) -> bool:
@@ -73,8 +74,11 @@ def _unreadable_image(path: Path) -> str | None:
         return os_reason(e)
 
 
-def _walk(folder: Path, recursive: bool) -> list[InputItem]:
-    """The images under ``folder``; an unlistable folder or unreadable image file is a failed item."""
+def _walk(folder: Path, recursive: bool, skip: str | None) -> list[InputItem]:
+    """The images under ``folder``; an unlistable folder or unreadable image file is a failed item.
+
+    ``skip``: the resolved path of a folder not descended into (--out-dir: what it holds is output).
+    """
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as e:
@@ -86,22 +90,31 @@ def _walk(folder: Path, recursive: bool) -> list[InputItem]:
         p = Path(entry.path)
         try:
             if entry.is_dir(follow_symlinks=False):
-                if recursive:
-                    found.extend(_walk(p, recursive))
+                if recursive and os.path.realpath(p) != skip:
+                    found.extend(_walk(p, recursive, skip))
             elif entry.is_file():
                 if looks_like_image(p):
-                    found.append(InputItem(str(p), p))
+                    found.append(InputItem(str(p), p, found=True))
                 else:
                     reason = _unreadable_image(p)
                     if reason:
-                        found.append(InputItem(str(p), p, reason))
+                        found.append(InputItem(str(p), p, reason, found=True))
+            elif p.suffix.lower() in _IMAGE_NAMES and not entry.is_symlink():
+                # a FIFO, socket or device named like an image: reading it could block, so it fails
+                found.append(InputItem(str(p), p, _not_regular_reason(p), found=True))
         except OSError:  # a looping or dangling symlink, a vanished entry: not an image of this folder
             continue
     return found
 
 
-def expand_inputs(items: list[str] | tuple[str, ...], recursive: bool = False) -> list[InputItem]:
-    """Files as given (missing ones too: they fail later, one by one), directories expanded, ``-`` once."""
+def expand_inputs(items: list[str] | tuple[str, ...], recursive: bool = False,
+                  out_dir: str | None = None) -> list[InputItem]:
+    """Files as given (missing ones too: they fail later, one by one), directories expanded, ``-`` once.
+
+    A recursive walk does not descend into ``out_dir`` (``convcli blur in/ --recursive --out-dir
+    in/out``): the outputs of an earlier run are not inputs of the next.
+    """
+    skip = os.path.realpath(out_dir) if out_dir is not None else None
     out: list[InputItem] = []
     stdin_seen = False
     for raw in items:
@@ -118,7 +131,7 @@ def expand_inputs(items: list[str] | tuple[str, ...], recursive: bool = False) -
         except OSError:
             is_dir = False
         if is_dir:
-            found = _walk(p, recursive)
+            found = _walk(p, recursive, skip)
             out.extend(found or [InputItem(raw, p, _empty_dir_reason(p, recursive))])
         else:
             out.append(InputItem(raw, p, _not_regular_reason(p)))
