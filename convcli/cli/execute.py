@@ -225,7 +225,7 @@ class BatchRun:
     def _outcomes(self, stop: threading.Event) -> Iterator[Outcome]:
         if self.dask_address is not None:
             return run_dask(self.tasks, self.dask_address, stop)
-        return run_local(self.tasks, self.workers, stop)
+        return run_local(self.tasks, self.workers, stop, queue_ahead=not self.fail_fast)
 
     def _report(self, outcome: Outcome) -> None:
         result = outcome.result

@@ -10,9 +10,9 @@ here writes to stdout or stderr.
   decides what Ctrl-C does, and end when the convcli process is gone, even after
   ``kill -9``: :mod:`convcli.run.lifeline`). SIGINT and SIGTERM are held back while
   processes and threads start, so a signal during start-up ends the run the same
-  way as later (one line, no child's traceback). At most ``2 * workers`` tasks are in flight, so
-  ``stop`` (``--fail-fast``) and Ctrl-C have little to cancel. A worker that dies
-  (killed, out of memory) fails the inputs it held and the pool is restarted for
+  way as later (one line, no child's traceback). At most ``2 * workers`` tasks are in flight
+  (``workers`` under ``--fail-fast``, so none starts after the failure), so Ctrl-C has little
+  to cancel. A worker that dies (killed, out of memory) fails the inputs it held and the pool is restarted for
   the rest.
 - :func:`run_dask` — ``client.map(work, ...)`` on a ``dask.distributed`` cluster,
   results taken ``as_completed``. Dask is imported only here. Its protocol unpickles
@@ -110,13 +110,20 @@ def choose_workers(tasks: list[Task], requested: int | None) -> int:
     return max(1, min(usable_cores(), len(jobs)))
 
 
-def run_local(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[Outcome]:
-    """Outcomes in completion order; no new task starts once ``stop`` is set."""
+def run_local(tasks: list[Task], workers: int, stop: threading.Event, *,
+              queue_ahead: bool = True) -> Iterator[Outcome]:
+    """Outcomes in completion order; no new task starts once ``stop`` is set.
+
+    ``queue_ahead``: a second task waits at each worker (no worker idles between two); off
+    for ``--fail-fast``, where a task handed over cannot be taken back and would start after
+    the failure that stops the run.
+    """
     if workers <= 1 or len(tasks) <= 1:
         yield from _sequential(tasks, stop)
     else:
         # Jobs planned by the CLI carry their thread share already; others get it here
-        yield from _pooled(share_cores(tasks, min(workers, len(tasks))), min(workers, len(tasks)), stop)
+        n = min(workers, len(tasks))
+        yield from _pooled(share_cores(tasks, n), n, stop, 2 * n if queue_ahead else n)
 
 
 def _sequential(tasks: list[Task], stop: threading.Event) -> Iterator[Outcome]:
@@ -203,7 +210,7 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
                                initargs=(workers,))
 
 
-def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[Outcome]:
+def _pooled(tasks: list[Task], workers: int, stop: threading.Event, window: int) -> Iterator[Outcome]:
     """A process pool over the tasks; inputs held by a pool whose worker died are retried one by one."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
@@ -213,7 +220,7 @@ def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[
     pool = _new_pool(workers)
     finished = False
     try:
-        _fill(pool, queue, pending, 2 * workers, stop)
+        _fill(pool, queue, pending, window, stop)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             died: list[int] = []
@@ -233,7 +240,7 @@ def _pooled(tasks: list[Task], workers: int, stop: threading.Event) -> Iterator[
                 _remove_temporaries([tasks[i] for i in died])
                 suspects.extend(died)
                 pool = _new_pool(workers)
-            _fill(pool, queue, pending, 2 * workers, stop)
+            _fill(pool, queue, pending, window, stop)
             if stop.is_set():
                 for fut in pending:
                     fut.cancel()  # those not yet handed to a worker; the others finish and are reported
