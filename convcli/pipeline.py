@@ -568,8 +568,8 @@ class Pipeline:
 
         With ``max_pixels`` (``--max-pixels``), a stage whose output has more pixels (H x W), or
         whose padded input has more than :data:`PADDED_FACTOR` times as many, is refused here,
-        from the arithmetic, before anything is allocated. A strided stage whose input is
-        already 1x1 (``downsample --times`` past the end) is refused too.
+        from the arithmetic, before anything is allocated. A strided stage on a 1x1 input gives
+        1x1, as PyTorch's formula does (``downsample --times`` past the end).
         """
         plans: list[StagePlan] = []
         rfs = receptive_field([s.geometry() for s in self.stages])
@@ -585,10 +585,6 @@ class Pipeline:
                 msg = f"{where}: {e}"
                 raise UsageError(msg) from None
             g = stage.geometry()
-            if plans and not stage.pointwise and cur[1:] == (1, 1) and max(g.stride) > 1:
-                msg = (f"{where}: its input is already 1x1, so stride {g.stride[0]} has nothing left to "
-                       f"reduce (use fewer stages or --times {len(plans)})")
-                raise UsageError(msg)
             if max_pixels is not None:
                 _check_pixels(where, stage, cur, nxt, max_pixels)
             if stage.op == "flatten":

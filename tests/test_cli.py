@@ -724,6 +724,20 @@ def test_downsample_times_2_applies_the_filter_twice(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load(tmp_path / "in.down4.png"), quantize(twice))
 
 
+def test_downsample_past_1x1_follows_the_formula_as_pytorch_does(tmp_path: Path) -> None:
+    """(1 + 2*1 - 3) // 2 + 1 = 1: a strided stage on a 1x1 input gives 1x1 (0.3 refused the run)."""
+    x = cat_crop(5, 6)
+    src = save(x, tmp_path / "in.png")
+    (rec,) = records(ok("downsample", src, "--times", 5, "-o", tmp_path / "d.png", "--json"))
+    assert [s["output_shape"][2:] for s in rec["stages"]] == [[3, 3], [2, 2], [1, 1], [1, 1], [1, 1]]
+    y = x.astype(np.float64)
+    for _ in range(5):
+        y = corr(y, GAUSS3)[::2, ::2]  # reflection of a 1x1 image is that pixel: it stays
+    np.testing.assert_array_equal(load(tmp_path / "d.png"), quantize(y))
+    (rec,) = records(ok("shape", "4x4", "--size", 3, "-s", 2, "--times", 4, "--json"))
+    assert rec["output_shape"] == [1, 1, 1, 1]
+
+
 def test_blur_linear_light(cat: Path, tmp_path: Path) -> None:
     ok("blur", cat, "--linear-light", "-o", tmp_path / "lin.png")
     v = cat_crop() / 255.0
