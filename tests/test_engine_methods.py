@@ -380,6 +380,16 @@ def test_methods_and_errors() -> None:
         conv2d(x, np.ones((1, 1, 3, 3)), threads=-1)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_separable_takes_an_all_zero_kernel(dtype: type) -> None:
+    """Zeros are the outer product of two zero vectors (0.3 refused them: "rank 0")."""
+    x = np.random.default_rng(3).integers(0, 256, (9, 11, 3)).astype(dtype)
+    y = correlate2d(x, np.zeros((3, 5)), pad=(1, 1, 2, 2), method="separable")
+    ref = ndi.correlate(x.astype(np.float64), np.zeros((3, 5, 1)), mode="mirror")
+    assert y.shape == x.shape
+    np.testing.assert_array_equal(y, ref)
+
+
 def test_threads_none_is_the_usable_cores_at_each_call(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 

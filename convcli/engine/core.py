@@ -193,6 +193,8 @@ def _plan(k: np.ndarray, method: str, image_shape: tuple[int, ...], dt: np.dtype
         if f is None:
             wd, scale = None, 1.0
             f = separable.rank1_factors(k)
+        if f is None and not np.any(k):  # all zeros: the outer product of two zero vectors
+            f = np.zeros(k.shape[0], k.dtype), np.zeros(k.shape[1], k.dtype)
         if f is None:
             msg = (
                 f"method 'separable' needs a rank-1 kernel (an outer product of a column and a row); "
