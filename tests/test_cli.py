@@ -636,6 +636,17 @@ def test_blur_size_15_uses_opencv_default_sigma(tmp_path: Path) -> None:
     assert np.abs(quantize(corr(x, np.outer(g2, g2))).astype(int) - quantize(ref)).max() > 1
 
 
+def test_blur_size_7_is_opencvs_fixed_taps_and_says_so(tmp_path: Path) -> None:
+    """getGaussianKernel(7, 0) is [1 3.5 7 9 7 3.5 1]/32, not the binomial row [1 6 15 20 15 6 1]/64
+    (0.3's report called it "binomial taps")."""
+    x = cat_crop(20, 22)
+    src = save(x, tmp_path / "in.png")
+    (rec,) = records(ok("blur", src, "--size", 7, "-o", tmp_path / "b.png", "--json"))
+    assert rec["stages"][0]["kernel"] == "gaussian7(OpenCV fixed taps)"
+    row = np.array([1, 3.5, 7, 9, 7, 3.5, 1]) / 32
+    assert_quantized(load(tmp_path / "b.png"), corr(x, np.outer(row, row)))
+
+
 def test_blur_sigma_alone_sets_the_size(tmp_path: Path) -> None:
     x = cat_crop(30, 30)
     src = save(x, tmp_path / "in.png")

@@ -167,7 +167,7 @@ def size_for_sigma(sigma: float, truncate: float = 3.0) -> int:
 def gaussian_1d(k: int, sigma: float | None = None) -> np.ndarray:
     """A normalised 1-D Gaussian of odd size ``k``, exactly as OpenCV's getGaussianKernel.
 
-    ``sigma`` None or <= 0 uses OpenCV's default: the fixed binomial taps for k <= 7,
+    ``sigma`` None or <= 0 uses OpenCV's default: its fixed taps for k <= 7 (binomial for 3 and 5, not 7),
     else sigma = 0.3*((k-1)*0.5 - 1) + 0.8.
     """
     if k < 1 or k % 2 == 0:

@@ -140,10 +140,12 @@ def blur_kernel(kind: str, size: Pair | int | None, sigma: float | None,
     name = f"gaussian{ky}" if ky == kx else f"gaussian{ky}x{kx}"
     if sigma is not None:
         label = f"{name}(sigma={sigma:.4g})"
+    elif max(ky, kx) <= 7:
+        label = f"{name}(OpenCV fixed taps)"  # binomial for 3 and 5, not for 7
     elif ky == kx:
-        label = f"{name}(" + ("binomial taps" if ky <= 7 else f"sigma={opencv_default_sigma(ky):.4g}") + ")"
+        label = f"{name}(sigma={opencv_default_sigma(ky):.4g})"
     else:
-        label = f"{name}(" + ("binomial taps" if max(ky, kx) <= 7 else "OpenCV default sigma per axis") + ")"
+        label = f"{name}(OpenCV default sigma per axis)"
     return Kernel(label, np.outer(gy, gx), f"{ky}x{kx} Gaussian"), label
 
 
