@@ -193,6 +193,11 @@ def test_bad_literals_name_the_row(text, fragment):
 def test_bad_literal_messages_say_what_is_wrong():
     with pytest.raises(UsageError, match="ragged"):
         parse_kernel("1 2 3; 4 5")
+    with pytest.raises(UsageError, match=r"^kernel row 3 has 1 value, row 1 has 2 \(ragged kernel\)$"):
+        parse_kernel("1 2; 3 4; 5")
+    for spec in ("@", "@ ", " @"):  # not "kernel file . is a directory"
+        with pytest.raises(UsageError, match=r"^'@' needs a file name after it"):
+            parse_kernel(spec)
     with pytest.raises(UsageError, match="'x' is not a number"):
         parse_kernel("1 2; 3 x")
     with pytest.raises(UsageError, match="not finite"):

@@ -332,7 +332,8 @@ def parse_rows(rows: list[list[str]] | list[list[float]], name: str) -> Kernel:
     width = len(values[0])
     for i, row in enumerate(values, start=1):
         if len(row) != width:
-            msg = f"kernel row {i} has {len(row)} values, row 1 has {width} (ragged kernel)"
+            has = f"{len(row)} value" + ("" if len(row) == 1 else "s")
+            msg = f"kernel row {i} has {has}, row 1 has {width} (ragged kernel)"
             raise UsageError(msg)
     return Kernel(name, np.array(values), "user kernel")
 
@@ -520,6 +521,9 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
         msg = "kernel is empty"
         raise UsageError(msg)
     path = spec_file(s)
+    if path is not None and not path.strip():
+        msg = "'@' needs a file name after it: -k @kernel.txt, -k @kernel.npy, -k @image.png"
+        raise UsageError(msg)
     if path is not None and parametric.is_image_path(path):
         if image_loader is None:
             msg = f"kernel image {path}: images are read by the command line, not by parse_kernel alone"
