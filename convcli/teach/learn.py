@@ -329,7 +329,7 @@ def descend(problem: Problem) -> Iterator[Step]:
     look = w  # Nesterov's look-ahead point
     t = 1.0
     pred = problem.forward(w)
-    loss = problem.loss(pred)
+    loss = first_loss = problem.loss(pred)
     yield Step(0, loss, problem.export(w))
     for k in range(1, s.steps + 1):
         # A step too long overflows: that is the descent diverging, said once below, not NumPy warnings.
@@ -352,6 +352,12 @@ def descend(problem: Problem) -> Iterator[Step]:
             look, t = new, 1.0
         w, loss = new, new_loss
         yield Step(k, loss, problem.export(w))
+    if loss > first_loss:  # a step too long that has not overflowed yet
+        hint = (f"use a smaller --lr (without it, {auto_lr:.3g})" if s.lr is not None
+                else f"try --lr {auto_lr / 10:.3g}")
+        msg = (f"the descent diverged: the loss rose from {first_loss:.6g} at step 0 to {loss:.6g} at "
+               f"step {s.steps}; {hint}")
+        raise UsageError(msg)
 
 
 def solve_lstsq(problem: Problem) -> Step:

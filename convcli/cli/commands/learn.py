@@ -240,12 +240,21 @@ def _print(record: dict[str, Any], kernel: np.ndarray) -> None:
     lines = plain_lines({**record, "output": ", ".join(record["files"])})
     lines.append(f"  {record['solver']}: {record['steps']} steps, "
                  f"loss (mean squared error) {record['loss']:.6g}")
-    k = kernel if kernel.ndim == 2 else None
-    if k is not None:
+    def rows(k: np.ndarray) -> list[str]:
+        return ["    [" + " ".join(f"{round(float(v), 4) + 0.0:9.4f}" for v in row) + " ]" for row in k]
+
+    if kernel.ndim == 2:
         lines.append("  kernel:")
-        lines += ["    [" + " ".join(f"{round(float(v), 4) + 0.0:9.4f}" for v in row) + " ]" for row in k]
+        lines += rows(kernel)
+    elif kernel.ndim == 3:  # depthwise: one kernel per channel, written as a diagonal conv layer
+        c, kh, kw = kernel.shape
+        for i in range(c):
+            lines.append(f"  kernel of channel {i}:")
+            lines += rows(kernel[i])
+        lines.append(f"  written as conv weights (out, in, kh, kw) {[c, c, kh, kw]}, zero between channels")
     else:
-        lines.append(f"  weights {list(kernel.shape)}" + (" + bias" if record.get("bias") else ""))
+        bias = " + bias" if record.get("bias") else ""
+        lines.append(f"  weights (out, in, kh, kw) {list(kernel.shape)}{bias}")
     click.echo("\n".join(lines))
 
 
