@@ -1172,6 +1172,23 @@ def test_shape_impossible_is_a_usage_error() -> None:
     assert axis_arithmetic(4, 7, 1, 1, 0, 0) in one_error_line(result)
 
 
+@pytest.mark.parametrize("size", ["224x", "x224", "2x3x4", "x", "0x5", "a"])
+def test_shape_refuses_a_size_that_is_not_n_or_hxw(size: str) -> None:
+    result = run("shape", size)  # 0.3 read "224x" and "x224" as 224x224
+    assert result.exit_code == 2 and "HxW must be N or HxW" in one_error_line(result)
+
+
+@pytest.mark.parametrize(("size", "hw"), [("224", "224x224"), ("224x100", "224x100"), ("224,100", "224x100"),
+                                          (" 3 x 5 ", "3x5"), ("3×5", "3x5")])
+def test_shape_reads_n_and_hxw(size: str, hw: str) -> None:
+    assert ok("shape", size).stdout.startswith(f"{hw} -> {hw}")
+
+
+def test_kernels_of_an_empty_spec_is_an_error_not_the_whole_list() -> None:
+    result = run("kernels", "")
+    assert result.exit_code == 2 and "kernel is empty" in one_error_line(result) and result.stdout == ""
+
+
 def pattern(mode: str) -> str:
     row = np.arange(1, 6)
     if mode == "valid":

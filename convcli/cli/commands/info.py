@@ -54,7 +54,7 @@ def kernels_cmd(spec: str | None, as_json: bool, response: bool, dft_size: int, 
             msg = "--response needs a kernel SPEC: a name, a parametric spec, a literal or @FILE"
             raise UsageError(msg)
         return _response(cli_kernel(spec), as_json, dft_size, output, spec)
-    ks = [cli_kernel(spec)] if spec else list(REGISTRY.values())
+    ks = [cli_kernel(spec)] if spec is not None else list(REGISTRY.values())
     for k in ks:
         if as_json:
             click.echo(json.dumps(kernel_record(k)))
@@ -62,7 +62,7 @@ def kernels_cmd(spec: str | None, as_json: bool, response: bool, dft_size: int, 
         click.echo(f"{k.name}  {k.shape[0]}x{k.shape[1]}  sum {k.weights.sum():.4g}  {k.description}")
         for line in kernel_matrix_lines(k):
             click.echo("    " + line)
-    if spec:
+    if spec is not None:
         return 0
     for b in BUILDERS.values():
         if as_json:
@@ -147,8 +147,8 @@ def _kind(rec: dict[str, Any]) -> str:
 def parse_size(text: str) -> tuple[int, int]:
     """``224``, ``224x224`` or ``H,W`` -> (H, W)."""
     parts = text.lower().replace(",", "x").replace("×", "x").split("x")
-    try:
-        nums = [int(p) for p in parts if p.strip()] if len(text) <= 40 else []
+    try:  # every part a number: "224x" and "x224" are not sizes
+        nums = [int(p) for p in parts] if len(text) <= 40 and len(parts) <= 2 else []
     except ValueError:
         nums = []
     if len(nums) == 1:
