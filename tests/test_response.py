@@ -60,3 +60,16 @@ def test_picture_and_text(tmp_path: Path) -> None:
         assert im.format == "PNG" and im.size[0] > 500
     r = CliRunner().invoke(cli, ["kernels", "--response"])
     assert r.exit_code == 2 and "needs a kernel" in r.stderr
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ("motion:length=9,angle=0", "directional low-pass: smooths along x"),  # 0.3: "mixed"
+    ("motion:length=9,angle=90", "directional low-pass: smooths along y"),
+    ("1 2 1", "directional low-pass: smooths along x"),  # [1 2 1] at Nyquist: 1 - 2 + 1 = 0
+    ("gaussian3", "low-pass (keeps slow changes"),
+    ("sharpen", "high-pass boost"),
+])
+def test_the_kind_of_filter_in_words(spec: str, words: str) -> None:
+    r = CliRunner().invoke(cli, ["kernels", spec, "--response"], catch_exceptions=False)
+    assert r.exit_code == 0
+    assert r.stdout.splitlines()[0].split(": ", 1)[1].startswith(words)

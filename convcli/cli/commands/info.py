@@ -141,7 +141,13 @@ def _kind(rec: dict[str, Any]) -> str:
         return "high-pass: removes flat areas (DC gain 0)" + cuts
     if high > dc:
         return "high-pass boost: keeps flat areas, amplifies fine detail"
-    return "mixed"
+    if dc >= 0.99 * top and min(ng["fx"], ng["fy"], ng["both"]) < 0.5 * dc:
+        if ng["fx"] < 0.5 * dc <= ng["fy"]:
+            return "directional low-pass: smooths along x, keeps detail along y (a horizontal blur)"
+        if ng["fy"] < 0.5 * dc <= ng["fx"]:
+            return "directional low-pass: smooths along y, keeps detail along x (a vertical blur)"
+        return "directional low-pass: removes fine detail in some directions only (the gains below)"
+    return "mixed: neither low- nor high-pass (the gains below)"
 
 
 def parse_size(text: str) -> tuple[int, int]:
