@@ -425,3 +425,16 @@ def test_a_turned_kernel_says_it_is_turned() -> None:
     assert k.description.endswith("turned 90° clockwise")
     np.testing.assert_array_equal(k.weights, np.rot90(np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]), -1))
     assert parse_kernel("sobel-x@360").description == "Sobel x-derivative: vertical edges"
+
+
+def test_a_quarter_turn_keeps_the_exact_entry_texts() -> None:
+    """box5@90 printed 0.04 where box5 prints 1/25; a 45° turn moves values, so no texts are kept."""
+    from fractions import Fraction
+
+    for spec, quarters in (("box5@90", -1), ("gaussian3@270", -3), ("box3@180", -2)):
+        k = parse_kernel(spec)
+        base = parse_kernel(spec.split("@")[0])
+        assert k.display == tuple(tuple(r) for r in np.rot90(np.array(base.display, dtype=object), quarters))
+        as_values = np.array([[float(Fraction(t)) for t in row] for row in k.display])
+        np.testing.assert_array_equal(as_values, k.weights)  # each text is its entry's value
+    assert parse_kernel("gaussian3@45").display is None

@@ -457,9 +457,22 @@ def rotated(k: Kernel, angle_text: str) -> Kernel:
         raise UsageError(msg)
     w = rotate_weights(k.weights, angle, k.name)
     a = int(angle) % 360
+    display = _turned_display(k, w, a)
     if a == 0:
-        return Kernel(k.name, w, k.description)
-    return Kernel(f"{k.name}@{a}", w, f"{k.description}, turned {a}° clockwise" if k.description else "")
+        return Kernel(k.name, w, k.description, display=display)
+    return Kernel(f"{k.name}@{a}", w, f"{k.description}, turned {a}° clockwise" if k.description else "",
+                  display=display)
+
+
+def _turned_display(k: Kernel, w: np.ndarray, degrees: int) -> tuple[tuple[str, ...], ...] | None:
+    """The exact entry texts ("1/25") of ``k`` moved as its weights were, for a quarter turn (the
+    weights then merely move, clockwise); None otherwise."""
+    if k.display is None or degrees % 90:
+        return None
+    quarters = -(degrees // 90)
+    if not np.array_equal(w, np.rot90(k.weights, quarters)):
+        return None
+    return tuple(tuple(str(v) for v in row) for row in np.rot90(np.array(k.display, dtype=object), quarters))
 
 
 # --------------------------------------------------------------------------- dispatch
