@@ -230,3 +230,21 @@ def test_a_conv_stage_shows_every_weight_of_each_output() -> None:
                     assert (red[0] > red[2]) == (w00 > 0)
         if cout > most:
             assert panels[-1].label.endswith(f"(first {most} of {cout} outputs)")
+
+
+def test_the_stages_of_a_pipeline_share_one_scale() -> None:
+    """A 112x112 stage after a 224x224 input is drawn half as wide, not blown up to the same size
+    (0.3 fitted each to its cell: a 112 stage looked as big as the input, and bigger than a 150 one)."""
+    def solid(n: int, rgb: tuple[int, int, int]) -> np.ndarray:
+        return np.broadcast_to(np.array(rgb, np.uint8), (n, n, 3)).copy()
+
+    colours = {224: (250, 0, 0), 150: (0, 250, 0), 112: (0, 0, 250)}
+    cases = ((True, {224: 224, 150: 150, 112: 112}), (False, {224: 224, 150: 150, 112: 224}))
+    for true_scale, drawn in cases:
+        panels = [Panel(f"{n}", f"{n}", solid(n, c), true_scale=true_scale) for n, c in colours.items()]
+        canvas = make_montage(panels, cell=224)
+        for n, c in colours.items():
+            assert np.all(canvas == np.array(c, np.uint8), axis=2).sum() == drawn[n] ** 2, (true_scale, n)
+    tiny = make_montage([Panel("a", "", solid(4, (250, 0, 0)), true_scale=True),
+                         Panel("b", "", solid(2, (0, 0, 250)), true_scale=True)], cell=224)
+    assert np.all(tiny == np.array((0, 0, 250), np.uint8), axis=2).sum() == 112 ** 2  # both x56

@@ -18,7 +18,7 @@ written by the run layer. Everything returns uint8 arrays.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -48,6 +48,9 @@ class Panel:
     label: str
     shape: str
     image: np.ndarray
+    #: drawn at the one scale of every such panel of its montage (the stages of a pipeline: a
+    #: downsampled stage looks smaller), not fitted to its cell on its own
+    true_scale: bool = False
 
     def __post_init__(self) -> None:
         a = np.asarray(self.image)
@@ -236,14 +239,15 @@ def checkerboard(h: int, w: int, square: int = 8) -> np.ndarray:
     return out
 
 
-def scale_to_cell(image: np.ndarray, cell: int) -> np.ndarray:
-    """Fit ``image`` into a ``cell``×``cell`` square, keeping its aspect ratio.
+def scale_to_cell(image: np.ndarray, cell: int, factor: float | None = None) -> np.ndarray:
+    """Fit ``image`` into a ``cell``×``cell`` square, keeping its aspect ratio (or scale it by
+    ``factor``, which must keep it within the cell).
 
     Enlarging uses nearest neighbour by a whole factor (every source pixel becomes
     an equal block); shrinking uses Lanczos. Returns uint8 with the same channels.
     """
     h, w = image.shape[:2]
-    f = min(cell / h, cell / w)
+    f = min(cell / h, cell / w) if factor is None else factor
     pil = Image.fromarray(image)
     if f >= 1:
         n = int(f)
@@ -274,8 +278,11 @@ def make_montage(
     """Panels side by side (wrapping into rows), each labelled; uint8 RGB (H, W, 3).
 
     Each picture is scaled into a ``cell``×``cell`` square (see :func:`scale_to_cell`)
-    and centred; under it the panel's label and, smaller, its shape.
+    and centred; under it the panel's label and, smaller, its shape. Panels marked
+    ``true_scale`` share one factor, the one that fits the largest of them.
     """
+    sized = [p.image.shape[:2] for p in panels if p.true_scale]
+    common = min(min(cell / h, cell / w) for h, w in sized) if sized else None
     probe = layout(len(panels), cell=cell, columns=columns, title=bool(title))
     big = _font(probe.title_font_size)
     lines = _wrap(ImageDraw.Draw(Image.new("RGB", (1, 1))), title, big, probe.width - 2 * probe.margin) \
@@ -290,7 +297,7 @@ def make_montage(
         draw.text((lay.width / 2, y), text, fill=TEXT, font=big, anchor="mm")
     pad = max(2, lay.font_size // 4)
     for i, p in enumerate(panels):
-        pic = _to_rgb(scale_to_cell(p.image, cell))
+        pic = _to_rgb(scale_to_cell(p.image, cell, common if p.true_scale else None))
         left, top, right, bottom = lay.cell_box(i)
         ph, pw = pic.shape[:2]
         canvas.paste(Image.fromarray(pic, "RGB"), (left + (cell - pw) // 2, top + (cell - ph) // 2))
@@ -434,14 +441,15 @@ def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, inde
     """Panels for one stage's output (or the input when ``plan`` is None)."""
     shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
     if plan is None:
-        return [Panel("input", shape, display_pixels(values, "input", maxval))]
+        return [Panel("input", shape, display_pixels(values, "input", maxval), true_scale=True)]
     if plan.stage.op == "flatten":
         return []  # a vector: nothing to draw as a picture
     rec = plan.stage.describe()
     label = f"{index}. {plan.stage.op}" + (f" {rec['kernel']}" if rec.get("kernel") else "")
     if plan.stage.op in FEATURE_OPS or values.shape[2] not in (1, 3):
-        return conv_kernel_panels(plan, index) + list(feature_maps_to_panels(values, label, shape))
-    return [Panel(label, shape, display_pixels(values, plan.stage.op, maxval))]
+        maps = [replace(p, true_scale=True) for p in feature_maps_to_panels(values, label, shape)]
+        return conv_kernel_panels(plan, index) + maps
+    return [Panel(label, shape, display_pixels(values, plan.stage.op, maxval), true_scale=True)]
 
 
 def conv_kernel_panels(plan: StagePlan, index: int, most: int = 8) -> list[Panel]:
