@@ -208,3 +208,23 @@ def test_montage_of_a_batch_needs_a_stem_in_its_path(small: tuple[Path, np.ndarr
     assert shared.exit_code == 2 and "{stem}" in shared.stderr and not (tmp_path / "o").exists()
     ok("blur", path, other, "--out-dir", tmp_path / "o", "-q", "--montage", str(tmp_path / "{stem}.m.png"))
     assert (tmp_path / "small.m.png").is_file() and (tmp_path / "other.m.png").is_file()
+
+
+def test_demo_overview_draws_every_figure_at_one_scale() -> None:
+    """A narrow figure is not blown up to the width of a wide one: one factor for all, centred."""
+    from convcli.teach.demo import stack_figures
+
+    wide = np.zeros((100, 1000, 3), dtype=np.uint8)
+    narrow = np.zeros((50, 500, 3), dtype=np.uint8)
+    canvas = stack_figures([wide, narrow], width=1100, gap=16)
+    white = (canvas == 255).all(axis=2)
+    # the wide one fills the width: 1000 -> 1100 (factor 1.1), so 100 rows -> 110
+    rows_wide = np.flatnonzero(~white[:, 16 + 550])
+    assert rows_wide[0] == 16
+    # the narrow one, at the same factor: 500 -> 550 wide, 50 -> 55 high, centred in 1100
+    y = 16 + 110 + 16
+    dark_cols = np.flatnonzero(~white[y + 27])
+    assert dark_cols[0] == 16 + (1100 - 550) // 2
+    assert dark_cols[-1] - dark_cols[0] + 1 == 550
+    dark_rows = np.flatnonzero(~white[:, 16 + 550])
+    assert (dark_rows >= y).sum() == 55

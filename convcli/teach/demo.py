@@ -255,19 +255,26 @@ def _learned_kernel(tour: Tour, steps: int = 60) -> list[Figure]:
 
 
 def stack_figures(images: list[np.ndarray], width: int = 1100, gap: int = 16) -> np.ndarray:
-    """Figures one under another, each scaled to ``width`` (uint8 RGB), on white."""
+    """Figures one under another, centred, at one scale (the widest fills ``width``), on white.
+
+    One scale for all: a figure of two panels is not blown up to the width of one of five
+    (its title and panels twice the size of the others').
+    """
     from PIL import Image
 
+    f = width / max(im.shape[1] for im in images)
     scaled = []
     for im in images:
         h, w = im.shape[:2]
-        nh = max(1, round(h * width / w))
-        scaled.append(np.asarray(Image.fromarray(im).resize((width, nh), Image.Resampling.LANCZOS)))
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        scaled.append(np.asarray(Image.fromarray(im).resize(size, Image.Resampling.LANCZOS))
+                      if size != (w, h) else im)
     total = sum(a.shape[0] for a in scaled) + gap * (len(scaled) + 1)
     canvas = np.full((total, width + 2 * gap, 3), 255, dtype=np.uint8)
     y = gap
     for a in scaled:
-        canvas[y : y + a.shape[0], gap : gap + width] = a[:, :, :3]
+        x = gap + (width - a.shape[1]) // 2
+        canvas[y : y + a.shape[0], x : x + a.shape[1]] = a[:, :, :3]
         y += a.shape[0] + gap
     return canvas
 
