@@ -69,3 +69,15 @@ def test_a_kernel_file_beside_a_distinct_output_still_runs(folder: Path, spec: s
     r = run("filter", str(folder / "a.png"), "-k", spec.format(d=folder), "-o", str(folder / "out.png"))
     assert r.exit_code == 0, r.stderr
     assert Image.open(folder / "out.png").size == (24, 20)
+
+
+@pytest.mark.timeout(20)
+def test_a_kernel_image_that_is_a_fifo_is_refused_without_blocking(folder: Path) -> None:
+    """``-k @pipe.png`` on a FIFO: opening it to read would wait for a writer that never comes."""
+    import os
+
+    os.mkfifo(folder / "pipe.png")
+    r = run("filter", str(folder / "a.png"), "-k", f"@{folder}/pipe.png", "-o", str(folder / "out.png"))
+    assert r.exit_code == 2
+    assert "FIFO" in r.output and "not a regular file" in r.output
+    assert not (folder / "out.png").exists()
