@@ -650,10 +650,12 @@ class Pipeline:
         if a is not None:
             x = color.premultiply(x, a, maxval)
         expected = self.plan((x.shape[2], x.shape[0], x.shape[1]))
+        alpha_gain = 1.0
         for p in expected:
             if keep_alpha and isinstance(p.stage, CorrelateStage):
                 assert a is not None
                 a = p.stage.run_alpha(a, eng)
+                alpha_gain *= float(np.abs(p.stage.weights).sum())
                 x = p.stage.run(x, eng, bias_weight=a / maxval)
             elif side is not None and isinstance(p.stage, CompassStage):
                 x, side["direction"] = p.stage.run_with_direction(x, eng)
@@ -669,7 +671,9 @@ class Pipeline:
                 on_stage(p, x)
         if keep_alpha:
             assert a is not None
-            x = color.unpremultiply(x, a, maxval)
+            floor = color.alpha_noise_floor(dt, alpha_gain)
+            a = np.where(a > floor * maxval, a, 0).astype(dt, copy=False)  # rounding noise is no alpha
+            x = color.unpremultiply(x, a, maxval, floor)
         if linear_light:
             x = color.linear_to_srgb(x, maxval)
         return x, (a if keep_alpha else None)
