@@ -492,3 +492,37 @@ def test_chain_conv_refuses_random_weight_options_beside_weights(tmp_path: Path,
     refused(run(*base, "--seed", "3"), "--seed draws random weights")
     r = run(*base, "--size", "3")  # agreeing with the weights is fine
     assert r.exit_code == 0, r.stderr
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (["--name", "{stem}.png", "--format", "npy"], ["--format npy contradicts", "small.png", ".npy"]),
+    (["--name", "{stem}.jpg", "--format", "png"], ["--format png contradicts", "small.jpg"]),
+    (["--bit-depth", "float"], ["--bit-depth float", "PNG cannot hold", "small.sharpen.png"]),
+    (["--name", "{stem}.webp", "--bit-depth", "float"], ["--bit-depth float", "WEBP cannot hold"]),
+])
+def test_format_flags_are_checked_against_the_names_out_dir_makes(
+        small: Path, tmp_path: Path, flags: list[str], words: list[str]) -> None:
+    """-o was checked; names made by --out-dir/--name were not: a .npy file named .png was written,
+    and --bit-depth float was dropped in silence."""
+    out = tmp_path / "out"
+    r = run("filter", small, "-k", "sharpen", "--out-dir", out, *flags)
+    assert r.exit_code == 2, r.output
+    line = r.output.strip()
+    assert len(line.splitlines()) == 1
+    for w in words:
+        assert w in line
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_bit_depth_float_to_stdout_needs_a_float_format(small: Path) -> None:
+    r = CliRunner().invoke(cli, ["filter", "-", "-k", "sharpen", "--bit-depth", "float"],
+                           input=small.read_bytes())
+    assert r.exit_code == 2
+    assert "(stdout)" in r.output and "--format npy" in r.output
+    r = CliRunner().invoke(cli, ["filter", "-", "-k", "sharpen", "--bit-depth", "float",
+                                 "--format", "npy", "-q"], input=small.read_bytes())
+    assert r.exit_code == 0
+    import io
+
+    got = np.load(io.BytesIO(r.stdout_bytes))
+    assert got.shape == (64, 80, 3) and got.dtype == np.float32

@@ -36,6 +36,7 @@ from convcli.run.plan import (
     Task,
     check_files,
     check_format_flags,
+    check_output_formats,
     main_outputs,
     make_folders,
     plan_input,
@@ -114,6 +115,7 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
         msg = "no images found in the inputs given"
         raise UsageError(msg)
     inputs, outputs = without_earlier_outputs(inputs, main_outputs(spec, cmd.op, inputs))
+    check_output_formats(spec, outputs)
     montage = spec.output.montage
     if montage and len(inputs) > 1 and "{stem}" not in montage:
         msg = (f"{len(inputs)} inputs would share --montage {montage}: put {{stem}} in the path, "

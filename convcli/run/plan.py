@@ -185,6 +185,32 @@ def check_format_flags(spec: RunSpec) -> None:
             raise UsageError(msg)
 
 
+def check_output_formats(spec: RunSpec, outputs: list[str | None]) -> None:
+    """Format flags against the names ``--out-dir``/``--name`` made (``-o`` is checked above).
+
+    ``--name '{stem}.png' --format npy`` wrote a .npy file named .png; ``--bit-depth float`` with
+    PNG names was dropped in silence. Refused before any input is opened, as for ``-o``.
+    """
+    out = spec.output
+    if out.output is not None:
+        return
+    for path in outputs:
+        if path is None:
+            continue
+        known = "png" if path == "-" else _known_format(path)
+        if out.fmt is not None and path != "-" and known not in (None, out.fmt):
+            ext = FORMATS[out.fmt].extensions[0]
+            msg = (f"--format {out.fmt} contradicts the extension of {path} (from --name "
+                   f"{out.name_template!r}): end the name with {ext} or drop --format")
+            raise UsageError(msg)
+        fmt = out.fmt or known
+        if out.bit_depth == "float" and fmt is not None and not FORMATS[fmt].raw_float:
+            shown = "stdout" if path == "-" else path
+            msg = (f"--bit-depth float writes raw float32 values, which {fmt.upper()} cannot hold "
+                   f"({shown}): add --format npy (or tiff for a grey result)")
+            raise UsageError(msg)
+
+
 def _known_format(path: str) -> str | None:
     try:
         return format_for_path(path)
