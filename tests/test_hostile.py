@@ -144,3 +144,32 @@ def test_dry_run_over_the_corpus_decodes_nothing(corpus: dict[str, Case], tmp_pa
     assert "Traceback" not in r.stderr
     assert len(records(r.stdout)) == len(corpus)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="RLIMIT_AS as Linux keeps it")
+def test_an_image_too_big_for_memory_is_the_inputs_failure_in_one_line(tmp_path: Path) -> None:
+    """A dilation of 30000 on a zero-padded 224² image asks for a 60224² output (20 GiB), which
+    --max-pixels 1e11 admits: under a 3 GiB address-space limit the allocation fails. That is the
+    input's failure (exit 1, one line, nothing written), not 'internal error, please report it'."""
+    import resource
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(tmp_path / name)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    r = subprocess.run([sys.executable, "-m", "convcli", "filter", str(tmp_path / "a.png"), "-k", "box3",
+                        "--dilation", "30000", "--padding", "zeros", "--max-pixels", "100000000000",
+                        "-o", str(tmp_path / "big.png")],
+                       capture_output=True, text=True, preexec_fn=limit, timeout=120)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not enough memory" in lines[0] and "internal error" not in lines[0]
+    assert not (tmp_path / "big.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]

@@ -114,3 +114,27 @@ def test_flatten_reports_and_writes_the_vector(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.load(out), m.transpose(2, 0, 1).reshape(-1))
     r = _run(["chain", "-i", str(CAT), "-o", str(tmp_path / "f.png"), "flatten"])
     assert r.exit_code == 2 and ".npy" in r.stderr
+
+
+def _npy_with_shape(path: Path, shape: str) -> None:
+    """A .npy file whose header claims ``shape`` (written by hand: NumPy refuses to write it)."""
+    hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }"
+    hdr += " " * (118 - 10 - len(hdr) - 1) + "\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(hdr).to_bytes(2, "little") + hdr.encode() + bytes(400))
+
+
+def test_negative_size_in_the_header_is_a_corrupt_file(tmp_path: Path) -> None:
+    _npy_with_shape(tmp_path / "neg.npy", "(-3, 4, 3)")
+    with pytest.raises(InputError, match="corrupt .npy header: negative size"):
+        read_header(str(tmp_path / "neg.npy"))
+    r = CliRunner().invoke(cli, ["filter", str(tmp_path / "neg.npy"), "-k", "sharpen",
+                                 "-o", str(tmp_path / "o.npy")])
+    assert r.exit_code == 1 and "negative size" in r.output
+
+
+def test_channels_count_against_max_pixels(tmp_path: Path) -> None:
+    """--max-pixels admits 4 values a pixel (an RGBA file): 100x100x64 is 16 times what 10000 admits."""
+    np.save(tmp_path / "deep.npy", np.zeros((100, 100, 64), np.float32))
+    with pytest.raises(InputError, match="640000 values exceeds"):
+        read_header(str(tmp_path / "deep.npy"), max_pixels=10_000)
+    assert read_header(str(tmp_path / "deep.npy"), max_pixels=160_000).channels == 64

@@ -783,12 +783,19 @@ def _npy_checked(shape: tuple[int, ...], dtype: np.dtype, gray: bool, max_pixels
         raise InputError(f".npy array of shape {list(shape)} is not an image: expected (H, W) or (H, W, C)")
     height, width = shape[0], shape[1]
     channels = shape[2] if len(shape) == 3 else 1
+    if min(shape) < 0:
+        raise InputError(f"corrupt .npy header: negative size in shape {list(shape)}")
     if height == 0 or width == 0 or channels == 0:
         raise InputError(f"zero-sized .npy array {list(shape)}")
     if channels > NPY_MAX_CHANNELS:
         raise InputError(f".npy array has {channels} channels, more than {NPY_MAX_CHANNELS}")
     if max_pixels is not None and width * height > max_pixels:
         msg = f"{width}x{height} = {width * height} pixels exceeds --max-pixels {max_pixels}"
+        raise InputError(msg)
+    if max_pixels is not None and width * height * channels > 4 * max_pixels:
+        # an image file holds at most 4 samples a pixel: so many is what --max-pixels admits
+        msg = (f"{width}x{height}x{channels} = {width * height * channels} values exceeds 4 values a pixel "
+               f"at --max-pixels {max_pixels}")
         raise InputError(msg)
     notes = [f"{dtype} array {list(shape)}: values used as they are (0..255 scale)"]
     if gray:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from convcli.engine import usable_cores
 from convcli.errors import ConvcliError, ExitStatus, UsageError
-from convcli.io.files import remove_temporaries
+from convcli.io.files import one_line, remove_temporaries
 from convcli.run.job import Job, Result, process
 from convcli.run.plan import Refusal, Task
 
@@ -79,6 +79,13 @@ def work(index: int, task: Task) -> Outcome:
 
         record = error_record(task.source, str(e))
         return Outcome(index, Result(record), e.exit_status, traceback.format_exc())
+    except MemoryError as e:  # not a bug: this input's arrays do not fit; the rest of the batch may
+        import traceback
+
+        reason = (f"not enough memory for this image's arrays ({one_line(e) or 'MemoryError'}); "
+                  "a smaller --max-pixels refuses such sizes before any work")
+        return Outcome(index, Result(error_record(task.source, reason)), ExitStatus.FAILURE,
+                       traceback.format_exc())
     except Exception as e:  # noqa: BLE001 - one input's bug must not end the batch; reported with its type
         import traceback
 
