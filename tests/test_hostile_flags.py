@@ -526,3 +526,14 @@ def test_bit_depth_float_to_stdout_needs_a_float_format(small: Path) -> None:
 
     got = np.load(io.BytesIO(r.stdout_bytes))
     assert got.shape == (64, 80, 3) and got.dtype == np.float32
+
+
+@pytest.mark.parametrize("scale", ["1e308", "-1e308", "1e200", "2e8"])
+def test_a_scale_that_overflows_the_kernel_is_one_line(small: Path, tmp_path: Path, scale: str) -> None:
+    """sharpen's |entries| sum to 9: any scale past 1e9/9 is refused by the kernel limit, in one line
+    (1e308 printed NumPy's 'overflow encountered in multiply' warning first)."""
+    r = run("filter", small, "-k", "sharpen", "--scale", scale, "-o", tmp_path / "o.png")
+    assert r.exit_code == 2
+    assert r.output.count("\n") == 1 and "warning" not in r.output
+    assert f"--scale {float(scale):g}" in r.output and "too large" in r.output
+    assert not (tmp_path / "o.png").exists()

@@ -93,6 +93,11 @@ class Kernel:
         if not math.isfinite(factor):
             msg = f"--scale must be finite, got {factor}"
             raise UsageError(msg)
+        total = abs(factor) * float(np.abs(self.weights).sum())  # Python floats: inf, not a NumPy warning
+        if not total <= MAX_KERNEL_ABS_SUM:
+            msg = (f"--scale {factor:g} makes kernel {self.name!r} too large: its entries' absolute values "
+                   f"would sum to {total:.3g}, over {MAX_KERNEL_ABS_SUM:.0e} (results would overflow)")
+            raise UsageError(msg)
         return Kernel(f"{format_number(factor)} * {self.name}", self.weights * factor, self.description)
 
     def flipped(self) -> Kernel:
