@@ -73,3 +73,26 @@ def test_the_kind_of_filter_in_words(spec: str, words: str) -> None:
     r = CliRunner().invoke(cli, ["kernels", spec, "--response"], catch_exceptions=False)
     assert r.exit_code == 0
     assert r.stdout.splitlines()[0].split(": ", 1)[1].startswith(words)
+
+
+def test_a_kernel_wider_than_half_the_grid_gets_a_grid_twice_its_size() -> None:
+    """box:65 on the default 64 grid was drawn on a 65 grid: samples at multiples of 1/65, which are
+    exactly the box's zeros (a lone spike at DC). The grid grows to a power of two >= 2 x 65, even, so
+    its edge is Nyquist; the cut is the Dirichlet kernel |sin(65 pi f) / (65 sin(pi f))|."""
+    rec = _response("box:65")
+    assert rec["dft_size"] == 256 and "under twice the kernel's 65 taps" in rec["note"]
+    f = np.array(rec["freqs"])
+    assert f[0] == -0.5 and len(f) == 256
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dirichlet = np.abs(np.sin(65 * np.pi * f) / (65 * np.sin(np.pi * f)))
+    dirichlet[f == 0] = 1.0
+    np.testing.assert_allclose(rec["cut_fx"], dirichlet, atol=1e-9)
+    assert rec["nyquist_gain"]["fx"] == pytest.approx(1 / 65)
+    assert sorted(rec["cut_fx"])[-2] > 0.2  # the first side lobe (~0.217) shows
+
+
+def test_an_odd_grid_is_made_even_so_its_edge_is_nyquist() -> None:
+    rec = _response("box3", "--dft-size", "9")
+    assert rec["dft_size"] == 10 and rec["freqs"][0] == -0.5 and "odd" in rec["note"]
+    assert rec["nyquist_gain"]["fx"] == pytest.approx(1 / 3)  # (1 - 1 + 1) / 3 at f = 0.5
+    assert "note" not in _response("box3", "--dft-size", "16")

@@ -102,6 +102,22 @@ class Response:
         return int(np.argmin(np.abs(self.freqs)))
 
 
+def response_grid(n: int, taps: int) -> int:
+    """The DFT grid for a kernel of ``taps`` (its larger side) asked on an ``n``×``n`` grid.
+
+    ``n`` when it is at least twice the kernel; else the power of two that is. Exactly ``taps``
+    samples the response only at multiples of 1/taps, which for a box are all its zeros (a
+    65x65 box then shows a lone spike at DC); twice as many show the lobes between them. Always
+    even, so the grid's edge is Nyquist (0.5 cycles/pixel) itself.
+    """
+    if n >= 2 * taps:
+        return n + n % 2
+    size = 8
+    while size < max(n, 2 * taps):
+        size *= 2
+    return size
+
+
 def frequency_response(weights: np.ndarray, n: int = 64) -> Response:
     """The magnitude of the kernel's 2-D DFT on an ``n``×``n`` grid (the kernel zero-padded).
 
@@ -109,7 +125,7 @@ def frequency_response(weights: np.ndarray, n: int = 64) -> Response:
     same, so |DFT(K)| is how much each frequency is kept (1 = unchanged, 0 = removed).
     """
     w = np.asarray(weights, dtype=np.float64)
-    size = max(n, w.shape[0], w.shape[1])
+    size = response_grid(n, max(w.shape))
     spectrum = np.fft.fftshift(np.abs(np.fft.fft2(w, s=(size, size))))
     return Response(spectrum, np.fft.fftshift(np.fft.fftfreq(size)))
 

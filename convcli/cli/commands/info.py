@@ -34,7 +34,7 @@ def kernel_record(k: Kernel) -> dict[str, Any]:
               help="The kernel's frequency response: |DFT| of the kernel zero-padded (needs a kernel SPEC; "
                    "-o PNG draws it).")
 @click.option("--dft-size", type=click.IntRange(8, 512), default=64, show_default=True, metavar="N",
-              help="With --response: the DFT grid, N x N.")
+              help="With --response: the DFT grid, N x N (made even; at least twice the kernel's size).")
 @click.option("-o", "--output", default=None, metavar="PNG", help="With --response: the picture.")
 def kernels_cmd(spec: str | None, as_json: bool, response: bool, dft_size: int, output: str | None) -> int:
     """List the kernel registry with matrices and the parametric kernels with their parameters and
@@ -86,6 +86,10 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -
         msg = f"-o {output}: the response picture is a .png"
         raise UsageError(msg)
     r = frequency_response(k.weights, n)
+    grid = int(r.magnitude.shape[0])
+    note = (f"DFT grid {grid}x{grid}: --dft-size {n} is "
+            + ("odd (an even grid reaches Nyquist)" if n % 2 and n >= 2 * max(k.shape)
+               else f"under twice the kernel's {max(k.shape)} taps")) if grid != n else None
     c = r.centre
     nyq = 0  # index of -0.5 cycles/pixel after fftshift: the Nyquist frequency
     rec = {"name": k.name, "shape": list(k.shape), "dft_size": int(r.magnitude.shape[0]),
@@ -95,6 +99,8 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -
            "max_gain": float(r.magnitude.max()),
            "cut_fx": [float(v) for v in r.magnitude[c, :]], "cut_fy": [float(v) for v in r.magnitude[:, c]],
            "magnitude": r.magnitude.tolist()}
+    if note is not None:
+        rec["note"] = note
     if output is not None:
         from convcli.cli.kernelspec import kernel_files
         from convcli.io.encode import encode_image
@@ -117,6 +123,8 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -
     click.echo(f"  gain at Nyquist (0.5 cycles/pixel): along fx {ng['fx']:.4g}, along fy {ng['fy']:.4g}, "
                f"diagonal {ng['both']:.4g}")
     click.echo(f"  largest gain: {rec['max_gain']:.4g}")
+    if note is not None:
+        click.echo(f"  note: {note}")
     if output is not None:
         click.echo(f"  -> {output}")
     return 0
