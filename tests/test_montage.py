@@ -248,3 +248,29 @@ def test_the_stages_of_a_pipeline_share_one_scale() -> None:
     tiny = make_montage([Panel("a", "", solid(4, (250, 0, 0)), true_scale=True),
                          Panel("b", "", solid(2, (0, 0, 250)), true_scale=True)], cell=224)
     assert np.all(tiny == np.array((0, 0, 250), np.uint8), axis=2).sum() == 112 ** 2  # both x56
+
+
+@pytest.mark.parametrize(("policy", "copies"), [("clip", 2), ("normalize", 1)])
+def test_the_last_stage_is_drawn_with_the_outputs_range(tmp_path, policy: str, copies: int) -> None:
+    """--range normalize maps a 100|120 grey image to 0|255 in the output; the montage drew the
+    output panel clipped (100|120 again) whatever --range said. Counted: pixels of grey 120 are
+    the input panel's right half, and the output panel's only when it is drawn clipped."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from convcli.cli import cli
+
+    a = np.full((64, 64), 100, np.uint8)
+    a[:, 32:] = 120
+    Image.fromarray(a, "L").save(tmp_path / "in.png")
+    r = CliRunner().invoke(cli, ["filter", str(tmp_path / "in.png"), "-k", "identity", "--range", policy,
+                                 "-o", str(tmp_path / "out.png"), "--montage", str(tmp_path / "m.png"), "-q"])
+    assert r.exit_code == 0, r.output
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    assert set(np.unique(out)) == ({100, 120} if policy == "clip" else {0, 255})
+    m = np.asarray(Image.open(tmp_path / "m.png").convert("RGB")).astype(int)
+    is120 = np.all(m == 120, axis=2)
+    mid = m.shape[1] // 2  # input panel on the left, the output's on the right
+    left, right = int(is120[:, :mid].sum()), int(is120[:, mid:].sum())
+    assert left >= 32 * 64
+    assert abs(right - (copies - 1) * left) < 0.01 * left  # a few grey-120 pixels are text antialiasing

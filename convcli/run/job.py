@@ -151,8 +151,12 @@ def _process(job: Job) -> Result:
         panels.extend(stage_panels(None, img.color, maxval, 0))
         index = itertools.count(1)
 
+        last = len(job.pipeline.stages)
+        shown = job.policy if job.policy in ("clip", "abs", "normalize") else None
+
         def on_stage(plan: Any, x: np.ndarray) -> None:
-            panels.extend(stage_panels(plan, x, maxval, next(index)))
+            i = next(index)  # the last stage's picture is drawn as the output is (its --range)
+            panels.extend(stage_panels(plan, x, maxval, i, shown if i == last else None))
 
     side: dict[str, np.ndarray] | None = {} if job.direction_out else None
     values, alpha = job.pipeline.run(img.color, dataclasses.replace(job.engine, threads=threads),

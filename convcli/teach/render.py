@@ -429,16 +429,19 @@ def padded_frame_panel(image: np.ndarray, pad: int, mode: str) -> Panel:
 FEATURE_OPS = frozenset({"conv", "relu"})
 
 
-def display_pixels(values: np.ndarray, op: str, maxval: float) -> np.ndarray:
-    """A stage's float output as uint8 for looking at: colour ops clipped, edges by |x|."""
+def display_pixels(values: np.ndarray, op: str, maxval: float, policy: str | None = None) -> np.ndarray:
+    """A stage's float output as uint8 for looking at: ``policy`` (a --range), else colour ops
+    clipped and edges by |x|."""
     scaled = values * (255.0 / maxval)
-    policy = "abs" if op == "edges" else "clip"
+    policy = policy or ("abs" if op == "edges" else "clip")
     pixels, _ = to_pixels(scaled[:, :, 0] if scaled.shape[2] == 1 else scaled, policy, 8)
     return pixels
 
 
-def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, index: int) -> list[Panel]:
-    """Panels for one stage's output (or the input when ``plan`` is None)."""
+def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, index: int,
+                 policy: str | None = None) -> list[Panel]:
+    """Panels for one stage's output (or the input when ``plan`` is None); ``policy``: the --range
+    its picture is drawn with (the output's, for the last stage), else the op's own."""
     shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
     if plan is None:
         return [Panel("input", shape, display_pixels(values, "input", maxval), true_scale=True)]
@@ -449,7 +452,7 @@ def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, inde
     if plan.stage.op in FEATURE_OPS or values.shape[2] not in (1, 3):
         maps = [replace(p, true_scale=True) for p in feature_maps_to_panels(values, label, shape)]
         return conv_kernel_panels(plan, index) + maps
-    return [Panel(label, shape, display_pixels(values, plan.stage.op, maxval), true_scale=True)]
+    return [Panel(label, shape, display_pixels(values, plan.stage.op, maxval, policy), true_scale=True)]
 
 
 def conv_kernel_panels(plan: StagePlan, index: int, most: int = 8) -> list[Panel]:
