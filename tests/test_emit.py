@@ -445,3 +445,49 @@ def test_emit_says_why_a_command_is_not_one_kernel(args: tuple[str, ...], says: 
     assert r.exit_code == 2
     assert says in r.stderr
     assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("quality", [None, "60"])
+def test_cli_emit_writes_jpeg_at_convclis_quality(quality: str | None, tmp_path: Path) -> None:
+    """convcli writes JPEG at quality 90 (or --quality); the program saved with Pillow's default 75.
+    On a photo the two files now decode to the same pixels."""
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    src = Path(__file__).parent.parent / "sample_images" / "chelsea.png"
+    extra = ["-k", "sharpen", *(["--quality", quality] if quality else [])]
+    ours, theirs = tmp_path / "ours.jpg", tmp_path / "theirs.jpg"
+    r = CliRunner().invoke(cli, ["filter", str(src), "-o", str(ours), "-q", "--strip", *extra])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["filter", str(src), "-o", str(theirs), "--emit", "scipy", *extra])
+    assert r.exit_code == 0, r.output
+    assert f"quality={quality or 90}" in r.stdout
+    _run_python(r.stdout)
+    np.testing.assert_array_equal(np.asarray(Image.open(ours)), np.asarray(Image.open(theirs)))
+    r = CliRunner().invoke(cli, ["filter", str(src), "-o", str(theirs), "--emit", "magick", *extra])
+    assert f"-quality {quality or 90} " in r.stdout
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["{d}/a.npy", "-o", "{d}/x.png"], ["input", "a.npy", ".npy array"]),
+    (["{d}/a.png", "-o", "{d}/x.npy"], ["output", "x.npy", ".npy array"]),
+    (["{d}/a.png", "{d}/a.png"], ["one input, got 2"]),
+    (["{d}"], ["is a folder"]),
+])
+def test_cli_emit_refuses_inputs_and_outputs_the_program_cannot_take(args: list[str], words: list[str],
+                                                                     tmp_path: Path) -> None:
+    """A .npy input crashed the program (Image.open), a .npy output too (Image.save of floats), and
+    a second input was dropped in silence: each is now one line, exit 2, before any code is printed."""
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    np.save(tmp_path / "a.npy", np.zeros((8, 8, 3), np.float32))
+    for lib in ("scipy", "magick"):
+        r = CliRunner().invoke(cli, ["filter", *(a.format(d=tmp_path) for a in args), "-k", "sharpen",
+                                     "--emit", lib])
+        assert r.exit_code == 2 and r.stdout == ""
+        for w in words:
+            assert w in r.stderr

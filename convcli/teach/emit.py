@@ -87,6 +87,7 @@ class EmitSpec:
     policy: str = "clip"  # --range: how the float result becomes 8-bit pixels
     repeat: int = 1  # the kernel applied this many times in float (downsample --times)
     image_size: tuple[int, int] | None = None  # (height, width) upright, where the input could be read
+    quality: int | None = None  # JPEG/WebP output: convcli's quality (Pillow's own default is 75)
 
     def __post_init__(self) -> None:
         if self.repeat < 1:
@@ -219,24 +220,26 @@ def _python(library: str, spec: EmitSpec, body: list[str]) -> str:
         body = [f"for _ in range({spec.repeat}):  # --times {spec.repeat}: the same stage again on its "
                 "result, in float",
                 *(f"    {ln}" if ln else ln for ln in body), "    x = np.asarray(out, dtype=np.float32)"]
-    lines += ["", *body, "", "out = np.asarray(out, dtype=np.float32)", *_pixel_lines(spec.policy), ""]
+    lines += ["", *body, "", "out = np.asarray(out, dtype=np.float32)",
+              *_pixel_lines(spec.policy, spec.quality), ""]
     return "\n".join(lines)
 
 
-def _pixel_lines(policy: str) -> list[str]:
+def _pixel_lines(policy: str, quality: int | None = None) -> list[str]:
     """The float result to 8-bit pixels and saved, as convcli's ``--range`` policy does it."""
+    save = "" if quality is None else f", quality={quality}"
     if policy == "abs":
         return ["# Back to 8-bit pixels as convcli's --range abs: |x|, round half to even, clip to 0..255.",
-                "Image.fromarray(np.clip(np.rint(np.abs(out)), 0, 255).astype(np.uint8)).save(OUTPUT)"]
+                f"Image.fromarray(np.clip(np.rint(np.abs(out)), 0, 255).astype(np.uint8)).save(OUTPUT{save})"]
     if policy == "normalize":
         return ["# Back to 8-bit pixels as convcli's --range normalize: min..max onto 0..255 (in float64),",
                 "# round half to even; a constant result is 0.",
                 "v = out.astype(np.float64)",
                 "lo, hi = v.min(), v.max()",
                 "v = (v - lo) * (255 / (hi - lo)) if hi > lo else np.zeros_like(v)",
-                "Image.fromarray(np.rint(np.clip(v, 0, 255)).astype(np.uint8)).save(OUTPUT)"]
+                f"Image.fromarray(np.rint(np.clip(v, 0, 255)).astype(np.uint8)).save(OUTPUT{save})"]
     return ["# Back to 8-bit pixels as convcli's --range clip: round half to even, clip to 0..255.",
-            "Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8)).save(OUTPUT)"]
+            f"Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8)).save(OUTPUT{save})"]
 
 
 def _dilate_lines(spec: EmitSpec, library: str) -> list[str]:
@@ -512,6 +515,7 @@ def _magick(spec: EmitSpec) -> str:
     args += pre + defines
     args.append(f"-morphology {method} " + shlex.quote(_magick_kernel(k, origin)))
     args += post
-    args.append(f"-depth 8 {shlex.quote(spec.output_path)}")
+    quality = "" if spec.quality is None else f"-quality {spec.quality} "
+    args.append(f"-depth 8 {quality}{shlex.quote(spec.output_path)}")
     wrapped = [ln for c in comments for ln in textwrap.wrap(c, 100, subsequent_indent="# ")]
     return "\n".join(wrapped) + "\n" + " \\\n  ".join(args) + "\n"

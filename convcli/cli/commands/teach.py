@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -28,6 +29,21 @@ def _header(path: str) -> ImageHeader | None:
         return read_header(path)
     except ConvcliError:
         return None
+
+
+def _output_quality(spec: RunSpec, out: str) -> int | None:
+    """The quality convcli writes ``out`` with, where its format has one (JPEG, WebP)."""
+    from convcli.io.formats import FORMATS, format_for_path
+
+    fmt = spec.output.fmt
+    if fmt is None:
+        try:
+            fmt = format_for_path(out)
+        except UsageError:
+            return None
+    if FORMATS[fmt].quality is None:
+        return None
+    return spec.output.quality or FORMATS[fmt].quality
 
 
 def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
@@ -62,7 +78,20 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
         msg = f"--emit {library}: the programs write 8-bit pixels; drop --bit-depth {spec.output.bit_depth}"
         raise UsageError(msg)
     images = spec.images or ("input.png",)
+    if len(images) > 1:
+        msg = (f"--emit {library} writes a program for one input, got {len(images)}: give one image "
+               "(the program's INPUT and OUTPUT are easy to change)")
+        raise UsageError(msg)
     src = images[0] if images[0] != "-" else "input.png"
+    out = spec.output.output or "output.png"
+    for what, path in (("input", src), ("output", out)):
+        if path.lower().endswith(".npy"):
+            msg = (f"--emit {library}: the program reads and writes image files, and the {what} {path} is a "
+                   ".npy array: emit for an image file (e.g. .png), or run convcli")
+            raise UsageError(msg)
+    if os.path.isdir(src):
+        msg = f"--emit {library} writes a program for one image, and {src} is a folder: give one image"
+        raise UsageError(msg)
     header = _header(src) if images[0] != "-" else None
     if header is not None and header.bit_depth == 16:
         msg = f"--emit {library}: {src} is a 16-bit image; the programs read 8-bit images"
@@ -71,14 +100,15 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
         click.echo(f"convcli: note: {src} has an alpha channel: convcli filters colour premultiplied by it "
                    "and keeps it; the program filters the colour as stored and drops it, so pixels differ "
                    "where alpha < 255", err=True)
-    out = spec.output.output or "output.png"
     gray = cmd.gray or spec.gray
+    quality = _output_quality(spec, out)
     channels = 1 if gray else (header.channels if header is not None else 3)
     espec = EmitSpec(kernel=first.weights, stride=first.stride, dilation=first.dilation, pad=first.pad,
                      mode=first.padding.name, flip=first.flip, channels=channels,
                      input_path=src, output_path=out, bias=first.bias, gray=gray,
                      policy=spec.output.range_policy or cmd.default_policy, repeat=len(stages),
-                     image_size=(header.height, header.width) if header is not None else None)
+                     image_size=(header.height, header.width) if header is not None else None,
+                     quality=quality)
     return emit(library, espec)  # type: ignore[arg-type]
 
 
