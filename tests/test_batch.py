@@ -293,6 +293,29 @@ def test_a_fifo_named_like_an_image_in_a_folder_is_a_failed_input(tmp_path: Path
     assert (d / "a.blur.png").exists()
 
 
+def test_a_broken_symlink_named_like_an_image_in_a_folder_is_a_failed_input(tmp_path: Path) -> None:
+    """Dangling and looping links named like images were skipped in silence; the README says a file
+    named like an image that cannot be read is a failed input, never skipped."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    save_rgb(d / "a.png")
+    os.symlink(tmp_path / "gone.png", d / "dangling.png")
+    os.symlink(d / "loop2.png", d / "loop1.png")
+    os.symlink(d / "loop1.png", d / "loop2.png")
+    os.symlink(tmp_path / "gone.txt", d / "notes")  # not named like an image: not one of the folder's images
+    save_rgb(tmp_path / "real.png")
+    os.symlink(tmp_path / "real.png", d / "link.png")  # a link to an image is an image
+    r = run("blur", str(d), "--json", "-j", "1")
+    assert r.exit_code == 1
+    by_input = {Path(rec["input"]).name: rec for rec in records(r.stdout)}
+    assert sorted(by_input) == ["a.png", "dangling.png", "link.png", "loop1.png", "loop2.png"]
+    assert by_input["dangling.png"]["error"].startswith(f"is a symbolic link to {tmp_path / 'gone.png'}")
+    assert "no such file" in by_input["dangling.png"]["error"]
+    assert "too many levels of symbolic links" in by_input["loop1.png"]["error"]
+    assert by_input["link.png"]["status"] == "ok" and (d / "link.blur.png").exists()
+    assert (d / "a.blur.png").exists()
+
+
 def test_same_input_twice_refused(tmp_path: Path) -> None:
     src = save_rgb(tmp_path / "x.png")
     r = run("blur", str(src), str(src))

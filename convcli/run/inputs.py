@@ -88,8 +88,12 @@ def _walk(folder: Path, recursive: bool, skip: str | None) -> list[InputItem]:
         if entry.name.startswith("."):
             continue
         p = Path(entry.path)
+        named = p.suffix.lower() in _IMAGE_NAMES
         try:
-            if entry.is_dir(follow_symlinks=False):
+            if named and entry.is_symlink() and not _resolves(p):
+                # named like an image, pointing nowhere (or in a loop): a failed input, not a silent skip
+                found.append(InputItem(str(p), p, _broken_link_reason(p), found=True))
+            elif entry.is_dir(follow_symlinks=False):
                 if recursive and os.path.realpath(p) != skip:
                     found.extend(_walk(p, recursive, skip))
             elif entry.is_file():
@@ -99,10 +103,10 @@ def _walk(folder: Path, recursive: bool, skip: str | None) -> list[InputItem]:
                     reason = _unreadable_image(p)
                     if reason:
                         found.append(InputItem(str(p), p, reason, found=True))
-            elif p.suffix.lower() in _IMAGE_NAMES and not entry.is_symlink():
+            elif named:
                 # a FIFO, socket or device named like an image: reading it could block, so it fails
                 found.append(InputItem(str(p), p, _not_regular_reason(p), found=True))
-        except OSError:  # a looping or dangling symlink, a vanished entry: not an image of this folder
+        except OSError:  # a vanished entry: not an image of this folder
             continue
     return found
 
@@ -151,6 +155,27 @@ def _not_regular_reason(path: Path) -> str | None:
     if stat.S_ISREG(mode):
         return None
     return f"is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not an image file"
+
+
+def _resolves(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError:
+        return False
+    return True
+
+
+def _broken_link_reason(path: Path) -> str:
+    """Why a symlink named like an image, whose target cannot be reached, is not read."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    try:
+        os.stat(path)
+    except OSError as e:
+        return f"is a symbolic link to {target}, which cannot be opened: {os_reason(e)}"
+    return f"is a symbolic link to {target}"
 
 
 def _empty_dir_reason(folder: Path, recursive: bool) -> str:
