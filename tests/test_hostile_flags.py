@@ -537,3 +537,16 @@ def test_a_scale_that_overflows_the_kernel_is_one_line(small: Path, tmp_path: Pa
     assert r.output.count("\n") == 1 and "warning" not in r.output
     assert f"--scale {float(scale):g}" in r.output and "too large" in r.output
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("flag", ["-o", "--out-dir", "--name", "--montage"])
+def test_an_empty_path_flag_is_refused(small: Path, tmp_path: Path, flag: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--out-dir "$OUT"`` with OUT unset: '' wrote into the current folder (--out-dir, --name) or
+    dropped the montage in silence; now one line naming the flag, exit 2, nothing written."""
+    monkeypatch.chdir(tmp_path)  # where '' as a folder wrote
+    before = sorted(p.name for p in small.parent.iterdir())
+    r = run("filter", small, "-k", "sharpen", flag, "")
+    assert r.exit_code == 2
+    assert r.output.count("\n") == 1 and f"{flag}" in r.output and "is empty" in r.output
+    assert sorted(p.name for p in small.parent.iterdir()) == before

@@ -220,6 +220,12 @@ def run_spec(p: Mapping[str, Any]) -> RunSpec:
     from convcli.pipeline import EngineOptions
     from convcli.run.spec import BatchOptions, OutputSpec, ReportOptions, RunSpec
 
+    for key, flag, what in (("output", "-o/--output", "a file"), ("out_dir", "--out-dir", "a folder"),
+                            ("name_template", "--name", "a template such as '{stem}.{op}{ext}'"),
+                            ("montage", "--montage", "a .png file")):
+        if p.get(key) is not None and not str(p[key]).strip():  # '' was read as "not given", or as "."
+            msg = f"{flag} is empty (an unset shell variable?): give {what}"
+            raise UsageError(msg)
     ctx = click.get_current_context(silent=True)
     state = ctx.find_object(CliState) if ctx is not None else None
     return RunSpec(
