@@ -274,3 +274,15 @@ def test_the_last_stage_is_drawn_with_the_outputs_range(tmp_path, policy: str, c
     left, right = int(is120[:, :mid].sum()), int(is120[:, mid:].sum())
     assert left >= 32 * 64
     assert abs(right - (copies - 1) * left) < 0.01 * left  # a few grey-120 pixels are text antialiasing
+
+
+@pytest.mark.parametrize(("v", "text"), [
+    (0.0099, "0.0099"), (0.01, "0.01"), (0.024, "0.024"), (0.0031, "0.003"), (-0.0031, "-0.003"),
+    (0.00027, "3e-4"), (-6e-6, "-6e-6"), (0.84, "0.84"), (-1.0, "-1"),
+])
+def test_kernel_cell_texts_read_as_their_neighbours(v: float, text: str) -> None:
+    """The learned kernel's step-0 panel wrote 0.0099 as '1e-2' beside '0.024': values from 0.001
+    up are written as decimals, only smaller ones in e-notation."""
+    from convcli.teach.render import _weight_text
+
+    assert _weight_text(v) == text

@@ -360,7 +360,9 @@ def _weight_text(v: float) -> str:
     """Short text for a weight: integers bare, small values to 2 significant digits, else 2 decimals."""
     if float(v).is_integer():
         return str(int(v))
-    if abs(v) < 0.01:  # 0.00027 would not fit a cell: 3e-4
+    if abs(v) < 0.0095:  # 0.00027 would not fit a cell: 3e-4 (0.0099 is 0.01, not 1e-2)
+        if abs(v) >= 0.00095:
+            return f"{v:.1g}"  # 0.003
         mantissa, exponent = f"{v:.0e}".split("e")
         return f"{mantissa}e{int(exponent)}"
     if abs(v) < 0.1:
