@@ -616,3 +616,32 @@ def test_gnu_parallel_recipe(photos: Path, tmp_path: Path) -> None:
     assert sorted(r["input"] for r in recs) == files
     assert sorted(r["status"] for r in recs) == ["error", "error", "ok", "ok", "ok"]
     assert sorted(p.name for p in out.iterdir()) == ["good0.blur.png", "good1.blur.png", "good2.blur.png"]
+
+
+def test_a_broken_pipe_that_is_not_stdouts_is_said(tmp_path: Path) -> None:
+    """A BrokenPipeError from a pipe of the run's own (a worker's) while stdout is healthy was
+    taken for '| head' leaving: exit 1 and not a word. Now one line; stdout's own reader leaving
+    stays quiet (tested with a real pipe below)."""
+    import subprocess
+    import sys
+
+    src = save_rgb(tmp_path / "x.png")
+    code = ("import sys, convcli.cli.execute as ex\n"
+            "def broken(*a, **k):\n"
+            "    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "ex.plan_run = broken\n"
+            "from convcli.__main__ import run\n"
+            f"sys.argv = ['convcli', 'blur', {str(src)!r}, '-o', {str(tmp_path / 'o.png')!r}]\n"
+            "run()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == ["convcli: error: a pipe to a worker process broke: broken pipe"]
+    # stdout's reader leaving: quiet, exit 1
+    big = Path(__file__).parent.parent / "sample_images" / "chelsea.png"  # 400 kB raw: more than a pipe holds
+    p = subprocess.Popen([sys.executable, "-m", "convcli", "blur", str(big), "-o", "-",
+                          "--compress-level", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.read(1)
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 1 and err == b""

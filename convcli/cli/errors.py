@@ -58,6 +58,9 @@ def stops_carried() -> Iterator[None]:
     except KeyboardInterrupt as e:
         raise Stopped(isinstance(e, Terminated)) from e
     except BrokenPipeError as e:
+        if not stdout_reader_gone():  # a pipe of the run's own (a worker's) broke, not stdout's reader
+            msg = f"a pipe to a worker process broke: {os_reason(e)}"
+            raise ConvcliError(msg) from e
         raise ReaderGone from e
     except OSError as e:
         if e.errno not in _STREAM_ERRNOS:
@@ -149,6 +152,27 @@ def split_debug(argv: list[str]) -> tuple[list[str], bool]:
     if not debug:
         return argv, False
     return [a for a in argv[:end] if a != "--debug"] + argv[end:], True
+
+
+def stdout_reader_gone() -> bool:
+    """Whether stdout's reader has left: a pipe or socket that polls as broken (POLLERR/POLLHUP).
+
+    Where that cannot be asked (no poll, no descriptor), a BrokenPipeError is taken as stdout's,
+    the likeliest place for it.
+    """
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+    except (AttributeError, OSError, ValueError):
+        return True
+    poller.register(fd, select.POLLOUT)
+    try:
+        events = poller.poll(0)
+    except OSError:
+        return True
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in events)
 
 
 def quiet_broken_pipe() -> None:
