@@ -69,3 +69,20 @@ def test_an_animation_says_it_too(tmp_path: Path) -> None:
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     notes = notes_of("blur", tmp_path / "anim.gif", "--quality", 50, "-o", tmp_path / "out.gif")
     assert any(n.startswith("--quality ignored: GIF") for n in notes), notes
+
+
+@pytest.mark.parametrize(("alias", "ext", "pil"), [("jpg", ".jpg", "JPEG"), ("JPG", ".jpg", "JPEG"),
+                                                   ("tif", ".tif", "TIFF")])
+def test_format_takes_the_extensions_spelling(tmp_path, alias: str, ext: str, pil: str) -> None:
+    """--format jpg was refused ('not one of ... jpeg ...') though -o x.jpg is the usual spelling."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from convcli.cli import cli
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    r = CliRunner().invoke(cli, ["filter", str(tmp_path / "a.png"), "-k", "box3", "--format", alias,
+                                 "--out-dir", str(tmp_path / "o"), "-q"])
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / "o" / f"a.box3{ext}") as im:
+        assert im.format == pil

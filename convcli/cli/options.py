@@ -12,7 +12,7 @@ from convcli.core.padding import ALL_NAMES
 from convcli.core.pixels import RANGE_POLICIES
 from convcli.core.shapes import MAX_GEOMETRY, Pair, parse_pair
 from convcli.errors import UsageError
-from convcli.io.formats import FORMATS
+from convcli.io.formats import FORMAT_ALIASES, FORMATS
 
 if TYPE_CHECKING:
     from convcli.run.spec import RunSpec
@@ -146,6 +146,11 @@ def images_argument(fn: F) -> F:
     return click.argument("images", nargs=-1, required=True, metavar="IMAGES...")(fn)
 
 
+def _canonical_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--format jpg`` is ``jpeg``: one name for each format past the parser."""
+    return None if value is None else FORMAT_ALIASES.get(value.lower(), value.lower())
+
+
 def io_options(fn: F) -> F:
     """Output, report and engine options common to every image command and to chain."""
     opts: list[Callable[[F], F]] = [
@@ -158,9 +163,10 @@ def io_options(fn: F) -> F:
         click.option("--name", "name_template", default=None, metavar="TEMPLATE",
                      help="Output name template, default '{stem}.{op}{ext}' beside the input. "
                           "Fields: {stem} {ext} {op} {parent} {name} (the input's file name)."),
-        click.option("--format", "fmt", type=click.Choice(list(FORMATS),
-                                                          case_sensitive=False), default=None,
-                     help="Output format (default: from the output name's extension)."),
+        click.option("--format", "fmt", type=click.Choice([*FORMATS, *FORMAT_ALIASES], case_sensitive=False),
+                     default=None, callback=_canonical_format,
+                     help="Output format (default: from the output name's extension); jpg and tif "
+                          "are jpeg and tiff."),
         click.option("--range", "range_policy", type=click.Choice(list(RANGE_POLICIES)),
                      default=None,
                      help="Floats back to pixels: clip (round half to even, clip), abs (|x| then clip), "

@@ -58,6 +58,10 @@ FORMATS: dict[str, FormatInfo] = {
 }
 
 
+#: Other names of the formats above (``--format jpg``), as their extensions spell them.
+FORMAT_ALIASES: dict[str, str] = {"jpg": "jpeg", "tif": "tiff"}
+
+
 #: Input formats convcli decodes but does not write.
 READ_ONLY_EXTENSIONS: dict[str, str] = {
     ".ico": "ICO", ".ppm": "PPM", ".pgm": "PGM", ".pbm": "PBM", ".pnm": "PNM",
@@ -67,7 +71,7 @@ READ_ONLY_EXTENSIONS: dict[str, str] = {
 
 def format_info(fmt: str) -> FormatInfo:
     key = fmt.lower().lstrip(".")
-    key = {"jpg": "jpeg", "tif": "tiff"}.get(key, key)
+    key = FORMAT_ALIASES.get(key, key)
     try:
         return FORMATS[key]
     except KeyError:
