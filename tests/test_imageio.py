@@ -296,7 +296,8 @@ def test_format_for_path_unknown(name: str) -> None:
 
 
 def test_format_for_path_read_only_ico_suggests_png() -> None:
-    with pytest.raises(UsageError, match=r"reads ICO but cannot write it.*-o out/a\.png"):
+    hint = r"e\.g\. out/a\.png \(-o, or --name '\{stem\}\.png'\)"
+    with pytest.raises(UsageError, match=r"reads ICO but cannot write it.*" + hint):
         format_for_path("out/a.ico")
     assert format_for_path("out/a.gif") == "gif"  # GIF is written (frame by frame)
 

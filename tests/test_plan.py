@@ -419,3 +419,21 @@ def test_teaching_commands_create_their_folders(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "b" / "x.gif").is_file()
     (tmp_path / "file").write_text("a file where a folder would go")
     refused(run("animate", "-o", tmp_path / "file" / "x.gif"), "not a directory")
+
+
+def test_a_collision_with_stdin_hints_at_what_helps(tmp_path: Path) -> None:
+    """stdin takes the stem 'stdin': '--name a template with {stem}' could not part it from a file
+    called stdin.png; the hint now says what does."""
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from convcli.cli import cli
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "stdin.png")
+    data = (tmp_path / "stdin.png").read_bytes()
+    r = CliRunner().invoke(cli, ["blur", "-", str(tmp_path / "stdin.png"), "--out-dir", str(tmp_path / "o")],
+                           input=data)
+    assert r.exit_code == 2
+    assert "collides" in r.stderr and "takes the stem 'stdin'" in r.stderr and "{stem}" not in r.stderr
+    assert not (tmp_path / "o").exists()

@@ -88,7 +88,7 @@ def format_for_path(path: str | os.PathLike) -> str:
     if suffix in READ_ONLY_EXTENSIONS:
         better = Path(path).with_suffix(".png")
         msg = (f"convcli reads {READ_ONLY_EXTENSIONS[suffix]} but cannot write it ({os.fspath(path)!r}); "
-               f"write PNG instead, e.g. -o {better}")
+               f"write PNG instead, e.g. {better} (-o, or --name '{{stem}}.png')")
         raise UsageError(msg)
     known = ", ".join(ext for info in FORMATS.values() for ext in info.extensions)
     shown = suffix or "no extension"

@@ -446,6 +446,9 @@ def check_files(inputs: list[InputItem], tasks: list[Task], out_dir: str | None,
 def _collision_hint(a: _Planned, b: _Planned) -> str:
     if a.what != "output" or b.what != "output":
         return ""
+    if "-" in (a.source, b.source):  # stdin's fields are stem 'stdin', name 'stdin', parent ''
+        return (" (the image on stdin takes the stem 'stdin' in output names, as this file does: run "
+                "stdin on its own with -o, or rename the file)")
     pa, pb = Path(a.source), Path(b.source)
     if os.path.realpath(pa) == os.path.realpath(pb):
         return " (the same file is given twice)"
