@@ -124,6 +124,8 @@ def _window(st: dict[str, Any]) -> str:
     """``kernel 3x3  stride 1  dilation 1  reflection pad 1`` (``flipped``, ``bias +B`` after the size when
     set); only the kernel name for point-wise stages."""
     kernel = st.get("kernel") or "-"
+    if st.get("op") == "flatten":  # no window and not point-wise: every value moves into one row
+        return "(reshape, channel then row then column)"
     if st.get("kernel_size") is None:  # gray, relu: no window
         return "(point-wise)" if kernel == "-" else kernel
     pad = f" pad {_pad(st['pad'])}" if st.get("padding") else ""

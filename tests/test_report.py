@@ -103,3 +103,22 @@ def test_non_square_values_are_shown_per_axis() -> None:
     st.update(stride=[2, 3], kernel_size=[3, 5], pad=[1, 1, 2, 2], receptive_field=[3, 5], jump=[2, 3])
     text = "\n".join(plain_lines(rec))
     assert "3x5" in text and "2x3" in text and "1,1,2,2" in text
+
+
+def test_flatten_is_a_reshape_not_a_point_wise_stage(tmp_path) -> None:
+    """relu is point-wise (each value on its own); flatten moves every value into one row, in
+    PyTorch's order: the report called both '(point-wise)'."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from convcli.cli import cli
+
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / "a.png")
+    r = CliRunner().invoke(cli, ["chain", "-i", str(tmp_path / "a.png"), "-o", str(tmp_path / "v.npy"),
+                                 "relu", "flatten"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    relu = next(ln for ln in lines if ". relu" in ln)
+    flat = next(ln for ln in lines if ". flatten" in ln)
+    assert "(point-wise)" in relu
+    assert "point-wise" not in flat and "reshape" in flat and "[1, 3, 6, 5] -> [1, 90]" in flat
