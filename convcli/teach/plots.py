@@ -156,8 +156,10 @@ def response_figure(r: Response, title: str) -> np.ndarray:
         (side, side), Image.Resampling.NEAREST)
     left, ptop = 80, 40
     canvas.paste(pic, (left, ptop))
-    f = Frame(left, ptop, left + side, ptop + side, float(r.freqs[0]), float(r.freqs[-1]),
-              float(r.freqs[0]), float(r.freqs[-1]))
+    # each cell is centred on its frequency: the frame spans half a step beyond the first and last
+    half = float(r.freqs[1] - r.freqs[0]) / 2
+    lo, hi = float(r.freqs[0]) - half, float(r.freqs[-1]) + half
+    f = Frame(left, ptop, left + side, ptop + side, lo, hi, lo, hi)
     ticks = [(-0.5, "-0.5"), (-0.25, "-0.25"), (0.0, "0"), (0.25, "0.25")]
     font = _font(12)
     for v, text in ticks:
@@ -191,8 +193,11 @@ def response_figure(r: Response, title: str) -> np.ndarray:
     col = [g.px(float(fy), float(v)) for fy, v in zip(r.freqs, mag[:, c], strict=True)]
     d.line(row, fill=LINE, width=2)
     d.line(col, fill=LINE2, width=2)
-    d.text((g.left + 6, g.top + 4), "blue: along fx (fy = 0)", fill=LINE, font=font)
-    d.text((g.left + 6, g.top + 20), "red: along fy (fx = 0)", fill=LINE2, font=font)
+    # the legend above the frame, where no curve can run under it
+    blue = "blue: along fx (fy = 0)"
+    d.text((g.left, g.top - 16), blue, fill=LINE, font=font)
+    d.text((g.left + d.textlength(blue, font=font) + 16, g.top - 16), "red: along fy (fx = 0)", fill=LINE2,
+           font=font)
     d.text(((g.left + g.right) / 2, g.bottom + 22), "frequency (cycles/pixel)", fill=TEXT, font=font,
            anchor="mt")
     return np.asarray(canvas)
