@@ -10,6 +10,7 @@ Pure NumPy: no I/O, no click.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -223,6 +224,15 @@ class CorrelateStage(WindowStage):
     def run_alpha(self, alpha: np.ndarray, eng: EngineOptions) -> np.ndarray:
         """Alpha goes through the same kernel and geometry, without the bias."""
         return self.correlate(alpha, self.weights, eng)
+
+    def reach(self, mask: np.ndarray, eng: EngineOptions) -> np.ndarray:
+        """Output pixels whose window (the kernel's nonzero taps, in this geometry) covers a True of
+        ``mask``: where a result can be other than 0. A count of 0/1 taps, so any method's rounding
+        (an FFT's ~1e-7) stays far from the 0.5 it is cut at."""
+        taps = (self.weights != 0).astype(np.float64)
+        auto = dataclasses.replace(eng, method="auto")  # --method separable may not fit the taps' shape
+        counts = self.correlate(mask.astype(np.dtype(eng.dtype)), taps, auto)
+        return counts > 0.5
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -650,12 +660,12 @@ class Pipeline:
         if a is not None:
             x = color.premultiply(x, a, maxval)
         expected = self.plan((x.shape[2], x.shape[0], x.shape[1]))
-        alpha_gain = 1.0
         for p in expected:
             if keep_alpha and isinstance(p.stage, CorrelateStage):
                 assert a is not None
+                reach = p.stage.reach(a != 0, eng)
                 a = p.stage.run_alpha(a, eng)
-                alpha_gain *= float(np.abs(p.stage.weights).sum())
+                a[~reach] = 0  # no alpha under the window: exactly 0, not an FFT's rounding noise
                 x = p.stage.run(x, eng, bias_weight=a / maxval)
             elif side is not None and isinstance(p.stage, CompassStage):
                 x, side["direction"] = p.stage.run_with_direction(x, eng)
@@ -671,9 +681,7 @@ class Pipeline:
                 on_stage(p, x)
         if keep_alpha:
             assert a is not None
-            floor = color.alpha_noise_floor(dt, alpha_gain)
-            a = np.where(a > floor * maxval, a, 0).astype(dt, copy=False)  # rounding noise is no alpha
-            x = color.unpremultiply(x, a, maxval, floor)
+            x = color.unpremultiply(x, a, maxval)
         if linear_light:
             x = color.linear_to_srgb(x, maxval)
         return x, (a if keep_alpha else None)

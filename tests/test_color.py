@@ -123,3 +123,21 @@ def test_transparent_region_gets_no_colour_from_rounding_noise(tmp_path, method)
     sure = alpha > 1e-3
     want = col[sure] / alpha[sure][:, None]
     np.testing.assert_allclose(got[sure], want, atol=0.05 if method == "fft" else 2e-3)
+
+
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_faint_alpha_survives_a_chain_of_sharpens(tmp_path, method):
+    """A uniform image of colour 200 and alpha 1/255, sharpened three times: every sum of the kernel
+    is 1, so by hand the result is the same uniform [200, 200, 200, 1]. A noise floor scaled by the
+    kernels' abs-sums (9**3) once took that alpha for rounding noise and wrote transparent black."""
+    a = np.zeros((20, 20, 4), np.uint8)
+    a[..., :3] = 200
+    a[..., 3] = 1
+    Image.fromarray(a, "RGBA").save(tmp_path / "in.png")
+    r = CliRunner().invoke(cli, ["chain", "-i", str(tmp_path / "in.png"), "--method", method,
+                                 "-o", str(tmp_path / "out.png"), "-q",
+                                 *["filter", "-k", "sharpen"] * 3])
+    assert r.exit_code == 0, r.output
+    got = np.asarray(Image.open(tmp_path / "out.png"))
+    assert got.shape == (20, 20, 4)
+    assert (got == np.array([200, 200, 200, 1], np.uint8)).all()

@@ -47,23 +47,9 @@ def premultiply(color: np.ndarray, alpha: np.ndarray, maxval: float) -> np.ndarr
     return color * (alpha[..., None] / maxval)
 
 
-def unpremultiply(color: np.ndarray, alpha: np.ndarray, maxval: float, floor: float = 1e-12) -> np.ndarray:
-    """Divide premultiplied colour back by alpha/maxval; 0 where alpha/maxval is at most ``floor``.
-
-    ``floor`` is the rounding noise of the alpha's filtering (an FFT leaves ~1e-7 where the alpha
-    is 0): colour divided by noise is noise times millions, not a colour.
-    """
+def unpremultiply(color: np.ndarray, alpha: np.ndarray, maxval: float) -> np.ndarray:
+    """Divide premultiplied colour back by alpha/maxval; 0 where alpha is 0."""
     a = alpha[..., None] / maxval
     out = np.zeros_like(color)
-    np.divide(color, a, out=out, where=a > floor)
+    np.divide(color, a, out=out, where=a > 1e-12)
     return out
-
-
-def alpha_noise_floor(dtype: np.dtype, gain: float) -> float:
-    """The largest alpha/maxval that rounding alone can leave where the true alpha is 0.
-
-    ``gain``: the product of the abs-sums of the kernels the alpha went through (how much a
-    unit of error can grow); 64 ulps of headroom. In float32, for a kernel of abs-sum 1,
-    7.6e-6: below half a 16-bit step, so no alpha a file can hold is taken for noise.
-    """
-    return 64.0 * float(np.finfo(dtype).eps) * max(gain, 1.0)
