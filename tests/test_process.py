@@ -205,7 +205,10 @@ def test_signal_during_pool_start_up(many: Path, tmp_path: Path, sig: int, statu
     """At any moment of the start-up, a signal ends the run with one line (the whole group: Ctrl-C)."""
     for i, delay in enumerate((0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)):
         out = tmp_path / f"out{i}"
-        proc = subprocess.Popen(convcli("blur", str(many), "--out-dir", str(out), "-j", "2", "--size", "21"),
+        # ~1.7 s of work here (a direct 31x31 blur), so the last delay still lands before the end:
+        # the run with --size 21 took 0.55 s on a quiet machine and ended before a signal at 0.5 s
+        proc = subprocess.Popen(convcli("blur", str(many), "--out-dir", str(out), "-j", "2", "--size", "31",
+                                        "--method", "direct"),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=group)
         wait_until_convcli_runs(proc.pid)
