@@ -491,3 +491,37 @@ def test_cli_emit_refuses_inputs_and_outputs_the_program_cannot_take(args: list[
         assert r.exit_code == 2 and r.stdout == ""
         for w in words:
             assert w in r.stderr
+
+
+@pytest.mark.parametrize(("flags", "want"), [
+    (["--format", "jpg"], "'output.jpg'"),
+    (["--out-dir", "{d}/o"], "'{d}/o/a.sharpen.png'"),
+    (["--out-dir", "{d}/o", "--name", "{{stem}}.jpg"], "'{d}/o/a.jpg'"),
+    (["-o", "{d}/x.webp"], "'{d}/x.webp'"),
+])
+def test_cli_emit_writes_the_file_convcli_would(flags: list[str], want: str, tmp_path: Path) -> None:
+    """--format, --out-dir and --name were dropped: the program wrote output.png (with a JPEG quality
+    under --format jpg). Expected names worked out from the README's naming rule."""
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    args = [f.format(d=tmp_path) for f in flags]
+    r = CliRunner().invoke(cli, ["filter", str(tmp_path / "a.png"), "-k", "sharpen", *args,
+                                 "--emit", "scipy"])
+    assert r.exit_code == 0, r.output
+    assert f"OUTPUT = {want.format(d=tmp_path)}" in r.stdout
+    assert not (tmp_path / "o").exists()  # emitting writes nothing
+
+
+@pytest.mark.parametrize("flags", [["--format", "npy"], ["--format", "jpg", "-o", "x.png"]])
+def test_cli_emit_refuses_format_flags_a_run_refuses(flags: list[str], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    r = CliRunner().invoke(cli, ["filter", str(tmp_path / "a.png"), "-k", "sharpen", *flags,
+                                 "--emit", "scipy"])
+    assert r.exit_code == 2 and r.stdout == ""

@@ -46,6 +46,26 @@ def _output_quality(spec: RunSpec, out: str) -> int | None:
     return spec.output.quality or FORMATS[fmt].quality
 
 
+def _emit_output(spec: RunSpec, op: str, given: str, src: str) -> str:
+    """The file the program writes: the one convcli would write (``-o``, or ``--out-dir``/``--name``
+    for this input), else ``output`` with the extension of ``--format`` (PNG without it). The format
+    flags are checked as for a run (``--format jpeg -o x.png`` is refused)."""
+    from convcli.io.formats import FORMATS
+    from convcli.run.inputs import expand_inputs
+    from convcli.run.plan import check_format_flags, check_output_formats, main_outputs
+
+    out = spec.output
+    check_format_flags(spec)
+    if out.output is not None:
+        return out.output
+    if (out.out_dir is not None or out.name_template is not None) and given != "-":
+        paths = main_outputs(spec, op, expand_inputs([src]))
+        check_output_formats(spec, paths)
+        if paths[0] not in (None, "-"):
+            return str(paths[0])
+    return "output" + FORMATS[out.fmt or "png"].extensions[0]
+
+
 def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
     """The equivalent code in ``library`` for a one-kernel command (or the same kernel repeated).
 
@@ -83,7 +103,7 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
                "(the program's INPUT and OUTPUT are easy to change)")
         raise UsageError(msg)
     src = images[0] if images[0] != "-" else "input.png"
-    out = spec.output.output or "output.png"
+    out = _emit_output(spec, cmd.op, images[0], src)
     for what, path in (("input", src), ("output", out)):
         if path.lower().endswith(".npy"):
             msg = (f"--emit {library}: the program reads and writes image files, and the {what} {path} is a "
