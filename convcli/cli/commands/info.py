@@ -34,7 +34,8 @@ def kernel_record(k: Kernel) -> dict[str, Any]:
               help="The kernel's frequency response: |DFT| of the kernel zero-padded (needs a kernel SPEC; "
                    "-o PNG draws it).")
 @click.option("--dft-size", type=click.IntRange(8, 512), default=64, show_default=True, metavar="N",
-              help="With --response: the DFT grid, N x N (made even; at least twice the kernel's size).")
+              help="With --response: the DFT grid, N x N (made even; grown to a power of two at least twice "
+                   "the kernel's size, up to 2048 for the largest kernels).")
 @click.option("-o", "--output", default=None, metavar="PNG", help="With --response: the picture.")
 def kernels_cmd(spec: str | None, as_json: bool, response: bool, dft_size: int, output: str | None) -> int:
     """List the kernel registry with matrices and the parametric kernels with their parameters and
