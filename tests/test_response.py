@@ -96,3 +96,18 @@ def test_an_odd_grid_is_made_even_so_its_edge_is_nyquist() -> None:
     assert rec["dft_size"] == 10 and rec["freqs"][0] == -0.5 and "odd" in rec["note"]
     assert rec["nyquist_gain"]["fx"] == pytest.approx(1 / 3)  # (1 - 1 + 1) / 3 at f = 0.5
     assert "note" not in _response("box3", "--dft-size", "16")
+
+
+def test_json_to_a_reader_that_leaves_is_exit_1_quietly() -> None:
+    """24 MB of JSON to a reader that leaves after 20 bytes: a TextIOWrapper handed it to a buffered
+    write that returned short and dropped the rest in silence (exit 0). Now exit 1, nothing said."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "convcli", "kernels", "box:257", "--response", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    assert len(p.stdout.read(20)) == 20
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 1 and err == b""

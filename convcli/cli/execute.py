@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 import click
 
@@ -90,8 +90,7 @@ class Reporter:
         stream = self.stream
         due = self.as_json or (not self.quiet and record.get("status") == "ok")
         if self.as_json:
-            stream.write(json_line(record) + "\n")
-            stream.flush()
+            write_text(stream, json_line(record) + "\n")
         elif due:
             (write_table if stream.isatty() else write_plain)(record, stream)
 
@@ -158,6 +157,19 @@ def write_all(out: BinaryIO, data: bytes) -> None:
             continue
         view = view[n:]
     out.flush()
+
+
+def write_text(stream: TextIO, text: str) -> None:
+    """``text`` to a text stream, every byte or BrokenPipeError: over 8 KiB, a TextIOWrapper hands
+    its bytes to a buffered write that may return short when the reader leaves, and drops the rest
+    in silence (``kernels --response --json | head`` exited 0 with 69 kB of 24 MB written)."""
+    binary = getattr(stream, "buffer", None)
+    if binary is None:
+        stream.write(text)
+        stream.flush()
+        return
+    stream.flush()
+    write_all(binary, text.encode(stream.encoding or "utf-8", errors=stream.errors or "strict"))
 
 
 def run_command(cmd: Command, spec: RunSpec) -> int:

@@ -115,7 +115,11 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -
         write_atomic(output, encode_image(img, None, "png")[0])
         rec["output"] = output
     if as_json:
-        click.echo(json.dumps(rec))
+        import sys
+
+        from convcli.cli.execute import write_text
+
+        write_text(sys.stdout, json.dumps(rec) + "\n")
         return 0
     kind = _kind(rec)
     click.echo(f"{k.name}  {k.shape[0]}x{k.shape[1]}: {kind}")
