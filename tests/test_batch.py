@@ -305,10 +305,13 @@ def test_a_broken_symlink_named_like_an_image_in_a_folder_is_a_failed_input(tmp_
     os.symlink(tmp_path / "gone.txt", d / "notes")  # not named like an image: not one of the folder's images
     save_rgb(tmp_path / "real.png")
     os.symlink(tmp_path / "real.png", d / "link.png")  # a link to an image is an image
+    (tmp_path / "sub").mkdir()
+    os.symlink(tmp_path / "sub", d / "dir.png")  # a link to a folder, named like an image
     r = run("blur", str(d), "--json", "-j", "1")
     assert r.exit_code == 1
     by_input = {Path(rec["input"]).name: rec for rec in records(r.stdout)}
-    assert sorted(by_input) == ["a.png", "dangling.png", "link.png", "loop1.png", "loop2.png"]
+    assert sorted(by_input) == ["a.png", "dangling.png", "dir.png", "link.png", "loop1.png", "loop2.png"]
+    assert by_input["dir.png"]["error"] == "is a folder (through a symbolic link), not an image file"
     assert by_input["dangling.png"]["error"].startswith(f"is a symbolic link to {tmp_path / 'gone.png'}")
     assert "no such file" in by_input["dangling.png"]["error"]
     assert "too many levels of symbolic links" in by_input["loop1.png"]["error"]

@@ -143,7 +143,7 @@ def expand_inputs(items: list[str] | tuple[str, ...], recursive: bool = False,
 
 
 _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
-          stat.S_IFBLK: "a block device"}
+          stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder (through a symbolic link)"}
 
 
 def _not_regular_reason(path: Path) -> str | None:
