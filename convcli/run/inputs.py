@@ -90,9 +90,10 @@ def _walk(folder: Path, recursive: bool, skip: str | None) -> list[InputItem]:
         p = Path(entry.path)
         named = p.suffix.lower() in _IMAGE_NAMES
         try:
-            if named and entry.is_symlink() and not _resolves(p):
+            broken = _broken_link_reason(p) if named and entry.is_symlink() else None
+            if broken is not None:
                 # named like an image, pointing nowhere (or in a loop): a failed input, not a silent skip
-                found.append(InputItem(str(p), p, _broken_link_reason(p), found=True))
+                found.append(InputItem(str(p), p, broken, found=True))
             elif entry.is_dir(follow_symlinks=False):
                 if recursive and os.path.realpath(p) != skip:
                     found.extend(_walk(p, recursive, skip))
@@ -157,25 +158,17 @@ def _not_regular_reason(path: Path) -> str | None:
     return f"is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not an image file"
 
 
-def _resolves(path: Path) -> bool:
-    try:
-        os.stat(path)
-    except OSError:
-        return False
-    return True
-
-
-def _broken_link_reason(path: Path) -> str:
-    """Why a symlink named like an image, whose target cannot be reached, is not read."""
-    try:
-        target = os.readlink(path)
-    except OSError:
-        target = "?"
+def _broken_link_reason(path: Path) -> str | None:
+    """Why a symlink whose target cannot be reached (gone, or a loop) is not read; None if it can be."""
     try:
         os.stat(path)
     except OSError as e:
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
         return f"is a symbolic link to {target}, which cannot be opened: {os_reason(e)}"
-    return f"is a symbolic link to {target}"
+    return None
 
 
 def _empty_dir_reason(folder: Path, recursive: bool) -> str:

@@ -152,7 +152,7 @@ def _process(job: Job) -> Result:
         index = itertools.count(1)
 
         last = len(job.pipeline.stages)
-        shown = job.policy if job.policy in ("clip", "abs", "normalize") else None
+        shown = job.policy if job.kind == "pixels" else None  # maps and raw floats have their own
 
         def on_stage(plan: Any, x: np.ndarray) -> None:
             i = next(index)  # the last stage's picture is drawn as the output is (its --range)

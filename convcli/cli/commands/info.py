@@ -93,7 +93,7 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -
                else f"under twice the kernel's {max(k.shape)} taps")) if grid != n else None
     c = r.centre
     nyq = 0  # index of -0.5 cycles/pixel after fftshift: the Nyquist frequency
-    rec = {"name": k.name, "shape": list(k.shape), "dft_size": int(r.magnitude.shape[0]),
+    rec = {"name": k.name, "shape": list(k.shape), "dft_size": grid,
            "freqs": [float(v) for v in r.freqs], "dc_gain": float(r.magnitude[c, c]),
            "nyquist_gain": {"fx": float(r.magnitude[c, nyq]), "fy": float(r.magnitude[nyq, c]),
                             "both": float(r.magnitude[nyq, nyq])},

@@ -33,17 +33,11 @@ def _header(path: str) -> ImageHeader | None:
 
 def _output_quality(spec: RunSpec, out: str) -> int | None:
     """The quality convcli writes ``out`` with, where its format has one (JPEG, WebP)."""
-    from convcli.io.formats import FORMATS, format_for_path
+    from convcli.io.formats import FORMATS
+    from convcli.run.plan import output_format
 
-    fmt = spec.output.fmt
-    if fmt is None:
-        try:
-            fmt = format_for_path(out)
-        except UsageError:
-            return None
-    if FORMATS[fmt].quality is None:
-        return None
-    return spec.output.quality or FORMATS[fmt].quality
+    default = FORMATS[output_format(spec, out)].quality  # the flags were checked: the format is known
+    return None if default is None else spec.output.quality or default
 
 
 def _emit_output(spec: RunSpec, op: str, given: str, src: str) -> str:
