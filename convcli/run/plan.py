@@ -168,21 +168,12 @@ def output_format(spec: RunSpec, output: str | None) -> str:
 
 
 def check_format_flags(spec: RunSpec) -> None:
-    """Flag combinations wrong for every input: refused before any input is opened."""
+    """Flag combinations wrong for every input (``-o``'s format): refused before any input is opened."""
     out = spec.output
-    if out.output not in (None, "-"):
-        known = _known_format(out.output)
-        if out.fmt is None:
+    if out.output is not None:
+        if out.output != "-" and out.fmt is None:
             format_for_path(out.output)  # an unknown extension is a usage error
-        elif known not in (None, out.fmt):
-            msg = (f"--format {out.fmt} contradicts the extension of -o {out.output} "
-                   f"(use {Path(out.output).stem}{FORMATS[out.fmt].extensions[0]})")
-            raise UsageError(msg)
-    if out.bit_depth == "float":
-        fmt = output_format(spec, out.output)
-        if out.output is not None and not FORMATS[fmt].raw_float:
-            msg = f"--bit-depth float writes raw float32 values: use a .npy or .tif output, not {fmt}"
-            raise UsageError(msg)
+        _check_format_of(spec, out.output)
 
 
 def check_output_formats(spec: RunSpec, outputs: list[str | None]) -> None:
@@ -191,24 +182,33 @@ def check_output_formats(spec: RunSpec, outputs: list[str | None]) -> None:
     ``--name '{stem}.png' --format npy`` wrote a .npy file named .png; ``--bit-depth float`` with
     PNG names was dropped in silence. Refused before any input is opened, as for ``-o``.
     """
+    if spec.output.output is None:
+        for path in outputs:
+            if path is not None:
+                _check_format_of(spec, path)
+
+
+def _check_format_of(spec: RunSpec, path: str) -> None:
+    """``--format`` against ``path``'s extension, and ``--bit-depth float`` against the format written
+    there ("-" is stdout); the hint names the flag the path came from."""
     out = spec.output
-    if out.output is not None:
-        return
-    for path in outputs:
-        if path is None:
-            continue
-        known = "png" if path == "-" else _known_format(path)
-        if out.fmt is not None and path != "-" and known not in (None, out.fmt):
-            ext = FORMATS[out.fmt].extensions[0]
+    named = out.output is None  # from --out-dir/--name (or the default name), not -o
+    known = "png" if path == "-" else _known_format(path)
+    if out.fmt is not None and path != "-" and known not in (None, out.fmt):
+        ext = FORMATS[out.fmt].extensions[0]
+        if named:
             msg = (f"--format {out.fmt} contradicts the extension of {path} (from --name "
                    f"{out.name_template!r}): end the name with {ext} or drop --format")
-            raise UsageError(msg)
-        fmt = out.fmt or known
-        if out.bit_depth == "float" and fmt is not None and not FORMATS[fmt].raw_float:
-            shown = "stdout" if path == "-" else path
-            msg = (f"--bit-depth float writes raw float32 values, which {fmt.upper()} cannot hold "
-                   f"({shown}): add --format npy (or tiff for a grey result)")
-            raise UsageError(msg)
+        else:
+            msg = f"--format {out.fmt} contradicts the extension of -o {path} (use {Path(path).stem}{ext})"
+        raise UsageError(msg)
+    fmt = out.fmt or known
+    if out.bit_depth == "float" and fmt is not None and not FORMATS[fmt].raw_float:
+        shown = "stdout" if path == "-" else path
+        fix = ("add --format npy (or tiff for a grey result)" if named or path == "-"
+               else "write to a .npy file (or .tif for a grey result)")
+        msg = f"--bit-depth float writes raw float32 values, which {fmt.upper()} cannot hold ({shown}): {fix}"
+        raise UsageError(msg)
 
 
 def _known_format(path: str) -> str | None:
