@@ -6,6 +6,7 @@ import io
 import json
 import struct
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -317,3 +318,78 @@ def test_checked_png_reads_as_the_file_does(photo_pngs: dict[str, bytes]) -> Non
         bad.read(1)
     with pytest.raises(OSError, match="IDAT checksum error"):  # and every read after
         bad.read(1)
+
+
+# ------------------------------------------------- PNG image data that ends before the last row
+
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_by_hand(pixels: np.ndarray, colour_type: int, *, keep: float = 1.0, interlace: bool = False,
+                palette: bytes = b"") -> bytes:
+    """An 8-bit PNG written here (filter 0 rows, one IDAT), its compressed stream whole and its CRCs
+    right, holding the first ``keep`` of the filtered rows (Adam7 passes in order when ``interlace``)."""
+    h, w = pixels.shape[:2]
+    rows = []
+    for x0, y0, dx, dy in ADAM7 if interlace else ((0, 0, 1, 1),):
+        if x0 < w:
+            rows += [b"\0" + pixels[y, x0::dx].tobytes() for y in range(y0, h, dy)]
+    raw = b"".join(rows[: max(1, int(len(rows) * keep))])
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, int(interlace))
+    plte = _png_chunk(b"PLTE", palette) if palette else b""
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + plte
+            + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
+
+
+def _short_cases() -> list[Any]:
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    cases = [
+        ("grey", rgb[..., 0], 0, {}),
+        ("grey+alpha", rgb[..., :2], 4, {}),
+        ("rgb", rgb, 2, {}),
+        ("rgba", np.dstack([rgb, rgb[..., :1]]), 6, {}),
+        ("palette", rgb[..., 0] % 4, 3, {"palette": bytes(range(12))}),
+        ("rgb interlaced", rgb, 2, {"interlace": True}),
+        ("rgb 1000x1100, decoded on a worker thread",
+         rng.integers(0, 256, (1100, 1000, 3), dtype=np.uint8), 2, {}),
+    ]
+    return [pytest.param(*case, id=case[0]) for case in cases]
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.97])
+@pytest.mark.parametrize(("name", "pixels", "colour_type", "extra"), _short_cases())
+def test_png_whose_image_data_ends_early_is_an_input_error(tmp_path: Path, name: str, pixels: np.ndarray,
+                                                           colour_type: int, extra: dict[str, Any],
+                                                           keep: float) -> None:
+    """Every chunk whole and every CRC right, but the compressed rows stop early: Pillow decodes the
+    rest as black without a word, and 0.3 wrote that out as a filtered image with exit status 0."""
+    src = tmp_path / "short.png"
+    src.write_bytes(png_by_hand(pixels, colour_type, keep=keep, **extra))
+    out = tmp_path / "out.png"
+    r = run("blur", str(src), "-o", str(out), "--json")
+    assert r.exit_code == 1, r.stdout
+    (rec,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rec["status"] == "error" and "end before the last row" in rec["error"]
+    assert r.stderr.splitlines() == [f"convcli: error: {src}: {rec['error']}"]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("name", "pixels", "colour_type", "extra"), _short_cases())
+def test_png_whose_last_rows_look_like_the_marker_still_decodes(
+        name: str, pixels: np.ndarray, colour_type: int, extra: dict[str, Any]) -> None:
+    """A whole file whose last rows hold exactly the values the check fills them with first (173 or
+    82 in every sample) is decoded as it is: the rows are told apart by the second fill."""
+    for value in (173, 82):
+        p = pixels.copy()
+        p[-2:] = value if colour_type != 3 else value % 4
+        data = png_by_hand(p, colour_type, **extra)
+        with Image.open(io.BytesIO(data)) as im:
+            expected = np.asarray(im.convert("RGB") if colour_type == 3 else im)
+        got = read_image(data, keep_integer=True)
+        stored = got.color if got.alpha is None else np.dstack([got.color, got.alpha])
+        assert np.array_equal(stored.reshape(expected.shape) if colour_type != 3 else stored, expected)

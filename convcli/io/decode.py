@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, Final, NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -34,7 +34,7 @@ from convcli.io.files import one_line, os_reason
 from convcli.io.formats import icc_fits, icc_space
 from convcli.io.metadata import Metadata, read_metadata
 from convcli.io.png import PNG_SIGNATURE, CheckedPng, decode_png, png_ihdr
-from convcli.io.pngrows import PngRows, can_read_rows
+from convcli.io.pngrows import SHORT_DATA, PngRows, can_read_rows
 
 Source = str | os.PathLike | bytes
 
@@ -460,6 +460,45 @@ def read_header(
 # --------------------------------------------------------------------------- decode
 
 
+#: Two values for every channel of a marker row (see :func:`load_whole`): unlike at every sample,
+#: so that no decoded row can equal both.
+_MARKERS: Final = (173, 82)
+_MARKERS_16: Final = (40961, 12345)
+
+
+def load_whole(im: Image.Image, fp: BinaryIO) -> Image.Image:
+    """``im.load()``, opened from ``fp``; for a PNG, also an :class:`InputError` if its image data
+    ends before the last row. Returns the loaded image (for a PNG, possibly opened again from ``fp``).
+
+    Pillow's PNG decoder stops where the compressed stream ends: a stream that ends early, its
+    chunks whole and their CRCs right, leaves the rows after it black, in silence. So the last row
+    (the last two when interlaced: the seventh pass writes the odd rows) is filled with a marker
+    before decoding; still the marker afterwards, it was never written. A decoded row that equals
+    the marker is told apart by decoding again with a second marker, unlike the first at every
+    sample.
+    """
+    if im.format != "PNG" or not getattr(im, "tile", None) or im.tell() != 0:
+        im.load()
+        return im
+    width, height = im.size
+    rows = range(max(0, height - (2 if im.info.get("interlace") else 1)), height)
+    markers = (255, 0) if im.mode == "1" else _MARKERS_16 if im.mode.startswith("I") else _MARKERS
+    for attempt, value in enumerate(markers):
+        if attempt:  # the first marker was decoded as a row: decode again, from the start
+            fp.seek(0)
+            im = Image.open(fp, formats=["PNG"])
+        bands = len(im.getbands())
+        colour: int | tuple[int, ...] = value if bands == 1 else (value,) * bands
+        im.im = Image.core.new(im.mode, im.size)
+        for y in rows:
+            im.im.paste(colour, (0, y, width, y + 1))
+        im.load()
+        marker = np.asarray(Image.new(im.mode, (width, 1), colour))
+        if not any(np.array_equal(np.asarray(im.crop((0, y, width, y + 1))), marker) for y in rows):
+            return im
+    raise InputError(f"truncated or corrupt PNG data ({SHORT_DATA})")
+
+
 def _decode_png_la16(data: bytes) -> np.ndarray:
     """16-bit grey+alpha PNG -> (H, W, 2) uint16.
 
@@ -535,7 +574,7 @@ def _decode_array(im: Image.Image, fp: BinaryIO, plan: _Plan, max_pixels: int | 
             fp.seek(at)
         lift = max_pixels is None or max_pixels > (Image.MAX_IMAGE_PIXELS or 0)
         with _pillow_limit_lifted() if lift else _nothing():
-            im.load()
+            im = load_whole(im, fp)
         if plan.stored.convert is not None:
             im = im.convert(plan.stored.convert)
         arr = _pil_array(im)

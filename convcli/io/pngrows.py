@@ -35,6 +35,10 @@ from PIL import Image, ImageFile
 #: lock round trips for no earlier start.
 BLOCK_BYTES: Final[int] = 256 << 10
 
+#: Why a PNG whose compressed stream ends before its last row is refused (Pillow's decoder stops
+#: there without an error and leaves the rest black).
+SHORT_DATA: Final[str] = "the compressed pixels end before the last row"
+
 
 def can_read_rows(im: Image.Image) -> bool:
     """Whether :class:`PngRows` can decode this opened (not yet loaded) image."""
@@ -87,11 +91,9 @@ class PngRows:
         self._thread.start()
 
     def _rows_done(self, start: int) -> int:
-        last = self._buffer[:, -1, 3]
-        r = start
-        while r < self._height and last[r] == 255:
-            r += 1
-        return r
+        """Rows ``0..n-1`` complete: ``start`` plus the run of set fourth bytes after it."""
+        unset = np.flatnonzero(self._buffer[start:, -1, 3] != 255)
+        return start + int(unset[0]) if unset.size else self._height
 
     def _publish(self, rows: int, error: str | None = None, done: bool = False) -> None:
         with self._lock:
@@ -124,7 +126,10 @@ class PngRows:
                         error = _decoder_error(code)
                         self._im.load_end()  # type: ignore[attr-defined]
                         break
-                    rows = self._height  # done means every row was written, whatever the fourth bytes say
+                    if rows < self._height:
+                        error = SHORT_DATA
+                        self._im.load_end()  # type: ignore[attr-defined]
+                        break
                     self._publish(rows)
                     # The chunks after the image data, read (and checked) as ImageFile.load reads them.
                     self._im.load_end()  # type: ignore[attr-defined]
