@@ -48,6 +48,25 @@ def test_source_rows_matches_pad_array(mode: str, n: int) -> None:
             np.testing.assert_array_equal(got, want, err_msg=f"{mode} n={n} pads={top},{bottom}")
 
 
+@pytest.mark.parametrize("mode", PAD_MODES)
+def test_source_rows_of_any_window_match_pad_array(mode: str) -> None:
+    """The engine asks band by band (a window of the padded axis, often wholly inside the image),
+    not for the whole axis at once."""
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 30):
+        x = np.arange(1, n + 1, dtype=np.float32)[:, None]
+        top, bottom = int(rng.integers(0, 70)), int(rng.integers(0, 70))
+        want = pad_array(x, (top, bottom, 0, 0), mode)[:, 0]
+        for _ in range(40):
+            a = int(rng.integers(0, want.size))
+            b = int(rng.integers(a + 1, want.size + 1))
+            src, valid = source_rows(np.arange(a - top, b - top), n, mode)
+            got = x[src, 0].copy()
+            if valid is not None:
+                got[~valid] = 0
+            np.testing.assert_array_equal(got, want[a:b], err_msg=f"{mode} n={n} window {a}:{b}")
+
+
 def test_source_rows_valid_takes_no_padding() -> None:
     src, valid = source_rows(np.arange(2, 5), 6, "valid")
     assert valid is None and src.tolist() == [2, 3, 4]

@@ -159,12 +159,20 @@ def source_rows(
         return i, None
     if m.numpy == "constant":
         return np.clip(i, 0, n - 1), (None if inside.all() else inside)
-    if m.numpy == "edge" or (m.numpy == "reflect" and n == 1):
-        return np.clip(i, 0, n - 1), None
-    if m.numpy == "wrap":
-        return np.mod(i, n), None
-    if m.numpy == "symmetric":
+    outside = np.flatnonzero(~inside)  # only these need the mode's arithmetic (np.mod is slow)
+    src = i.copy()
+    src[outside] = _mapped(i[outside], n, m.numpy)
+    return src, None
+
+
+def _mapped(i: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """:func:`source_rows` for positions outside ``0..n-1``, by numpy.pad's ``mode``."""
+    if mode == "edge" or (mode == "reflect" and n == 1):
+        return np.clip(i, 0, n - 1)
+    if mode == "wrap":
+        return np.mod(i, n)
+    if mode == "symmetric":
         j = np.mod(i, 2 * n)
-        return np.where(j < n, j, 2 * n - 1 - j), None
+        return np.where(j < n, j, 2 * n - 1 - j)
     j = np.mod(i, 2 * n - 2)  # reflect: period 2n - 2 (the edge sample is not repeated)
-    return np.where(j < n, j, 2 * n - 2 - j), None
+    return np.where(j < n, j, 2 * n - 2 - j)

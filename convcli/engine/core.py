@@ -126,8 +126,7 @@ class _Banded:
         (kh, kw), (sy, sx), (dy, dx) = self.ksize, self.stride, self.dilation
         oh, ow = self.out_hw
         width = (ow - 1) * sx + (kw - 1) * dx + 1
-        gather = bands.BandGather(x3, (oh - 1) * sy + (kh - 1) * dy + 1, pad[0], pad[2], width, self.mode,
-                                  self.buf_dtype)
+        gather = bands.BandGather(x3, pad[0], pad[2], width, self.mode, self.buf_dtype)
         h, w = x3.shape[:2]
         csrc, cvalid = gather.col_index
         n_real = min(w, width - pad[2])  # the real columns [0, n_real) a band reads
