@@ -160,6 +160,8 @@ def source_rows(
     if m.numpy == "constant":
         return np.clip(i, 0, n - 1), (None if inside.all() else inside)
     outside = np.flatnonzero(~inside)  # only these need the mode's arithmetic (np.mod is slow)
+    if not outside.size:
+        return i, None
     src = i.copy()
     src[outside] = _mapped(i[outside], n, m.numpy)
     return src, None

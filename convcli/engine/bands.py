@@ -299,9 +299,12 @@ class BandGather:
         first = r0 - self.pad_top  # image row of the band's first row
         lo = min(n, max(0, -first))
         hi = max(lo, min(n, self.h - first))
-        # The band's rows alone (a whole image's, for a 1-pixel-wide image of 80 million rows, held
-        # 640 MB of indices): where each reads from, and which are zeros.
-        rsrc, rvalid = source_rows(np.arange(first, first + n), self.h, self.mode)
+        # Where the band's rows read from, and which are zeros: only for a band that reaches into
+        # the padding rows or gathers its padding columns from the image (the whole image's, for
+        # a 1-pixel-wide image of 80 million rows, held 640 MB of indices).
+        rsrc = rvalid = None
+        if lo > 0 or hi < n or (self.edge_cols.size and not self.from_band):
+            rsrc, rvalid = source_rows(np.arange(first, first + n), self.h, self.mode)
         if c0 < c1:
             if lo < hi:
                 _copy(out[lo:hi, c0:c1], x[first + lo : first + hi, s0 : s0 + (c1 - c0)])
