@@ -222,8 +222,15 @@ class CorrelateStage(WindowStage):
                          band_stats=band_stats, **eng.kwargs())
 
     def run_alpha(self, alpha: np.ndarray, eng: EngineOptions) -> np.ndarray:
-        """Alpha goes through the same kernel and geometry, without the bias."""
-        return self.correlate(alpha, self.weights, eng)
+        """Alpha goes through the same kernel and geometry scaled to sum 1, without the bias.
+
+        Alpha is coverage: the kernel's gain (``--scale 0.5``, the lecture's "Gaussian" summing to
+        1.78) is the colour's, as on the same image without alpha. With the kernel as it is, the
+        division by the filtered alpha took the gain back out of the colour and put it into the
+        opacity: an opaque RGBA image came out half transparent, its colour unchanged.
+        """
+        w = self.weights
+        return self.correlate(alpha, w / w.sum(dtype=np.float64), eng)
 
     def reach(self, mask: np.ndarray, eng: EngineOptions) -> np.ndarray:
         """Output pixels whose window (the kernel's nonzero taps, in this geometry) covers a True of

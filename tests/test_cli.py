@@ -1038,6 +1038,34 @@ def test_alpha_premultiplied_filter_with_bias_against_a_reference(tmp_path: Path
     assert np.all(f[..., :3][f[..., 3] > 0] == 107)
 
 
+@pytest.mark.parametrize("gain", [0.5, 1.78, -1.0, 3.0])
+def test_alpha_does_not_take_a_kernels_gain(tmp_path: Path, gain: float) -> None:
+    """A kernel whose sum is not 1 (``--scale``, the lecture's 1.78 "Gaussian") scales the colour of
+    an image with alpha as it does without: alpha, a coverage, goes through the kernel scaled to sum
+    1. 0.3 filtered alpha with the kernel itself, and dividing by it took the gain back out of the
+    colour: an opaque RGBA image with --scale 0.5 came out half transparent, its colour unchanged."""
+    rng = np.random.default_rng(int(gain * 100) % 97)
+    rgba = rng.integers(0, 256, size=(19, 23, 4), dtype=np.uint8)
+    rgba[..., 3] = np.where(rng.random((19, 23)) < 0.5, 255, rgba[..., 3])
+    rgba[:4, :5, 3] = 0
+    k = rng.uniform(0.1, 1.0, (3, 3))
+    k *= gain / k.sum()
+    literal = "; ".join(" ".join(repr(float(v)) for v in row) for row in k)
+    a = rgba[..., 3].astype(np.float64)
+    a_out = corr(a, k / k.sum())
+    colour = corr(rgba[..., :3] * (a[..., None] / 255), k) / np.maximum(a_out[..., None] / 255, 1e-300)
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    for name, image, want_alpha in (("some", rgba, a_out), ("opaque", opaque, np.full(a.shape, 255.0))):
+        ok("filter", save(image, tmp_path / f"{name}.png"), "-k", literal, "-o", tmp_path / f"{name}.out.png")
+        out = load(tmp_path / f"{name}.out.png")
+        assert out.shape[2] == 4, name
+        np.testing.assert_array_equal(out[..., 3], quantize(want_alpha), err_msg=name)
+        want = corr(image[..., :3].astype(np.float64), k) if name == "opaque" else colour
+        solid = want_alpha >= 16
+        assert_quantized(out[..., :3][solid], want[solid])
+
+
 def test_edges_on_rgba_drop_alpha_for_every_direction(tmp_path: Path) -> None:
     """An edge response has no alpha: the image is composited onto black and the alpha dropped, whatever
     the direction (filtering alpha with K_v, whose sum is 0, made the result transparent almost everywhere).
