@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -246,3 +247,34 @@ def test_cli_a_diverging_descent_is_one_line_and_writes_nothing(tmp_path: Path, 
     assert r.stderr.splitlines() == [r.stderr.strip()] and "the descent diverged" in r.stderr
     assert why in r.stderr and "warning" not in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.npy"]
+
+
+def _strict_json(line: str) -> dict:
+    def refuse(name: str) -> None:
+        raise ValueError(f"not strict JSON: {name}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("lr", ["1e308", "10", "1"])  # the weights overflow, the loss is inf, it rose
+def test_cli_a_diverging_descent_names_the_default_lr_and_it_descends(tmp_path: Path, lr: str) -> None:
+    """README: the one line gives "the default step size to try". It said only "use a smaller --lr".
+    The value it names must be the default: the same descent as no --lr at all, step by step."""
+    target = tmp_path / "t.npy"
+    np.save(target, _scipy_target(_cat(gray=True), SHARPEN).astype(np.float32))
+    base = ["learn", str(CAT), str(target), "--gray", "--steps", "20", "--every", "1", "--no-figures"]
+    r = _run([*base, "--lr", lr, "-q", "-o", str(tmp_path / "k.txt")])
+    assert r.exit_code == 2 and "the descent diverged" in r.stderr
+    named = re.findall(r"the default here: --lr (\S+)\)", r.stderr)
+    assert len(named) == 1, r.stderr
+    assert float(named[0]) < float(lr)
+
+    def losses(extra: list[str], name: str) -> list[float]:
+        res = _run([*base, *extra, "--json", "-o", str(tmp_path / name)])
+        assert res.exit_code == 0, res.stderr
+        return [ln["loss"] for ln in map(_strict_json, res.stdout.splitlines()) if "step" in ln]
+
+    default, named_run = losses([], "default.txt"), losses(["--lr", named[0]], "named.txt")
+    assert len(default) == len(named_run) == 21
+    np.testing.assert_allclose(named_run, default, rtol=0.05)
+    assert default[-1] < default[0] * 1e-3

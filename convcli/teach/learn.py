@@ -342,7 +342,7 @@ def descend(problem: Problem) -> Iterator[Step]:
                 new_loss = problem.loss(pred)
         if not finite or not np.isfinite(new_loss):
             what = f"loss {new_loss}" if finite else "the weights overflowed"
-            msg = f"the descent diverged at step {k} ({what}); use a smaller --lr"
+            msg = f"the descent diverged at step {k} ({what}); {_smaller_step(s.lr, auto_lr)}"
             raise UsageError(msg)
         if s.momentum and new_loss <= loss:
             t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
@@ -353,11 +353,17 @@ def descend(problem: Problem) -> Iterator[Step]:
         w, loss = new, new_loss
         yield Step(k, loss, problem.export(w))
     if loss > first_loss:  # a step too long that has not overflowed yet
-        hint = (f"use a smaller --lr (without it, {auto_lr:.3g})" if s.lr is not None
-                else f"try --lr {auto_lr / 10:.3g}")
         msg = (f"the descent diverged: the loss rose from {first_loss:.6g} at step 0 to {loss:.6g} at "
-               f"step {s.steps}; {hint}")
+               f"step {s.steps}; {_smaller_step(s.lr, auto_lr)}")
         raise UsageError(msg)
+
+
+def _smaller_step(lr: float | None, auto_lr: float) -> str:
+    """What a diverged descent says to try: the default step size (``auto_lr``, what no ``--lr``
+    uses) after a larger ``--lr`` of the user's, else a tenth of the step that diverged."""
+    if lr is not None and lr > auto_lr:
+        return f"use a smaller --lr (the default here: --lr {auto_lr:.3g})"
+    return f"try --lr {(auto_lr if lr is None else lr) / 10:.3g}"
 
 
 def solve_lstsq(problem: Problem) -> Step:
