@@ -278,3 +278,23 @@ def test_cli_a_diverging_descent_names_the_default_lr_and_it_descends(tmp_path: 
     assert len(default) == len(named_run) == 21
     np.testing.assert_allclose(named_run, default, rtol=0.05)
     assert default[-1] < default[0] * 1e-3
+
+
+@pytest.mark.parametrize("lr", ["1e308", "10", "1"])
+def test_cli_json_a_diverging_descent_ends_with_the_error_record(tmp_path: Path, lr: str) -> None:
+    """With --json the stream ended on a step record: nothing said the run failed. It ends now with a
+    failed input's record as every command writes it (README, "The shape report"); stdout is JSON only,
+    the one error line stays on stderr, exit 2, nothing written."""
+    target = tmp_path / "t.npy"
+    np.save(target, _scipy_target(_cat(gray=True), SHARPEN).astype(np.float32))
+    out = tmp_path / "k.txt"
+    r = _run(["learn", str(CAT), str(target), "--gray", "--lr", lr, "--steps", "10", "--json",
+              "-o", str(out)])
+    assert r.exit_code == 2, r.stderr
+    lines = [_strict_json(ln) for ln in r.stdout.splitlines()]
+    assert len(lines) >= 2 and all(set(ln) == {"step", "loss"} for ln in lines[:-1])
+    stderr = r.stderr.splitlines()
+    assert len(stderr) == 1 and stderr[0].startswith("convcli: error: the descent diverged")
+    assert lines[-1] == {"input": str(CAT), "status": "error",
+                         "error": stderr[0].removeprefix("convcli: error: ")}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.npy"]

@@ -6,6 +6,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import click
 import numpy as np
 
 from convcli.cli.options import geometry_options
-from convcli.errors import UsageError
+from convcli.errors import ConvcliError, UsageError
 
 #: kernel file extensions a shared (2-D) kernel may be written as; -k @FILE reads them all
 _KERNEL_EXT = (".txt", ".csv", ".json", ".npy")
@@ -160,53 +162,71 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
     src = read_image(input_path, gray=gray, max_pixels=limit)
     tgt = read_image(target_path, gray=gray, max_pixels=limit)
     x, t = src.color, tgt.color
-    ignore = (0.0, float(tgt.header.maxval)) if ignore_clipped else None
-    problem = make_problem(x, t, settings, ignore=ignore)
-    record = _record(input_path, target_path, output, x, t, settings, solver)
+    # From here on a failure is the run's, reported as every command reports a failed input: with
+    # --json the stream ends with its error record (the one line still goes to stderr).
+    with _error_record(input_path, enabled=as_json):
+        ignore = (0.0, float(tgt.header.maxval)) if ignore_clipped else None
+        problem = make_problem(x, t, settings, ignore=ignore)
+        record = _record(input_path, target_path, output, x, t, settings, solver)
 
-    losses: list[float] = []
-    shown: dict[int, Any] = {}
-    if solver == "lstsq":
-        final = solve_lstsq(problem)
-        losses.append(final.loss)
-        shown[0] = final.weights
-    else:
-        every = every or max(1, steps // 20)
-        final = None
-        with _Progress(steps, enabled=not (as_json or quiet) and sys.stderr.isatty()) as bar:
-            for st in descend(problem):
-                losses.append(st.loss)
-                if st.step in picks:
-                    shown[st.step] = st.weights
-                if st.step % every == 0 or st.step == steps:
-                    if as_json:
-                        click.echo(json.dumps({"step": st.step, "loss": st.loss}))
-                    elif not quiet and not bar.enabled:
-                        click.echo(f"step {st.step:>6}  loss {st.loss:.6g}")
-                bar.update(st.step, st.loss)
-                final = st
-        assert final is not None
+        losses: list[float] = []
+        shown: dict[int, Any] = {}
+        if solver == "lstsq":
+            final = solve_lstsq(problem)
+            losses.append(final.loss)
+            shown[0] = final.weights
+        else:
+            every = every or max(1, steps // 20)
+            final = None
+            with _Progress(steps, enabled=not (as_json or quiet) and sys.stderr.isatty()) as bar:
+                for st in descend(problem):
+                    losses.append(st.loss)
+                    if st.step in picks:
+                        shown[st.step] = st.weights
+                    if st.step % every == 0 or st.step == steps:
+                        if as_json:
+                            click.echo(json.dumps({"step": st.step, "loss": st.loss}))
+                        elif not quiet and not bar.enabled:
+                            click.echo(f"step {st.step:>6}  loss {st.loss:.6g}")
+                    bar.update(st.step, st.loss)
+                    final = st
+            assert final is not None
 
-    w = final.weights
-    if channels == "shared":
-        write_atomic(output, _kernel_bytes(output, w.kernel))
-    else:
-        conv_w, conv_b = w.as_conv(x.shape[2] if x.ndim == 3 else 1)
-        write_atomic(output, _npy_bytes(conv_w))
-        if bias_path and conv_b is not None:
-            write_atomic(bias_path, _npy_bytes(conv_b))
-    written = [output] + ([bias_path] if bias_path else [])
-    if not no_figures:
-        written += _figures(problem, x, t, losses, shown, picks, solver, curve, montage, settings,
-                            src.header.maxval)
-    record.update(solver=solver, steps=len(losses) - 1, loss=final.loss, kernel=w.kernel.tolist(),
-                  bias=None if w.bias is None else w.bias.tolist(), files=written,
-                  seconds=round(time.perf_counter() - t0, 4))
-    if as_json:
-        click.echo(json.dumps(record))
-    elif not quiet:
-        _print(record, w.kernel)
+        w = final.weights
+        if channels == "shared":
+            write_atomic(output, _kernel_bytes(output, w.kernel))
+        else:
+            conv_w, conv_b = w.as_conv(x.shape[2] if x.ndim == 3 else 1)
+            write_atomic(output, _npy_bytes(conv_w))
+            if bias_path and conv_b is not None:
+                write_atomic(bias_path, _npy_bytes(conv_b))
+        written = [output] + ([bias_path] if bias_path else [])
+        if not no_figures:
+            written += _figures(problem, x, t, losses, shown, picks, solver, curve, montage, settings,
+                                src.header.maxval)
+        record.update(solver=solver, steps=len(losses) - 1, loss=final.loss, kernel=w.kernel.tolist(),
+                      bias=None if w.bias is None else w.bias.tolist(), files=written,
+                      seconds=round(time.perf_counter() - t0, 4))
+        if as_json:
+            click.echo(json.dumps(record))
+        elif not quiet:
+            _print(record, w.kernel)
     return 0
+
+
+@contextmanager
+def _error_record(input_path: str, *, enabled: bool) -> Iterator[None]:
+    """With --json, a failure first writes the failed input's record (README, "The shape report"); the
+    error then goes on to its one line on stderr and its exit status."""
+    try:
+        yield
+    except ConvcliError as e:
+        if enabled:
+            from convcli.report import json_line
+            from convcli.run.scale import error_record
+
+            click.echo(json_line(error_record(input_path, str(e))))
+        raise
 
 
 def _record(input_path: str, target_path: str, output: str, x: np.ndarray, t: np.ndarray, settings: Any,
