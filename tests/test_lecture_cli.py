@@ -104,6 +104,39 @@ def test_seeded_weights_are_numpy_uniform_and_reproducible(small: tuple[Path, np
     np.testing.assert_allclose(printed, w.ravel(), atol=0.006)
 
 
+def test_conv_stages_without_seed_draw_seed_n_minus_1(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    """Two conv stages without --seed both drew seed 0: identical layers, where PyTorch initialises
+    each independently. The n-th conv stage now draws with seed n-1; the report and --show-weights
+    say the seed used, and the result is the two layers of those seeds computed from the formula."""
+    path, x = small
+    res = ok("chain", "-i", path, "-o", tmp_path / "o.npy", "--json", "conv", "--out-channels", "3",
+             "--show-weights", "relu", "conv", "--out-channels", "2", "--size", "1", "--show-weights")
+    w0, w1 = seeded_uniform_weights(0, (3, 3, 3, 3)), seeded_uniform_weights(1, (2, 3, 1, 1))
+    rec = json.loads(res.stdout)
+    assert [s.get("kernel") for s in rec["stages"]] == ["seed 0", None, "seed 1"]
+    headers = [ln for ln in res.stderr.splitlines() if ln.startswith("stage ")]
+    assert headers == ["stage 1 conv weights (seed 0), shape [3, 3, 3, 3]:",
+                       "stage 3 conv weights (seed 1), shape [2, 3, 1, 1]:"]
+    printed = [float(v) for line in res.stderr.splitlines() if line.strip().startswith("[")
+               for v in line.strip(" []").split()]
+    np.testing.assert_allclose(printed, np.concatenate([w0.ravel(), w1.ravel()]), atol=0.006)
+    hidden = np.maximum(ref_conv2d_loop(x, w0.astype(np.float64), None, pad4=(1, 1, 1, 1), mode="zeros"), 0)
+    ref = ref_conv2d_loop(hidden, w1.astype(np.float64), None, mode="zeros")
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), ref, rtol=1e-4, atol=1e-2)
+
+
+def test_an_explicit_seed_wins_over_the_position(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    path, x = small
+    res = ok("chain", "-i", path, "-o", tmp_path / "o.npy", "--json", "conv", "--out-channels", "2",
+             "--size", "1", "--seed", "7", "conv", "--out-channels", "2", "--size", "1", "conv",
+             "--out-channels", "1", "--size", "1", "--seed", "0")
+    assert [s["kernel"] for s in json.loads(res.stdout)["stages"]] == ["seed 7", "seed 1", "seed 0"]
+    ref = x
+    for seed, shape in ((7, (2, 3, 1, 1)), (1, (2, 2, 1, 1)), (0, (1, 2, 1, 1))):
+        ref = ref_conv2d_loop(ref, seeded_uniform_weights(seed, shape).astype(np.float64), None, mode="zeros")
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy").reshape(ref.shape), ref, rtol=1e-4, atol=1e-2)
+
+
 def test_relu_zeroes_negatives(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     path, x = small
     ok("chain", "-i", path, "-o", tmp_path / "r.npy", "-q", "filter", "-k", "edge-vertical", "relu")

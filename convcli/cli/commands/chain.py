@@ -159,13 +159,17 @@ def _load_npy(path: str, what: str) -> np.ndarray:
     return values
 
 
+#: ``Context.meta`` key: how many conv stages of this chain have been built so far.
+_CONV_COUNT = "convcli.chain.conv_stages"
+
+
 @chain_cmd.command("conv")
 @click.option("--out-channels", type=click.IntRange(1, 4096), default=None,
               help="Output channels (with random weights; default 1).")
 @click.option("--size", "ksize", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default="3",
               show_default=True, metavar="N|Y,X",
               help=f"Kernel size N or KH,KW of the random weights (at most {MAX_KERNEL_SIZE}).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=int, default=None, show_default="n-1 for the chain's n-th conv stage",
               help="Seed of the random weights, uniform in [-1, 1]: same seed, same weights.")
 @click.option("--weights", "weights_file", default=None, metavar="FILE.npy",
               help="Weights of shape (out, in, kh, kw) instead of random ones.")
@@ -173,9 +177,15 @@ def _load_npy(path: str, what: str) -> np.ndarray:
               help="Bias of shape (out,) (default: no bias).")
 @click.option("--show-weights", is_flag=True, help="Print the weights on stderr.")
 @geometry_options(default_padding="zeros")
-def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int, weights_file: str | None,
+def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int | None, weights_file: str | None,
                bias_file: str | None, show_weights: bool, **p: Any) -> Command:
     """A conv layer mixing channels, as torch.nn.Conv2d (padding zeros by default, as PyTorch)."""
+    # Without --seed the n-th conv stage of the chain draws with seed n-1, so that two layers are
+    # initialised independently (as PyTorch's are), not identically. Click invokes a chain's stages
+    # one after another, in order, and their contexts share ``meta``: it counts the conv stages.
+    meta = click.get_current_context().meta
+    position = meta.get(_CONV_COUNT, 0)
+    meta[_CONV_COUNT] = position + 1
     weights = _load_npy(weights_file, "--weights") if weights_file else None
     if weights is not None and weights.ndim != 4:
         msg = f"--weights {weights_file}: expected shape (out, in, kh, kw), got {weights.shape}"
@@ -197,8 +207,8 @@ def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int, weig
     bias = _load_npy(bias_file, "--bias") if bias_file else None
     size = (int(weights.shape[2]), int(weights.shape[3])) if weights is not None else ksize
     mode, pad4 = resolve_geometry(p["padding"], p["pad"], size, p["dilation"])
-    stage = ConvStage(out_channels=out_channels or 1, kernel_size=size, seed=seed, weights=weights, bias=bias,
-                      stride=p["stride"], dilation=p["dilation"], padding=mode,
-                      pad=pad4, source=weights_file or "")
+    stage = ConvStage(out_channels=out_channels or 1, kernel_size=size, weights=weights, bias=bias,
+                      seed=position if seed is None else seed, stride=p["stride"], dilation=p["dilation"],
+                      padding=mode, pad=pad4, source=weights_file or "")
     return Command(pipeline=Pipeline((stage,)), op="conv", show_weights=show_weights,
                    reads=tuple(f for f in (weights_file, bias_file) if f))
