@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
@@ -356,7 +357,38 @@ def test_blur_truncate_only_with_sigma_alone(small: Path, args: list[str], phras
 
 
 def test_bare_number_after_k_points_to_size(small: Path) -> None:
-    refused(run("blur", small, "-k", "5"), "--size 5", "[[5]]")
+    """filter has no kernel size: ``-k 5`` there is refused with the way to say either."""
+    refused(run("filter", small, "-k", "5"), "--size 5", "[[5]]")
+
+
+@pytest.mark.parametrize(("k", "taps"), [("5", ([1, 4, 6, 4, 1], [1, 4, 6, 4, 1])),
+                                          ("3,5", ([1, 2, 1], [1, 4, 6, 4, 1]))])
+def test_blur_k_with_a_bare_size_is_the_size(small: Path, tmp_path: Path, k: str,
+                                             taps: tuple[list[int], list[int]]) -> None:
+    """SPEC: ``blur -k/--size N``. A bare N or Y,X after ``-k`` is the size (a 1x1 or 1x2 blur kernel
+    means nothing); OpenCV's fixed Gaussian taps for 3 and 5, checked against scipy."""
+    out = tmp_path / "b.npy"
+    r = run("blur", small, "-k", k, "-o", out, "--json")
+    assert r.exit_code == 0, r.stderr
+    size = [int(v) for v in k.split(",")]
+    assert json.loads(r.stdout)["stages"][0]["kernel_size"] == (size * 2)[-2:]
+    with Image.open(small) as im:
+        x = np.asarray(im.convert("RGB"), dtype=np.float64)
+    ky, kx = (np.asarray(t, float) / sum(t) for t in taps)
+    want = ndi.correlate(x, np.outer(ky, kx)[:, :, None], mode="mirror")
+    np.testing.assert_allclose(np.load(out), want, rtol=1e-5, atol=1e-3)
+    refused(run("blur", small, "-k", k, "--size", "3"), "both give the kernel size")
+
+
+def test_k_is_the_size_on_shape_and_conv(small: Path) -> None:
+    """SPEC's own example, ``convcli shape 224x224 -k 3 -s 2 --pad 1 --times 2`` -> 56x56, and the conv
+    stage's ``-k`` (neither takes a kernel spec)."""
+    r = run("shape", "224x224", "-k", "3", "-s", "2", "--pad", "1", "--times", "2", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["output_shape"] == [1, 1, 56, 56]
+    r = run("chain", "-i", small, "--dry-run", "--json", "conv", "--out-channels", "2", "-k", "1")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["stages"][0]["kernel_size"] == [1, 1]
 
 
 def test_blur_rectangular_size(small: Path, tmp_path: Path) -> None:

@@ -166,7 +166,7 @@ _CONV_COUNT = "convcli.chain.conv_stages"
 @chain_cmd.command("conv")
 @click.option("--out-channels", type=click.IntRange(1, 4096), default=None,
               help="Output channels (with random weights; default 1).")
-@click.option("--size", "ksize", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default="3",
+@click.option("-k", "--size", "ksize", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default="3",
               show_default=True, metavar="N|Y,X",
               help=f"Kernel size N or KH,KW of the random weights (at most {MAX_KERNEL_SIZE}).")
 @click.option("--seed", type=int, default=None, show_default="n-1 for the chain's n-th conv stage",

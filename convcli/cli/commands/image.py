@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import click
@@ -209,7 +210,8 @@ def filter_cmd(**p: Any) -> int:
 
 blur_options = _stack(
     click.option("-k", "--kernel", "kernel_spec", default=None, metavar="SPEC",
-                 help="Blur with this kernel instead of building one: " + KERNEL_HELP),
+                 help="Blur with this kernel instead of building one (a bare N or Y,X is the size, as "
+                      "--size): " + KERNEL_HELP),
     click.option("--type", "kind", type=click.Choice(["gaussian", "box"]), default=None,
                  help="Kernel to build when -k is absent  [default: gaussian]"),
     click.option("--size", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default=None, metavar="N|Y,X",
@@ -223,7 +225,18 @@ blur_options = _stack(
 )
 
 
+#: ``blur -k 15`` or ``-k 5,3``: a kernel size, as ``--size`` (a 1x1 or 1x2 blur means nothing).
+_BARE_SIZE = re.compile(r"\s*\d+\s*(,\s*\d+\s*)?")
+
+
 def build_blur(p: dict[str, Any]) -> Command:
+    spec = p["kernel_spec"]
+    if spec is not None and _BARE_SIZE.fullmatch(spec):
+        if p["size"] is not None:
+            msg = f"-k {spec} and --size {p['size'][0]},{p['size'][1]} both give the kernel size: give one"
+            raise UsageError(msg)
+        size = PairType("-k", maximum=MAX_KERNEL_SIZE).convert(spec, None, None)
+        p = {**p, "kernel_spec": None, "size": size}
     if p["kernel_spec"] is not None:
         given = [flag for flag, key in (("--type", "kind"), ("--size", "size"), ("--sigma", "sigma"),
                                         ("--truncate", "truncate")) if p[key] is not None]

@@ -180,7 +180,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 @click.command("shape")
 @click.argument("image_size", metavar="HxW")
-@click.option("--size", "ksize", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default="3",
+@click.option("-k", "--size", "ksize", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default="3",
               show_default=True, metavar="N|Y,X", help=f"Kernel size N or KH,KW (at most {MAX_KERNEL_SIZE}).")
 @click.option("-s", "--stride", type=PairType("--stride"), default="1", show_default=True)
 @click.option("-d", "--dilation", type=PairType("--dilation"), default="1", show_default=True)
