@@ -111,3 +111,58 @@ def test_json_to_a_reader_that_leaves_is_exit_1_quietly() -> None:
     p.stdout.close()
     err = p.stderr.read()
     assert p.wait(timeout=60) == 1 and err == b""
+
+
+def _kind_line(spec: str) -> str:
+    r = CliRunner().invoke(cli, ["kernels", "--response", "--", spec], catch_exceptions=False)  # "-1 ..."
+    assert r.exit_code == 0
+    return r.stdout.splitlines()[0].split(": ", 1)[1]
+
+
+@pytest.mark.parametrize(("sigma1", "sigma2"), [(1.0, 1.6), (2.0, 3.0)])
+def test_a_difference_of_gaussians_is_band_pass_with_its_peak_where_numpy_puts_it(sigma1: float,
+                                                                                  sigma2: float) -> None:
+    """A DoG built here (zero sum): numpy's FFT says DC ~0, ~0 past 0.4 cycles/pixel, a ring between.
+    It was 'high-pass: removes flat areas' (and a LoG 'high-pass boost: keeps flat areas')."""
+    y, x = np.mgrid[-8:9, -8:9].astype(float)
+    g1, g2 = np.exp(-(x**2 + y**2) / (2 * sigma1**2)), np.exp(-(x**2 + y**2) / (2 * sigma2**2))
+    k = g1 / g1.sum() - g2 / g2.sum()
+    mag = _reference(k, 64)
+    f = np.fft.fftshift(np.fft.fftfreq(64))
+    radius = np.hypot(f[None, :], f[:, None])
+    top = mag.max()
+    assert mag[32, 32] < 1e-12 * top and mag[radius >= 0.4].max() < 0.2 * top  # the reference is band-pass
+    peak = radius.flat[int(np.argmax(mag))]
+    literal = "; ".join(" ".join(repr(float(v)) for v in row) for row in k)
+    words = _kind_line(literal)
+    assert words.startswith("band-pass: removes flat areas and fine detail")
+    assert float(words.split("around ")[1].split()[0]) == pytest.approx(peak, abs=0.005)
+
+
+@pytest.mark.parametrize(("spec", "peak"), [
+    # continuous LoG ~ f^2 exp(-2 pi^2 sigma^2 f^2): peak at f = 1 / (pi sigma sqrt 2) = 0.161
+    ("log:sigma=1.4", 1 / (np.pi * 1.4 * np.sqrt(2))),
+    # DoG: peak where f^2 = ln(s2^2 / s1^2) / (2 pi^2 (s2^2 - s1^2)), 0.175 for 1 and 1.6
+    ("dog", np.sqrt(np.log(1.6**2) / (2 * np.pi**2 * (1.6**2 - 1)))),
+])
+def test_log_and_dog_are_band_pass_around_their_continuous_peak(spec: str, peak: float) -> None:
+    words = _kind_line(spec)
+    assert words.startswith("band-pass")
+    assert float(words.split("around ")[1].split()[0]) == pytest.approx(peak, abs=1 / 64)
+
+
+def test_a_log_whose_dc_is_a_rounding_of_zero_does_not_keep_flat_areas() -> None:
+    """log:sigma=0.8 (7x7): DC 0.0008 against a largest gain of 1.18, yet 'keeps flat areas'."""
+    words = _kind_line("log:sigma=0.8")
+    assert words.startswith("high-pass: removes flat areas (DC gain 0.1% of the largest)")
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ("sobel-x", "high-pass: removes flat areas (DC gain 0); zero along the fy axis"),  # ~0.59 of it at 0.4
+    ("laplacian", "high-pass: removes flat areas (DC gain 0)"),
+    ("box3", "low-pass"),
+    ("gaussian5", "low-pass"),
+    ("sharpen", "high-pass boost: keeps flat areas"),  # DC 1, a ninth of its 9 at Nyquist
+])
+def test_the_other_kinds_keep_their_words(spec: str, words: str) -> None:
+    assert _kind_line(spec).startswith(words)

@@ -135,8 +135,18 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -
     return 0
 
 
+#: Fine detail: frequencies at least this far from DC (cycles/pixel), a period under 2.5 pixels.
+FINE = 0.4
+
+
 def _kind(rec: dict[str, Any]) -> str:
-    """low-pass / high-pass / band-pass, from the gains at DC and at the edges, in words."""
+    """low-pass / high-pass / band-pass, from the gains at DC, at the edges and past ``FINE``, in words.
+
+    Band-pass: DC under a tenth of the largest gain and every frequency past ``FINE`` under a
+    quarter (a LoG, a DoG); a derivative such as Sobel still passes ~0.6 at 0.4 cycles/pixel.
+    """
+    import numpy as np
+
     if not rec["max_gain"]:
         return "zero: passes nothing (every weight is 0)"
     dc, top = rec["dc_gain"], rec["max_gain"]
@@ -144,6 +154,12 @@ def _kind(rec: dict[str, Any]) -> str:
     high = max(ng["fx"], ng["fy"], ng["both"])
     if dc >= 0.99 * top and high < 0.5 * dc:
         return "low-pass (keeps slow changes, removes fine detail)"
+    mag, f = np.asarray(rec["magnitude"]), np.asarray(rec["freqs"])
+    radius = np.hypot(f[None, :], f[:, None])  # |f| of each cell, cycles/pixel
+    if dc < 0.1 * top and mag[radius >= FINE].max() < 0.25 * top:
+        peak = radius.flat[int(np.argmax(mag))]
+        return (f"band-pass: removes flat areas and fine detail, keeps a band around {peak:.2f} "
+                "cycles/pixel (the peak)")
     if dc < 1e-9 * top:
         zero_fy = max(rec["cut_fy"]) < 1e-9 * top  # nothing passes along fx = 0
         zero_fx = max(rec["cut_fx"]) < 1e-9 * top
@@ -153,7 +169,8 @@ def _kind(rec: dict[str, Any]) -> str:
                 if zero_fx and not zero_fy else "")
         return "high-pass: removes flat areas (DC gain 0)" + cuts
     if high > dc:
-        return "high-pass boost: keeps flat areas, amplifies fine detail"
+        return ("high-pass boost: keeps flat areas, amplifies fine detail" if dc >= 0.02 * top else
+                f"high-pass: removes flat areas (DC gain {dc / top:.1%} of the largest)")
     if dc >= 0.99 * top and min(ng["fx"], ng["fy"], ng["both"]) < 0.5 * dc:
         if ng["fx"] < 0.5 * dc <= ng["fy"]:
             return "directional low-pass: smooths along x, keeps detail along y (a horizontal blur)"
