@@ -285,6 +285,23 @@ def test_larger_kernels_turn_in_90_steps_only() -> None:
         parse_kernel("gaussian:sigma=2@45")
 
 
+@pytest.mark.parametrize(("spec", "message"), [
+    # the angle parameter: it said 'kernel comet@45', a form the user had not typed
+    ("comet:angle=45",
+     "kernel comet: angle=45: a 1x17 kernel turns in 90° steps only (angle 0, 90, 180 or 270)"),
+    ("comet:sigma=2,angle=44", "kernel comet: angle=44: a 1x17 kernel turns in 90° steps only"),  # not "45°"
+    # the @ form names the base as typed, not 'comet:sigma=2,angle=0@45'
+    ("comet@45", "kernel comet@45: a 1x17 kernel turns in 90° steps only"),
+    ("comet:angle=90@45", "kernel comet:angle=90@45: a 17x1 kernel turns in 90° steps only"),
+    ("gaussian:sigma=1@x", "kernel gaussian:sigma=1@x: the angle must be a number of degrees"),
+    ("box5@45", "kernel box5@45: a 5x5 kernel turns in 90° steps only"),
+])
+def test_a_refused_angle_is_named_as_the_user_wrote_it(spec: str, message: str) -> None:
+    with pytest.raises(UsageError) as e:
+        parse_kernel(spec)
+    assert str(e.value).startswith(message)
+
+
 # --------------------------------------------------------------------------- validation
 
 

@@ -329,6 +329,10 @@ def comet(values: dict[str, float | None]) -> np.ndarray:
     taps = np.exp(-(u * u) / (2.0 * spread * spread)).reshape(w, rank).sum(axis=1)
     row = np.zeros((1, 2 * w - 1))
     row[0, w - 1:] = taps / taps.sum()
+    if angle % 90:  # said here: rotate_weights names the NAME@ANGLE form, which the user did not type
+        msg = (f"kernel comet: angle={angle:g}: a 1x{2 * w - 1} kernel turns in 90° steps only "
+               "(angle 0, 90, 180 or 270)")
+        raise UsageError(msg)
     return rotate_weights(row, angle, "comet")
 
 
@@ -445,17 +449,19 @@ def rotate_weights(w: np.ndarray, angle: float, name: str) -> np.ndarray:
     return np.rot90(w, -(steps // 2)).copy()
 
 
-def rotated(k: Kernel, angle_text: str) -> Kernel:
-    """``k`` turned by ``angle_text`` degrees (see :func:`rotate_weights`)."""
+def rotated(k: Kernel, angle_text: str, typed: str | None = None) -> Kernel:
+    """``k`` turned by ``angle_text`` degrees (see :func:`rotate_weights`); errors name ``typed``
+    (the base as the user wrote it, ``comet``) when given, else ``k.name``."""
+    name = k.name if typed is None else typed
     try:
         angle = float(angle_text)
     except ValueError:
-        msg = f"kernel {k.name}@{angle_text}: the angle must be a number of degrees"
+        msg = f"kernel {name}@{angle_text}: the angle must be a number of degrees"
         raise UsageError(msg) from None
     if not math.isfinite(angle):
-        msg = f"kernel {k.name}@{angle_text}: the angle must be finite"
+        msg = f"kernel {name}@{angle_text}: the angle must be finite"
         raise UsageError(msg)
-    w = rotate_weights(k.weights, angle, k.name)
+    w = rotate_weights(k.weights, angle, name)
     a = int(angle) % 360
     display = _turned_display(k, w, a)
     if a == 0:
@@ -499,7 +505,9 @@ def parse(spec: str, resolve: Callable[[str], Kernel]) -> Kernel:
         if not base:
             msg = f"kernel {spec!r}: nothing before '@'"
             raise UsageError(msg)
-        return rotated(parse(base, resolve) if handles(base) else resolve(base), angle.strip())
+        if handles(base):  # a parametric base is named as typed (comet@45, not comet:sigma=2,angle=0@45)
+            return rotated(parse(base, resolve), angle.strip(), base)
+        return rotated(resolve(base), angle.strip())
     head, colon, params = s.partition(":")
     key = head.strip().lower()
     if not colon:  # a bare name: the registry first (laplacian, gaussian and box are registry names)
