@@ -248,6 +248,17 @@ def test_file_json(tmp_path):
     np.testing.assert_array_equal(parse_kernel(f"@{p}").weights, SOBEL_X)
 
 
+def test_file_json_flat_list_is_one_row_as_the_literal(tmp_path):
+    """``-k "[1,2,3]"`` is a 1x3 kernel; ``@k1.json`` holding [1,2,3] said "expected a list of lists"."""
+    p = tmp_path / "k1.json"
+    p.write_text("[1, 2, 3.5]", encoding="utf-8")
+    np.testing.assert_array_equal(parse_kernel(f"@{p}").weights, [[1.0, 2.0, 3.5]])
+    wide = tmp_path / "wide.json"  # the same side limit as a literal row
+    wide.write_text(json.dumps([1] * 1002), encoding="utf-8")
+    with pytest.raises(UsageError, match="would be 1x1002; kernels are at most 1001x1001"):
+        parse_kernel(f"@{wide}")
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int16])
 def test_file_npy(tmp_path, dtype):
     p = tmp_path / "k.npy"
@@ -276,7 +287,10 @@ def test_file_non_square_npy(tmp_path):
     ("empty.txt", "\n# nothing\n", "empty"),
     ("empty.json", "[]", "empty"),
     ("emptyrow.json", "[[1], []]", "row 2"),
-    ("flat.json", "[1, 2, 3]", "list of lists"),
+    ("mixed.json", "[1, [2, 3]]", "list of lists"),
+    ("number.json", "5", "list of lists"),
+    ("flatword.json", '[1, "two", 3]', "row 1: 'two' is not a number"),
+    ("flatnan.json", "[1, NaN]", "row 1"),
     ("broken.json", "[[1, 2]", "invalid JSON"),
 ])
 def test_bad_files(tmp_path, name, content, fragment):

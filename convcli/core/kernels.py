@@ -5,7 +5,7 @@ A kernel spec on the command line is one of
 - a literal: rows split by ``;``, values by spaces or commas, fractions allowed
   (``"0 -1 0; -1 5 -1; 0 -1 0"``, ``"1/9 1/9 1/9; ..."``),
 - a nested list, Python or JSON style (``"[[0,-1,0],[-1,5,-1],[0,-1,0]]"``): always 2-D,
-- a file: ``@path`` with .txt/.csv rows, .json (list of lists) or .npy, at most 16 MiB
+- a file: ``@path`` with .txt/.csv rows, .json (list of lists, or one list: a row) or .npy, at most 16 MiB
   (:data:`convcli.core.userfiles.MAX_USER_FILE_BYTES`).
 
 A minus sign may be typed as ``-`` or as U+2212 (``−``, as printed by ``explain`` and the README).
@@ -454,7 +454,8 @@ def parse_literal(text: str, name: str | None = None) -> Kernel:
 
 
 def load_kernel_file(path: str | Path) -> Kernel:
-    """``@path``: .npy (2-D), .json (list of lists), anything else rows of text (.txt/.csv).
+    """``@path``: .npy (2-D), .json (list of lists; a flat list is one row, as the literal ``[1, 2, 3]``),
+    anything else rows of text (.txt/.csv).
 
     Read with the cap and checks of :func:`convcli.core.userfiles.read_user_file`; every
     error names the file.
@@ -497,8 +498,10 @@ def _load_kernel_file(p: Path) -> Kernel:
         except (ValueError, RecursionError, OverflowError) as e:
             msg = f"{what}: invalid JSON ({' '.join(str(e).split())[:80]})"
             raise UsageError(msg) from None
+        if isinstance(data, list) and data and not any(isinstance(r, list) for r in data):
+            data = [data]  # [1, 2, 3]: one row, as the literal reads it
         if not isinstance(data, list) or not all(isinstance(r, list) for r in data):
-            msg = f"{what}: expected a list of lists of numbers"
+            msg = f"{what}: expected a list of lists of numbers (or one list of numbers: a row)"
             raise UsageError(msg)
         return parse_rows(data, name)
     lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
