@@ -437,3 +437,63 @@ def test_a_collision_with_stdin_hints_at_what_helps(tmp_path: Path) -> None:
     assert r.exit_code == 2
     assert "collides" in r.stderr and "takes the stem 'stdin'" in r.stderr and "{stem}" not in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ a size that cannot fit in memory
+
+
+def _png_header_only(path: Path, width: int, height: int, colour_type: int = 2, depth: int = 8) -> Path:
+    """A tiny PNG whose header claims ``width`` x ``height`` (its data is nowhere near)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 99))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_an_image_whose_pixels_cannot_fit_is_a_usage_error(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """SPEC 5: a size that cannot fit in memory is exit 2, found from the header; 0.3 tried the
+    allocation and failed the input with a MemoryError (exit 1). Its decoded pixels and its result are
+    held at once: 2000x1500 RGB 8-bit is 9,000,000 bytes each, 18,000,000 together."""
+    monkeypatch.setattr("convcli.cli.execute.memory_limit", lambda: 17_999_999)
+    big = _png_header_only(tmp_path / "big.png", 2000, 1500)
+    small = save(tmp_path / "small.png")
+    r = run("blur", big, small, "--out-dir", tmp_path / "out", "--json")
+    assert r.exit_code == 2
+    records = {rec["input"]: rec for rec in map(__import__("json").loads, r.stdout.splitlines())}
+    assert records[str(small)]["status"] == "ok"
+    assert records[str(big)]["status"] == "error" and "2000x1500" in records[str(big)]["error"]
+    assert f"convcli: error: {big}: 2000x1500 needs at least 17.2 MiB" in r.stderr.splitlines()[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small.blur.png"]
+    monkeypatch.setattr("convcli.cli.execute.memory_limit", lambda: 18_000_000)
+    r = run("blur", big, "--out-dir", tmp_path / "out2", "--dry-run")  # fits (just): planned as usual
+    assert r.exit_code == 0, r.stderr
+    # a 16-bit result of the same image takes twice the bytes
+    monkeypatch.setattr("convcli.cli.execute.memory_limit", lambda: 26_999_999)
+    r = run("blur", big, "--out-dir", tmp_path / "out3", "--bit-depth", "16", "--dry-run")
+    assert r.exit_code == 2 and "2000x1500" in r.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="resource limits are POSIX")
+def test_the_address_space_limit_is_read(tmp_path: Path) -> None:
+    """Under ``ulimit -v`` (3 GiB here), a 30000x30000 RGB header (2.5 GiB decoded + 2.5 GiB result) is
+    refused from its header with exit 2, in the real process."""
+    big = _png_header_only(tmp_path / "huge.png", 30000, 30000)
+
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, resource.RLIM_INFINITY))
+
+    r = subprocess.run([sys.executable, "-m", "convcli", "blur", str(big), "--max-pixels", "10000000000",
+                        "-o", str(tmp_path / "o.png")], capture_output=True, text=True, preexec_fn=limit,
+                       timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"convcli: error: {big}: 30000x30000 needs at least") and "3.0 GiB" in r.stderr
+    assert not (tmp_path / "o.png").exists()

@@ -32,6 +32,7 @@ from convcli.io.files import os_reason, remove_temporaries
 from convcli.report import json_line, line_text, write_plain, write_table
 from convcli.run.inputs import expand_inputs, read_stdin
 from convcli.run.job import Job
+from convcli.run.machine import memory_limit
 from convcli.run.plan import (
     Task,
     check_files,
@@ -128,7 +129,8 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
     if stdin_error is not None:
         inputs = [dataclasses.replace(i, error=stdin_error) if i.is_stdin else i for i in inputs]
     tag = os.urandom(4).hex()  # this run's temporary files carry it
-    tasks = [plan_input(spec, cmd, item, out, stdin_data, tag)
+    memory = None if spec.batch.dask_address is not None else memory_limit()  # Dask: other machines
+    tasks = [plan_input(spec, cmd, item, out, stdin_data, tag, memory)
              for item, out in zip(inputs, outputs, strict=True)]
     check_files(inputs, tasks, spec.output.out_dir, cmd.reads)
     if spec.batch.dask_address is not None:

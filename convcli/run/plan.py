@@ -25,6 +25,7 @@ from convcli.io.files import DANGLING_LINK, os_reason
 from convcli.io.formats import FORMATS, format_for_path, format_info
 from convcli.run.inputs import InputItem, output_extension
 from convcli.run.job import Job, OutputKind
+from convcli.run.machine import size_text
 from convcli.run.spec import Command, OutputSpec, RunSpec
 
 DEFAULT_TEMPLATE = "{stem}.{op}{ext}"
@@ -219,21 +220,22 @@ def _known_format(path: str) -> str | None:
 
 
 def plan_input(spec: RunSpec, cmd: Command, item: InputItem, output: str | None, data: bytes | None,
-               temp_tag: str) -> Task:
-    """The plan of one input from its header alone, or the reason it is refused."""
+               temp_tag: str, memory: int | None = None) -> Task:
+    """The plan of one input from its header alone, or the reason it is refused. ``memory``: the bytes
+    this process can hold (:func:`convcli.run.machine.memory_limit`), None to skip that check."""
     if item.error is not None:
         return Refusal(item.name, item.error, 1)
     gray = cmd.gray or spec.gray
     source: str | bytes = data if item.is_stdin and data is not None else str(item.path)
     try:
         header = read_header(source, gray=gray, max_pixels=spec.max_pixels)
-        return _plan_from_header(spec, cmd, item, output, data, header, temp_tag)
+        return _plan_from_header(spec, cmd, item, output, data, header, temp_tag, memory)
     except ConvcliError as e:
         return Refusal(item.name, str(e), int(e.exit_status))
 
 
 def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str | None, data: bytes | None,
-                      header: ImageHeader, temp_tag: str) -> Job:
+                      header: ImageHeader, temp_tag: str, memory: int | None) -> Job:
     out = spec.output
     dry = spec.report.dry_run
     fmt = output_format(spec, output)
@@ -263,6 +265,9 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
                    "layer of 1 or 3 channels")
             raise UsageError(msg)
         bits = int(out.bit_depth) if out.bit_depth in ("8", "16") else header.bit_depth
+    if memory is not None:
+        result = plans[-1].out_shape if plans else (header.channels, header.height, header.width)
+        check_fits(header, result, 4 if bits is None else -(-bits // 8), memory)
     frames = plan_frames(out.frames, header, fmt, kind, out.montage is not None)
     return Job(
         source=item.name, data=data if item.is_stdin else None, pipeline=cmd.pipeline,
@@ -277,6 +282,19 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
         samples=header.width * header.height * header.channels * (len(frames) if frames else 1),
         header=header,
     )
+
+
+def check_fits(header: ImageHeader, result: tuple[int, int, int], result_itemsize: int, memory: int) -> None:
+    """Refuse (exit 2) an image whose decoded pixels and result alone exceed ``memory`` bytes: both
+    are held at once whatever else the run saves, so no run of it can fit. Found from the header."""
+    samples = header.width * header.height * (header.channels + header.has_alpha)
+    decoded = samples * (2 if header.bit_depth > 8 else 1)
+    out = result[0] * result[1] * result[2] * result_itemsize
+    if decoded + out > memory:
+        msg = (f"{header.width}x{header.height} needs at least {size_text(decoded + out)} for its pixels "
+               f"alone ({size_text(decoded)} decoded, {size_text(out)} for the result), more than the "
+               f"{size_text(memory)} this process can use")
+        raise UsageError(msg)
 
 
 def plan_frames(selected: tuple[int, ...] | None, header: ImageHeader, fmt: str, kind: OutputKind,
