@@ -31,6 +31,22 @@ def test_npy_round_trip_is_identical(tmp_path: Path) -> None:
     assert np.array_equal(x, y)
 
 
+@pytest.mark.parametrize("shape", [(4, 5), (4, 5, 1), (6, 3, 2)])
+def test_npy_round_trip_keeps_the_arrays_shape(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    """README: ``filter a.npy -k identity -o b.npy`` gives identical arrays, a (H, W, 1) one included
+    (0.3 wrote it back as (H, W)); a grey image file's float result stays (H, W)."""
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    x = np.random.default_rng(len(shape)).uniform(-50, 300, shape).astype(np.float32)
+    np.save(a, x)
+    r = _run(["filter", str(a), "-k", "identity", "-o", str(b), "-q"])
+    assert r.exit_code == 0, r.stderr
+    y = np.load(b)
+    assert y.shape == x.shape and np.array_equal(x, y)
+    grey = tmp_path / "g.npy"
+    assert _run(["filter", str(CAT), "-k", "identity", "--gray", "-o", str(grey), "-q"]).exit_code == 0
+    assert np.load(grey).shape == (224, 224)
+
+
 def test_filter_of_npy_matches_scipy(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     arr = rng.uniform(-50, 300, (20, 17)).astype(np.float64)

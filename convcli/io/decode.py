@@ -57,6 +57,8 @@ class ImageHeader:
     format: str
     n_frames: int
     notes: tuple[str, ...]
+    #: a (H, W, 1) .npy array: a one-channel float result is written (H, W, 1) too, not (H, W)
+    channel_axis: bool = False
 
     @property
     def maxval(self) -> int:
@@ -844,7 +846,8 @@ def _npy_checked(shape: tuple[int, ...], dtype: np.dtype, gray: bool, max_pixels
             channels = 1
             notes.append("converted to luminance (ITU-R 601-2)")
     return ImageHeader(width=width, height=height, channels=channels, has_alpha=False, bit_depth=8,
-                       mode=f"npy {dtype}", format="NPY", n_frames=1, notes=tuple(notes))
+                       mode=f"npy {dtype}", format="NPY", n_frames=1, notes=tuple(notes),
+                       channel_axis=len(shape) == 3 and shape[2] == 1)
 
 
 def _npy_header(source: Source, *, gray: bool, max_pixels: int | None) -> tuple[ImageHeader, int] | None:

@@ -244,13 +244,12 @@ def pillow_params(fmt: str, meta: Metadata, icc_profile: bytes | None, quality: 
 
 
 def encode_float(values: np.ndarray, fmt: str) -> bytes:
-    """Raw float32 values, no mapping: ``npy`` (H, W) or (H, W, C), or single-channel float TIFF.
-
-    A trailing channel axis of 1 is dropped, so a grey result is (H, W).
+    """Raw float32 values, no mapping: ``npy`` of the array's own shape ((H, W), (H, W, C), or a
+    flattened vector), or single-channel float TIFF (a trailing channel axis of 1 dropped).
     """
     info = format_info(fmt)
     arr = np.asarray(values, dtype=np.float32)
-    if arr.ndim == 3 and arr.shape[2] == 1:
+    if arr.ndim == 3 and arr.shape[2] == 1 and info.name != "npy":
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) and not (arr.ndim == 1 and info.name == "npy"):  # 1-D: a flattened vector
         msg = f"float output must be (H, W) or (H, W, C), not {arr.shape}"

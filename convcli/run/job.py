@@ -180,7 +180,8 @@ def _process(job: Job) -> Result:
     if job.kind == "float":
         if job.pipeline.stages and job.pipeline.stages[-1].op == "flatten":
             values = values.reshape(-1)  # the vector [C*H*W], written as it is
-        data = encode_float(values[:, :, 0] if values.ndim == 3 and values.shape[2] == 1 else values, job.fmt)
+        one = values.ndim == 3 and values.shape[2] == 1 and not img.header.channel_axis
+        data = encode_float(values[:, :, 0] if one else values, job.fmt)
         if alpha is not None:
             notes.append(f"alpha not written: raw floats ({job.fmt}) hold the filtered colour channels only, "
                          "un-premultiplied")
