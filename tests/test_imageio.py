@@ -582,7 +582,7 @@ def test_encode_float_npy() -> None:
     for arr in (values, values[..., 0], values[..., :1]):
         loaded = np.load(io.BytesIO(encode_float(arr, "npy")), allow_pickle=False)
         assert loaded.dtype == np.float32
-        np.testing.assert_array_equal(loaded, arr[..., 0] if arr.shape[-1] == 1 else arr)
+        np.testing.assert_array_equal(loaded, arr, strict=True)  # the array's own shape, (2, 3, 1) too
 
 
 def test_encode_float_tiff() -> None:
