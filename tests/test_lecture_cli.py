@@ -231,6 +231,18 @@ def test_demo_titles_follow_the_photo(tmp_path: Path) -> None:
     assert titles["08-stride-2"].endswith("427x640 -> 214x320")
     assert titles["09-stacked-conv-relu"].endswith("427x640 -> 214x320 -> 107x160")
     assert "224" not in titles["05-valid-vs-same"] + titles["08-stride-2"]
+    assert titles["11-learned-kernel"].endswith("gradient descent finds the sharpen kernel")
+
+
+def test_demo_learning_title_says_what_the_descent_did(tmp_path: Path) -> None:
+    """Figure 11's title claimed "finds the sharpen kernel" whatever happened: on a 3x3 gradient the
+    descent fits the target exactly with another kernel (sharpen is not the only one that maps it)."""
+    tiny = tmp_path / "t3.png"
+    Image.fromarray(np.arange(9, dtype=np.uint8).reshape(3, 3) * 25).save(tiny)
+    res = ok("demo", "--image", tiny, "--out-dir", tmp_path / "tour", "--json")
+    titles = {f["figure"]: f["title"] for f in map(json.loads, res.stdout.splitlines())}
+    assert "finds the sharpen kernel" not in titles["11-learned-kernel"]
+    assert "off sharpen's taps" in titles["11-learned-kernel"]
 
 
 def test_montage_of_a_batch_needs_a_stem_in_its_path(small: tuple[Path, np.ndarray], tmp_path: Path) -> None:
