@@ -298,3 +298,14 @@ def test_cli_json_a_diverging_descent_ends_with_the_error_record(tmp_path: Path,
     assert lines[-1] == {"input": str(CAT), "status": "error",
                          "error": stderr[0].removeprefix("convcli: error: ")}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.npy"]
+
+
+@pytest.mark.parametrize("which", ["input", "target"])
+def test_a_file_that_cannot_be_read_is_named(tmp_path: Path, which: str) -> None:
+    """SPEC 5: every error names its input. 0.3 said 'convcli: error: no such file' for either file."""
+    missing = tmp_path / "nope.png"
+    files = [str(missing), str(CAT)] if which == "input" else [str(CAT), str(missing)]
+    r = _run(["learn", *files, "--size", "3", "-o", str(tmp_path / "k.txt")])
+    assert r.exit_code == 1  # type: ignore[attr-defined]
+    assert r.stderr == f"convcli: error: {missing}: no such file\n"  # type: ignore[attr-defined]
+    assert not (tmp_path / "k.txt").exists()

@@ -159,8 +159,7 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
     prepare_paths([input_path, target_path], files)
 
     limit = max_pixels or DEFAULT_MAX_PIXELS
-    src = read_image(input_path, gray=gray, max_pixels=limit)
-    tgt = read_image(target_path, gray=gray, max_pixels=limit)
+    src, tgt = (_read(path, read_image, gray=gray, max_pixels=limit) for path in (input_path, target_path))
     x, t = src.color, tgt.color
     # From here on a failure is the run's, reported as every command reports a failed input: with
     # --json the stream ends with its error record (the one line still goes to stderr).
@@ -212,6 +211,14 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
         elif not quiet:
             _print(record, w.kernel)
     return 0
+
+
+def _read(path: str, read: Any, **kw: Any) -> Any:
+    """``read(path, **kw)``, its error naming the file (the input or the target), as every command's does."""
+    try:
+        return read(path, **kw)
+    except ConvcliError as e:
+        raise type(e)(f"{path}: {e}") from None
 
 
 @contextmanager
