@@ -286,3 +286,17 @@ def test_kernel_cell_texts_read_as_their_neighbours(v: float, text: str) -> None
     from convcli.teach.render import _weight_text
 
     assert _weight_text(v) == text
+
+
+@pytest.mark.parametrize("value", [255, 0, 128])
+def test_every_picture_has_a_visible_edge(value: int) -> None:
+    """An all-white result (every sample clipped to 255) was drawn white on the white page with no
+    edge: an empty cell above its label, as if nothing came out. Each picture has a hairline now."""
+    flat = np.full((20, 30, 3), value, np.uint8)
+    m = make_montage([Panel("a", "[1, 3, 20, 30]", flat), Panel("b", "[1, 3, 20, 30]", flat)], cell=120)
+    lay = layout(2, cell=120)
+    for i in range(2):
+        left, top, right, bottom = lay.cell_box(i)
+        cell = m[top:bottom, left:right].reshape(-1, 3)
+        colours = {tuple(c) for c in cell}
+        assert colours - {(255, 255, 255), (value,) * 3}, f"panel {i}: only the page and the picture"

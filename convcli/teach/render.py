@@ -32,6 +32,8 @@ from convcli.report import shape_text
 
 BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)
+#: the hairline around each panel's picture
+FRAME = (200, 200, 200)
 SUBTEXT = (90, 90, 90)
 OUTLINE = (255, 40, 40)
 CHECKER = ((204, 204, 204), (255, 255, 255))
@@ -300,7 +302,10 @@ def make_montage(
         pic = _to_rgb(scale_to_cell(p.image, cell, common if p.true_scale else None))
         left, top, right, bottom = lay.cell_box(i)
         ph, pw = pic.shape[:2]
-        canvas.paste(Image.fromarray(pic, "RGB"), (left + (cell - pw) // 2, top + (cell - ph) // 2))
+        x0, y0 = left + (cell - pw) // 2, top + (cell - ph) // 2
+        canvas.paste(Image.fromarray(pic, "RGB"), (x0, y0))
+        # A hairline around every picture: an all-white result is a white square, not an empty cell.
+        draw.rectangle((x0 - 1, y0 - 1, x0 + pw, y0 + ph), outline=FRAME)
         lx0, ly0, lx1, _ = lay.label_box(i)
         cx = (lx0 + lx1) / 2
         lfont = _fit_font(draw, p.label, lay.font_size, max(9, lay.font_size * 3 // 4), cell)
