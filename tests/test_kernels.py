@@ -9,7 +9,9 @@ import math
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from convcli.cli import cli
 from convcli.core.kernels import (
     REGISTRY,
     Kernel,
@@ -456,3 +458,14 @@ def test_box_kernel(k):
 def test_box_kernel_size_must_be_positive():
     with pytest.raises(UsageError):
         box_kernel(0)
+
+
+@pytest.mark.parametrize("args", [["-1 2 -1"], ["-1 2 -1", "--json"], ["--json", "-1 2 -1"],
+                                  ["--", "-1 2 -1"]])
+def test_kernels_takes_a_literal_that_starts_with_a_minus(args: list[str]) -> None:
+    """``convcli kernels "-1 2 -1"`` said "No such option '-1'" (it needed ``--`` first)."""
+    r = CliRunner().invoke(cli, ["kernels", *args], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    assert "[-1  2 -1]" in r.stdout or json.loads(r.stdout)["weights"] == [[-1.0, 2.0, -1.0]]
+    bad = CliRunner().invoke(cli, ["kernels", "sharpen", "--dft-size", "-5", "--response"])
+    assert bad.exit_code == 2 and "--dft-size" in bad.stderr  # a value of an option stays that option's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -27,7 +28,22 @@ def kernel_record(k: Kernel) -> dict[str, Any]:
             "sum": float(k.weights.sum()), "weights": k.weights.tolist(), "entries": k.entries()}
 
 
-@click.command("kernels")
+class _SpecFirst(click.Command):
+    """``convcli kernels "-1 2 -1"``: a literal starting with a minus is the SPEC, not an unknown option
+    (it needed ``--`` before it; ``filter -k "-1 2 -1"`` takes it as it is)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args:
+            valued = {o for p in self.params if isinstance(p, click.Option) and not p.is_flag for o in p.opts}
+            literals = [i for i, a in enumerate(args)
+                        if re.match(r"-[\d.]", a) and (i == 0 or args[i - 1] not in valued)]
+            if len(literals) == 1:
+                i = literals[0]
+                args = [*args[:i], *args[i + 1:], "--", args[i]]
+        return super().parse_args(ctx, args)
+
+
+@click.command("kernels", cls=_SpecFirst)
 @click.argument("spec", required=False, metavar="[SPEC]")
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object per kernel (JSON Lines).")
 @click.option("--response", is_flag=True,
