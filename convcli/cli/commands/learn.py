@@ -130,6 +130,7 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
     """
     from convcli.io.decode import DEFAULT_MAX_PIXELS, read_image
     from convcli.io.files import write_atomic
+    from convcli.report import json_line
     from convcli.run.plan import prepare_paths
     from convcli.teach.learn import LearnSettings, descend, make_problem, solve_lstsq
 
@@ -184,7 +185,7 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
                         shown[st.step] = st.weights
                     if st.step % every == 0 or st.step == steps:
                         if as_json:
-                            click.echo(json.dumps({"step": st.step, "loss": st.loss}))
+                            click.echo(json_line({"step": st.step, "loss": st.loss}))
                         elif not quiet and not bar.enabled:
                             click.echo(f"step {st.step:>6}  loss {st.loss:.6g}")
                     bar.update(st.step, st.loss)
@@ -207,7 +208,7 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
                       bias=None if w.bias is None else w.bias.tolist(), files=written,
                       seconds=round(time.perf_counter() - t0, 4))
         if as_json:
-            click.echo(json.dumps(record))
+            click.echo(json_line(record))
         elif not quiet:
             _print(record, w.kernel)
     return 0
