@@ -166,3 +166,27 @@ def test_a_log_whose_dc_is_a_rounding_of_zero_does_not_keep_flat_areas() -> None
 ])
 def test_the_other_kinds_keep_their_words(spec: str, words: str) -> None:
     assert _kind_line(spec).startswith(words)
+
+
+@pytest.mark.parametrize(("literal", "gain"), [("0 0 0; 0 1 0; 0 0 0", 1), ("0 0 0; 0 0 2; 0 0 0", 2),
+                                               ("0 0 0.5", 0.5)])
+def test_an_impulse_is_all_pass(literal: str, gain: float) -> None:
+    """The identity (or a shifted, scaled impulse) has the same gain at every frequency, which numpy's
+    FFT shows: it was called "mixed: neither low- nor high-pass"."""
+    k = np.array([[float(v) for v in row.split()] for row in literal.split(";")])
+    mag = np.abs(np.fft.fft2(k, (64, 64)))
+    assert np.ptp(mag) < 1e-12 and mag.max() == pytest.approx(gain)
+    assert _kind_line(literal).startswith(f"all-pass: every frequency at gain {gain:g}")
+
+
+def test_a_small_gaussian_is_a_mild_low_pass_not_a_directional_one() -> None:
+    """gaussian:sigma=0.5 is isotropic: numpy's FFT gives it about the same gain along a ring of fine
+    detail in every direction; it was called "directional ... in some directions only"."""
+    x = np.arange(-2, 3)
+    g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * 0.5**2))
+    mag = np.fft.fftshift(np.abs(np.fft.fft2(g / g.sum(), (64, 64))))
+    f = np.fft.fftshift(np.fft.fftfreq(64))
+    r = np.hypot(f[:, None], f[None, :])
+    ring = mag[(r >= 0.4) & (r <= 0.5)]
+    assert ring.max() < 2 * ring.min()  # the premise: no direction is favoured
+    assert _kind_line("gaussian:sigma=0.5").startswith("mild low-pass")

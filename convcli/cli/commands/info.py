@@ -168,9 +168,11 @@ def _kind(rec: dict[str, Any]) -> str:
     dc, top = rec["dc_gain"], rec["max_gain"]
     ng = rec["nyquist_gain"]
     high = max(ng["fx"], ng["fy"], ng["both"])
+    mag, f = np.asarray(rec["magnitude"]), np.asarray(rec["freqs"])
+    if mag.max() - mag.min() <= 1e-6 * top:
+        return f"all-pass: every frequency at gain {top:.4g} (an identity or a shift: no detail changes)"
     if dc >= 0.99 * top and high < 0.5 * dc:
         return "low-pass (keeps slow changes, removes fine detail)"
-    mag, f = np.asarray(rec["magnitude"]), np.asarray(rec["freqs"])
     radius = np.hypot(f[None, :], f[:, None])  # |f| of each cell, cycles/pixel
     if dc < 0.1 * top and mag[radius >= FINE].max() < 0.25 * top:
         peak = radius.flat[int(np.argmax(mag))]
@@ -192,7 +194,10 @@ def _kind(rec: dict[str, Any]) -> str:
             return "directional low-pass: smooths along x, keeps detail along y (a horizontal blur)"
         if ng["fy"] < 0.5 * dc <= ng["fx"]:
             return "directional low-pass: smooths along y, keeps detail along x (a vertical blur)"
-        return "directional low-pass: removes fine detail in some directions only (the gains below)"
+        ring = mag[(radius >= FINE) & (radius <= 0.5)]  # fine detail in every direction
+        if ring.max() > 2 * ring.min() + 0.05 * top:
+            return "directional low-pass: removes fine detail in some directions only (the gains below)"
+        return "mild low-pass: keeps most detail, damps only the finest, in every direction"
     return "mixed: neither low- nor high-pass (the gains below)"
 
 
