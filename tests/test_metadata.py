@@ -239,3 +239,39 @@ def test_a_png_comment_is_the_comment_of_a_jpeg_or_gif(tmp_path: Path, suffix: s
     with Image.open(back) as im:
         im.load()
         assert im.info["Comment"] == "café Ω"
+
+
+def _phys(path: Path) -> tuple[int, int, int] | None:
+    """A PNG's pHYs chunk as stored (x, y per unit, unit), read chunk by chunk."""
+    data = path.read_bytes()
+    pos = 8
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"pHYs":
+            return struct.unpack(">IIB", data[pos + 8 : pos + 17])
+        pos += 12 + n
+    return None
+
+
+@pytest.mark.parametrize("out", ["png", "jpg", "tif"])
+def test_a_tiffs_resolution_is_kept_and_an_untagged_one_is_not_made_up(tmp_path: Path, out: str) -> None:
+    """A TIFF's 200 dpi (an IFDRational in Pillow, not an int or float) was dropped without a note; a
+    TIFF with no resolution tags, which Pillow reports as (1, 1), became a '1 dpi' PNG/JPEG/BMP with
+    the note 'metadata kept: DPI'."""
+    pixels = np.full((30, 40, 3), 50, np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "dpi.tif", dpi=(200, 200))
+    Image.fromarray(pixels).save(tmp_path / "none.tif")
+    for name, dpi in (("dpi", 200.0), ("none", None)):
+        dst = tmp_path / f"{name}.out.{out}"
+        code, stdout, _ = run("blur", tmp_path / f"{name}.tif", "-o", dst, "--json")
+        assert code == 0
+        kept = any("DPI" in n and "kept" in n for n in json.loads(stdout)["notes"])
+        assert kept == (dpi is not None), name
+        if out == "png":
+            want = None if dpi is None else (round(dpi / 0.0254),) * 2 + (1,)
+            assert _phys(dst) == want, name
+        else:
+            with Image.open(dst) as im:  # a TIFF's own tag: Pillow reads an untagged TIFF as (1, 1)
+                got = im.info.get("dpi") if out == "jpg" else im.tag_v2.get(282)
+            want_dpi = None if dpi is None else dpi if out == "tif" else (dpi, dpi)
+            assert (got is None if want_dpi is None else got == pytest.approx(want_dpi)), (name, got)
