@@ -328,3 +328,34 @@ def test_frames_are_streamed_memory_bounded(tmp_path: Path) -> None:
     assert growth_mib < 15, f"peak RSS grew {growth_mib:.1f} MiB"
     with Image.open(tmp_path / "l.gif") as im:
         assert im.n_frames == 200
+
+
+def _netscape(path: Path) -> int | None:
+    """A GIF's NETSCAPE2.0 loop count as stored, None without the block (the GIF plays once)."""
+    data = path.read_bytes()
+    at = data.find(b"NETSCAPE2.0")
+    return None if at < 0 else int.from_bytes(data[at + 13 : at + 15], "little")
+
+
+def _plays_stored(path: Path) -> int | None:
+    """APNG's acTL num_plays or WebP's loop count as Pillow reads them (both: plays in all, 0 = for ever)."""
+    with Image.open(path) as im:
+        return im.info.get("loop")
+
+
+@pytest.mark.parametrize(("gif_count", "plays"), [(None, 1), (0, 0), (1, 2), (3, 4)])
+@pytest.mark.parametrize("other", ["png", "webp"])
+def test_the_loop_count_means_the_same_plays_in_every_format(
+        tmp_path: Path, gif_count: int | None, plays: int, other: str) -> None:
+    """A GIF's NETSCAPE count is the repeats after the first play (none: plays once; 0: for ever), an
+    APNG's num_plays and a WebP's loop count are the plays in all. 0.3 copied the number across: a
+    play-once APNG became a GIF with a count of 1, which plays twice."""
+    src = tmp_path / "in.gif"
+    loop = {} if gif_count is None else {"loop": gif_count}
+    save_animation(src, colour_frames(), duration=DURATIONS, **loop)
+    assert _netscape(src) == gif_count  # the premise, as Pillow wrote it
+    mid, back = tmp_path / f"mid.{other}", tmp_path / "back.gif"
+    assert run("blur", src, "-o", mid, "-q")[0] == 0
+    assert _plays_stored(mid) == plays
+    assert run("blur", mid, "-o", back, "-q")[0] == 0
+    assert _netscape(back) == gif_count

@@ -72,7 +72,7 @@ class FrameSource:
     turn: int  # the EXIF orientation convcli applies to each frame (1 where Pillow turns it itself)
     icc_profile: bytes | None
     metadata: Metadata
-    loop: int | None  # None: played once (no loop count in the file); 0: for ever
+    plays: int  # how many times the animation plays in all; 0: for ever (see :func:`plays_of`)
 
     def frames(self, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray | None,
                                                                 FrameInfo]]:
@@ -142,9 +142,23 @@ def open_frames(source: Source, *, gray: bool = False,
     """Open an image for reading frame by frame; InputError as :func:`convcli.io.decode.read_image`."""
     with open_planned(source, gray=gray, max_pixels=max_pixels) as (im, header, turn, orientation):
         icc = im.info.get("icc_profile") or None
-        loop = im.info.get("loop")
         yield FrameSource(im, header, turn, icc if isinstance(icc, bytes) else None,
-                          read_metadata(im, orientation), int(loop) if isinstance(loop, int) else None)
+                          read_metadata(im, orientation), plays_of(im.format, im.info.get("loop")))
+
+
+def plays_of(fmt: str | None, loop: object) -> int:
+    """How many times an animation plays in all (0: for ever), from Pillow's ``info["loop"]``.
+
+    The formats count differently: APNG's ``num_plays`` and WebP's loop count are the plays in all,
+    a GIF's NETSCAPE count is the repeats after the first play, and a GIF without one plays once.
+    So a GIF's 1 is two plays, and an APNG's 1 is a GIF with no loop block (0.3 copied the numbers
+    across: a play-once APNG became a GIF that played twice).
+    """
+    if not isinstance(loop, int) or loop < 0:
+        return 1
+    if loop == 0:
+        return 0
+    return loop + 1 if fmt == "GIF" else loop
 
 
 def frames_note(header: ImageHeader, count: int) -> str:
@@ -161,7 +175,7 @@ class FrameWriter:
 
     fmt: str  # gif, png (APNG), webp, tiff
     count: int  # frames that will come (APNG says it up front)
-    loop: int | None = None
+    plays: int = 1  # in all; 0: for ever (:func:`plays_of`)
     icc_profile: bytes | None = None
     metadata: Metadata | None = None
     quality: int | None = None
@@ -194,7 +208,7 @@ def frame_chunks(frames: Iterable[Frame], w: FrameWriter, notes: list[str]) -> I
         icc_notes += metadata_notes(w.metadata, w.fmt, "kept" if icc is not None else None)
     rest = _chain(first, it)
     if w.fmt == "gif":
-        yield from _gif_chunks(rest, first[0].shape[1], first[0].shape[0], w.loop, meta.comment, w.dither)
+        yield from _gif_chunks(rest, first[0].shape[1], first[0].shape[0], w.plays, meta.comment, w.dither)
     elif w.fmt == "png":
         yield from _apng_chunks(rest, w, icc, meta)
     else:
@@ -244,15 +258,15 @@ def _gif_image(im: Image.Image) -> tuple[bytes, int, bytes]:
     return table, bits, data[start : pos + 1]
 
 
-def _gif_chunks(frames: Iterable[Frame], width: int, height: int, loop: int | None,
+def _gif_chunks(frames: Iterable[Frame], width: int, height: int, plays: int,
                 comment: bytes | None, dither: bool) -> Iterator[bytes]:
     """GIF89a: no global palette, a local palette per frame, each frame whole (offset 0, 0).
 
     Disposal is kept as the input said, except with transparency (see below).
     """
     yield b"GIF89a" + struct.pack("<HHBBB", width, height, 0, 0, 0)
-    if loop is not None:
-        yield b"!\xff\x0bNETSCAPE2.0\x03\x01" + struct.pack("<H", min(loop, 65535)) + b"\0"
+    if plays != 1:  # the NETSCAPE block counts the repeats after the first play (0: for ever)
+        yield b"!\xff\x0bNETSCAPE2.0\x03\x01" + struct.pack("<H", min(max(plays - 1, 0), 65535)) + b"\0"
     if comment:
         yield b"!\xfe" + _sub_blocks(comment)
     for color, alpha, info in frames:
@@ -285,7 +299,7 @@ def _apng_chunks(frames: Iterable[Frame], w: FrameWriter, icc: bytes | None,
         if i == 0:
             head = [PNG_SIGNATURE,
                     _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)),
-                    _png_chunk(b"acTL", struct.pack(">II", w.count, 1 if w.loop is None else w.loop))]
+                    _png_chunk(b"acTL", struct.pack(">II", w.count, w.plays))]
             if icc:
                 head.append(_png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc)))
             head.extend(_png_chunk(kind, body) for kind, body in png_chunks(meta))
@@ -359,7 +373,7 @@ def _pillow_animation(frames: Iterator[Frame], w: FrameWriter, icc: bytes | None
     seq = _StreamedFrames(timed(), w.count)
     params = pillow_params(w.fmt, meta, icc, w.quality, w.compress_level)
     if w.fmt == "webp":
-        params["loop"] = 1 if w.loop is None else w.loop  # WebP's 0 is "for ever"
+        params["loop"] = w.plays  # WebP's 0 is "for ever"
         params["duration"] = _LazyDurations(durations)
     buf = io.BytesIO()
     try:

@@ -366,7 +366,7 @@ def _process_frames(job: Job, src: str | Path | bytes, record: dict[str, Any], n
             enc_notes.extend(still_notes)
             chunks = [data]
         else:
-            writer = FrameWriter(fmt=job.fmt, count=len(job.frames), loop=source.loop, icc_profile=icc,
+            writer = FrameWriter(fmt=job.fmt, count=len(job.frames), plays=source.plays, icc_profile=icc,
                                  metadata=meta, quality=job.quality, compress_level=job.compress_level,
                                  dither=job.dither, threads=threads)
             chunks = frame_chunks(filtered(), writer, enc_notes)
