@@ -6,6 +6,7 @@ command is checked as text and run where a real ImageMagick is on the machine.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -525,3 +526,25 @@ def test_cli_emit_refuses_format_flags_a_run_refuses(flags: list[str], tmp_path:
     r = CliRunner().invoke(cli, ["filter", str(tmp_path / "a.png"), "-k", "sharpen", *flags,
                                  "--emit", "scipy"])
     assert r.exit_code == 2 and r.stdout == ""
+
+
+@pytest.mark.parametrize(("mode", "pad", "fits"), [
+    ("reflection", (8, 8, 10, 10), True),      # each pad smaller than the side (9 x 11): torch pads it
+    ("reflection", (9, 9, 1, 1), False),       # a pad as tall as the image: torch refuses it
+    ("circular", (9, 9, 11, 11), True),        # as wide as the image: still one wrap
+    ("circular", (10, 10, 1, 1), False),       # wider: wraps around more than once
+])
+def test_torch_pads_wider_than_torch_takes_are_made_with_numpy(mode: str, pad: tuple[int, int, int, int],
+                                                               fits: bool, images: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    """torch refuses a reflect pad not smaller than the input and a circular pad wider than it ("Padding
+    size should be less than the corresponding input dimension", "wrapping around more than once"): the
+    program pads with numpy first then, as it does for modes torch lacks."""
+    k = np.ones((pad[0] + pad[1] + 1, pad[2] + pad[3] + 1)) / ((pad[0] + pad[1] + 1) * (pad[2] + pad[3] + 1))
+    spec = EmitSpec(k, (1, 1), (1, 1), pad, mode, False, 3, str(images["RGB"]), str(tmp_path / "o.png"),
+                    image_size=(9, 11))
+    code = emit("torch", spec)
+    assert ("np.pad(" not in code) == fits
+    if importlib.util.find_spec("torch") is not None:
+        out = _run_python(code)["out"]
+        np.testing.assert_allclose(out, _reference(spec), rtol=1e-4, atol=1e-3)
