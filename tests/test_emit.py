@@ -548,3 +548,18 @@ def test_torch_pads_wider_than_torch_takes_are_made_with_numpy(mode: str, pad: t
     if importlib.util.find_spec("torch") is not None:
         out = _run_python(code)["out"]
         np.testing.assert_allclose(out, _reference(spec), rtol=1e-4, atol=1e-3)
+
+
+def test_a_compass_operator_is_refused_with_advice_that_works(images: dict[str, Path], tmp_path: Path) -> None:
+    """--operator kirsch --emit said 'the edges magnitude, which combines two kernels; use --direction',
+    and --direction then said 'kirsch takes the maximum over 8 directions; drop --direction'."""
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    src = str(images["RGB"])
+    r = CliRunner().invoke(cli, ["edges", src, "--operator", "kirsch", "--emit", "scipy", "-o", "x.png"])
+    assert r.exit_code == 2 and "8 rotated kernels" in r.stderr and "kirsch@90" in r.stderr
+    r = CliRunner().invoke(cli, ["filter", src, "-k", "kirsch@90", "--emit", "scipy",
+                                 "-o", str(tmp_path / "x.png")])
+    assert r.exit_code == 0 and "scipy.ndimage" in r.stdout

@@ -13,7 +13,7 @@ from convcli.cli.kernelspec import parse_patch
 from convcli.cli.options import FiniteFloat, geometry_options, parse_at
 from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
-from convcli.pipeline import CorrelateStage
+from convcli.pipeline import CompassStage, CorrelateStage
 from convcli.run.spec import Command, RunSpec
 
 if TYPE_CHECKING:
@@ -76,6 +76,10 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
         if len({id(s) for s in stages}) > 1:  # a chain of several stages
             what = f"a chain of {len(stages)} stages ({', '.join(s.op for s in stages)})"
             hint = "emit one stage at a time (e.g. convcli filter ... --emit), or run convcli"
+        elif isinstance(first, CompassStage):
+            what = "the largest of 8 rotated kernels' responses (a compass operator), no single kernel"
+            hint = ("emit one rotation with 'filter -k NAME@ANGLE' (e.g. kirsch@90), or use --operator "
+                    "sobel|prewitt|scharr with --direction vertical|horizontal")
         elif first.op == "edges":
             what = "the edges magnitude, which combines two kernels"
             hint = "use --direction vertical|horizontal"
