@@ -550,7 +550,8 @@ def test_torch_pads_wider_than_torch_takes_are_made_with_numpy(mode: str, pad: t
         np.testing.assert_allclose(out, _reference(spec), rtol=1e-4, atol=1e-3)
 
 
-def test_a_compass_operator_is_refused_with_advice_that_works(images: dict[str, Path], tmp_path: Path) -> None:
+def test_a_compass_operator_is_refused_with_advice_that_works(images: dict[str, Path],
+                                                              tmp_path: Path) -> None:
     """--operator kirsch --emit said 'the edges magnitude, which combines two kernels; use --direction',
     and --direction then said 'kirsch takes the maximum over 8 directions; drop --direction'."""
     from click.testing import CliRunner
