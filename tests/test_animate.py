@@ -305,3 +305,15 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path, args: list[str]) -> N
     assert res.stderr.startswith("convcli: error:")
     assert res.stderr.strip().count("\n") == 0
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("content", [None, b"hello", b""])
+def test_an_image_that_cannot_be_read_is_named(tmp_path: Path, content: bytes | None) -> None:
+    """SPEC 5: every error names its input; animate said 'convcli: error: no such file'."""
+    src = tmp_path / "cat.png"
+    if content is not None:
+        src.write_bytes(content)
+    r = run("animate", src, "-o", tmp_path / "a.gif")
+    assert r.exit_code == 1
+    assert r.stderr.startswith(f"convcli: error: IMAGE {src}: ") and r.stderr.count("\n") == 1
+    assert not (tmp_path / "a.gif").exists()

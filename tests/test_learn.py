@@ -307,5 +307,6 @@ def test_a_file_that_cannot_be_read_is_named(tmp_path: Path, which: str) -> None
     files = [str(missing), str(CAT)] if which == "input" else [str(CAT), str(missing)]
     r = _run(["learn", *files, "--size", "3", "-o", str(tmp_path / "k.txt")])
     assert r.exit_code == 1  # type: ignore[attr-defined]
-    assert r.stderr == f"convcli: error: {missing}: no such file\n"  # type: ignore[attr-defined]
+    label = "INPUT" if which == "input" else "TARGET"
+    assert r.stderr == f"convcli: error: {label} {missing}: no such file\n"  # type: ignore[attr-defined]
     assert not (tmp_path / "k.txt").exists()

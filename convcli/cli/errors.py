@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from convcli.errors import ConvcliError, ExitStatus, OutputError
+from convcli.errors import ConvcliError, ExitStatus, InputError, OutputError
 from convcli.io.files import os_reason
 from convcli.report import line_text
 
@@ -143,6 +143,16 @@ def signals_stop() -> Iterator[None]:
             # After a stop, the process only says so and leaves: a further Ctrl-C would cut that
             # short with a traceback, so it is ignored (the exit itself leaves at once on one).
             signal.signal(s, signal.SIG_IGN if signals else h)
+
+
+def read_named(read: Callable[..., Any], path: str, label: str, **kw: Any) -> Any:
+    """``read(path, **kw)``; an input error names the file and the argument it came from
+    (``TARGET t.png: no such file``), as a batch names its inputs."""
+    try:
+        return read(path, **kw)
+    except InputError as e:
+        msg = f"{label} {path}: {e}"
+        raise InputError(msg) from None
 
 
 def split_debug(argv: list[str]) -> tuple[list[str], bool]:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 import numpy as np
 
+from convcli.cli.errors import read_named
 from convcli.cli.options import FiniteFloat, geometry_options, parse_at
 from convcli.core.shapes import resolve_pad
 from convcli.errors import UsageError
@@ -24,7 +25,7 @@ def _photo_patch(image: str, at: str | None, crop: int
 
     from convcli.io.decode import read_image
 
-    img = read_image(image, gray=True)
+    img = read_named(read_image, image, "IMAGE", gray=True)
     # luminance rounded half to even, as the grey image convcli would write
     lum = np.rint(img.color[:, :, 0].astype(np.float64))
     h, w = lum.shape

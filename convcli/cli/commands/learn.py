@@ -14,6 +14,7 @@ from typing import Any
 import click
 import numpy as np
 
+from convcli.cli.errors import read_named
 from convcli.cli.options import geometry_options
 from convcli.errors import ConvcliError, UsageError
 
@@ -160,7 +161,8 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
     prepare_paths([input_path, target_path], files)
 
     limit = max_pixels or DEFAULT_MAX_PIXELS
-    src, tgt = (_read(path, read_image, gray=gray, max_pixels=limit) for path in (input_path, target_path))
+    src, tgt = (read_named(read_image, path, label, gray=gray, max_pixels=limit)
+                for path, label in ((input_path, "INPUT"), (target_path, "TARGET")))
     x, t = src.color, tgt.color
     # From here on a failure is the run's, reported as every command reports a failed input: with
     # --json the stream ends with its error record (the one line still goes to stderr).
@@ -212,14 +214,6 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
         elif not quiet:
             _print(record, w.kernel)
     return 0
-
-
-def _read(path: str, read: Any, **kw: Any) -> Any:
-    """``read(path, **kw)``, its error naming the file (the input or the target), as every command's does."""
-    try:
-        return read(path, **kw)
-    except ConvcliError as e:
-        raise type(e)(f"{path}: {e}") from None
 
 
 @contextmanager

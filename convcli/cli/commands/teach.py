@@ -9,6 +9,7 @@ import click
 import numpy as np
 from click.core import ParameterSource
 
+from convcli.cli.errors import read_named
 from convcli.cli.kernelspec import parse_patch
 from convcli.cli.options import FiniteFloat, geometry_options, parse_at
 from convcli.core.shapes import resolve_geometry
@@ -130,19 +131,6 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
     return emit(library, espec)  # type: ignore[arg-type]
 
 
-def _read_named(read: Any, path: str, flag: str, **kw: Any) -> Any:
-    """Decode ``path``; an error names the file (and the flag it came from)."""
-    from convcli.errors import ConvcliError, InputError
-
-    try:
-        return read(path, **kw)
-    except ConvcliError as e:
-        if isinstance(e, InputError):
-            msg = f"{flag} {path}: {e}"
-            raise InputError(msg) from None
-        raise
-
-
 # --- explain -----------------------------------------------------------------------------
 
 
@@ -207,7 +195,7 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
     assert image is not None
     from convcli.io.decode import read_image
 
-    img = _read_named(read_image, image, "IMAGE", gray=gray)
+    img = read_named(read_image, image, "IMAGE", gray=gray)
     if channel >= img.color.shape[2]:
         msg = f"--channel {channel}: the image has {img.color.shape[2]} channel(s)"
         raise UsageError(msg)
@@ -253,7 +241,7 @@ def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
     from convcli.teach.demo import build_figures, bundled_cat_path, shape_chain
 
     src = image or bundled_cat_path()
-    img = _read_named(read_image, src, "--image")
+    img = read_named(read_image, src, "--image")
     color = img.color * (255.0 / img.header.maxval) if img.header.maxval != 255 else img.color
     figures = build_figures(color, seed=seed)
     paths = [os.path.join(out_dir, f"{fig.name}.{'gif' if fig.animation else 'png'}") for fig in figures]
