@@ -210,8 +210,37 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
         result = explain_at(plane, kernel, x, y, flip=flip, bias=bias, **geo)
         name = "luminance" if gray or img.color.shape[2] == 1 else "RGB"[channel]
         click.echo(f"{image}: channel {channel} ({name}), output pixel x={x}, y={y}")
+        if img.alpha is not None:
+            click.echo(result.text)
+            click.echo(_with_alpha(plane, img.alpha.astype(np.float64), kernel, x, y, flip, bias, geo,
+                                   float(img.header.maxval)))
+            return 0
     click.echo(result.text)
     return 0
+
+
+def _with_alpha(plane: np.ndarray, alpha: np.ndarray, kernel: Any, x: int, y: int, flip: bool, bias: float,
+                geo: dict[str, Any], maxval: float) -> str:
+    """What ``filter`` writes at (x, y) of an image with alpha: the sum above is of the stored colour,
+    while colour is premultiplied by alpha, filtered, and divided by the alpha filtered with the kernel
+    scaled to sum 1 (README, "Alpha"); a kernel summing to 0 drops the alpha instead."""
+    from convcli.teach.explain import explain_at, fmt
+
+    w = kernel.weights
+    total = float(w.sum())
+    premult = explain_at(plane * alpha / maxval, kernel, x, y, flip=flip, **geo).value
+    if abs(total) <= 1e-9 * float(np.abs(w).sum()):
+        return (f"note: this image has alpha, and a kernel summing to 0 drops it: filter composites the "
+                f"colour onto black first (colour x alpha/{fmt(maxval)}), so transparent areas count as 0: "
+                f"it writes {fmt(premult + bias)} here")
+    cover = explain_at(alpha, kernel, x, y, flip=flip, **geo).value / total
+    if cover <= 0:
+        return "note: this image has alpha, and no alpha lies under this window: filter writes 0 here"
+    value = premult / (cover / maxval) + bias
+    return (f"note: this image has alpha. filter premultiplies the colour by it: sum of weight x colour x "
+            f"alpha/{fmt(maxval)} = {fmt(premult)}, divided by the window's alpha/{fmt(maxval)} (weights "
+            f"scaled to sum 1) = {fmt(cover / maxval)}" + (f", plus the bias {fmt(bias)}" if bias else "")
+            + f": filter writes {fmt(value)} here (alpha {fmt(cover)})")
 
 
 # --- demo --------------------------------------------------------------------------------
