@@ -321,9 +321,13 @@ class CompassStage(WindowStage):
     def run_with_direction(self, x: np.ndarray, eng: EngineOptions) -> tuple[np.ndarray, np.ndarray]:
         best = self.correlate(x, self.kernels[0].weights, eng)
         direction = np.zeros(best.shape, dtype=np.float32)
+        # A tie in exact arithmetic (reflection padding makes rows -1 and +1 of the first row equal) comes
+        # out of float sums a few roundings apart: a later rotation wins only by more than they can be.
+        terms = max(float(np.abs(k.weights).sum()) for k in self.kernels) * float(np.abs(x).max(initial=0))
+        tie = 16 * float(np.finfo(best.dtype).eps) * terms
         for i, k in enumerate(self.kernels[1:], start=1):
             r = self.correlate(x, k.weights, eng)
-            wins = r > best
+            wins = r > best + tie
             best = np.where(wins, r, best)
             direction[wins] = 45.0 * i
         return best, direction
