@@ -330,16 +330,23 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def png_by_hand(pixels: np.ndarray, colour_type: int, *, keep: float = 1.0, interlace: bool = False,
-                palette: bytes = b"") -> bytes:
-    """An 8-bit PNG written here (filter 0 rows, one IDAT), its compressed stream whole and its CRCs
-    right, holding the first ``keep`` of the filtered rows (Adam7 passes in order when ``interlace``)."""
+                palette: bytes = b"", depth: int = 8) -> bytes:
+    """A PNG written here (filter 0 rows, one IDAT; 8-bit, 16-bit big-endian, or 1-bit packed), its
+    compressed stream whole and its CRCs right, holding the first ``keep`` of the filtered rows (Adam7
+    passes in order when ``interlace``)."""
     h, w = pixels.shape[:2]
+
+    def packed(row: np.ndarray) -> bytes:
+        if depth == 16:
+            return row.astype(">u2").tobytes()
+        return np.packbits(row > 0).tobytes() if depth == 1 else row.tobytes()
+
     rows = []
     for x0, y0, dx, dy in ADAM7 if interlace else ((0, 0, 1, 1),):
         if x0 < w:
-            rows += [b"\0" + pixels[y, x0::dx].tobytes() for y in range(y0, h, dy)]
+            rows += [b"\0" + packed(pixels[y, x0::dx]) for y in range(y0, h, dy)]
     raw = b"".join(rows[: max(1, int(len(rows) * keep))])
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, int(interlace))
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour_type, 0, 0, int(interlace))
     plte = _png_chunk(b"PLTE", palette) if palette else b""
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + plte
             + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
@@ -357,6 +364,10 @@ def _short_cases() -> list[Any]:
         ("rgb interlaced", rgb, 2, {"interlace": True}),
         ("rgb 1000x1100, decoded on a worker thread",
          rng.integers(0, 256, (1100, 1000, 3), dtype=np.uint8), 2, {}),
+        ("grey 16-bit", rng.integers(0, 65536, (40, 50), dtype=np.uint16), 0, {"depth": 16}),
+        ("grey+alpha 16-bit", rng.integers(0, 65536, (40, 50, 2), dtype=np.uint16), 4, {"depth": 16}),
+        ("bilevel", rgb[..., 0] > 127, 0, {"depth": 1}),
+        ("rgb interlaced, one row", rgb[:1], 2, {"interlace": True}),
     ]
     return [pytest.param(*case, id=case[0]) for case in cases]
 
@@ -382,14 +393,17 @@ def test_png_whose_image_data_ends_early_is_an_input_error(tmp_path: Path, name:
 @pytest.mark.parametrize(("name", "pixels", "colour_type", "extra"), _short_cases())
 def test_png_whose_last_rows_look_like_the_marker_still_decodes(
         name: str, pixels: np.ndarray, colour_type: int, extra: dict[str, Any]) -> None:
-    """A whole file whose last rows hold exactly the values the check fills them with first (173 or
-    82 in every sample) is decoded as it is: the rows are told apart by the second fill."""
-    for value in (173, 82):
+    """A whole file whose last rows hold exactly the values the check fills them with (173 or 82 in
+    every sample; 40961 or 12345 at 16 bits; black or white) is decoded as it is: they are told apart
+    by the other fill."""
+    depth = extra.get("depth", 8)
+    for value in (173, 82) if depth == 8 else (40961, 12345) if depth == 16 else (0, 1):
         p = pixels.copy()
         p[-2:] = value if colour_type != 3 else value % 4
         data = png_by_hand(p, colour_type, **extra)
-        with Image.open(io.BytesIO(data)) as im:
-            expected = np.asarray(im.convert("RGB") if colour_type == 3 else im)
+        # what the file holds, from the pixels written: a palette looked up, bilevel as 0/255
+        expected = (np.frombuffer(extra["palette"], np.uint8).reshape(-1, 3)[p] if colour_type == 3 else
+                    p.astype(np.uint8) * 255 if depth == 1 else p)
         got = read_image(data, keep_integer=True)
         stored = got.color if got.alpha is None else np.dstack([got.color, got.alpha])
-        assert np.array_equal(stored.reshape(expected.shape) if colour_type != 3 else stored, expected)
+        assert np.array_equal(stored.reshape(expected.shape), expected), name

@@ -474,29 +474,40 @@ def load_whole(im: Image.Image, fp: BinaryIO) -> Image.Image:
 
     Pillow's PNG decoder stops where the compressed stream ends: a stream that ends early, its
     chunks whole and their CRCs right, leaves the rows after it black, in silence. So the last row
-    (the last two when interlaced: the seventh pass writes the odd rows) is filled with a marker
-    before decoding; still the marker afterwards, it was never written. A decoded row that equals
-    the marker is told apart by decoding again with a second marker, unlike the first at every
-    sample.
+    is filled with a marker before decoding; still the marker afterwards, it was never written.
+    Interlaced, the last two rows (the seventh pass writes the odd ones) are checked pixel by pixel
+    (a row of height 1 ends with the sixth pass, which writes half of it). A decoded pixel that
+    equals the marker is told apart by decoding again with a second marker, unlike the first at
+    every sample. Frames after the first of an APNG are composed onto the ones before by Pillow:
+    not checked.
     """
     if im.format != "PNG" or not getattr(im, "tile", None) or im.tell() != 0:
         im.load()
         return im
     width, height = im.size
-    rows = range(max(0, height - (2 if im.info.get("interlace") else 1)), height)
-    markers = (255, 0) if im.mode == "1" else _MARKERS_16 if im.mode.startswith("I") else _MARKERS
+    interlaced = bool(im.info.get("interlace"))
+    rows = range(max(0, height - (2 if interlaced else 1)), height)
+    # 0 first for bilevel images: scans end in white far more often than in black
+    markers = (0, 255) if im.mode == "1" else _MARKERS_16 if im.mode.startswith("I") else _MARKERS
+    unwritten: np.ndarray | None = None  # per pixel of ``rows``: still the marker at every attempt
     for attempt, value in enumerate(markers):
-        if attempt:  # the first marker was decoded as a row: decode again, from the start
+        if attempt:  # the first marker was decoded as a pixel: decode again, from the start
             fp.seek(0)
             im = Image.open(fp, formats=["PNG"])
         bands = len(im.getbands())
-        colour: int | tuple[int, ...] = value if bands == 1 else (value,) * bands
+        marker_row = Image.new(im.mode, (width, 1), value if bands == 1 else (value,) * bands)
         im.im = Image.core.new(im.mode, im.size)
-        for y in rows:
-            im.im.paste(colour, (0, y, width, y + 1))
+        for y in rows:  # an image, not a colour: a colour paste keeps only the low byte of I;16
+            im.im.paste(marker_row.im, (0, y, width, y + 1))
         im.load()
-        marker = np.asarray(Image.new(im.mode, (width, 1), colour))
-        if not any(np.array_equal(np.asarray(im.crop((0, y, width, y + 1))), marker) for y in rows):
+        marker = np.asarray(marker_row)
+        same = np.concatenate([np.asarray(im.crop((0, y, width, y + 1))) == marker for y in rows])
+        if same.ndim == 3:
+            same = same.all(axis=2)  # a pixel: every channel
+        if not interlaced:  # rows are written whole: a row is the marker, or it was written
+            same = np.broadcast_to(same.all(axis=1, keepdims=True), same.shape)
+        unwritten = same if unwritten is None else unwritten & same
+        if not unwritten.any():
             return im
     raise InputError(f"truncated or corrupt PNG data ({SHORT_DATA})")
 
@@ -511,8 +522,9 @@ def _decode_png_la16(data: bytes) -> np.ndarray:
     ihdr[8], ihdr[9] = 8, 6
     crc = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
     patched = data[:16] + bytes(ihdr) + crc + data[33:]
-    with Image.open(io.BytesIO(patched)) as im:
-        im.load()
+    fp = io.BytesIO(patched)
+    with Image.open(fp) as opened:
+        im = load_whole(opened, fp)
         rgba = np.asarray(im).astype(np.uint16)
     return (rgba[..., 0::2] << 8) | rgba[..., 1::2]
 
