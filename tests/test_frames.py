@@ -359,3 +359,13 @@ def test_the_loop_count_means_the_same_plays_in_every_format(
     assert _plays_stored(mid) == plays
     assert run("blur", mid, "-o", back, "-q")[0] == 0
     assert _netscape(back) == gif_count
+
+
+def test_the_largest_gif_loop_count_still_writes_a_webp(tmp_path: Path) -> None:
+    """A GIF's count 65535 is 65536 plays, more than WebP's 16-bit count holds: 'ERROR assembling
+    WebP', reported as an internal error. The most WebP can say is written instead."""
+    src = tmp_path / "in.gif"
+    save_animation(src, colour_frames(), duration=DURATIONS, loop=65535)
+    out = tmp_path / "out.webp"
+    assert run("blur", src, "-o", out, "-q")[0] == 0
+    assert _plays_stored(out) == 65535

@@ -275,3 +275,15 @@ def test_a_tiffs_resolution_is_kept_and_an_untagged_one_is_not_made_up(tmp_path:
                 got = im.info.get("dpi") if out == "jpg" else im.tag_v2.get(282)
             want_dpi = None if dpi is None else dpi if out == "tif" else (dpi, dpi)
             assert (got is None if want_dpi is None else got == pytest.approx(want_dpi)), (name, got)
+
+
+def test_a_tiff_with_one_resolution_tag_has_no_dpi(tmp_path: Path) -> None:
+    """XResolution alone: Pillow puts 1 for the missing YResolution, which made a '300 x 1 dpi' file."""
+    from PIL import TiffImagePlugin
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[282], tags[296] = 300, 2  # XResolution, ResolutionUnit inch; no YResolution
+    Image.fromarray(np.full((30, 40, 3), 50, np.uint8)).save(tmp_path / "x.tif", tiffinfo=tags)
+    code, stdout, _ = run("blur", tmp_path / "x.tif", "-o", tmp_path / "x.png", "--json")
+    assert code == 0 and not any("DPI" in n for n in json.loads(stdout)["notes"])
+    assert _phys(tmp_path / "x.png") is None

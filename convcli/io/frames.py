@@ -373,7 +373,7 @@ def _pillow_animation(frames: Iterator[Frame], w: FrameWriter, icc: bytes | None
     seq = _StreamedFrames(timed(), w.count)
     params = pillow_params(w.fmt, meta, icc, w.quality, w.compress_level)
     if w.fmt == "webp":
-        params["loop"] = w.plays  # WebP's 0 is "for ever"
+        params["loop"] = min(w.plays, 65535)  # WebP's 0 is "for ever"; its count is 16 bits
         params["duration"] = _LazyDurations(durations)
     buf = io.BytesIO()
     try:

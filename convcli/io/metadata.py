@@ -23,8 +23,8 @@ PILLOW_JPEG_XMP = int(Image.__version__.split(".")[0]) >= 11
 _EXIF_PREFIX = b"Exif\x00\x00"
 _XMP_KEY = "XML:com.adobe.xmp"
 #: PNG info keys Pillow fills from chunks that are not text.
-#: TIFF's XResolution tag
-_X_RESOLUTION = 282
+#: TIFF's XResolution and YResolution tags
+_RESOLUTION_TAGS = frozenset({282, 283})
 _NOT_TEXT = frozenset({"dpi", "icc_profile", "exif", "xmp", "gamma", "transparency", "aspect", "srgb",
                        "chromaticity", "duration", "loop", "disposal", "blend", "default_image",
                        "background", "bbox", "comment", _XMP_KEY})
@@ -80,8 +80,8 @@ def read_metadata(im: Image.Image, orientation: int) -> Metadata:
     if isinstance(exif, bytes) and exif:
         exif_bytes = reset_orientation(exif.removeprefix(_EXIF_PREFIX))
     dpi = info.get("dpi")
-    if im.format == "TIFF" and _X_RESOLUTION not in getattr(im, "tag_v2", {}):
-        dpi = None  # Pillow reports (1, 1) for a TIFF without resolution tags: not a real 1 dpi
+    if im.format == "TIFF" and not _RESOLUTION_TAGS <= set(getattr(im, "tag_v2", {})):
+        dpi = None  # Pillow puts 1 for a missing XResolution or YResolution: not a real 1 dpi
     dpi_pair = None
     # a TIFF's resolution is an IFDRational, a number but no int or float
     if isinstance(dpi, tuple) and len(dpi) == 2 and all(isinstance(v, numbers.Real) and v > 0 for v in dpi):
