@@ -27,6 +27,7 @@ from convcli.core.kernels import (
     rotate180,
     size_for_sigma,
     size_text,
+    sums_to_zero,
 )
 from convcli.core.padding import PadMode, resolve_mode, source_rows
 from convcli.core.pixels import BandStats, PixelSpec
@@ -528,8 +529,7 @@ def make_correlate_stage(op: str, kernel: Kernel, *, stride: Pair = (1, 1), dila
     if carries_alpha is None:
         # A kernel summing to 0 (a derivative: edges, laplacian) would turn alpha into an edge
         # map and make the picture transparent; such a response has no alpha.
-        w = kernel.weights
-        carries_alpha = abs(float(w.sum())) > 1e-9 * float(np.abs(w).sum())
+        carries_alpha = not sums_to_zero(kernel.weights)
     return CorrelateStage(op=op, kernel=kernel, stride=stride, dilation=dilation, padding=mode, pad=pad4,
                           flip=flip, bias=bias, label=label, carries_alpha=carries_alpha)
 
@@ -623,8 +623,7 @@ class Pipeline:
         last = self.stages[-1]
         if not isinstance(last, CorrelateStage) or last.kernel is None:
             return None
-        w = last.kernel.weights
-        if abs(float(w.sum())) > 1e-9 * float(np.abs(w).sum()):
+        if not sums_to_zero(last.kernel.weights):
             return None
         return (f"{clipped_fraction * 100:.0f}% of samples clipped: the kernel sums to 0, so its negative "
                 "responses became 0; --range abs keeps their magnitude, --range normalize maps min..max")

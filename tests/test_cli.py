@@ -1370,3 +1370,17 @@ def test_the_alpha_note_names_the_stage_that_dropped_it(tmp_path: Path, args: tu
     (rec,) = records(ok(args[0], src, *args[1:], "-o", tmp_path / "o.png", "--json"))
     assert any(n.startswith(f"alpha dropped: {reason}") for n in rec["notes"])
     assert load(tmp_path / "o.png").ndim == 2 or load(tmp_path / "o.png").shape[2] == 3
+
+
+def test_a_kernel_summing_to_almost_zero_drops_alpha_as_a_derivative_does(tmp_path: Path) -> None:
+    """``1 -0.999`` sums to 0.001: scaled to sum 1 for alpha its weights were 1000 and -999, alpha edges
+    came out clipped to 0 or 255 and colour there divided by ~1000. It responds to change, as a
+    derivative: alpha is dropped, colour composited onto black (scipy on colour x alpha)."""
+    rng = np.random.default_rng(12)
+    rgba = rng.integers(0, 256, size=(15, 17, 4), dtype=np.uint8)
+    src = save(rgba, tmp_path / "in.png")
+    r = ok("filter", src, "-k", "0 0 0; 0 1 -0.999; 0 0 0", "-o", tmp_path / "o.npy", "--json")
+    assert any(n.startswith("alpha dropped") for n in json.loads(r.stdout)["notes"])
+    a = rgba[..., 3:].astype(np.float64) / 255
+    want = corr(rgba[..., :3] * a, np.array([[0, 0, 0], [0, 1, -0.999], [0, 0, 0]]))
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), want, rtol=1e-4, atol=1e-3)

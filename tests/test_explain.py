@@ -249,6 +249,6 @@ def test_explain_on_an_image_with_alpha_gives_what_filter_writes(tmp_path: Path,
     r = CliRunner().invoke(cli, ["explain", str(src), "--at", f"{x},{y}", "-k", spec, "--channel", "0",
                                  "-p", "reflection"], catch_exceptions=False)
     assert r.exit_code == 0, r.stderr
-    note = r.stdout.strip().splitlines()[-1]
+    note = r.stdout.strip().splitlines()[-2]
     got = float(re.search(r"writes (\S+) here", note).group(1).replace(MINUS, "-"))
     assert got == pytest.approx(want[y, x], rel=1e-5, abs=1e-4)

@@ -112,6 +112,18 @@ class Kernel:
         return [[format_number(v) for v in row] for row in self.weights]
 
 
+#: A kernel summing to at most this fraction of its taps' total responds to change, as a derivative
+#: does: its response has no alpha, and alpha through the kernel scaled to sum 1 would be blown up
+#: (``1 -0.999``: weights x1000, alpha edges clipped to 0 or 255).
+ZERO_SUM = 1e-3
+
+
+def sums_to_zero(weights: np.ndarray) -> bool:
+    """Whether ``weights`` sum to (about) 0 against the sum of their magnitudes (:data:`ZERO_SUM`)."""
+    w = np.asarray(weights, dtype=np.float64)
+    return abs(float(w.sum())) <= ZERO_SUM * float(np.abs(w).sum())
+
+
 def rotate180(weights: np.ndarray) -> np.ndarray:
     """``weights`` rotated by 180° (a view): correlating with it is convolving with ``weights``.
 

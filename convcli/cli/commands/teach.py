@@ -212,35 +212,29 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
         click.echo(f"{image}: channel {channel} ({name}), output pixel x={x}, y={y}")
         if img.alpha is not None:
             click.echo(result.text)
-            click.echo(_with_alpha(plane, img.alpha.astype(np.float64), kernel, x, y, flip, bias, geo,
-                                   float(img.header.maxval)))
+            click.echo(_with_alpha(img, kernel, x, y, channel, flip, bias, geo))
             return 0
     click.echo(result.text)
     return 0
 
 
-def _with_alpha(plane: np.ndarray, alpha: np.ndarray, kernel: Any, x: int, y: int, flip: bool, bias: float,
-                geo: dict[str, Any], maxval: float) -> str:
-    """What ``filter`` writes at (x, y) of an image with alpha: the sum above is of the stored colour,
-    while colour is premultiplied by alpha, filtered, and divided by the alpha filtered with the kernel
-    scaled to sum 1 (README, "Alpha"); a kernel summing to 0 drops the alpha instead."""
-    from convcli.teach.explain import explain_at, fmt
+def _with_alpha(img: Any, kernel: Any, x: int, y: int, channel: int, flip: bool, bias: float,
+                geo: dict[str, Any]) -> str:
+    """What ``filter`` writes at (x, y) of an image with alpha, by running its very stage: the sum
+    shown is of the stored colour, while filter premultiplies colour by alpha (README, "Alpha")."""
+    from convcli.core.kernels import sums_to_zero
+    from convcli.core.padding import resolve_mode
+    from convcli.pipeline import Pipeline
+    from convcli.teach.explain import fmt
 
-    w = kernel.weights
-    total = float(w.sum())
-    premult = explain_at(plane * alpha / maxval, kernel, x, y, flip=flip, **geo).value
-    if abs(total) <= 1e-9 * float(np.abs(w).sum()):
-        return (f"note: this image has alpha, and a kernel summing to 0 drops it: filter composites the "
-                f"colour onto black first (colour x alpha/{fmt(maxval)}), so transparent areas count as 0: "
-                f"it writes {fmt(premult + bias)} here")
-    cover = explain_at(alpha, kernel, x, y, flip=flip, **geo).value / total
-    if cover <= 0:
-        return "note: this image has alpha, and no alpha lies under this window: filter writes 0 here"
-    value = premult / (cover / maxval) + bias
-    return (f"note: this image has alpha. filter premultiplies the colour by it: sum of weight x colour x "
-            f"alpha/{fmt(maxval)} = {fmt(premult)}, divided by the window's alpha/{fmt(maxval)} (weights "
-            f"scaled to sum 1) = {fmt(cover / maxval)}" + (f", plus the bias {fmt(bias)}" if bias else "")
-            + f": filter writes {fmt(value)} here (alpha {fmt(cover)})")
+    stage = CorrelateStage(op="filter", kernel=kernel, stride=geo["stride"], dilation=geo["dilation"],
+                           padding=resolve_mode(geo["mode"]), pad=geo["pad4"], flip=flip, bias=bias,
+                           carries_alpha=not sums_to_zero(kernel.weights))
+    out, alpha = Pipeline((stage,)).run(img.color, alpha=img.alpha, maxval=float(img.header.maxval))
+    how = ("colour composited onto black (premultiplied by alpha): the kernel sums to 0, and the alpha "
+           "is dropped" if alpha is None else
+           f"colour premultiplied by alpha, filtered, divided by the window's alpha ({fmt(alpha[y, x])})")
+    return f"note: this image has alpha; filter writes {fmt(out[y, x, channel])} here\n  ({how})"
 
 
 # --- demo --------------------------------------------------------------------------------
