@@ -301,7 +301,8 @@ class CompassStage(WindowStage):
 
     ImageMagick's ``-define morphology:compose=Lighten -morphology Convolve 'Kirsch:@'``: the
     maximum of the signed responses, per pixel and channel. :meth:`run_with_direction` also returns
-    the winning rotation in degrees (0, 45, ... 315, clockwise as ``NAME@ANGLE``; the lowest angle on ties).
+    the winning rotation in degrees (0, 45, ... 315, clockwise as ``NAME@ANGLE``; the lowest angle on ties,
+    ties being within a few roundings of the float sums, and the response then the lowest angle's).
     """
 
     op: str = "edges"

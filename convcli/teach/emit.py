@@ -352,22 +352,20 @@ def _opencv(spec: EmitSpec) -> list[str]:
 # --- PyTorch ---------------------------------------------------------------------------------
 
 
-#: how wide torch lets each padding mode be, against the input's side (F.pad and Conv2d refuse
-#: wider: "Padding size should be less than the corresponding input dimension", "wrapping around
-#: more than once")
-_TORCH_PAD_LIMIT = {"reflect": "smaller than", "circular": "no wider than"}
+#: the widest pad torch takes in each mode, as an offset from the input's side: reflect at most
+#: side - 1 ("Padding size should be less than the corresponding input dimension"), circular at most
+#: the side ("wrapping around more than once")
+_TORCH_PAD_SLACK = {"reflect": -1, "circular": 0}
 
 
 def _torch_pads_fit(spec: EmitSpec) -> bool:
     """Whether torch's own padding can make ``spec``'s pads (unknown input size: assumed so)."""
-    limit = _TORCH_PAD_LIMIT.get(spec.padmode.torch or "")
-    if limit is None or spec.image_size is None:
+    slack = _TORCH_PAD_SLACK.get(spec.padmode.torch or "")
+    if slack is None or spec.image_size is None:
         return True
     h, w = spec.image_size
     t, b, left, r = spec.pad
-    if limit == "smaller than":
-        return max(t, b) < h and max(left, r) < w
-    return max(t, b) <= h and max(left, r) <= w
+    return max(t, b) <= h + slack and max(left, r) <= w + slack
 
 
 def _torch(spec: EmitSpec) -> list[str]:
@@ -378,9 +376,10 @@ def _torch(spec: EmitSpec) -> list[str]:
     lines: list[str] = []
     symmetric_pads = t == b and left == r
     if m.torch is not None and not _torch_pads_fit(spec):
-        lines += [f"# torch's '{m.torch}' padding takes pads {_TORCH_PAD_LIMIT[m.torch]} the input only; "
-                  "these are wider,", f"# so pad with numpy (mode=\"{m.numpy}\") first, then a "
-                  "convolution without padding.", _np_pad_call(spec)]
+        widest = "smaller than" if _TORCH_PAD_SLACK[m.torch] < 0 else "no wider than"
+        lines += [f"# torch's '{m.torch}' padding takes pads {widest} the input only; these are wider,",
+                  f"# so pad with numpy (mode=\"{m.numpy}\") first, then a convolution without padding.",
+                  _np_pad_call(spec)]
         conv_pad, conv_mode, pre = (0, 0), "zeros", []
     elif m.name == "valid" or (symmetric_pads and m.torch is not None):
         conv_pad, conv_mode = (t, left), (m.torch or "zeros")

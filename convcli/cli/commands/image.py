@@ -233,7 +233,8 @@ def build_blur(p: dict[str, Any]) -> Command:
     spec = p["kernel_spec"]
     if spec is not None and _BARE_SIZE.fullmatch(spec):
         if p["size"] is not None:
-            msg = f"-k {spec} and --size {p['size'][0]},{p['size'][1]} both give the kernel size: give one"
+            size = "{}".format(p["size"][0]) if p["size"][0] == p["size"][1] else "{},{}".format(*p["size"])
+            msg = f"-k {spec} and --size {size} both give the kernel size: give one"
             raise UsageError(msg)
         size = PairType("-k", maximum=MAX_KERNEL_SIZE).convert(spec, None, None)
         p = {**p, "kernel_spec": None, "size": size}
