@@ -310,3 +310,6 @@ def test_a_file_that_cannot_be_read_is_named(tmp_path: Path, which: str) -> None
     label = "INPUT" if which == "input" else "TARGET"
     assert r.stderr == f"convcli: error: {label} {missing}: no such file\n"  # type: ignore[attr-defined]
     assert not (tmp_path / "k.txt").exists()
+    r = _run(["learn", *files, "--size", "3", "-o", str(tmp_path / "k.txt"), "--json"])
+    (rec,) = [json.loads(line) for line in r.stdout.splitlines()]  # type: ignore[attr-defined]
+    assert rec["status"] == "error" and rec["error"] == f"{label} {missing}: no such file"

@@ -161,12 +161,13 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
     prepare_paths([input_path, target_path], files)
 
     limit = max_pixels or DEFAULT_MAX_PIXELS
-    src, tgt = (read_named(read_image, path, label, gray=gray, max_pixels=limit)
-                for path, label in ((input_path, "INPUT"), (target_path, "TARGET")))
-    x, t = src.color, tgt.color
-    # From here on a failure is the run's, reported as every command reports a failed input: with
-    # --json the stream ends with its error record (the one line still goes to stderr).
+    # From here on (the two files read included) a failure is the run's, reported as every command
+    # reports a failed input: with --json the stream ends with its error record (the one line still
+    # goes to stderr).
     with _error_record(input_path, enabled=as_json):
+        src, tgt = (read_named(read_image, path, label, gray=gray, max_pixels=limit)
+                    for path, label in ((input_path, "INPUT"), (target_path, "TARGET")))
+        x, t = src.color, tgt.color
         ignore = (0.0, float(tgt.header.maxval)) if ignore_clipped else None
         problem = make_problem(x, t, settings, ignore=ignore)
         record = _record(input_path, target_path, output, x, t, settings, solver)
