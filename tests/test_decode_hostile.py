@@ -407,3 +407,29 @@ def test_png_whose_last_rows_look_like_the_marker_still_decodes(
         got = read_image(data, keep_integer=True)
         stored = got.color if got.alpha is None else np.dstack([got.color, got.alpha])
         assert np.array_equal(stored.reshape(expected.shape), expected), name
+
+
+def test_an_apng_claiming_more_frames_than_its_bytes_can_hold_is_refused(tmp_path: Path) -> None:
+    """acTL's frame count is taken as it is by Pillow: a 101-byte file claiming 2**31 - 1 frames
+    made convcli plan every one (24 GB, killed). Each frame needs a 38-byte fcTL chunk (Pillow counts
+    the default image too: 1000001)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(buf, "PNG")
+    png = buf.getvalue()
+    src = tmp_path / "claims.png"
+    src.write_bytes(png[:33] + _png_chunk(b"acTL", struct.pack(">II", 10**6, 0)) + png[33:])
+    r = run("blur", str(src), "-o", str(tmp_path / "o.png"))
+    assert r.exit_code == 1
+    assert r.stderr.startswith(f"convcli: error: {src}: corrupt APNG: it claims 1000001 frames")
+    assert r.stderr.count("\n") == 1
+
+
+def test_a_npy_header_numpy_cannot_parse_is_one_line(tmp_path: Path) -> None:
+    """numpy's header parser raised tokenize.TokenError on a shape cut short: a traceback."""
+    head = b"{'descr': '<f4', 'fortran_order': False, 'shape': (24, 32, }"
+    head += b" " * (63 - len(head) % 64) + b"\n"
+    src = tmp_path / "bad.npy"
+    src.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(head)) + head + b"\0" * 3072)
+    r = run("blur", str(src), "-o", str(tmp_path / "o.png"))
+    assert r.exit_code == 1
+    assert r.stderr.startswith(f"convcli: error: {src}: unreadable .npy header") and r.stderr.count("\n") == 1

@@ -366,6 +366,22 @@ def _stored_bits(im: Image.Image, fmt: str) -> int:
     return 8
 
 
+#: The fewest bytes an APNG frame takes in the file: its fcTL chunk (26 bytes of data, 12 of chunk).
+_APNG_FRAME_BYTES: Final = 38
+
+
+def _source_size(im: Image.Image) -> int | None:
+    """The size in bytes of the file ``im`` was opened from, or None if it cannot be told."""
+    fp = getattr(im, "fp", None)
+    try:
+        at = fp.tell()  # type: ignore[union-attr]
+        size = fp.seek(0, os.SEEK_END)  # type: ignore[union-attr]
+        fp.seek(at)  # type: ignore[union-attr]
+    except (AttributeError, OSError, ValueError):
+        return None
+    return int(size)
+
+
 def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -> _Plan:
     """Build the header and the decoding plan of an opened image, checking size limits."""
     fmt = im.format or "unknown"
@@ -422,6 +438,14 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
     except PILLOW_ERRORS as exc:
         n_frames = 1  # a broken later frame: the first one is all we read, and the report says so
         notes.append(f"later frames unreadable, first frame only ({one_line(exc) or type(exc).__name__})")
+    if fmt == "PNG" and n_frames > 1:
+        # APNG says its frame count up front (acTL), and Pillow takes it as it is: each frame needs
+        # its own fcTL chunk (38 bytes), so the file's size bounds the count it can hold
+        size = _source_size(im)
+        if size is not None and n_frames > size // _APNG_FRAME_BYTES:
+            msg = (f"corrupt APNG: it claims {n_frames} frames, more than its {size} bytes can hold "
+                   f"(at least {_APNG_FRAME_BYTES} a frame)")
+            raise InputError(msg)
     if n_frames > 1:
         notes.append(f"first frame of {n_frames} ({_FRAME_KINDS.get(fmt, fmt)})")
     channels = stored.channels
@@ -824,8 +848,9 @@ def _npy_layout(fp: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
         if version == (1, 0):
             return np.lib.format.read_array_header_1_0(fp, max_header_size=_NPY_MAX_HEADER)
         return np.lib.format.read_array_header_2_0(fp, max_header_size=_NPY_MAX_HEADER)
-    except (ValueError, OSError, EOFError, SyntaxError) as exc:
-        raise InputError(f"unreadable .npy header ({one_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - numpy parses untrusted bytes: any failure is a bad header
+        # (ValueError, SyntaxError, tokenize.TokenError for "(24, 32, " cut short, ...)
+        raise InputError(f"unreadable .npy header ({one_line(exc) or type(exc).__name__})") from None
 
 
 def _npy_checked(shape: tuple[int, ...], dtype: np.dtype, gray: bool, max_pixels: int | None) -> ImageHeader:
