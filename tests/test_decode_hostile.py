@@ -433,3 +433,42 @@ def test_a_npy_header_numpy_cannot_parse_is_one_line(tmp_path: Path) -> None:
     r = run("blur", str(src), "-o", str(tmp_path / "o.png"))
     assert r.exit_code == 1
     assert r.stderr.startswith(f"convcli: error: {src}: unreadable .npy header") and r.stderr.count("\n") == 1
+
+
+def _tiff_with(edit: str) -> bytes:
+    """A small RGB TIFF broken one way: ``deflate`` (its compressed strip garbled: libtiff prints
+    'ZIPDecode: ...' on file descriptor 2 itself) or ``samples`` (SamplesPerPixel 40000: Pillow logs
+    'More samples per pixel than can be decoded' before refusing it)."""
+    buf = io.BytesIO()
+    pixels = np.zeros((24, 32, 3), np.uint8)
+    options = {"compression": "tiff_deflate"} if edit == "deflate" else {}
+    Image.fromarray(pixels).save(buf, "TIFF", **options)
+    data = bytearray(buf.getvalue())
+    if edit == "deflate":
+        with Image.open(io.BytesIO(bytes(data))) as im:
+            strip = im.tag_v2[273][0]
+        data[strip + 2 : strip + 10] = b"\xff" * 8
+    else:
+        ifd = struct.unpack("<I", data[4:8])[0]
+        for k in range(struct.unpack("<H", data[ifd : ifd + 2])[0]):
+            entry = ifd + 2 + 12 * k
+            if struct.unpack("<H", data[entry : entry + 2])[0] == 277:
+                data[entry + 8 : entry + 10] = struct.pack("<H", 40000)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("edit", ["deflate", "samples"])
+def test_a_broken_tiff_is_one_line_on_stderr(tmp_path: Path, edit: str) -> None:
+    """libtiff's C handlers and Pillow's logger wrote their own lines to stderr before convcli's; in a
+    real process (fd 2), not CliRunner's Python-level capture."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "broken.tif"
+    src.write_bytes(_tiff_with(edit))
+    r = subprocess.run([sys.executable, "-m", "convcli", "blur", str(src), "-o", str(tmp_path / "o.png")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"convcli: error: {src}: "), r.stderr
+    if edit == "deflate":
+        assert "libtiff: ZIPDecode" in r.stderr  # libtiff's reason, in the one line

@@ -11,15 +11,18 @@ reason without the path (the caller names the input).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import logging
 import os
 import re
 import struct
+import sys
 import threading
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -149,6 +152,52 @@ class _Plan:
 _TRUNCATION_WORDS = re.compile(r"truncat|premature|unexpected end", re.IGNORECASE)
 
 
+class _Said(logging.Handler):
+    """Pillow's log records of warning level and above, as lines (they become notes)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(one_line(record.getMessage()))
+
+
+@contextmanager
+def _c_messages(lines: list[str]) -> Iterator[None]:
+    """What a C library prints on file descriptor 2 meanwhile (libtiff's handlers write there, past
+    Python), into ``lines``: for the error, or a note, not the terminal. Python's own writes to
+    stderr meanwhile (another thread's) are passed on afterwards."""
+    import tempfile  # TIFF only: not every command's start-up
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError, ValueError):  # no stderr at all: nothing to keep it from
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read(1 << 16).decode("utf-8", "replace")
+            others = []
+            for line in text.splitlines():
+                (lines if _C_MESSAGE.match(line) else others).append(line)
+            if others:
+                os.write(2, ("\n".join(others) + "\n").encode())
+
+
+#: libtiff's messages: "Module: text" ("ZIPDecode: Decoding error at scanline 0, ...")
+_C_MESSAGE: Final = re.compile(r"^_?[A-Za-z][A-Za-z0-9]*: \S")
+
+
 @contextmanager
 def _warnings_to_notes(notes: list[str]) -> Iterator[None]:
     """Pillow's (and NumPy's) warnings while opening or decoding: never printed.
@@ -156,11 +205,16 @@ def _warnings_to_notes(notes: list[str]) -> Iterator[None]:
     One saying the data ran out raises :class:`InputError`; any other becomes a note
     ("warning: ..."), once.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        text = one_line(w.message)
+    pillow = logging.getLogger("PIL")  # Pillow logs some refusals ("More samples per pixel than can be
+    said = _Said()  # decoded") before raising: with no handler, Python printed them on stderr
+    pillow.addHandler(said)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        pillow.removeHandler(said)
+    for text in [one_line(w.message) for w in caught] + said.lines:
         if _TRUNCATION_WORDS.search(text):
             raise InputError(f"truncated or corrupt data ({text})")
         note = f"warning: {text}"
@@ -641,9 +695,10 @@ def _stored_integer(arr: np.ndarray, bit_depth: int) -> np.ndarray:
     return arr if arr.dtype == want else arr.astype(want)
 
 
-def _corrupt(fmt: str, exc: BaseException) -> InputError:
-    """The one error for image data that does not decode."""
-    return InputError(f"truncated or corrupt {fmt} data ({one_line(exc)})")
+def _corrupt(fmt: str, exc: BaseException, said: Sequence[str] = ()) -> InputError:
+    """The one error for image data that does not decode (with the C library's first word on it)."""
+    why = one_line(exc) + (f"; libtiff: {one_line(said[0])}" if said else "")
+    return InputError(f"truncated or corrupt {fmt} data ({why})")
 
 
 def _decode_whole(im: Image.Image, fp: BinaryIO, plan: _Plan,
@@ -651,10 +706,14 @@ def _decode_whole(im: Image.Image, fp: BinaryIO, plan: _Plan,
     """An opened image's pixels (as :func:`_decode_array`), ICC profile and metadata."""
     icc = _icc(im)
     metadata = read_metadata(im, plan.orientation)
+    said: list[str] = []
     try:
-        arr = _decode_array(im, fp, plan, max_pixels)
+        with _c_messages(said) if plan.header.format == "TIFF" else _nothing():
+            arr = _decode_array(im, fp, plan, max_pixels)
     except PILLOW_ERRORS as exc:
-        raise _corrupt(plan.header.format, exc) from None
+        raise _corrupt(plan.header.format, exc, said) from None
+    for line in said:  # libtiff's warnings on a file it decoded: notes, by _warnings_to_notes
+        warnings.warn(f"libtiff: {line}", stacklevel=1)
     return arr, icc, metadata
 
 
@@ -794,6 +853,7 @@ def seek_frame(im: Image.Image, index: int, size: tuple[int, int]) -> None:
     checked from the header for the first frame's ``size``, (width, height) as stored); InputError
     for a truncated or corrupt frame, or one whose own header claims another size: refused before
     it is decoded (a 135-byte GIF whose second frame claims 40000x40000 took 1.6 GB to refuse)."""
+    said: list[str] = []
     try:
         with _pillow_limit_lifted():
             im.seek(index)
@@ -802,10 +862,14 @@ def seek_frame(im: Image.Image, index: int, size: tuple[int, int]) -> None:
                 msg = (f"frame {index} is {w}x{h}, not {size[0]}x{size[1]} like the first (give --frames N "
                        "to filter one)")
                 raise InputError(msg)
-            im.load()
+            with _c_messages(said) if im.format == "TIFF" else _nothing():
+                im.load()
     except PILLOW_ERRORS as exc:
-        msg = f"truncated or corrupt {im.format} frame {index} ({one_line(exc)})"
+        why = one_line(exc) + (f"; libtiff: {one_line(said[0])}" if said else "")
+        msg = f"truncated or corrupt {im.format} frame {index} ({why})"
         raise InputError(msg) from None
+    for line in said:
+        warnings.warn(f"libtiff: {line}", stacklevel=1)
 
 
 def orient(a: np.ndarray, orientation: int) -> np.ndarray:
