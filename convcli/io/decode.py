@@ -187,11 +187,14 @@ def _c_messages(lines: list[str]) -> Iterator[None]:
             os.close(saved)
             sink.seek(0)
             text = sink.read(1 << 16).decode("utf-8", "replace")
-            others = []
-            for line in text.splitlines():
-                (lines if _C_MESSAGE.match(line) else others).append(line)
+            others = []  # passed on byte for byte (a progress bar's carriage returns included)
+            for line in text.splitlines(keepends=True):
+                if _C_MESSAGE.match(line):
+                    lines.append(line.rstrip("\r\n"))
+                else:
+                    others.append(line)
             if others:
-                os.write(2, ("\n".join(others) + "\n").encode())
+                os.write(2, "".join(others).encode())
 
 
 #: libtiff's messages: "Module: text" ("ZIPDecode: Decoding error at scanline 0, ...")
