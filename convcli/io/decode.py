@@ -22,7 +22,7 @@ import sys
 import threading
 import warnings
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -698,10 +698,25 @@ def _stored_integer(arr: np.ndarray, bit_depth: int) -> np.ndarray:
     return arr if arr.dtype == want else arr.astype(want)
 
 
-def _corrupt(fmt: str, exc: BaseException, said: Sequence[str] = ()) -> InputError:
-    """The one error for image data that does not decode (with the C library's first word on it)."""
-    why = one_line(exc) + (f"; libtiff: {one_line(said[0])}" if said else "")
-    return InputError(f"truncated or corrupt {fmt} data ({why})")
+def _corrupt(fmt: str, exc: BaseException) -> InputError:
+    """The one error for image data that does not decode."""
+    return InputError(f"truncated or corrupt {fmt} data ({one_line(exc)})")
+
+
+@contextmanager
+def _decoding(fmt: str | None, failure: str) -> Iterator[None]:
+    """Pillow decoding ``fmt`` data: its failure is ``InputError(f"{failure} ({reason})")``. For TIFF
+    what libtiff prints itself (:func:`_c_messages`) ends the reason, or becomes notes (warnings,
+    which :func:`_warnings_to_notes` collects) when the data decoded."""
+    said: list[str] = []
+    try:
+        with _c_messages(said) if fmt == "TIFF" else _nothing():
+            yield
+    except PILLOW_ERRORS as exc:
+        why = one_line(exc) + (f"; libtiff: {one_line(said[0])}" if said else "")
+        raise InputError(f"{failure} ({why})") from None
+    for line in said:
+        warnings.warn(f"libtiff: {line}", stacklevel=3)
 
 
 def _decode_whole(im: Image.Image, fp: BinaryIO, plan: _Plan,
@@ -709,14 +724,9 @@ def _decode_whole(im: Image.Image, fp: BinaryIO, plan: _Plan,
     """An opened image's pixels (as :func:`_decode_array`), ICC profile and metadata."""
     icc = _icc(im)
     metadata = read_metadata(im, plan.orientation)
-    said: list[str] = []
-    try:
-        with _c_messages(said) if plan.header.format == "TIFF" else _nothing():
-            arr = _decode_array(im, fp, plan, max_pixels)
-    except PILLOW_ERRORS as exc:
-        raise _corrupt(plan.header.format, exc, said) from None
-    for line in said:  # libtiff's warnings on a file it decoded: notes, by _warnings_to_notes
-        warnings.warn(f"libtiff: {line}", stacklevel=1)
+    fmt = plan.header.format
+    with _decoding(fmt, f"truncated or corrupt {fmt} data"):
+        arr = _decode_array(im, fp, plan, max_pixels)
     return arr, icc, metadata
 
 
@@ -856,23 +866,14 @@ def seek_frame(im: Image.Image, index: int, size: tuple[int, int]) -> None:
     checked from the header for the first frame's ``size``, (width, height) as stored); InputError
     for a truncated or corrupt frame, or one whose own header claims another size: refused before
     it is decoded (a 135-byte GIF whose second frame claims 40000x40000 took 1.6 GB to refuse)."""
-    said: list[str] = []
-    try:
-        with _pillow_limit_lifted():
-            im.seek(index)
-            w, h = im.size
-            if (w, h) != size or any(t[1][2] > w or t[1][3] > h for t in getattr(im, "tile", None) or ()):
-                msg = (f"frame {index} is {w}x{h}, not {size[0]}x{size[1]} like the first (give --frames N "
-                       "to filter one)")
-                raise InputError(msg)
-            with _c_messages(said) if im.format == "TIFF" else _nothing():
-                im.load()
-    except PILLOW_ERRORS as exc:
-        why = one_line(exc) + (f"; libtiff: {one_line(said[0])}" if said else "")
-        msg = f"truncated or corrupt {im.format} frame {index} ({why})"
-        raise InputError(msg) from None
-    for line in said:
-        warnings.warn(f"libtiff: {line}", stacklevel=1)
+    with _decoding(im.format, f"truncated or corrupt {im.format} frame {index}"), _pillow_limit_lifted():
+        im.seek(index)
+        w, h = im.size
+        if (w, h) != size or any(t[1][2] > w or t[1][3] > h for t in getattr(im, "tile", None) or ()):
+            msg = (f"frame {index} is {w}x{h}, not {size[0]}x{size[1]} like the first (give --frames N "
+                   "to filter one)")
+            raise InputError(msg)
+        im.load()
 
 
 def orient(a: np.ndarray, orientation: int) -> np.ndarray:
