@@ -317,3 +317,12 @@ def test_an_image_that_cannot_be_read_is_named(tmp_path: Path, content: bytes | 
     assert r.exit_code == 1
     assert r.stderr.startswith(f"convcli: error: IMAGE {src}: ") and r.stderr.count("\n") == 1
     assert not (tmp_path / "a.gif").exists()
+
+
+def test_a_crop_larger_than_the_image_names_it(tmp_path: Path) -> None:
+    """SPEC 5: every error names its input ('--crop 5 is larger than the image' did not)."""
+    src = tmp_path / "one.png"
+    Image.new("L", (1, 1)).save(src)
+    r = run("animate", src, "-o", tmp_path / "a.gif", "--crop", "5")
+    assert r.exit_code == 2
+    assert r.stderr == f"convcli: error: IMAGE {src}: --crop 5 is larger than the image (1×1, W×H)\n"

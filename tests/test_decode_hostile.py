@@ -472,3 +472,22 @@ def test_a_broken_tiff_is_one_line_on_stderr(tmp_path: Path, edit: str) -> None:
     assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"convcli: error: {src}: "), r.stderr
     if edit == "deflate":
         assert "libtiff: ZIPDecode" in r.stderr  # libtiff's reason, in the one line
+
+
+def test_a_tiff_libtiff_names_by_a_file_of_its_own_is_one_line(tmp_path: Path) -> None:
+    """libtiff says 'tempfile.tif: Using code not yet in table.' of a garbled LZW strip (Pillow hands it
+    the data under that name): a second stderr line, naming a file the user never gave."""
+    import subprocess
+    import sys
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(
+        buf, "TIFF", compression="tiff_lzw")
+    data = bytearray(buf.getvalue())
+    data[8] ^= 0xFF
+    src = tmp_path / "lzw.tif"
+    src.write_bytes(bytes(data))
+    r = subprocess.run([sys.executable, "-m", "convcli", "blur", str(src), "-o", str(tmp_path / "o.png")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "libtiff: Using code not yet in table" in r.stderr and "tempfile" not in r.stderr

@@ -369,3 +369,18 @@ def test_the_largest_gif_loop_count_still_writes_a_webp(tmp_path: Path) -> None:
     out = tmp_path / "out.webp"
     assert run("blur", src, "-o", out, "-q")[0] == 0
     assert _plays_stored(out) == 65535
+
+
+@pytest.mark.parametrize("frames", [[], ["--frames", "1"], ["--frames", "0,1"]])
+def test_direction_out_with_several_frames_is_refused_not_skipped(tmp_path: Path, frames: list[str]) -> None:
+    """The frame-by-frame path wrote no --direction-out file and said nothing (exit 0), as --montage
+    would have; both are drawn from the first frame alone."""
+    src = tmp_path / "in.gif"
+    save_animation(src, colour_frames(), duration=DURATIONS)
+    code, _, err = run("edges", src, "--operator", "kirsch", "--direction-out", tmp_path / "d.npy",
+                       "-o", tmp_path / "o.gif", *frames)
+    assert code == 2 and "--direction-out takes the first frame only" in err
+    assert not (tmp_path / "o.gif").exists() and not (tmp_path / "d.npy").exists()
+    code, _, _ = run("edges", src, "--operator", "kirsch", "--direction-out", tmp_path / "d.npy",
+                     "-o", tmp_path / "o.png", "--frames", "first")
+    assert code == 0 and (tmp_path / "d.npy").exists()

@@ -190,15 +190,17 @@ def _c_messages(lines: list[str]) -> Iterator[None]:
             others = []  # passed on byte for byte (a progress bar's carriage returns included)
             for line in text.splitlines(keepends=True):
                 if _C_MESSAGE.match(line):
-                    lines.append(line.rstrip("\r\n"))
+                    # Pillow hands libtiff its data as "tempfile.tif", a name the user never gave
+                    lines.append(line.rstrip("\r\n").removeprefix("tempfile.tif: "))
                 else:
                     others.append(line)
             if others:
                 os.write(2, "".join(others).encode())
 
 
-#: libtiff's messages: "Module: text" ("ZIPDecode: Decoding error at scanline 0, ...")
-_C_MESSAGE: Final = re.compile(r"^_?[A-Za-z][A-Za-z0-9]*: \S")
+#: libtiff's messages: "Module: text" or "file: text" ("ZIPDecode: Decoding error at scanline 0, ...",
+#: "tempfile.tif: Using code not yet in table.")
+_C_MESSAGE: Final = re.compile(r"^[\w.-]+: \S")
 
 
 @contextmanager

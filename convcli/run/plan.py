@@ -268,7 +268,8 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
     if memory is not None:
         result = plans[-1].out_shape if plans else (header.channels, header.height, header.width)
         check_fits(header, result, 4 if bits is None else -(-bits // 8), memory)
-    frames = plan_frames(out.frames, header, fmt, kind, out.montage is not None)
+    first_only = "--montage" if out.montage else "--direction-out" if cmd.direction_out else None
+    frames = plan_frames(out.frames, header, fmt, kind, first_only)
     return Job(
         source=item.name, data=data if item.is_stdin else None, pipeline=cmd.pipeline,
         gray=cmd.gray or spec.gray, linear_light=spec.linear_light, dry_run=dry,
@@ -298,11 +299,13 @@ def check_fits(header: ImageHeader, result: tuple[int, int, int], result_itemsiz
 
 
 def plan_frames(selected: tuple[int, ...] | None, header: ImageHeader, fmt: str, kind: OutputKind,
-                montage: bool) -> tuple[int, ...] | None:
+                first_only: str | None = None) -> tuple[int, ...] | None:
     """The frames filtered one by one, or None for the single-frame path (the first frame alone).
 
     Several frames need a format that holds them (GIF, PNG as APNG, WebP, TIFF); a JPEG, BMP
-    or .npy output takes one frame, chosen with ``--frames first`` or ``--frames N``.
+    or .npy output takes one frame, chosen with ``--frames first`` or ``--frames N``. ``first_only``
+    names a flag whose file is drawn from the first frame alone (``--montage``, ``--direction-out``:
+    the frame-by-frame path wrote neither, in silence).
     """
     n = header.n_frames
     indices = tuple(range(n)) if selected is None else selected
@@ -317,8 +320,8 @@ def plan_frames(selected: tuple[int, ...] | None, header: ImageHeader, fmt: str,
         msg = (f"{fmt.upper()} holds one frame but {len(indices)} of {n} frames are selected: give "
                "--frames first or --frames N, or write .gif, .png, .webp or .tif")
         raise UsageError(msg)
-    if kind != "pixels" or montage:
-        what = "--montage" if montage else "raw floats" if kind == "float" else "one image per channel"
+    if kind != "pixels" or first_only:
+        what = first_only or ("raw floats" if kind == "float" else "one image per channel")
         msg = f"{what} takes the first frame only: give --frames first ({len(indices)} of {n} selected)"
         raise UsageError(msg)
     return indices

@@ -30,11 +30,11 @@ def _photo_patch(image: str, at: str | None, crop: int
     lum = np.rint(img.color[:, :, 0].astype(np.float64))
     h, w = lum.shape
     if crop > min(h, w):
-        msg = f"--crop {crop} is larger than the image ({w}×{h}, W×H)"
+        msg = f"IMAGE {image}: --crop {crop} is larger than the image ({w}×{h}, W×H)"
         raise UsageError(msg)
     x, y = parse_at(at, "the crop's top-left pixel") if at is not None else ((w - crop) // 2, (h - crop) // 2)
     if x + crop > w or y + crop > h:
-        msg = (f"--at {x},{y} --crop {crop} reaches outside the image ({w}×{h}, W×H): "
+        msg = (f"IMAGE {image}: --at {x},{y} --crop {crop} reaches outside the image ({w}×{h}, W×H): "
                f"x must be 0..{w - crop} and y 0..{h - crop}")
         raise UsageError(msg)
     patch = lum[y:y + crop, x:x + crop]
