@@ -302,7 +302,8 @@ class CompassStage(WindowStage):
     ImageMagick's ``-define morphology:compose=Lighten -morphology Convolve 'Kirsch:@'``: the
     maximum of the signed responses, per pixel and channel. :meth:`run_with_direction` also returns
     the winning rotation in degrees (0, 45, ... 315, clockwise as ``NAME@ANGLE``; the lowest angle on ties,
-    ties being within a few roundings of the float sums, and the response then the lowest angle's).
+    ties being within a few roundings of each pixel's float sums, and the response then the lowest
+    angle's).
     """
 
     op: str = "edges"
@@ -324,9 +325,11 @@ class CompassStage(WindowStage):
         best = self.correlate(x, self.kernels[0].weights, eng)
         direction = np.zeros(best.shape, dtype=np.float32)
         # A tie in exact arithmetic (reflection padding makes rows -1 and +1 of the first row equal) comes
-        # out of float sums a few roundings apart: a later rotation wins only by more than they can be.
-        terms = max(float(np.abs(k.weights).sum()) for k in self.kernels) * float(np.abs(x).max(initial=0))
-        tie = 16 * float(np.finfo(best.dtype).eps) * terms
+        # out of float sums a few roundings apart: a later rotation wins only by more than they can be,
+        # at each pixel (its window's sum of |x| times the largest |weight| bounds every term sum there).
+        w0 = self.kernels[0].weights
+        terms = self.correlate(np.abs(x), np.ones_like(w0), eng) * float(np.abs(w0).max())
+        tie = terms * (16 * float(np.finfo(best.dtype).eps))
         for i, k in enumerate(self.kernels[1:], start=1):
             r = self.correlate(x, k.weights, eng)
             wins = r > best + tie

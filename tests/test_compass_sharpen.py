@@ -368,3 +368,26 @@ def test_direction_ties_of_float_luminance_go_to_the_lowest_angle(tmp_path: Path
     assert ties[0].sum() > 5  # the premise: the first row has exact ties
     np.testing.assert_array_equal(np.load(direction), want)
     np.testing.assert_allclose(np.load(out), best, rtol=1e-5, atol=1e-3)
+
+
+def test_direction_ties_are_judged_per_pixel_not_by_the_brightest_value(tmp_path: Path) -> None:
+    """The tie tolerance scaled with the image's largest value: one 1e6 sample in a corner of a float
+    .npy made differences of ~1 everywhere else ties, all won by the lowest angle."""
+    rng = np.random.default_rng(9)
+    x = rng.uniform(0, 4, (30, 30)).astype(np.float32)
+    x[0, 0] = 1e6
+    src = tmp_path / "x.npy"
+    np.save(src, x)
+    direction = tmp_path / "d.npy"
+    r = run("edges", str(src), "--operator", "kirsch", "-o", str(tmp_path / "m.npy"),
+            "--direction-out", str(direction), "-q")
+    assert r.exit_code == 0, r.stderr
+    from convcli.core.kernels import parse_kernel
+
+    resp = np.stack([ndi.correlate(x.astype(np.float64), parse_kernel(f"kirsch@{45 * i}").weights,
+                                   mode="mirror") for i in range(8)])
+    best = resp.max(0)
+    want = 45.0 * np.argmax(resp >= best - 1e-9 * np.maximum(1, np.abs(best)), axis=0)
+    far = np.zeros(x.shape, bool)
+    far[5:, 5:] = True  # away from the bright sample's windows
+    np.testing.assert_array_equal(np.load(direction)[far], want[far])
