@@ -582,3 +582,13 @@ def test_an_empty_path_flag_is_refused(small: Path, tmp_path: Path, flag: str,
     assert r.exit_code == 2
     assert r.output.count("\n") == 1 and f"{flag}" in r.output and "is empty" in r.output
     assert sorted(p.name for p in small.parent.iterdir()) == before
+
+
+def test_valid_takes_no_padding_but_pad_0_which_says_the_same(small: Path) -> None:
+    """README's padding table: with -p valid, --pad must not be given, but --pad 0 (no padding) is
+    taken; anything else is refused."""
+    r = run("filter", small, "-k", "sharpen", "-p", "valid", "--pad", "0", "--dry-run", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["output_shape"] == [1, 3, 62, 78]  # 64x80 less 2 each way
+    for pad in ("1", "same", "0,0,0,1"):
+        refused(run("filter", small, "-k", "sharpen", "-p", "valid", "--pad", pad), "valid")
