@@ -329,11 +329,7 @@ def comet(values: dict[str, float | None]) -> np.ndarray:
     taps = np.exp(-(u * u) / (2.0 * spread * spread)).reshape(w, rank).sum(axis=1)
     row = np.zeros((1, 2 * w - 1))
     row[0, w - 1:] = taps / taps.sum()
-    if angle % 90:  # said here: rotate_weights names the NAME@ANGLE form, which the user did not type
-        msg = (f"kernel comet: angle={angle:g}: a 1x{2 * w - 1} kernel turns in 90° steps only "
-               "(angle 0, 90, 180 or 270)")
-        raise UsageError(msg)
-    return rotate_weights(row, angle, "comet")
+    return rotate_weights(row, angle, f"kernel comet: angle={angle:g}")
 
 
 #: ImageMagick's Laplacian:N kernels, as ``-define morphology:showkernel=1`` prints them.
@@ -428,11 +424,16 @@ def build(name: str, params: str) -> Kernel:
 _RING = ((0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (1, 0))
 
 
-def rotate_weights(w: np.ndarray, angle: float, name: str) -> np.ndarray:
+def rotate_weights(w: np.ndarray, angle: float, what: str) -> np.ndarray:
     """ImageMagick's kernel rotation, clockwise: a 3x3 kernel's ring of 8 cells moves one cell per 45°;
-    other kernels turn in 90° steps (np.rot90). Any other angle is a usage error."""
+    other kernels turn in 90° steps (np.rot90). Any other angle is a usage error, which starts with
+    ``what``: the rotation as the user typed it (``kernel comet@45``, ``kernel comet: angle=45``)."""
+    if w.shape != (3, 3) and angle % 90 != 0:
+        msg = (f"{what}: a {w.shape[0]}x{w.shape[1]} kernel turns in 90° steps only "
+               "(angle 0, 90, 180 or 270)")
+        raise UsageError(msg)
     if angle % 45 != 0:
-        msg = f"kernel {name}@{angle:g}: rotations go in steps of 45° (3x3) or 90°"
+        msg = f"{what}: a 3x3 kernel turns in steps of 45°"
         raise UsageError(msg)
     steps = int(angle // 45) % 8
     if steps == 0:
@@ -443,9 +444,6 @@ def rotate_weights(w: np.ndarray, angle: float, name: str) -> np.ndarray:
         for i, (r, c) in enumerate(_RING):
             out[r, c] = ring[(i - steps) % 8]
         return out
-    if steps % 2:
-        msg = f"kernel {name}@{angle:g}: a {w.shape[0]}x{w.shape[1]} kernel turns in 90° steps only"
-        raise UsageError(msg)
     return np.rot90(w, -(steps // 2)).copy()
 
 
@@ -461,7 +459,7 @@ def rotated(k: Kernel, angle_text: str, typed: str | None = None) -> Kernel:
     if not math.isfinite(angle):
         msg = f"kernel {name}@{angle_text}: the angle must be finite"
         raise UsageError(msg)
-    w = rotate_weights(k.weights, angle, name)
+    w = rotate_weights(k.weights, angle, f"kernel {name}@{angle:g}")
     a = int(angle) % 360
     display = _turned_display(k, w, a)
     if a == 0:
