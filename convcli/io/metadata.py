@@ -22,9 +22,9 @@ from PIL import Image
 PILLOW_JPEG_XMP = int(Image.__version__.split(".")[0]) >= 11
 _EXIF_PREFIX = b"Exif\x00\x00"
 _XMP_KEY = "XML:com.adobe.xmp"
-#: PNG info keys Pillow fills from chunks that are not text.
 #: TIFF's XResolution and YResolution tags
 _RESOLUTION_TAGS = frozenset({282, 283})
+#: PNG info keys Pillow fills from chunks that are not text.
 _NOT_TEXT = frozenset({"dpi", "icc_profile", "exif", "xmp", "gamma", "transparency", "aspect", "srgb",
                        "chromaticity", "duration", "loop", "disposal", "blend", "default_image",
                        "background", "bbox", "comment", _XMP_KEY})

@@ -14,7 +14,7 @@ from convcli.cli.kernelspec import parse_patch
 from convcli.cli.options import FiniteFloat, geometry_options, parse_at
 from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
-from convcli.pipeline import CompassStage, CorrelateStage
+from convcli.pipeline import CompassStage, CorrelateStage, make_correlate_stage
 from convcli.run.spec import Command, RunSpec
 
 if TYPE_CHECKING:
@@ -212,24 +212,20 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
         click.echo(f"{image}: channel {channel} ({name}), output pixel x={x}, y={y}")
         if img.alpha is not None:
             click.echo(result.text)
-            click.echo(_with_alpha(img, kernel, x, y, channel, flip, bias, geo))
+            stage = make_correlate_stage("filter", kernel, stride=p["stride"], dilation=p["dilation"],
+                                         padding=p["padding"], pad=p["pad"], flip=flip, bias=bias)
+            click.echo(_with_alpha(img, stage, x, y, channel))
             return 0
     click.echo(result.text)
     return 0
 
 
-def _with_alpha(img: Any, kernel: Any, x: int, y: int, channel: int, flip: bool, bias: float,
-                geo: dict[str, Any]) -> str:
+def _with_alpha(img: Any, stage: CorrelateStage, x: int, y: int, channel: int) -> str:
     """What ``filter`` writes at (x, y) of an image with alpha, by running its very stage: the sum
     shown is of the stored colour, while filter premultiplies colour by alpha (README, "Alpha")."""
-    from convcli.core.kernels import sums_to_zero
-    from convcli.core.padding import resolve_mode
     from convcli.pipeline import Pipeline
     from convcli.teach.explain import fmt
 
-    stage = CorrelateStage(op="filter", kernel=kernel, stride=geo["stride"], dilation=geo["dilation"],
-                           padding=resolve_mode(geo["mode"]), pad=geo["pad4"], flip=flip, bias=bias,
-                           carries_alpha=not sums_to_zero(kernel.weights))
     out, alpha = Pipeline((stage,)).run(img.color, alpha=img.alpha, maxval=float(img.header.maxval))
     how = ("colour composited onto black (premultiplied by alpha): the kernel sums to 0, and the alpha "
            "is dropped" if alpha is None else
