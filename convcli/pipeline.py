@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from convcli.core.kernels import (
 )
 from convcli.core.padding import PadMode, resolve_mode, source_rows
 from convcli.core.pixels import BandStats, PixelSpec
+from convcli.core.records import record
 from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_geometry
 from convcli.engine import (
     band_height,
@@ -53,7 +54,7 @@ PADDED_FACTOR = 4
 CLIP_HINT_FRACTION = 0.10
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EngineOptions:
     """How the engine computes: arithmetic dtype, method, threads, band size.
 
@@ -73,7 +74,7 @@ class EngineOptions:
         return kw
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Stage:
     """Base of all stages. Subclasses set ``op`` and implement the three methods below."""
 
@@ -117,7 +118,7 @@ class Stage:
         }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WindowStage(Stage):
     """A stage whose kernel slides over the image: stride, dilation, padding mode and amounts."""
 
@@ -174,7 +175,7 @@ class WindowStage(Stage):
         return d
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CorrelateStage(WindowStage):
     """Depthwise cross-correlation with one kernel (filter, blur, downsample, one-way edges)."""
 
@@ -251,7 +252,7 @@ class CorrelateStage(WindowStage):
         return d
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GradientStage(WindowStage):
     """Gradient magnitude sqrt(gx² + gy²) from a pair of kernels (``edges --direction both``)."""
 
@@ -295,7 +296,7 @@ class GradientStage(WindowStage):
         return d
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CompassStage(WindowStage):
     """The largest response over a kernel's 8 rotations (``edges --operator kirsch|robinson|sobel8``).
 
@@ -343,7 +344,7 @@ class CompassStage(WindowStage):
         return d
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UnsharpStage(WindowStage):
     """Unsharp mask as ImageMagick's ``-unsharp RxS+A+T``: blur with a Gaussian (sigma S, side 2R+1,
     or 2*ceil(3S)+1 for R = 0), then out = in + A*(in - blur) where 2*|in - blur| >= T*maxval,
@@ -391,7 +392,7 @@ class UnsharpStage(WindowStage):
         return d
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GrayStage(Stage):
     """ITU-R 601-2 luminance: C=3 -> C=1 (C=1 passes)."""
 
@@ -410,7 +411,7 @@ class GrayStage(Stage):
         return color.luminance(x)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ReluStage(Stage):
     """max(0, x), element-wise."""
 
@@ -420,7 +421,7 @@ class ReluStage(Stage):
         return np.maximum(x, 0, out=x)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FlattenStage(Stage):
     """[1, C, H, W] -> [1, C*H*W], in PyTorch's order (channel, then row, then column), as
     ``torch.flatten(x, 1)`` before a classifier's linear layers. Held as (C*H*W, 1, 1)."""
@@ -438,7 +439,7 @@ class FlattenStage(Stage):
         return [1, shape[0] * shape[1] * shape[2]]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConvStage(WindowStage):
     """A conv layer mixing channels, as PyTorch's Conv2d (no bias unless given).
 
@@ -541,7 +542,7 @@ def make_correlate_stage(op: str, kernel: Kernel, *, stride: Pair = (1, 1), dila
 # --- planning and running ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StagePlan:
     stage: Stage
     in_shape: Shape3
@@ -584,7 +585,7 @@ def nchw(shape: Shape3) -> list[int]:
     return [1, *shape]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Pipeline:
     stages: tuple[Stage, ...]
 

@@ -21,12 +21,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO
 
 import click
 
 from convcli.cli.errors import sigterm_raises
+from convcli.core.records import record
 from convcli.errors import ExitStatus, OutputError, UsageError
 from convcli.io.files import os_reason, remove_temporaries
 from convcli.report import json_line, line_text, write_plain, write_table
@@ -96,7 +96,7 @@ class Reporter:
             (write_table if stream.isatty() else write_plain)(record, stream)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunPlan:
     """Every task in input order, and how many worker processes run them."""
 
@@ -181,7 +181,7 @@ def run_command(cmd: Command, spec: RunSpec) -> int:
     return BatchRun.from_spec(plan, spec, to_stdout).run()
 
 
-@dataclass
+@record
 class BatchRun:
     """The run of a list of tasks: where they run, how they are reported, the exit status."""
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 import numpy as np
 
+from convcli.core.records import record
 from convcli.errors import UsageError
 
 #: The largest kernel side (rows or columns) convcli builds or accepts: README, "Kernels".
@@ -43,7 +44,7 @@ def check_kernel_size(rows: int, cols: int, what: str = "kernel") -> None:
         raise UsageError(msg)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Kernel:
     """A named 2-D kernel. ``weights`` is a read-only float64 array."""
 

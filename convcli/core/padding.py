@@ -7,14 +7,13 @@ and the ``convcli padding`` translator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from convcli.core.records import record
 from convcli.errors import UsageError
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PadMode:
     """One padding mode and what each library calls it (None: the library lacks it)."""
 

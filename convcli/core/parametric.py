@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,13 +34,14 @@ from convcli.core.kernels import (
     size_for_sigma,
     size_text,
 )
+from convcli.core.records import record
 from convcli.errors import UsageError
 
 #: Largest kernel side a spec may build: the limit of every kernel (core.kernels.MAX_KERNEL_SIZE).
 MAX_SIZE = MAX_KERNEL_SIZE
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Param:
     """One parameter of a parametric kernel."""
 
@@ -60,7 +60,7 @@ class Param:
         return f"{self.name}={d}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Builder:
     """A parametric kernel family: its parameters (in positional order) and the function building it."""
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
+from convcli.core.records import record
 from convcli.errors import UsageError
 
 #: Bytes of float64 rows :func:`to_pixels` handles at a time (the default of its ``band_bytes``).
@@ -16,7 +16,7 @@ BAND_BYTES = 3 << 19  # 1.5 MiB
 MIN_THREADED_SAMPLES = 1 << 21
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RangeStats:
     """What quantisation did: the policy, float min/max before it, fraction of samples clipped."""
 
@@ -129,7 +129,7 @@ def to_pixels(values: np.ndarray, policy: str, bit_depth: int, *, threads: int =
 LOCAL_POLICIES: tuple[str, ...] = ("clip", "abs")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PixelSpec:
     """What an engine call that writes pixels writes: a local --range policy (``clip`` or ``abs``),
     a bit depth (8 or 16) and a factor applied to the float values first (another output depth)."""

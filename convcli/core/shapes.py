@@ -7,9 +7,8 @@ from an image header alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from convcli.core.padding import PadMode, resolve_mode
+from convcli.core.records import record
 from convcli.errors import UsageError
 
 #: The largest stride, dilation or padding amount accepted (README, "Shapes"): far past any image
@@ -123,7 +122,7 @@ def arithmetic(n: int, k: int, stride: int = 1, dilation: int = 1, before: int =
     return f"({n} + {before} + {after} - {dilation}*({k}-1) - 1) // {stride} + 1 = {out}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Geometry:
     """Where a kernel of ``ksize`` moves: stride, dilation and the pad on each side."""
 

@@ -6,11 +6,11 @@ see the comments next to the thresholds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 
+from convcli.core.records import record
 from convcli.core.shapes import Pair
 from convcli.engine import fft
 from convcli.engine.direct import count_passes
@@ -81,7 +81,7 @@ CONV_MAX_WORK_BYTES: Final[int] = 1 << 30
 CONV_MAX_SPECTRA_BYTES: Final[int] = 1 << 27
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConvChoice:
     """How conv2d computes one call: the method, its output rows per band and its working memory."""
 

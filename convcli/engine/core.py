@@ -8,7 +8,6 @@ the whole image is ever made and temporaries stay at band size whatever the imag
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -23,6 +22,7 @@ from convcli.core.pixels import (
     merge_stats,
     pixels_band,
 )
+from convcli.core.records import record
 from convcli.core.shapes import Geometry, Pad4, Pair
 from convcli.engine import bands, direct, fft, gemm, separable
 from convcli.engine.choose import (
@@ -69,7 +69,7 @@ def _check_pad(pad: Pad4, m: PadMode) -> None:
         raise UsageError(msg)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Banded:
     """One call's band work: the function every band runs and the geometry of the bands."""
 
@@ -160,7 +160,7 @@ class _Banded:
             bands.run_bands(one_band, bands.spans(y0, y1, self.band_height(band_bytes)), threads)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Plan:
     """One kernel's band function and the band geometry it wants."""
 

@@ -24,7 +24,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from importlib import import_module
 from typing import BinaryIO, Final, NamedTuple
 
@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from convcli.core.color import luminance
+from convcli.core.records import record
 from convcli.errors import InputError
 from convcli.io.files import one_line, os_reason
 from convcli.io.formats import icc_fits, icc_space
@@ -47,7 +48,7 @@ DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
 # --------------------------------------------------------------------------- header
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ImageHeader:
     """What the file says, as the arithmetic will see it (after EXIF orientation and --gray)."""
 
@@ -69,7 +70,7 @@ class ImageHeader:
         return (1 << self.bit_depth) - 1
 
 
-@dataclass
+@record
 class DecodedImage:
     """Decoded pixels: float32 on the stored scale, colour (H, W, C) and alpha (H, W) apart."""
 
@@ -80,7 +81,7 @@ class DecodedImage:
     metadata: Metadata = field(default_factory=Metadata)  # EXIF (orientation 1), DPI, XMP, text, comment
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Mode:
     """How one stored Pillow mode is decoded."""
 
@@ -134,7 +135,7 @@ _FRAME_KINDS = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Plan:
     """How to decode an opened image: the header plus the steps behind it."""
 

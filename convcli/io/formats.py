@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from convcli.core.records import record
 from convcli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- formats
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FormatInfo:
     """An output format: its Pillow name and what it can hold."""
 

@@ -20,12 +20,12 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from convcli.core.color import luminance
+from convcli.core.records import record
 from convcli.errors import InputError, OutputError
 from convcli.io.decode import (
     _FRAME_KINDS,
@@ -47,7 +47,7 @@ _APNG_DISPOSAL = {"unspecified": 0, "none": 0, "background": 1, "previous": 2}  
 _GREY_MODES = ("1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FrameInfo:
     """How one frame is shown: milliseconds, what happens to it after, how it was drawn."""
 
@@ -63,7 +63,7 @@ Frame = tuple[np.ndarray, np.ndarray | None, FrameInfo]  # 8/16-bit colour, alph
 # --------------------------------------------------------------------------- reading
 
 
-@dataclass
+@record
 class FrameSource:
     """An opened multi-frame image: what holds for every frame, and the frames one by one."""
 
@@ -169,7 +169,7 @@ def frames_note(header: ImageHeader, count: int) -> str:
 # --------------------------------------------------------------------------- writing
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class FrameWriter:
     """How a multi-frame file is written."""
 

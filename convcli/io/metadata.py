@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numbers
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
+
+from convcli.core.records import record
 
 #: Pillow writes XMP into JPEG from version 11 on (``xmp=``); before, it is dropped with a note.
 PILLOW_JPEG_XMP = int(Image.__version__.split(".")[0]) >= 11
@@ -30,7 +31,7 @@ _NOT_TEXT = frozenset({"dpi", "icc_profile", "exif", "xmp", "gamma", "transparen
                        "background", "bbox", "comment", _XMP_KEY})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Metadata:
     """What an image file says besides its pixels (ICC apart)."""
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
+from convcli.core.records import record
 from convcli.errors import UsageError
 from convcli.io.files import os_reason
 from convcli.io.formats import FORMATS
@@ -31,7 +31,7 @@ _MAGIC: tuple[bytes, ...] = (
 _WRITABLE: frozenset[str] = frozenset(e for f in FORMATS.values() for e in f.extensions)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InputItem:
     """One input: ``name`` as the user wrote it (or as found in a directory), ``path`` None for stdin."""
 

@@ -17,7 +17,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from convcli import streaming
 from convcli.core.pixels import RangeStats, to_pixels
+from convcli.core.records import record
 from convcli.engine import resolve_threads
 from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image, read_rows
 from convcli.io.encode import eight_bit_reason, encode_float, encode_image
@@ -42,7 +43,7 @@ OutputKind = Literal["pixels", "float", "maps"]
 OVERLAP_PIXELS = 1 << 20
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Job:
     """The plan of one input, picklable: what to compute and every file to write."""
 
@@ -79,7 +80,7 @@ class Job:
         return [*out, *self.channel_maps, *extra]  # type: ignore[list-item]
 
 
-@dataclass
+@record
 class Result:
     """A finished job: its report record and, for ``-o -``, the bytes for stdout."""
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from string import Formatter
 
+from convcli.core.records import record
 from convcli.errors import ConvcliError, UsageError
 from convcli.io.decode import ImageHeader, read_header
 from convcli.io.files import DANGLING_LINK, os_reason
@@ -35,7 +35,7 @@ TEMPLATE_FIELDS: tuple[str, ...] = ("stem", "ext", "op", "parent", "name")
 PATH_MAX = 4096
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Refusal:
     """An input refused before any work: unreadable header, impossible shape, a directory with no images."""
 
@@ -330,7 +330,7 @@ def plan_frames(selected: tuple[int, ...] | None, header: ImageHeader, fmt: str,
 # --------------------------------------------------------------------------- the one safety check
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Planned:
     path: str
     what: str  # "output", "channel map", "montage"

@@ -29,9 +29,9 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from convcli.core.records import record
 from convcli.engine import usable_cores
 from convcli.errors import ConvcliError, ExitStatus, UsageError
 from convcli.io.files import one_line, remove_temporaries
@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # a pool's modules (multiprocessing, ~10 ms) are imported whe
     from concurrent.futures import Future, ProcessPoolExecutor
 
 
-@dataclass
+@record
 class Outcome:
     """One finished task: its position among the inputs, its result and exit status.
 

@@ -7,13 +7,14 @@ field here, and the one place that uses it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from convcli.core.records import record
 from convcli.io.decode import DEFAULT_MAX_PIXELS
 from convcli.pipeline import EngineOptions, Pipeline
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class Command:
     """What a command contributes: its pipeline, its name in output files, its defaults."""
 
@@ -28,7 +29,7 @@ class Command:
     reads: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class OutputSpec:
     """Where results go and how floats become a file."""
 
@@ -46,7 +47,7 @@ class OutputSpec:
     strip: bool = False  # --strip: write no metadata and no ICC profile
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class BatchOptions:
     """How the inputs are spread: in this process, a pool of ``jobs`` workers, or Dask."""
 
@@ -56,7 +57,7 @@ class BatchOptions:
     dask_address: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class ReportOptions:
     """What is printed."""
 
@@ -66,7 +67,7 @@ class ReportOptions:
     debug: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(frozen=True, kw_only=True)
 class RunSpec:
     """One invocation of an image command (or chain)."""
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 
 import numpy as np
@@ -38,6 +38,7 @@ from PIL import Image, ImageDraw, ImageFont, PngImagePlugin, features
 
 from convcli.core.kernels import Kernel
 from convcli.core.padding import pad_array, resolve_mode, source_rows
+from convcli.core.records import record
 from convcli.core.shapes import Geometry, Pad4, Pair, arithmetic
 from convcli.engine import correlate2d
 from convcli.errors import UsageError
@@ -83,7 +84,7 @@ OUTPUT_FILL = (196, 236, 200)
 # --- settings and plan ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AnimateSettings:
     """What to animate. ``values`` None draws lettered cells (no numbers)."""
 
@@ -108,7 +109,7 @@ class AnimateSettings:
     photo_box: tuple[int, int, int, int] | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Step:
     """One output: where it is, the grid cells its window reads, and (with values) its sum."""
 
@@ -134,7 +135,7 @@ class Step:
         return f"out[{y},{x}] = " + " + ".join(parts) + f" = {fmt(self.value)}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Plan:
     """Everything the frames show, computed before any drawing."""
 
@@ -159,7 +160,7 @@ class Plan:
     labels: dict[str, str]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Animation:
     """The frames (uint8 RGB, all the same size), their durations in ms, and the plan drawn."""
 
@@ -469,7 +470,7 @@ def _grey(v: float) -> tuple[int, int, int]:
     return (g, g, g)
 
 
-@dataclass
+@record
 class _Box:
     x: int
     y: int

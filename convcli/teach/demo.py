@@ -7,13 +7,14 @@ writes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from importlib.resources import files
 from typing import Any
 
 import numpy as np
 
 from convcli.core.kernels import Kernel, get_kernel, parse_literal
+from convcli.core.records import record
 from convcli.core.shapes import resolve_geometry
 from convcli.pipeline import (
     ConvStage,
@@ -47,7 +48,7 @@ def bundled_cat_path() -> str:
     return str(files("convcli") / "data" / "cat224.png")
 
 
-@dataclass
+@record
 class Figure:
     """One lecture figure: a file name, a title, its montage and the pipelines' report records."""
 

@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import shlex
 import textwrap
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from convcli.core.padding import PadMode, resolve_mode
 from convcli.core.pixels import check_policy
+from convcli.core.records import record
 from convcli.errors import UsageError
 
 Library = Literal["torch", "opencv", "scipy", "magick"]
@@ -64,7 +64,7 @@ MAGICK_VIRTUAL_PIXEL: dict[str, str | None] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EmitSpec:
     """What to emit: the kernel (as convcli correlates it, before ``flip``) and the geometry.
 

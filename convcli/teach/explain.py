@@ -16,12 +16,13 @@ the middle dot "·", as the lecture prints them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from convcli.core.kernels import Kernel
 from convcli.core.padding import PadMode, pad_array
+from convcli.core.records import record
 from convcli.core.shapes import Geometry, Pad4, Pair, resolve_geometry
 from convcli.engine import correlate2d, im2col
 from convcli.errors import UsageError
@@ -34,7 +35,7 @@ UNROLL_MAX = 8
 WRAP = 100
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Term:
     """One product of the sum: ``weight · value``."""
 
@@ -62,7 +63,7 @@ class Term:
         return f"({self.weight_text}{DOT}{v})"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Explanation:
     """The result of an explanation.
 

@@ -37,12 +37,12 @@ NumPy and convcli.engine/core only: no I/O, no Pillow, no click.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from convcli.core.padding import pad_array, resolve_mode
+from convcli.core.records import record
 from convcli.core.shapes import Geometry, Pad4, Pair, resolve_pad
 from convcli.engine import conv2d, correlate2d, im2col
 from convcli.errors import UsageError
@@ -53,7 +53,7 @@ CHANNELS: tuple[str, ...] = ("shared", "depthwise", "mixing")
 LSTSQ_MAX_BYTES = 1 << 30
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LearnSettings:
     """What to learn and how: kernel size, channel shape, geometry, descent parameters."""
 
@@ -86,7 +86,7 @@ class LearnSettings:
         return Geometry(self.ksize, self.stride, self.dilation, self.pad4())
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Weights:
     """Learnt parameters: ``kernel`` (kh, kw) shared, (C, kh, kw) depthwise or (C_out, C_in, kh, kw)
     mixing, and ``bias`` (C_out,) for mixing (None otherwise)."""
@@ -106,7 +106,7 @@ class Weights:
         return w, None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Step:
     """One step of the descent: its number, the loss *before* the update, and the weights then."""
 
@@ -118,7 +118,7 @@ class Step:
 # --------------------------------------------------------------------------- the problem
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Problem:
     """An input padded once, a target, and the geometry: the forward pass and its gradient.
 
@@ -250,7 +250,7 @@ def make_problem(x: np.ndarray, target: np.ndarray, settings: LearnSettings, *,
 # --------------------------------------------------------------------------- descent
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Preconditioner:
     """Rescales the gradient along a few known directions so that one step size suits them all.
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from convcli.core.records import record
 from convcli.teach.render import BACKGROUND, SUBTEXT, TEXT, _font
 
 AXIS = (60, 60, 60)
@@ -19,7 +19,7 @@ LINE = (33, 102, 172)
 LINE2 = (178, 24, 43)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Frame:
     """A plot area inside an image, with data ranges mapped to pixels."""
 
@@ -90,7 +90,7 @@ def loss_curve(losses: Sequence[float], *, title: str, marks: Sequence[int] = ()
 # --------------------------------------------------------------------------- frequency response
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Response:
     """|DFT| of a kernel zero-padded to ``n``×``n``, centred (fftshift): frequencies in cycles/pixel."""
 

@@ -18,7 +18,7 @@ written by the run layer. Everything returns uint8 arrays.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from convcli.core.padding import pad_array, resolve_mode
 from convcli.core.pixels import to_pixels
+from convcli.core.records import record
 from convcli.errors import UsageError
 from convcli.pipeline import ConvStage, StagePlan, nchw
 from convcli.report import shape_text
@@ -43,7 +44,7 @@ POSITIVE = np.array([178, 24, 43], dtype=np.float64)  # red
 DEFAULT_COLUMNS = 4
 
 
-@dataclass
+@record
 class Panel:
     """One picture of a montage: ``image`` is uint8 (H, W), (H, W, 3) or (H, W, 4)."""
 
@@ -67,7 +68,7 @@ class Panel:
         self.image = a
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Layout:
     """Pixel geometry of a montage, computed from the cell size alone."""
 
