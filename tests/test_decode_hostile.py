@@ -20,7 +20,7 @@ from convcli.cli import cli
 from convcli.errors import InputError
 from convcli.io import decode
 from convcli.io.decode import check_jpeg_data, read_header, read_image
-from convcli.io.png import CheckedPng
+from convcli.io.png import CheckedPng, raw_size
 
 FORMATS = [("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}), ("WEBP", {}),
            ("WEBP", {"lossless": True}), ("TIFF", {}), ("TIFF", {"compression": "tiff_deflate"}), ("GIF", {})]
@@ -491,3 +491,86 @@ def test_a_tiff_libtiff_names_by_a_file_of_its_own_is_one_line(tmp_path: Path) -
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert "libtiff: Using code not yet in table" in r.stderr and "tempfile" not in r.stderr
+
+
+@pytest.mark.parametrize(("name", "pixels", "colour_type", "extra"), _short_cases())
+def test_raw_size_is_what_the_rows_inflate_to(name: str, pixels: np.ndarray, colour_type: int,
+                                              extra: dict[str, Any]) -> None:
+    """raw_size against the rows png_by_hand wrote (a filter byte and the packed samples per row, per
+    Adam7 pass), for every layout the short-data check meets."""
+    data = png_by_hand(pixels, colour_type, **extra)
+    h, w = pixels.shape[:2]
+    samples = 1 if pixels.ndim == 2 else pixels.shape[2]
+    at = data.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", data[at:at + 4])
+    inflated = zlib.decompress(data[at + 8:at + 8 + length])
+    bits = samples * extra.get("depth", 8)
+    assert raw_size(w, h, bits, int(extra.get("interlace", False))) == len(inflated)
+
+
+def _apng_frames() -> list[Image.Image]:
+    """Four frames that differ in a corner only after the first: Pillow stores frames 1.. as the
+    rectangle that changed (an fcTL smaller than the canvas)."""
+    rng = np.random.default_rng(9)
+    base = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    frames = [base]
+    for i in range(1, 4):
+        f = frames[-1].copy()
+        f[5 + i:25 + i, 10:30 + i] = rng.integers(0, 256, (20, 20 + i, 3), dtype=np.uint8)
+        frames.append(f)
+    return [Image.fromarray(f) for f in frames]
+
+
+def _cut_frame(png: bytes, frame: int, keep: float) -> bytes:
+    """``png`` with the image data of ``frame`` (Pillow's numbering) holding only the first ``keep``
+    of its inflated rows, recompressed whole: every chunk and CRC right, the stream ends early."""
+    chunks, pos = [], 8
+    while pos < len(png):
+        (n,) = struct.unpack(">I", png[pos:pos + 4])
+        chunks.append([png[pos + 4:pos + 8], png[pos + 8:pos + 8 + n]])
+        pos += 12 + n
+    groups: list[list[int]] = []  # chunk indices of each frame's data
+    default = next(i for i, c in enumerate(chunks) if c[0] in (b"fcTL", b"IDAT"))
+    for i, (kind, _) in enumerate(chunks):
+        if kind == b"IDAT":
+            if not groups:
+                groups.append([])
+            groups[0].append(i)
+        elif kind == b"fdAT":
+            groups[-1].append(i)
+        elif kind == b"fcTL" and i > default:
+            groups.append([])
+    idx = groups[frame]
+    skip = 0 if chunks[idx[0]][0] == b"IDAT" else 4
+    raw = zlib.decompress(b"".join(chunks[i][1][skip:] for i in idx))
+    chunks[idx[0]][1] = chunks[idx[0]][1][:skip] + zlib.compress(raw[:int(len(raw) * keep)])
+    chunks = [c for i, c in enumerate(chunks) if i not in idx[1:]]
+    return png[:8] + b"".join(_png_chunk(kind, body) for kind, body in chunks)
+
+
+@pytest.mark.parametrize("default_image", [False, True])
+def test_an_apng_frame_whose_data_ends_early_is_refused(tmp_path: Path, default_image: bool) -> None:
+    """Pillow keeps the previous frame's rows below where a frame's fdAT data ends, without a word:
+    0.3 wrote such an animation, a frame half stale, with exit status 0."""
+    frames = _apng_frames()
+    buf = io.BytesIO()
+    frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:], duration=50,
+                   default_image=default_image)  # True: the first image is shown by viewers without APNG
+    whole = buf.getvalue()
+    with Image.open(io.BytesIO(whole)) as im:
+        count = im.n_frames
+        assert count == 4 and im.info.get("default_image", False) == default_image
+    out = tmp_path / "out.png"
+    src = tmp_path / "anim.png"
+    src.write_bytes(whole)
+    r = run("blur", str(src), "-o", str(out), "--json")
+    assert r.exit_code == 0, r.stderr
+    for frame in range(count):
+        for keep in (0.4, 0.95):
+            src.write_bytes(_cut_frame(whole, frame, keep))
+            r = run("blur", str(src), "-o", str(out), "--json")
+            assert r.exit_code == 1, (frame, keep)
+            (rec,) = [json.loads(line) for line in r.stdout.splitlines()]
+            assert "end before the last row" in rec["error"], rec["error"]
+            assert r.stderr.count("\n") == 1
+    assert read_image(out).color.shape == (40, 50, 3)  # the whole file's output, never replaced

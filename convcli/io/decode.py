@@ -318,7 +318,7 @@ PILLOW_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def _open_source(source: Source) -> BinaryIO:
+def open_source(source: Source) -> BinaryIO:
     if isinstance(source, bytes | bytearray | memoryview):
         return io.BytesIO(bytes(source))
     try:
@@ -354,7 +354,7 @@ def _pillow_open(fp: BinaryIO, head: bytes) -> Image.Image:
 @contextmanager
 def _opened(source: Source) -> Iterator[tuple[Image.Image, BinaryIO, bytes]]:
     """Open ``source`` with Pillow (header only); yields the image, its file and the first bytes."""
-    fp = _open_source(source)
+    fp = open_source(source)
     try:
         try:
             head = fp.read(64)
@@ -962,7 +962,7 @@ def _npy_header(source: Source, *, gray: bool, max_pixels: int | None) -> tuple[
     """(header, data offset) of a .npy source, or None when ``source`` is not one."""
     if not _npy_source(source):
         return None
-    fp = _open_source(source)
+    fp = open_source(source)
     with fp:
         shape, _fortran, dtype = _npy_layout(fp)
         offset = fp.tell()
@@ -981,7 +981,7 @@ def _read_npy(source: Source, *, gray: bool, max_pixels: int | None) -> DecodedI
     if found is None:
         return None
     header, _offset = found
-    fp = _open_source(source)
+    fp = open_source(source)
     with fp:
         try:
             arr = np.lib.format.read_array(fp, allow_pickle=False, max_header_size=_NPY_MAX_HEADER)

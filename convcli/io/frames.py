@@ -33,13 +33,15 @@ from convcli.io.decode import (
     ImageHeader,
     Source,
     open_planned,
+    open_source,
     orient,
     seek_frame,
 )
 from convcli.io.encode import fit_icc, gif_frame, pillow_params, prepare_pixels
 from convcli.io.files import one_line
 from convcli.io.metadata import Metadata, metadata_notes, png_chunks, read_metadata
-from convcli.io.png import PNG_SIGNATURE, _png_chunk, _png_samples, png_zlib_stream
+from convcli.io.png import PNG_SIGNATURE, _png_chunk, _png_samples, apng_short_frames, png_zlib_stream
+from convcli.io.pngrows import SHORT_DATA
 
 #: Disposal as GIF numbers it (0 unspecified, 1 keep, 2 restore background, 3 restore previous).
 DISPOSALS: tuple[str, ...] = ("unspecified", "none", "background", "previous")
@@ -73,6 +75,7 @@ class FrameSource:
     icc_profile: bytes | None
     metadata: Metadata
     plays: int  # how many times the animation plays in all; 0: for ever (see :func:`plays_of`)
+    short: frozenset[int] = frozenset()  # APNG frames whose data ends before their last row
 
     def frames(self, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray | None,
                                                                 FrameInfo]]:
@@ -80,6 +83,8 @@ class FrameSource:
         h = self.header
         stored = (h.width, h.height) if self.turn < 5 else (h.height, h.width)
         for index in indices:
+            if index in self.short:
+                raise InputError(f"truncated or corrupt PNG frame {index} ({SHORT_DATA})")
             seek_frame(self.im, index, stored)
             info = _frame_info(self.im)
             arr = orient(self._array(index), self.turn)
@@ -143,7 +148,16 @@ def open_frames(source: Source, *, gray: bool = False,
     with open_planned(source, gray=gray, max_pixels=max_pixels) as (im, header, turn, orientation):
         icc = im.info.get("icc_profile") or None
         yield FrameSource(im, header, turn, icc if isinstance(icc, bytes) else None,
-                          read_metadata(im, orientation), plays_of(im.format, im.info.get("loop")))
+                          read_metadata(im, orientation), plays_of(im.format, im.info.get("loop")),
+                          _short_frames(source, im))
+
+
+def _short_frames(source: Source, im: Image.Image) -> frozenset[int]:
+    """:func:`convcli.io.png.apng_short_frames` of an animated PNG, read on a file of its own."""
+    if im.format != "PNG" or getattr(im, "n_frames", 1) < 2:
+        return frozenset()
+    with open_source(source) as fp:
+        return apng_short_frames(fp)
 
 
 def plays_of(fmt: str | None, loop: object) -> int:

@@ -193,8 +193,7 @@ def decode_png(data: bytes) -> np.ndarray:
     passes = [(0, 0, 1, 1)] if interlace == 0 else _ADAM7
     # What the header promises, before anything of that size is allocated: a mutated header
     # (width 2**31) must end as "truncated", not as a huge np.zeros.
-    needed = sum(h * (1 + w * bpp) for w, h in ((-(-(width - x0) // dx), -(-(height - y0) // dy))
-                                                for x0, y0, dx, dy in passes) if w > 0 and h > 0)
+    needed = raw_size(width, height, n * depth, interlace)
     compressed = b"".join(idat)
     # deflate expands at most ~1032:1, so more than that is never there to read
     try:
@@ -221,6 +220,80 @@ def decode_png(data: bytes) -> np.ndarray:
     if depth == 8:
         return out
     return out.view(">u2").astype(np.uint16)  # big-endian sample pairs -> native uint16
+
+
+def raw_size(width: int, height: int, bits_per_pixel: int, interlace: int) -> int:
+    """Bytes of filtered scanlines (a filter byte per row) a PNG image of this layout inflates to."""
+    passes = _ADAM7 if interlace else [(0, 0, 1, 1)]
+    sizes = ((-(-(width - x0) // dx), -(-(height - y0) // dy)) for x0, y0, dx, dy in passes)
+    return sum(h * (1 + -(-w * bits_per_pixel // 8)) for w, h in sizes if w > 0 and h > 0)
+
+
+#: Samples per pixel of each PNG colour type (grey, RGB, palette, grey + alpha, RGBA).
+_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+#: Inflated bytes looked at per step when counting a frame's data (bounds the memory a bomb takes).
+_COUNT_STEP = 1 << 20
+
+
+def apng_short_frames(fp: BinaryIO) -> frozenset[int]:
+    """The frames of an animated PNG whose compressed pixels end before their last row.
+
+    Pillow's decoder stops where a frame's data ends without an error and keeps what the canvas
+    held below it (the previous frame's rows), so a cut ``fdAT`` became a frame half stale. This
+    walk counts what each frame's data inflates to against what its ``fcTL`` size needs. Frames
+    are numbered as Pillow numbers them: the ``IDAT`` image is frame 0 (the first ``fcTL``'s
+    frame, or the default image before it), then one frame per later ``fcTL``. Data that is not
+    a zlib stream is left to the decoder, which says so.
+    """
+    read = fp.read
+    if read(8) != PNG_SIGNATURE:
+        return frozenset()
+    bits = interlace = 0
+    needs: list[int] = []  # per frame: inflated bytes still missing (0: complete)
+    streams: list[zlib._Decompress | None] = []
+    pending: tuple[int, int] | None = None  # an fcTL's size before the IDAT
+    full: tuple[int, int] = (0, 0)
+    while True:
+        header = read(8)
+        if len(header) < 8:
+            break
+        length, kind = struct.unpack(">I", header[:4])[0], header[4:]
+        body = read(length)
+        read(4)
+        if kind == b"IHDR" and len(body) >= 13:
+            w, h, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body[:13])
+            full, bits = (w, h), depth * _SAMPLES.get(colour, 1)
+        elif kind == b"fcTL" and len(body) >= 12:
+            size = struct.unpack(">II", body[4:12])
+            if needs:
+                needs.append(raw_size(*size, bits, interlace))
+                streams.append(zlib.decompressobj())
+            else:
+                pending = size
+        elif kind in (b"IDAT", b"fdAT"):
+            if not needs:
+                needs.append(raw_size(*(pending or full), bits, interlace))
+                streams.append(zlib.decompressobj())
+            _count(needs, streams, body if kind == b"IDAT" else body[4:])
+        elif kind == b"IEND" or len(body) < length:
+            break
+    return frozenset(i for i, (need, stream) in enumerate(zip(needs, streams, strict=True))
+                     if need and stream is not None)
+
+
+def _count(needs: list[int], streams: list[zlib._Decompress | None], data: bytes) -> None:
+    """Feed one chunk's data to the last frame's inflater and take what came out off its need."""
+    stream = streams[-1]
+    while stream is not None and needs[-1] and data:
+        try:
+            out = stream.decompress(data, min(needs[-1], _COUNT_STEP))
+        except zlib.error:
+            streams[-1] = None  # not a zlib stream: the decoder's own error says so
+            return
+        needs[-1] -= len(out)
+        data = stream.unconsumed_tail
+        if stream.eof:
+            return
 
 
 def _unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
