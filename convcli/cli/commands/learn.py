@@ -133,7 +133,7 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
     from convcli.io.files import write_atomic
     from convcli.report import json_line
     from convcli.run.plan import prepare_paths
-    from convcli.teach.learn import LearnSettings, descend, make_problem, solve_lstsq
+    from convcli.teach.learn import LearnSettings, make_problem, solve_lstsq
 
     t0 = time.perf_counter()
     ksize = _parse_size(size)
@@ -172,29 +172,12 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
         problem = make_problem(x, t, settings, ignore=ignore)
         record = _record(input_path, target_path, output, x, t, settings, solver)
 
-        losses: list[float] = []
-        shown: dict[int, Any] = {}
         if solver == "lstsq":
             final = solve_lstsq(problem)
-            losses.append(final.loss)
-            shown[0] = final.weights
+            losses, shown = [final.loss], {0: final.weights}
         else:
-            every = every or max(1, steps // 20)
-            final = None
-            with _Progress(steps, enabled=not (as_json or quiet) and sys.stderr.isatty()) as bar:
-                for st in descend(problem):
-                    losses.append(st.loss)
-                    if st.step in picks:
-                        shown[st.step] = st.weights
-                    if st.step % every == 0 or st.step == steps:
-                        if as_json:
-                            click.echo(json_line({"step": st.step, "loss": st.loss}))
-                        elif not quiet and not bar.enabled:
-                            click.echo(f"step {st.step:>6}  loss {st.loss:.6g}")
-                    bar.update(st.step, st.loss)
-                    final = st
-            assert final is not None
-
+            final, losses, shown = _descend(problem, steps, picks, every or max(1, steps // 20),
+                                            as_json=as_json, quiet=quiet)
         w = final.weights
         if channels == "shared":
             write_atomic(output, _kernel_bytes(output, w.kernel))
@@ -215,6 +198,32 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
         elif not quiet:
             _print(record, w.kernel)
     return 0
+
+
+def _descend(problem: Any, steps: int, picks: list[int], every: int, *, as_json: bool,
+             quiet: bool) -> tuple[Any, list[float], dict[int, Any]]:
+    """Run the descent: (its last step, every step's loss, the weights of the steps in ``picks``),
+    reporting every ``every``-th step (a JSON line, a plain line, or a progress bar on a terminal)."""
+    from convcli.report import json_line
+    from convcli.teach.learn import descend
+
+    losses: list[float] = []
+    shown: dict[int, Any] = {}
+    final = None
+    with _Progress(steps, enabled=not (as_json or quiet) and sys.stderr.isatty()) as bar:
+        for st in descend(problem):
+            losses.append(st.loss)
+            if st.step in picks:
+                shown[st.step] = st.weights
+            if st.step % every == 0 or st.step == steps:
+                if as_json:
+                    click.echo(json_line({"step": st.step, "loss": st.loss}))
+                elif not quiet and not bar.enabled:
+                    click.echo(f"step {st.step:>6}  loss {st.loss:.6g}")
+            bar.update(st.step, st.loss)
+            final = st
+    assert final is not None
+    return final, losses, shown
 
 
 @contextmanager
