@@ -263,6 +263,30 @@ def test_a_second_run_over_a_folder_rewrites_its_outputs_instead_of_reading_them
     assert r.exit_code == 2 and "would overwrite the input" in r.stderr
 
 
+@pytest.mark.parametrize(("argv", "written"), [
+    (["blur", "{d}", "--montage", "{d}/{{stem}}.montage.png"],
+     ["a.blur.png", "a.montage.png", "a.png", "b.blur.png", "b.montage.png", "b.png"]),
+    (["edges", "{d}", "--operator", "kirsch", "--direction-out", "{d}/{{stem}}.dir.npy"],
+     ["a.dir.npy", "a.edges.png", "a.png", "b.dir.npy", "b.edges.png", "b.png"]),
+    (["chain", "-i", "{d}", "--json", "conv", "--out-channels", "2", "relu"],
+     ["a.chain.c0.png", "a.chain.c1.png", "a.chain.png", "a.png",
+      "b.chain.c0.png", "b.chain.c1.png", "b.chain.png", "b.png"]),
+], ids=["montage", "direction map", "channel maps"])
+def test_a_second_run_rewrites_the_montages_and_maps_it_wrote_beside_its_inputs(
+        tmp_path: Path, argv: list[str], written: list[str]) -> None:
+    """The rerun rule held for main outputs only: a montage, channel map or direction map the first run
+    wrote beside its input was found as an input by the second, which was refused (exit 2)."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    save_rgb(d / "a.png", seed=1)
+    save_rgb(d / "b.png", seed=2)
+    for _ in range(2):
+        r = run(*[a.format(d=d) for a in argv], *([] if "--json" in argv else ["--json"]))
+        assert r.exit_code == 0, r.stderr
+        assert sorted(rec["input"] for rec in records(r.stdout)) == [str(d / "a.png"), str(d / "b.png")]
+        assert sorted(p.name for p in d.iterdir()) == written
+
+
 def test_a_recursive_walk_skips_the_out_dir_inside_it(tmp_path: Path) -> None:
     d = tmp_path / "in"
     (d / "sub").mkdir(parents=True)

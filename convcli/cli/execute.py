@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO, TypeVar
 
 import click
 
@@ -41,6 +41,7 @@ from convcli.run.plan import (
     main_outputs,
     make_folders,
     plan_input,
+    task_writes,
     without_earlier_outputs,
 )
 from convcli.run.scale import (
@@ -55,6 +56,8 @@ from convcli.run.spec import Command, RunSpec
 
 #: The JSON record of an input --fail-fast left unstarted says why.
 NOT_RUN_REASON = "not run: --fail-fast stopped the batch at the first failure"
+
+T = TypeVar("T")
 
 
 class Reporter:
@@ -114,7 +117,9 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
     if not inputs:
         msg = "no images found in the inputs given"
         raise UsageError(msg)
-    inputs, outputs = without_earlier_outputs(inputs, main_outputs(spec, cmd.op, inputs))
+    outputs = main_outputs(spec, cmd.op, inputs)
+    keep = without_earlier_outputs(inputs, [[o] if o not in (None, "-") else [] for o in outputs])
+    inputs, outputs = _kept(inputs, keep), _kept(outputs, keep)
     check_output_formats(spec, outputs)
     montage = spec.output.montage
     if montage and len(inputs) > 1 and "{stem}" not in montage:
@@ -132,6 +137,8 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
     memory = None if spec.batch.dask_address is not None else memory_limit()  # Dask: other machines
     tasks = [plan_input(spec, cmd, item, out, stdin_data, tag, memory)
              for item, out in zip(inputs, outputs, strict=True)]
+    keep = without_earlier_outputs(inputs, [task_writes(t) for t in tasks])  # montages, maps
+    inputs, tasks = _kept(inputs, keep), _kept(tasks, keep)
     check_files(inputs, tasks, spec.output.out_dir, cmd.reads)
     if spec.batch.dask_address is not None:
         workers = 1  # Dask's workers decide their own threads (threads None: their cores)
@@ -139,6 +146,10 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
         workers = choose_workers(tasks, spec.batch.jobs)
         tasks = share_cores(tasks, workers)  # --threads as given, else each worker's share
     return RunPlan(tasks if spec.report.dry_run else make_folders(tasks), workers)
+
+
+def _kept(items: list[T], keep: list[bool]) -> list[T]:
+    return [item for item, k in zip(items, keep, strict=True) if k]
 
 
 def _stdout_binary() -> BinaryIO:

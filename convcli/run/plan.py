@@ -133,30 +133,35 @@ def main_outputs(spec: RunSpec, op: str, inputs: list[InputItem]) -> list[str | 
     return paths
 
 
-def without_earlier_outputs(inputs: list[InputItem], outputs: list[str | None]
-                            ) -> tuple[list[InputItem], list[str | None]]:
-    """Drop the images found in a folder that this run writes as another input's output.
+def without_earlier_outputs(inputs: list[InputItem], writes: Sequence[Sequence[str]]) -> list[bool]:
+    """Which inputs to keep: not the images found in a folder that this run writes for another input.
 
     Run twice over a folder, ``convcli blur in/`` finds ``cat.blur.png`` beside ``cat.png``: it is
     the first run's output, which this run writes again, not an input to blur into
-    ``cat.blur.blur.png`` (0.3 refused the whole run instead). Files named on the command line
-    are always inputs.
+    ``cat.blur.blur.png`` (0.3 refused the whole run instead). ``writes`` holds every file each
+    input writes (its output, montage, channel maps, direction map: a montage beside its input was
+    refused on the second run as "would overwrite the input"). Files named on the command line are
+    always inputs.
     """
-    writes: dict[str, int] = {}
-    for i, out in enumerate(outputs):
-        if out is not None and out != "-":
-            writes.setdefault(os.path.realpath(out), i)
+    writer: dict[str, int] = {}
+    for i, paths in enumerate(writes):
+        for path in paths:
+            writer.setdefault(os.path.realpath(path), i)
 
     def earlier_output(i: int, item: InputItem) -> bool:
-        return item.found and item.path is not None and writes.get(os.path.realpath(item.path), i) != i
+        return item.found and item.path is not None and writer.get(os.path.realpath(item.path), i) != i
 
     keep = [not earlier_output(i, item) for i, item in enumerate(inputs)]
-    # an output of an input that is itself dropped is not written: its producer must stay
+    # a file of an input that is itself dropped is not written: its producer must stay
     for i, item in enumerate(inputs):
-        if not keep[i] and not keep[writes[os.path.realpath(item.path or "")]]:
+        if not keep[i] and not keep[writer[os.path.realpath(item.path or "")]]:
             keep[i] = True
-    return ([item for item, k in zip(inputs, keep, strict=True) if k],
-            [out for out, k in zip(outputs, keep, strict=True) if k])
+    return keep
+
+
+def task_writes(task: Task) -> list[str]:
+    """Every file one task writes (stdout excluded)."""
+    return [f.path for f in planned_files([task], False)]
 
 
 def output_format(spec: RunSpec, output: str | None) -> str:
