@@ -295,6 +295,27 @@ def test_an_output_through_a_proc_fd_link_lands_in_the_redirected_file(tmp_path:
         assert im.size == (16, 12)
 
 
+@pytest.mark.parametrize("report", [["--json"], []], ids=["json", "plain"])
+def test_the_report_of_an_image_written_to_the_file_on_stdout_goes_to_stderr(tmp_path: Path,
+                                                                              report: list[str]) -> None:
+    """``-o /dev/stdout --json > f.png`` wrote the JSON record to f.png, then renamed the image over it:
+    exit 0 and no record anywhere. An image written to the file on stdout is ``-o -``: its report goes
+    to stderr."""
+    src = save(tmp_path / "in.png")
+    link = tmp_path / "stdout.png"
+    link.symlink_to("/proc/self/fd/1")
+    if not os.path.exists("/proc/self/fd/1"):
+        pytest.skip("no /proc/self/fd")
+    with open(tmp_path / "captured.png", "wb") as f:
+        proc = subprocess.run([sys.executable, "-m", "convcli", "blur", str(src), "-o", str(link),
+                               "--format", "png", *report], stdout=f, stderr=subprocess.PIPE, text=True,
+                              check=False)
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(tmp_path / "captured.png") as im:
+        assert im.size == (16, 12)
+    assert f"{src} -> {link}" in proc.stderr or f'"output": "{link}", "status": "ok"' in proc.stderr
+
+
 def test_the_file_on_stdin_is_an_input_too(tmp_path: Path) -> None:
     """0.2 let ``convcli filter - -o in.png < in.png`` replace the image it was reading."""
     src = save(tmp_path / "in.png")

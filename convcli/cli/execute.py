@@ -43,6 +43,7 @@ from convcli.run.plan import (
     plan_input,
     task_writes,
     without_earlier_outputs,
+    writes_stdout,
 )
 from convcli.run.scale import (
     Outcome,
@@ -188,7 +189,7 @@ def write_text(stream: TextIO, text: str) -> None:
 def run_command(cmd: Command, spec: RunSpec) -> int:
     """Plan, check, run every task, report each as it finishes; returns the exit status."""
     plan = plan_run(cmd, spec)
-    to_stdout = any(isinstance(t, Job) and t.output == "-" for t in plan.tasks) and not spec.report.dry_run
+    to_stdout = writes_stdout(plan.tasks) and not spec.report.dry_run
     return BatchRun.from_spec(plan, spec, to_stdout).run()
 
 

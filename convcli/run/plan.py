@@ -394,6 +394,22 @@ def _stdin_keys() -> set[object]:
     return {(st.st_dev, st.st_ino)} if stat.S_ISREG(st.st_mode) else set()
 
 
+def writes_stdout(tasks: list[Task]) -> bool:
+    """Whether a task's image goes to stdout: ``-o -``, or a path that is the file or device open
+    on stdout (``-o /dev/stdout > f.png``: the report written there was renamed over, lost)."""
+    jobs = [t for t in tasks if isinstance(t, Job)]
+    if any(t.output == "-" for t in jobs):
+        return True
+    try:
+        st = os.fstat(1)
+    except OSError:
+        return False
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+        return False  # a pipe or socket is refused as a target (``_target_problem``)
+    on_stdout = (st.st_dev, st.st_ino)
+    return any(on_stdout in _identity(path)[0] for t in jobs for path in task_writes(t))
+
+
 def _name_max(path: str) -> int:
     """The longest file name the file system of ``path`` (or its nearest existing folder) takes."""
     folder = os.path.dirname(os.path.abspath(path))
