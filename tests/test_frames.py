@@ -371,6 +371,26 @@ def test_the_largest_gif_loop_count_still_writes_a_webp(tmp_path: Path) -> None:
     assert _plays_stored(out) == 65535
 
 
+def test_a_webp_encoder_failure_on_an_animation_is_one_line(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """libwebp's animation encoder fails on some large frames ('WebPEncodingError: 6', its first
+    partition overflowing), which Pillow raises as RuntimeError: it was an internal error."""
+    from PIL import WebPImagePlugin
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("ERROR adding frame. WebPEncodingError: 6.")
+
+    monkeypatch.setattr(WebPImagePlugin, "_save_all", failing)
+    monkeypatch.setitem(Image.SAVE_ALL, "WEBP", failing)
+    src = tmp_path / "in.gif"
+    save_animation(src, colour_frames(), duration=DURATIONS)
+    code, _, err = run("blur", src, "-o", tmp_path / "out.webp")
+    assert code == 1
+    assert err == ("convcli: error: " + str(src) + ": cannot encode the frames as WEBP: "
+                   "ERROR adding frame. WebPEncodingError: 6.\n")
+    assert not (tmp_path / "out.webp").exists()
+
+
 @pytest.mark.parametrize("frames", [[], ["--frames", "1"], ["--frames", "0,1"]])
 def test_direction_out_with_several_frames_is_refused_not_skipped(tmp_path: Path, frames: list[str]) -> None:
     """The frame-by-frame path wrote no --direction-out file and said nothing (exit 0), as --montage

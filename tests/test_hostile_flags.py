@@ -592,3 +592,43 @@ def test_valid_takes_no_padding_but_pad_0_which_says_the_same(small: Path) -> No
     assert json.loads(r.stdout)["output_shape"] == [1, 3, 62, 78]  # 64x80 less 2 each way
     for pad in ("1", "same", "0,0,0,1"):
         refused(run("filter", small, "-k", "sharpen", "-p", "valid", "--pad", pad), "valid")
+
+
+@pytest.mark.parametrize("argv", [
+    ["filter", "{small}", "-o", "{tmp}/o.png", "-k", "{digits}"],
+    ["explain", "--patch", "1", "-k", "{digits}"],
+    ["animate", "-o", "{tmp}/a.gif", "-k", "{digits}"],
+    ["chain", "-i", "{small}", "-o", "{tmp}/o.png", "filter", "-k", "{digits}"],
+], ids=["filter", "explain", "animate", "chain"])
+def test_a_kernel_of_thousands_of_digits_is_one_line(small: Path, tmp_path: Path, argv: list[str]) -> None:
+    """int() of a 5000-digit kernel raised Python's digit-limit ValueError: a traceback."""
+    digits = "1" * 5000
+    line = refused(run(*[a.format(small=small, tmp=tmp_path, digits=digits) for a in argv]),
+                   "-k takes a kernel", "5000-digit number")
+    assert len(line) < 200
+
+
+@pytest.mark.parametrize("argv", [["chain", "-i", "{small}", "-o", "{tmp}/o.png", "conv", "--seed", "-1"],
+                                  ["demo", "{tmp}/demo", "--seed", "-1"],
+                                  ["learn", "{small}", "{small}", "-o", "{tmp}/k.txt", "--seed", "-1"]],
+                         ids=["chain conv", "demo", "learn"])
+def test_a_negative_seed_is_a_usage_error(small: Path, tmp_path: Path, argv: list[str]) -> None:
+    """NumPy's generators take seeds >= 0: --seed -1 was a traceback from numpy.random."""
+    refused(run(*[a.format(small=small, tmp=tmp_path) for a in argv]), "--seed", "-1")
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize(("ext", "side"), [(".jpg", 65500), (".gif", 65535), (".webp", 16383)])
+def test_a_result_wider_than_its_format_holds_is_refused_from_the_header(tmp_path: Path, ext: str,
+                                                                          side: int) -> None:
+    """A 70000-pixel-wide JPEG printed libjpeg's own line and then a vague error; a GIF was an internal
+    error (OverflowError); --dry-run said ok. Found from the header now, before a pixel is read."""
+    src = tmp_path / "wide.png"
+    Image.new("RGB", (side + 1, 2)).save(src)
+    for extra in ([], ["--dry-run"]):
+        r = run("blur", src, "-o", tmp_path / f"o{ext}", *extra)
+        refused(r, f"the result is {side + 1}x2", f"at most {side} pixels a side", "write .png")
+    assert not (tmp_path / f"o{ext}").exists()
+    edge = tmp_path / "edge.png"
+    Image.new("RGB", (min(side, 16383), 2)).save(edge)
+    assert run("blur", edge, "-o", tmp_path / f"ok{ext}", "-q").exit_code == 0

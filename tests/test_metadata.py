@@ -287,3 +287,20 @@ def test_a_tiff_with_one_resolution_tag_has_no_dpi(tmp_path: Path) -> None:
     code, stdout, _ = run("blur", tmp_path / "x.tif", "-o", tmp_path / "x.png", "--json")
     assert code == 0 and not any("DPI" in n for n in json.loads(stdout)["notes"])
     assert _phys(tmp_path / "x.png") is None
+
+
+@pytest.mark.parametrize("out", ["out.tif", "out.png", "out.jpg", "out.webp"])
+@pytest.mark.parametrize("src_name", ["junk.png", "junk.jpg"])
+def test_an_exif_block_that_is_not_a_tiff_structure_is_dropped_with_a_note(tmp_path: Path, out: str,
+                                                                           src_name: str) -> None:
+    """Junk bytes under an EXIF marker made a TIFF output an internal error (Pillow's TIFF writer
+    parses them: 'not a TIFF file'), and were copied as 'EXIF kept' into the other formats."""
+    src = tmp_path / src_name
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(src, exif=b"Exif\0\0" + b"\x01\x02garbage-not-tiff" * 4)
+    with Image.open(src) as im:
+        assert b"garbage-not-tiff" in im.info["exif"]  # the input holds it, as EXIF
+    code, stdout, stderr = run("filter", src, "-k", "sharpen", "-o", tmp_path / out, "--json")
+    assert code == 0, stderr
+    assert "metadata dropped: EXIF (unreadable in the input)" in notes(stdout)
+    assert not any(n.startswith("metadata kept") and "EXIF" in n for n in notes(stdout))
+    assert b"garbage-not-tiff" not in (tmp_path / out).read_bytes()

@@ -555,6 +555,10 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
     if path is not None:
         return load_kernel_file(path)
     if s.isdigit():  # "-k 5" is easily meant as a size: say so instead of running a 1x1 kernel of 5
+        if len(s) > 9:  # no kernel size; and int() of 5000 digits raises (Python's 4300-digit limit)
+            msg = (f"kernel {s[:12]}...: -k takes a kernel (a name, a literal or @file), not a "
+                   f"{len(s)}-digit number")
+            raise UsageError(msg)
         size = f"--size {s}" if int(s) >= 1 else "--size N (N >= 1)"
         msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file); for a kernel size use "
                f"{size}, for a 1x1 kernel write [[{s}]]")

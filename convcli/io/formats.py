@@ -30,6 +30,7 @@ class FormatInfo:
     multi_frame: bool = False  # holds every frame of an animation or every page
     palette: bool = False  # 256 colours a frame, 1-bit transparency (GIF)
     grey: bool = True  # holds a one-channel image as grey (WebP stores it as RGB)
+    max_side: int = 2**31 - 1  # the widest or tallest image it holds
 
 
 FORMATS: dict[str, FormatInfo] = {
@@ -43,18 +44,19 @@ FORMATS: dict[str, FormatInfo] = {
         sixteen_bit=False,
         raw_float=False,
         quality=90,
+        max_side=65500,  # libjpeg's JPEG_MAX_DIMENSION
     ),
     "tiff": FormatInfo("tiff", "TIFF", (".tif", ".tiff"), alpha=True, sixteen_bit=True, raw_float=True,
                        multi_frame=True),
     "webp": FormatInfo(
         "webp", "WEBP", (".webp",), alpha=True, sixteen_bit=False, raw_float=False, quality=90,
-        multi_frame=True, grey=False,
+        multi_frame=True, grey=False, max_side=16383,
     ),
     "bmp": FormatInfo("bmp", "BMP", (".bmp",), alpha=False, sixteen_bit=False, raw_float=False),
     "npy": FormatInfo("npy", None, (".npy",), alpha=True, sixteen_bit=True, raw_float=True),
     # 8-bit palette of 256 colours per frame, alpha kept as 1-bit transparency.
     "gif": FormatInfo("gif", "GIF", (".gif",), alpha=True, sixteen_bit=False, raw_float=False,
-                      multi_frame=True, palette=True),
+                      multi_frame=True, palette=True, max_side=65535),
 }
 
 

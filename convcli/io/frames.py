@@ -392,7 +392,7 @@ def _pillow_animation(frames: Iterator[Frame], w: FrameWriter, icc: bytes | None
     buf = io.BytesIO()
     try:
         seq.save(buf, format="WEBP" if w.fmt == "webp" else "TIFF", save_all=True, **params)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # WebP: "ERROR adding frame. WebPEncodingError: 6."
         msg = f"cannot encode the frames as {w.fmt.upper()}: {one_line(exc)}"
         raise OutputError(msg) from None
     return buf.getvalue()

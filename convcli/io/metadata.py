@@ -40,6 +40,7 @@ class Metadata:
     xmp: bytes | None = None
     text: tuple[tuple[str, str], ...] = ()  # PNG tEXt/zTXt/iTXt chunks, key and value
     comment: bytes | None = None  # JPEG COM / GIF comment extension
+    unreadable: tuple[str, ...] = ()  # kinds the file holds that could not be read (not carried)
 
     def names(self) -> list[str]:
         """The kinds present, in report order."""
@@ -78,8 +79,11 @@ def read_metadata(im: Image.Image, orientation: int) -> Metadata:
     info = im.info
     exif = info.get("exif")
     exif_bytes = None
+    unreadable: tuple[str, ...] = ()
     if isinstance(exif, bytes) and exif:
         exif_bytes = reset_orientation(exif.removeprefix(_EXIF_PREFIX))
+        if not _readable_exif(exif_bytes):
+            exif_bytes, unreadable = None, ("EXIF",)
     dpi = info.get("dpi")
     if im.format == "TIFF" and not _RESOLUTION_TAGS <= set(getattr(im, "tag_v2", {})):
         dpi = None  # Pillow puts 1 for a missing XResolution or YResolution: not a real 1 dpi
@@ -101,7 +105,18 @@ def read_metadata(im: Image.Image, orientation: int) -> Metadata:
         text = tuple((k, v) for k, v in text if k != "Comment")
     comment_bytes = comment.encode("utf-8") if isinstance(comment, str) else comment or None
     return Metadata(exif=exif_bytes, dpi=dpi_pair, xmp=xmp_bytes or None, text=text,
-                    comment=comment_bytes if isinstance(comment_bytes, bytes) else None)
+                    comment=comment_bytes if isinstance(comment_bytes, bytes) else None,
+                    unreadable=unreadable)
+
+
+def _readable_exif(exif: bytes) -> bool:
+    """Whether an EXIF block is the TIFF structure it should be, as Pillow's TIFF writer reads it
+    (junk bytes under an EXIF marker made a TIFF output an internal error)."""
+    try:
+        Image.Exif().load(exif)
+    except Exception:  # noqa: BLE001 - Pillow raises SyntaxError, struct.error, ValueError...
+        return False
+    return exif[:4] in (b"II*\0", b"MM\0*")
 
 
 # --------------------------------------------------------------------------- writing
@@ -135,6 +150,8 @@ def metadata_notes(meta: Metadata | None, fmt: str, icc: str | None = None) -> l
     if lost:
         them = "them" if len(lost) > 1 or lost[0] == "text chunks" else "it"
         notes.append(f"metadata dropped: {', '.join(lost)} ({_SHOWN.get(fmt, fmt)} cannot hold {them})")
+    if meta is not None and meta.unreadable:
+        notes.append(f"metadata dropped: {', '.join(meta.unreadable)} (unreadable in the input)")
     return notes
 
 

@@ -270,8 +270,12 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
                    "layer of 1 or 3 channels")
             raise UsageError(msg)
         bits = int(out.bit_depth) if out.bit_depth in ("8", "16") else header.bit_depth
+    result = plans[-1].out_shape if plans else (header.channels, header.height, header.width)
+    if max(result[1:]) > info.max_side:
+        msg = (f"the result is {result[2]}x{result[1]}, and {fmt.upper()} holds at most {info.max_side} "
+               "pixels a side: write .png or .tif")
+        raise UsageError(msg)
     if memory is not None:
-        result = plans[-1].out_shape if plans else (header.channels, header.height, header.width)
         check_fits(header, result, 4 if bits is None else -(-bits // 8), memory)
     first_only = "--montage" if out.montage else "--direction-out" if cmd.direction_out else None
     frames = plan_frames(out.frames, header, fmt, kind, first_only)

@@ -169,7 +169,8 @@ _CONV_COUNT = "convcli.chain.conv_stages"
 @click.option("-k", "--size", "ksize", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default="3",
               show_default=True, metavar="N|Y,X",
               help=f"Kernel size N or KH,KW of the random weights (at most {MAX_KERNEL_SIZE}).")
-@click.option("--seed", type=int, default=None, show_default="n-1 for the chain's n-th conv stage",
+@click.option("--seed", type=click.IntRange(0), default=None,
+              show_default="n-1 for the chain's n-th conv stage",
               help="Seed of the random weights, uniform in [-1, 1]: same seed, same weights.")
 @click.option("--weights", "weights_file", default=None, metavar="FILE.npy",
               help="Weights of shape (out, in, kh, kw) instead of random ones.")

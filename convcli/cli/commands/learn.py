@@ -96,7 +96,8 @@ def _derived(output: str, suffix: str) -> str:
               help="Gradient descent, or the closed form through the unrolled (im2col) matrix.")
 @click.option("--steps", type=click.IntRange(0, 100_000), default=200, show_default=True)
 @click.option("--lr", type=float, default=None, help="Step size (default: 1 / the loss's largest curvature).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random start.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Seed of the random start.")
 @click.option("--gray", is_flag=True, help="Convert input and target to luminance first.")
 @click.option("--ignore-clipped", is_flag=True,
               help="Leave target samples at 0 or the maximum (clipped in an 8-bit file) out of the loss.")

@@ -241,7 +241,8 @@ def _with_alpha(img: Any, stage: CorrelateStage, x: int, y: int, channel: int) -
               help="Where the figures go (created).")
 @click.option("--image", default=None, metavar="PATH",
               help="Your own photo instead of the bundled 224x224 cat.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random conv weights.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Seed of the random conv weights.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per figure on stdout.")
 def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
     """The lecture's tour: every figure as a labelled montage, plus an overview.
