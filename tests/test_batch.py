@@ -287,6 +287,29 @@ def test_a_second_run_rewrites_the_montages_and_maps_it_wrote_beside_its_inputs(
         assert sorted(p.name for p in d.iterdir()) == written
 
 
+def test_a_folder_finds_every_format_with_a_signature(tmp_path: Path) -> None:
+    """SGI, PCX, DDS, ICNS, MSP and ASCII PPM were read when named but skipped in a folder, without a
+    line: the README says folders recognise images by content. TGA and XBM have no signature."""
+    d = tmp_path / "mixed"
+    d.mkdir()
+    rgb = Image.fromarray(np.random.default_rng(4).integers(0, 256, (32, 48, 3), dtype=np.uint8))
+    for ext in ("png", "sgi", "pcx", "dds", "icns", "tga"):
+        rgb.save(d / f"x{ext}.{ext}")
+    rgb.convert("L").save(d / "grey.sgi")
+    rgb.convert("1").save(d / "mono.msp")
+    rgb.convert("1").save(d / "mono.xbm")
+    (d / "ascii.ppm").write_text("P3\n2 2\n255\n" + " ".join(["10 20 30"] * 4) + "\n")
+    (d / "header.h").write_text("#define WIDTH 4\n")  # starts as XBM does: not an image
+    (d / "notes.txt").write_bytes(b"\x0a\x05\x01\x08 looks like PCX for 4 bytes, and is text")
+    r = run("blur", str(d), "--out-dir", str(tmp_path / "o"), "--name", "{name}.png", "--json", "-j", "1")
+    found = {Path(rec["input"]).name: rec["status"] for rec in records(r.stdout)}
+    assert sorted(found) == ["ascii.ppm", "grey.sgi", "mono.msp", "notes.txt", "xdds.dds", "xicns.icns",
+                             "xpcx.pcx", "xpng.png", "xsgi.sgi"]
+    assert {k: v for k, v in found.items() if v != "ok"} == {"notes.txt": "error"}  # read, and refused
+    for named in ("xtga.tga", "mono.xbm"):
+        assert run("blur", str(d / named), "-o", str(tmp_path / f"{named}.png")).exit_code == 0
+
+
 def test_a_recursive_walk_skips_the_out_dir_inside_it(tmp_path: Path) -> None:
     d = tmp_path / "in"
     (d / "sub").mkdir(parents=True)

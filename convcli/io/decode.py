@@ -671,8 +671,15 @@ def _decode_array(im: Image.Image, fp: BinaryIO, plan: _Plan, max_pixels: int | 
             check_jpeg_data(fp.read())
             fp.seek(at)
         lift = max_pixels is None or max_pixels > (Image.MAX_IMAGE_PIXELS or 0)
+        opened = im.mode
         with _pillow_limit_lifted() if lift else _nothing():
             im = load_whole(im, fp)
+        if im.mode != opened:  # ICNS says RGBA at open and loads RGB: read as the header said
+            try:
+                im = im.convert(opened)
+            except ValueError:
+                msg = f"decoded as mode {im.mode}, not the {opened} its header said"
+                raise InputError(msg) from None
         if plan.stored.convert is not None:
             im = im.convert(plan.stored.convert)
         arr = _pil_array(im)

@@ -19,11 +19,13 @@ from convcli.io.files import os_reason
 from convcli.io.formats import FORMATS
 
 #: Magic numbers of the formats Pillow reads that convcli accepts from directories: PNG, JPEG, GIF,
-#: BMP, TIFF (little/big-endian, BigTIFF), JPEG 2000, ICO, QOI. WebP (RIFF....WEBP) and binary
-#: PNM (P4/P5/P6 + whitespace) are checked in looks_like_image.
+#: BMP, TIFF (little/big-endian, BigTIFF), JPEG 2000, ICO, QOI, DDS, ICNS, MSP. WebP (RIFF....WEBP),
+#: PNM (P1..P6 + whitespace), SGI and PCX (a magic byte or two, and header fields of known values)
+#: are checked in looks_like_bytes. TGA and XBM have no signature: name them on the command line.
 _MAGIC: tuple[bytes, ...] = (
     b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
     b"II+\x00", b"MM\x00+", b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xffO\xffQ", b"\x00\x00\x01\x00", b"qoif",
+    b"DDS ", b"icns", b"DanM", b"LinS",
     b"\x93NUMPY",  # .npy arrays (H, W) or (H, W, C), as convcli writes them
 )
 
@@ -48,7 +50,7 @@ class InputItem:
 #: Extensions that name an image: a file so named that cannot be opened is a failed input of
 #: its folder, not skipped as "not an image" (what is in it cannot be looked at).
 _IMAGE_NAMES: frozenset[str] = _WRITABLE | {".gif", ".ico", ".qoi", ".jp2", ".j2k", ".pbm", ".pgm", ".ppm",
-                                            ".pnm"}
+                                            ".pnm", ".sgi", ".rgb", ".bw", ".pcx", ".dds", ".icns"}
 
 
 def looks_like_image(path: Path) -> bool:
@@ -230,6 +232,11 @@ def looks_like_bytes(head: bytes) -> bool:
     """True if ``head`` starts with the signature of a format convcli reads."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return True
-    if head[:2] in (b"P4", b"P5", b"P6") and head[2:3].isspace():
+    if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and head[2:3].isspace():
         return True
+    if len(head) >= 4 and head[:2] == b"\x01\xda" and head[2] in (0, 1) and head[3] in (1, 2):
+        return True  # SGI: magic 474, then storage (verbatim, RLE) and bytes per channel
+    if len(head) >= 4 and head[0] == 10 and head[1] in (0, 2, 3, 4, 5) and head[2] == 1 \
+            and head[3] in (1, 2, 4, 8):
+        return True  # PCX: manufacturer 10, version, RLE encoding, bits per pixel
     return any(head.startswith(m) for m in _MAGIC)
