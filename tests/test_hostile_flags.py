@@ -632,3 +632,12 @@ def test_a_result_wider_than_its_format_holds_is_refused_from_the_header(tmp_pat
     edge = tmp_path / "edge.png"
     Image.new("RGB", (min(side, 16383), 2)).save(edge)
     assert run("blur", edge, "-o", tmp_path / f"ok{ext}", "-q").exit_code == 0
+
+
+def test_a_montage_to_stdout_is_refused_not_a_file_named_dash(small: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--montage -`` wrote a file named '-' in the current folder (beside ``-o -`` too)."""
+    monkeypatch.chdir(tmp_path)
+    refused(run("filter", small, "-k", "sharpen", "-o", tmp_path / "o.png", "--montage", "-"),
+            "--montage", "not to stdout")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.png"]

@@ -232,6 +232,9 @@ def run_spec(p: Mapping[str, Any]) -> RunSpec:
         if p.get(key) is not None and not str(p[key]).strip():  # '' was read as "not given", or as "."
             msg = f"{flag} is empty (an unset shell variable?): give {what}"
             raise UsageError(msg)
+    if p.get("montage") == "-":  # it made a file named '-' in the current folder
+        msg = "--montage - : a montage is written to a file, not to stdout; give a .png file"
+        raise UsageError(msg)
     ctx = click.get_current_context(silent=True)
     state = ctx.find_object(CliState) if ctx is not None else None
     return RunSpec(
