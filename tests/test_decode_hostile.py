@@ -178,6 +178,51 @@ def test_cut_multi_frame_files_fail_alone_or_say_what_was_read(tmp_path: Path, f
     assert "Traceback" not in r.stderr
 
 
+def _frames_uncountable(data: bytes) -> bool:
+    """Pillow opens the file and decodes its first frame, but counting its frames fails."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except Exception:  # noqa: BLE001 - not the case wanted here
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            _ = im.n_frames
+    except Exception:  # noqa: BLE001
+        return True
+    return False
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF"])
+def test_an_animation_cut_after_its_first_frame_fails_unless_the_first_alone_is_asked(tmp_path: Path,
+                                                                                      fmt: str) -> None:
+    """A cut GIF or multi-page TIFF whose later frames cannot be counted wrote its first frame alone
+    as the whole animation, exit 0 (a note the only trace): the data ends early, an input error.
+    ``--frames first`` asks for the first frame alone, which is whole: that is still done."""
+    data = animated(fmt, frames=4)
+    step = max(1, len(data) // 200)
+    cuts = [c for c in range(len(data) // 2, len(data), step) if _frames_uncountable(data[:c])]
+    assert cuts, "no cut point of this kind: the test would check nothing"
+    whole = tmp_path / f"whole.{fmt.lower()}"
+    whole.write_bytes(data)
+    assert run("blur", str(whole), "-o", str(tmp_path / "first.png"), "--frames", "first").exit_code == 0
+    first = np.asarray(Image.open(tmp_path / "first.png"))
+    for cut in cuts[:: max(1, len(cuts) // 6)]:
+        src = tmp_path / f"cut.{fmt.lower()}"
+        src.write_bytes(data[:cut])
+        out = tmp_path / f"out.{fmt.lower()}"
+        r = run("blur", str(src), "-o", str(out))
+        assert r.exit_code == 1, (cut, r.stdout)
+        assert r.stderr.startswith(f"convcli: error: {src}: truncated or corrupt {fmt}: the frames after the "
+                                   "first cannot be read") and r.stderr.count("\n") == 1
+        assert not out.exists()
+        r = run("blur", str(src), "-o", str(tmp_path / "cut_first.png"), "--frames", "first", "--json")
+        assert r.exit_code == 0, r.stderr
+        assert any(n.startswith("later frames unreadable") for n in json.loads(r.stdout)["notes"])
+        with Image.open(tmp_path / "cut_first.png") as im:  # counting had left a TIFF on a later page
+            assert np.array_equal(np.asarray(im), first), cut
+
+
 @pytest.mark.parametrize("frames", ["all", "0,1"])
 def test_a_later_gif_frame_claiming_a_huge_size_is_refused_before_it_is_decoded(tmp_path: Path,
                                                                                   frames: str) -> None:

@@ -63,6 +63,8 @@ class ImageHeader:
     notes: tuple[str, ...]
     #: a (H, W, 1) .npy array: a one-channel float result is written (H, W, 1) too, not (H, W)
     channel_axis: bool = False
+    #: why the frames after the first cannot be counted (a cut animation), or None
+    later_frames: str | None = None
 
     @property
     def maxval(self) -> int:
@@ -492,12 +494,19 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
         width, height = height, width
     if orientation != 1:
         notes.append(f"EXIF orientation {orientation} applied")
+    later_frames = None
     try:
         with _pillow_limit_lifted():
             n_frames = int(getattr(im, "n_frames", 1))
     except PILLOW_ERRORS as exc:
-        n_frames = 1  # a broken later frame: the first one is all we read, and the report says so
-        notes.append(f"later frames unreadable, first frame only ({one_line(exc) or type(exc).__name__})")
+        # a cut animation: its first frame can still be read on its own (--frames first says so)
+        n_frames, later_frames = 1, one_line(exc) or type(exc).__name__
+        notes.append(f"later frames unreadable, first frame only ({later_frames})")
+        if im.tell() != 0:  # counting left a TIFF on the last page it reached: that was decoded as the first
+            try:
+                im.seek(0)
+            except PILLOW_ERRORS as again:
+                raise _corrupt(fmt, again) from None
     if fmt == "PNG" and n_frames > 1:
         # APNG says its frame count up front (acTL), and Pillow takes it as it is: each frame needs
         # its own fcTL chunk (38 bytes), so the file's size bounds the count it can hold
@@ -526,6 +535,7 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
         format=fmt,
         n_frames=n_frames,
         notes=tuple(notes),
+        later_frames=later_frames,
     )
     return _Plan(header, stored, colour_key, orientation, png_decoder, turn)
 

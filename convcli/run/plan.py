@@ -19,7 +19,7 @@ from pathlib import Path
 from string import Formatter
 
 from convcli.core.records import record
-from convcli.errors import ConvcliError, UsageError
+from convcli.errors import ConvcliError, InputError, UsageError
 from convcli.io.decode import ImageHeader, read_header
 from convcli.io.files import DANGLING_LINK, os_reason
 from convcli.io.formats import FORMATS, format_for_path, format_info
@@ -317,6 +317,10 @@ def plan_frames(selected: tuple[int, ...] | None, header: ImageHeader, fmt: str,
     the frame-by-frame path wrote neither, in silence).
     """
     n = header.n_frames
+    if selected is None and header.later_frames is not None:
+        msg = (f"truncated or corrupt {header.format}: the frames after the first cannot be read "
+               f"({header.later_frames}); --frames first filters the first alone")
+        raise InputError(msg)
     indices = tuple(range(n)) if selected is None else selected
     beyond = [i for i in indices if i >= n]
     if beyond:
