@@ -176,7 +176,9 @@ def _process(job: Job) -> Result:
         _write_maps(job, values, threads)
         record["outputs"] = list(job.channel_maps)
         record["range"] = _range_record("normalize", values)
-        notes.append(f"{values.shape[2]} channels: one normalised grey image each, grid at output")
+        c = values.shape[2]
+        shown = f"the first {GRID_CHANNELS} in a grid" if c > GRID_CHANNELS else "grid"
+        notes.append(f"{c} channels: one normalised grey image each, {shown} at output")
         return _finish(job, record, notes, None, t0)
     if job.kind == "float":
         if job.pipeline.stages and job.pipeline.stages[-1].op == "flatten":
@@ -392,16 +394,24 @@ def _montage_png(panels: list[Any], title: str, threads: int) -> bytes:
     return data
 
 
+#: Most channels the grid at the output draws (each has its own file whatever the count): 4096
+#: panels made a 976x289808 grid, 2.8 GB and 47 s, that no viewer opens.
+GRID_CHANNELS = 64
+
+
 def _write_maps(job: Job, values: np.ndarray, threads: int) -> None:
-    """One normalised grey image per channel at the planned paths, and a labelled grid at the output."""
+    """One normalised grey image per channel at the planned paths, and a labelled grid at the output
+    (of the first :data:`GRID_CHANNELS` channels)."""
     from convcli.teach.render import feature_maps_to_panels, make_montage
 
     for i, path in enumerate(job.channel_maps):
         pixels, _ = to_pixels(values[:, :, i], "normalize", 8, threads=threads)
         data, _ = encode_image(pixels, None, job.fmt, threads=threads)
         _write(job, path, data)
-    shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
-    grid = make_montage(list(feature_maps_to_panels(values, job.pipeline.stages[-1].op, shape)))
+    c = values.shape[2]
+    shape = shape_text(nchw((c, values.shape[0], values.shape[1])))
+    panels = feature_maps_to_panels(values, job.pipeline.stages[-1].op, shape, limit=GRID_CHANNELS)
+    grid = make_montage(panels, title=f"channels 1-{GRID_CHANNELS} of {c}" if c > GRID_CHANNELS else None)
     data, _ = encode_image(grid, None, job.fmt, threads=threads)
     assert job.output is not None
     _write(job, job.output, data)

@@ -333,8 +333,10 @@ def normalize_to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def feature_maps_to_panels(maps: np.ndarray, prefix: str, shape: str) -> list[Panel]:
-    """One grey panel per channel of a (H, W, C) float stack, each normalised min..max on its own.
+def feature_maps_to_panels(maps: np.ndarray, prefix: str, shape: str,
+                           limit: int | None = None) -> list[Panel]:
+    """One grey panel per channel of a (H, W, C) float stack, each normalised min..max on its own
+    (of the first ``limit`` channels, if given).
 
     Labels read ``"{prefix} (channel i/C)"`` (1-based, as the lecture's "Channel 1/3"),
     or ``"channel i/C"`` without a prefix; every panel carries ``shape``.
@@ -347,7 +349,7 @@ def feature_maps_to_panels(maps: np.ndarray, prefix: str, shape: str) -> list[Pa
         raise UsageError(msg)
     c = m.shape[2]
     panels = []
-    for i in range(c):
+    for i in range(c if limit is None else min(c, limit)):
         name = f"channel {i + 1}/{c}"
         label = f"{prefix} ({name})" if prefix else name
         panels.append(Panel(label, shape, normalize_to_uint8(m[:, :, i])))

@@ -1,0 +1,47 @@
+"""A result of other than 1 or 3 channels written as images: one normalised grey map per channel
+(checked against a min..max stretch done here) and a labelled grid at the output, of the first 64."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+from convcli.cli import cli
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    r = CliRunner().invoke(cli, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def maps_of(tmp_path: Path, channels: int) -> tuple[np.ndarray, Path, dict]:
+    values = np.random.default_rng(channels).random((6, 9, channels)).astype(np.float32) * 255
+    src = tmp_path / f"in{channels}.npy"
+    np.save(src, values)
+    out = tmp_path / f"m{channels}" / "grid.png"
+    code, stdout, stderr = run("filter", src, "-k", "identity", "-o", out, "--json")
+    assert code == 0, stderr
+    return values, out, json.loads(stdout)
+
+
+def test_every_channel_has_its_map_and_the_grid_draws_the_first_64(tmp_path: Path) -> None:
+    """4096 channels made a 976x289808 grid (2.8 GB, 47 s) that no viewer opens."""
+    values, out, rec = maps_of(tmp_path, 100)
+    assert len(rec["outputs"]) == 100
+    assert "100 channels: one normalised grey image each, the first 64 in a grid at output" in rec["notes"]
+    for i in (0, 63, 64, 99):
+        v = values[:, :, i].astype(np.float64)
+        expected = np.rint((v - v.min()) * (255.0 / (v.max() - v.min())))
+        with Image.open(out.parent / f"grid.c{i}.png") as im:
+            assert np.array_equal(np.asarray(im), expected.astype(np.uint8)), i
+    heights = {}
+    for c in (64, 70, 100):
+        _, grid, _ = maps_of(tmp_path, c)
+        with Image.open(grid) as im:
+            heights[c] = im.size[1]
+    assert heights[70] == heights[100]  # both draw 64 panels under a one-line title
+    assert heights[64] < heights[100] < heights[64] + 120
