@@ -616,6 +616,32 @@ def test_signal_mid_batch_stops_cleanly(heavy: Path, tmp_path: Path, sig: int, j
     assert {Path(r["output"]).name for r in done} <= {p.name for p in out.iterdir()}
 
 
+def test_ctrl_c_with_ordered_still_reports_the_images_already_written(tmp_path: Path) -> None:
+    """--ordered holds a record until those before it are out: with a slow first input, Ctrl-C left
+    stdout empty though later images were written. Their records now go out, in input order."""
+    d = tmp_path / "in"
+    d.mkdir()
+    save_rgb(d / "a_slow.png", 2000, 2000, seed=1, compress_level=1)
+    for i in range(4):
+        save_rgb(d / f"b{i}.png", 64, 64, seed=i + 2)
+    out = tmp_path / "out"
+    args = convcli("blur", str(d), "--out-dir", str(out), "-j", "2", "--size", "61", "--json", "--ordered",
+                   "--method", "direct")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and len([p for p in out.iterdir() if p.name.startswith("b")]) == 4:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None and not (out / "a_slow.blur.png").exists(), "the slow input ended first"
+    time.sleep(0.3)  # the last small image's outcome reaches the parent
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 130 and stderr.decode() == "convcli: interrupted\n"
+    done = [Path(r["output"]).name for r in records(stdout.decode())]
+    assert done == [f"b{i}.blur.png" for i in range(4)]  # in input order, the slow one not among them
+
+
 def test_closed_pipe_ends_quietly(heavy: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = convcli("blur", str(heavy), "--out-dir", str(out), "-j", "2", "--size", "15", "--json")

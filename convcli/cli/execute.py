@@ -14,6 +14,7 @@ temporary files and exits 130; SIGTERM does the same and exits 143.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -25,7 +26,7 @@ from typing import Any, BinaryIO, TextIO, TypeVar
 
 import click
 
-from convcli.cli.errors import sigterm_raises
+from convcli.cli.errors import Stopped, sigterm_raises
 from convcli.core.records import record
 from convcli.errors import ExitStatus, OutputError, UsageError
 from convcli.io.files import os_reason, remove_temporaries
@@ -228,10 +229,12 @@ class BatchRun:
         status = ExitStatus.OK
         t0 = time.perf_counter()
         reported: set[int] = set()
+        ordered: InOrder | None = None
         try:
             with sigterm_raises(), progress_bar(len(self.tasks), self.progress) as advance, \
                     closing(self._outcomes(stop)) as outcomes:
-                for outcome in in_order(outcomes) if self.ordered else outcomes:
+                ordered = InOrder(outcomes) if self.ordered else None
+                for outcome in ordered if ordered is not None else outcomes:
                     reported.add(outcome.index)
                     status = max(status, outcome.status)
                     counts["ok" if outcome.status == ExitStatus.OK else "error"] += 1
@@ -239,10 +242,14 @@ class BatchRun:
                     advance()
                     if self.fail_fast and outcome.status != ExitStatus.OK:
                         stop.set()
-        except BaseException:
+        except BaseException as exc:
             for t in self.tasks:
                 if isinstance(t, Job):
                     remove_temporaries(t.files(), t.temp_tag)
+            if ordered is not None and isinstance(exc, Stopped | KeyboardInterrupt):
+                with contextlib.suppress(OSError):  # a reader already gone changes nothing
+                    for outcome in ordered.leftovers():  # done, their files in place: say so
+                        self._report(outcome)
             raise
         if stop.is_set():
             self.reporter.not_run(t.source for i, t in enumerate(self.tasks) if i not in reported)
@@ -276,17 +283,29 @@ class BatchRun:
         return line
 
 
-def in_order(outcomes: Iterator[Outcome]) -> Iterator[Outcome]:
-    """Outcomes in input order: each is held until those before it are out (leftovers at the end)."""
-    held: dict[int, Outcome] = {}
-    expected = 0
-    for outcome in outcomes:
-        held[outcome.index] = outcome
-        while expected in held:
-            yield held.pop(expected)
-            expected += 1
-    for index in sorted(held):  # after --fail-fast some inputs never ran
-        yield held[index]
+class InOrder:
+    """Outcomes in input order: each is held until those before it are out (leftovers at the end).
+
+    ``held`` are the outcomes done but not yet out: on Ctrl-C their records still go out, in input
+    order (with a slow first input, ``--ordered --json`` printed nothing for the images already
+    written)."""
+
+    def __init__(self, outcomes: Iterator[Outcome]) -> None:
+        self._outcomes = outcomes
+        self.held: dict[int, Outcome] = {}
+
+    def __iter__(self) -> Iterator[Outcome]:
+        held, expected = self.held, 0
+        for outcome in self._outcomes:
+            held[outcome.index] = outcome
+            while expected in held:
+                yield held.pop(expected)
+                expected += 1
+        for index in sorted(held):  # after --fail-fast some inputs never ran
+            yield held.pop(index)
+
+    def leftovers(self) -> list[Outcome]:
+        return [self.held.pop(i) for i in sorted(self.held)]
 
 
 @contextmanager
