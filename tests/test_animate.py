@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
@@ -326,3 +327,20 @@ def test_a_crop_larger_than_the_image_names_it(tmp_path: Path) -> None:
     r = run("animate", src, "-o", tmp_path / "a.gif", "--crop", "5")
     assert r.exit_code == 2
     assert r.stderr == f"convcli: error: IMAGE {src}: --crop 5 is larger than the image (1×1, W×H)\n"
+
+
+@hypothesis.settings(max_examples=40, derandomize=True)
+@given(seed=st.integers(0, 10_000), n_palette=st.integers(1, 40))
+def test_frames_are_indexed_to_the_nearest_palette_colour(seed: int, n_palette: int) -> None:
+    """GIF frames: every pixel takes its own colour where the palette has it, else the nearest entry
+    (squared RGB distance, the first on a tie), against a brute-force look-up over all entries."""
+    from convcli.teach.animate import _indexed, _pack
+
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 256, (60, 3), dtype=np.uint8)
+    frame = colours[rng.integers(0, 60, (17, 23))]
+    palette = np.unique(_pack(colours[rng.choice(60, n_palette, replace=False)][None]).ravel())
+    got = np.asarray(_indexed(frame, palette).convert("RGB"))
+    entries = np.stack([(palette >> 16) & 255, (palette >> 8) & 255, palette & 255], axis=1).astype(np.int64)
+    d = ((frame.astype(np.int64)[:, :, None, :] - entries[None, None]) ** 2).sum(axis=3)
+    np.testing.assert_array_equal(got, entries[np.argmin(d, axis=2)].astype(np.uint8))

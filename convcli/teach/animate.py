@@ -849,15 +849,16 @@ def _indexed(frame: np.ndarray, palette: np.ndarray) -> Image.Image:
     (Pillow's own mapping to a given palette is approximate: it would turn white into 252.)
     """
     packed = _pack(frame)
-    uniq, inverse = np.unique(packed, return_inverse=True)
-    pos = np.clip(np.searchsorted(palette, uniq), 0, palette.size - 1)
-    exact = palette[pos] == uniq
-    if not np.all(exact):
+    # every pixel looked up in the sorted palette (no sort of the frame's own colours: np.unique of
+    # each frame was the most of a 256-output animation's time); only the misses are sorted out
+    pos = np.clip(np.searchsorted(palette, packed), 0, palette.size - 1)
+    missing = palette[pos] != packed
+    if missing.any():
+        miss, inverse = np.unique(packed[missing], return_inverse=True)
         rgb = np.stack([(palette >> 16) & 255, (palette >> 8) & 255, palette & 255], axis=1).astype(np.int64)
-        miss = uniq[~exact]
         want = np.stack([(miss >> 16) & 255, (miss >> 8) & 255, miss & 255], axis=1).astype(np.int64)
-        pos[~exact] = np.argmin(((want[:, None, :] - rgb[None, :, :]) ** 2).sum(axis=2), axis=1)
-    img = Image.fromarray(pos[inverse].reshape(packed.shape).astype(np.uint8), "P")
+        pos[missing] = np.argmin(((want[:, None, :] - rgb[None, :, :]) ** 2).sum(axis=2), axis=1)[inverse]
+    img = Image.fromarray(pos.astype(np.uint8), "P")
     flat = np.stack([(palette >> 16) & 255, (palette >> 8) & 255, palette & 255], axis=1)
     flat = flat.astype(np.uint8).reshape(-1).tolist()
     img.putpalette(flat)
