@@ -279,20 +279,26 @@ def test_an_output_through_a_symlink_writes_the_file_it_names_and_keeps_the_link
     assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["out.png"]  # no temporary left
 
 
-def test_an_output_through_a_proc_fd_link_lands_in_the_redirected_file(tmp_path: Path) -> None:
-    """What ``-o /dev/stdout > f.png`` does, with a link of our own (not the machine's /dev/stdout)."""
+def blur_through_stdout_link(tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """What ``-o /dev/stdout > captured.png`` does, with a link of our own (not the machine's
+    /dev/stdout): (the process, the link); stdout went to ``captured.png``."""
     src = save(tmp_path / "in.png")
     link = tmp_path / "stdout.png"
     link.symlink_to("/proc/self/fd/1")
     if not os.path.exists("/proc/self/fd/1"):
         pytest.skip("no /proc/self/fd")
     with open(tmp_path / "captured.png", "wb") as f:
-        proc = subprocess.run([sys.executable, "-m", "convcli", "blur", str(src), "-o", str(link), "-q"],
+        proc = subprocess.run([sys.executable, "-m", "convcli", "blur", str(src), "-o", str(link), *flags],
                               stdout=f, stderr=subprocess.PIPE, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert link.is_symlink()
     with Image.open(tmp_path / "captured.png") as im:
         assert im.size == (16, 12)
+    return proc, link
+
+
+def test_an_output_through_a_proc_fd_link_lands_in_the_redirected_file(tmp_path: Path) -> None:
+    _, link = blur_through_stdout_link(tmp_path, "-q")
+    assert link.is_symlink()
 
 
 @pytest.mark.parametrize("report", [["--json"], []], ids=["json", "plain"])
@@ -301,18 +307,8 @@ def test_the_report_of_an_image_written_to_the_file_on_stdout_goes_to_stderr(tmp
     """``-o /dev/stdout --json > f.png`` wrote the JSON record to f.png, then renamed the image over it:
     exit 0 and no record anywhere. An image written to the file on stdout is ``-o -``: its report goes
     to stderr."""
-    src = save(tmp_path / "in.png")
-    link = tmp_path / "stdout.png"
-    link.symlink_to("/proc/self/fd/1")
-    if not os.path.exists("/proc/self/fd/1"):
-        pytest.skip("no /proc/self/fd")
-    with open(tmp_path / "captured.png", "wb") as f:
-        proc = subprocess.run([sys.executable, "-m", "convcli", "blur", str(src), "-o", str(link),
-                               "--format", "png", *report], stdout=f, stderr=subprocess.PIPE, text=True,
-                              check=False)
-    assert proc.returncode == 0, proc.stderr
-    with Image.open(tmp_path / "captured.png") as im:
-        assert im.size == (16, 12)
+    proc, link = blur_through_stdout_link(tmp_path, "--format", "png", *report)
+    src = tmp_path / "in.png"
     assert f"{src} -> {link}" in proc.stderr or f'"output": "{link}", "status": "ok"' in proc.stderr
 
 
