@@ -234,6 +234,26 @@ def test_demo_titles_follow_the_photo(tmp_path: Path) -> None:
     assert titles["11-learned-kernel"].endswith("gradient descent finds the sharpen kernel")
 
 
+def test_demo_titles_keep_hxw_to_the_end_when_the_last_size_is_square(tmp_path: Path) -> None:
+    """5x7 -> 3x4 -> 2x2 was titled '5x7 -> 3x4 -> 2': a square size was written as one number
+    among sizes written HxW. The sizes by PyTorch's formula, (n + 2 - 2 - 1) // 2 + 1."""
+    tiny = tmp_path / "t57.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (5, 7, 3)).astype(np.uint8)).save(tiny)
+    res = ok("demo", "--image", tiny, "--out-dir", tmp_path / "tour", "--json")
+    titles = {f["figure"]: f["title"] for f in map(json.loads, res.stdout.splitlines())}
+    down = [(5, 7)]
+    for _ in range(2):
+        down.append(tuple((n + 2 - 2 - 1) // 2 + 1 for n in down[-1]))
+    assert down == [(5, 7), (3, 4), (2, 2)]
+    assert titles["09-stacked-conv-relu"].endswith(" -> ".join(f"{h}x{w}" for h, w in down))
+    assert titles["08-stride-2"].endswith("5x7 -> 3x4")
+    square = tmp_path / "sq.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(square)
+    res = ok("demo", "--image", square, "--out-dir", tmp_path / "sq", "--json")
+    titles = {f["figure"]: f["title"] for f in map(json.loads, res.stdout.splitlines())}
+    assert titles["09-stacked-conv-relu"].endswith("8 -> 4 -> 2")
+
+
 def test_demo_learning_title_says_what_the_descent_did(tmp_path: Path) -> None:
     """Figure 11's title claimed "finds the sharpen kernel" whatever happened: on a 3x3 gradient the
     descent fits the target exactly with another kernel (sharpen is not the only one that maps it)."""

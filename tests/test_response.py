@@ -190,3 +190,15 @@ def test_a_small_gaussian_is_a_mild_low_pass_not_a_directional_one() -> None:
     ring = mag[(r >= 0.4) & (r <= 0.5)]
     assert ring.max() < 2 * ring.min()  # the premise: no direction is favoured
     assert _kind_line("gaussian:sigma=0.5").startswith("mild low-pass")
+
+
+@pytest.mark.parametrize(("spec", "total"),
+                         [("-1 -2 -1", -4.0), ("1 2 1", 4.0), ("0 0 0; 0 -1 0; 0 0 0", -1.0)])
+def test_the_dc_line_names_a_negative_sum_as_such(spec: str, total: float) -> None:
+    """'gain at DC: 4 (the sum of the weights)' for weights summing to -4: the gain is the sum's size."""
+    r = CliRunner().invoke(cli, ["kernels", spec, "--response"], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    (line,) = [ln for ln in r.stdout.splitlines() if "gain at DC" in ln]
+    assert f"gain at DC (fx = fy = 0): {abs(total):.4g} (" in line
+    assert ("the sum of the weights" in line) == (total >= 0)
+    assert (f"{total:.4g}: flat areas come out negated" in line) == (total < 0)

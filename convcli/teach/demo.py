@@ -178,7 +178,8 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
     # 8. Downsampling with a stride-2 convolution: 224 -> 112.
     p8, r8, _ = tour.run([_filt(get_kernel("gaussian3"), "3x3 stride 2", stride=(2, 2), padding="zeros",
                                 pad="1")])
-    figure("08-stride-2", f"3x3 convolution, stride 2, zero padding 1: {_hw(r8, 'input_shape')} -> {_hw(r8)}",
+    figure("08-stride-2", "3x3 convolution, stride 2, zero padding 1: "
+           + " -> ".join(_sizes((r8, "input_shape"), (r8, "output_shape"))),
            tour.input_panel() + p8,
            [r8])
 
@@ -192,7 +193,7 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
     p9, r9, _ = tour.run([_conv(1, 3, s1, 2, "1"), ReluStage(), _conv(1, 3, s2, 2, "1"),
                           ReluStage()], every_stage=True, x=g)
     keep = [pn for pn in p9 if "relu" in pn.label]
-    sizes = " -> ".join(_hw(st, "input_shape") for st in r9["stages"][::2]) + f" -> {_hw(r9)}"
+    sizes = " -> ".join(_sizes(*((st, "input_shape") for st in r9["stages"][::2]), (r9, "output_shape")))
     figure("09-stacked-conv-relu", f"Conv + ReLU (stride 2) twice: {sizes}",
            stage_panels(None, g, 255.0, 0) + keep, [r9])
 
@@ -205,9 +206,17 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
 
 
 def _hw(record: dict[str, Any], key: str = "output_shape") -> str:
-    """``224x224`` (HxW) from a record's NCHW shape: titles say the sizes the image really has."""
-    shape = record[key]
-    return f"{shape[2]}x{shape[3]}" if shape[2] != shape[3] else str(shape[2])
+    """``224`` or ``5x7`` (HxW) from a record's NCHW shape: titles say the sizes the image really has."""
+    return _sizes((record, key))[0]
+
+
+def _sizes(*shapes: tuple[dict[str, Any], str]) -> list[str]:
+    """The sizes of (record, key) pairs, each as one number if every one is square, else all as HxW
+    (``5x7 -> 3x4 -> 2x2``: a lone ``2`` after sizes written HxW read as a 1-D size)."""
+    hw = [(r[k][2], r[k][3]) for r, k in shapes]
+    if all(h == w for h, w in hw):
+        return [str(h) for h, _ in hw]
+    return [f"{h}x{w}" for h, w in hw]
 
 
 def _sliding_window(seed: int) -> list[Figure]:

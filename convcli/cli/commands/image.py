@@ -356,8 +356,8 @@ downsample_options = _stack(
                  help="Kernel (default: an anti-aliasing Gaussian of size 2*factor-1: gaussian3 for 2). "
                       + KERNEL_HELP),
     click.option("--times", type=click.IntRange(1, MAX_TIMES), default=1, show_default=True,
-                 help=f"Repeat: 224 -> 112 -> 56 with --times 2 (at most {MAX_TIMES}; a pass whose input "
-                      "is already 1x1 is refused)."),
+                 help=f"Repeat: 224 -> 112 -> 56 with --times 2 (at most {MAX_TIMES}; a 1x1 input "
+                      "stays 1x1, as PyTorch's formula gives)."),
     click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution)."),
     geometry_options(stride=False),
 )

@@ -139,7 +139,10 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -
         return 0
     kind = _kind(rec)
     click.echo(f"{k.name}  {k.shape[0]}x{k.shape[1]}: {kind}")
-    click.echo(f"  gain at DC (fx = fy = 0): {rec['dc_gain']:.4g} (the sum of the weights)")
+    total = float(k.weights.sum())
+    what = ("the sum of the weights" if total >= 0
+            else f"the size of the weights' sum, {total:.4g}: flat areas come out negated")
+    click.echo(f"  gain at DC (fx = fy = 0): {rec['dc_gain']:.4g} ({what})")
     ng = rec["nyquist_gain"]
     click.echo(f"  gain at Nyquist (0.5 cycles/pixel): along fx {ng['fx']:.4g}, along fy {ng['fy']:.4g}, "
                f"diagonal {ng['both']:.4g}")
