@@ -252,3 +252,19 @@ def test_explain_on_an_image_with_alpha_gives_what_filter_writes(tmp_path: Path,
     note = r.stdout.strip().splitlines()[-2]
     got = float(re.search(r"writes (\S+) here", note).group(1).replace(MINUS, "-"))
     assert got == pytest.approx(want[y, x], rel=1e-5, abs=1e-4)
+
+
+def test_a_flipped_patch_explanation_says_its_kernel_was_flipped() -> None:
+    """explain --patch --flip printed the turned matrix under the user's kernel name, no word of the turn;
+    the sum is the flipped kernel's (9·1 + 8·2 + ... + 1·9 = 165)."""
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    args = ["explain", "--patch", "1 2 3; 4 5 6; 7 8 9", "-k", "1 2 3; 4 5 6; 7 8 9"]
+    plain = CliRunner().invoke(cli, args, catch_exceptions=False).stdout
+    flipped = CliRunner().invoke(cli, [*args, "--flip"], catch_exceptions=False).stdout
+    assert "flipped 180°" in flipped.splitlines()[0] and "flipped" not in plain
+    k = np.arange(1, 10).reshape(3, 3)
+    assert f"Output = {int((k[::-1, ::-1] * k).sum())}" in flipped
+    assert f"Output = {int((k * k).sum())}" in plain

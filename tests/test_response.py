@@ -202,3 +202,13 @@ def test_the_dc_line_names_a_negative_sum_as_such(spec: str, total: float) -> No
     assert f"gain at DC (fx = fy = 0): {abs(total):.4g} (" in line
     assert ("the sum of the weights" in line) == (total >= 0)
     assert (f"{total:.4g}: flat areas come out negated" in line) == (total < 0)
+
+
+def test_a_negative_lone_tap_is_called_a_negated_identity() -> None:
+    """-1 at the centre was 'an identity or a shift: no detail changes': the image comes out negated."""
+    def first(spec: str) -> str:
+        r = CliRunner().invoke(cli, ["kernels", spec, "--response"], catch_exceptions=False)
+        return r.stdout.splitlines()[0]
+
+    assert "all-pass" in first("0 0 0; 0 -1 0; 0 0 0") and "negated identity" in first("0 0 0; 0 -1 0; 0 0 0")
+    assert "negated" not in first("identity") and "negated" not in first("0 0; 0 2")

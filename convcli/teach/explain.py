@@ -139,19 +139,23 @@ def _sum_lines(terms: list[Term], bias: float) -> list[str]:
     return lines
 
 
-def _kernel_title(kernel: Kernel) -> str:
+def _kernel_title(kernel: Kernel, flipped: bool = False) -> str:
     kh, kw = kernel.shape
-    return f"Kernel ({kernel.name}, {kh}×{kw})" if len(kernel.name) <= 24 else f"Kernel ({kh}×{kw})"
+    turned = ", flipped 180°" if flipped else ""
+    return (f"Kernel ({kernel.name}, {kh}×{kw}{turned})" if len(kernel.name) <= 24
+            else f"Kernel ({kh}×{kw}{turned})")
 
 
 # --- explain_patch ---------------------------------------------------------------------
 
 
-def explain_patch(kernel: Kernel, patch: np.ndarray, *, bias: float = 0.0) -> Explanation:
+def explain_patch(kernel: Kernel, patch: np.ndarray, *, bias: float = 0.0,
+                  flipped: bool = False) -> Explanation:
     """The lecture's worked example: every product of kernel and patch, then their sum.
 
     ``patch`` must have the kernel's shape. The kernel's own display entries are
-    used (``1/16`` stays a fraction).
+    used (``1/16`` stays a fraction). ``flipped``: ``kernel`` is the user's turned by ``--flip``
+    (the title says so).
     """
     p = np.asarray(patch, dtype=np.float64)
     if p.shape != kernel.shape:
@@ -168,7 +172,7 @@ def explain_patch(kernel: Kernel, patch: np.ndarray, *, bias: float = 0.0) -> Ex
     ]
     value = float(sum(t.product for t in terms)) + float(bias)
     lines = side_by_side([
-        (_kernel_title(kernel), matrix_lines([[_entry(e) for e in row] for row in entries])),
+        (_kernel_title(kernel, flipped), matrix_lines([[_entry(e) for e in row] for row in entries])),
         ("Image patch (input)", matrix_lines([[fmt(v) for v in row] for row in p])),
     ])
     lines.append("")

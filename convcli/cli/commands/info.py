@@ -137,9 +137,9 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -
 
         write_text(sys.stdout, json.dumps(rec) + "\n")
         return 0
-    kind = _kind(rec)
-    click.echo(f"{k.name}  {k.shape[0]}x{k.shape[1]}: {kind}")
     total = float(k.weights.sum())
+    kind = _kind(rec, total)
+    click.echo(f"{k.name}  {k.shape[0]}x{k.shape[1]}: {kind}")
     what = ("the sum of the weights" if total >= 0
             else f"the size of the weights' sum, {total:.4g}: flat areas come out negated")
     click.echo(f"  gain at DC (fx = fy = 0): {rec['dc_gain']:.4g} ({what})")
@@ -158,7 +158,7 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -
 FINE = 0.4
 
 
-def _kind(rec: dict[str, Any]) -> str:
+def _kind(rec: dict[str, Any], total: float) -> str:
     """low-pass / high-pass / band-pass, from the gains at DC, at the edges and past ``FINE``, in words.
 
     Band-pass: DC under a tenth of the largest gain and every frequency past ``FINE`` under a
@@ -173,7 +173,8 @@ def _kind(rec: dict[str, Any]) -> str:
     high = max(ng["fx"], ng["fy"], ng["both"])
     mag, f = np.asarray(rec["magnitude"]), np.asarray(rec["freqs"])
     if mag.max() - mag.min() <= 1e-6 * top:
-        return f"all-pass: every frequency at gain {top:.4g} (an identity or a shift: no detail changes)"
+        what = "a negated identity or shift" if total < 0 else "an identity or a shift"
+        return f"all-pass: every frequency at gain {top:.4g} ({what}: no detail changes)"
     if dc >= 0.99 * top and high < 0.5 * dc:
         return "low-pass (keeps slow changes, removes fine detail)"
     radius = np.hypot(f[None, :], f[:, None])  # |f| of each cell, cycles/pixel

@@ -189,7 +189,7 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
                        "to slide or pad (add --unroll to slide the kernel over it, or explain an IMAGE)")
                 raise UsageError(msg)
             k = kernel.flipped() if flip else kernel
-            result = explain_patch(k, values, bias=bias)
+            result = explain_patch(k, values, bias=bias, flipped=flip)
         click.echo(result.text)
         return 0
     assert image is not None
