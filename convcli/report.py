@@ -85,7 +85,8 @@ def shape_text(shape: list[int] | None) -> str:
     return "?" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
 
 
-def _pair(v: Any) -> str:
+def pair_text(v: Any) -> str:
+    """A per-axis pair as the report writes it: ``3`` when both are 3, else ``3x5`` (H x W)."""
     if isinstance(v, list):
         return str(v[0]) if len(set(v)) == 1 else "x".join(str(i) for i in v)
     return str(v)
@@ -130,8 +131,8 @@ def _window(st: dict[str, Any]) -> str:
         return "(point-wise)" if kernel == "-" else kernel
     pad = f" pad {_pad(st['pad'])}" if st.get("padding") else ""
     mods = "".join("  " + m for m in _modifiers(st))
-    return (f"{kernel} {_ksize(st['kernel_size'])}{mods}  stride {_pair(st['stride'])}  "
-            f"dilation {_pair(st['dilation'])}  {st.get('padding') or ''}{pad}")
+    return (f"{kernel} {_ksize(st['kernel_size'])}{mods}  stride {pair_text(st['stride'])}  "
+            f"dilation {pair_text(st['dilation'])}  {st.get('padding') or ''}{pad}")
 
 
 def plain_lines(record: dict[str, Any]) -> list[str]:
@@ -150,7 +151,7 @@ def plain_lines(record: dict[str, Any]) -> list[str]:
         lines.append(
             f"  {i}. {st['op']:<10} {_window(st)}"
             f"  {shape_text(st['input_shape'])} -> {shape_text(st['output_shape'])}"
-            f"  rf {_pair(st['receptive_field'])} jump {_pair(st['jump'])}"
+            f"  rf {pair_text(st['receptive_field'])} jump {pair_text(st['jump'])}"
         )
         if st.get("arithmetic"):
             lines.append(f"     {st['arithmetic']}")
@@ -193,10 +194,10 @@ def write_table(record: dict[str, Any], stream: IO[str]) -> None:
         table.add_row(
             str(i), st["op"], " ".join([str(st.get("kernel") or "-"), *_modifiers(st)]),
             _ksize(st["kernel_size"]) if window else "-",
-            _pair(st["stride"]) if window else "-", _pair(st["dilation"]) if window else "-",
+            pair_text(st["stride"]) if window else "-", pair_text(st["dilation"]) if window else "-",
             st.get("padding") or "-", _pad(st["pad"]) if st.get("padding") else "-",
             f"{shape_text(st['input_shape'])} → {shape_text(st['output_shape'])}",
-            f"{_pair(st['receptive_field'])}/{_pair(st['jump'])}",
+            f"{pair_text(st['receptive_field'])}/{pair_text(st['jump'])}",
         )
     if console.measure(table, options=console.options.update_width(10_000)).maximum > console.width:
         # Too narrow for the table (an 80-column terminal): Rich would cut "downsample" to "downs…".

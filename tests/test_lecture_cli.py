@@ -293,3 +293,14 @@ def test_demo_overview_draws_every_figure_at_one_scale() -> None:
     assert dark_cols[-1] - dark_cols[0] + 1 == 550
     dark_rows = np.flatnonzero(~white[:, 16 + 550])
     assert (dark_rows >= y).sum() == 55
+
+
+def test_shape_writes_rf_and_jump_as_the_report_does(tmp_path: Path) -> None:
+    """shape printed 'rf [3, 4] jump [3, 2]' where every other report writes 'rf 3x4 jump 3x2'. For one
+    layer the receptive field is the kernel (3, 4) and the jump the stride (3, 2); two layers:
+    rf = k + (k - 1) * stride, jump = stride²."""
+    one = ok("shape", "5x7", "-k", "3,4", "-s", "3,2").stdout
+    assert "rf 3x4 jump 3x2" in one and "[3, 4]" not in one
+    two = ok("shape", "50x70", "-k", "3,4", "-s", "3,2", "--times", "2").stdout.splitlines()
+    assert f"rf {3 + 2 * 3}x{4 + 3 * 2} jump {3 * 3}x{2 * 2}" in two[3]
+    assert "rf 3 jump 1" in ok("shape", "5x7", "-k", "3").stdout

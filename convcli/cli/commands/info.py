@@ -255,13 +255,16 @@ def shape_cmd(image_size: str, ksize: Pair, stride: Pair, dilation: Pair, paddin
                "stages": stages}
         click.echo(json.dumps(rec))
         return 0
+    from convcli.report import pair_text
+
     chain = [f"{h}x{w}"] + [f"{p.out_shape[1]}x{p.out_shape[2]}" for p in plans]
     click.echo(" -> ".join(chain))
     for i, (p, s) in enumerate(zip(plans, stages, strict=True), start=1):
         g: Geometry = p.stage.geometry()
         click.echo(f"  {i}. k {g.ksize[0]}x{g.ksize[1]} stride {g.stride[0]},{g.stride[1]} "
                    f"dilation {g.dilation[0]},{g.dilation[1]} pad {','.join(map(str, g.pad))} ({mode.name}): "
-                   f"{s['input_shape']} -> {s['output_shape']}  rf {s['receptive_field']} jump {s['jump']}")
+                   f"{s['input_shape']} -> {s['output_shape']}  rf {pair_text(s['receptive_field'])} "
+                   f"jump {pair_text(s['jump'])}")
         click.echo(f"     {s['arithmetic']}")
     return 0
 
