@@ -304,3 +304,17 @@ def test_shape_writes_rf_and_jump_as_the_report_does(tmp_path: Path) -> None:
     two = ok("shape", "50x70", "-k", "3,4", "-s", "3,2", "--times", "2").stdout.splitlines()
     assert f"rf {3 + 2 * 3}x{4 + 3 * 2} jump {3 * 3}x{2 * 2}" in two[3]
     assert "rf 3 jump 1" in ok("shape", "5x7", "-k", "3").stdout
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 9), (9, 2)])
+def test_demo_on_an_image_too_small_for_the_tour_names_the_image(tmp_path: Path,
+                                                                 size: tuple[int, int]) -> None:
+    """A 1x1 --image stopped the tour at figure 05 with 'stage 1 (filter): output would be empty',
+    naming neither the image nor what size the tour needs; nothing is written now."""
+    tiny = tmp_path / "tiny.png"
+    Image.new("L", size, 100).save(tiny)
+    r = run("demo", "--image", tiny, "--out-dir", tmp_path / "tour")
+    assert r.exit_code == 2
+    assert r.stderr == (f"convcli: error: --image {tiny}: {size[0]}x{size[1]} is too small for the tour, "
+                        "which needs at least 3x3 pixels\n")
+    assert not (tmp_path / "tour").exists()
