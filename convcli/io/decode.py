@@ -125,7 +125,7 @@ _PNG16_MODES = {4: "LA;16", 2: "RGB;16", 6: "RGBA;16"}  # PNG colour type -> mod
 _KEYED_MODES = ("1", "L", "RGB", "RGB;16", "I;16", "I;16B", "I;16L", "I;16N", "I")
 _MODE_WITH_KEY = {"P": _Mode("RGBA", 3, True, 8, "palette expanded to RGBA")}
 _REFUSED_MODES = {
-    "F": "32-bit float image (mode F) is not supported as input; use a 16-bit image",
+    "F": "32-bit float image (mode F) is not supported as input; use .npy for raw floats, or a 16-bit image",
 }
 _REFUSED_FORMATS = {"EPS": "EPS/PostScript is not read (decoding it would run Ghostscript)"}
 _FRAME_KINDS = {
