@@ -641,3 +641,11 @@ def test_a_montage_to_stdout_is_refused_not_a_file_named_dash(small: Path, tmp_p
     refused(run("filter", small, "-k", "sharpen", "-o", tmp_path / "o.png", "--montage", "-"),
             "--montage", "not to stdout")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.png"]
+
+
+def test_a_float_tiff_convcli_wrote_is_refused_as_input_pointing_to_npy(small: Path, tmp_path: Path) -> None:
+    """convcli writes float TIFF (--bit-depth float) for other tools; read back, the refusal names the
+    format that does round-trip raw floats."""
+    assert run("blur", small, "--gray", "--bit-depth", "float", "-o", tmp_path / "f.tif", "-q").exit_code == 0
+    line = refused(run("blur", tmp_path / "f.tif", "-o", tmp_path / "o.png"), "mode F", "use .npy", status=1)
+    assert str(tmp_path / "f.tif") in line
