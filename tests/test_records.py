@@ -40,6 +40,8 @@ def pair(frozen: bool, kw_only: bool = False):
             note: str = field(default="n", repr=False, compare=False)
             extra: list[int] = field(default_factory=list, hash=False)
             derived: int = field(default=0, init=False)
+            plain: bool = field(default=False, init=False)  # never assigned: the class attribute
+            made: list[int] = field(default_factory=list, init=False, hash=False)  # assigned by __init__
 
             def __post_init__(self) -> None:
                 object.__setattr__(self, "derived", self.x * 2)
@@ -80,7 +82,8 @@ def test_frozen_refusals_as_dataclass(frozen):
     for cls in pair(frozen):
         p = cls(3)
         actions = [lambda p=p: setattr(p, "x", 4), lambda p=p: delattr(p, "y"),
-                   lambda p=p: setattr(p, "brand_new", 1)]
+                   lambda p=p: setattr(p, "brand_new", 1), lambda p=p: setattr(p, "plain", True),
+                   lambda p=p: setattr(p, "made", [1])]
         for act in actions:
             if frozen:
                 with pytest.raises(dataclasses.FrozenInstanceError):
@@ -89,6 +92,9 @@ def test_frozen_refusals_as_dataclass(frozen):
                 act()
         if not frozen:
             assert (p.x, p.brand_new, "y" in vars(p), p.y) == (4, 1, False, 1.5)  # the class default shows
+            assert (p.plain, p.made) == (True, [1])
+        else:
+            assert (p.plain, p.made) == (False, [])
 
 
 @pytest.mark.parametrize("frozen", [True, False])

@@ -45,8 +45,12 @@ def _repr(self: Any) -> str:
 
 
 def _setattr(self: Any, name: str, value: Any) -> None:
-    # __init__ assigns each field once; after it, every field is in __dict__.
-    if name in self.__dict__ or name not in self.__dataclass_fields__:
+    # What __init__ assigns, once: every init field, and an init=False field with a default_factory
+    # (one with a plain default stays the class attribute, so it is never in __dict__ to be refused
+    # by). After __init__ each of them is in __dict__.
+    f = self.__dataclass_fields__.get(name)
+    if (f is None or name in self.__dict__
+            or (not f.init and f.default_factory is dataclasses.MISSING)):
         raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
     object.__setattr__(self, name, value)
 
