@@ -636,10 +636,14 @@ def test_a_result_wider_than_its_format_holds_is_refused_from_the_header(tmp_pat
 
 def test_a_montage_to_stdout_is_refused_not_a_file_named_dash(small: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--montage -`` wrote a file named '-' in the current folder (beside ``-o -`` too)."""
+    """``--montage -`` wrote a file named '-' in the current folder (beside ``-o -`` too); so did
+    learn's ``--montage -``, ``--curve -`` and ``-o -``."""
     monkeypatch.chdir(tmp_path)
     refused(run("filter", small, "-k", "sharpen", "-o", tmp_path / "o.png", "--montage", "-"),
             "--montage", "not to stdout")
+    for flag in ("--montage", "--curve", "-o"):
+        others = [] if flag == "-o" else ["-o", tmp_path / "k.txt"]
+        refused(run("learn", small, small, "--steps", "3", *others, flag, "-"), f"{flag} -", "not stdout")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.png"]
 
 

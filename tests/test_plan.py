@@ -514,3 +514,12 @@ def test_the_address_space_limit_is_read(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith(f"convcli: error: {big}: 30000x30000 needs at least") and "3.0 GiB" in r.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_an_image_written_to_dev_null_keeps_its_report_on_stdout(tmp_path: Path) -> None:
+    """``-o /dev/null > /dev/null`` (a timing run) is the same device on both, but a device is written in
+    place, never renamed over: the report stays on stdout, and stderr stays empty."""
+    src = save(tmp_path / "in.png")
+    argv = [sys.executable, "-m", "convcli", "blur", str(src), "-o", os.devnull, "--format", "png"]
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    assert proc.returncode == 0 and proc.stderr == ""

@@ -9,6 +9,7 @@ folder that cannot be listed are each one failed input; the rest of the batch ru
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -19,13 +20,14 @@ from convcli.io.files import os_reason
 from convcli.io.formats import FORMATS
 
 #: Magic numbers of the formats Pillow reads that convcli accepts from directories: PNG, JPEG, GIF,
-#: BMP, TIFF (little/big-endian, BigTIFF), JPEG 2000, ICO, QOI, DDS, ICNS, MSP. WebP (RIFF....WEBP),
-#: PNM (P1..P6 + whitespace), SGI and PCX (a magic byte or two, and header fields of known values)
-#: are checked in looks_like_bytes. TGA and XBM have no signature: name them on the command line.
+#: BMP, TIFF (little/big-endian, BigTIFF), JPEG 2000, ICO, QOI, DDS (its 124-byte header size after the
+#: magic), MSP, BLP. WebP (RIFF....WEBP), ICNS, PNM (P1..P6, whitespace, then the width's digits),
+#: SGI and PCX (a magic byte or two, and header fields of known values) are checked in looks_like_bytes.
+#: TGA and XBM have no signature: name them on the command line.
 _MAGIC: tuple[bytes, ...] = (
     b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
     b"II+\x00", b"MM\x00+", b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xffO\xffQ", b"\x00\x00\x01\x00", b"qoif",
-    b"DDS ", b"icns", b"DanM", b"LinS",
+    b"DDS |\x00\x00\x00", b"DanM", b"LinS", b"BLP1", b"BLP2",
     b"\x93NUMPY",  # .npy arrays (H, W) or (H, W, C), as convcli writes them
 )
 
@@ -57,7 +59,7 @@ def looks_like_image(path: Path) -> bool:
     """True if the file starts with the magic number of a supported format (RIFF....WEBP included)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(16)
+            head = f.read(64)  # a PNM comment line before its width
     except OSError:
         return False
     return looks_like_bytes(head)
@@ -216,7 +218,7 @@ def read_stdin(max_pixels: int) -> tuple[bytes | None, str | None]:
         chunks.append(chunk)
         size += len(chunk)
         if size >= _STDIN_PROBE and len(chunks) == 1 or size > limit:
-            head = b"".join(chunks)[:16]
+            head = b"".join(chunks)[:64]
             if not looks_like_bytes(head):
                 return None, "not an image file (stdin does not start with a known image signature)"
             if size > limit:
@@ -228,12 +230,17 @@ def read_stdin(max_pixels: int) -> tuple[bytes | None, str | None]:
     return data, None
 
 
+_PNM_WIDTH = re.compile(rb"\s+(#[^\n]*\n\s*)*\d")
+
+
 def looks_like_bytes(head: bytes) -> bool:
     """True if ``head`` starts with the signature of a format convcli reads."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return True
-    if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and head[2:3].isspace():
-        return True
+    if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and _PNM_WIDTH.match(head, 2):
+        return True  # PNM: the magic, then (past any comment) the width's digits, not a note's words
+    if head[:4] == b"icns" and len(head) >= 8 and int.from_bytes(head[4:8], "big") >= 8:
+        return True  # ICNS: its whole length after the magic
     if len(head) >= 4 and head[:2] == b"\x01\xda" and head[2] in (0, 1) and head[3] in (1, 2):
         return True  # SGI: magic 474, then storage (verbatim, RLE) and bytes per channel
     if len(head) >= 4 and head[0] == 10 and head[1] in (0, 2, 3, 4, 5) and head[2] == 1 \

@@ -403,8 +403,8 @@ def _stdin_keys() -> set[object]:
 
 
 def writes_stdout(tasks: list[Task]) -> bool:
-    """Whether a task's image goes to stdout: ``-o -``, or a path that is the file or device open
-    on stdout (``-o /dev/stdout > f.png``: the report written there was renamed over, lost)."""
+    """Whether a task's image goes to stdout: ``-o -``, or a path that is the regular file open on
+    stdout (``-o /dev/stdout > f.png``: the report written there was renamed over, lost)."""
     jobs = [t for t in tasks if isinstance(t, Job)]
     if any(t.output == "-" for t in jobs):
         return True
@@ -412,8 +412,8 @@ def writes_stdout(tasks: list[Task]) -> bool:
         st = os.fstat(1)
     except OSError:
         return False
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
-        return False  # a pipe or socket is refused as a target (``_target_problem``)
+    if not stat.S_ISREG(st.st_mode):
+        return False  # a device is written in place (-o /dev/null > /dev/null keeps its report)
     on_stdout = (st.st_dev, st.st_ino)
     return any(on_stdout in _identity(path)[0] for t in jobs for path in task_writes(t))
 

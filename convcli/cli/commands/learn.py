@@ -137,6 +137,10 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
     from convcli.teach.learn import LearnSettings, make_problem, solve_lstsq
 
     t0 = time.perf_counter()
+    for flag, value in (("-o", output), ("--curve", curve), ("--montage", montage)):
+        if value == "-":  # it made a file named '-' in the current folder
+            msg = f"{flag} - : learn writes files, not stdout; give a file name"
+            raise UsageError(msg)
     ksize = _parse_size(size)
     ext = Path(output).suffix.lower()
     if channels == "shared" and ext not in _KERNEL_EXT:
