@@ -196,9 +196,11 @@ def _frames_uncountable(data: bytes) -> bool:
 @pytest.mark.parametrize("fmt", ["GIF", "TIFF"])
 def test_an_animation_cut_after_its_first_frame_fails_unless_the_first_alone_is_asked(tmp_path: Path,
                                                                                       fmt: str) -> None:
-    """A cut GIF or multi-page TIFF whose later frames cannot be counted wrote its first frame alone
-    as the whole animation, exit 0 (a note the only trace): the data ends early, an input error.
-    ``--frames first`` asks for the first frame alone, which is whole: that is still done."""
+    """A cut GIF whose later frames cannot be counted wrote its first frame alone as the whole
+    animation, exit 0 (a note the only trace): the data ends early, an input error. ``--frames first``
+    asks for the first frame alone, which is whole: that is still done. A TIFF reads its first page
+    with a note either way (a single-page TIFF with a broken next-page pointer looks the same), and
+    that page, not the last one reached while counting."""
     data = animated(fmt, frames=4)
     step = max(1, len(data) // 200)
     cuts = [c for c in range(len(data) // 2, len(data), step) if _frames_uncountable(data[:c])]
@@ -212,10 +214,14 @@ def test_an_animation_cut_after_its_first_frame_fails_unless_the_first_alone_is_
         src.write_bytes(data[:cut])
         out = tmp_path / f"out.{fmt.lower()}"
         r = run("blur", str(src), "-o", str(out))
-        assert r.exit_code == 1, (cut, r.stdout)
-        assert r.stderr.startswith(f"convcli: error: {src}: truncated or corrupt {fmt}: the frames after the "
-                                   "first cannot be read") and r.stderr.count("\n") == 1
-        assert not out.exists()
+        if fmt == "TIFF":  # as a single-page TIFF whose next-page pointer is broken: its page, a note
+            assert r.exit_code == 0, (cut, r.stderr)
+            out.unlink()
+        else:
+            assert r.exit_code == 1, (cut, r.stdout)
+            assert r.stderr.startswith(f"convcli: error: {src}: truncated or corrupt {fmt}: the frames after "
+                                       "the first cannot be read") and r.stderr.count("\n") == 1
+            assert not out.exists()
         r = run("blur", str(src), "-o", str(tmp_path / "cut_first.png"), "--frames", "first", "--json")
         assert r.exit_code == 0, r.stderr
         assert any(n.startswith("later frames unreadable") for n in json.loads(r.stdout)["notes"])
