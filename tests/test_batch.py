@@ -287,6 +287,29 @@ def test_a_second_run_rewrites_the_montages_and_maps_it_wrote_beside_its_inputs(
         assert sorted(p.name for p in d.iterdir()) == written
 
 
+@pytest.mark.parametrize(("argv", "written"), [
+    (["blur", "{d}", "--montage", "{d}/m.png"], ["m.png", "x.blur.png", "x.png"]),
+    (["edges", "{d}", "--operator", "kirsch", "--direction-out", "{d}/dir.npy"],
+     ["dir.npy", "x.edges.png", "x.png"]),
+    (["chain", "-i", "{d}", "-o", "{d}/maps.png", "--json", "conv", "--out-channels", "3", "--size", "1"],
+     ["maps.png", "x.png"]),
+    (["chain", "-i", "{d}", "-o", "{d}/maps.png", "--json", "conv", "--out-channels", "4"],
+     ["maps.c0.png", "maps.c1.png", "maps.c2.png", "maps.c3.png", "maps.png", "x.png"]),
+], ids=["fixed montage", "fixed direction map", "-o", "-o with channel maps"])
+def test_a_second_run_rewrites_fixed_paths_it_wrote_beside_its_one_input(
+        tmp_path: Path, argv: list[str], written: list[str]) -> None:
+    """Fixed (untemplated) paths: the second run found m.png as a second input sharing the montage,
+    dir.npy as an input its own task overwrote, and -o's channel maps as five more inputs for one -o."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    save_rgb(d / "x.png", seed=1)  # after dir.npy, m.png and maps.png in the listing
+    for _ in range(2):
+        r = run(*[a.format(d=d) for a in argv], *([] if "--json" in argv else ["--json"]))
+        assert r.exit_code == 0, r.stderr
+        assert [rec["input"] for rec in records(r.stdout)] == [str(d / "x.png")]
+        assert sorted(p.name for p in d.iterdir()) == written
+
+
 def test_a_folder_finds_every_format_with_a_signature(tmp_path: Path) -> None:
     """SGI, PCX, DDS, ICNS, MSP and ASCII PPM were read when named but skipped in a folder, without a
     line: the README says folders recognise images by content. TGA and XBM have no signature."""

@@ -45,6 +45,7 @@ from convcli.run.plan import (
     task_writes,
     without_earlier_outputs,
     writes_stdout,
+    written_by_output,
 )
 from convcli.run.scale import (
     Outcome,
@@ -119,15 +120,13 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
     if not inputs:
         msg = "no images found in the inputs given"
         raise UsageError(msg)
+    if spec.output.output is not None:  # -o's file and channel maps, found again in the folder read
+        produced = [i for i in inputs if not written_by_output(spec.output.output, i)]
+        inputs = produced or inputs
     outputs = main_outputs(spec, cmd.op, inputs)
     keep = without_earlier_outputs(inputs, [[o] if o not in (None, "-") else [] for o in outputs])
     inputs, outputs = _kept(inputs, keep), _kept(outputs, keep)
     check_output_formats(spec, outputs)
-    montage = spec.output.montage
-    if montage and len(inputs) > 1 and "{stem}" not in montage:
-        msg = (f"{len(inputs)} inputs would share --montage {montage}: put {{stem}} in the path, "
-               "e.g. 'm/{stem}.png'")
-        raise UsageError(msg)
     if "-" in outputs and not spec.report.dry_run and sys.stdout.isatty():
         msg = "refusing to write a binary image to a terminal; redirect stdout or use -o FILE"
         raise UsageError(msg)
@@ -141,6 +140,11 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
              for item, out in zip(inputs, outputs, strict=True)]
     keep = without_earlier_outputs(inputs, [task_writes(t) for t in tasks])  # montages, maps
     inputs, tasks = _kept(inputs, keep), _kept(tasks, keep)
+    montage = spec.output.montage
+    if montage and len(inputs) > 1 and "{stem}" not in montage:
+        msg = (f"{len(inputs)} inputs would share --montage {montage}: put {{stem}} in the path, "
+               "e.g. 'm/{stem}.png'")
+        raise UsageError(msg)
     check_files(inputs, tasks, spec.output.out_dir, cmd.reads)
     if spec.batch.dask_address is not None:
         workers = 1  # Dask's workers decide their own threads (threads None: their cores)

@@ -13,6 +13,7 @@ Only then are folders created and pixels read.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Sequence
 from pathlib import Path
@@ -143,20 +144,36 @@ def without_earlier_outputs(inputs: list[InputItem], writes: Sequence[Sequence[s
     refused on the second run as "would overwrite the input"). Files named on the command line are
     always inputs.
     """
-    writer: dict[str, int] = {}
+    writers: dict[str, set[int]] = {}
     for i, paths in enumerate(writes):
         for path in paths:
-            writer.setdefault(os.path.realpath(path), i)
+            writers.setdefault(os.path.realpath(path), set()).add(i)
 
-    def earlier_output(i: int, item: InputItem) -> bool:
-        return item.found and item.path is not None and writer.get(os.path.realpath(item.path), i) != i
+    def others(i: int, item: InputItem) -> set[int]:
+        """The other inputs that write this found input (a fixed --montage path: every input)."""
+        if not item.found or item.path is None:
+            return set()
+        return writers.get(os.path.realpath(item.path), set()) - {i}
 
-    keep = [not earlier_output(i, item) for i, item in enumerate(inputs)]
-    # a file of an input that is itself dropped is not written: its producer must stay
+    keep = [not others(i, item) for i, item in enumerate(inputs)]
+    # a file of an input that is itself dropped is not written: one of its producers must stay
     for i, item in enumerate(inputs):
-        if not keep[i] and not keep[writer[os.path.realpath(item.path or "")]]:
+        if not keep[i] and not any(keep[j] for j in others(i, item)):
             keep[i] = True
     return keep
+
+
+def written_by_output(output: str, item: InputItem) -> bool:
+    """Whether a found input is a file ``-o OUTPUT`` writes: the output itself or one of its channel
+    maps (``maps.png``, ``maps.c3.png``), the last run's, found again in the folder read."""
+    if not item.found or item.path is None:
+        return False
+    out = Path(output)
+    path = Path(os.path.realpath(item.path))
+    if path.parent != Path(os.path.realpath(out.parent)):
+        return False
+    return path.name == out.name or re.fullmatch(rf"{re.escape(out.stem)}\.c\d+{re.escape(out.suffix)}",
+                                                  path.name) is not None
 
 
 def task_writes(task: Task) -> list[str]:
