@@ -661,7 +661,7 @@ def test_ctrl_c_with_ordered_still_reports_the_images_already_written(tmp_path: 
             break
         time.sleep(0.02)
     assert proc.poll() is None and not (out / "a_slow.blur.png").exists(), "the slow input ended first"
-    time.sleep(0.3)  # the last small image's outcome reaches the parent
+    time.sleep(1.0)  # the last small image's outcome reaches the parent (the slow one takes seconds more)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 130 and stderr.decode() == "convcli: interrupted\n"

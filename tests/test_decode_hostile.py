@@ -222,6 +222,8 @@ def test_an_animation_cut_after_its_first_frame_fails_unless_the_first_alone_is_
             assert r.stderr.startswith(f"convcli: error: {src}: truncated or corrupt {fmt}: the frames after "
                                        "the first cannot be read") and r.stderr.count("\n") == 1
             assert not out.exists()
+            r = run("blur", str(src), "-o", str(out), "--frames", "1,2")  # was "the image has 1 frame"
+            assert r.exit_code == 1 and "the frames after the first cannot be read" in r.stderr
         r = run("blur", str(src), "-o", str(tmp_path / "cut_first.png"), "--frames", "first", "--json")
         assert r.exit_code == 0, r.stderr
         assert any(n.startswith("later frames unreadable") for n in json.loads(r.stdout)["notes"])

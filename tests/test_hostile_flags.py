@@ -630,8 +630,10 @@ def test_a_result_wider_than_its_format_holds_is_refused_from_the_header(tmp_pat
         refused(r, f"the result is {side + 1}x2", f"at most {side} pixels a side", "write .png")
     assert not (tmp_path / f"o{ext}").exists()
     edge = tmp_path / "edge.png"
-    Image.new("RGB", (min(side, 16383), 2)).save(edge)
+    Image.new("RGB", (side, 2)).save(edge)  # the largest each holds is written
     assert run("blur", edge, "-o", tmp_path / f"ok{ext}", "-q").exit_code == 0
+    with Image.open(tmp_path / f"ok{ext}") as im:
+        assert im.size == (side, 2)
 
 
 def test_a_montage_to_stdout_is_refused_not_a_file_named_dash(small: Path, tmp_path: Path,

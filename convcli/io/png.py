@@ -165,7 +165,7 @@ def decode_png(data: bytes) -> np.ndarray:
         raise ValueError(msg)
     width, height, depth, colour_type = ihdr
     interlace = data[28]
-    n = {0: 1, 2: 3, 4: 2, 6: 4}.get(colour_type)
+    n = _SAMPLES.get(colour_type) if colour_type != 3 else None  # palette PNGs are Pillow's
     if n is None or depth not in (8, 16) or interlace > 1:
         msg = f"unsupported PNG layout (bit depth {depth}, colour type {colour_type}, interlace {interlace})"
         raise ValueError(msg)

@@ -334,7 +334,7 @@ def plan_frames(selected: tuple[int, ...] | None, header: ImageHeader, fmt: str,
     the frame-by-frame path wrote neither, in silence).
     """
     n = header.n_frames
-    if selected is None and header.later_frames is not None:
+    if header.later_frames is not None and (selected is None or max(selected) > 0):
         msg = (f"truncated or corrupt {header.format}: the frames after the first cannot be read "
                f"({header.later_frames}); --frames first filters the first alone")
         raise InputError(msg)
