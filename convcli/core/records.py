@@ -13,6 +13,12 @@ dataclass: ``fields``, ``replace``, ``asdict``, ``field(repr=..., compare=...)``
 Frozen, as in dataclasses: a field is assigned once, by ``__init__`` (or ``object.__setattr__``
 in ``__post_init__``); assigning it again, deleting it or adding an attribute raises
 ``dataclasses.FrozenInstanceError``.
+
+What differs: ``__dataclass_params__`` says ``frozen=False, eq=False, repr=False`` (what
+``dataclass`` itself was asked for); a plain subclass of a frozen record is frozen too; ``repr``
+has no guard against a record holding itself; and ``==``/``hash`` read the fields through
+``fields()``, a few microseconds a call instead of a fraction of one -- records are settings,
+compared a handful of times a run, never per pixel.
 """
 
 from __future__ import annotations
