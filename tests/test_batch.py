@@ -202,10 +202,13 @@ def test_a_worker_that_dies_fails_only_its_input(photos: Path, tmp_path: Path) -
     out = tmp_path / "out"
     out.mkdir()
     blur = Pipeline((make_correlate_stage("blur", get_kernel("gaussian3")),))
-    good = [Job(source=str(photos / f"good{i}.png"), output=str(out / f"{i}.png"), pipeline=blur)
-            for i in range(3)]
+    # a run's tag, as the CLI gives every job: a worker killed mid-write (the pool breaks) leaves a
+    # temporary that only a tagged clean-up removes (untagged, this test left '.1.png.tmp--XXXX' when
+    # the other worker was writing 1.png as the pool broke)
+    good = [Job(source=str(photos / f"good{i}.png"), output=str(out / f"{i}.png"), pipeline=blur,
+                temp_tag="t0") for i in range(3)]
     killer = Job(source=str(photos / "good0.png"), output=str(out / "k.png"),
-                 pipeline=KillerPipeline())  # type: ignore[arg-type]
+                 pipeline=KillerPipeline(), temp_tag="t0")  # type: ignore[arg-type]
     outcomes = list(run_local([good[0], killer, good[1], good[2]], 2, threading.Event()))
     by_index = {o.index: o.result.record for o in outcomes}
     assert sorted(by_index) == [0, 1, 2, 3]
