@@ -41,3 +41,10 @@ class OutputError(ConvcliError):
     """One output could not be written (read-only folder, full disk...)."""
 
     exit_status = ExitStatus.FAILURE
+
+
+def quoted(value: object, limit: int = 24) -> str:
+    """A value as an error message repeats it, its middle cut past ``limit`` characters (a 5000-digit
+    size was echoed whole, a 5000-character error line)."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[: limit - 10]}...{text[-6:]}"

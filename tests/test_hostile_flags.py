@@ -655,3 +655,15 @@ def test_a_float_tiff_convcli_wrote_is_refused_as_input_pointing_to_npy(small: P
     assert run("blur", small, "--gray", "--bit-depth", "float", "-o", tmp_path / "f.tif", "-q").exit_code == 0
     line = refused(run("blur", tmp_path / "f.tif", "-o", tmp_path / "o.png"), "mode F", "use .npy", status=1)
     assert str(tmp_path / "f.tif") in line
+
+
+@pytest.mark.parametrize(("argv", "phrase"), [
+    (["kernels", "box:size=" + "1" * 300], "is over the limit of 1001"),
+    (["kernels", "box:size=" + "x" * 300], "is not a number"),
+    (["blur", "{small}", "-o", "{tmp}/o.png", "--frames", "1" * 300], "the image has 1 frame"),
+], ids=["huge size", "not a number", "frames"])
+def test_a_huge_value_is_cut_in_the_error_line(small: Path, tmp_path: Path, argv: list[str],
+                                               phrase: str) -> None:
+    """A 300-character value was repeated whole: a 370-character error line."""
+    line = refused(run(*[a.format(small=small, tmp=tmp_path) for a in argv]), phrase)
+    assert len(line) < 140 + len(str(small)) and "..." in line

@@ -35,7 +35,7 @@ from convcli.core.kernels import (
     size_text,
 )
 from convcli.core.records import record
-from convcli.errors import UsageError
+from convcli.errors import UsageError, quoted
 
 #: Largest kernel side a spec may build: the limit of every kernel (core.kernels.MAX_KERNEL_SIZE).
 MAX_SIZE = MAX_KERNEL_SIZE
@@ -78,29 +78,30 @@ class Builder:
 
 def _number(builder: str, key: str, text: str, param: Param) -> float:
     where = f"kernel {builder}: {key}"
+    shown = quoted(text)
     try:
         v = float(text)
     except ValueError:
-        msg = f"{where}={text!r} is not a number"
+        msg = f"{where}={quoted(repr(text))} is not a number"
         raise UsageError(msg) from None
     if not math.isfinite(v):
-        msg = f"{where}={text} must be finite"
+        msg = f"{where}={shown} must be finite"
         raise UsageError(msg)
     if param.kind == "int":
         if v != int(v):
-            msg = f"{where}={text} must be a whole number"
+            msg = f"{where}={shown} must be a whole number"
             raise UsageError(msg)
         if param.odd and int(v) % 2 == 0:
-            msg = f"{where}={text} must be odd (the kernel has a centre)"
+            msg = f"{where}={shown} must be odd (the kernel has a centre)"
             raise UsageError(msg)
         if v > MAX_SIZE and param.name in ("size", "n", "length", "width"):
-            msg = f"{where}={text} is over the limit of {MAX_SIZE}"
+            msg = f"{where}={shown} is over the limit of {MAX_SIZE}"
             raise UsageError(msg)
     if param.minimum is not None and v <= param.minimum:
-        msg = f"{where}={text} must be > {param.minimum:g}"
+        msg = f"{where}={shown} must be > {param.minimum:g}"
         raise UsageError(msg)
     if param.least is not None and v < param.least:
-        msg = f"{where}={text} must be at least {param.least:g}"
+        msg = f"{where}={shown} must be at least {param.least:g}"
         raise UsageError(msg)
     return v
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from string import Formatter
 
 from convcli.core.records import record
-from convcli.errors import ConvcliError, InputError, UsageError
+from convcli.errors import ConvcliError, InputError, UsageError, quoted
 from convcli.io.decode import ImageHeader, read_header
 from convcli.io.files import DANGLING_LINK, os_reason
 from convcli.io.formats import FORMATS, format_for_path, format_info
@@ -341,7 +341,7 @@ def plan_frames(selected: tuple[int, ...] | None, header: ImageHeader, fmt: str,
     indices = tuple(range(n)) if selected is None else selected
     beyond = [i for i in indices if i >= n]
     if beyond:
-        msg = f"--frames {beyond[0]}: the image has {n} frame{'s' if n > 1 else ''} (0..{n - 1})"
+        msg = f"--frames {quoted(beyond[0])}: the image has {n} frame{'s' if n > 1 else ''} (0..{n - 1})"
         raise UsageError(msg)
     if indices == (0,):
         return None
