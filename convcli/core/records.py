@@ -24,25 +24,25 @@ compared a handful of times a run, never per pixel.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T", bound=type)
 
 
-def _compared(self: Any) -> tuple[Any, ...]:
-    return tuple(getattr(self, f.name) for f in dataclasses.fields(self) if f.compare)
+def _values(self: Any, hashed: bool = False) -> tuple[Any, ...]:
+    """The compared fields' values (with ``hashed``, those ``field(hash=...)`` says are hashed)."""
+    return tuple(getattr(self, f.name) for f in dataclasses.fields(self)
+                 if (f.hash if hashed and f.hash is not None else f.compare))
 
 
 def _eq(self: Any, other: object) -> bool:
     if other.__class__ is not self.__class__:
         return NotImplemented
-    return _compared(self) == _compared(other)
+    return _values(self) == _values(other)
 
 
 def _hash(self: Any) -> int:
-    return hash(tuple(getattr(self, f.name) for f in dataclasses.fields(self)
-                      if (f.compare if f.hash is None else f.hash)))
+    return hash(_values(self, hashed=True))
 
 
 def _repr(self: Any) -> str:
@@ -84,7 +84,6 @@ def _finish(cls: T, frozen: bool, kw_only: bool) -> T:
 
 def record(cls: T | None = None, /, *, frozen: bool = False, kw_only: bool = False) -> Any:
     """``@record`` / ``@record(frozen=True, kw_only=True)``: as ``@dataclass`` with the same arguments."""
-    def wrap(c: T) -> T:
-        return _finish(c, frozen, kw_only)
-    wrapped: Callable[[T], T] = wrap
-    return wrapped if cls is None else wrapped(cls)
+    if cls is None:
+        return lambda c: _finish(c, frozen, kw_only)
+    return _finish(cls, frozen, kw_only)
