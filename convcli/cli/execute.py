@@ -305,8 +305,7 @@ class InOrder:
             while expected in held:
                 yield held.pop(expected)
                 expected += 1
-        for index in sorted(held):  # after --fail-fast some inputs never ran
-            yield held.pop(index)
+        yield from self.leftovers()  # after --fail-fast some inputs never ran
 
     def leftovers(self) -> list[Outcome]:
         return [self.held.pop(i) for i in sorted(self.held)]

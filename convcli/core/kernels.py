@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from convcli.core.records import record
-from convcli.errors import UsageError
+from convcli.errors import UsageError, quoted
 
 #: The largest kernel side (rows or columns) convcli builds or accepts: README, "Kernels".
 MAX_KERNEL_SIZE = 1001
@@ -556,7 +556,7 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
         return load_kernel_file(path)
     if s.isdigit():  # "-k 5" is easily meant as a size: say so instead of running a 1x1 kernel of 5
         if len(s) > 9:  # no kernel size; and int() of 5000 digits raises (Python's 4300-digit limit)
-            msg = (f"kernel {s[:12]}...: -k takes a kernel (a name, a literal or @file), not a "
+            msg = (f"kernel {quoted(s)}: -k takes a kernel (a name, a literal or @file), not a "
                    f"{len(s)}-digit number")
             raise UsageError(msg)
         size = f"--size {s}" if int(s) >= 1 else "--size N (N >= 1)"

@@ -500,10 +500,10 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
             n_frames = int(getattr(im, "n_frames", 1))
     except PILLOW_ERRORS as exc:
         # a cut animation: its first frame can still be read on its own (--frames first says so)
-        n_frames, later_frames = 1, one_line(exc) or type(exc).__name__
-        notes.append(f"later frames unreadable, first frame only ({later_frames})")
-        if fmt == "TIFF":
-            later_frames = None  # a single-page TIFF with a broken next-page pointer reads the same: a note
+        n_frames, why = 1, one_line(exc) or type(exc).__name__
+        notes.append(f"later frames unreadable, first frame only ({why})")
+        # a single-page TIFF with a broken next-page pointer reads the same: for a TIFF, the note alone
+        later_frames = None if fmt == "TIFF" else why
         if im.tell() != 0:  # counting left a TIFF on the last page it reached: that was decoded as the first
             try:
                 im.seek(0)
