@@ -344,3 +344,103 @@ def test_frames_are_indexed_to_the_nearest_palette_colour(seed: int, n_palette: 
     entries = np.stack([(palette >> 16) & 255, (palette >> 8) & 255, palette & 255], axis=1).astype(np.int64)
     d = ((frame.astype(np.int64)[:, :, None, :] - entries[None, None]) ** 2).sum(axis=3)
     np.testing.assert_array_equal(got, entries[np.argmin(d, axis=2)].astype(np.uint8))
+
+
+# --- drawing and encoding fast paths, against the plain calls they replace ----------------------
+
+
+@hypothesis.settings(max_examples=60, derandomize=True, deadline=None)
+@given(text=st.sampled_from(["0", "−12", "1/16", "out[3,4] = (0·[0]) + (−1·20) = 50", "input 5×5", "⋆", "@",
+                             "3.1416", "padding zeros 1", "→"]),
+       x=st.floats(0, 120, allow_nan=False), y=st.floats(0, 40, allow_nan=False),
+       half=st.booleans(), anchor=st.sampled_from(["la", "mm", "ma", "rm"]), size=st.sampled_from([11, 13, 28]),
+       fill=st.tuples(*[st.integers(0, 255)] * 3), seed=st.integers(0, 99))
+def test_cached_text_draws_what_pillow_draws(text: str, x: float, y: float, half: bool, anchor: str, size: int,
+                                             fill: tuple[int, int, int], seed: int) -> None:
+    """_Pen.draw renders each text once and blends the kept coverage: pixel for pixel what
+    ImageDraw.text draws, twice over (the second call from the cache), on a noisy background."""
+    from PIL import ImageDraw
+
+    from convcli.teach.animate import _Pen
+
+    if half:  # the cells' centres are whole or half pixels
+        x, y = round(x * 2) / 2, round(y * 2) / 2
+    background = np.random.default_rng(seed).integers(0, 256, (60, 200, 3), dtype=np.uint8)
+    pen = _Pen(size)
+    want = Image.fromarray(background)
+    ImageDraw.Draw(want).text((x, y), pen.text(text), fill=fill, font=pen.font, anchor=anchor)
+    for _ in range(2):
+        got = Image.fromarray(background)
+        pen.draw(ImageDraw.Draw(got), (x, y), text, fill, anchor=anchor)
+        assert np.array_equal(np.asarray(got), np.asarray(want))
+
+
+def _random_frames(seed: int, count: int, h: int = 23, w: int = 31) -> list[np.ndarray]:
+    """Frames that change a few rectangles at a time (sometimes nothing), like the animation's."""
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 256, (12, 3), dtype=np.uint8)
+    frame = colours[rng.integers(0, 12, (h, w))]
+    out = [frame]
+    for _ in range(count - 1):
+        frame = frame.copy()
+        for _ in range(int(rng.integers(0, 3))):
+            y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+            frame[y:y + int(rng.integers(1, 6)), x:x + int(rng.integers(1, 6))] = colours[rng.integers(0, 12)]
+        out.append(frame)
+    return out
+
+
+@hypothesis.settings(max_examples=25, derandomize=True, deadline=None)
+@given(seed=st.integers(0, 10_000), count=st.integers(1, 12))
+def test_apng_frames_decode_to_the_frames_given(seed: int, count: int) -> None:
+    """encode_apng (one changed rectangle a frame, drawn OVER the frame before): Pillow's APNG
+    reader gives back every frame exactly, with its duration."""
+    from convcli.io.png import encode_apng
+
+    frames = _random_frames(seed, count)
+    durations = [100 + 10 * i for i in range(count)]
+    data = encode_apng(iter(frames), count, durations)
+    with Image.open(io.BytesIO(data)) as im:
+        assert getattr(im, "n_frames", 1) == count
+        for i, frame in enumerate(frames):
+            im.seek(i)
+            assert np.array_equal(np.asarray(im.convert("RGB")), frame), i
+            assert int(im.info["duration"]) == durations[i]
+
+
+def test_apng_refuses_a_frame_count_it_was_not_given() -> None:
+    from convcli.io.png import encode_apng
+
+    frames = _random_frames(1, 3)
+    for count in (2, 4):
+        with pytest.raises(ValueError, match="announced"):
+            encode_apng(iter(frames), count, [100] * count)
+
+
+@hypothesis.settings(max_examples=25, derandomize=True, deadline=None)
+@given(seed=st.integers(0, 10_000), count=st.integers(1, 10), n_palette=st.integers(1, 12))
+def test_gif_frames_indexed_by_their_changes_as_each_frame_whole(seed: int, count: int, n_palette: int) -> None:
+    """_indexed_frames looks up only the pixels that changed since the frame before: the same
+    indices as looking up every frame whole (_indexed), misses included."""
+    from convcli.teach.animate import _indexed, _indexed_frames, _pack
+
+    frames = _random_frames(seed, count)
+    palette = np.unique(_pack(frames[0][:1, :n_palette]).ravel())
+    got = [np.asarray(im) for im in _indexed_frames(frames, palette)]
+    want = [np.asarray(_indexed(f, palette)) for f in frames]
+    assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_frames_are_drawn_when_asked_for() -> None:
+    """Animation.frames draws frame i when it is asked for (258 frames of a 16×16 input were 1 GB
+    held at once): --frame N draws one frame; the sequence gives the same pixels as before."""
+    anim = animate(settings(stride=(2, 2), values=small_integers(5)))
+    frames = anim.frames
+    calls: list[int] = []
+    draw = frames._draw
+    frames._draw = lambda i: calls.append(i) or draw(i)  # type: ignore[method-assign]
+    last = frames[-1]
+    assert calls == [len(frames) - 1]
+    assert np.array_equal(last, list(frames)[-1]) and np.array_equal(frames[1:3][1], frames[2])
+    with pytest.raises(IndexError):
+        frames[len(frames)]

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import field
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import overload
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, PngImagePlugin, features
+from PIL import Image, ImageDraw, ImageFont, features
 
 from convcli.core.kernels import Kernel
 from convcli.core.padding import pad_array, resolve_mode, source_rows
@@ -42,6 +43,7 @@ from convcli.core.records import record
 from convcli.core.shapes import Geometry, Pad4, Pair, arithmetic
 from convcli.engine import correlate2d
 from convcli.errors import UsageError
+from convcli.io.png import changed_pixels, encode_apng
 from convcli.teach.explain import fmt
 from convcli.teach.render import _drawable
 from convcli.teach.render import _font as _bundled_font
@@ -160,11 +162,40 @@ class Plan:
     labels: dict[str, str]
 
 
+class Frames(Sequence[np.ndarray]):
+    """An animation's frames (uint8 RGB, all the same size), each drawn when it is asked for.
+
+    A 16×16 input makes 258 frames of 807×1731 pixels, 1 GB held at once: the encoder asks for them
+    one after another instead, and ``--frame N`` draws frame N alone.
+    """
+
+    def __init__(self, draw: Callable[[int], np.ndarray], count: int) -> None:
+        self._draw = draw
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, i: int) -> np.ndarray: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[np.ndarray]: ...
+
+    def __getitem__(self, i: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(i, slice):
+            return [self._draw(j) for j in range(*i.indices(self._count))]
+        if not -self._count <= i < self._count:
+            msg = f"frame {i} of {self._count}"
+            raise IndexError(msg)
+        return self._draw(i % self._count)
+
+
 @record(frozen=True)
 class Animation:
-    """The frames (uint8 RGB, all the same size), their durations in ms, and the plan drawn."""
+    """The frames, their durations in ms, and the plan drawn."""
 
-    frames: list[np.ndarray] = field(repr=False)
+    frames: Frames = field(repr=False)
     durations: list[int]
     plan: Plan
 
@@ -429,6 +460,8 @@ class _Pen:
         self.size = size
         self.font, self.full = _font(size)
         self._probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+        #: (text, anchor, fractional x, fractional y) -> (the text's coverage, where it sits)
+        self._masks: dict[tuple[str, str, float, float], tuple[Image.Image, int, int]] = {}
 
     def text(self, s: str) -> str:
         return s if self.full else _drawable(s).replace(DOT, "*")
@@ -438,7 +471,29 @@ class _Pen:
 
     def draw(self, d: ImageDraw.ImageDraw, xy: tuple[float, float], s: str, fill: tuple[int, int, int],
              anchor: str = "la") -> None:
-        d.text(xy, self.text(s), fill=fill, font=self.font, anchor=anchor)
+        """``d.text(xy, s, fill, anchor)``, pixel for pixel, with each text rendered once.
+
+        A 16×16 animation draws ~470 texts a frame, most of them the same cell values at the same
+        places: rendering the glyphs was two thirds of its time. Pillow renders a text by its position's
+        fractional part and blends the coverage at the integer part; the coverage is kept per text,
+        anchor and fractional part and blended with the same ``draw_bitmap`` (``d.bitmap``).
+        """
+        x, y = xy
+        fx, fy = math.modf(x)[0], math.modf(y)[0]
+        key = (s, anchor, fx, fy)
+        got = self._masks.get(key)
+        if got is None:
+            text = self.text(s)
+            left, top, right, bottom = self._probe.textbbox((fx, fy), text, font=self.font, anchor=anchor)
+            # the origin's place in the mask: whole pixels (Pillow truncates toward zero) that leave
+            # room before the text; 2 more each side, as the fractional start can spill a pixel
+            pad = 2
+            ox, oy = pad + max(0, -math.floor(left)), pad + max(0, -math.floor(top))
+            mask = Image.new("L", (ox + math.ceil(right) + pad, oy + math.ceil(bottom) + pad), 0)
+            ImageDraw.Draw(mask).text((ox + fx, oy + fy), text, fill=255, font=self.font, anchor=anchor)
+            got = self._masks[key] = (mask, ox, oy)
+        mask, ox, oy = got
+        d.bitmap((int(x) - ox, int(y) - oy), mask, fill=fill)
 
     def wrap(self, s: str, width: int, sep: str = " + ") -> list[str]:
         """``s`` broken after ``sep`` pieces so that every line fits ``width`` pixels."""
@@ -734,12 +789,16 @@ class _Renderer:
                 self.label_pen.draw(d, (self.margin, self.eq_y + i * (self.label_pen.size + 6)), ln, TEXT)
         return np.asarray(img)
 
+    @cache  # noqa: B019 -- one renderer per animation, alive as long as its frames
+    def _photo_picture(self) -> Image.Image:
+        """The photo at the size drawn (resized once, not once a frame)."""
+        assert self.s.photo is not None
+        pic = Image.fromarray(np.asarray(self.s.photo, dtype=np.uint8)).convert("RGB")
+        return pic.resize(self.photo_size, Image.Resampling.LANCZOS)
+
     def _draw_photo(self, img: Image.Image, d: ImageDraw.ImageDraw) -> None:
         s = self.s
-        assert s.photo is not None
-        pic = Image.fromarray(np.asarray(s.photo, dtype=np.uint8)).convert("RGB")
-        pic = pic.resize(self.photo_size, Image.Resampling.LANCZOS)
-        img.paste(pic, self.photo_xy)
+        img.paste(self._photo_picture(), self.photo_xy)
         if s.photo_box is not None:
             bx, by, bw, bh = s.photo_box
             f = self.photo_f
@@ -806,24 +865,24 @@ def animate(settings: AnimateSettings) -> Animation:
     n = len(p.steps)
     oh, ow = p.out_hw
     kh, kw = p.weights.shape
-    frames = []
+    # (outputs done, the step whose window is shown, caption, the product drawn) per frame
+    shown: list[tuple[int, int | None, str, bool]] = []
     if settings.unroll:
-        frames.append(r.frame(0, None, f"im2col: each output's window becomes one row of a {n}{TIMES}"
-                                       f"{kh * kw} matrix"))
+        what = f"im2col: each output's window becomes one row of a {n}{TIMES}{kh * kw} matrix"
+        shown.append((0, None, what, False))
         for i, st in enumerate(p.steps):
             y, x = st.out_yx
-            frames.append(r.frame(i, i, f"row {i + 1} of {n}: the window of out[{y},{x}]"))
-        frames.append(r.frame(n, None, f"one matrix product ({n}{TIMES}{kh * kw}) @ ({kh * kw}{TIMES}1) = "
-                                       f"({n}{TIMES}1): every output at once, reshaped to {oh}{TIMES}{ow}",
-                              product=True))
+            shown.append((i, i, f"row {i + 1} of {n}: the window of out[{y},{x}]", False))
+        shown.append((n, None, f"one matrix product ({n}{TIMES}{kh * kw}) @ ({kh * kw}{TIMES}1) = "
+                               f"({n}{TIMES}1): every output at once, reshaped to {oh}{TIMES}{ow}", True))
     else:
-        frames.append(r.frame(0, None, f"{n} outputs to compute: the kernel's window visits one per frame"))
+        shown.append((0, None, f"{n} outputs to compute: the kernel's window visits one per frame", False))
         for i, st in enumerate(p.steps):
             y, x = st.out_yx
-            frames.append(r.frame(i + 1, i, f"output {i + 1} of {n}: out[{y},{x}]"))
-        frames.append(r.frame(n, None, f"done: output {oh}{TIMES}{ow}"))
+            shown.append((i + 1, i, f"output {i + 1} of {n}: out[{y},{x}]", False))
+        shown.append((n, None, f"done: output {oh}{TIMES}{ow}", False))
     durations = [step_ms * HOLD] + [step_ms] * n + [step_ms * HOLD]
-    return Animation(frames, durations, p)
+    return Animation(Frames(lambda i: r.frame(*shown[i]), len(shown)), durations, p)
 
 
 # --- encoding --------------------------------------------------------------------------------
@@ -833,7 +892,7 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
 
 
-def _shared_palette(frames: list[np.ndarray]) -> np.ndarray:
+def _shared_palette(frames: Sequence[np.ndarray]) -> np.ndarray:
     """One palette for every frame: the (up to) 255 colours the frames use most, packed, sorted.
 
     255, not 256: the GIF writer needs a free entry to make unchanged pixels transparent.
@@ -843,13 +902,12 @@ def _shared_palette(frames: list[np.ndarray]) -> np.ndarray:
     return np.sort(colours[np.argsort(counts, kind="stable")[::-1][:255]])
 
 
-def _indexed(frame: np.ndarray, palette: np.ndarray) -> Image.Image:
-    """``frame`` in palette mode: exact where its colour is in ``palette``, else the nearest entry.
+def _lookup(packed: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Palette positions of packed colours: exact where ``palette`` has the colour, else the nearest.
 
     (Pillow's own mapping to a given palette is approximate: it would turn white into 252.)
     """
-    packed = _pack(frame)
-    # every pixel looked up in the sorted palette (no sort of the frame's own colours: np.unique of
+    # every colour looked up in the sorted palette (no sort of the frame's own colours: np.unique of
     # each frame was the most of a 256-output animation's time); only the misses are sorted out
     pos = np.clip(np.searchsorted(palette, packed), 0, palette.size - 1)
     missing = palette[pos] != packed
@@ -858,14 +916,38 @@ def _indexed(frame: np.ndarray, palette: np.ndarray) -> Image.Image:
         rgb = np.stack([(palette >> 16) & 255, (palette >> 8) & 255, palette & 255], axis=1).astype(np.int64)
         want = np.stack([(miss >> 16) & 255, (miss >> 8) & 255, miss & 255], axis=1).astype(np.int64)
         pos[missing] = np.argmin(((want[:, None, :] - rgb[None, :, :]) ** 2).sum(axis=2), axis=1)[inverse]
-    img = Image.fromarray(pos.astype(np.uint8), "P")
+    return pos.astype(np.uint8)
+
+
+def _palette_image(index: np.ndarray, palette: np.ndarray) -> Image.Image:
+    img = Image.fromarray(index, "P")
     flat = np.stack([(palette >> 16) & 255, (palette >> 8) & 255, palette & 255], axis=1)
-    flat = flat.astype(np.uint8).reshape(-1).tolist()
-    img.putpalette(flat)
+    img.putpalette(flat.astype(np.uint8).reshape(-1).tolist())
     return img
 
 
-def encode_animation(frames: list[np.ndarray], durations: list[int], fmt: str) -> bytes:
+def _indexed(frame: np.ndarray, palette: np.ndarray) -> Image.Image:
+    """``frame`` in palette mode: exact where its colour is in ``palette``, else the nearest entry."""
+    return _palette_image(_lookup(_pack(frame), palette), palette)
+
+
+def _indexed_frames(frames: Iterable[np.ndarray], palette: np.ndarray) -> Iterator[Image.Image]:
+    """Each frame as :func:`_indexed` gives it, looking up only the pixels that changed since the
+    frame before (a frame redraws one window and one output: a few percent of its pixels)."""
+    prev: np.ndarray | None = None
+    index = np.empty(0, dtype=np.uint8)
+    for frame in frames:
+        if prev is None or prev.shape != frame.shape:
+            index = _lookup(_pack(frame), palette)
+        else:
+            changed = changed_pixels(frame, prev)
+            index = index.copy()
+            index[changed] = _lookup(_pack(frame[changed]), palette)
+        prev = frame
+        yield _palette_image(index, palette)
+
+
+def encode_animation(frames: Sequence[np.ndarray], durations: Sequence[int], fmt: str) -> bytes:
     """The frames as an animated ``gif``, ``png`` (APNG) or ``webp`` file, looping forever."""
     fmt = fmt.lower()
     if fmt not in FORMATS:
@@ -875,31 +957,23 @@ def encode_animation(frames: list[np.ndarray], durations: list[int], fmt: str) -
         msg = "an animation needs frames and one duration per frame"
         raise UsageError(msg)
     buf = io.BytesIO()
+    # the frames are drawn as they are encoded (a Frames sequence draws each when it is asked for):
+    # a 16×16 animation's 258 frames are 1 GB as RGB
     if fmt == "gif":
-        pal = _shared_palette(frames)
-        ims = [_indexed(f, pal) for f in frames]
-        ims[0].save(buf, "GIF", save_all=True, append_images=ims[1:], duration=list(durations), loop=0,
-                    optimize=True, disposal=1)
+        ims = _indexed_frames(frames, _shared_palette(frames))
+        first = next(ims)
+        first.save(buf, "GIF", save_all=True, append_images=ims, duration=list(durations), loop=0,
+                   optimize=True, disposal=1)
     elif fmt == "png":
-        # APNG: each frame after the first keeps only the pixels that changed (the rest transparent,
-        # blended over the previous frame), so a still photo beside the grids is stored once.
-        ims = [Image.fromarray(frames[0], "RGB").convert("RGBA")]
-        for prev, cur in zip(frames, frames[1:], strict=False):
-            rgba = np.zeros(cur.shape[:2] + (4,), dtype=np.uint8)
-            changed = np.any(cur != prev, axis=2)
-            rgba[changed, :3] = cur[changed]
-            rgba[changed, 3] = 255
-            ims.append(Image.fromarray(rgba, "RGBA"))
-        ims[0].save(buf, "PNG", save_all=True, append_images=ims[1:], duration=list(durations), loop=0,
-                    optimize=True, disposal=PngImagePlugin.Disposal.OP_NONE,
-                    blend=PngImagePlugin.Blend.OP_OVER)
+        buf.write(encode_apng(frames, len(frames), durations))
     else:
         if not features.check("webp"):
             msg = "this Pillow was built without WebP: write .gif or .png (APNG)"
             raise UsageError(msg)
-        ims = [Image.fromarray(f, "RGB") for f in frames]
-        ims[0].save(buf, "WEBP", save_all=True, append_images=ims[1:], duration=list(durations), loop=0,
-                    lossless=True, quality=80, method=4)
+        # Pillow's WebP writer takes a list (it holds every frame)
+        webp = [Image.fromarray(f, "RGB") for f in frames]
+        webp[0].save(buf, "WEBP", save_all=True, append_images=webp[1:], duration=list(durations), loop=0,
+                     lossless=True, quality=80, method=4)
     return buf.getvalue()
 
 
