@@ -313,6 +313,24 @@ def test_a_second_run_rewrites_fixed_paths_it_wrote_beside_its_one_input(
         assert sorted(p.name for p in d.iterdir()) == written
 
 
+@pytest.mark.parametrize("template", ["{stem}{ext}", "{stem}.png"])
+def test_an_original_whose_own_output_is_itself_is_not_taken_for_a_last_runs_result(
+        tmp_path: Path, template: str) -> None:
+    """``--format png --name '{stem}{ext}'`` over a.png and a.jpg: a.png was dropped as the output
+    a.jpg writes (the rerun rule) and overwritten by the blurred a.jpg, exit 0. It is its own
+    output, so it may be an original: the run is refused and nothing is written."""
+    d = tmp_path / "photos"
+    d.mkdir()
+    save_rgb(d / "a.png", seed=1)
+    Image.open(d / "a.png").save(d / "a.jpg")
+    before = (d / "a.png").read_bytes()
+    r = run("blur", str(d), "--format", "png", "--name", template, "--json")
+    assert r.exit_code == 2, r.stderr
+    assert f"would overwrite the input {d / 'a.png'}" in r.stderr
+    assert (d / "a.png").read_bytes() == before
+    assert sorted(p.name for p in d.iterdir()) == ["a.jpg", "a.png"]
+
+
 def test_a_folder_finds_every_format_with_a_signature(tmp_path: Path) -> None:
     """SGI, PCX, DDS, ICNS, MSP and ASCII PPM were read when named but skipped in a folder, without a
     line: the README says folders recognise images by content. TGA and XBM have no signature."""

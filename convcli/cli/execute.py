@@ -124,7 +124,7 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
         produced = [i for i in inputs if not written_by_output(spec.output.output, i)]
         inputs = produced or inputs
     outputs = main_outputs(spec, cmd.op, inputs)
-    keep = without_earlier_outputs(inputs, [[o] if o not in (None, "-") else [] for o in outputs])
+    keep = without_earlier_outputs(inputs, [[o] if o not in (None, "-") else [] for o in outputs], outputs)
     inputs, outputs = _kept(inputs, keep), _kept(outputs, keep)
     check_output_formats(spec, outputs)
     if "-" in outputs and not spec.report.dry_run and sys.stdout.isatty():
@@ -138,7 +138,7 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
     memory = None if spec.batch.dask_address is not None else memory_limit()  # Dask: other machines
     tasks = [plan_input(spec, cmd, item, out, stdin_data, tag, memory)
              for item, out in zip(inputs, outputs, strict=True)]
-    keep = without_earlier_outputs(inputs, [task_writes(t) for t in tasks])  # montages, maps
+    keep = without_earlier_outputs(inputs, [task_writes(t) for t in tasks], outputs)  # montages, maps
     inputs, tasks = _kept(inputs, keep), _kept(tasks, keep)
     montage = spec.output.montage
     if montage and len(inputs) > 1 and "{stem}" not in montage:

@@ -134,7 +134,8 @@ def main_outputs(spec: RunSpec, op: str, inputs: list[InputItem]) -> list[str | 
     return paths
 
 
-def without_earlier_outputs(inputs: list[InputItem], writes: Sequence[Sequence[str]]) -> list[bool]:
+def without_earlier_outputs(inputs: list[InputItem], writes: Sequence[Sequence[str]],
+                            outputs: Sequence[str | None]) -> list[bool]:
     """Which inputs to keep: not the images found in a folder that this run writes for another input.
 
     Run twice over a folder, ``convcli blur in/`` finds ``cat.blur.png`` beside ``cat.png``: it is
@@ -142,7 +143,10 @@ def without_earlier_outputs(inputs: list[InputItem], writes: Sequence[Sequence[s
     ``cat.blur.blur.png`` (0.3 refused the whole run instead). ``writes`` holds every file each
     input writes (its output, montage, channel maps, direction map: a montage beside its input was
     refused on the second run as "would overwrite the input"). Files named on the command line are
-    always inputs.
+    always inputs, and so is a found file whose own output (``outputs``, per input) is itself
+    (``--format png --name '{stem}.png'`` over ``a.png`` and ``a.jpg``: ``a.png`` may be the last
+    run's result for ``a.jpg`` or an original; kept as an input, the run is refused as overwriting
+    it, where dropped it was overwritten by the blurred ``a.jpg``).
     """
     writers: dict[str, set[int]] = {}
     for i, paths in enumerate(writes):
@@ -150,10 +154,14 @@ def without_earlier_outputs(inputs: list[InputItem], writes: Sequence[Sequence[s
             writers.setdefault(os.path.realpath(path), set()).add(i)
 
     def others(i: int, item: InputItem) -> set[int]:
-        """The other inputs that write this found input (a fixed --montage path: every input)."""
+        """The other inputs that write this found input (a fixed --montage path: every input); none
+        if it is this input's own output."""
         if not item.found or item.path is None:
             return set()
-        return writers.get(os.path.realpath(item.path), set()) - {i}
+        path = os.path.realpath(item.path)
+        if outputs[i] not in (None, "-") and os.path.realpath(str(outputs[i])) == path:
+            return set()
+        return writers.get(path, set()) - {i}
 
     keep = [not others(i, item) for i, item in enumerate(inputs)]
     # a file of an input that is itself dropped is not written: one of its producers must stay
