@@ -223,25 +223,35 @@ class CorrelateStage(WindowStage):
                          pad=self.pad, mode=self.padding, flip=self.flip, rows=rows, out=out,
                          band_stats=band_stats, **eng.kwargs())
 
-    def run_alpha(self, alpha: np.ndarray, eng: EngineOptions) -> np.ndarray:
+    def run_alpha(self, alpha: np.ndarray, eng: EngineOptions, maxval: float) -> np.ndarray:
         """Alpha goes through the same kernel and geometry scaled to sum 1, without the bias.
 
         Alpha is coverage: the kernel's gain (``--scale 0.5``, the lecture's "Gaussian" summing to
         1.78) is the colour's, as on the same image without alpha. With the kernel as it is, the
         division by the filtered alpha took the gain back out of the colour and put it into the
         opacity: an opaque RGBA image came out half transparent, its colour unchanged.
+
+        Zeros padding is opaque black outside the image: premultiplied colour pads with 0 already,
+        and alpha pads with ``maxval`` (padded with 0, an opaque image came out transparent along
+        its border, its colour not darkened there as the same image without alpha is). Where no
+        alpha is under the window the result is exactly 0, not an FFT's rounding noise.
         """
         w = self.weights
-        return self.correlate(alpha, w / w.sum(dtype=np.float64), eng)
-
-    def reach(self, mask: np.ndarray, eng: EngineOptions) -> np.ndarray:
-        """Output pixels whose window (the kernel's nonzero taps, in this geometry) covers a True of
-        ``mask``: where a result can be other than 0. A count of 0/1 taps, so any method's rounding
-        (an FFT's ~1e-7) stays far from the 0.5 it is cut at."""
-        taps = (self.weights != 0).astype(np.float64)
+        unit = w / w.sum(dtype=np.float64)
+        taps = (w != 0).astype(np.float64)
         auto = dataclasses.replace(eng, method="auto")  # --method separable may not fit the taps' shape
-        counts = self.correlate(mask.astype(np.dtype(eng.dtype)), taps, auto)
-        return counts > 0.5
+        covered = (alpha != 0).astype(np.dtype(eng.dtype))
+        # correlate(alpha) = correlate(alpha - maxval) + maxval, the unit kernel summing to 1; as
+        # written here an opaque image's alpha comes out exactly maxval (Σ 255/9 was not 255 in
+        # float32, and a colour on a rounding tie came out one level off the image without alpha);
+        # (alpha - maxval) padded with zeros is alpha padded with maxval
+        out = self.correlate(alpha - np.asarray(maxval, dtype=alpha.dtype), unit, eng) + maxval
+        if self.padding.name == "zeros":  # the taps' count, the padding covered
+            counts = self.correlate(covered - 1, taps, auto) + taps.sum()
+        else:
+            counts = self.correlate(covered, taps, auto)
+        out[counts <= 0.5] = 0  # a count of taps: any method's rounding stays far from 0.5
+        return out
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -678,9 +688,7 @@ class Pipeline:
         for p in expected:
             if keep_alpha and isinstance(p.stage, CorrelateStage):
                 assert a is not None
-                reach = p.stage.reach(a != 0, eng)
-                a = p.stage.run_alpha(a, eng)
-                a[~reach] = 0  # no alpha under the window: exactly 0, not an FFT's rounding noise
+                a = p.stage.run_alpha(a, eng, maxval)
                 x = p.stage.run(x, eng, bias_weight=a / maxval)
             elif side is not None and isinstance(p.stage, CompassStage):
                 x, side["direction"] = p.stage.run_with_direction(x, eng)

@@ -1066,6 +1066,58 @@ def test_alpha_does_not_take_a_kernels_gain(tmp_path: Path, gain: float) -> None
         assert_quantized(out[..., :3][solid], want[solid])
 
 
+def _padded_valid(x: np.ndarray, k: np.ndarray, mode: str, pad4: tuple[int, int, int, int],
+                  stride: tuple[int, int], outside: float) -> np.ndarray:
+    """(H, W) padded by numpy (zeros: the constant ``outside``), correlated over the valid part by
+    scipy, every stride-th pixel: a float64 reference independent of convcli's engine."""
+    t, b, lft, r = pad4
+    extra = {"constant_values": outside} if mode == "zeros" else {}
+    p = np.pad(np.asarray(x, dtype=np.float64), ((t, b), (lft, r)), mode=NUMPY_MODE[mode], **extra)
+    cy, cx = k.shape[0] // 2, k.shape[1] // 2
+    full = ndi.correlate(p, k, mode="constant")
+    valid = full[cy:p.shape[0] - (k.shape[0] - 1 - cy), cx:p.shape[1] - (k.shape[1] - 1 - cx)]
+    return valid[::stride[0], ::stride[1]]
+
+
+@pytest.mark.parametrize("mode", ["zeros", "border", "reflection", "circular"])
+@pytest.mark.parametrize(("kernel", "stride", "pad"), [("box3", 1, "same"), ("gaussian5", 2, "3"),
+                                                        ("1 2 0; 0 3 1; 2 0 1", 1, "2")])
+def test_zeros_padding_is_opaque_black_outside_an_image_with_alpha(tmp_path: Path, mode: str, kernel: str,
+                                                                   stride: int, pad: str) -> None:
+    """Zeros padding pads premultiplied colour with 0 and alpha with its maximum: opaque black, as the
+    same image without alpha is padded. It padded alpha with 0, so an opaque RGBA image came out
+    transparent along its border (alpha 113 in a 3x3 box's corners) and its colour not darkened there,
+    unlike the RGB image (torch's zero-padded result). Opaque: alpha stays 255 and the colour is the RGB
+    image's, to the float; with alpha: against a float64 reference."""
+    rng = np.random.default_rng(len(kernel) * 7 + stride + len(mode))
+    rgb = rng.integers(0, 256, (13, 16, 3), dtype=np.uint8)
+    k = {"box3": np.full((3, 3), 1 / 9), "gaussian5": np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0}.get(
+        kernel, np.array([[1, 2, 0], [0, 3, 1], [2, 0, 1]], dtype=np.float64))
+    n = int(pad) if pad != "same" else 1
+    pad4 = (n, n, n, n)
+    flags = ["-k", kernel, "-p", mode, "-s", str(stride), "--pad", pad, "-q"]
+    ok("filter", save(rgb, tmp_path / "rgb.png"), *flags, "-o", tmp_path / "rgb.npy")
+    opaque = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    ok("filter", save(opaque, tmp_path / "opaque.png"), *flags, "-o", tmp_path / "opaque.npy")
+    ok("filter", tmp_path / "opaque.png", *flags, "-o", tmp_path / "opaque.out.png")
+    np.testing.assert_array_equal(np.load(tmp_path / "opaque.npy"), np.load(tmp_path / "rgb.npy"))
+    assert np.all(load(tmp_path / "opaque.out.png")[..., 3] == 255)
+
+    rgba = opaque.copy()
+    rgba[..., 3] = np.where(rng.random(rgb.shape[:2]) < 0.3, rng.integers(0, 256, rgb.shape[:2]), 255)
+    rgba[:3, :4, 3] = 0
+    ok("filter", save(rgba, tmp_path / "rgba.png"), *flags, "-o", tmp_path / "rgba.out.png")
+    out = load(tmp_path / "rgba.out.png")
+    a = rgba[..., 3].astype(np.float64)
+    a_out = _padded_valid(a, k / k.sum(), mode, pad4, (stride, stride), 255.0)
+    colour = np.stack([_padded_valid(rgba[..., c] * a / 255, k, mode, pad4, (stride, stride), 0.0)
+                       for c in range(3)], axis=-1) / np.maximum(a_out[..., None] / 255, 1e-300)
+    assert_quantized(out[..., 3], a_out)
+    solid = a_out >= 16
+    assert solid.mean() > 0.8
+    assert_quantized(out[..., :3][solid], colour[solid])
+
+
 def test_edges_on_rgba_drop_alpha_for_every_direction(tmp_path: Path) -> None:
     """An edge response has no alpha: the image is composited onto black and the alpha dropped, whatever
     the direction (filtering alpha with K_v, whose sum is 0, made the result transparent almost everywhere).
