@@ -345,6 +345,10 @@ def test_a_folder_finds_every_format_with_a_signature(tmp_path: Path) -> None:
     (d / "ascii.ppm").write_text("P3\n2 2\n255\n" + " ".join(["10 20 30"] * 4) + "\n")
     (d / "header.h").write_text("#define WIDTH 4\n")  # starts as XBM does: not an image
     (d / "todo.txt").write_text("P1 fix the login bug\n")  # starts as a PNM does, and is words
+    (d / "bmi.csv").write_text("BMI,weight\n22,70\n")  # starts as a BMP does ("BM"), and is a table
+    (d / "cars.txt").write_text("BMW log\n")
+    rgb.save(d / "xbmp.bmp")
+    rgb.convert("P").save(d / "xbmp8.bmp")
     (d / "notes.md").write_text("P3\tnotes\n")
     (d / "commented.pgm").write_text("P2\n# made by hand, with a comment line first\n2 1\n255\n0 255\n")
     rgb.quantize(16).save(d / "xblp.blp")  # Pillow writes BLP from palette images
@@ -352,7 +356,8 @@ def test_a_folder_finds_every_format_with_a_signature(tmp_path: Path) -> None:
     r = run("blur", str(d), "--out-dir", str(tmp_path / "o"), "--name", "{name}.png", "--json", "-j", "1")
     found = {Path(rec["input"]).name: rec["status"] for rec in records(r.stdout)}
     assert sorted(found) == ["ascii.ppm", "commented.pgm", "grey.sgi", "mono.msp", "notes.txt", "xblp.blp",
-                             "xdds.dds", "xicns.icns", "xpcx.pcx", "xpng.png", "xsgi.sgi"]
+                             "xbmp.bmp", "xbmp8.bmp", "xdds.dds", "xicns.icns", "xpcx.pcx", "xpng.png",
+                             "xsgi.sgi"]
     assert {k: v for k, v in found.items() if v != "ok"} == {"notes.txt": "error"}  # read, and refused
     for named in ("xtga.tga", "mono.xbm"):
         assert run("blur", str(d / named), "-o", str(tmp_path / f"{named}.png")).exit_code == 0

@@ -20,12 +20,12 @@ from convcli.io.files import os_reason
 from convcli.io.formats import FORMATS
 
 #: Magic numbers of the formats Pillow reads that convcli accepts from directories: PNG, JPEG, GIF,
-#: BMP, TIFF (little/big-endian, BigTIFF), JPEG 2000, ICO, QOI, DDS (its 124-byte header size after the
-#: magic), MSP, BLP. WebP (RIFF....WEBP), ICNS, PNM (P1..P6, whitespace, then the width's digits),
-#: SGI and PCX (a magic byte or two, and header fields of known values) are checked in looks_like_bytes.
+#: TIFF (little/big-endian, BigTIFF), JPEG 2000, ICO, QOI, DDS (its 124-byte header size after the
+#: magic), MSP, BLP. WebP (RIFF....WEBP), ICNS, BMP ("BM", then a header size Pillow reads), PNM
+#: (P1..P6, whitespace, then the width's digits), SGI and PCX (a magic byte or two, and header fields of known values) are checked in looks_like_bytes.
 #: TGA and XBM have no signature: name them on the command line.
 _MAGIC: tuple[bytes, ...] = (
-    b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
+    b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*",
     b"II+\x00", b"MM\x00+", b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xffO\xffQ", b"\x00\x00\x01\x00", b"qoif",
     b"DDS |\x00\x00\x00", b"DanM", b"LinS", b"BLP1", b"BLP2",
     b"\x93NUMPY",  # .npy arrays (H, W) or (H, W, C), as convcli writes them
@@ -230,6 +230,9 @@ def read_stdin(max_pixels: int) -> tuple[bytes | None, str | None]:
     return data, None
 
 
+#: The sizes of the BMP info headers Pillow reads (OS/2 1.x and 2.x, Windows 3 to 5: its _accept).
+_BMP_HEADERS: frozenset[int] = frozenset({12, 40, 52, 56, 64, 108, 124})
+
 _PNM_WIDTH = re.compile(rb"\s+(#[^\n]*\n\s*)*\d")
 
 
@@ -239,6 +242,8 @@ def looks_like_bytes(head: bytes) -> bool:
         return True
     if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and _PNM_WIDTH.match(head, 2):
         return True  # PNM: the magic, then (past any comment) the width's digits, not a note's words
+    if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADERS:
+        return True  # BMP: its info header's size at 14 (a note starting "BMI,weight" is not one)
     if head[:4] == b"icns" and len(head) >= 8 and int.from_bytes(head[4:8], "big") >= 8:
         return True  # ICNS: its whole length after the magic
     if len(head) >= 4 and head[:2] == b"\x01\xda" and head[2] in (0, 1) and head[3] in (1, 2):
