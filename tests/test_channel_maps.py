@@ -45,3 +45,35 @@ def test_every_channel_has_its_map_and_the_grid_draws_the_first_64(tmp_path: Pat
             heights[c] = im.size[1]
     assert heights[70] == heights[100]  # both draw 64 panels under a one-line title
     assert heights[64] < heights[100] < heights[64] + 120
+
+
+def test_a_tiff_output_gets_its_channel_maps_as_png_does(tmp_path: Path) -> None:
+    """A result of 5 channels written to .tif was refused ("write it as .npy"), where .png, .jpg, .bmp
+    and .webp write one normalised grey map per channel and the grid: TIFF holds raw floats of one
+    channel only, so it takes maps too (a folder of TIFFs failed input by input)."""
+    values = np.random.default_rng(5).random((6, 9, 5)).astype(np.float32) * 255
+    src = tmp_path / "in5.npy"
+    np.save(src, values)
+    code, stdout, stderr = run("filter", src, "-k", "identity", "-o", tmp_path / "grid.tif", "--json")
+    assert code == 0, stderr
+    assert len(json.loads(stdout)["outputs"]) == 5
+    for i in range(5):
+        v = values[:, :, i].astype(np.float64)
+        expected = np.rint((v - v.min()) * (255.0 / (v.max() - v.min())))
+        with Image.open(tmp_path / f"grid.c{i}.tif") as im:
+            assert im.format == "TIFF" and np.array_equal(np.asarray(im), expected.astype(np.uint8)), i
+
+
+def test_a_dry_run_refuses_what_the_run_refuses(tmp_path: Path) -> None:
+    """--dry-run said ok (exit 0) for a flatten to .png and a 5-channel float TIFF, which the run then
+    refused (exit 2): README, refusals from the header are made with --dry-run too."""
+    src = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (8, 10, 3), dtype=np.uint8)).save(src)
+    for out, extra, stages in ((tmp_path / "f.png", [], ["conv", "--out-channels", "2", "flatten"]),
+                               (tmp_path / "m.tif", ["--bit-depth", "float"], ["conv", "--out-channels", "5"]),
+                               ("-", [], ["conv", "--out-channels", "5"])):
+        real = run("chain", "-i", src, "-o", out, *extra, *stages)
+        dry = run("chain", "-i", src, "-o", out, *extra, "--dry-run", *stages)
+        assert real[0] == dry[0] == 2, (real, dry)
+        assert dry[2] == real[2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]

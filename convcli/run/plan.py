@@ -272,25 +272,28 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
     info = FORMATS[fmt]
     plans = cmd.pipeline.plan((header.channels, header.height, header.width), max_pixels=spec.max_pixels)
     channels = plans[-1].out_shape[0] if plans else header.channels
-    if plans and plans[-1].stage.op == "flatten" and fmt != "npy" and not dry:
+    if plans and plans[-1].stage.op == "flatten" and fmt != "npy":
         msg = "flatten gives a vector [1, C*H*W]: write it as .npy (-o x.npy or --format npy)"
         raise UsageError(msg)
     kind: OutputKind
     maps: tuple[str, ...] = ()
     bits: int | None = None
-    if channels not in (1, 3) and not info.raw_float and out.range_policy is None:
+    if channels not in (1, 3) and fmt != "npy" and out.bit_depth != "float" and out.range_policy is None:
         kind, policy = "maps", "normalize"
-        if output in (None, "-") and not dry:
+        if output in (None, "-"):
             msg = f"the result has {channels} channels: give -o FILE (one image per channel) or -o x.npy"
             raise UsageError(msg)
         if output not in (None, "-"):
             maps = tuple(channel_path(output, i) for i in range(channels))
     elif info.raw_float and (fmt == "npy" or out.bit_depth == "float"):
         kind, policy = "float", "raw"
+        if fmt != "npy" and channels != 1:  # refused here, not by the encoder after the work
+            msg = f"float {fmt.upper()} holds one channel only (the result has {channels}); use .npy"
+            raise UsageError(msg)
     else:
         kind = "pixels"
         policy = out.range_policy or ("normalize" if channels not in (1, 3) else cmd.default_policy)
-        if channels not in (1, 3) and not dry:
+        if channels not in (1, 3):
             msg = (f"the result has {channels} channels; write it as .npy, or end the chain with a "
                    "layer of 1 or 3 channels")
             raise UsageError(msg)
