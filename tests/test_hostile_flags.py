@@ -667,3 +667,20 @@ def test_a_huge_value_is_cut_in_the_error_line(small: Path, tmp_path: Path, argv
     """A 300-character value was repeated whole: a 370-character error line."""
     line = refused(run(*[a.format(small=small, tmp=tmp_path) for a in argv]), phrase)
     assert len(line) < 140 + len(str(small)) and "..." in line
+
+
+@pytest.mark.parametrize("argv", [
+    ["blur", "{src}", "-o", "{d}/o.png", "--montage", "{d}/m.jpg"],
+    ["blur", "{src}", "-o", "{d}/o.png", "--montage", "{d}/m"],
+    ["learn", "{src}", "{src}", "-o", "{d}/k.txt", "--curve", "{d}/c.jpg"],
+    ["learn", "{src}", "{src}", "-o", "{d}/k.txt", "--montage", "{d}/m.webp"],
+], ids=["montage .jpg", "montage without extension", "learn curve .jpg", "learn montage .webp"])
+def test_a_picture_written_as_png_needs_a_png_name(small: Path, tmp_path: Path, argv: list[str]) -> None:
+    """--montage m.jpg (and learn's --curve, --montage) wrote PNG data under a .jpg or .webp name,
+    exit 0, where channel maps follow their extension and --direction-out refuses one it cannot write."""
+    d = tmp_path / "out"
+    d.mkdir()
+    r = run(*[a.format(src=small, d=d) for a in argv])
+    assert r.exit_code == 2, r.output
+    assert r.output.count("\n") == 1 and "PNG" in r.output and ".png" in r.output
+    assert not list(d.iterdir())

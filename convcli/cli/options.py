@@ -235,6 +235,9 @@ def run_spec(p: Mapping[str, Any]) -> RunSpec:
     if p.get("montage") == "-":  # it made a file named '-' in the current folder
         msg = "--montage - : a montage is written to a file, not to stdout; give a .png file"
         raise UsageError(msg)
+    if p.get("montage") is not None and not str(p["montage"]).lower().endswith(".png"):
+        msg = f"--montage {p['montage']!r}: a montage is written as PNG; give a path ending in .png"
+        raise UsageError(msg)  # mt.jpg was written as PNG data under a .jpg name
     ctx = click.get_current_context(silent=True)
     state = ctx.find_object(CliState) if ctx is not None else None
     return RunSpec(
