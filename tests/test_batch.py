@@ -774,3 +774,25 @@ def test_a_broken_pipe_that_is_not_stdouts_is_said(tmp_path: Path) -> None:
     p.stdout.close()
     err = p.stderr.read()
     assert p.wait(timeout=60) == 1 and err == b""
+
+
+def test_a_write_error_keeps_a_newline_of_its_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The output path in a write error had its newline collapsed to a space ('a b.blur.png'), in the
+    stderr line and in the JSON record, where the input's name was escaped ('a\\nb.png') and kept."""
+    import convcli.io.files as files
+
+    d = tmp_path / "in"
+    d.mkdir()
+    save_rgb(d / "a\nb.png", seed=1)
+
+    def refuse(src: str, dst: str) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(files.os, "replace", refuse)
+    r = run("blur", str(d), "--out-dir", str(tmp_path / "o"), "--json", "-j", "1")
+    assert r.exit_code == 1
+    out = tmp_path / "o" / "a\nb.blur.png"
+    (rec,) = records(r.stdout)
+    assert rec["error"] == f"cannot write {out}: permission denied"
+    assert r.stderr.splitlines()[0] == (f"convcli: error: {d}/a\\nb.png: cannot write "
+                                        f"{tmp_path}/o/a\\nb.blur.png: permission denied")

@@ -64,8 +64,9 @@ class ScaleOutError(ConvcliError):
 
 
 def error_record(source: str, error: str) -> dict[str, Any]:
-    """The report record of a failed input, its error on one line."""
-    return {"input": source, "status": "error", "error": " ".join(error.split())}
+    """The report record of a failed input. The error is kept as written (a path in it holds its
+    newline: collapsed to a space, ``a\nb.png`` read ``a b.png``); the stderr line escapes it."""
+    return {"input": source, "status": "error", "error": error.strip()}
 
 
 def work(index: int, task: Task) -> Outcome:
