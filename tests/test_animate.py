@@ -353,10 +353,11 @@ def test_frames_are_indexed_to_the_nearest_palette_colour(seed: int, n_palette: 
 @given(text=st.sampled_from(["0", "−12", "1/16", "out[3,4] = (0·[0]) + (−1·20) = 50", "input 5×5", "⋆", "@",
                              "3.1416", "padding zeros 1", "→"]),
        x=st.floats(0, 120, allow_nan=False), y=st.floats(0, 40, allow_nan=False),
-       half=st.booleans(), anchor=st.sampled_from(["la", "mm", "ma", "rm"]), size=st.sampled_from([11, 13, 28]),
-       fill=st.tuples(*[st.integers(0, 255)] * 3), seed=st.integers(0, 99))
-def test_cached_text_draws_what_pillow_draws(text: str, x: float, y: float, half: bool, anchor: str, size: int,
-                                             fill: tuple[int, int, int], seed: int) -> None:
+       half=st.booleans(), anchor=st.sampled_from(["la", "mm", "ma", "rm"]),
+       size=st.sampled_from([11, 13, 28]), fill=st.tuples(*[st.integers(0, 255)] * 3),
+       seed=st.integers(0, 99))
+def test_cached_text_draws_what_pillow_draws(text: str, x: float, y: float, half: bool, anchor: str,
+                                             size: int, fill: tuple[int, int, int], seed: int) -> None:
     """_Pen.draw renders each text once and blends the kept coverage: pixel for pixel what
     ImageDraw.text draws, twice over (the second call from the cache), on a noisy background."""
     from PIL import ImageDraw
@@ -419,7 +420,8 @@ def test_apng_refuses_a_frame_count_it_was_not_given() -> None:
 
 @hypothesis.settings(max_examples=25, derandomize=True, deadline=None)
 @given(seed=st.integers(0, 10_000), count=st.integers(1, 10), n_palette=st.integers(1, 12))
-def test_gif_frames_indexed_by_their_changes_as_each_frame_whole(seed: int, count: int, n_palette: int) -> None:
+def test_gif_frames_indexed_by_their_changes_as_each_frame_whole(seed: int, count: int,
+                                                                 n_palette: int) -> None:
     """_indexed_frames looks up only the pixels that changed since the frame before: the same
     indices as looking up every frame whole (_indexed), misses included."""
     from convcli.teach.animate import _indexed, _indexed_frames, _pack

@@ -796,3 +796,26 @@ def test_a_write_error_keeps_a_newline_of_its_path(tmp_path: Path, monkeypatch: 
     assert rec["error"] == f"cannot write {out}: permission denied"
     assert r.stderr.splitlines()[0] == (f"convcli: error: {d}/a\\nb.png: cannot write "
                                         f"{tmp_path}/o/a\\nb.blur.png: permission denied")
+
+
+def test_dask_tasks_name_every_file_by_its_absolute_path(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Dask worker runs in its own folder: every file a task reads or writes is sent absolute
+    (--direction-out was sent as written, relative to the worker's folder), and the record names
+    them as the user wrote them again."""
+    from convcli.pipeline import Pipeline
+    from convcli.run.job import Job, Result
+    from convcli.run.scale import _absolute, _relative
+
+    monkeypatch.chdir(tmp_path)
+    save_rgb(tmp_path / "a.png", seed=1)
+    job = Job(pipeline=Pipeline(()), source="a.png", output="o/a.edges.png", montage="m/a.png",
+              direction_out="d/a.npy", channel_maps=("o/a.c0.png",))
+    sent = _absolute(job)
+    assert isinstance(sent, Job)
+    assert all(os.path.isabs(p) for p in [sent.source, *sent.files()]) and len(sent.files()) == 4
+    assert sent.files() == [str(tmp_path / p) for p in job.files()]
+    record = {"input": sent.source, "output": sent.output, "montage": sent.montage,
+              "direction": sent.direction_out}
+    back = _relative(Result(record), job).record
+    assert back == {"input": "a.png", "output": "o/a.edges.png", "montage": "m/a.png", "direction": "d/a.npy"}

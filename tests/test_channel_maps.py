@@ -69,9 +69,9 @@ def test_a_dry_run_refuses_what_the_run_refuses(tmp_path: Path) -> None:
     refused (exit 2): README, refusals from the header are made with --dry-run too."""
     src = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (8, 10, 3), dtype=np.uint8)).save(src)
+    five = ["conv", "--out-channels", "5"]
     for out, extra, stages in ((tmp_path / "f.png", [], ["conv", "--out-channels", "2", "flatten"]),
-                               (tmp_path / "m.tif", ["--bit-depth", "float"], ["conv", "--out-channels", "5"]),
-                               ("-", [], ["conv", "--out-channels", "5"])):
+                               (tmp_path / "m.tif", ["--bit-depth", "float"], five), ("-", [], five)):
         real = run("chain", "-i", src, "-o", out, *extra, *stages)
         dry = run("chain", "-i", src, "-o", out, *extra, "--dry-run", *stages)
         assert real[0] == dry[0] == 2, (real, dry)

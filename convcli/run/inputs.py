@@ -22,7 +22,8 @@ from convcli.io.formats import FORMATS
 #: Magic numbers of the formats Pillow reads that convcli accepts from directories: PNG, JPEG, GIF,
 #: TIFF (little/big-endian, BigTIFF), JPEG 2000, ICO, QOI, DDS (its 124-byte header size after the
 #: magic), MSP, BLP. WebP (RIFF....WEBP), ICNS, BMP ("BM", then a header size Pillow reads), PNM
-#: (P1..P6, whitespace, then the width's digits), SGI and PCX (a magic byte or two, and header fields of known values) are checked in looks_like_bytes.
+#: (P1..P6, whitespace, then the width's digits), SGI and PCX (a magic byte or two, and header
+#: fields of known values) are checked in looks_like_bytes.
 #: TGA and XBM have no signature: name them on the command line.
 _MAGIC: tuple[bytes, ...] = (
     b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*",

@@ -79,6 +79,19 @@ class Job:
         extra = [p for p in (self.montage, self.direction_out) if p]
         return [*out, *self.channel_maps, *extra]  # type: ignore[list-item]
 
+    def with_paths(self, change: Callable[[str], str]) -> Job:
+        """This job with ``change`` applied to every file it reads or writes (stdin's data, stdout
+        and absent files kept): the one list beside :meth:`files` (``--dask`` made the paths absolute
+        by hand and left ``--direction-out`` relative to the worker's folder)."""
+        return dataclasses.replace(
+            self,
+            source=self.source if self.data is not None else change(self.source),
+            output=self.output if self.output in (None, "-") else change(self.output),
+            montage=change(self.montage) if self.montage else None,
+            direction_out=change(self.direction_out) if self.direction_out else None,
+            channel_maps=tuple(change(m) for m in self.channel_maps),
+        )
+
 
 @record
 class Result:

@@ -388,13 +388,7 @@ def run_dask(
 def _absolute(task: Task) -> Task:
     if isinstance(task, Refusal):
         return task
-    return dataclasses.replace(
-        task,
-        source=task.source if task.data is not None else os.path.abspath(task.source),
-        output=task.output if task.output in (None, "-") else os.path.abspath(task.output),
-        montage=os.path.abspath(task.montage) if task.montage else None,
-        channel_maps=tuple(os.path.abspath(m) for m in task.channel_maps),
-    )
+    return task.with_paths(os.path.abspath)
 
 
 def _dask_outcome(fut: Any, index: int, task: Task) -> Outcome:
@@ -416,6 +410,8 @@ def _relative(result: Result, task: Task) -> Result:
         record["output"] = task.output
     if "montage" in record:
         record["montage"] = task.montage
+    if "direction" in record:
+        record["direction"] = task.direction_out
     if "outputs" in record:
         record["outputs"] = list(task.channel_maps)
     if "error" in record:
