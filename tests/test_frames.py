@@ -404,3 +404,32 @@ def test_direction_out_with_several_frames_is_refused_not_skipped(tmp_path: Path
     code, _, _ = run("edges", src, "--operator", "kirsch", "--direction-out", tmp_path / "d.npy",
                      "-o", tmp_path / "o.png", "--frames", "first")
     assert code == 0 and (tmp_path / "d.npy").exists()
+
+
+def test_a_later_page_with_alpha_is_composited_onto_black_with_a_note(tmp_path: Path) -> None:
+    """A TIFF whose first page is RGB and second RGBA: every page is read in the first's mode, and
+    the second's transparent pixels came out as the colour stored under them, without a note. They
+    count as black now (premultiplied, as a stage dropping alpha sees them), and the note says so."""
+    rng = np.random.default_rng(3)
+    first = colour_frames(1)[0]
+    rgba = rng.integers(0, 256, first.shape[:2] + (4,), dtype=np.uint8)
+    rgba[..., 3] = np.where(rng.random(first.shape[:2]) < 0.4, 0, rgba[..., 3])
+    src = tmp_path / "pages.tif"
+    Image.fromarray(first).save(src, save_all=True, append_images=[Image.fromarray(rgba, "RGBA")])
+    code, stdout, stderr = run(*FILTER, src, "-o", tmp_path / "out.tif", "--json")
+    assert code == 0, stderr
+    notes = json.loads(stdout)["notes"]
+    assert "alpha of frame 1 dropped: the first frame has none, so transparent pixels count as black" in notes
+    got = shown_frames(tmp_path / "out.tif")
+    np.testing.assert_array_equal(got[0], ref_filter(first))
+    black = rgba[..., :3] * (rgba[..., 3:] / 255.0)
+    want = ref_correlate_scipy(black, K, 1, 1, (1, 1, 1, 1), "reflection")
+    near_tie = np.abs(want - np.floor(want) - 0.5) < 1e-3
+    diff = np.abs(got[1].astype(int) - np.clip(np.rint(want), 0, 255))
+    assert np.all(diff[~near_tie] == 0) and np.all(diff <= 1)
+    # an opaque later page (alpha all 255) has nothing dropped: no note
+    rgba[..., 3] = 255
+    Image.fromarray(first).save(src, save_all=True, append_images=[Image.fromarray(rgba, "RGBA")])
+    code, stdout, stderr = run(*FILTER, src, "-o", tmp_path / "out.tif", "--json")
+    assert code == 0 and not any("alpha" in n for n in json.loads(stdout)["notes"])
+    np.testing.assert_array_equal(shown_frames(tmp_path / "out.tif")[1], ref_filter(rgba[..., :3]))

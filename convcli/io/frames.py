@@ -15,6 +15,7 @@ makes each frame only when Pillow asks for it (:class:`_StreamedFrames`).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import struct
 import zlib
@@ -57,12 +58,17 @@ class FrameInfo:
     disposal: str = "unspecified"  # one of DISPOSALS
     blend: str = "source"  # "source" or "over" (APNG); frames come out composed either way
     offset: tuple[int, int] = (0, 0)  # top-left of the rectangle the file stored for it
+    #: the frame had transparent pixels the first frame's mode has no place for: composited onto black
+    alpha_dropped: bool = False
 
 
 Frame = tuple[np.ndarray, np.ndarray | None, FrameInfo]  # 8/16-bit colour, alpha, how it is shown
 
 
 # --------------------------------------------------------------------------- reading
+
+#: Pillow modes that carry alpha (a palette's transparency is in ``info``)
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
 @record
@@ -87,7 +93,10 @@ class FrameSource:
                 raise InputError(f"truncated or corrupt PNG frame {index} ({SHORT_DATA})")
             seek_frame(self.im, index, stored)
             info = _frame_info(self.im)
-            arr = orient(self._array(index), self.turn)
+            arr, dropped = self._array(index)
+            arr = orient(arr, self.turn)
+            if dropped:
+                info = dataclasses.replace(info, alpha_dropped=True)
             if arr.shape[:2] != (h.height, h.width):
                 msg = (f"frame {index} is {arr.shape[1]}x{arr.shape[0]}, not {h.width}x{h.height} like the "
                        "first (give --frames N to filter one)")
@@ -100,8 +109,10 @@ class FrameSource:
                 color = luminance(color)
             yield index, np.ascontiguousarray(color), alpha, info
 
-    def _array(self, index: int) -> np.ndarray:
-        """The current frame as (H, W, C[+alpha]) on the header's scale."""
+    def _array(self, index: int) -> tuple[np.ndarray, bool]:
+        """The current frame as (H, W, C[+alpha]) on the header's scale, and whether transparent
+        pixels were composited onto black: a later page with alpha where the first has none (converted
+        to the first's mode, the colour hidden under them came out)."""
         im, h = self.im, self.header
         if h.bit_depth == 16:
             if im.mode != h.mode:
@@ -116,8 +127,16 @@ class FrameSource:
         else:
             grey = h.mode in _GREY_MODES
             target = ("LA" if grey else "RGBA") if h.has_alpha else ("L" if grey else "RGB")
-            arr = np.asarray(im.convert(target) if im.mode != target else im)
-        return arr[..., None] if arr.ndim == 2 else arr
+            if not h.has_alpha and (im.mode in _ALPHA_MODES or "transparency" in im.info):
+                arr = np.asarray(im.convert("LA" if grey else "RGBA"))
+                a = arr[..., -1:]
+                if a.min() < 255:  # premultiplied: what a stage dropping alpha sees (README, Alpha)
+                    colour = (arr[..., :-1].astype(np.float32) * (a.astype(np.float32) / 255.0))
+                    return colour, True
+                arr = arr[..., :-1]
+            else:
+                arr = np.asarray(im.convert(target) if im.mode != target else im)
+        return (arr[..., None] if arr.ndim == 2 else arr), False
 
 
 def _frame_info(im: Image.Image) -> FrameInfo:

@@ -354,6 +354,7 @@ def _process_frames(job: Job, src: str | Path | bytes, record: dict[str, Any], n
     engine = dataclasses.replace(job.engine, threads=threads)
     stats: list[RangeStats] = []
     enc_notes: list[str] = []
+    dropped: list[int] = []  # frames whose transparency the first frame's mode has no place for
     stdout_data = None
     with open_frames(src, gray=job.gray, max_pixels=job.max_pixels) as source:
         maxval = float(source.header.maxval)
@@ -361,7 +362,9 @@ def _process_frames(job: Job, src: str | Path | bytes, record: dict[str, Any], n
         icc, meta = _metadata_for(job, source.icc_profile, source.metadata, notes)
 
         def filtered() -> Iterator[Frame]:
-            for _index, color, alpha, info in source.frames(job.frames or ()):
+            for index, color, alpha, info in source.frames(job.frames or ()):
+                if info.alpha_dropped:
+                    dropped.append(index)
                 values, a = job.pipeline.run(color, engine, alpha=alpha, maxval=maxval,
                                              linear_light=job.linear_light)
                 del color, alpha
@@ -391,6 +394,10 @@ def _process_frames(job: Job, src: str | Path | bytes, record: dict[str, Any], n
         elif job.output is not None:
             _write(job, job.output, chunks)
     notes.extend(enc_notes)
+    if dropped:
+        which = ", ".join(str(i) for i in dropped[:8]) + (", ..." if len(dropped) > 8 else "")
+        notes.append(f"alpha of frame{'s' if len(dropped) > 1 else ''} {which} dropped: the first frame "
+                     "has none, so transparent pixels count as black")
     record["range"] = {"policy": stats[0].policy, "min": min(s.min for s in stats),
                        "max": max(s.max for s in stats),
                        "clipped_fraction": sum(s.clipped_fraction for s in stats) / len(stats)}
