@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from convcli.core.padding import resolve_mode
+from convcli.core.padding import MODES, resolve_mode
 from convcli.engine import correlate2d
 from convcli.errors import UsageError
-from convcli.teach.emit import MAGICK_VIRTUAL_PIXEL, EmitSpec, emit
+from convcli.teach.emit import EmitSpec, emit
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -303,7 +303,7 @@ def test_magick_virtual_pixel_names_pad_as_numpy_does(mode: str, tmp_path: Path)
     row = np.array([[10, 20, 30, 40, 50]] * 2, dtype=np.uint8)
     src, dst = tmp_path / "row.png", tmp_path / "padded.png"
     Image.fromarray(row).save(src)
-    vp = MAGICK_VIRTUAL_PIXEL[mode]
+    vp = MODES[mode].magick
     cmd = [binary, str(src), "-virtual-pixel", str(vp), "-set", "option:distort:viewport", "9x2-2+0",
            "-filter", "point", "-distort", "SRT", "0", "+repage", "-depth", "8", str(dst)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)

@@ -302,7 +302,7 @@ def test_padded_band_is_a_slice_of_numpy_pad(n: int, w: int, before: int, after:
     r0 = min(r0, full.shape[0] - 1)
     r1 = min(full.shape[0], r0 + rows)
     width = full.shape[1] - right // 2  # a band may need fewer columns than the padded width
-    got = bands.padded_band(x, r0, r1, before, left, width, MODES[mode], np.dtype(np.float64))
+    got = bands.BandGather(x, before, left, width, MODES[mode], np.dtype(np.float64)).band(r0, r1)
     np.testing.assert_array_equal(got, full[r0:r1, :width])
 
 

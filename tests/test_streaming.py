@@ -84,9 +84,9 @@ def test_source_rows_every_mode_is_covered() -> None:
 
 def _write(path: Path, arr: np.ndarray) -> Path:
     if arr.dtype == np.uint16 and arr.ndim == 3:
-        from convcli.io.png import encode_png16
+        from convcli.io.png import encode_png
 
-        path.write_bytes(encode_png16(arr, None))
+        path.write_bytes(encode_png(arr, None))
     else:
         Image.fromarray(arr).save(path)
     return path

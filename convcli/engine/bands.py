@@ -1,6 +1,6 @@
 """Threads and bands: split the output into full-width horizontal bands, one task per band.
 
-Every fast path works band by band: it asks :func:`padded_band` for the padded input
+Every fast path works band by band: it asks a :class:`BandGather` for the padded input
 rows one band of output needs (padding is applied per band, never to a copy of the whole
 image), computes the band with NumPy ufuncs or BLAS (both release the GIL) and writes it
 into its slice of the preallocated output. Bands of about :data:`DEFAULT_BAND_BYTES` per
@@ -322,24 +322,6 @@ class BandGather:
         if rvalid is not None:
             out[~rvalid] = 0
         return out
-
-
-def padded_band(
-    x: np.ndarray,
-    r0: int,
-    r1: int,
-    pad_top: int,
-    pad_left: int,
-    width: int,
-    mode: PadMode,
-    dtype: np.dtype,
-    col_index: tuple[np.ndarray, np.ndarray | None] | None = None,
-) -> np.ndarray:
-    """Rows [r0, r1) and columns [0, width) of ``x`` (H, W, C) padded by ``mode``, as ``dtype``.
-
-    One-off form of :class:`BandGather` (``col_index`` is accepted for compatibility).
-    """
-    return BandGather(x, pad_top, pad_left, width, mode, dtype).band(r0, r1)
 
 
 # ---------------------------------------------------------------- BLAS threads

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from convcli.core.records import record
 from convcli.errors import UsageError
-
-if TYPE_CHECKING:
-    pass
-
 
 # --------------------------------------------------------------------------- formats
 

@@ -155,10 +155,6 @@ def metadata_notes(meta: Metadata | None, fmt: str, icc: str | None = None) -> l
     return notes
 
 
-def _xmp_text(xmp: bytes) -> str:
-    return xmp.decode("utf-8", errors="replace")
-
-
 def save_params(meta: Metadata, fmt: str) -> dict[str, Any]:
     """Pillow ``save`` keywords writing what ``fmt`` holds (PNG: see :func:`png_chunks`)."""
     holds = HOLDS.get(fmt, frozenset())

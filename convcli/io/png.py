@@ -342,17 +342,6 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     )
 
 
-def encode_png16(
-    color: np.ndarray,
-    alpha: np.ndarray | None,
-    *,
-    icc_profile: bytes | None = None,
-    compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL,
-) -> bytes:
-    """A 16-bit PNG (colour type 0, 2, 4 or 6) written by convcli, since Pillow cannot."""
-    return encode_png(color, alpha, icc_profile=icc_profile, compress_level=compress_level)
-
-
 # ------------------------------------------------------------- threaded PNG writer
 #
 # Pillow's PNG encoder runs zlib on one thread. This writer filters every row with PNG's

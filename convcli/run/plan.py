@@ -23,7 +23,7 @@ from convcli.core.records import record
 from convcli.errors import ConvcliError, InputError, UsageError, quoted
 from convcli.io.decode import ImageHeader, read_header
 from convcli.io.files import DANGLING_LINK, os_reason
-from convcli.io.formats import FORMATS, format_for_path, format_info
+from convcli.io.formats import FORMATS, extension_for, format_for_path, format_info
 from convcli.run.inputs import InputItem, output_extension
 from convcli.run.job import Job, OutputKind
 from convcli.run.machine import size_text
@@ -119,7 +119,7 @@ def main_outputs(spec: RunSpec, op: str, inputs: list[InputItem]) -> list[str | 
         return [out.output]
     template = out.name_template or DEFAULT_TEMPLATE
     check_template(template)
-    ext_for = FORMATS[out.fmt].extensions[0] if out.fmt else None
+    ext_for = extension_for(out.fmt) if out.fmt else None
     paths: list[str | None] = []
     for item in inputs:
         if item.error is not None:
@@ -226,7 +226,7 @@ def _check_format_of(spec: RunSpec, path: str) -> None:
     named = out.output is None  # from --out-dir/--name (or the default name), not -o
     known = "png" if path == "-" else _known_format(path)
     if out.fmt is not None and path != "-" and known not in (None, out.fmt):
-        ext = FORMATS[out.fmt].extensions[0]
+        ext = extension_for(out.fmt)
         if named:
             msg = (f"--format {out.fmt} contradicts the extension of {path} (from --name "
                    f"{out.name_template!r}): end the name with {ext} or drop --format")

@@ -167,7 +167,7 @@ def share_cores(tasks: list[Task], workers: int) -> list[Task]:
             if isinstance(t, Job) and t.engine.threads is None else t for t in tasks]
 
 
-def _worker_init(workers: int = 1) -> None:
+def _worker_init() -> None:
     # Ctrl-C reaches the whole process group; the parent alone decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -214,8 +214,7 @@ def _signals_deferred() -> Iterator[None]:
 def _new_pool(workers: int) -> ProcessPoolExecutor:
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init,
-                               initargs=(workers,))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init)
 
 
 def _pooled(tasks: list[Task], workers: int, stop: threading.Event, window: int) -> Iterator[Outcome]:

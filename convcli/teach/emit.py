@@ -50,18 +50,10 @@ from convcli.errors import UsageError
 Library = Literal["torch", "opencv", "scipy", "magick"]
 LIBRARIES: tuple[str, ...] = ("torch", "opencv", "scipy", "magick")
 
-#: ImageMagick ``-virtual-pixel`` method for each convcli mode, as measured on ImageMagick 6.9.11:
-#: ``Mirror`` repeats the edge pixel (``b a | a b c d | d c``), i.e. convcli's ``symmetric``;
-#: nothing in ImageMagick mirrors without repeating it (convcli's ``reflection``), so
-#: that mode is padded by hand (crop, flop, append) before a valid correlation.
-MAGICK_VIRTUAL_PIXEL: dict[str, str | None] = {
-    "zeros": "Black",
-    "border": "Edge",
-    "reflection": None,
-    "symmetric": "Mirror",
-    "circular": "Tile",
-    "valid": None,
-}
+# ImageMagick's ``-virtual-pixel`` method for each mode is PadMode.magick (convcli.core.padding),
+# as measured on ImageMagick 6.9.11: ``Mirror`` repeats the edge pixel (``b a | a b c d | d c``),
+# i.e. convcli's ``symmetric``; nothing in ImageMagick mirrors without repeating it (convcli's
+# ``reflection``), so that mode is padded by hand (crop, flop, append) before a valid correlation.
 
 
 @record(frozen=True)
@@ -501,7 +493,7 @@ def _magick(spec: EmitSpec) -> str:
         kd[:: spec.dilation[0], :: spec.dilation[1]] = k
         k = kd
     t, b, left, r = spec.pad
-    vp = MAGICK_VIRTUAL_PIXEL[m.name]
+    vp = m.magick
     comments = [
         "# ImageMagick 7; with ImageMagick 6 write convert instead of magick.",
         "# -morphology Correlate slides the kernel as written (convcli's default, like torch.nn.Conv2d); "

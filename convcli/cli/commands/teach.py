@@ -45,7 +45,7 @@ def _emit_output(spec: RunSpec, op: str, given: str, src: str) -> str:
     """The file the program writes: the one convcli would write (``-o``, or ``--out-dir``/``--name``
     for this input), else ``output`` with the extension of ``--format`` (PNG without it). The format
     flags are checked as for a run (``--format jpeg -o x.png`` is refused)."""
-    from convcli.io.formats import FORMATS
+    from convcli.io.formats import extension_for
     from convcli.run.inputs import expand_inputs
     from convcli.run.plan import check_format_flags, check_output_formats, main_outputs
 
@@ -58,7 +58,7 @@ def _emit_output(spec: RunSpec, op: str, given: str, src: str) -> str:
         check_output_formats(spec, paths)
         if paths[0] not in (None, "-"):
             return str(paths[0])
-    return "output" + FORMATS[out.fmt or "png"].extensions[0]
+    return "output" + extension_for(out.fmt or "png")
 
 
 def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
