@@ -787,3 +787,15 @@ def test_png16_writer_matches_reference_decoder() -> None:
     _, colour_type, decoded = decode_png_reference(data)  # ...and the reference decoder agree
     assert colour_type == 6
     np.testing.assert_array_equal(decoded, samples)
+
+
+def test_every_format_read_from_a_folder_is_named_when_refused_as_an_output(tmp_path: Path) -> None:
+    """A folder batch reads QOI, JPEG 2000, SGI, DDS, ICNS...; ``-o x.qoi`` said it could not tell the
+    output format, where ``-o x.tga`` said convcli reads TGA but cannot write it. Every format read
+    by extension is in the one table."""
+    from convcli.io.formats import READ_ONLY_EXTENSIONS
+
+    for ext in (".qoi", ".jp2", ".sgi", ".dds", ".icns", ".msp", ".blp", ".pcx", ".tga", ".ico"):
+        assert ext in READ_ONLY_EXTENSIONS
+        with pytest.raises(UsageError, match=f"reads {READ_ONLY_EXTENSIONS[ext]} but cannot write it"):
+            format_for_path(f"x{ext}")

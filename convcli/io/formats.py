@@ -59,10 +59,13 @@ FORMATS: dict[str, FormatInfo] = {
 FORMAT_ALIASES: dict[str, str] = {"jpg": "jpeg", "tif": "tiff"}
 
 
-#: Input formats convcli decodes but does not write.
+#: Input formats convcli decodes but does not write: the one table of their extensions (folders
+#: count a file so named as an image; ``-o`` with one says to write PNG instead).
 READ_ONLY_EXTENSIONS: dict[str, str] = {
     ".ico": "ICO", ".ppm": "PPM", ".pgm": "PGM", ".pbm": "PBM", ".pnm": "PNM",
-    ".tga": "TGA", ".psd": "PSD", ".pcx": "PCX", ".apng": "APNG",
+    ".tga": "TGA", ".psd": "PSD", ".pcx": "PCX", ".apng": "APNG", ".qoi": "QOI",
+    ".jp2": "JPEG 2000", ".j2k": "JPEG 2000", ".sgi": "SGI", ".rgb": "SGI", ".bw": "SGI", ".dds": "DDS",
+    ".icns": "ICNS", ".msp": "MSP", ".blp": "BLP", ".xbm": "XBM",
 }
 
 

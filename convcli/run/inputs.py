@@ -17,7 +17,7 @@ from pathlib import Path
 from convcli.core.records import record
 from convcli.errors import UsageError
 from convcli.io.files import os_reason
-from convcli.io.formats import FORMATS
+from convcli.io.formats import FORMATS, READ_ONLY_EXTENSIONS
 
 #: Magic numbers of the formats Pillow reads that convcli accepts from directories: PNG, JPEG, GIF,
 #: TIFF (little/big-endian, BigTIFF), JPEG 2000, ICO, QOI, DDS (its 124-byte header size after the
@@ -52,8 +52,7 @@ class InputItem:
 
 #: Extensions that name an image: a file so named that cannot be opened is a failed input of
 #: its folder, not skipped as "not an image" (what is in it cannot be looked at).
-_IMAGE_NAMES: frozenset[str] = _WRITABLE | {".gif", ".ico", ".qoi", ".jp2", ".j2k", ".pbm", ".pgm", ".ppm",
-                                            ".pnm", ".sgi", ".rgb", ".bw", ".pcx", ".dds", ".icns"}
+_IMAGE_NAMES: frozenset[str] = _WRITABLE | frozenset(READ_ONLY_EXTENSIONS)
 
 
 def looks_like_image(path: Path) -> bool:
