@@ -684,3 +684,21 @@ def test_a_picture_written_as_png_needs_a_png_name(small: Path, tmp_path: Path, 
     assert r.exit_code == 2, r.output
     assert r.output.count("\n") == 1 and "PNG" in r.output and ".png" in r.output
     assert not list(d.iterdir())
+
+
+@pytest.mark.parametrize("argv", [
+    ["animate", "-o", "{d}/{long}.gif"],
+    ["learn", "{src}", "{src}", "-o", "{d}/k.txt", "--curve", "{d}/{long}.png"],
+    ["kernels", "sharpen", "--response", "-o", "{d}/{long}.png"],
+], ids=["animate", "learn curve", "kernels response"])
+def test_a_name_longer_than_the_file_system_takes_is_refused_first(small: Path, tmp_path: Path,
+                                                                   argv: list[str]) -> None:
+    """The commands that plan their own files checked inputs and collisions but not lengths: a
+    300-byte name failed when written, after the work, exit 1 ('cannot write ...: file name too
+    long'), where the image commands refuse it from the plan (exit 2)."""
+    d = tmp_path / "out"
+    d.mkdir()
+    r = run(*[a.format(src=small, d=d, long="a" * 300) for a in argv])
+    assert r.exit_code == 2, r.output
+    assert r.output.count("\n") == 1 and "over the file system's limit" in r.output
+    assert not list(d.iterdir())

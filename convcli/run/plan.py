@@ -518,7 +518,7 @@ def check_files(inputs: list[InputItem], tasks: list[Task], out_dir: str | None,
             if not real.startswith(root.rstrip(os.sep) + os.sep):
                 msg = f"{f.source}: the {f.what} {f.path} would be outside --out-dir {out_dir}"
                 raise UsageError(msg)
-        _check_length(f, name_max)
+        _check_length(f.path, f.what, f"{f.source}: ", name_max)
 
 
 def _collision_hint(a: _Planned, b: _Planned) -> str:
@@ -536,19 +536,20 @@ def _collision_hint(a: _Planned, b: _Planned) -> str:
     return " (give --name a template with {stem})"
 
 
-def _check_length(f: _Planned, cache: dict[str, int]) -> None:
-    absolute = os.path.abspath(f.path)
+def _check_length(path: str, what: str, prefix: str, cache: dict[str, int]) -> None:
+    """A path and names the file system takes (``prefix`` begins the message: the input's name)."""
+    absolute = os.path.abspath(path)
     if len(os.fsencode(absolute)) >= PATH_MAX:
-        msg = f"{f.source}: the {f.what} path is {len(absolute)} characters, over the limit of {PATH_MAX}"
+        msg = f"{prefix}the {what} path is {len(absolute)} characters, over the limit of {PATH_MAX}"
         raise UsageError(msg)
     folder = os.path.dirname(absolute)
     limit = cache.get(folder)
     if limit is None:
         limit = cache[folder] = _name_max(absolute)
-    for part in Path(f.path).parts:
+    for part in Path(path).parts:
         if len(os.fsencode(part)) > limit:
             shown = part if len(part) <= 60 else part[:40] + "..." + part[-12:]
-            msg = (f"{f.source}: the {f.what} name {shown!r} is {len(os.fsencode(part))} bytes, over the "
+            msg = (f"{prefix}the {what} name {shown!r} is {len(os.fsencode(part))} bytes, over the "
                    f"file system's limit of {limit}")
             raise UsageError(msg)
 
@@ -599,8 +600,9 @@ def prepare_paths(inputs: Sequence[str], outputs: list[tuple[str, str]]) -> None
 
 
 def check_paths(inputs: Sequence[str], outputs: list[tuple[str, str]]) -> None:
-    """The one safety check for a command that plans its files itself: ``outputs`` are (what,
-    path); none may be an input, two the same file, or an existing non-regular file."""
+    """:func:`check_files` for a command that plans its files itself: ``outputs`` are (what, path);
+    none may be an input, two the same file, an existing non-regular file, or a path or name longer
+    than the file system takes (an over-long -o failed after the work, exit 1)."""
     input_keys: dict[object, str] = {}
     for name in inputs:
         if name != "-":
@@ -609,6 +611,7 @@ def check_paths(inputs: Sequence[str], outputs: list[tuple[str, str]]) -> None:
         else:
             input_keys.update(dict.fromkeys(_stdin_keys(), "- (stdin)"))
     seen: dict[object, tuple[str, str]] = {}
+    name_max: dict[str, int] = {}
     for what, path in outputs:
         keys, st = _identity(path)
         for key in keys:
@@ -623,3 +626,4 @@ def check_paths(inputs: Sequence[str], outputs: list[tuple[str, str]]) -> None:
         problem = _target_problem(path, st)
         if problem:
             raise UsageError(f"the {what} {path} {problem}")
+        _check_length(path, what, "", name_max)
