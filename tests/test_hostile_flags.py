@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from convcli.cli import cli
+from convcli.cli.kernelspec import cli_kernel
 from convcli.core.kernels import MAX_KERNEL_SIZE, parse_kernel
-from convcli.core.userfiles import MAX_USER_FILE_BYTES
+from convcli.io.userfiles import MAX_USER_FILE_BYTES
 
 SOBEL_X = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
 
@@ -239,7 +240,7 @@ def test_a_file_at_the_cap_is_read(tmp_path: Path) -> None:
     path = tmp_path / "k.txt"
     body = b"1 2 1\n2 4 2\n1 2 1\n"
     path.write_bytes(body + b"#" * (MAX_USER_FILE_BYTES - len(body)))
-    np.testing.assert_array_equal(parse_kernel(f"@{path}").weights, [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+    np.testing.assert_array_equal(cli_kernel(f"@{path}").weights, [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
 
 
 # --------------------------------------------------------------------------- 2. nested literals, U+2212

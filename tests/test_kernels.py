@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from convcli.cli import cli
+from convcli.cli.kernelspec import cli_kernel
 from convcli.core.kernels import (
     REGISTRY,
     Kernel,
@@ -19,11 +20,11 @@ from convcli.core.kernels import (
     gaussian_1d,
     gaussian_kernel,
     get_kernel,
-    load_kernel_file,
     parse_kernel,
     parse_literal,
 )
 from convcli.errors import UsageError
+from convcli.io.kernelfile import load_kernel_file
 
 # Hand-written from README 'Kernels', the lecture and the operators' textbook definitions.
 EXPECTED = {
@@ -228,44 +229,44 @@ SOBEL_X = np.array(EXPECTED["sobel-x"], dtype=np.float64)
 def test_file_txt(tmp_path):
     p = tmp_path / "k.txt"
     p.write_text("# sobel x\n-1 0 1\n-2 0 2   # middle row\n\n-1 0 1\n", encoding="utf-8")
-    np.testing.assert_array_equal(parse_kernel(f"@{p}").weights, SOBEL_X)
+    np.testing.assert_array_equal(cli_kernel(f"@{p}").weights, SOBEL_X)
     np.testing.assert_array_equal(load_kernel_file(p).weights, SOBEL_X)
 
 
 def test_file_csv(tmp_path):
     p = tmp_path / "k.csv"
     p.write_text("-1,0,1\n-2, 0, 2\n-1,0,1\n", encoding="utf-8")
-    np.testing.assert_array_equal(parse_kernel(f"@{p}").weights, SOBEL_X)
+    np.testing.assert_array_equal(cli_kernel(f"@{p}").weights, SOBEL_X)
 
 
 def test_file_csv_with_fractions(tmp_path):
     p = tmp_path / "k.csv"
     p.write_text("1/4,1/4\n1/4,1/4\n", encoding="utf-8")
-    np.testing.assert_array_equal(parse_kernel(f"@{p}").weights, np.full((2, 2), 0.25))
+    np.testing.assert_array_equal(cli_kernel(f"@{p}").weights, np.full((2, 2), 0.25))
 
 
 def test_file_json(tmp_path):
     p = tmp_path / "k.json"
     p.write_text(json.dumps(SOBEL_X.astype(int).tolist()), encoding="utf-8")
-    np.testing.assert_array_equal(parse_kernel(f"@{p}").weights, SOBEL_X)
+    np.testing.assert_array_equal(cli_kernel(f"@{p}").weights, SOBEL_X)
 
 
 def test_file_json_flat_list_is_one_row_as_the_literal(tmp_path):
     """``-k "[1,2,3]"`` is a 1x3 kernel; ``@k1.json`` holding [1,2,3] said "expected a list of lists"."""
     p = tmp_path / "k1.json"
     p.write_text("[1, 2, 3.5]", encoding="utf-8")
-    np.testing.assert_array_equal(parse_kernel(f"@{p}").weights, [[1.0, 2.0, 3.5]])
+    np.testing.assert_array_equal(cli_kernel(f"@{p}").weights, [[1.0, 2.0, 3.5]])
     wide = tmp_path / "wide.json"  # the same side limit as a literal row
     wide.write_text(json.dumps([1] * 1002), encoding="utf-8")
     with pytest.raises(UsageError, match="would be 1x1002; kernels are at most 1001x1001"):
-        parse_kernel(f"@{wide}")
+        cli_kernel(f"@{wide}")
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int16])
 def test_file_npy(tmp_path, dtype):
     p = tmp_path / "k.npy"
     np.save(p, SOBEL_X.astype(dtype))
-    k = parse_kernel(f"@{p}")
+    k = cli_kernel(f"@{p}")
     assert k.weights.dtype == np.float64
     np.testing.assert_array_equal(k.weights, SOBEL_X)
 
@@ -274,7 +275,7 @@ def test_file_non_square_npy(tmp_path):
     p = tmp_path / "k.npy"
     w = np.arange(10.0).reshape(2, 5) / 7
     np.save(p, w)
-    np.testing.assert_array_equal(parse_kernel(f"@{p}").weights, w)
+    np.testing.assert_array_equal(cli_kernel(f"@{p}").weights, w)
 
 
 @pytest.mark.parametrize(("name", "content", "fragment"), [
@@ -299,7 +300,7 @@ def test_bad_files(tmp_path, name, content, fragment):
     p = tmp_path / name
     p.write_text(content, encoding="utf-8")
     with pytest.raises(UsageError) as info:
-        parse_kernel(f"@{p}")
+        cli_kernel(f"@{p}")
     assert fragment in str(info.value)
 
 
@@ -316,7 +317,7 @@ def test_bad_npy(tmp_path, array, fragment):
     p = tmp_path / "k.npy"
     np.save(p, array)
     with pytest.raises(UsageError) as info:
-        parse_kernel(f"@{p}")
+        cli_kernel(f"@{p}")
     assert fragment in str(info.value)
 
 
@@ -324,13 +325,13 @@ def test_corrupt_npy(tmp_path):
     p = tmp_path / "k.npy"
     p.write_bytes(b"not a numpy file")
     with pytest.raises(UsageError, match=r"k\.npy"):
-        parse_kernel(f"@{p}")
+        cli_kernel(f"@{p}")
 
 
 def test_missing_file(tmp_path):
     p = tmp_path / "nope.txt"
     with pytest.raises(UsageError, match="cannot read kernel file") as info:
-        parse_kernel(f"@{p}")
+        cli_kernel(f"@{p}")
     assert "nope.txt" in str(info.value)
 
 

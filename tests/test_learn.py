@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from scipy import ndimage
 
 from convcli.cli.app import cli
-from convcli.core.kernels import load_kernel_file
 from convcli.errors import UsageError
+from convcli.io.kernelfile import load_kernel_file
 from convcli.teach.learn import LearnSettings, Weights, descend, make_problem, solve_lstsq
 
 ROOT = Path(__file__).resolve().parent.parent

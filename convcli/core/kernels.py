@@ -6,7 +6,7 @@ A kernel spec on the command line is one of
   (``"0 -1 0; -1 5 -1; 0 -1 0"``, ``"1/9 1/9 1/9; ..."``),
 - a nested list, Python or JSON style (``"[[0,-1,0],[-1,5,-1],[0,-1,0]]"``): always 2-D,
 - a file: ``@path`` with .txt/.csv rows, .json (list of lists, or one list: a row) or .npy, at most 16 MiB
-  (:data:`convcli.core.userfiles.MAX_USER_FILE_BYTES`).
+  (:data:`convcli.io.userfiles.MAX_USER_FILE_BYTES`).
 
 A minus sign may be typed as ``-`` or as U+2212 (``−``, as printed by ``explain`` and the README).
 Every kernel is at most :data:`MAX_KERNEL_SIZE` (1001) on a side, and the sum of its
@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import field
-from pathlib import Path
 
 import numpy as np
 
@@ -466,37 +465,12 @@ def parse_literal(text: str, name: str | None = None) -> Kernel:
     return k
 
 
-def load_kernel_file(path: str | Path) -> Kernel:
-    """``@path``: .npy (2-D), .json (list of lists; a flat list is one row, as the literal ``[1, 2, 3]``),
-    anything else rows of text (.txt/.csv).
-
-    Read with the cap and checks of :func:`convcli.core.userfiles.read_user_file`; every
-    error names the file.
-    """
-    try:
-        return _load_kernel_file(Path(path))
-    except UsageError as e:
-        text = str(e)
-        if text.startswith(("kernel file ", "cannot read kernel file ")):
-            raise
-        msg = f"kernel file {path}: {text}"
-        raise UsageError(msg) from None
-
-
-def _load_kernel_file(p: Path) -> Kernel:
-    from convcli.core.userfiles import decode_text, load_npy, read_user_file
-
-    name = p.name
-    what = f"kernel file {p}"
-    if p.suffix.lower() == ".npy":
-        arr = load_npy(p, "kernel file")
-        if arr.ndim != 2:
-            msg = f"{what}: expected a 2-D array, got shape {arr.shape}"
-            raise UsageError(msg)
-        check_kernel_size(arr.shape[0], arr.shape[1], what)
-        return parse_rows(arr.astype(np.float64).tolist(), name)
-    text = normalize_minus(decode_text(read_user_file(p, "kernel file"), what))
-    if p.suffix.lower() == ".json":
+def kernel_from_text(text: str, name: str, what: str, json_lists: bool) -> Kernel:
+    """A kernel file's text (already decoded): rows of numbers (.txt/.csv; ``#`` comments, commas or
+    semicolons between numbers) or, with ``json_lists``, a JSON list of lists (a flat list is one
+    row, as the literal ``[1, 2, 3]``). Errors begin with ``what`` (the file)."""
+    text = normalize_minus(text)
+    if json_lists:
         depth = _nesting_depth(text)
         if depth > 2:
             msg = f"{what}: lists nested {depth} deep; expected a list of lists of numbers"
@@ -522,6 +496,15 @@ def _load_kernel_file(p: Path) -> Kernel:
     return parse_rows(rows, name)
 
 
+def kernel_from_array(arr: np.ndarray, name: str, what: str) -> Kernel:
+    """A kernel file's 2-D array (.npy); errors begin with ``what`` (the file)."""
+    if arr.ndim != 2:
+        msg = f"{what}: expected a 2-D array, got shape {arr.shape}"
+        raise UsageError(msg)
+    check_kernel_size(arr.shape[0], arr.shape[1], what)
+    return parse_rows(arr.astype(np.float64).tolist(), name)
+
+
 def spec_file(spec: str) -> str | None:
     """The file a ``--kernel`` spec reads (``@file``, ``@image.png``), else None: the one reading of
     it, shared by :func:`parse_kernel` and the commands' check that no output overwrites an input."""
@@ -529,11 +512,14 @@ def spec_file(spec: str) -> str | None:
     return s[1:] if s.startswith("@") else None
 
 
-def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = None) -> Kernel:
+def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = None,
+                 file_loader: Callable[[str], Kernel] | None = None) -> Kernel:
     """Resolve a ``--kernel`` spec: ``@file``, a parametric spec (``gaussian:sigma=2``, ``kirsch@45``;
     convcli.core.parametric), a literal (contains digits), or a registry name.
 
-    ``image_loader`` reads ``@image.png`` kernels to a 2-D luminance array (core reads no images).
+    Core reads no files: ``image_loader`` reads ``@image.png`` kernels to a 2-D luminance array and
+    ``file_loader`` reads ``@kernel.txt/.csv/.json/.npy`` (both in convcli.io, as
+    :func:`convcli.cli.kernelspec.cli_kernel` passes them).
     """
     from convcli.core import parametric
 
@@ -551,9 +537,12 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
             raise UsageError(msg)
         return parametric.kernel_from_image(image_loader(path), path)
     if parametric.handles(s):
-        return parametric.parse(s, lambda base: parse_kernel(base, image_loader))
+        return parametric.parse(s, lambda base: parse_kernel(base, image_loader, file_loader))
     if path is not None:
-        return load_kernel_file(path)
+        if file_loader is None:
+            msg = f"kernel file {path}: files are read by the command line, not by parse_kernel alone"
+            raise UsageError(msg)
+        return file_loader(path)
     if s.isdigit():  # "-k 5" is easily meant as a size: say so instead of running a 1x1 kernel of 5
         if len(s) > 9:  # no kernel size; and int() of 5000 digits raises (Python's 4300-digit limit)
             msg = (f"kernel {quoted(s)}: -k takes a kernel (a name, a literal or @file), not a "

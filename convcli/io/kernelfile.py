@@ -1,13 +1,16 @@
-"""Kernel images (``-k @psf.png``): decoded here, in io, so convcli.core never imports Pillow."""
+"""Kernel files (``-k @k.txt/.csv/.json/.npy``) and kernel images (``-k @psf.png``), read here, in io:
+convcli.core parses what they hold and never opens a file."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from convcli.core.kernels import MAX_KERNEL_SIZE
-from convcli.core.userfiles import read_user_file
+from convcli.core.kernels import MAX_KERNEL_SIZE, Kernel, kernel_from_array, kernel_from_text
 from convcli.errors import ConvcliError, UsageError
 from convcli.io.decode import read_image
+from convcli.io.userfiles import decode_text, load_npy, read_user_file
 
 #: A kernel image larger than this many pixels is refused before decoding (the kernel side limit, squared).
 MAX_KERNEL_PIXELS = MAX_KERNEL_SIZE * MAX_KERNEL_SIZE
@@ -30,3 +33,25 @@ def load_kernel_image(path: str) -> np.ndarray:
         msg = f"cannot read kernel image {path}: {e.strerror or e}"
         raise UsageError(msg) from None
     return img.color[:, :, 0].astype(np.float64) / float(img.header.maxval)
+
+
+def load_kernel_file(path: str | Path) -> Kernel:
+    """``@path``: .npy (2-D), .json (list of lists; a flat list is one row, as the literal ``[1, 2, 3]``),
+    anything else rows of text (.txt/.csv).
+
+    Read with the cap and checks of :func:`convcli.io.userfiles.read_user_file`; every
+    error names the file.
+    """
+    p = Path(path)
+    what = f"kernel file {p}"
+    try:
+        if p.suffix.lower() == ".npy":
+            return kernel_from_array(load_npy(p, "kernel file"), p.name, what)
+        text = decode_text(read_user_file(p, "kernel file"), what)
+        return kernel_from_text(text, p.name, what, json_lists=p.suffix.lower() == ".json")
+    except UsageError as e:
+        text = str(e)
+        if text.startswith(("kernel file ", "cannot read kernel file ")):
+            raise
+        msg = f"{what}: {text}"
+        raise UsageError(msg) from None

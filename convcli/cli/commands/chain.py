@@ -31,8 +31,8 @@ from convcli.cli.commands.image import (
 from convcli.cli.options import PairType, geometry_options, io_options, run_spec
 from convcli.core.kernels import MAX_KERNEL_SIZE, check_kernel_size
 from convcli.core.shapes import resolve_geometry
-from convcli.core.userfiles import load_npy
 from convcli.errors import UsageError
+from convcli.io.userfiles import load_npy
 from convcli.pipeline import ConvStage, FlattenStage, GrayStage, Pipeline, ReluStage, Stage
 from convcli.run.spec import Command, RunSpec
 
