@@ -540,7 +540,8 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
         return parametric.parse(s, lambda base: parse_kernel(base, image_loader, file_loader))
     if path is not None:
         if file_loader is None:
-            msg = f"kernel file {path}: files are read by the command line, not by parse_kernel alone"
+            msg = (f"kernel file {path}: parse_kernel reads no files; pass file_loader="
+                   "convcli.io.kernelfile.load_kernel_file")
             raise UsageError(msg)
         return file_loader(path)
     if s.isdigit():  # "-k 5" is easily meant as a size: say so instead of running a 1x1 kernel of 5
