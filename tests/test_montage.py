@@ -300,3 +300,22 @@ def test_every_picture_has_a_visible_edge(value: int) -> None:
         cell = m[top:bottom, left:right].reshape(-1, 3)
         colours = {tuple(c) for c in cell}
         assert colours - {(255, 255, 255), (value,) * 3}, f"panel {i}: only the page and the picture"
+
+
+def test_a_title_keeps_an_arrow_with_its_sizes_and_a_blank_cell_is_empty() -> None:
+    """demo's stride-2 title wrapped as '... 224' over '-> 112'; its empty grid cells were drawn with a
+    frame, like a missing picture."""
+    from PIL import Image, ImageDraw
+
+    from convcli.teach.render import BACKGROUND, Panel, _font, _wrap, blank_panel, make_montage
+
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    title = "3x3 convolution, stride 2, zero padding 1: 224 -> 112 -> 56"
+    for width in range(120, 700, 20):
+        lines = _wrap(draw, title, _font(20), width)
+        assert " ".join(lines) == title
+        assert not any(ln.startswith("->") or ln.endswith("->") for ln in lines), lines
+    pic = np.full((30, 30), 90, dtype=np.uint8)
+    out = np.asarray(make_montage([Panel("a", "[1]", pic), blank_panel()], columns=2))
+    right = out[:, out.shape[1] // 2 + 4:]
+    assert np.all(right == np.array(BACKGROUND, dtype=np.uint8)), "the blank cell drew something"

@@ -122,7 +122,8 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
     p2a, r2a, _ = tour.run([_filt(printed, "printed, sum 1.78")])
     p2b, r2b, _ = tour.run([_filt(printed.normalized(), "printed --normalize")])
     p2c, r2c, _ = tour.run([_filt(get_kernel("gaussian3"))])
-    figure("02-gaussian-blur", "Gaussian blur: the printed kernel sums to 1.78 and brightens; normalised",
+    figure("02-gaussian-blur", "Gaussian blur: the printed kernel sums to 1.78 and brightens; "
+           "normalised, it keeps the brightness",
            tour.input_panel() + p2a + p2b + p2c, [r2a, r2b, r2c])
 
     # 3. Handcrafted edge kernels K_v and K_h on luminance.
@@ -141,8 +142,8 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
            [r4a, r4b])
 
     # 5. Padding and stride: valid (222) vs same (224).
-    p5a, r5a, _ = tour.run([_filt(get_kernel("box3"), "valid", padding="valid")])
-    p5b, r5b, _ = tour.run([_filt(get_kernel("box3"), "same (zeros)", padding="zeros")])
+    p5a, r5a, _ = tour.run([_filt(get_kernel("box3"), "box3 valid", padding="valid")])
+    p5b, r5b, _ = tour.run([_filt(get_kernel("box3"), "box3 same (zeros)", padding="zeros")])
     figure("05-valid-vs-same", f"3x3, stride 1: valid loses a pixel each side ({_hw(r5a)}), "
            f"same keeps {_hw(r5b)}",
            tour.input_panel() + p5a + p5b, [r5a, r5b])
@@ -176,8 +177,8 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
            f"1x1 conv -> 2 channels (seed {seed + 1})", p7, [r7], columns=4)
 
     # 8. Downsampling with a stride-2 convolution: 224 -> 112.
-    p8, r8, _ = tour.run([_filt(get_kernel("gaussian3"), "3x3 stride 2", stride=(2, 2), padding="zeros",
-                                pad="1")])
+    p8, r8, _ = tour.run([_filt(get_kernel("gaussian3"), "gaussian3 stride 2", stride=(2, 2),
+                                padding="zeros", pad="1")])
     figure("08-stride-2", "3x3 convolution, stride 2, zero padding 1: "
            + " -> ".join(_sizes((r8, "input_shape"), (r8, "output_shape"))),
            tour.input_panel() + p8,

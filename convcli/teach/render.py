@@ -54,6 +54,8 @@ class Panel:
     #: drawn at the one scale of every such panel of its montage (the stages of a pipeline: a
     #: downsampled stage looks smaller), not fitted to its cell on its own
     true_scale: bool = False
+    #: an empty cell keeping a grid's columns aligned: nothing drawn, not even the hairline frame
+    blank: bool = False
 
     def __post_init__(self) -> None:
         a = np.asarray(self.image)
@@ -160,9 +162,16 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> s
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> list[str]:
-    """``text`` split at spaces into lines no wider than ``width`` (a single long word stays whole)."""
-    lines: list[str] = []
+    """``text`` split at spaces into lines no wider than ``width`` (a single long word stays whole;
+    ``a -> b`` stays together: a title ending "224" above "-> 112" read as two sizes)."""
+    words: list[str] = []
     for word in _drawable(text).split(" "):
+        if words and (word.startswith("->") or words[-1].endswith("->")):
+            words[-1] += " " + word
+        else:
+            words.append(word)
+    lines: list[str] = []
+    for word in words:
         if lines and _text_width(draw, lines[-1] + " " + word, font) <= width:
             lines[-1] += " " + word
         else:
@@ -171,8 +180,8 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> list[
 
 
 def blank_panel() -> Panel:
-    """An empty cell (white, no label), to keep a grid's columns aligned."""
-    return Panel("", "", np.full((8, 8), 255, dtype=np.uint8))
+    """An empty cell (nothing drawn, no label), to keep a grid's columns aligned."""
+    return Panel("", "", np.full((8, 8), 255, dtype=np.uint8), blank=True)
 
 
 def weights_panel(weights: np.ndarray, label: str, in_names: list[str], *, size: int = 224) -> Panel:
@@ -300,6 +309,8 @@ def make_montage(
         draw.text((lay.width / 2, y), text, fill=TEXT, font=big, anchor="mm")
     pad = max(2, lay.font_size // 4)
     for i, p in enumerate(panels):
+        if p.blank:  # framed, an empty cell looked like a missing picture
+            continue
         pic = _to_rgb(scale_to_cell(p.image, cell, common if p.true_scale else None))
         left, top, right, bottom = lay.cell_box(i)
         ph, pw = pic.shape[:2]
