@@ -632,16 +632,26 @@ class Pipeline:
         return plans
 
     def range_note(self, policy: str, clipped_fraction: float, minimum: float) -> str | None:
-        """A hint when ``clip`` cut many negative responses of a last kernel summing to 0 (sobel-x...)."""
-        if policy != "clip" or clipped_fraction <= CLIP_HINT_FRACTION or minimum >= 0 or not self.stages:
+        """A hint when ``clip`` cut many negative responses of a kernel summing to 0 (sobel-x...): the
+        last stage's, or one followed only by blurs, downsamples and luminance, which keep negatives
+        negative (``blur edges downsample`` clipped 47% without a word)."""
+        if policy != "clip" or clipped_fraction <= CLIP_HINT_FRACTION or minimum >= 0:
             return None
-        last = self.stages[-1]
-        if not isinstance(last, CorrelateStage) or last.kernel is None:
-            return None
-        if not sums_to_zero(last.kernel.weights):
-            return None
-        return (f"{clipped_fraction * 100:.0f}% of samples clipped: the kernel sums to 0, so its negative "
-                "responses became 0; --range abs keeps their magnitude, --range normalize maps min..max")
+        for n, stage in enumerate(reversed(self.stages)):
+            if isinstance(stage, GrayStage):
+                continue
+            if not isinstance(stage, CorrelateStage) or stage.kernel is None:
+                return None
+            w = stage.kernel.weights
+            if sums_to_zero(w):
+                name = stage.label or stage.kernel.name
+                which = "the kernel" if n == 0 else f"the {stage.op} kernel ({name})"
+                return (f"{clipped_fraction * 100:.0f}% of samples clipped: {which} sums to 0, so its "
+                        "negative responses became 0; --range abs keeps their magnitude, --range normalize "
+                        "maps min..max")
+            if np.any(w < 0):
+                return None
+        return None
 
     @property
     def keeps_alpha(self) -> bool:

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from convcli.cli import cli
 from convcli.report import json_line, plain_lines, write_plain, write_table
+
+CAT = Path(__file__).resolve().parent.parent / "sample_images" / "cat224.png"
 
 
 def stage(n: int, out: int, rf: int, jump: int) -> dict[str, object]:
@@ -122,3 +127,30 @@ def test_flatten_is_a_reshape_not_a_point_wise_stage(tmp_path) -> None:
     flat = next(ln for ln in lines if ". flatten" in ln)
     assert "(point-wise)" in relu
     assert "point-wise" not in flat and "reshape" in flat and "[1, 3, 6, 5] -> [1, 90]" in flat
+
+
+@pytest.mark.parametrize(("argv", "hint"), [
+    (["filter", "{cat}", "-k", "sobel-x"], "the kernel sums to 0"),
+    (["chain", "-i", "{cat}", "blur", "--size", "5", "edges", "--direction", "vertical", "downsample"],
+     "the edges kernel (edge-vertical) sums to 0"),
+    (["chain", "-i", "{cat}", "filter", "-k", "sobel-x", "gray", "blur"],
+     "the filter kernel (sobel-x) sums to 0"),
+    (["chain", "-i", "{cat}", "filter", "-k", "sobel-x", "filter", "-k", "sharpen"], None),
+    (["chain", "-i", "{cat}", "filter", "-k", "sobel-x", "relu"], None),
+], ids=["last", "before a blur and a downsample", "before gray and blur", "before a sharpen", "before relu"])
+def test_the_clipping_hint_finds_a_zero_sum_kernel_before_stages_that_keep_negatives(
+        tmp_path: Path, argv: list[str], hint: str | None) -> None:
+    """The hint ('--range abs keeps their magnitude') came only when the zero-sum kernel was the last
+    stage: ``blur edges downsample`` clipped 47% of its samples without a word. Blurs, downsamples and
+    luminance after it keep its negatives negative; a sharpen or a ReLU after it is not this case."""
+    out = tmp_path / "o.png"
+    r = CliRunner().invoke(cli, [a.format(cat=CAT) for a in argv] + ["-o", str(out), "--json"]
+                           if argv[0] != "chain" else
+                           [argv[0], *[a.format(cat=CAT) for a in argv[1:3]], "-o", str(out), "--json",
+                            *argv[3:]])
+    assert r.exit_code == 0, r.output
+    notes = [n for n in json.loads(r.stdout)["notes"] if "samples clipped" in n]
+    if hint is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and hint in notes[0] and "--range abs" in notes[0], notes
