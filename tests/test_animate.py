@@ -298,6 +298,8 @@ def test_image_crop_is_its_rounded_luminance(tmp_path: Path) -> None:
     ["-o", "x.gif", "-k", "nonsense"],
     ["-o", "x.gif", "--input-size", "16", "--unroll"],
     [str(CAT), "--at", "220,0", "-o", "x.gif"],
+    ["-o", "x.gif", "--pad", "1000000"],  # a 3.6 TiB grid was built before the size check: traceback
+    ["-o", "x.gif", "--transposed", "-s", "1000000", "--pad", "0"],
 ])
 def test_usage_errors_exit_2_with_one_line(tmp_path: Path, args: list[str]) -> None:
     args = [str(tmp_path / a) if a.startswith("x.") else a for a in args]

@@ -300,6 +300,15 @@ def _transposed_grid(values: np.ndarray | None, h: int, w: int, s: Pair, q: Pad4
     return grid, kind, source, (qt, ql, qt + hs, ql + ws)
 
 
+def _check_grid(hp: int, wp: int) -> None:
+    """Refuse a grid too large to draw from its size alone, before any array of it exists
+    (``--pad 1000000`` built a 3.6 TiB grid first: a MemoryError traceback)."""
+    if max(hp, wp) > MAX_GRID:
+        msg = (f"the padded grid would be {hp}{TIMES}{wp} cells; at most {MAX_GRID} a side can be drawn: "
+               "use a smaller input, stride or padding")
+        raise UsageError(msg)
+
+
 def plan(settings: AnimateSettings) -> Plan:
     """The numbers and the geometry of the animation (no drawing); UsageError for what cannot be drawn."""
     values, (h, w) = _check(settings)
@@ -325,6 +334,7 @@ def plan(settings: AnimateSettings) -> Plan:
                    f"{reach[0]},{reach[2]} (Y,X); the equivalent convolution would need negative padding")
             raise UsageError(msg)
         q4 = (q[0], q[1] + a, q[2], q[3] + a)
+        _check_grid((h - 1) * sy + 1 + q4[0] + q4[1], (w - 1) * sx + 1 + q4[2] + q4[3])
         grid, kind, source, box = _transposed_grid(values, h, w, (sy, sx), q4)
         weights = np.asarray(k.weights[::-1, ::-1], dtype=np.float64)
         disp = k.entries()
@@ -362,6 +372,7 @@ def plan(settings: AnimateSettings) -> Plan:
             msg = "padding mode 'valid' takes no padding amount"
             raise UsageError(msg)
         oh, ow = Geometry((kh, kw), (sy, sx), (dy, dx), pad).out_hw(h, w)  # type: ignore[arg-type]
+        _check_grid(h + pad[0] + pad[1], w + pad[2] + pad[3])
         grid, kind, source, box = _direct_grid(values, h, w, pad, mode.name)  # type: ignore[arg-type]
         weights = np.asarray(k.weights, dtype=np.float64)
         text = tuple(tuple(r) for r in k.entries())
@@ -376,10 +387,6 @@ def plan(settings: AnimateSettings) -> Plan:
                             else f"output {oh}{TIMES}{ow}: H = {fh}; W = {fw}")
         labels["title"] = ("convolution (cross-correlation, as PyTorch): "
                            "the window slides one output at a time")
-    if max(grid.shape) > MAX_GRID:
-        msg = (f"the padded grid would be {grid.shape[0]}{TIMES}{grid.shape[1]} cells; at most {MAX_GRID} "
-               "a side can be drawn: use a smaller input, stride or padding")
-        raise UsageError(msg)
     if oh * ow > MAX_STEPS:
         msg = (f"{oh * ow} outputs ({oh}{TIMES}{ow}) would make {oh * ow} frames; at most {MAX_STEPS}: "
                "use a smaller input or a larger stride")
