@@ -703,3 +703,25 @@ def test_a_name_longer_than_the_file_system_takes_is_refused_first(small: Path, 
     assert r.exit_code == 2, r.output
     assert r.output.count("\n") == 1 and "over the file system's limit" in r.output
     assert not list(d.iterdir())
+
+
+def test_conv_weights_and_biases_within_the_limits_flags_have(small: Path, tmp_path: Path) -> None:
+    """--out-channels stops at 4096, but --weights of 100000 rows wrote 56,688 channel maps in a
+    minute; weights of 3e38 (finite in float32) gave inf written as a result, exit 0; so did --bias
+    1e300 on filter and --amount 1e308 on sharpen. Each is refused now, exit 2, nothing written."""
+    d = tmp_path / "out"
+    d.mkdir()
+    many, huge, bias = tmp_path / "many.npy", tmp_path / "huge.npy", tmp_path / "bias.npy"
+    np.save(many, np.zeros((4097, 3, 1, 1), np.float32))
+    np.save(huge, np.full((2, 3, 1, 1), 3e38, np.float32))
+    np.save(bias, np.array([1e30, 0.0], np.float32))
+    conv = ["chain", "-i", small, "-o", d / "c.png", "conv"]
+    for argv, words in (([*conv, "--weights", many], "4097 output channels"),
+                        ([*conv, "--weights", huge], "overflow"),
+                        ([*conv, "--out-channels", "2", "-k", "1", "--bias", bias], "overflow"),
+                        (["filter", small, "-k", "sharpen", "--bias", "1e300", "-o", d / "f.png"], "1e+09"),
+                        (["sharpen", small, "--amount", "1e308", "-o", d / "s.png"], "1e+09")):
+        r = run(*argv)
+        assert r.exit_code == 2, (argv, r.output)
+        assert r.output.count("\n") == 1 and words in r.output, r.output
+    assert not list(d.iterdir())

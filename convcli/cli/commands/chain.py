@@ -29,7 +29,7 @@ from convcli.cli.commands.image import (
     sharpen_options,
 )
 from convcli.cli.options import PairType, geometry_options, io_options, run_spec
-from convcli.core.kernels import MAX_KERNEL_SIZE, check_kernel_size
+from convcli.core.kernels import MAX_KERNEL_ABS_SUM, MAX_KERNEL_SIZE, check_kernel_size
 from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
 from convcli.io.userfiles import load_npy
@@ -159,12 +159,30 @@ def _load_npy(path: str, what: str) -> np.ndarray:
     return values
 
 
+#: Most output channels of a conv stage, given by --out-channels or by --weights' shape (each channel
+#: is a map file: 100000 rows of weights wrote 56,688 files in a minute before this applied to both).
+MAX_CONV_CHANNELS = 4096
+
 #: ``Context.meta`` key: how many conv stages of this chain have been built so far.
 _CONV_COUNT = "convcli.chain.conv_stages"
 
 
+def _check_weights(weights: np.ndarray, what: str) -> None:
+    """--weights within the limits --out-channels and kernels have: channels, kernel size, and each
+    output channel's absolute sum (3e38 everywhere gave inf, written as if a result, exit 0)."""
+    if weights.shape[0] > MAX_CONV_CHANNELS:
+        msg = f"{what}: {weights.shape[0]} output channels, over the limit of {MAX_CONV_CHANNELS}"
+        raise UsageError(msg)
+    check_kernel_size(int(weights.shape[2]), int(weights.shape[3]), what)
+    sums = np.abs(weights.astype(np.float64)).reshape(weights.shape[0], -1).sum(axis=1)
+    if weights.size and not np.all(sums <= MAX_KERNEL_ABS_SUM):
+        msg = (f"{what}: an output channel's weights must be finite and their absolute values sum to at "
+               f"most {MAX_KERNEL_ABS_SUM:.0e} (results would overflow)")
+        raise UsageError(msg)
+
+
 @chain_cmd.command("conv")
-@click.option("--out-channels", type=click.IntRange(1, 4096), default=None,
+@click.option("--out-channels", type=click.IntRange(1, MAX_CONV_CHANNELS), default=None,
               help="Output channels (with random weights; default 1).")
 @click.option("-k", "--size", "ksize", type=PairType("--size", maximum=MAX_KERNEL_SIZE), default="3",
               show_default=True, metavar="N|Y,X",
@@ -192,7 +210,7 @@ def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int | Non
         msg = f"--weights {weights_file}: expected shape (out, in, kh, kw), got {weights.shape}"
         raise UsageError(msg)
     if weights is not None:
-        check_kernel_size(int(weights.shape[2]), int(weights.shape[3]), f"--weights {weights_file}")
+        _check_weights(weights, f"--weights {weights_file}")
     if weights is not None and out_channels is not None and out_channels != weights.shape[0]:
         msg = f"--out-channels {out_channels} contradicts --weights with {weights.shape[0]} outputs"
         raise UsageError(msg)
@@ -206,6 +224,10 @@ def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int | Non
             msg = "--seed draws random weights; --weights gives them (use one or the other)"
             raise UsageError(msg)
     bias = _load_npy(bias_file, "--bias") if bias_file else None
+    if bias is not None and not np.all(np.abs(bias) <= MAX_KERNEL_ABS_SUM):
+        msg = (f"--bias {bias_file}: every bias must be finite and at most {MAX_KERNEL_ABS_SUM:.0e} in size "
+               "(results would overflow)")
+        raise UsageError(msg)
     size = (int(weights.shape[2]), int(weights.shape[3])) if weights is not None else ksize
     mode, pad4 = resolve_geometry(p["padding"], p["pad"], size, p["dilation"])
     stage = ConvStage(out_channels=out_channels or 1, kernel_size=size, weights=weights, bias=bias,

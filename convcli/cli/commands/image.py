@@ -21,6 +21,7 @@ from convcli.cli.options import (
 )
 from convcli.core import parametric
 from convcli.core.kernels import (
+    MAX_KERNEL_ABS_SUM,
     MAX_KERNEL_SIZE,
     MIN_SIGMA,
     REGISTRY,
@@ -176,7 +177,7 @@ filter_options = _stack(
     click.option("-k", "--kernel", "kernel_spec", required=True, metavar="SPEC", help=KERNEL_HELP),
     click.option("--normalize", is_flag=True, help="Divide the kernel by its sum."),
     click.option("--scale", type=FiniteFloat(), default=None, help="Multiply the kernel by F."),
-    click.option("--bias", type=FiniteFloat(), default=0.0,
+    click.option("--bias", type=FiniteFloat(-MAX_KERNEL_ABS_SUM, MAX_KERNEL_ABS_SUM), default=0.0,
                  help="Add B after the sum (ImageMagick's bias, OpenCV's delta)."),
     click.option("--flip", is_flag=True,
                  help="Rotate the kernel 180°: true convolution instead of correlation."),
@@ -404,7 +405,8 @@ sharpen_options = _stack(
     click.option("--radius", type=click.IntRange(0, 512), default=0, show_default=True,
                  help="Blur radius R: a (2R+1)x(2R+1) Gaussian; 0: 2*ceil(3*sigma)+1."),
     click.option("--sigma", type=float, default=1.0, show_default=True, help="Blur sigma S (> 0)."),
-    click.option("--amount", type=float, default=1.0, show_default=True,
+    click.option("--amount", type=FiniteFloat(-MAX_KERNEL_ABS_SUM, MAX_KERNEL_ABS_SUM), default=1.0,
+                 show_default=True,
                  help="Gain A: out = in + A*(in - blur). 1.0 = ImageMagick's +1 (Pillow's percent=100)."),
     click.option("--threshold", type=click.FloatRange(0.0), default=0.05, show_default=True,
                  help="T as a fraction of the full range (ImageMagick's QuantumRange): pixels with "

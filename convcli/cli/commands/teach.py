@@ -12,6 +12,7 @@ from click.core import ParameterSource
 from convcli.cli.errors import read_named
 from convcli.cli.kernelspec import parse_patch
 from convcli.cli.options import FiniteFloat, geometry_options, parse_at
+from convcli.core.kernels import MAX_KERNEL_ABS_SUM
 from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import CompassStage, CorrelateStage, make_correlate_stage
@@ -149,7 +150,8 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
 @click.option("--unroll", is_flag=True,
               help="Show a tiny input (<= 8x8: IMAGE or --patch) convolved as im2col x kernel.")
 @click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution).")
-@click.option("--bias", type=FiniteFloat(), default=0.0, help="Add B after the sum.")
+@click.option("--bias", type=FiniteFloat(-MAX_KERNEL_ABS_SUM, MAX_KERNEL_ABS_SUM), default=0.0,
+              help="Add B after the sum.")
 @geometry_options()
 def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str | None, channel: int,
                 gray: bool, unroll: bool, flip: bool, bias: float, **p: Any) -> int:
