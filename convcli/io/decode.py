@@ -39,6 +39,7 @@ from convcli.io.formats import icc_fits, icc_space
 from convcli.io.metadata import Metadata, read_metadata
 from convcli.io.png import PNG_SIGNATURE, CheckedPng, decode_png, png_ihdr
 from convcli.io.pngrows import SHORT_DATA, PngRows, can_read_rows
+from convcli.io.structure import check_structure
 
 Source = str | os.PathLike | bytes
 
@@ -370,6 +371,10 @@ def _opened(source: Source) -> Iterator[tuple[Image.Image, BinaryIO, bytes]]:
         ihdr = png_ihdr(head)
         if ihdr is not None and (ihdr[0] == 0 or ihdr[1] == 0):
             raise InputError(f"zero-sized image ({ihdr[0]}x{ihdr[1]})")
+        try:
+            check_structure(fp, head)
+        except OSError as exc:
+            raise InputError(os_reason(exc)) from None
         try:
             with _pillow_limit_lifted():
                 im = _pillow_open(fp, head)
