@@ -433,3 +433,25 @@ def test_a_later_page_with_alpha_is_composited_onto_black_with_a_note(tmp_path: 
     code, stdout, stderr = run(*FILTER, src, "-o", tmp_path / "out.tif", "--json")
     assert code == 0 and not any("alpha" in n for n in json.loads(stdout)["notes"])
     np.testing.assert_array_equal(shown_frames(tmp_path / "out.tif")[1], ref_filter(rgba[..., :3]))
+
+
+def test_frames_holding_more_than_100_max_pixels_together_are_refused(tmp_path: Path) -> None:
+    """Each frame within --max-pixels, all of them far beyond: a 2.5 MB GIF of 100000 one-pixel
+    frames on a 9000x9000 canvas planned days of work, --dry-run included. Refused from the header
+    (exit 1, one line) past 100 x --max-pixels; --frames takes some of them."""
+    frames = []
+    for i in range(120):
+        f = np.zeros((60, 60), dtype=np.uint8)
+        f[i // 60, i % 60] = 255
+        frames.append(Image.fromarray(f, "L"))
+    src = tmp_path / "many.gif"
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=20)
+    with Image.open(src) as im:
+        assert im.n_frames == 120
+    for extra in ([], ["--dry-run"]):
+        code, _, stderr = run(*FILTER, src, "-o", tmp_path / "o.gif", "--max-pixels", "4000", *extra)
+        assert code == 1 and stderr.count("\n") == 1, stderr
+        assert "120 frames of 60x60 = 432000 pixels to filter, over 100 x --max-pixels 4000" in stderr
+    assert not (tmp_path / "o.gif").exists()
+    code, _, stderr = run(*FILTER, src, "-o", tmp_path / "o.gif", "--max-pixels", "4000", "--frames", "0,1,2")
+    assert code == 0, stderr

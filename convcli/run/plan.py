@@ -306,7 +306,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
     if memory is not None:
         check_fits(header, result, 4 if bits is None else -(-bits // 8), memory)
     first_only = "--montage" if out.montage else "--direction-out" if cmd.direction_out else None
-    frames = plan_frames(out.frames, header, fmt, kind, first_only)
+    frames = plan_frames(out.frames, header, fmt, kind, first_only, spec.max_pixels)
     return Job(
         source=item.name, data=data if item.is_stdin else None, pipeline=cmd.pipeline,
         gray=cmd.gray or spec.gray, linear_light=spec.linear_light, dry_run=dry,
@@ -335,8 +335,15 @@ def check_fits(header: ImageHeader, result: tuple[int, int, int], result_itemsiz
         raise UsageError(msg)
 
 
+#: The most pixels all the frames filtered may hold together, in --max-pixels: a 2.5 MB GIF of
+#: 100000 one-pixel frames on a 9000x9000 canvas planned 8.1e12 pixels of work (days), each frame
+#: within --max-pixels on its own. 100 of them (8.9e9 by default) is a 1000-frame 1920x1080 film
+#: four times over.
+FRAME_PIXELS_FACTOR = 100
+
+
 def plan_frames(selected: tuple[int, ...] | None, header: ImageHeader, fmt: str, kind: OutputKind,
-                first_only: str | None = None) -> tuple[int, ...] | None:
+                first_only: str | None = None, max_pixels: int | None = None) -> tuple[int, ...] | None:
     """The frames filtered one by one, or None for the single-frame path (the first frame alone).
 
     Several frames need a format that holds them (GIF, PNG as APNG, WebP, TIFF); a JPEG, BMP
@@ -356,6 +363,11 @@ def plan_frames(selected: tuple[int, ...] | None, header: ImageHeader, fmt: str,
         raise UsageError(msg)
     if indices == (0,):
         return None
+    total = len(indices) * header.width * header.height
+    if max_pixels is not None and total > FRAME_PIXELS_FACTOR * max_pixels:
+        msg = (f"{len(indices)} frames of {header.width}x{header.height} = {total} pixels to filter, over "
+               f"{FRAME_PIXELS_FACTOR} x --max-pixels {max_pixels}: give --frames to take some of them")
+        raise InputError(msg)
     info = FORMATS[fmt]
     if len(indices) > 1 and not info.multi_frame:
         msg = (f"{fmt.upper()} holds one frame but {len(indices)} of {n} frames are selected: give "
