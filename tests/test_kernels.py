@@ -470,3 +470,14 @@ def test_kernels_takes_a_literal_that_starts_with_a_minus(args: list[str]) -> No
     assert "[-1  2 -1]" in r.stdout or json.loads(r.stdout)["weights"] == [[-1.0, 2.0, -1.0]]
     bad = CliRunner().invoke(cli, ["kernels", "sharpen", "--dft-size", "-5", "--response"])
     assert bad.exit_code == 2 and "--dft-size" in bad.stderr  # a value of an option stays that option's
+
+
+@pytest.mark.parametrize("spec", ["-3", "+3", "2.5", "-0.5", ".5", "1e2", "1/9", "−3"])
+def test_one_number_alone_is_not_taken_for_a_1x1_kernel(spec: str) -> None:
+    """``-k 5`` was refused as a likely size, but ``-k -3``, ``+3`` and ``2.5`` became 1x1 kernels (a
+    black image, exit 0): one number alone is refused with the way to write a 1x1 kernel, which works."""
+    with pytest.raises(UsageError, match=r"one number alone is not taken as one; for a 1x1 kernel write"):
+        parse_kernel(spec)
+    top, _, bottom = spec.replace("−", "-").partition("/")
+    value = float(top) / float(bottom or 1)
+    assert parse_kernel(f"[[{spec}]]").weights.tolist() == [[pytest.approx(value)]]

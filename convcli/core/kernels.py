@@ -16,6 +16,7 @@ absolute entries at most :data:`MAX_KERNEL_ABS_SUM` (1e9), so results stay finit
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import field
 
@@ -553,9 +554,17 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
         msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file); for a kernel size use "
                f"{size}, for a 1x1 kernel write [[{s}]]")
         raise UsageError(msg)
+    if _ONE_NUMBER.fullmatch(s) and len(s) <= 40:  # -k -3, +3, 2.5: a 1x1 kernel by accident (black image)
+        msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file), and one number alone is not "
+               f"taken as one; for a 1x1 kernel write [[{s}]]")
+        raise UsageError(msg)
     if s.startswith("[") or (any(ch.isdigit() for ch in s) and not _looks_like_name(s)):
         return parse_literal(s)
     return get_kernel(s)
+
+
+#: A spec that is one number, signed or with a fraction (a bare whole number has its own message).
+_ONE_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?\d+/\d+")
 
 
 def _looks_like_name(s: str) -> bool:
