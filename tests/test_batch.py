@@ -819,3 +819,27 @@ def test_dask_tasks_name_every_file_by_its_absolute_path(tmp_path: Path,
               "direction": sent.direction_out}
     back = _relative(Result(record), job).record
     assert back == {"input": "a.png", "output": "o/a.edges.png", "montage": "m/a.png", "direction": "d/a.npy"}
+
+
+@pytest.mark.parametrize(("head", "words"), [
+    (b"\x89PNG\r\n\x1a\n", "not a PNG image (stdin has the signature but no valid IHDR after it)"),
+    (b"\xff\xd8\xff", "corrupt JPEG data (no marker)"),
+    (b"GIF89a\x10\x00\x10\x00\x00\x00\x00", "corrupt GIF data (no block)"),
+])
+def test_stdin_with_a_signature_then_junk_is_refused_early(tmp_path: Path, head: bytes, words: str) -> None:
+    """A signature, then zeros, on stdin: read up to the 732 MB an image within --max-pixels can take
+    (1.5 GB of memory) before it was refused. Now after 2 MiB: the rest is never read."""
+    r = run("blur", "-", "-o", str(tmp_path / "o.png"), "--max-pixels", "100000",
+            input=head + bytes(24 << 20))
+    assert r.exit_code == 1 and words in r.stderr, r.stderr  # not "more than 17576960 bytes on stdin"
+
+
+def test_a_large_jpeg_on_stdin_passes_the_early_check(tmp_path: Path) -> None:
+    """The early check walks the first 2 MiB of a larger image without mistaking its end for junk."""
+    noise = np.random.default_rng(2).integers(0, 256, (1100, 1100, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, "JPEG", quality=100)
+    assert len(buf.getvalue()) > 2 << 20
+    r = run("blur", "-", "-o", str(tmp_path / "o.png"), input=buf.getvalue())
+    assert r.exit_code == 0, r.stderr
+    assert Image.open(tmp_path / "o.png").size == (1100, 1100)

@@ -8,6 +8,7 @@ folder that cannot be listed are each one failed input; the rest of the batch ru
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat
@@ -15,9 +16,11 @@ import sys
 from pathlib import Path
 
 from convcli.core.records import record
-from convcli.errors import UsageError
+from convcli.errors import InputError, UsageError
 from convcli.io.files import os_reason
 from convcli.io.formats import FORMATS, READ_ONLY_EXTENSIONS
+from convcli.io.png import PNG_SIGNATURE, png_ihdr
+from convcli.io.structure import MAX_JUNK, check_structure
 
 #: Magic numbers of the formats Pillow reads that convcli accepts from directories: PNG, JPEG, GIF,
 #: TIFF (little/big-endian, BigTIFF), JPEG 2000, ICO, QOI, DDS (its 124-byte header size after the
@@ -208,6 +211,7 @@ def read_stdin(max_pixels: int) -> tuple[bytes | None, str | None]:
     limit = stdin_limit(max_pixels)
     chunks: list[bytes] = []
     size = 0
+    checked = False
     while True:
         try:
             chunk = stream.read(min(1 << 20, limit + 1 - size))
@@ -221,9 +225,17 @@ def read_stdin(max_pixels: int) -> tuple[bytes | None, str | None]:
             head = b"".join(chunks)[:64]
             if not looks_like_bytes(head):
                 return None, "not an image file (stdin does not start with a known image signature)"
-            if size > limit:
-                return None, (f"more than {limit} bytes on stdin, more than any image within --max-pixels "
-                              f"{max_pixels} can take")
+            if head.startswith(PNG_SIGNATURE) and png_ihdr(head) is None:
+                return None, "not a PNG image (stdin has the signature but no valid IHDR after it)"
+        if size >= 2 * MAX_JUNK and not checked:  # junk where markers belong: refused now, not at the limit
+            checked = True
+            try:
+                check_structure(io.BytesIO(b"".join(chunks)), chunks[0][:64])
+            except InputError as e:
+                return None, str(e)
+        if size > limit:
+            return None, (f"more than {limit} bytes on stdin, more than any image within --max-pixels "
+                          f"{max_pixels} can take")
     data = b"".join(chunks)
     if not data:
         return None, "empty input on stdin"
