@@ -455,3 +455,13 @@ def test_frames_holding_more_than_100_max_pixels_together_are_refused(tmp_path: 
     assert not (tmp_path / "o.gif").exists()
     code, _, stderr = run(*FILTER, src, "-o", tmp_path / "o.gif", "--max-pixels", "4000", "--frames", "0,1,2")
     assert code == 0, stderr
+
+
+def test_a_frame_given_twice_is_refused(tmp_path: Path) -> None:
+    """--frames 0,0,0 wrote frame 0 three times, noted as '3 of 3 frames'."""
+    src = tmp_path / "a.gif"
+    ims = [Image.fromarray(f) for f in grey_frames()]
+    ims[0].save(src, save_all=True, append_images=ims[1:], duration=DURATIONS)
+    code, _, stderr = run(*FILTER, src, "-o", tmp_path / "o.gif", "--frames", "0,2,0")
+    assert code == 2 and "frame 0 is given twice in '0,2,0'" in stderr and stderr.count("\n") == 1
+    assert not (tmp_path / "o.gif").exists()

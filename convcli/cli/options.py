@@ -86,6 +86,9 @@ class FramesType(click.ParamType):
             indices = ()
         if not indices or min(indices) < 0:
             self.fail(f"give all, first or frame numbers from 0 joined by commas, not {value!r}", param, ctx)
+        twice = next((i for n, i in enumerate(indices) if i in indices[:n]), None)
+        if twice is not None:  # 0,0,0 wrote frame 0 three times, as "3 of 3 frames"
+            self.fail(f"frame {twice} is given twice in {value!r}", param, ctx)
         return indices
 
 
