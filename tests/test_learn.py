@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from scipy import ndimage
 
 from convcli.cli.app import cli
@@ -313,3 +314,23 @@ def test_a_file_that_cannot_be_read_is_named(tmp_path: Path, which: str) -> None
     r = _run(["learn", *files, "--size", "3", "-o", str(tmp_path / "k.txt"), "--json"])
     (rec,) = [json.loads(line) for line in r.stdout.splitlines()]  # type: ignore[attr-defined]
     assert rec["status"] == "error" and rec["error"] == f"{label} {missing}: no such file"
+
+
+def test_an_input_the_same_everywhere_is_refused(tmp_path: Path) -> None:
+    """An all-black input printed the descent's random start as the learnt kernel (loss unchanged in
+    200 steps), exit 0; a flat grey one diverged and advised --lr 1e+299. Every window is the same, so
+    nothing but (for a non-zero value) the kernel's sum is in the data: refused, exit 2. With zeros
+    padding a flat grey input's border windows differ, and it runs."""
+    black, grey = tmp_path / "black.png", tmp_path / "grey.png"
+    Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(black)
+    Image.fromarray(np.full((30, 30), 100, np.uint8)).save(grey)
+    target = tmp_path / "t.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 30, 3), dtype=np.uint8)).save(target)
+    r = CliRunner().invoke(cli, ["learn", str(black), str(target), "-o", str(tmp_path / "k.txt")])
+    assert r.exit_code == 2 and "the input is 0, 0, 0 everywhere" in r.stderr
+    assert "every kernel gives 0" in r.stderr
+    r = CliRunner().invoke(cli, ["learn", str(grey), str(grey), "-o", str(tmp_path / "k.txt")])
+    assert r.exit_code == 2 and "the input is 100 everywhere" in r.stderr and "same sum" in r.stderr
+    assert not (tmp_path / "k.txt").exists()
+    r = CliRunner().invoke(cli, ["learn", str(grey), str(grey), "-o", str(tmp_path / "k.txt"), "-p", "zeros"])
+    assert r.exit_code == 0, r.stderr

@@ -233,6 +233,16 @@ def make_problem(x: np.ndarray, target: np.ndarray, settings: LearnSettings, *,
         msg = (f"--channels {settings.channels} needs as many target channels as input channels "
                f"({cout} vs {cin}); use --channels mixing (C_in -> C_out) or --gray")
         raise UsageError(msg)
+    values = x3.reshape(-1, cin)
+    zero_border = resolve_mode(settings.padding).name == "zeros" and any(geom.pad)
+    if np.all(values == values[0]) and (not zero_border or not np.any(values[0])):
+        # every window the same: the kernel's sum is all the data holds (a zero input, not even that);
+        # the descent then wandered from its start or diverged, and printed a kernel as learnt
+        shown = ", ".join(f"{v:g}" for v in values[0])
+        msg = (f"the input is {shown} everywhere: every window is the same, so the data cannot tell one "
+               "kernel from another" + (" (every kernel gives 0)" if not np.any(values[0]) else
+                                        " with the same sum") + "; learn from an image with detail")
+        raise UsageError(msg)
     xp = pad_array(x3, geom.pad, resolve_mode(settings.padding))
     offset = None
     if settings.channels == "mixing":
