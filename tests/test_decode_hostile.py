@@ -698,3 +698,14 @@ def test_a_few_stray_bytes_between_jpeg_markers_are_left_to_pillow() -> None:
     damaged = data[:at] + b"\x00\x17junk" + data[at:]
     img = read_image(damaged)
     assert img.color.shape[:2] == (48, 64)
+
+
+def test_a_decoder_out_of_memory_is_not_called_a_corrupt_file() -> None:
+    """Under ulimit -v an 80,000,000x1 PNG failed as 'truncated or corrupt PNG data (out of memory when
+    reading image file)', blaming a good file: Pillow's allocation failure is a MemoryError, which a
+    batch reports as 'not enough memory' (exit 1) with the way to refuse such sizes up front."""
+    failure = "truncated or corrupt PNG data"
+    with pytest.raises(MemoryError, match="out of memory"), decode._decoding("PNG", failure):
+        raise OSError("out of memory when reading image file")
+    with pytest.raises(InputError, match=failure), decode._decoding("PNG", failure):
+        raise OSError("image file is truncated")

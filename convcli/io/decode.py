@@ -741,6 +741,8 @@ def _decoding(fmt: str | None, failure: str) -> Iterator[None]:
             yield
     except PILLOW_ERRORS as exc:
         why = one_line(exc) + (f"; libtiff: {one_line(said[0])}" if said else "")
+        if "out of memory" in why.lower():  # Pillow's decoder could not allocate: not the file's fault
+            raise MemoryError(why) from None
         raise InputError(f"{failure} ({why})") from None
     for line in said:
         warnings.warn(f"libtiff: {line}", stacklevel=3)
