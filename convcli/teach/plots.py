@@ -185,12 +185,17 @@ def response_figure(r: Response, title: str) -> np.ndarray:
     # the cuts along both axes
     c = r.centre
     cx0 = bx + 80
-    g = Frame(cx0 + 40, ptop, width - 20, ptop + side, float(r.freqs[0]), float(r.freqs[-1]), 0.0,
-              top * 1.05)
+    # an even DFT size samples -0.5 but not +0.5, the same frequency (the spectrum is periodic): the cut
+    # gets it at both ends, symmetric about 0 as the response is (it stopped at +0.484)
+    freqs, cut_x, cut_y = r.freqs, mag[c, :], mag[:, c]
+    if len(freqs) % 2 == 0:
+        freqs = np.append(freqs, -freqs[0])
+        cut_x, cut_y = np.append(cut_x, cut_x[0]), np.append(cut_y, cut_y[0])
+    g = Frame(cx0 + 40, ptop, width - 20, ptop + side, float(freqs[0]), float(freqs[-1]), 0.0, top * 1.05)
     yt = [(top * k / 4, _nice(top * k / 4)) for k in range(5)]
     _axes_only(d, g, [(v, t) for v, t in ticks], yt)
-    row = [g.px(float(fx), float(v)) for fx, v in zip(r.freqs, mag[c, :], strict=True)]
-    col = [g.px(float(fy), float(v)) for fy, v in zip(r.freqs, mag[:, c], strict=True)]
+    row = [g.px(float(fx), float(v)) for fx, v in zip(freqs, cut_x, strict=True)]
+    col = [g.px(float(fy), float(v)) for fy, v in zip(freqs, cut_y, strict=True)]
     d.line(row, fill=LINE, width=2)
     d.line(col, fill=LINE2, width=2)
     # the legend above the frame, where no curve can run under it
