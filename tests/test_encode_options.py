@@ -86,3 +86,19 @@ def test_format_takes_the_extensions_spelling(tmp_path, alias: str, ext: str, pi
     assert r.exit_code == 0, r.output
     with Image.open(tmp_path / "o" / f"a.box3{ext}") as im:
         assert im.format == pil
+
+
+def test_a_dry_run_says_16_bits_will_be_written_as_8(tmp_path: Path) -> None:
+    """Whether 16 bits become 8 (JPEG, WebP, BMP...) was decided as the pixels were quantised, after the
+    plan, which sized memory for 16 bits; the plan decides it now, and --dry-run says it as the run does."""
+    src = tmp_path / "deep.png"
+    from convcli.io.png import encode_png
+
+    deep = np.random.default_rng(1).integers(0, 65536, (12, 9, 3), dtype=np.uint16)
+    src.write_bytes(encode_png(deep, None))
+    notes = []
+    for extra in (["--dry-run"], []):
+        r = CliRunner().invoke(cli, ["blur", str(src), "-o", str(tmp_path / "o.jpg"), "--json", *extra])
+        assert r.exit_code == 0, r.stderr
+        notes.append([n for n in json.loads(r.stdout)["notes"] if n.startswith("reduced to 8-bit")])
+    assert notes[0] == notes[1] and len(notes[0]) == 1, notes

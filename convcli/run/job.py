@@ -28,7 +28,7 @@ from convcli.core.pixels import RangeStats, to_pixels
 from convcli.core.records import record
 from convcli.engine import resolve_threads
 from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image, read_rows
-from convcli.io.encode import eight_bit_reason, encode_float, encode_image
+from convcli.io.encode import encode_float, encode_image
 from convcli.io.files import write_atomic
 from convcli.io.metadata import Metadata, metadata_notes
 from convcli.pipeline import EngineOptions, Pipeline, nchw
@@ -59,7 +59,8 @@ class Job:
     fmt: str = "png"
     kind: OutputKind = "pixels"
     policy: str = "clip"  # the --range policy ("raw" for floats, "normalize" for maps)
-    bits: int | None = None  # 8 or 16 for pixels; None: as the input
+    bits: int | None = None  # 8 or 16 for pixels, as written (the plan decides); None: as the input
+    bits_note: str | None = None  # why 16 bits became 8 ("reduced to 8-bit (JPEG has no 16-bit)")
     channel_maps: tuple[str, ...] = ()  # kind "maps": one grey image per channel; the grid goes to output
     montage: str | None = None
     direction_out: str | None = None  # edges with a compass operator: winning angles as .npy
@@ -145,6 +146,8 @@ def _process(job: Job) -> Result:
         _frames_record(job, header, record, notes)
     if job.dry_run:
         record["dry_run"] = True
+        if job.bits_note:  # planned: the dry run says what the run will write
+            notes.append(job.bits_note)
         return _finish(job, record, notes, None, t0)
     threads = resolve_threads(job.engine.threads)  # one count for the engine, to_pixels and the PNG writer
     if job.frames is not None:
@@ -222,21 +225,12 @@ def _process(job: Job) -> Result:
 
 
 def _output_bits(job: Job, header: ImageHeader, notes: list[str]) -> tuple[int, float]:
-    """The output's bit depth and the factor from the input's scale to it.
-
-    A bit depth other than the input's rescales (65535 -> 255, 255 -> 65535) before
-    quantising, colour and alpha alike; the range statistics are then on the output's scale.
-    16 bits that the output format cannot hold are 8 from the start (a note says why), so the
-    report's figures are those of the file (they were the 16-bit result's, reduced after).
-    """
+    """The output's bit depth, as planned (:func:`convcli.run.plan.output_bits`), and the factor from
+    the input's scale to it: a bit depth other than the input's rescales (65535 -> 255, 255 -> 65535)
+    before quantising, colour and alpha alike; the range statistics are then on the output's scale."""
     bits = job.bits or header.bit_depth
-    if bits == 16:
-        plans = job.pipeline.plan((header.channels, header.height, header.width))
-        channels = plans[-1].out_shape[0] if plans else header.channels
-        reason = eight_bit_reason(job.fmt, channels, header.has_alpha and job.pipeline.keeps_alpha)
-        if reason is not None:
-            notes.append(f"reduced to 8-bit ({reason})")
-            bits = 8
+    if job.bits_note:
+        notes.append(job.bits_note)
     return bits, (2**bits - 1) / float(header.maxval)
 
 

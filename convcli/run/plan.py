@@ -22,6 +22,7 @@ from string import Formatter
 from convcli.core.records import record
 from convcli.errors import ConvcliError, InputError, UsageError, quoted
 from convcli.io.decode import ImageHeader, read_header
+from convcli.io.encode import eight_bit_reason
 from convcli.io.files import DANGLING_LINK, os_reason
 from convcli.io.formats import FORMATS, extension_for, format_for_path, format_info
 from convcli.run.inputs import InputItem, output_extension
@@ -242,6 +243,19 @@ def _check_format_of(spec: RunSpec, path: str) -> None:
         raise UsageError(msg)
 
 
+def output_bits(bit_depth: str | None, header: ImageHeader, fmt: str, channels: int,
+                keeps_alpha: bool) -> tuple[int, str | None]:
+    """The bit depth the output is written with, and the note when 16 became 8: ``--bit-depth`` or the
+    input's, 8 where the format cannot hold 16 (JPEG, WebP, GIF, BMP...). Decided once, here, so
+    the memory check, the quantising and the report all use the bits the file gets."""
+    bits = int(bit_depth) if bit_depth in ("8", "16") else header.bit_depth
+    if bits == 16:
+        reason = eight_bit_reason(fmt, channels, header.has_alpha and keeps_alpha)
+        if reason is not None:
+            return 8, f"reduced to 8-bit ({reason})"
+    return bits, None
+
+
 def _known_format(path: str) -> str | None:
     try:
         return format_for_path(path)
@@ -278,6 +292,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
     kind: OutputKind
     maps: tuple[str, ...] = ()
     bits: int | None = None
+    bits_note: str | None = None
     if channels not in (1, 3) and fmt != "npy" and out.bit_depth != "float" and out.range_policy is None:
         kind, policy = "maps", "normalize"
         if output in (None, "-"):
@@ -297,7 +312,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
             msg = (f"the result has {channels} channels; write it as .npy, or end the chain with a "
                    "layer of 1 or 3 channels")
             raise UsageError(msg)
-        bits = int(out.bit_depth) if out.bit_depth in ("8", "16") else header.bit_depth
+        bits, bits_note = output_bits(out.bit_depth, header, fmt, channels, cmd.pipeline.keeps_alpha)
     result = plans[-1].out_shape if plans else (header.channels, header.height, header.width)
     if max(result[1:]) > info.max_side:
         msg = (f"the result is {result[2]}x{result[1]}, and {fmt.upper()} holds at most {info.max_side} "
@@ -311,7 +326,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
         source=item.name, data=data if item.is_stdin else None, pipeline=cmd.pipeline,
         gray=cmd.gray or spec.gray, linear_light=spec.linear_light, dry_run=dry,
         max_pixels=spec.max_pixels, engine=spec.engine,
-        output=output, fmt=fmt, kind=kind, policy=policy, bits=bits, channel_maps=maps,
+        output=output, fmt=fmt, kind=kind, policy=policy, bits=bits, bits_note=bits_note, channel_maps=maps,
         montage=montage_path(out.montage, item.name) if out.montage else None,
         direction_out=montage_path(cmd.direction_out, item.name) if cmd.direction_out else None,
         quality=out.quality, compress_level=out.compress_level, temp_tag=temp_tag,
