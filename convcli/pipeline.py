@@ -32,7 +32,7 @@ from convcli.core.kernels import (
 from convcli.core.padding import PadMode, resolve_mode, source_rows
 from convcli.core.pixels import BandStats, PixelSpec
 from convcli.core.records import record
-from convcli.core.shapes import Geometry, Pad4, Pair, receptive_field, resolve_geometry
+from convcli.core.shapes import Geometry, GeometrySpec, Pad4, Pair, receptive_field
 from convcli.engine import (
     band_height,
     conv2d,
@@ -532,15 +532,19 @@ def random_conv_weights(out_channels: int, in_channels: int, ksize: Pair, seed: 
     return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
 
 
-def make_correlate_stage(op: str, kernel: Kernel, *, stride: Pair = (1, 1), dilation: Pair = (1, 1),
-                         padding: str = "reflection", pad: str | None = None, flip: bool = False,
-                         bias: float = 0.0, label: str = "",
+#: Stride 1, dilation 1, reflection padding, 'same' amounts: what no flag gives.
+DEFAULT_GEOMETRY = GeometrySpec()
+
+
+def make_correlate_stage(op: str, kernel: Kernel, geometry: GeometrySpec = DEFAULT_GEOMETRY, *,
+                         flip: bool = False, bias: float = 0.0, label: str = "",
                          carries_alpha: bool | None = None) -> CorrelateStage:
-    """Build a CorrelateStage, resolving the padding mode and the ``--pad`` spec.
+    """Build a CorrelateStage, resolving the padding mode and the ``--pad`` spec for this kernel.
 
     ``carries_alpha`` None: alpha is filtered with the colour unless the kernel sums to 0.
     """
-    mode, pad4 = resolve_geometry(padding, pad, kernel.shape, dilation)
+    mode, pad4 = geometry.resolve(kernel.shape)
+    stride, dilation = geometry.stride, geometry.dilation
     if carries_alpha is None:
         # A kernel summing to 0 (a derivative: edges, laplacian) would turn alpha into an edge
         # map and make the picture transparent; such a response has no alpha.

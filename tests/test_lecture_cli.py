@@ -252,6 +252,9 @@ def test_demo_titles_keep_hxw_to_the_end_when_the_last_size_is_square(tmp_path: 
     res = ok("demo", "--image", square, "--out-dir", tmp_path / "sq", "--json")
     titles = {f["figure"]: f["title"] for f in map(json.loads, res.stdout.splitlines())}
     assert titles["09-stacked-conv-relu"].endswith("8 -> 4 -> 2")
+    # an image one value everywhere has nothing to learn from: the figure says so (learn refuses it)
+    assert "nothing to learn, the input is 0 everywhere" in titles["11-learned-kernel"]
+    assert "12-loss-curve" not in titles
 
 
 def test_demo_learning_title_says_what_the_descent_did(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from reference import ref_correlate_scipy
 from convcli import streaming
 from convcli.core.kernels import gaussian_kernel, get_kernel
 from convcli.core.padding import MODES, pad_array, resolve_mode, source_rows
+from convcli.core.shapes import GeometrySpec
 from convcli.io import decode as iodecode
 from convcli.io.png import decode_png
 from convcli.pipeline import (
@@ -114,7 +115,8 @@ def _stage(kind: str, padding: str, stride: tuple[int, int], dilation: tuple[int
         return GradientStage(op="edges", kx=kx, ky=ky, stride=stride, dilation=dilation, padding=mode,
                              pad=pad)
     kernel = gaussian_kernel(int(kind[8:])) if kind.startswith("gaussian") else get_kernel(kind)
-    return make_correlate_stage("filter", kernel, stride=stride, dilation=dilation, padding=padding)
+    geo = GeometrySpec(stride=stride, dilation=dilation, padding=padding)
+    return make_correlate_stage("filter", kernel, geo)
 
 
 def _reference(x: np.ndarray, stage: WindowStage) -> np.ndarray:

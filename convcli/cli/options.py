@@ -10,7 +10,7 @@ import click
 
 from convcli.core.padding import ALL_NAMES
 from convcli.core.pixels import RANGE_POLICIES
-from convcli.core.shapes import MAX_GEOMETRY, Pair, parse_pair
+from convcli.core.shapes import MAX_GEOMETRY, GeometrySpec, Pair, parse_pair
 from convcli.errors import UsageError
 from convcli.io.formats import FORMAT_ALIASES, FORMATS
 
@@ -142,6 +142,13 @@ def geometry_options(default_padding: str = "reflection", stride: bool = True) -
         return _apply(fn, opts)
 
     return deco
+
+
+def geometry_spec(p: Mapping[str, Any], stride: Pair | None = None) -> GeometrySpec:
+    """The one place that reads :func:`geometry_options`' four flags: a frozen GeometrySpec
+    (``stride`` for a command without -s: downsample's --factor, sharpen's 1)."""
+    return GeometrySpec(stride=stride or p.get("stride") or (1, 1), dilation=p.get("dilation") or (1, 1),
+                        padding=p["padding"], pad=p.get("pad"))
 
 
 def images_argument(fn: F) -> F:

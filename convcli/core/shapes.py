@@ -60,6 +60,21 @@ def same_pad(k: int, d: int = 1) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+@record(frozen=True)
+class GeometrySpec:
+    """``-s``, ``-d``, ``-p`` and ``--pad`` as given, before a kernel size makes them a geometry: the
+    one typed value the command line hands to the stages it builds (it was a dict of four keys)."""
+
+    stride: Pair = (1, 1)
+    dilation: Pair = (1, 1)
+    padding: str = "reflection"
+    pad: str | None = None  # the --pad spec; None: same
+
+    def resolve(self, ksize: Pair) -> tuple[PadMode, Pad4]:
+        """The padding mode and (top, bottom, left, right) for a kernel of ``ksize``."""
+        return resolve_geometry(self.padding, self.pad, ksize, self.dilation)
+
+
 def resolve_geometry(padding: str | PadMode, pad_spec: str | None, ksize: Pair,
                      dilation: Pair) -> tuple[PadMode, Pad4]:
     """``-p/--padding`` and ``--pad`` together: the padding mode and (top, bottom, left, right).

@@ -15,8 +15,10 @@ import numpy as np
 
 from convcli.core.kernels import Kernel, get_kernel, parse_literal
 from convcli.core.records import record
-from convcli.core.shapes import resolve_geometry
+from convcli.core.shapes import GeometrySpec, resolve_geometry
+from convcli.errors import UsageError
 from convcli.pipeline import (
+    DEFAULT_GEOMETRY,
     ConvStage,
     GrayStage,
     Pipeline,
@@ -66,8 +68,8 @@ def _conv(out_channels: int, k: int, seed: int, stride: int = 1, pad: str | None
                      padding=mode, pad=pad4)
 
 
-def _filt(kernel: Kernel, label: str = "", **kw: Any) -> Stage:
-    return make_correlate_stage("filter", kernel, label=label or kernel.name, **kw)
+def _filt(kernel: Kernel, label: str = "", geometry: GeometrySpec = DEFAULT_GEOMETRY) -> Stage:
+    return make_correlate_stage("filter", kernel, geometry, label=label or kernel.name)
 
 
 class Tour:
@@ -142,8 +144,8 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
            [r4a, r4b])
 
     # 5. Padding and stride: valid (222) vs same (224).
-    p5a, r5a, _ = tour.run([_filt(get_kernel("box3"), "box3 valid", padding="valid")])
-    p5b, r5b, _ = tour.run([_filt(get_kernel("box3"), "box3 same (zeros)", padding="zeros")])
+    p5a, r5a, _ = tour.run([_filt(get_kernel("box3"), "box3 valid", GeometrySpec(padding="valid"))])
+    p5b, r5b, _ = tour.run([_filt(get_kernel("box3"), "box3 same (zeros)", GeometrySpec(padding="zeros"))])
     figure("05-valid-vs-same", f"3x3, stride 1: valid loses a pixel each side ({_hw(r5a)}), "
            f"same keeps {_hw(r5b)}",
            tour.input_panel() + p5a + p5b, [r5a, r5b])
@@ -177,8 +179,8 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
            f"1x1 conv -> 2 channels (seed {seed + 1})", p7, [r7], columns=4)
 
     # 8. Downsampling with a stride-2 convolution: 224 -> 112.
-    p8, r8, _ = tour.run([_filt(get_kernel("gaussian3"), "gaussian3 stride 2", stride=(2, 2),
-                                padding="zeros", pad="1")])
+    p8, r8, _ = tour.run([_filt(get_kernel("gaussian3"), "gaussian3 stride 2",
+                                GeometrySpec(stride=(2, 2), padding="zeros", pad="1"))])
     figure("08-stride-2", "3x3 convolution, stride 2, zero padding 1: "
            + " -> ".join(_sizes((r8, "input_shape"), (r8, "output_shape"))),
            tour.input_panel() + p8,
@@ -244,12 +246,16 @@ def _learned_kernel(tour: Tour, steps: int = 60) -> list[Figure]:
     crop = np.ascontiguousarray(g[y0 : y0 + side, x0 : x0 + side])
     sharpen = get_kernel("sharpen")
     target = Pipeline((_filt(sharpen),)).run(crop)[0]
-    problem = make_problem(crop, target, LearnSettings(steps=steps))
-    picks = chosen_steps(steps, 4)
-    losses: list[float] = []
     shape = shape_text(nchw((1, side, side)))
     panels = [Panel("input (luminance)", shape, display_pixels(crop, "input", 255.0)),
               Panel("target: sharpen", shape, display_pixels(target, "filter", 255.0))]
+    try:
+        problem = make_problem(crop, target, LearnSettings(steps=steps))
+    except UsageError as e:  # an image one value everywhere: nothing to learn from (learn refuses it)
+        title = f"Learning a 3x3 kernel from input and target: nothing to learn, {e}"
+        return [Figure("11-learned-kernel", title, make_montage(panels, title=title, columns=4), [])]
+    picks = chosen_steps(steps, 4)
+    losses: list[float] = []
     found = sharpen.weights
     for st in descend(problem):
         losses.append(st.loss)

@@ -28,9 +28,8 @@ from convcli.cli.commands.image import (
     filter_options,
     sharpen_options,
 )
-from convcli.cli.options import PairType, geometry_options, io_options, run_spec
+from convcli.cli.options import PairType, geometry_options, geometry_spec, io_options, run_spec
 from convcli.core.kernels import MAX_KERNEL_ABS_SUM, MAX_KERNEL_SIZE, check_kernel_size
-from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
 from convcli.io.userfiles import load_npy
 from convcli.pipeline import ConvStage, FlattenStage, GrayStage, Pipeline, ReluStage, Stage
@@ -229,9 +228,10 @@ def chain_conv(out_channels: int | None, ksize: tuple[int, int], seed: int | Non
                "(results would overflow)")
         raise UsageError(msg)
     size = (int(weights.shape[2]), int(weights.shape[3])) if weights is not None else ksize
-    mode, pad4 = resolve_geometry(p["padding"], p["pad"], size, p["dilation"])
+    geo = geometry_spec(p)
+    mode, pad4 = geo.resolve(size)
     stage = ConvStage(out_channels=out_channels or 1, kernel_size=size, weights=weights, bias=bias,
-                      seed=position if seed is None else seed, stride=p["stride"], dilation=p["dilation"],
+                      seed=position if seed is None else seed, stride=geo.stride, dilation=geo.dilation,
                       padding=mode, pad=pad4, source=weights_file or "")
     return Command(pipeline=Pipeline((stage,)), op="conv", show_weights=show_weights,
                    reads=tuple(f for f in (weights_file, bias_file) if f))

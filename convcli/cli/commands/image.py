@@ -15,6 +15,7 @@ from convcli.cli.options import (
     PaddingType,
     PairType,
     geometry_options,
+    geometry_spec,
     images_argument,
     io_options,
     run_spec,
@@ -34,7 +35,7 @@ from convcli.core.kernels import (
     opencv_default_sigma,
     size_for_sigma,
 )
-from convcli.core.shapes import MAX_GEOMETRY, Pair, resolve_geometry
+from convcli.core.shapes import MAX_GEOMETRY, GeometrySpec, Pair
 from convcli.errors import UsageError
 from convcli.pipeline import (
     CompassStage,
@@ -151,11 +152,6 @@ def blur_kernel(kind: str, size: Pair | int | None, sigma: float | None,
     return Kernel(label, np.outer(gy, gx), f"{ky}x{kx} Gaussian"), label
 
 
-def geometry_kwargs(p: dict[str, Any]) -> dict[str, Any]:
-    return {"stride": p.get("stride", (1, 1)), "dilation": p["dilation"], "padding": p["padding"],
-            "pad": p["pad"]}
-
-
 def _stack(*decorators: Any) -> Any:
     def deco(fn: Any) -> Any:
         for d in reversed(decorators):
@@ -187,7 +183,7 @@ filter_options = _stack(
 
 def build_filter(p: dict[str, Any]) -> Command:
     k = user_kernel(p["kernel_spec"], p["normalize"], p["scale"])
-    stage = make_correlate_stage("filter", k, flip=p["flip"], bias=p["bias"], **geometry_kwargs(p))
+    stage = make_correlate_stage("filter", k, geometry_spec(p), flip=p["flip"], bias=p["bias"])
     return Command(pipeline=Pipeline((stage,)), op=filter_op_name(p["kernel_spec"], k),
                    reads=kernel_files(p["kernel_spec"]))
 
@@ -247,10 +243,10 @@ def build_blur(p: dict[str, Any]) -> Command:
                    "(use one or the other)")
             raise UsageError(msg)
         k = cli_kernel(p["kernel_spec"])
-        stage = make_correlate_stage("blur", k, **geometry_kwargs(p))
+        stage = make_correlate_stage("blur", k, geometry_spec(p))
         return Command(pipeline=Pipeline((stage,)), op="blur", reads=kernel_files(p["kernel_spec"]))
     k, label = blur_kernel(p["kind"] or "gaussian", p["size"], p["sigma"], p["truncate"])
-    stage = make_correlate_stage("blur", k, label=label, **geometry_kwargs(p))
+    stage = make_correlate_stage("blur", k, geometry_spec(p), label=label)
     return Command(pipeline=Pipeline((stage,)), op="blur")
 
 
@@ -274,30 +270,28 @@ def blur_cmd(**p: Any) -> int:
 # --- edges -------------------------------------------------------------------------------
 
 
-def edge_stage(operator: str, direction: str, p: dict[str, Any]) -> Stage:
+def edge_stage(operator: str, direction: str, geo: GeometrySpec) -> Stage:
     if operator in COMPASS_OPERATORS:
         if direction != "both":
             msg = f"--operator {operator} takes the maximum over 8 directions; drop --direction {direction}"
             raise UsageError(msg)
         base = get_kernel(COMPASS_OPERATORS[operator])
         rotations = tuple(parametric.rotated(base, str(45 * i)) for i in range(8))
-        mode, pad4 = resolve_geometry(p["padding"], p["pad"], base.shape, p["dilation"])
-        return CompassStage(kernels=rotations, stride=p.get("stride", (1, 1)), dilation=p["dilation"],
+        mode, pad4 = geo.resolve(base.shape)
+        return CompassStage(kernels=rotations, stride=geo.stride, dilation=geo.dilation,
                             padding=mode, pad=pad4, label=f"{operator} max over {base.name}@0..315")
     spec = EDGE_OPERATORS[operator]
     if isinstance(spec, str):
         if direction != "both":
             msg = f"--operator {operator} has no direction; drop --direction {direction}"
             raise UsageError(msg)
-        return make_correlate_stage("edges", get_kernel(spec), label=spec, carries_alpha=False,
-                                    **geometry_kwargs(p))
+        return make_correlate_stage("edges", get_kernel(spec), geo, label=spec, carries_alpha=False)
     kx, ky = get_kernel(spec[0]), get_kernel(spec[1])
-    if direction == "vertical":
-        return make_correlate_stage("edges", kx, label=kx.name, carries_alpha=False, **geometry_kwargs(p))
-    if direction == "horizontal":
-        return make_correlate_stage("edges", ky, label=ky.name, carries_alpha=False, **geometry_kwargs(p))
-    mode, pad4 = resolve_geometry(p["padding"], p["pad"], kx.shape, p["dilation"])
-    return GradientStage(op="edges", kx=kx, ky=ky, stride=p.get("stride", (1, 1)), dilation=p["dilation"],
+    if direction in ("vertical", "horizontal"):
+        k = kx if direction == "vertical" else ky
+        return make_correlate_stage("edges", k, geo, label=k.name, carries_alpha=False)
+    mode, pad4 = geo.resolve(kx.shape)
+    return GradientStage(op="edges", kx=kx, ky=ky, stride=geo.stride, dilation=geo.dilation,
                          padding=mode, pad=pad4, label=f"{operator} magnitude")
 
 
@@ -314,7 +308,7 @@ edges_options = _stack(
 
 
 def build_edges(p: dict[str, Any]) -> Command:
-    stage = edge_stage(p["operator"], p["direction"], p)
+    stage = edge_stage(p["operator"], p["direction"], geometry_spec(p))
     direction_out = p.get("direction_out")
     if direction_out is not None:
         if not isinstance(stage, CompassStage):
@@ -376,9 +370,8 @@ def build_downsample(p: dict[str, Any]) -> Command:
         k, label = blur_kernel("gaussian", 2 * factor - 1, None)
     else:
         k, label = cli_kernel(p["kernel_spec"]), ""
-    geo = geometry_kwargs(p)
-    geo["stride"] = (factor, factor)
-    stage = make_correlate_stage("downsample", k, flip=p["flip"], label=label, **geo)
+    stage = make_correlate_stage("downsample", k, geometry_spec(p, stride=(factor, factor)), flip=p["flip"],
+                                 label=label)
     total = factor**times
     op = f"down{total}" if total < 10**9 else f"down{factor}x{times}"
     return Command(pipeline=Pipeline((stage,) * times), op=op, reads=kernel_files(p["kernel_spec"]))
@@ -421,7 +414,7 @@ def build_sharpen(p: dict[str, Any]) -> Command:
         msg = "--padding valid would shrink the blur: sharpen needs a padding mode"
         raise UsageError(msg)
     stage = UnsharpStage(radius=p["radius"], sigma=p["sigma"], amount=p["amount"], threshold=p["threshold"])
-    mode, pad4 = resolve_geometry(p["padding"], None, stage.ksize(), (1, 1))
+    mode, pad4 = geometry_spec(p).resolve(stage.ksize())  # sharpen takes -p alone: 'same', stride 1
     stage = dataclasses.replace(stage, padding=mode, pad=pad4)
     return Command(pipeline=Pipeline((stage,)), op="unsharp")
 

@@ -254,6 +254,7 @@ def _record(input_path: str, target_path: str, output: str, x: np.ndarray, t: np
     """The shape report of the learnt layer, as every command prints it."""
     from convcli.core.kernels import Kernel
     from convcli.core.padding import resolve_mode
+    from convcli.core.shapes import GeometrySpec
     from convcli.pipeline import ConvStage, Pipeline, make_correlate_stage, nchw
 
     x3 = x if x.ndim == 3 else x[:, :, None]
@@ -265,8 +266,8 @@ def _record(input_path: str, target_path: str, output: str, x: np.ndarray, t: np
                                stride=settings.stride, dilation=settings.dilation,
                                padding=resolve_mode(settings.padding), pad=settings.pad4(), source=label)
     else:
-        stage = make_correlate_stage("learn", Kernel(label, np.zeros((kh, kw))), stride=settings.stride,
-                                     dilation=settings.dilation, padding=settings.padding, pad=settings.pad,
+        geo = GeometrySpec(settings.stride, settings.dilation, settings.padding, settings.pad)
+        stage = make_correlate_stage("learn", Kernel(label, np.zeros((kh, kw))), geo,
                                      label=f"{label}, {settings.channels}")
     plans = Pipeline((stage,)).plan((x3.shape[2], x3.shape[0], x3.shape[1]))
     return {"input": input_path, "target": target_path, "output": output, "status": "ok",

@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from convcli.cli.errors import read_named
 from convcli.cli.kernelspec import parse_patch
-from convcli.cli.options import FiniteFloat, geometry_options, parse_at
+from convcli.cli.options import FiniteFloat, geometry_options, geometry_spec, parse_at
 from convcli.core.kernels import MAX_KERNEL_ABS_SUM
 from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
@@ -214,8 +214,7 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
         click.echo(f"{image}: channel {channel} ({name}), output pixel x={x}, y={y}")
         if img.alpha is not None:
             click.echo(result.text)
-            stage = make_correlate_stage("filter", kernel, stride=p["stride"], dilation=p["dilation"],
-                                         padding=p["padding"], pad=p["pad"], flip=flip, bias=bias)
+            stage = make_correlate_stage("filter", kernel, geometry_spec(p), flip=flip, bias=bias)
             click.echo(_with_alpha(img, stage, x, y, channel))
             return 0
     click.echo(result.text)
