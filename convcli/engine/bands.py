@@ -12,7 +12,11 @@ stay in the shared cache (benchmarks/ENGINE.md).
 
 Settings arrive as arguments (``threads``, ``band_bytes``); nothing here is a mutable
 module-level setting. ``threads=None`` means the cores this process may use, looked up at
-the call (:func:`usable_cores`).
+the call (:func:`usable_cores`). What the module does keep is resources, never results: the
+thread pools (one per size, made on first use and reused: starting one per call cost more than
+a small band), each thread's scratch buffers (below), and the count of bands running while BLAS
+is held to one thread (OpenBLAS's thread count is process-wide, so its save and restore are too).
+The same inputs give the same outputs whatever these hold.
 """
 
 from __future__ import annotations
