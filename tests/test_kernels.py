@@ -481,3 +481,10 @@ def test_one_number_alone_is_not_taken_for_a_1x1_kernel(spec: str) -> None:
     top, _, bottom = spec.replace("−", "-").partition("/")
     value = float(top) / float(bottom or 1)
     assert parse_kernel(f"[[{spec}]]").weights.tolist() == [[pytest.approx(value)]]
+
+
+@pytest.mark.parametrize("spec", ["nan", "NaN", "inf", "-inf", "+Infinity"])
+def test_a_non_finite_number_is_not_looked_up_as_a_name(spec: str) -> None:
+    """``-k nan`` said 'unknown kernel 'nan'; did you mean mean?'."""
+    with pytest.raises(UsageError, match="not a finite number"):
+        parse_kernel(spec)

@@ -554,6 +554,9 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
         msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file); for a kernel size use "
                f"{size}, for a 1x1 kernel write [[{s}]]")
         raise UsageError(msg)
+    if s.lower().lstrip("+-") in ("nan", "inf", "infinity"):  # read as a name: "did you mean mean?"
+        msg = f"kernel {s!r}: not a finite number (and no kernel's name)"
+        raise UsageError(msg)
     if _ONE_NUMBER.fullmatch(s) and len(s) <= 40:  # -k -3, +3, 2.5: a 1x1 kernel by accident (black image)
         msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file), and one number alone is not "
                f"taken as one; for a 1x1 kernel write [[{s}]]")
