@@ -27,7 +27,14 @@ from convcli import streaming
 from convcli.core.pixels import RangeStats, to_pixels
 from convcli.core.records import record
 from convcli.engine import resolve_threads
-from convcli.io.decode import DEFAULT_MAX_PIXELS, ImageHeader, read_header, read_image, read_rows
+from convcli.io.decode import (
+    DEFAULT_MAX_PIXELS,
+    DecodedImage,
+    ImageHeader,
+    read_header,
+    read_image,
+    read_rows,
+)
 from convcli.io.encode import encode_float, encode_image
 from convcli.io.files import write_atomic
 from convcli.io.metadata import Metadata, metadata_notes
@@ -156,29 +163,21 @@ def _process(job: Job) -> Result:
         data, stats = _streamed(job, src, notes, threads, header)
         record["range"] = dataclasses.asdict(stats)
         return _finish(job, record, notes, data, t0)
+    return _process_whole(job, src, record, notes, threads, t0)
 
+
+def _process_whole(job: Job, src: str | Path | bytes, record: dict[str, Any], notes: list[str],
+                   threads: int, t0: float) -> Result:
+    """The image decoded whole, run through the pipeline (every stage drawn for a montage), and
+    written as the plan's kind says: channel maps, raw floats or pixels."""
     img = read_image(src, gray=job.gray, max_pixels=job.max_pixels)
     notes.extend(n for n in img.header.notes if n not in notes)  # warnings while decoding
     maxval = float(img.header.maxval)
     panels: list[Any] = []
-    on_stage = None
-    if job.montage:
-        from convcli.teach.render import stage_panels
-
-        panels.extend(stage_panels(None, img.color, maxval, 0))
-        index = itertools.count(1)
-
-        last = len(job.pipeline.stages)
-        shown = job.policy if job.kind == "pixels" else None  # maps and raw floats have their own
-
-        def on_stage(plan: Any, x: np.ndarray) -> None:
-            i = next(index)  # the last stage's picture is drawn as the output is (its --range)
-            panels.extend(stage_panels(plan, x, maxval, i, shown if i == last else None))
-
     side: dict[str, np.ndarray] | None = {} if job.direction_out else None
     values, alpha = job.pipeline.run(img.color, dataclasses.replace(job.engine, threads=threads),
                                      alpha=img.alpha, maxval=maxval, linear_light=job.linear_light,
-                                     on_stage=on_stage, side=side)
+                                     on_stage=_montage_hook(job, img.color, maxval, panels), side=side)
     img.color, img.alpha = np.empty((0, 0, 1), dtype=np.float32), None  # free the input before quantising
     if job.montage:
         _write(job, job.montage, _montage_png(panels, Path(job.source).name, threads))
@@ -188,25 +187,62 @@ def _process(job: Job) -> Result:
         _write(job, job.direction_out, encode_float(d[:, :, 0] if d.shape[2] == 1 else d, "npy"))
         record["direction"] = job.direction_out
     if job.kind == "maps":
-        assert job.output is not None
-        _write_maps(job, values, threads)
-        record["outputs"] = list(job.channel_maps)
-        record["range"] = _range_record("normalize", values)
-        c = values.shape[2]
-        shown = f"the first {GRID_CHANNELS} in a grid" if c > GRID_CHANNELS else "grid"
-        notes.append(f"{c} channels: one normalised grey image each, {shown} at output")
-        return _finish(job, record, notes, None, t0)
+        return _finish(job, record, notes, _maps_output(job, values, record, notes, threads), t0)
     if job.kind == "float":
-        if job.pipeline.stages and job.pipeline.stages[-1].op == "flatten":
-            values = values.reshape(-1)  # the vector [C*H*W], written as it is
-        one = values.ndim == 3 and values.shape[2] == 1 and not img.header.channel_axis
-        data = encode_float(values[:, :, 0] if one else values, job.fmt)
-        if alpha is not None:
-            notes.append(f"alpha not written: raw floats ({job.fmt}) hold the filtered colour channels only, "
-                         "un-premultiplied")
-        notes.extend(metadata_notes(None if job.strip else img.metadata, job.fmt))
-        record["range"] = _range_record("raw", values)
-        return _finish(job, record, notes, data, t0)
+        return _finish(job, record, notes, _float_output(job, img, values, alpha, record, notes), t0)
+    return _finish(job, record, notes, _pixels_output(job, img, values, alpha, record, notes, threads), t0)
+
+
+def _montage_hook(job: Job, color: np.ndarray, maxval: float,
+                  panels: list[Any]) -> Callable[[Any, np.ndarray], None] | None:
+    """With --montage: the input's panel now, and the ``on_stage`` that adds each stage's (the last
+    drawn as the output is, by its --range); None without."""
+    if not job.montage:
+        return None
+    from convcli.teach.render import stage_panels
+
+    panels.extend(stage_panels(None, color, maxval, 0))
+    index = itertools.count(1)
+    last = len(job.pipeline.stages)
+    shown = job.policy if job.kind == "pixels" else None  # maps and raw floats have their own
+
+    def on_stage(plan: Any, x: np.ndarray) -> None:
+        i = next(index)
+        panels.extend(stage_panels(plan, x, maxval, i, shown if i == last else None))
+
+    return on_stage
+
+
+def _maps_output(job: Job, values: np.ndarray, record: dict[str, Any], notes: list[str],
+                 threads: int) -> None:
+    """One normalised grey image per channel and the grid at the output (written here: no bytes)."""
+    assert job.output is not None
+    _write_maps(job, values, threads)
+    record["outputs"] = list(job.channel_maps)
+    record["range"] = _range_record("normalize", values)
+    c = values.shape[2]
+    shown = f"the first {GRID_CHANNELS} in a grid" if c > GRID_CHANNELS else "grid"
+    notes.append(f"{c} channels: one normalised grey image each, {shown} at output")
+
+
+def _float_output(job: Job, img: DecodedImage, values: np.ndarray, alpha: np.ndarray | None,
+                  record: dict[str, Any], notes: list[str]) -> bytes:
+    """The result as raw floats (.npy, float TIFF): its bytes."""
+    if job.pipeline.stages and job.pipeline.stages[-1].op == "flatten":
+        values = values.reshape(-1)  # the vector [C*H*W], written as it is
+    one = values.ndim == 3 and values.shape[2] == 1 and not img.header.channel_axis
+    data = encode_float(values[:, :, 0] if one else values, job.fmt)
+    if alpha is not None:
+        notes.append(f"alpha not written: raw floats ({job.fmt}) hold the filtered colour channels only, "
+                     "un-premultiplied")
+    notes.extend(metadata_notes(None if job.strip else img.metadata, job.fmt))
+    record["range"] = _range_record("raw", values)
+    return data
+
+
+def _pixels_output(job: Job, img: DecodedImage, values: np.ndarray, alpha: np.ndarray | None,
+                   record: dict[str, Any], notes: list[str], threads: int) -> bytes:
+    """The result quantised by the --range policy to the planned bits and encoded: its bytes."""
     bits, rescale = _output_bits(job, img.header, notes)
     if rescale != 1.0:
         values = values * rescale
@@ -221,7 +257,7 @@ def _process(job: Job) -> Result:
                                    dither=job.dither)
     notes.extend(enc_notes)
     record["range"] = dataclasses.asdict(stats)
-    return _finish(job, record, notes, data, t0)
+    return data
 
 
 def _output_bits(job: Job, header: ImageHeader, notes: list[str]) -> tuple[int, float]:
