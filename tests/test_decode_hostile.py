@@ -709,3 +709,33 @@ def test_a_decoder_out_of_memory_is_not_called_a_corrupt_file() -> None:
         raise OSError("out of memory when reading image file")
     with pytest.raises(InputError, match=failure), decode._decoding("PNG", failure):
         raise OSError("image file is truncated")
+
+
+def _palette_png(plte: bytes | None, index: int) -> bytes:
+    w = h = 4
+    raw = b"".join(b"\x00" + bytes([index] * w) for _ in range(h))
+    chunks = [(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0))]
+    if plte is not None:
+        chunks.append((b"PLTE", plte))
+    chunks += [(b"IDAT", zlib.compress(raw)), (b"IEND", b"")]
+    body = [struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+            for t, d in chunks]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(body)
+
+
+@pytest.mark.parametrize(("plte", "index", "words"), [
+    (None, 128, "a palette image without a palette (PLTE chunk)"),
+    (b"\xff\x00\x00", 128, "palette index 128 used, past the palette's 1 entries"),
+    (b"\xff\x00\x00\x00\xff\x00", 2, "palette index 2 used, past the palette's 2 entries"),
+])
+def test_a_png_palette_missing_or_too_short_is_refused(plte: bytes | None, index: int, words: str) -> None:
+    """A palette PNG without PLTE, or using an index past its end, came out black, exit 0 (libpng
+    refuses both; so does the PNG spec)."""
+    with pytest.raises(InputError, match=re.escape(words)):
+        read_image(_palette_png(plte, index))
+
+
+def test_a_png_palette_used_within_its_entries_reads_as_pillow_reads_it() -> None:
+    data = _palette_png(b"\xff\x00\x00\x00\xff\x00\x00\x00\xff", 2)
+    got = read_image(data).color
+    assert got.shape == (4, 4, 3) and np.all(got == np.array([0, 0, 255], np.float32))

@@ -697,6 +697,8 @@ def _decode_array(im: Image.Image, fp: BinaryIO, plan: _Plan, max_pixels: int | 
             except ValueError:
                 msg = f"decoded as mode {im.mode}, not the {opened} its header said"
                 raise InputError(msg) from None
+        if im.mode == "P" and im.format == "PNG":
+            _check_palette(im)
         if plan.stored.convert is not None:
             im = im.convert(plan.stored.convert)
         arr = _pil_array(im)
@@ -711,6 +713,18 @@ def _decode_array(im: Image.Image, fp: BinaryIO, plan: _Plan, max_pixels: int | 
         alpha = np.where(opaque, plan.header.maxval, 0).astype(arr.dtype)
         arr = np.concatenate([arr, alpha[..., None]], axis=-1)
     return arr
+
+
+def _check_palette(im: Image.Image) -> None:
+    """A PNG palette image has a PLTE chunk with an entry for every index it uses (the PNG spec; libpng
+    refuses it). Pillow expanded a missing palette, or an index past its end, to black: exit 0."""
+    entries = len(im.palette.palette) // len(im.palette.mode) if im.palette is not None else 0
+    if entries == 0:
+        raise InputError("corrupt PNG: a palette image without a palette (PLTE chunk)")
+    used = int(np.asarray(im).max(initial=0))
+    if used >= entries:
+        msg = f"corrupt PNG: palette index {used} used, past the palette's {entries} entries"
+        raise InputError(msg)
 
 
 @contextmanager
