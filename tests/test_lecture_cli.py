@@ -318,6 +318,6 @@ def test_demo_on_an_image_too_small_for_the_tour_names_the_image(tmp_path: Path,
     Image.new("L", size, 100).save(tiny)
     r = run("demo", "--image", tiny, "--out-dir", tmp_path / "tour")
     assert r.exit_code == 2
-    assert r.stderr == (f"convcli: error: --image {tiny}: {size[0]}x{size[1]} is too small for the tour, "
-                        "which needs at least 3x3 pixels\n")
+    assert r.stderr == (f"convcli: error: --image {tiny}: {size[0]}x{size[1]} (WxH) is too small for the "
+                        "tour, which needs at least 3x3 pixels\n")
     assert not (tmp_path / "tour").exists()

@@ -212,3 +212,30 @@ def test_a_negative_lone_tap_is_called_a_negated_identity() -> None:
 
     assert "all-pass" in first("0 0 0; 0 -1 0; 0 0 0") and "negated identity" in first("0 0 0; 0 -1 0; 0 0 0")
     assert "negated" not in first("identity") and "negated" not in first("0 0; 0 2")
+
+
+def test_the_map_has_fy_growing_downward_as_image_rows_do() -> None:
+    """With +fy drawn up the map was the kernel's mirror image: a motion streak rising to the right
+    had a ridge rising too, where a line's spectrum is perpendicular to it. Sampled where (fx, fy) =
+    (0.2, -0.2) and (0.2, +0.2) fall with fy downward (the figure's layout: map at x 80, y 50, 5 px a
+    DFT cell), the brighter is the one NumPy's |DFT| says is larger."""
+    from convcli.cli.kernelspec import cli_kernel
+    from convcli.teach.plots import frequency_response, response_figure
+
+    k = cli_kernel("motion:length=9,angle=30")
+    r = frequency_response(k.weights)
+    fig = response_figure(r, "t").astype(np.int64)
+    n = r.magnitude.shape[0]
+    half = float(r.freqs[1] - r.freqs[0]) / 2
+    lo, hi = float(r.freqs[0]) - half, float(r.freqs[-1]) + half
+
+    def pixel(fx: float, fy: float) -> int:
+        x = 80 + (fx - lo) / (hi - lo) * n * 5
+        y = 50 + (fy - lo) / (hi - lo) * n * 5
+        return int(fig[int(y), int(x)].sum())
+
+    spectrum = np.abs(np.fft.fft2(k.weights, s=(n, n)))
+    at = int(round(0.2 * n))
+    up, down = spectrum[-at % n, at], spectrum[at, at]  # (fy, fx) = (-0.2, 0.2) and (0.2, 0.2)
+    assert abs(up - down) > 0.1
+    assert (pixel(0.2, -0.2) > pixel(0.2, 0.2)) == (up > down)

@@ -161,7 +161,7 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
     c1, c2 = _conv(3, 3, seed), _conv(2, 1, seed + 1)
     _, r7, _ = tour.run([c1, ReluStage(), c2])
     cin = tour.color.shape[2]
-    names = ["R", "G", "B"] if cin == 3 else [str(c) for c in range(cin)]
+    names = ["R", "G", "B"] if cin == 3 else [str(c + 1) for c in range(cin)]  # 1-based, as "out 1"
     w1, w2 = c1.weights_for(cin), c2.weights_for(3)
     maps1 = Pipeline((c1,)).run(tour.color)[0]
     relu1 = np.maximum(maps1, 0)

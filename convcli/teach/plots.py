@@ -73,6 +73,8 @@ def loss_curve(losses: Sequence[float], *, title: str, marks: Sequence[int] = ()
     f = Frame(78, 34, width - 20, height - 46, 0.0, float(steps), float(lo), float(hi))
     every = max(1, math.ceil((hi - lo) / 8))
     yticks = [(float(e), f"1e{e}") for e in range(lo, hi + 1, every)]
+    if hi - lo <= 2:  # a decade or two: 2e and 5e ticks too (a plateau at 211 was read off 1e2..1e3)
+        yticks += [(e + math.log10(m), f"{m}e{e}") for e in range(lo, hi) for m in (2, 5)]
     xs = np.linspace(0, steps, num=min(6, steps + 1))
     xticks = [(float(x), str(int(round(x)))) for x in xs]
     _axes(d, f, xticks, yticks, "step", "loss (mean squared error, log scale)", size)
@@ -83,7 +85,11 @@ def loss_curve(losses: Sequence[float], *, title: str, marks: Sequence[int] = ()
         if 0 <= m < len(pts):
             x, y = pts[m]
             d.ellipse([x - 4, y - 4, x + 4, y + 4], fill=LINE2)
-            d.text((x + 6, y - 6), f"{m}", fill=LINE2, font=_font(11), anchor="lb")
+            label, font = f"{m}", _font(11)
+            if x + 6 + d.textlength(label, font=font) > width - 2:  # the last step's "200" read "20"
+                d.text((x - 6, y - 6), label, fill=LINE2, font=font, anchor="rb")
+            else:
+                d.text((x + 6, y - 6), label, fill=LINE2, font=font, anchor="lb")
     return np.asarray(canvas)
 
 
@@ -146,15 +152,17 @@ def response_figure(r: Response, title: str) -> np.ndarray:
     n = mag.shape[0]
     cell = max(1, 320 // n)
     side = n * cell
-    width, height = 80 + side + 90 + 360 + 30, 60 + side + 60
+    width, height = 80 + side + 90 + 360 + 30, 70 + side + 60
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     d = ImageDraw.Draw(canvas)
     d.text((width / 2, 10), title, fill=TEXT, font=_font(15), anchor="mt")
-    # the map: row 0 at the top is the most negative vertical frequency; flip so +fy is up
-    rgb = _colour(mag[::-1] / top)
+    # the map as the image is drawn: row 0 at the top is the most negative vertical frequency, and fy
+    # grows downward as image rows do (with +fy up the map was the kernel's mirror image: a streak
+    # rising to the right had a ridge rising too, where the two are perpendicular)
+    rgb = _colour(mag / top)
     pic = Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8), "RGB").resize(
         (side, side), Image.Resampling.NEAREST)
-    left, ptop = 80, 40
+    left, ptop = 80, 50  # room for the fy label above the -0.5 tick
     canvas.paste(pic, (left, ptop))
     # each cell is centred on its frequency: the frame spans half a step beyond the first and last
     half = float(r.freqs[1] - r.freqs[0]) / 2
@@ -164,7 +172,7 @@ def response_figure(r: Response, title: str) -> np.ndarray:
     font = _font(12)
     for v, text in ticks:
         x, _ = f.px(v, 0)
-        _, y = f.px(0, v)
+        y = f.top + (v - lo) / (hi - lo) * (f.bottom - f.top)  # fy downward
         d.line([(x, f.bottom), (x, f.bottom + 4)], fill=AXIS)
         d.text((x, f.bottom + 6), text, fill=SUBTEXT, font=font, anchor="mt")
         d.line([(f.left - 4, y), (f.left, y)], fill=AXIS)
@@ -172,7 +180,7 @@ def response_figure(r: Response, title: str) -> np.ndarray:
     d.rectangle([f.left, f.top, f.right, f.bottom], outline=AXIS)
     d.text(((f.left + f.right) / 2, f.bottom + 22), "horizontal frequency fx (cycles/pixel)", fill=TEXT,
            font=font, anchor="mt")
-    d.text((8, f.top - 16), "vertical frequency fy (cycles/pixel)", fill=TEXT, font=font)
+    d.text((8, f.top - 16), "vertical frequency fy (cycles/pixel, down as rows)", fill=TEXT, font=font)
     # colour bar
     bx = f.right + 16
     bar = _colour(np.linspace(1, 0, side))[:, None, :].repeat(16, axis=1)
@@ -196,8 +204,8 @@ def response_figure(r: Response, title: str) -> np.ndarray:
     _axes_only(d, g, [(v, t) for v, t in ticks], yt)
     row = [g.px(float(fx), float(v)) for fx, v in zip(freqs, cut_x, strict=True)]
     col = [g.px(float(fy), float(v)) for fy, v in zip(freqs, cut_y, strict=True)]
-    d.line(row, fill=LINE, width=2)
-    d.line(col, fill=LINE2, width=2)
+    d.line(row, fill=LINE, width=4)  # wider than the red drawn over it: where the cuts agree (sharpen,
+    d.line(col, fill=LINE2, width=2)  # any kernel symmetric under a quarter turn) the blue still shows
     # the legend above the frame, where no curve can run under it
     blue = "blue: along fx (fy = 0)"
     d.text((g.left, g.top - 16), blue, fill=LINE, font=font)

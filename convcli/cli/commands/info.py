@@ -312,7 +312,8 @@ def padding_cmd(mode: str | None, as_json: bool) -> int:
     for m in modes:
         click.echo(f"{m.name}: {pattern_row(m)}")
         click.echo(f"  {m.description}")
-        click.echo(f"  aliases: {', '.join(m.aliases) or '—'}")
+        # quoted: 'valid' has the alias none, which unquoted read as "no aliases"
+        click.echo(f"  aliases: {', '.join(repr(a) for a in m.aliases) or '—'}")
         for lib in LIBRARY_COLUMNS:
             click.echo(f"  {lib:<7} {_in_library(m, lib) or '— (not available)'}")
     return 0

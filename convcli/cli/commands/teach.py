@@ -265,7 +265,7 @@ def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
     img = read_named(read_image, src, "--image")
     h, w = img.color.shape[:2]
     if min(h, w) < 3:  # figure 05 runs a 3x3 kernel without padding
-        msg = f"--image {src}: {w}x{h} is too small for the tour, which needs at least 3x3 pixels"
+        msg = f"--image {src}: {w}x{h} (WxH) is too small for the tour, which needs at least 3x3 pixels"
         raise UsageError(msg)
     color = img.color * (255.0 / img.header.maxval) if img.header.maxval != 255 else img.color
     figures = build_figures(color, seed=seed)
