@@ -319,3 +319,25 @@ def test_a_title_keeps_an_arrow_with_its_sizes_and_a_blank_cell_is_empty() -> No
     out = np.asarray(make_montage([Panel("a", "[1]", pic), blank_panel()], columns=2))
     right = out[:, out.shape[1] // 2 + 4:]
     assert np.all(right == np.array(BACKGROUND, dtype=np.uint8)), "the blank cell drew something"
+
+
+def test_a_signed_stage_before_the_last_is_drawn_as_its_magnitude() -> None:
+    """A downsample of an edge response was drawn clipped, half black, after the edges stage itself
+    was drawn bright as |x|: a stage (not the last, which is drawn as the output file) whose values
+    are more than 10% negative is drawn as |x| and says so; one barely negative stays clipped."""
+    from convcli.core.kernels import get_kernel
+    from convcli.pipeline import Pipeline, make_correlate_stage
+    from convcli.teach.render import stage_panels
+
+    plan = Pipeline((make_correlate_stage("downsample", get_kernel("gaussian3")),)).plan((1, 20, 30))[0]
+    rng = np.random.default_rng(3)
+    signed = rng.normal(0, 60, (20, 30, 1)).astype(np.float32)
+    (panel,) = stage_panels(plan, signed, 255.0, 4)
+    assert panel.label == "4. downsample gaussian3 |x|"
+    np.testing.assert_array_equal(panel.image, np.clip(np.rint(np.abs(signed[..., 0])), 0, 255))
+    mostly = np.abs(signed)
+    mostly[0, 0] = -5
+    (panel,) = stage_panels(plan, mostly, 255.0, 4)
+    assert panel.label == "4. downsample gaussian3"
+    (panel,) = stage_panels(plan, signed, 255.0, 4, "clip")  # the last stage: the output's --range
+    assert panel.label == "4. downsample gaussian3" and panel.image.min() == 0

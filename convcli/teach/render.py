@@ -473,7 +473,15 @@ def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, inde
     if plan.stage.op in FEATURE_OPS or values.shape[2] not in (1, 3):
         maps = [replace(p, true_scale=True) for p in feature_maps_to_panels(values, label, shape)]
         return conv_kernel_panels(plan, index) + maps
+    if policy is None and plan.stage.op != "edges" and float(np.mean(values < 0)) > SIGNED_SHARE:
+        # a blur or a downsample of an edge response is signed too: clipped, it was half black where
+        # the edges stage before it was drawn bright
+        policy, label = "abs", f"{label} |x|"
     return [Panel(label, shape, display_pixels(values, plan.stage.op, maxval, policy), true_scale=True)]
+
+
+#: The share of negative samples from which a stage's picture (not the output's) is drawn as |x|.
+SIGNED_SHARE = 0.10
 
 
 def conv_kernel_panels(plan: StagePlan, index: int, most: int = 8) -> list[Panel]:
