@@ -56,6 +56,7 @@ def _skip_junk(fp: BinaryIO, pattern: re.Pattern[bytes], what: str) -> bytes:
 
 
 _FF = re.compile(rb"\xff")
+_NOT_FF = re.compile(rb"[^\xff]")
 
 
 def _jpeg(fp: BinaryIO) -> None:
@@ -67,8 +68,8 @@ def _jpeg(fp: BinaryIO) -> None:
         if b != b"\xff" and not _skip_junk(fp, _FF, "JPEG data (no marker)"):
             return
         marker = fp.read(1)
-        while marker == b"\xff":  # fill bytes
-            marker = fp.read(1)
+        if marker == b"\xff":  # fill bytes: any number, but not a megabyte of them
+            marker = _skip_junk(fp, _NOT_FF, "JPEG data (fill bytes)")
         if not marker:
             return
         m = marker[0]
@@ -124,7 +125,9 @@ def _gif(fp: BinaryIO) -> None:
             return
 
 
-_PNM_HEADER = re.compile(rb"P[1-6](?:\s+|#[^\n\r]*[\n\r])+\d+(?:\s+|#[^\n\r]*[\n\r])+\d+")
+# one whitespace byte a repetition: (?:\s+|...)+ backtracked exponentially on a header that does not
+# match ("P5 1", 40 spaces, "x": seconds, then minutes)
+_PNM_HEADER = re.compile(rb"P[1-6](?:\s|#[^\n\r]*[\n\r])+\d+(?:\s|#[^\n\r]*[\n\r])+\d+")
 
 
 def _pnm(fp: BinaryIO) -> None:
