@@ -29,7 +29,7 @@ from convcli.core.kernels import (
     size_text,
     sums_to_zero,
 )
-from convcli.core.padding import PadMode, resolve_mode, source_rows
+from convcli.core.padding import MODES, PadMode, resolve_mode, source_rows
 from convcli.core.pixels import BandStats, PixelSpec
 from convcli.core.records import record
 from convcli.core.shapes import Geometry, GeometrySpec, Pad4, Pair, receptive_field
@@ -231,25 +231,24 @@ class CorrelateStage(WindowStage):
         division by the filtered alpha took the gain back out of the colour and put it into the
         opacity: an opaque RGBA image came out half transparent, its colour unchanged.
 
-        Zeros padding is opaque black outside the image: premultiplied colour pads with 0 already,
-        and alpha pads with ``maxval`` (padded with 0, an opaque image came out transparent along
-        its border, its colour not darkened there as the same image without alpha is). Where no
-        alpha is under the window the result is exactly 0, not an FFT's rounding noise.
+        Zeros padding is black outside the image, as opaque as the image's own edge: premultiplied
+        colour pads with 0 already, and alpha pads as ``border`` does (its edge repeated). An opaque
+        image is then padded with opaque black, as the same image without alpha is (alpha padded
+        with 0 made its border transparent and left its colour undarkened), and a logo on a
+        transparent background with transparent black: no frame. Where no alpha is under the window
+        the result is exactly 0, not an FFT's rounding noise.
         """
         w = self.weights
         unit = w / w.sum(dtype=np.float64)
         taps = (w != 0).astype(np.float64)
+        stage = dataclasses.replace(self, padding=MODES["border"]) if self.padding.name == "zeros" else self
         auto = dataclasses.replace(eng, method="auto")  # --method separable may not fit the taps' shape
         covered = (alpha != 0).astype(np.dtype(eng.dtype))
-        # correlate(alpha) = correlate(alpha - maxval) + maxval, the unit kernel summing to 1; as
-        # written here an opaque image's alpha comes out exactly maxval (Σ 255/9 was not 255 in
-        # float32, and a colour on a rounding tie came out one level off the image without alpha);
-        # (alpha - maxval) padded with zeros is alpha padded with maxval
-        out = self.correlate(alpha - np.asarray(maxval, dtype=alpha.dtype), unit, eng) + maxval
-        if self.padding.name == "zeros":  # the taps' count, the padding covered
-            counts = self.correlate(covered - 1, taps, auto) + taps.sum()
-        else:
-            counts = self.correlate(covered, taps, auto)
+        # correlate(alpha) = correlate(alpha - maxval) + maxval, the unit kernel summing to 1: an opaque
+        # image's alpha comes out exactly maxval (Σ 255/9 is not 255 in float32, and a colour on a
+        # rounding tie came out one level off the image without alpha)
+        out = stage.correlate(alpha - np.asarray(maxval, dtype=alpha.dtype), unit, eng) + maxval
+        counts = stage.correlate(covered, taps, auto)
         out[counts <= 0.5] = 0  # a count of taps: any method's rounding stays far from 0.5
         return out
 

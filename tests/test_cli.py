@@ -1082,13 +1082,13 @@ def _padded_valid(x: np.ndarray, k: np.ndarray, mode: str, pad4: tuple[int, int,
 @pytest.mark.parametrize("mode", ["zeros", "border", "reflection", "circular"])
 @pytest.mark.parametrize(("kernel", "stride", "pad"), [("box3", 1, "same"), ("gaussian5", 2, "3"),
                                                         ("1 2 0; 0 3 1; 2 0 1", 1, "2")])
-def test_zeros_padding_is_opaque_black_outside_an_image_with_alpha(tmp_path: Path, mode: str, kernel: str,
-                                                                   stride: int, pad: str) -> None:
-    """Zeros padding pads premultiplied colour with 0 and alpha with its maximum: opaque black, as the
-    same image without alpha is padded. It padded alpha with 0, so an opaque RGBA image came out
-    transparent along its border (alpha 113 in a 3x3 box's corners) and its colour not darkened there,
-    unlike the RGB image (torch's zero-padded result). Opaque: alpha stays 255 and the colour is the RGB
-    image's, to the float; with alpha: against a float64 reference."""
+def test_zeros_padding_is_black_as_opaque_as_the_images_edge(tmp_path: Path, mode: str, kernel: str,
+                                                              stride: int, pad: str) -> None:
+    """Zeros padding pads premultiplied colour with 0 and alpha as border padding does (the image's
+    edge repeated): black, as opaque as the edge. It padded alpha with 0, so an opaque RGBA image came
+    out transparent along its border (alpha 113 in a 3x3 box's corners) and its colour not darkened
+    there, unlike the RGB image (torch's zero-padded result). Opaque: alpha stays 255 and the colour is
+    the RGB image's, to the float; with alpha: against a float64 reference."""
     rng = np.random.default_rng(len(kernel) * 7 + stride + len(mode))
     rgb = rng.integers(0, 256, (13, 16, 3), dtype=np.uint8)
     k = {"box3": np.full((3, 3), 1 / 9), "gaussian5": np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0}.get(
@@ -1109,13 +1109,25 @@ def test_zeros_padding_is_opaque_black_outside_an_image_with_alpha(tmp_path: Pat
     ok("filter", save(rgba, tmp_path / "rgba.png"), *flags, "-o", tmp_path / "rgba.out.png")
     out = load(tmp_path / "rgba.out.png")
     a = rgba[..., 3].astype(np.float64)
-    a_out = _padded_valid(a, k / k.sum(), mode, pad4, (stride, stride), 255.0)
+    a_out = _padded_valid(a, k / k.sum(), "border" if mode == "zeros" else mode, pad4, (stride, stride), 0.0)
     colour = np.stack([_padded_valid(rgba[..., c] * a / 255, k, mode, pad4, (stride, stride), 0.0)
                        for c in range(3)], axis=-1) / np.maximum(a_out[..., None] / 255, 1e-300)
     assert_quantized(out[..., 3], a_out)
     solid = a_out >= 16
     assert solid.mean() > 0.8
     assert_quantized(out[..., :3][solid], colour[solid])
+
+
+def test_zeros_padding_gives_a_logo_on_transparency_no_frame(tmp_path: Path) -> None:
+    """A red square on a transparent 24x24 canvas, blurred with zeros padding: with alpha padded
+    opaque the canvas' border took a black frame (alpha 85 on the edges, 142 in the corners); the
+    image's edge is transparent, so its padding is too, and the border stays transparent."""
+    rgba = np.zeros((24, 24, 4), np.uint8)
+    rgba[8:16, 8:16] = (255, 0, 0, 255)
+    ok("filter", save(rgba, tmp_path / "logo.png"), "-k", "box3", "-p", "zeros", "-o", tmp_path / "o.png")
+    out = load(tmp_path / "o.png")
+    assert np.all(out[:6, :, 3] == 0) and np.all(out[:, :6, 3] == 0)
+    assert np.all(out[10:14, 10:14] == (255, 0, 0, 255))
 
 
 def test_edges_on_rgba_drop_alpha_for_every_direction(tmp_path: Path) -> None:
