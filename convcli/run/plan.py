@@ -520,13 +520,18 @@ def check_files(inputs: list[InputItem], tasks: list[Task], out_dir: str | None,
     if any(item.is_stdin for item in inputs):
         input_keys.update(dict.fromkeys(_stdin_keys(), "- (stdin)"))
     root = os.path.realpath(out_dir) if out_dir is not None else None
+    found = {item.name for item in inputs if item.found}
     seen: dict[object, _Planned] = {}
     name_max: dict[str, int] = {}
     for f in planned_files(tasks, out_dir is not None):
         keys, st = _identity(f.path)
         for key in keys:
             if key in input_keys:
-                msg = f"{f.source}: the {f.what} {f.path} would overwrite the input {input_keys[key]}"
+                other = input_keys[key]
+                hint = (" (found in the folder read, it may be an original; if it is an earlier run's "
+                        "output, write to --out-dir instead of beside the inputs)"
+                        if other in found and other != f.source else "")
+                msg = f"{f.source}: the {f.what} {f.path} would overwrite the input {other}{hint}"
                 raise UsageError(msg)
         for key in keys:
             if key in seen:
