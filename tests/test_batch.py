@@ -326,7 +326,7 @@ def test_an_original_whose_own_output_is_itself_is_not_taken_for_a_last_runs_res
     before = (d / "a.png").read_bytes()
     r = run("blur", str(d), "--format", "png", "--name", template, "--json")
     assert r.exit_code == 2, r.stderr
-    assert f"would overwrite the input {d / 'a.png'} (found in the folder read, it may be an original" in r.stderr
+    assert f"would overwrite the input {d / 'a.png'} (found in the folder read, it may be an" in r.stderr
     assert (d / "a.png").read_bytes() == before
     assert sorted(p.name for p in d.iterdir()) == ["a.jpg", "a.png"]
 
