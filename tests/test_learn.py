@@ -334,3 +334,19 @@ def test_an_input_the_same_everywhere_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "k.txt").exists()
     r = CliRunner().invoke(cli, ["learn", str(grey), str(grey), "-o", str(tmp_path / "k.txt"), "-p", "zeros"])
     assert r.exit_code == 0, r.stderr
+
+
+def test_a_channel_the_same_everywhere_is_refused_when_it_has_its_own_kernel(tmp_path: Path) -> None:
+    """An image whose G and B are 0 everywhere, learnt --channels depthwise: G's and B's kernels were
+    the descent's random start, printed as learnt (exit 0). Refused, naming the channel; a shared
+    kernel learns from R and runs."""
+    a = np.zeros((30, 30, 3), np.uint8)
+    a[..., 0] = np.random.default_rng(0).integers(0, 256, (30, 30))
+    src, tgt = tmp_path / "red.png", tmp_path / "t.png"
+    Image.fromarray(a).save(src)
+    Image.fromarray(a).save(tgt)
+    r = CliRunner().invoke(cli, ["learn", str(src), str(tgt), "--channels", "depthwise",
+                                 "-o", str(tmp_path / "k.npy")])
+    assert r.exit_code == 2 and "input channel 1 (of 3, from 0) is 0 everywhere" in r.stderr
+    r = CliRunner().invoke(cli, ["learn", str(src), str(tgt), "-o", str(tmp_path / "k.txt")])
+    assert r.exit_code == 0, r.stderr

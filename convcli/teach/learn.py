@@ -235,13 +235,19 @@ def make_problem(x: np.ndarray, target: np.ndarray, settings: LearnSettings, *,
         raise UsageError(msg)
     values = x3.reshape(-1, cin)
     zero_border = resolve_mode(settings.padding).name == "zeros" and any(geom.pad)
-    if np.all(values == values[0]) and (not zero_border or not np.any(values[0])):
-        # every window the same: the kernel's sum is all the data holds (a zero input, not even that);
-        # the descent then wandered from its start or diverged, and printed a kernel as learnt
-        shown = ", ".join(f"{v:g}" for v in values[0])
-        msg = (f"the input is {shown} everywhere: every window is the same, so the data cannot tell one "
-               "kernel from another" + (" (every kernel gives 0)" if not np.any(values[0]) else
-                                        " with the same sum") + "; learn from an image with detail")
+    flat = [c for c in range(cin) if np.all(values[:, c] == values[0, c])
+            and (not zero_border or values[0, c] == 0)]
+    # every window the same: the kernel's sum is all the data holds (a zero input, not even that); the
+    # descent then wandered from its start or diverged, and printed a kernel as learnt. A shared kernel
+    # learns from the other channels; a channel's own kernel (depthwise) or weights (mixing) cannot
+    if len(flat) == cin or (flat and settings.channels != "shared"):
+        which = ("the input" if len(flat) == cin else f"input channel {flat[0]} (of {cin}, from 0)")
+        shown = ", ".join(f"{values[0, c]:g}" for c in (range(cin) if len(flat) == cin else flat[:1]))
+        zero = not any(values[0, c] for c in flat)
+        msg = (f"{which} is {shown} everywhere: every window is the same, so the data cannot tell one "
+               "kernel from another" + (" (every kernel gives 0)" if zero else " with the same sum")
+               + ("; learn from an image with detail" if len(flat) == cin else
+                  "; use --channels shared, --gray, or an image with detail in every channel"))
         raise UsageError(msg)
     xp = pad_array(x3, geom.pad, resolve_mode(settings.padding))
     offset = None
