@@ -455,6 +455,9 @@ def test_frames_holding_more_than_100_max_pixels_together_are_refused(tmp_path: 
     assert not (tmp_path / "o.gif").exists()
     code, _, stderr = run(*FILTER, src, "-o", tmp_path / "o.gif", "--max-pixels", "4000", "--frames", "0,1,2")
     assert code == 0, stderr
+    # a format that holds one frame gets its own advice first (exit 2), not the pixel count
+    code, _, stderr = run(*FILTER, src, "-o", tmp_path / "o.jpg", "--max-pixels", "4000")
+    assert code == 2 and "JPEG holds one frame" in stderr, stderr
 
 
 def test_a_frame_given_twice_is_refused(tmp_path: Path) -> None:

@@ -378,11 +378,6 @@ def plan_frames(selected: tuple[int, ...] | None, header: ImageHeader, fmt: str,
         raise UsageError(msg)
     if indices == (0,):
         return None
-    total = len(indices) * header.width * header.height
-    if max_pixels is not None and total > FRAME_PIXELS_FACTOR * max_pixels:
-        msg = (f"{len(indices)} frames of {header.width}x{header.height} = {total} pixels to filter, over "
-               f"{FRAME_PIXELS_FACTOR} x --max-pixels {max_pixels}: give --frames to take some of them")
-        raise InputError(msg)
     info = FORMATS[fmt]
     if len(indices) > 1 and not info.multi_frame:
         msg = (f"{fmt.upper()} holds one frame but {len(indices)} of {n} frames are selected: give "
@@ -392,6 +387,11 @@ def plan_frames(selected: tuple[int, ...] | None, header: ImageHeader, fmt: str,
         what = first_only or ("raw floats" if kind == "float" else "one image per channel")
         msg = f"{what} takes the first frame only: give --frames first ({len(indices)} of {n} selected)"
         raise UsageError(msg)
+    total = len(indices) * header.width * header.height  # after the advice on the format and flags
+    if max_pixels is not None and total > FRAME_PIXELS_FACTOR * max_pixels:
+        msg = (f"{len(indices)} frames of {header.width}x{header.height} = {total} pixels to filter, over "
+               f"{FRAME_PIXELS_FACTOR} x --max-pixels {max_pixels}: give --frames to take some of them")
+        raise InputError(msg)
     return indices
 
 
