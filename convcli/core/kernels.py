@@ -550,16 +550,16 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
             msg = (f"kernel {quoted(s)}: -k takes a kernel (a name, a literal or @file), not a "
                    f"{len(s)}-digit number")
             raise UsageError(msg)
-        size = f"--size {s}" if int(s) >= 1 else "--size N (N >= 1)"
-        msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file); for a kernel size use "
+        size = f"blur --size {s}" if int(s) >= 1 else "blur --size N (N >= 1)"
+        msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file); for a blur of that size use "
                f"{size}, for a 1x1 kernel write [[{s}]]")
         raise UsageError(msg)
     if s.lower().lstrip("+-") in ("nan", "inf", "infinity"):  # read as a name: "did you mean mean?"
         msg = f"kernel {s!r}: not a finite number (and no kernel's name)"
         raise UsageError(msg)
-    if _ONE_NUMBER.fullmatch(s) and len(s) <= 40:  # -k -3, +3, 2.5: a 1x1 kernel by accident (black image)
+    if len(s) <= 40 and (_ONE_NUMBER.fullmatch(s) or _is_float(s)):  # -k -3, 2.5, 1_000: a 1x1 by accident
         msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file), and one number alone is not "
-               f"taken as one; for a 1x1 kernel write [[{s}]]")
+               f"taken as one; for a 1x1 kernel write [[{f'{float(s):g}' if '_' in s else s}]]")
         raise UsageError(msg)
     if s.startswith("[") or (any(ch.isdigit() for ch in s) and not _looks_like_name(s)):
         return parse_literal(s)
@@ -568,6 +568,15 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
 
 #: A spec that is one number, signed or with a fraction (a bare whole number has its own message).
 _ONE_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?\d+/\d+")
+
+
+def _is_float(s: str) -> bool:
+    """What Python's float reads (underscores, other scripts' digits) as one number."""
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
 
 
 def _looks_like_name(s: str) -> bool:
