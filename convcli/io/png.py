@@ -585,7 +585,8 @@ def encode_apng(frames: Iterable[np.ndarray], count: int, durations: Sequence[in
     RGBA throughout: the first frame, opaque, is the default image; each later one is stored as the
     smallest rectangle holding every pixel that changed, those pixels opaque and the rest
     transparent, drawn over the frame before (blend OVER, dispose NONE). Frames are taken one at a
-    time: only two are held (Pillow's writer holds every frame, 2.8 GB for 258 frames of 807×1731).
+    time: only two are held (Pillow's writer holds every frame: 2.8 GB for animate's 258 frames of
+    1683×807).
     """
     if count < 1 or len(durations) != count:
         msg = f"an APNG needs frames and one duration per frame, got {count} and {len(durations)}"

@@ -9,8 +9,7 @@ import click
 import numpy as np
 
 from convcli.cli.errors import read_named
-from convcli.cli.options import FiniteFloat, geometry_options, parse_at
-from convcli.core.shapes import resolve_pad
+from convcli.cli.options import FiniteFloat, geometry_options, geometry_spec, parse_at
 from convcli.errors import UsageError
 
 #: -o extension -> animation format
@@ -111,7 +110,8 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
     prepare_paths([*([image] if image else []), *kernel_files(kernel_spec)], [("animation", output)])
     if flip:
         kernel = kernel.flipped()
-    pad4 = resolve_pad(p["pad"], kernel.shape, p["dilation"], p["padding"])
+    geo = geometry_spec(p)
+    pad4 = geo.resolve(kernel.shape)[1]
     values = photo = box = None
     source = ""
     if patch is not None:
@@ -122,8 +122,8 @@ def animate_cmd(image: str | None, kernel_spec: str, output: str, input_size: in
         box = (x, y, side, side)
     elif numbers:
         values = small_integers(input_size or 5)
-    settings = AnimateSettings(kernel=kernel, stride=p["stride"], dilation=p["dilation"], pad=pad4,
-                               mode=p["padding"], input_size=input_size or 5, values=values,
+    settings = AnimateSettings(kernel=kernel, stride=geo.stride, dilation=geo.dilation, pad=pad4,
+                               mode=geo.padding, input_size=input_size or 5, values=values,
                                transposed=transposed, output_padding=output_padding, unroll=unroll, fps=fps,
                                source=source, photo=photo, photo_box=box)
     anim = animate(settings)

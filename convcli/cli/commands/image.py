@@ -410,11 +410,12 @@ sharpen_options = _stack(
 
 
 def build_sharpen(p: dict[str, Any]) -> Command:
-    if p["padding"] == "valid":
+    geo = geometry_spec(p)
+    if geo.padding == "valid":
         msg = "--padding valid would shrink the blur: sharpen needs a padding mode"
         raise UsageError(msg)
     stage = UnsharpStage(radius=p["radius"], sigma=p["sigma"], amount=p["amount"], threshold=p["threshold"])
-    mode, pad4 = geometry_spec(p).resolve(stage.ksize())  # sharpen takes -p alone: 'same', stride 1
+    mode, pad4 = geo.resolve(stage.ksize())  # sharpen takes -p alone: 'same', stride 1
     stage = dataclasses.replace(stage, padding=mode, pad=pad4)
     return Command(pipeline=Pipeline((stage,)), op="unsharp")
 

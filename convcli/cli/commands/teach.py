@@ -13,7 +13,6 @@ from convcli.cli.errors import read_named
 from convcli.cli.kernelspec import parse_patch
 from convcli.cli.options import FiniteFloat, geometry_options, geometry_spec, parse_at
 from convcli.core.kernels import MAX_KERNEL_ABS_SUM
-from convcli.core.shapes import resolve_geometry
 from convcli.errors import UsageError
 from convcli.pipeline import CompassStage, CorrelateStage, make_correlate_stage
 from convcli.run.spec import Command, RunSpec
@@ -166,8 +165,9 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
     from convcli.teach.explain import explain_at, explain_patch, explain_unroll
 
     kernel = cli_kernel(kernel_spec)
-    geo = {"stride": p["stride"], "dilation": p["dilation"], "mode": p["padding"],
-           "pad4": resolve_geometry(p["padding"], p["pad"], kernel.shape, p["dilation"])[1]}
+    spec = geometry_spec(p)
+    geo = {"stride": spec.stride, "dilation": spec.dilation, "mode": spec.padding,
+           "pad4": spec.resolve(kernel.shape)[1]}
     if image is None and patch is None:
         msg = "give --patch MATRIX, or IMAGE with --at X,Y (or --unroll for a tiny image)"
         raise UsageError(msg)
@@ -214,7 +214,7 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
         click.echo(f"{image}: channel {channel} ({name}), output pixel x={x}, y={y}")
         if img.alpha is not None:
             click.echo(result.text)
-            stage = make_correlate_stage("filter", kernel, geometry_spec(p), flip=flip, bias=bias)
+            stage = make_correlate_stage("filter", kernel, spec, flip=flip, bias=bias)
             click.echo(_with_alpha(img, stage, x, y, channel))
             return 0
     click.echo(result.text)
