@@ -448,3 +448,19 @@ def test_frames_are_drawn_when_asked_for() -> None:
     assert np.array_equal(last, list(frames)[-1]) and np.array_equal(frames[1:3][1], frames[2])
     with pytest.raises(IndexError):
         frames[len(frames)]
+
+
+@pytest.mark.parametrize(("spec", "name"), [
+    ("0.111 0.222 0.111; 0.222 0.444 0.222; 0.111 0.222 0.111", "literal (sum 1.776)"),
+    ("gaussian:sigma=1.5", "gaussian:sigma=1.5"),
+    ("sharpen", "sharpen"),
+])
+def test_the_kernel_panel_names_the_kernel(spec: str, name: str) -> None:
+    """'kernel 3×3' alone for the lecture's printed Gaussian: its name, 'literal (sum 1.776)' (the
+    lecture's point about it), and a parametric kernel's were cut at 16 characters."""
+    from convcli.cli.kernelspec import cli_kernel
+
+    k = cli_kernel(spec)
+    half = k.shape[0] // 2
+    p = plan(settings(kernel=k, values=small_integers(5), pad=(half,) * 4))
+    assert p.labels["kernel"].endswith(name), p.labels["kernel"]

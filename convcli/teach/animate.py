@@ -445,7 +445,9 @@ def _pair_text(p: Pair) -> str:
 
 
 def _short_name(k: Kernel) -> str:
-    return k.name if len(k.name) <= 16 and k.name != "literal" else ""
+    """The kernel's name for its panel, up to 28 characters ('literal (sum 1.776)', the lecture's point,
+    and 'gaussian:sigma=1.5' were dropped at 16)."""
+    return k.name if len(k.name) <= 28 and k.name != "literal" else ""
 
 
 # --- drawing ---------------------------------------------------------------------------------
