@@ -341,3 +341,17 @@ def test_a_signed_stage_before_the_last_is_drawn_as_its_magnitude() -> None:
     assert panel.label == "4. downsample gaussian3"
     (panel,) = stage_panels(plan, signed, 255.0, 4, "clip")  # the last stage: the output's --range
     assert panel.label == "4. downsample gaussian3" and panel.image.min() == 0
+
+
+def test_kernels_compared_in_one_figure_share_one_colour_scale() -> None:
+    """Each kernel panel was coloured on its own scale: -0.11 at a descent's step 0 was as dark a blue
+    as -1.00 at its last step. With ``scale`` a weight's colour depends on it alone."""
+    from convcli.teach.render import kernel_panel
+
+    big = np.array([[0.0, -1.0, 0.0], [-1.0, 5.0, -1.0], [0.0, -1.0, 0.0]])
+    small = big * 0.11
+    own = [kernel_panel(k, "k").image for k in (small, big)]
+    shared = [kernel_panel(k, "k", scale=5.0).image for k in (small, big)]
+    corner = (5, 100)  # inside the cell of weight [0, 1], away from its text
+    assert np.array_equal(own[0][corner], own[1][corner])  # each on its own scale: the same blue
+    assert shared[0][corner].sum() > shared[1][corner].sum()  # one scale: -0.11 paler than -1

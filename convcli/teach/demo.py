@@ -262,7 +262,9 @@ def _learned_kernel(tour: Tour, steps: int = 60) -> list[Figure]:
         found = st.weights.kernel
         if st.step in picks:
             pred = problem.forward(st.weights)
-            panels += [kernel_panel(st.weights.kernel, f"step {st.step} kernel"),
+            # one colour scale for every step, the kernel sought's: colours compare across steps
+            panels += [kernel_panel(st.weights.kernel, f"step {st.step} kernel",
+                                    scale=float(np.abs(sharpen.weights).max())),
                        Panel(f"step {st.step}, loss {st.loss:.3g}", shape,
                              display_pixels(pred, "filter", 255.0))]
     # What the descent did, not what it should do: on a tiny or flat image the sharpen kernel is not

@@ -367,9 +367,10 @@ def feature_maps_to_panels(maps: np.ndarray, prefix: str, shape: str,
     return panels
 
 
-def _diverging(weights: np.ndarray) -> np.ndarray:
-    """Blue (negative) - white (0) - red (positive), scaled by the largest |weight|; (kh, kw, 3) float."""
-    scale = float(np.max(np.abs(weights))) or 1.0
+def _diverging(weights: np.ndarray, scale: float | None = None) -> np.ndarray:
+    """Blue (negative) - white (0) - red (positive), full colour at ``scale`` (default: the largest
+    |weight|); (kh, kw, 3) float."""
+    scale = scale or float(np.max(np.abs(weights))) or 1.0
     t = np.clip(weights / scale, -1, 1)[:, :, None]
     white = np.array([255.0, 255.0, 255.0])
     return np.where(t >= 0, white + t * (POSITIVE - white), white + (-t) * (NEGATIVE - white))
@@ -389,15 +390,19 @@ def _weight_text(v: float) -> str:
     return f"{v:.2f}"
 
 
-def kernel_panel(weights: np.ndarray, label: str, *, size: int = 200) -> Panel:
-    """A kernel drawn as coloured cells (blue negative, red positive), values written up to 5×5."""
+def kernel_panel(weights: np.ndarray, label: str, *, size: int = 200, scale: float | None = None) -> Panel:
+    """A kernel drawn as coloured cells (blue negative, red positive), values written up to 5×5.
+
+    ``scale``: the |weight| drawn at full colour, one for every kernel a figure compares (the steps of
+    a descent: -0.11 at step 0 was as dark as -1.00 at step 60, each on its own scale); default the
+    kernel's own largest."""
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 2 or w.size == 0 or not np.all(np.isfinite(w)):
         msg = f"kernel panel needs a finite 2-D kernel, got shape {w.shape}"
         raise UsageError(msg)
     kh, kw = w.shape
     px = max(4, size // max(kh, kw))
-    colours = _diverging(w)
+    colours = _diverging(w, scale)
     img = np.repeat(np.repeat(colours, px, axis=0), px, axis=1)
     canvas = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(canvas)
@@ -407,11 +412,11 @@ def kernel_panel(weights: np.ndarray, label: str, *, size: int = 200) -> Panel:
     for j in range(1, kw):
         draw.line([(j * px, 0), (j * px, kh * px)], fill=grid, width=1)
     if kh <= 5 and kw <= 5:
-        scale = float(np.max(np.abs(w))) or 1.0
+        full = scale or float(np.max(np.abs(w))) or 1.0
         font = _font(max(10, px // 4))
         for i in range(kh):
             for j in range(kw):
-                strong = abs(w[i, j]) / scale > 0.6
+                strong = abs(w[i, j]) / full > 0.6
                 draw.text(((j + 0.5) * px, (i + 0.5) * px), _weight_text(w[i, j]),
                           fill=(255, 255, 255) if strong else TEXT, font=font, anchor="mm")
     return Panel(label, f"[{kh}, {kw}]", np.asarray(canvas))

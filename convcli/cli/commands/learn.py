@@ -329,6 +329,7 @@ def _figures(problem: Any, x: np.ndarray, t: np.ndarray, losses: list[float], sh
 
         panels = stage_panels(None, x3, maxval, 0)[:1]
         panels.append(type(panels[0])("target", shape(t3), picture(t3)))
+        one_scale = max((float(np.max(np.abs(shown[s].kernel))) for s in picks if s in shown), default=0.0)
         for step in picks:
             if step not in shown:
                 continue
@@ -338,7 +339,7 @@ def _figures(problem: Any, x: np.ndarray, t: np.ndarray, losses: list[float], sh
             name = "lstsq" if solver == "lstsq" else f"step {step}"
             pred = problem.forward(_internal(problem, w))
             loss = losses[step] if step < len(losses) else float("nan")
-            panels.append(kernel_panel(k2, f"{name} kernel{what}"))
+            panels.append(kernel_panel(k2, f"{name} kernel{what}", scale=one_scale or None))
             panels.append(type(panels[0])(f"{name} output, loss {loss:.3g}", shape(pred), picture(pred)))
         img = make_montage(panels, title="learning the kernel: input, target, then kernel and output by step",
                            columns=4)
