@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -355,3 +357,23 @@ def test_kernels_compared_in_one_figure_share_one_colour_scale() -> None:
     corner = (5, 100)  # inside the cell of weight [0, 1], away from its text
     assert np.array_equal(own[0][corner], own[1][corner])  # each on its own scale: the same blue
     assert shared[0][corner].sum() > shared[1][corner].sum()  # one scale: -0.11 paler than -1
+
+
+def test_a_montage_draws_the_input_with_alpha_as_it_draws_the_stages(tmp_path: Path) -> None:
+    """White, its left half transparent: the montage drew the input white (alpha ignored) and the
+    blurred stage over black (premultiplied), so the blur seemed to black out half the picture. The
+    input is drawn over black too now: both halves of it as the stage shows them."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from convcli.cli import cli
+
+    rgba = np.full((40, 60, 4), 255, np.uint8)
+    rgba[:, :30, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "half.png")
+    r = CliRunner().invoke(cli, ["blur", str(tmp_path / "half.png"), "-o", str(tmp_path / "o.png"),
+                                 "--montage", str(tmp_path / "m.png")])
+    assert r.exit_code == 0, r.stderr
+    m = np.asarray(Image.open(tmp_path / "m.png").convert("RGB")).astype(int)
+    left = m[:, : m.shape[1] // 2]  # the input's cell
+    assert np.count_nonzero(left.sum(axis=2) == 0) > 500  # its transparent half, drawn black

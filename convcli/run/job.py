@@ -177,7 +177,8 @@ def _process_whole(job: Job, src: str | Path | bytes, record: dict[str, Any], no
     side: dict[str, np.ndarray] | None = {} if job.direction_out else None
     values, alpha = job.pipeline.run(img.color, dataclasses.replace(job.engine, threads=threads),
                                      alpha=img.alpha, maxval=maxval, linear_light=job.linear_light,
-                                     on_stage=_montage_hook(job, img.color, maxval, panels), side=side)
+                                     on_stage=_montage_hook(job, img.color, img.alpha, maxval, panels),
+                                     side=side)
     img.color, img.alpha = np.empty((0, 0, 1), dtype=np.float32), None  # free the input before quantising
     if job.montage:
         _write(job, job.montage, _montage_png(panels, Path(job.source).name, threads))
@@ -193,15 +194,18 @@ def _process_whole(job: Job, src: str | Path | bytes, record: dict[str, Any], no
     return _finish(job, record, notes, _pixels_output(job, img, values, alpha, record, notes, threads), t0)
 
 
-def _montage_hook(job: Job, color: np.ndarray, maxval: float,
+def _montage_hook(job: Job, color: np.ndarray, alpha: np.ndarray | None, maxval: float,
                   panels: list[Any]) -> Callable[[Any, np.ndarray], None] | None:
     """With --montage: the input's panel now, and the ``on_stage`` that adds each stage's (the last
-    drawn as the output is, by its --range); None without."""
+    drawn as the output is, by its --range); None without. An image with alpha is drawn over black
+    throughout, as the stages see it (premultiplied): its input was drawn without alpha, the stages
+    over black, and a blur seemed to black out what was transparent."""
     if not job.montage:
         return None
     from convcli.teach.render import stage_panels
 
-    panels.extend(stage_panels(None, color, maxval, 0))
+    shown_input = color if alpha is None else color * (alpha / maxval)[..., None]
+    panels.extend(stage_panels(None, shown_input, maxval, 0))
     index = itertools.count(1)
     last = len(job.pipeline.stages)
     shown = job.policy if job.kind == "pixels" else None  # maps and raw floats have their own
