@@ -148,7 +148,8 @@ def test_feature_maps_are_normalised_channel_by_channel() -> None:
     maps = np.stack([rng.normal(0, 1, (6, 5)), 1000 + 5 * rng.normal(0, 1, (6, 5)), np.full((6, 5), 3.0)], -1)
     panels = feature_maps_to_panels(maps, "After 3x3 Conv", "[1, 3, 6, 5]")
     assert [p.label for p in panels] == [f"After 3x3 Conv (channel {i}/3)" for i in (1, 2, 3)]
-    assert all(p.shape == "[1, 3, 6, 5]" for p in panels)
+    ranges = [f"{maps[:, :, i].min() + 0.0:.4g}..{maps[:, :, i].max() + 0.0:.4g}" for i in (0, 1)]
+    assert [p.shape for p in panels] == [f"[1, 3, 6, 5] {r}" for r in ranges] + ["[1, 3, 6, 5] all 3"]
     for p, ch in zip(panels[:2], (0, 1), strict=True):
         assert p.image.dtype == np.uint8 and p.image.shape == (6, 5)
         assert p.image.min() == 0 and p.image.max() == 255

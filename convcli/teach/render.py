@@ -350,7 +350,9 @@ def feature_maps_to_panels(maps: np.ndarray, prefix: str, shape: str,
     (of the first ``limit`` channels, if given).
 
     Labels read ``"{prefix} (channel i/C)"`` (1-based, as the lecture's "Channel 1/3"),
-    or ``"channel i/C"`` without a prefix; every panel carries ``shape``.
+    or ``"channel i/C"`` without a prefix; every panel carries ``shape`` and the channel's own range,
+    black to white (``0..345``; ``all 0`` for a flat one): stretched each on its own, a map's brightness
+    said nothing of its values, and a flat map was a black square like any dark one.
     """
     m = np.asarray(maps)
     if m.ndim == 2:
@@ -363,8 +365,17 @@ def feature_maps_to_panels(maps: np.ndarray, prefix: str, shape: str,
     for i in range(c if limit is None else min(c, limit)):
         name = f"channel {i + 1}/{c}"
         label = f"{prefix} ({name})" if prefix else name
-        panels.append(Panel(label, shape, normalize_to_uint8(m[:, :, i])))
+        finite = m[:, :, i][np.isfinite(m[:, :, i])]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        values = f"all {_nice_value(lo)}" if normalize_to_uint8(np.array([lo, hi])).max() == 0 else \
+            f"{_nice_value(lo)}..{_nice_value(hi)}"
+        panels.append(Panel(label, f"{shape} {values}", normalize_to_uint8(m[:, :, i])))
     return panels
+
+
+def _nice_value(v: float) -> str:
+    """A range end for a label: 4 significant digits, -0 as 0."""
+    return f"{v + 0.0:.4g}"
 
 
 def _diverging(weights: np.ndarray, scale: float | None = None) -> np.ndarray:
