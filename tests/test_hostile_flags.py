@@ -725,3 +725,15 @@ def test_conv_weights_and_biases_within_the_limits_flags_have(small: Path, tmp_p
         assert r.exit_code == 2, (argv, r.output)
         assert r.output.count("\n") == 1 and words in r.output, r.output
     assert not list(d.iterdir())
+
+
+def test_a_fifo_is_called_the_same_as_input_output_and_kernel_file(small: Path, tmp_path: Path) -> None:
+    """Three modules had their own words for a path that is not a regular file ('a FIFO', 'a FIFO
+    (named pipe)', 'a folder (through a symbolic link)'...): one table now names each kind."""
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    as_input = run("blur", fifo, "-o", tmp_path / "o.png")
+    as_output = run("blur", small, "-o", fifo)
+    as_kernel = run("filter", small, "-k", f"@{fifo}", "-o", tmp_path / "o.png")
+    for r in (as_input, as_output, as_kernel):
+        assert "is a FIFO" in r.output and "named pipe" not in r.output, r.output

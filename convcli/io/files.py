@@ -46,6 +46,17 @@ def os_reason(exc: OSError) -> str:
     return one_line(exc.strerror or str(exc) or type(exc).__name__).lower()
 
 
+#: What a path that is not a regular file is, in messages: the one table (three modules had their own
+#: words for the same kinds).
+FILE_KINDS: dict[int, str] = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+                              stat.S_IFBLK: "a block device", stat.S_IFCHR: "a character device"}
+
+
+def file_kind(mode: int) -> str:
+    """``"a FIFO"``, ``"a directory"``... for a stat mode; ``"not a regular file"`` for another kind."""
+    return FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
 def one_line(text: object) -> str:
     return " ".join(str(text).split())
 

@@ -22,17 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from convcli.errors import UsageError
+from convcli.io.files import file_kind
 
 #: The largest kernel, weights or bias file read (README, "Kernels").
 MAX_USER_FILE_BYTES = 16 * 1024 * 1024
-
-_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket",
-          stat.S_IFBLK: "a block device", stat.S_IFCHR: "a character device"}
-
-
-def _kind(mode: int) -> str:
-    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
-
 
 def read_user_file(path: str | os.PathLike[str], what: str, cap: int = MAX_USER_FILE_BYTES) -> bytes:
     """The bytes of a regular file of at most ``cap`` bytes; UsageError ``"{what} {path}: ..."`` otherwise."""
@@ -43,7 +36,7 @@ def read_user_file(path: str | os.PathLike[str], what: str, cap: int = MAX_USER_
         msg = f"cannot read {what} {shown}: {e.strerror or e}"
         raise UsageError(msg) from None
     if not stat.S_ISREG(st.st_mode):
-        msg = f"{what} {shown} is {_kind(st.st_mode)}, not a regular file"
+        msg = f"{what} {shown} is {file_kind(st.st_mode)}, not a regular file"
         raise UsageError(msg)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -54,7 +47,7 @@ def read_user_file(path: str | os.PathLike[str], what: str, cap: int = MAX_USER_
     try:
         st = os.fstat(fd)  # what was opened, in case the name changed since the stat above
         if not stat.S_ISREG(st.st_mode):
-            msg = f"{what} {shown} is {_kind(st.st_mode)}, not a regular file"
+            msg = f"{what} {shown} is {file_kind(st.st_mode)}, not a regular file"
             raise UsageError(msg)
         if st.st_size > cap:
             msg = f"{what} {shown} is {st.st_size} bytes, over the limit of {cap} ({cap >> 20} MiB)"

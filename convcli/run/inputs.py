@@ -17,7 +17,7 @@ from pathlib import Path
 
 from convcli.core.records import record
 from convcli.errors import InputError, UsageError
-from convcli.io.files import os_reason
+from convcli.io.files import file_kind, os_reason
 from convcli.io.formats import FORMATS, READ_ONLY_EXTENSIONS
 from convcli.io.png import PNG_SIGNATURE, png_ihdr
 from convcli.io.structure import MAX_JUNK, check_structure
@@ -150,10 +150,6 @@ def expand_inputs(items: list[str] | tuple[str, ...], recursive: bool = False,
     return out
 
 
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
-          stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder (through a symbolic link)"}
-
-
 def _not_regular_reason(path: Path) -> str | None:
     """Why a path given as an input cannot be read as an image file without blocking, or None."""
     try:
@@ -162,7 +158,8 @@ def _not_regular_reason(path: Path) -> str | None:
         return None  # missing or unreadable: the decoder says why, for this input alone
     if stat.S_ISREG(mode):
         return None
-    return f"is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not an image file"
+    kind = "a folder (through a symbolic link)" if stat.S_ISDIR(mode) else file_kind(mode)
+    return f"is {kind}, not an image file"
 
 
 def _broken_link_reason(path: Path) -> str | None:

@@ -23,7 +23,7 @@ from convcli.core.records import record
 from convcli.errors import ConvcliError, InputError, UsageError, quoted
 from convcli.io.decode import ImageHeader, read_header
 from convcli.io.encode import eight_bit_reason
-from convcli.io.files import DANGLING_LINK, os_reason
+from convcli.io.files import DANGLING_LINK, file_kind, os_reason
 from convcli.io.formats import FORMATS, extension_for, format_for_path, format_info
 from convcli.run.inputs import InputItem, output_extension
 from convcli.run.job import Job, OutputKind
@@ -487,10 +487,6 @@ def _name_max(path: str) -> int:
         return 255
 
 
-_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
-          stat.S_IFBLK: "a block device"}
-
-
 def _target_problem(path: str, st: os.stat_result | None) -> str | None:
     """Why an existing target may not be written (the rest of a message), or None.
 
@@ -501,7 +497,7 @@ def _target_problem(path: str, st: os.stat_result | None) -> str | None:
         return f"is {DANGLING_LINK}" if os.path.islink(path) else None
     if stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode):
         return None
-    kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+    kind = file_kind(st.st_mode)
     hint = " (-o - writes to stdout)" if stat.S_ISFIFO(st.st_mode) else ""
     return f"exists and is {kind}; refusing to replace it{hint}"
 
