@@ -843,3 +843,18 @@ def test_a_large_jpeg_on_stdin_passes_the_early_check(tmp_path: Path) -> None:
     r = run("blur", "-", "-o", str(tmp_path / "o.png"), input=buf.getvalue())
     assert r.exit_code == 0, r.stderr
     assert Image.open(tmp_path / "o.png").size == (1100, 1100)
+
+
+def test_a_pnm_whose_comment_outruns_the_sniff_is_found_in_a_folder(tmp_path: Path) -> None:
+    """A PGM whose first comment is longer than the 64 bytes looked at was skipped in a folder without
+    a line (and refused on stdin), though it reads when named: a comment after the magic marks it."""
+    d = tmp_path / "in"
+    d.mkdir()
+    grey = np.random.default_rng(0).integers(0, 256, (4, 5), dtype=np.uint8)
+    (d / "long.pgm").write_bytes(b"P5\n# " + b"c" * 70 + b"\n5 4\n255\n" + grey.tobytes())
+    (d / "note.txt").write_text("P5 is the plan for next week\n")
+    r = run("blur", str(d), "--out-dir", str(tmp_path / "o"), "--json", "-j", "1")
+    assert r.exit_code == 0, r.stderr
+    assert [Path(rec["input"]).name for rec in records(r.stdout)] == ["long.pgm"]
+    r = run("blur", "-", "-o", str(tmp_path / "s.png"), input=(d / "long.pgm").read_bytes() + bytes(70_000))
+    assert r.exit_code == 0, r.stderr

@@ -744,3 +744,59 @@ def test_a_png_palette_used_within_its_entries_reads_as_pillow_reads_it() -> Non
     data = _palette_png(b"\xff\x00\x00\x00\xff\x00\x00\x00\xff", 2)
     got = read_image(data).color
     assert got.shape == (4, 4, 3) and np.all(got == np.array([0, 0, 255], np.float32))
+
+
+def test_jpeg_segments_of_length_0_or_too_many_are_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Segments of length 0 made the walk read 64 KiB at each (a 20 MB file: 68 s, 768 MB); empty
+    APP1 segments by the million took Pillow 27 s and 754 MB. A length under 2 is no segment, and
+    more segments than any encoder writes (MAX_PARTS, lowered here) are refused."""
+    from convcli.io import structure
+
+    data = encoded("JPEG")
+    zero = data[:2] + b"\xff\xe1\x00\x00" * 1000 + data[2:]
+    with pytest.raises(InputError, match="a segment of length 0 at offset 2"):
+        read_image(zero)
+    monkeypatch.setattr(structure, "MAX_PARTS", 100)
+    many = data[:2] + b"\xff\xe1\x00\x02" * 101 + data[2:]
+    with pytest.raises(InputError, match="more than 100 segments"):
+        read_image(many)
+    assert read_image(data[:2] + b"\xff\xe1\x00\x02" * 50 + data[2:]).color.shape[:2] == (48, 64)
+
+
+def test_a_gif_extension_of_too_many_sub_blocks_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 32 MB comment in 1-byte sub-blocks took Pillow 1.5 GB; the walk bounds an extension's
+    sub-blocks (MAX_PARTS, lowered here), not an image's (bounded by its size)."""
+    from convcli.io import structure
+
+    monkeypatch.setattr(structure, "MAX_PARTS", 100)
+    frame = Image.fromarray(np.zeros((8, 8), np.uint8)).convert("P")
+    buf = io.BytesIO()
+    frame.save(buf, "GIF")
+    plain = buf.getvalue()
+    comment = b"!\xfe" + b"\x01x" * 101 + b"\x00"
+    with pytest.raises(InputError, match="an extension of more than 100 sub-blocks"):
+        read_image(plain[:-1] + comment + b";")
+    assert read_image(plain[:-1] + b"!\xfe" + b"\x01x" * 50 + b"\x00;").color.shape[:2] == (8, 8)
+
+
+def test_every_frame_of_a_palette_apng_is_checked_against_its_palette(tmp_path: Path) -> None:
+    """The palette check ran on the one-frame path only: an APNG whose second frame uses index 9 of
+    a 2-entry palette was written with black pixels, exit 0."""
+    w = h = 4
+
+    def idat(ix: int) -> bytes:
+        return zlib.compress(b"".join(b"\x00" + bytes([ix] * w) for _ in range(h)))
+
+    def fctl(seq: int) -> bytes:
+        return struct.pack(">IIIIIHHBB", seq, w, h, 0, 0, 1, 10, 0, 0)
+
+    chunks = [(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0)), (b"acTL", struct.pack(">II", 2, 0)),
+              (b"PLTE", b"\xff\x00\x00\x00\xff\x00"), (b"fcTL", fctl(0)), (b"IDAT", idat(1)),
+              (b"fcTL", fctl(1)), (b"fdAT", struct.pack(">I", 2) + idat(9)), (b"IEND", b"")]
+    body = [struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+            for t, d in chunks]
+    src = tmp_path / "bad.png"
+    src.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(body))
+    r = run("blur", str(src), "-o", str(tmp_path / "o.png"))
+    assert r.exit_code == 1 and "palette index 9 used, past the palette's 2 entries" in r.stderr
+    assert not (tmp_path / "o.png").exists()

@@ -698,7 +698,7 @@ def _decode_array(im: Image.Image, fp: BinaryIO, plan: _Plan, max_pixels: int | 
                 msg = f"decoded as mode {im.mode}, not the {opened} its header said"
                 raise InputError(msg) from None
         if im.mode == "P" and im.format == "PNG":
-            _check_palette(im)
+            check_palette(im)
         if plan.stored.convert is not None:
             im = im.convert(plan.stored.convert)
         arr = _pil_array(im)
@@ -715,7 +715,7 @@ def _decode_array(im: Image.Image, fp: BinaryIO, plan: _Plan, max_pixels: int | 
     return arr
 
 
-def _check_palette(im: Image.Image) -> None:
+def check_palette(im: Image.Image) -> None:
     """A PNG palette image has a PLTE chunk with an entry for every index it uses (the PNG spec; libpng
     refuses it). Pillow expanded a missing palette, or an index past its end, to black: exit 0."""
     entries = len(im.palette.palette) // len(im.palette.mode) if im.palette is not None else 0
@@ -723,7 +723,8 @@ def _check_palette(im: Image.Image) -> None:
         raise InputError("corrupt PNG: a palette image without a palette (PLTE chunk)")
     used = int(np.asarray(im).max(initial=0))
     if used >= entries:
-        msg = f"corrupt PNG: palette index {used} used, past the palette's {entries} entries"
+        msg = (f"corrupt PNG: palette index {used} used, past the palette's {entries} "
+               f"entr{'y' if entries == 1 else 'ies'}")
         raise InputError(msg)
 
 

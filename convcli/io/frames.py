@@ -33,6 +33,7 @@ from convcli.io.decode import (
     DEFAULT_MAX_PIXELS,
     ImageHeader,
     Source,
+    check_palette,
     open_planned,
     open_source,
     orient,
@@ -125,6 +126,8 @@ class FrameSource:
                     raise InputError(msg)
                 arr = arr.astype(np.uint16)
         else:
+            if im.mode == "P" and im.format == "PNG":  # an APNG frame: as the first frame is checked
+                check_palette(im)
             grey = h.mode in _GREY_MODES
             target = ("LA" if grey else "RGBA") if h.has_alpha else ("L" if grey else "RGB")
             if not h.has_alpha and (im.mode in _ALPHA_MODES or "transparency" in im.info):

@@ -242,6 +242,7 @@ def read_stdin(max_pixels: int) -> tuple[bytes | None, str | None]:
 #: The sizes of the BMP info headers Pillow reads (OS/2 1.x and 2.x, Windows 3 to 5: its _accept).
 _BMP_HEADERS: frozenset[int] = frozenset({12, 40, 52, 56, 64, 108, 124})
 
+_PNM_COMMENT = re.compile(rb"\s+(#[^\n]*\n\s*)*#[^\n]*\Z")
 _PNM_WIDTH = re.compile(rb"\s+(#[^\n]*\n\s*)*\d")
 
 
@@ -251,6 +252,8 @@ def looks_like_bytes(head: bytes) -> bool:
         return True
     if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and _PNM_WIDTH.match(head, 2):
         return True  # PNM: the magic, then (past any comment) the width's digits, not a note's words
+    if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and _PNM_COMMENT.match(head, 2):
+        return True  # a comment longer than the bytes looked at: the header walk checks the rest
     if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADERS:
         return True  # BMP: its info header's size at 14 (a note starting "BMI,weight" is not one)
     if head[:4] == b"icns" and len(head) >= 8 and int.from_bytes(head[4:8], "big") >= 8:
