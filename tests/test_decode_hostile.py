@@ -730,7 +730,7 @@ def _palette_png(plte: bytes | None, index: int) -> bytes:
 
 @pytest.mark.parametrize(("plte", "index", "words"), [
     (None, 128, "a palette image without a palette (PLTE chunk)"),
-    (b"\xff\x00\x00", 128, "palette index 128 used, past the palette's 1 entries"),
+    (b"\xff\x00\x00", 128, "palette index 128 used, past the palette's 1 entry"),
     (b"\xff\x00\x00\x00\xff\x00", 2, "palette index 2 used, past the palette's 2 entries"),
 ])
 def test_a_png_palette_missing_or_too_short_is_refused(plte: bytes | None, index: int, words: str) -> None:
