@@ -350,3 +350,19 @@ def test_a_channel_the_same_everywhere_is_refused_when_it_has_its_own_kernel(tmp
     assert r.exit_code == 2 and "input channel 1 (of 3, from 0) is 0 everywhere" in r.stderr
     r = CliRunner().invoke(cli, ["learn", str(src), str(tgt), "-o", str(tmp_path / "k.txt")])
     assert r.exit_code == 0, r.stderr
+
+
+def test_mixing_on_channels_that_are_copies_is_refused(tmp_path: Path) -> None:
+    """A grey photo saved as RGB, learnt --channels mixing: different --seed gave different weights at
+    the same loss (only their sum over the copies is in the data), each printed as learnt."""
+    grey = np.random.default_rng(0).integers(0, 256, (30, 30), dtype=np.uint8)
+    src = tmp_path / "g.png"
+    Image.fromarray(np.dstack([grey] * 3)).save(src)
+    r = CliRunner().invoke(cli, ["learn", str(src), str(src), "--channels", "mixing",
+                                 "-o", str(tmp_path / "w.npy")])
+    assert r.exit_code == 2 and "3 channels hold 1 independent one(s)" in r.stderr, r.stderr
+    colour = np.random.default_rng(1).integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    Image.fromarray(colour).save(src)
+    r = CliRunner().invoke(cli, ["learn", str(src), str(src), "--channels", "mixing", "--steps", "5",
+                                 "-o", str(tmp_path / "w.npy")])
+    assert r.exit_code == 0, r.stderr

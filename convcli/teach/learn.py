@@ -249,6 +249,15 @@ def make_problem(x: np.ndarray, target: np.ndarray, settings: LearnSettings, *,
                + ("; learn from an image with detail" if len(flat) == cin else
                   "; use --channels shared, --gray, or an image with detail in every channel"))
         raise UsageError(msg)
+    if settings.channels == "mixing" and cin > 1:
+        # mixing weights act on the channels together: channels that are copies (a grey photo saved as
+        # RGB) leave them free along the copies, and the descent printed its start there as learnt
+        centred = values - values.mean(axis=0)
+        rank = int(np.linalg.matrix_rank(centred[:: max(1, len(centred) // 65536)]))
+        if rank < cin:
+            msg = (f"the input's {cin} channels hold {rank} independent one(s) (a grey image saved as "
+                   "RGB?): mixing weights on them cannot be told apart; use --gray or --channels shared")
+            raise UsageError(msg)
     xp = pad_array(x3, geom.pad, resolve_mode(settings.padding))
     offset = None
     if settings.channels == "mixing":
