@@ -490,3 +490,12 @@ def test_a_non_finite_number_is_not_looked_up_as_a_name(spec: str) -> None:
     """``-k nan`` said 'unknown kernel 'nan'; did you mean mean?'."""
     with pytest.raises(UsageError, match="not a finite number"):
         parse_kernel(spec)
+
+
+def test_one_long_or_infinite_number_is_refused_too() -> None:
+    """A number of 45 characters passed the refusal's length guard (a black image, exit 0), and
+    ``1e400``'s advice was ``[[1e400]]``, itself refused."""
+    with pytest.raises(UsageError, match=r"for a 1x1 kernel write \[\[-3\]\]"):
+        parse_kernel("-3." + "0" * 42)
+    with pytest.raises(UsageError, match="not a finite number either"):
+        parse_kernel("1e400")

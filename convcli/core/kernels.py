@@ -557,9 +557,15 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
     if s.lower().lstrip("+-") in ("nan", "inf", "infinity"):  # read as a name: "did you mean mean?"
         msg = f"kernel {s!r}: not a finite number (and no kernel's name)"
         raise UsageError(msg)
-    if len(s) <= 40 and (_ONE_NUMBER.fullmatch(s) or _is_float(s)):  # -k -3, 2.5, 1_000: a 1x1 by accident
-        msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file), and one number alone is not "
-               f"taken as one; for a 1x1 kernel write [[{f'{float(s):g}' if '_' in s else s}]]")
+    if _ONE_NUMBER.fullmatch(s) or _is_float(s):  # -k -3, 2.5, 1_000: a 1x1 kernel by accident
+        value = float(s) if _is_float(s) else None
+        if value is not None and not math.isfinite(value):
+            way = "it is not a finite number either"
+        else:
+            shown = s if len(s) <= 24 and "_" not in s else f"{value:g}"
+            way = f"for a 1x1 kernel write [[{shown}]]"
+        msg = (f"kernel {quoted(s)}: -k takes a kernel (a name, a literal or @file), and one number alone "
+               f"is not taken as one; {way}")
         raise UsageError(msg)
     if s.startswith("[") or (any(ch.isdigit() for ch in s) and not _looks_like_name(s)):
         return parse_literal(s)
