@@ -853,6 +853,8 @@ def test_a_pnm_whose_comment_outruns_the_sniff_is_found_in_a_folder(tmp_path: Pa
     grey = np.random.default_rng(0).integers(0, 256, (4, 5), dtype=np.uint8)
     (d / "long.pgm").write_bytes(b"P5\n# " + b"c" * 70 + b"\n5 4\n255\n" + grey.tobytes())
     (d / "note.txt").write_text("P5 is the plan for next week\n")
+    (d / "notes.md").write_text("P1\n# Plan for the week: fix the bug in the parser, then write the tests "
+                                "for it\nmore text\n")  # a comment past 64 bytes, then words: no image
     r = run("blur", str(d), "--out-dir", str(tmp_path / "o"), "--json", "-j", "1")
     assert r.exit_code == 0, r.stderr
     assert [Path(rec["input"]).name for rec in records(r.stdout)] == ["long.pgm"]

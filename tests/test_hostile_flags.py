@@ -737,3 +737,17 @@ def test_a_fifo_is_called_the_same_as_input_output_and_kernel_file(small: Path, 
     as_kernel = run("filter", small, "-k", f"@{fifo}", "-o", tmp_path / "o.png")
     for r in (as_input, as_output, as_kernel):
         assert "is a FIFO" in r.output and "named pipe" not in r.output, r.output
+
+
+@pytest.mark.parametrize("argv", [["learn", "{fifo}", "{small}", "-o", "{d}/k.txt"],
+                                  ["explain", "{fifo}", "--at", "0,0", "-k", "sharpen"],
+                                  ["demo", "--image", "{fifo}", "--out-dir", "{d}/tour"]])
+def test_a_fifo_named_as_an_image_by_learn_explain_or_demo_is_refused(small: Path, tmp_path: Path,
+                                                                      argv: list[str]) -> None:
+    """The image commands refuse a FIFO as an input; learn, explain and demo opened it and waited for
+    a writer that never comes."""
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    d = tmp_path / "out"
+    r = run(*[a.format(fifo=fifo, small=small, d=d) for a in argv])
+    assert r.exit_code == 1 and "is a FIFO, not an image file" in r.output, r.output

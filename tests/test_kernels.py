@@ -499,3 +499,5 @@ def test_one_long_or_infinite_number_is_refused_too() -> None:
         parse_kernel("-3." + "0" * 42)
     with pytest.raises(UsageError, match="not a finite number either"):
         parse_kernel("1e400")
+    with pytest.raises(UsageError, match=r"for a 1x1 kernel write \[\[1/3{28}\]\]"):  # a TypeError once
+        parse_kernel("1/" + "3" * 28)

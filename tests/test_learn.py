@@ -366,3 +366,33 @@ def test_mixing_on_channels_that_are_copies_is_refused(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["learn", str(src), str(src), "--channels", "mixing", "--steps", "5",
                                  "-o", str(tmp_path / "w.npy")])
     assert r.exit_code == 0, r.stderr
+
+
+def test_lstsq_still_answers_where_descent_is_refused(tmp_path: Path) -> None:
+    """The refusals for weights the data cannot move are for gradient descent, which prints its random
+    start there; --solver lstsq gives its one minimum-norm answer (a grey photo saved as RGB, mixed:
+    loss ~1e-26 before the refusal came in, and again now)."""
+    grey = np.random.default_rng(0).integers(0, 256, (24, 24), dtype=np.uint8)
+    src = tmp_path / "g.png"
+    Image.fromarray(np.dstack([grey] * 3)).save(src)
+    target = tmp_path / "t.npy"
+    r = CliRunner().invoke(cli, ["filter", str(src), "-k", "sharpen", "-o", str(target), "-q"])
+    assert r.exit_code == 0, r.stderr
+    r = CliRunner().invoke(cli, ["learn", str(src), str(target), "--channels", "mixing", "--solver", "lstsq",
+                                 "-o", str(tmp_path / "w.npy"), "--json", "--no-figures"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])["loss"] < 1e-12
+
+
+def test_a_colour_stripe_keeps_the_channels_independent(tmp_path: Path) -> None:
+    """The copies test looked at every k-th pixel (every 2nd of a 400x400 image): a grey texture
+    with colour in odd columns only (rank 3) was refused as a grey image saved as RGB."""
+    rng = np.random.default_rng(0)
+    g = rng.integers(0, 256, (400, 400), dtype=np.uint8)
+    rgb = np.dstack([g] * 3)
+    rgb[:, 1:15:2] = rng.integers(0, 256, (400, 7, 3), dtype=np.uint8)
+    src = tmp_path / "s.png"
+    Image.fromarray(rgb).save(src)
+    r = CliRunner().invoke(cli, ["learn", str(src), str(src), "--channels", "mixing", "--steps", "1",
+                                 "-o", str(tmp_path / "w.npy"), "--no-figures", "-q"])
+    assert r.exit_code == 0, r.stderr

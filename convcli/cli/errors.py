@@ -11,6 +11,7 @@ import errno
 import io
 import os
 import signal
+import stat
 import sys
 import threading
 import warnings
@@ -21,7 +22,7 @@ from typing import Any
 import click
 
 from convcli.errors import ConvcliError, ExitStatus, InputError, OutputError
-from convcli.io.files import os_reason
+from convcli.io.files import file_kind, os_reason
 from convcli.report import line_text
 
 #: Click >= 8.2 raises this for a bare group invocation; its show() prints the help.
@@ -148,6 +149,13 @@ def signals_stop() -> Iterator[None]:
 def read_named(read: Callable[..., Any], path: str, label: str, **kw: Any) -> Any:
     """``read(path, **kw)``; an input error names the file and the argument it came from
     (``TARGET t.png: no such file``), as a batch names its inputs."""
+    try:
+        st = os.stat(path) if path != "-" else None
+    except OSError:
+        st = None  # missing or unreadable: read() says why
+    if st is not None and not stat.S_ISREG(st.st_mode):  # a FIFO blocked learn, explain and demo
+        msg = f"{label} {path}: is {file_kind(st.st_mode)}, not an image file"
+        raise InputError(msg)
     try:
         return read(path, **kw)
     except InputError as e:

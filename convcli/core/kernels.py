@@ -562,7 +562,7 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
         if value is not None and not math.isfinite(value):
             way = "it is not a finite number either"
         else:
-            shown = s if len(s) <= 24 and "_" not in s else f"{value:g}"
+            shown = s if value is None or (len(s) <= 24 and "_" not in s) else f"{value:g}"
             way = f"for a 1x1 kernel write [[{shown}]]"
         msg = (f"kernel {quoted(s)}: -k takes a kernel (a name, a literal or @file), and one number alone "
                f"is not taken as one; {way}")

@@ -35,6 +35,10 @@ _MAGIC: tuple[bytes, ...] = (
     b"\x93NUMPY",  # .npy arrays (H, W) or (H, W, C), as convcli writes them
 )
 
+#: Bytes looked at to tell an image by its content: signatures need 64; a PNM's comments before its
+#: width need more (one of 70 characters was skipped in folders).
+SNIFF_BYTES = 4096
+
 #: Extensions of the formats convcli writes; other inputs (GIF, ICO, PNM...) get a .png output.
 _WRITABLE: frozenset[str] = frozenset(e for f in FORMATS.values() for e in f.extensions)
 
@@ -62,7 +66,7 @@ def looks_like_image(path: Path) -> bool:
     """True if the file starts with the magic number of a supported format (RIFF....WEBP included)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(64)  # a PNM comment line before its width
+            head = f.read(SNIFF_BYTES)
     except OSError:
         return False
     return looks_like_bytes(head)
@@ -219,7 +223,7 @@ def read_stdin(max_pixels: int) -> tuple[bytes | None, str | None]:
         chunks.append(chunk)
         size += len(chunk)
         if size >= _STDIN_PROBE and len(chunks) == 1 or size > limit:
-            head = b"".join(chunks)[:64]
+            head = b"".join(chunks)[:SNIFF_BYTES]
             if not looks_like_bytes(head):
                 return None, "not an image file (stdin does not start with a known image signature)"
             if head.startswith(PNG_SIGNATURE) and png_ihdr(head) is None:
@@ -242,7 +246,6 @@ def read_stdin(max_pixels: int) -> tuple[bytes | None, str | None]:
 #: The sizes of the BMP info headers Pillow reads (OS/2 1.x and 2.x, Windows 3 to 5: its _accept).
 _BMP_HEADERS: frozenset[int] = frozenset({12, 40, 52, 56, 64, 108, 124})
 
-_PNM_COMMENT = re.compile(rb"\s+(#[^\n]*\n\s*)*#[^\n]*\Z")
 _PNM_WIDTH = re.compile(rb"\s+(#[^\n]*\n\s*)*\d")
 
 
@@ -252,8 +255,6 @@ def looks_like_bytes(head: bytes) -> bool:
         return True
     if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and _PNM_WIDTH.match(head, 2):
         return True  # PNM: the magic, then (past any comment) the width's digits, not a note's words
-    if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and _PNM_COMMENT.match(head, 2):
-        return True  # a comment longer than the bytes looked at: the header walk checks the rest
     if head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADERS:
         return True  # BMP: its info header's size at 14 (a note starting "BMI,weight" is not one)
     if head[:4] == b"icns" and len(head) >= 8 and int.from_bytes(head[4:8], "big") >= 8:

@@ -210,31 +210,12 @@ def _dot(x: Weights, y: Weights) -> float:
     return d + (float(np.sum(x.bias * y.bias)) if x.bias is not None and y.bias is not None else 0.0)
 
 
-def make_problem(x: np.ndarray, target: np.ndarray, settings: LearnSettings, *,
-                 ignore: tuple[float, float] | None = None) -> Problem:
-    """Check the shapes (the target must be the correlation's output shape) and pad the input once.
-
-    ``ignore=(lo, hi)`` leaves target samples equal to ``lo`` or ``hi`` out of the loss: in an
-    8-bit target they were most likely clipped, and their true value is unknown.
-    """
-    x3 = np.asarray(x, dtype=np.float64)
-    t3 = np.asarray(target, dtype=np.float64)
-    x3 = x3[:, :, None] if x3.ndim == 2 else x3
-    t3 = t3[:, :, None] if t3.ndim == 2 else t3
-    geom = settings.geometry()
-    oh, ow = geom.out_hw(x3.shape[0], x3.shape[1])
-    if t3.shape[:2] != (oh, ow):
-        arith = geom.arithmetic(x3.shape[0], x3.shape[1])
-        msg = (f"the target is {t3.shape[1]}x{t3.shape[0]} (WxH) but this kernel, stride and padding give "
-               f"{ow}x{oh} from the input: {arith}")
-        raise UsageError(msg)
-    cin, cout = x3.shape[2], t3.shape[2]
-    if settings.channels != "mixing" and cin != cout:
-        msg = (f"--channels {settings.channels} needs as many target channels as input channels "
-               f"({cout} vs {cin}); use --channels mixing (C_in -> C_out) or --gray")
-        raise UsageError(msg)
+def _check_identifiable(x3: np.ndarray, settings: LearnSettings, padded: bool) -> None:
+    """Refuse an input the data of which cannot move some weights: a channel the same everywhere
+    (all of them, or one with its own kernel), or mixing over channels that are copies."""
+    cin = x3.shape[2]
     values = x3.reshape(-1, cin)
-    zero_border = resolve_mode(settings.padding).name == "zeros" and any(geom.pad)
+    zero_border = resolve_mode(settings.padding).name == "zeros" and padded
     flat = [c for c in range(cin) if np.all(values[:, c] == values[0, c])
             and (not zero_border or values[0, c] == 0)]
     # every window the same: the kernel's sum is all the data holds (a zero input, not even that); the
@@ -252,12 +233,41 @@ def make_problem(x: np.ndarray, target: np.ndarray, settings: LearnSettings, *,
     if settings.channels == "mixing" and cin > 1:
         # mixing weights act on the channels together: channels that are copies (a grey photo saved as
         # RGB) leave them free along the copies, and the descent printed its start there as learnt
-        centred = values - values.mean(axis=0)
-        rank = int(np.linalg.matrix_rank(centred[:: max(1, len(centred) // 65536)]))
+        rank = int(np.linalg.matrix_rank(values - values.mean(axis=0)))  # every pixel: a stripe counts
         if rank < cin:
             msg = (f"the input's {cin} channels hold {rank} independent one(s) (a grey image saved as "
                    "RGB?): mixing weights on them cannot be told apart; use --gray or --channels shared")
             raise UsageError(msg)
+
+
+def make_problem(x: np.ndarray, target: np.ndarray, settings: LearnSettings, *,
+                 ignore: tuple[float, float] | None = None, descent: bool = True) -> Problem:
+    """Check the shapes (the target must be the correlation's output shape) and pad the input once.
+
+    ``ignore=(lo, hi)`` leaves target samples equal to ``lo`` or ``hi`` out of the loss: in an
+    8-bit target they were most likely clipped, and their true value is unknown.
+    ``descent``: the problem is for gradient descent, which starts from random weights and would
+    print them as learnt where the data cannot move them (refused here); lstsq gives its one
+    minimum-norm answer there, and runs.
+    """
+    x3 = np.asarray(x, dtype=np.float64)
+    t3 = np.asarray(target, dtype=np.float64)
+    x3 = x3[:, :, None] if x3.ndim == 2 else x3
+    t3 = t3[:, :, None] if t3.ndim == 2 else t3
+    geom = settings.geometry()
+    oh, ow = geom.out_hw(x3.shape[0], x3.shape[1])
+    if t3.shape[:2] != (oh, ow):
+        arith = geom.arithmetic(x3.shape[0], x3.shape[1])
+        msg = (f"the target is {t3.shape[1]}x{t3.shape[0]} (WxH) but this kernel, stride and padding give "
+               f"{ow}x{oh} from the input: {arith}")
+        raise UsageError(msg)
+    cin, cout = x3.shape[2], t3.shape[2]
+    if settings.channels != "mixing" and cin != cout:
+        msg = (f"--channels {settings.channels} needs as many target channels as input channels "
+               f"({cout} vs {cin}); use --channels mixing (C_in -> C_out) or --gray")
+        raise UsageError(msg)
+    if descent:
+        _check_identifiable(x3, settings, bool(any(geom.pad)))
     xp = pad_array(x3, geom.pad, resolve_mode(settings.padding))
     offset = None
     if settings.channels == "mixing":

@@ -177,7 +177,7 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
                     for path, label in ((input_path, "INPUT"), (target_path, "TARGET")))
         x, t = src.color, tgt.color
         ignore = (0.0, float(tgt.header.maxval)) if ignore_clipped else None
-        problem = make_problem(x, t, settings, ignore=ignore)
+        problem = make_problem(x, t, settings, ignore=ignore, descent=solver != "lstsq")
         record = _record(input_path, target_path, output, x, t, settings, solver)
 
         if solver == "lstsq":
