@@ -41,9 +41,11 @@ def _skip_junk(fp: BinaryIO, pattern: re.Pattern[bytes], what: str) -> bytes:
     """From the current position to the first byte ``pattern`` matches (returned, ``fp`` after it);
     b"" at the end of the file; InputError after more than MAX_JUNK bytes of anything else."""
     start = fp.tell()
+    size = 256  # a few stray bytes are the usual case: a 64 KiB read for each was a crawl of its own
     while True:
         pos = fp.tell()
-        block = fp.read(_CHUNK)
+        block = fp.read(size)
+        size = _CHUNK
         if not block:
             return b""
         m = pattern.search(block)
