@@ -165,7 +165,7 @@ class Plan:
 class Frames(Sequence[np.ndarray]):
     """An animation's frames (uint8 RGB, all the same size), each drawn when it is asked for.
 
-    A 16×16 input makes 258 frames of 807×1731 pixels, 1 GB held at once: the encoder asks for them
+    A 16×16 input makes 258 frames of 1683×807 pixels, 1 GB held at once: the encoder asks for them
     one after another instead, and ``--frame N`` draws frame N alone.
     """
 
@@ -901,6 +901,11 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
 
 
+def _unpack(packed: np.ndarray) -> np.ndarray:
+    """Packed colours (see :func:`_pack`) as (N, 3) int64 R, G, B."""
+    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=1).astype(np.int64)
+
+
 def _shared_palette(frames: Sequence[np.ndarray]) -> np.ndarray:
     """One palette for every frame: the (up to) 255 colours the frames use most, packed, sorted.
 
@@ -922,16 +927,14 @@ def _lookup(packed: np.ndarray, palette: np.ndarray) -> np.ndarray:
     missing = palette[pos] != packed
     if missing.any():
         miss, inverse = np.unique(packed[missing], return_inverse=True)
-        rgb = np.stack([(palette >> 16) & 255, (palette >> 8) & 255, palette & 255], axis=1).astype(np.int64)
-        want = np.stack([(miss >> 16) & 255, (miss >> 8) & 255, miss & 255], axis=1).astype(np.int64)
+        rgb, want = _unpack(palette), _unpack(miss)
         pos[missing] = np.argmin(((want[:, None, :] - rgb[None, :, :]) ** 2).sum(axis=2), axis=1)[inverse]
     return pos.astype(np.uint8)
 
 
 def _palette_image(index: np.ndarray, palette: np.ndarray) -> Image.Image:
     img = Image.fromarray(index, "P")
-    flat = np.stack([(palette >> 16) & 255, (palette >> 8) & 255, palette & 255], axis=1)
-    img.putpalette(flat.astype(np.uint8).reshape(-1).tolist())
+    img.putpalette(_unpack(palette).astype(np.uint8).reshape(-1).tolist())
     return img
 
 
