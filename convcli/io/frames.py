@@ -25,7 +25,7 @@ from contextlib import contextmanager
 import numpy as np
 from PIL import Image
 
-from convcli.core.color import luminance
+from convcli.core.color import luminance, premultiply
 from convcli.core.records import record
 from convcli.errors import InputError, OutputError
 from convcli.io.decode import (
@@ -132,10 +132,9 @@ class FrameSource:
             target = ("LA" if grey else "RGBA") if h.has_alpha else ("L" if grey else "RGB")
             if not h.has_alpha and (im.mode in _ALPHA_MODES or "transparency" in im.info):
                 arr = np.asarray(im.convert("LA" if grey else "RGBA"))
-                a = arr[..., -1:]
+                a = arr[..., -1]
                 if a.min() < 255:  # premultiplied: what a stage dropping alpha sees (README, Alpha)
-                    colour = (arr[..., :-1].astype(np.float32) * (a.astype(np.float32) / 255.0))
-                    return colour, True
+                    return premultiply(arr[..., :-1].astype(np.float32), a.astype(np.float32), 255.0), True
                 arr = arr[..., :-1]
             else:
                 arr = np.asarray(im.convert(target) if im.mode != target else im)

@@ -3,10 +3,12 @@
 Pillow steps over bytes it does not expect one at a time, in Python: junk between JPEG markers,
 between GIF blocks, and a PNM header comment that never ends. At ~10 MB/s a file of zeros after a
 valid signature (2 GB, sparse on disk) kept convcli busy for minutes, in a batch as well. These
-walks follow the same structure by its lengths and look for the next marker with ``bytes.find``,
-at the speed of C: a run of more than :data:`MAX_JUNK` bytes where a marker or a block should be,
-or a PNM header longer than that, is an :class:`~convcli.errors.InputError` at once. Anything else
-(truncation, a wrong length) is left to Pillow, which says what it finds.
+walks follow the same structure by its lengths and look for the next marker with a regular
+expression, at the speed of C: a run of more than :data:`MAX_JUNK` bytes where a marker or a block
+should be, a PNM header longer than that, a JPEG segment of length 0 or 1, or more than
+:data:`MAX_PARTS` segments (sub-blocks of one GIF extension) is an
+:class:`~convcli.errors.InputError` at once. Anything else (truncation, a wrong length) is left to
+Pillow, which says what it finds.
 """
 
 from __future__ import annotations

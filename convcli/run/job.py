@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from convcli import streaming
+from convcli.core.color import premultiply
 from convcli.core.pixels import RangeStats, to_pixels
 from convcli.core.records import record
 from convcli.engine import resolve_threads
@@ -204,7 +205,7 @@ def _montage_hook(job: Job, color: np.ndarray, alpha: np.ndarray | None, maxval:
         return None
     from convcli.teach.render import stage_panels
 
-    shown_input = color if alpha is None else color * (alpha / maxval)[..., None]
+    shown_input = color if alpha is None else premultiply(color, alpha, maxval)
     panels.extend(stage_panels(None, shown_input, maxval, 0))
     index = itertools.count(1)
     last = len(job.pipeline.stages)
