@@ -554,10 +554,9 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
         msg = (f"kernel {s!r}: -k takes a kernel (a name, a literal or @file); for a blur of that size use "
                f"{size}, for a 1x1 kernel write [[{s}]]")
         raise UsageError(msg)
-    if s.lower().lstrip("+-") in ("nan", "inf", "infinity"):  # read as a name: "did you mean mean?"
-        msg = f"kernel {s!r}: not a finite number (and no kernel's name)"
-        raise UsageError(msg)
-    if _ONE_NUMBER.fullmatch(s) or _is_float(s):  # -k -3, 2.5, 1_000: a 1x1 kernel by accident
+    # -k -3, 2.5, 1_000: a 1x1 kernel by accident; nan and inf (float reads them) were looked up as
+    # names: "did you mean mean?"
+    if _ONE_NUMBER.fullmatch(s) or _is_float(s):
         value = float(s) if _is_float(s) else None
         if value is not None and not math.isfinite(value):
             way = "it is not a finite number either"
