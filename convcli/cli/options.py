@@ -144,6 +144,14 @@ def geometry_options(default_padding: str = "reflection", stride: bool = True) -
     return deco
 
 
+def check_png_name(flag: str, path: str | None) -> None:
+    """A picture convcli writes as PNG (--montage, learn's --curve, kernels --response -o) needs a
+    name ending in .png: m.jpg was PNG data under a .jpg name."""
+    if path is not None and not path.lower().endswith(".png"):
+        msg = f"{flag} {path!r}: the picture is written as PNG; give a path ending in .png"
+        raise UsageError(msg)
+
+
 def geometry_spec(p: Mapping[str, Any], stride: Pair | None = None) -> GeometrySpec:
     """The one place that reads :func:`geometry_options`' four flags: a frozen GeometrySpec
     (``stride`` for a command without -s: downsample's --factor, sharpen's 1)."""
@@ -245,9 +253,7 @@ def run_spec(p: Mapping[str, Any]) -> RunSpec:
     if p.get("montage") == "-":  # it made a file named '-' in the current folder
         msg = "--montage - : a montage is written to a file, not to stdout; give a .png file"
         raise UsageError(msg)
-    if p.get("montage") is not None and not str(p["montage"]).lower().endswith(".png"):
-        msg = f"--montage {p['montage']!r}: a montage is written as PNG; give a path ending in .png"
-        raise UsageError(msg)  # mt.jpg was written as PNG data under a .jpg name
+    check_png_name("--montage", p.get("montage"))
     ctx = click.get_current_context(silent=True)
     state = ctx.find_object(CliState) if ctx is not None else None
     return RunSpec(

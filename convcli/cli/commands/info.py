@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from convcli.cli.options import PaddingType, PairType
+from convcli.cli.options import PaddingType, PairType, check_png_name
 from convcli.core.kernels import MAX_KERNEL_SIZE, REGISTRY, Kernel
 from convcli.core.padding import MODES, VALID_BY_LIBRARY, PadMode, pattern_row, resolve_mode
 from convcli.core.shapes import Geometry, Pair, resolve_geometry
@@ -99,9 +99,7 @@ def _response(k: Kernel, as_json: bool, n: int, output: str | None, spec: str) -
     """``kernels SPEC --response``: the magnitude of the 2-D DFT, as numbers and as a picture."""
     from convcli.teach.plots import frequency_response
 
-    if output is not None and not output.lower().endswith(".png"):
-        msg = f"-o {output}: the response picture is a .png"
-        raise UsageError(msg)
+    check_png_name("-o", output)
     r = frequency_response(k.weights, n)
     grid = int(r.magnitude.shape[0])
     note = (f"DFT grid {grid}x{grid}: --dft-size {n} is "

@@ -15,7 +15,7 @@ import click
 import numpy as np
 
 from convcli.cli.errors import read_named
-from convcli.cli.options import geometry_options
+from convcli.cli.options import check_png_name, geometry_options
 from convcli.errors import ConvcliError, UsageError
 
 #: kernel file extensions a shared (2-D) kernel may be written as; -k @FILE reads them all
@@ -141,9 +141,8 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
         if value == "-":  # it made a file named '-' in the current folder
             msg = f"{flag} - : learn writes files, not stdout; give a file name"
             raise UsageError(msg)
-        if flag != "-o" and value is not None and not value.lower().endswith(".png"):
-            msg = f"{flag} {value!r}: the picture is written as PNG; give a path ending in .png"
-            raise UsageError(msg)  # c.jpg was PNG data under a .jpg name
+        if flag != "-o":
+            check_png_name(flag, value)
     ksize = _parse_size(size)
     ext = Path(output).suffix.lower()
     if channels == "shared" and ext not in _KERNEL_EXT:
