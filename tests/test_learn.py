@@ -13,6 +13,7 @@ from PIL import Image
 from scipy import ndimage
 
 from convcli.cli.app import cli
+from convcli.core.shapes import GeometrySpec
 from convcli.errors import UsageError
 from convcli.io.kernelfile import load_kernel_file
 from convcli.teach.learn import LearnSettings, Weights, descend, make_problem, solve_lstsq
@@ -44,8 +45,8 @@ def test_gradient_matches_finite_differences(channels: str, stride: tuple[int, i
                                              dilation: tuple[int, int], padding: str) -> None:
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, (11, 13, 2))
-    s = LearnSettings(ksize=(3, 2), channels=channels, stride=stride, dilation=dilation,  # type: ignore[arg-type]
-                      padding=padding)
+    s = LearnSettings(ksize=(3, 2), channels=channels,  # type: ignore[arg-type]
+                      spec=GeometrySpec(stride=stride, dilation=dilation, padding=padding))
     oh, ow = s.geometry().out_hw(11, 13)
     t = rng.uniform(-1, 1, (oh, ow, 3 if channels == "mixing" else 2))
     p = make_problem(x, t, s)
@@ -85,7 +86,7 @@ def test_lstsq_matches_numpy_on_an_independent_im2col() -> None:
     rng = np.random.default_rng(5)
     x = rng.uniform(0, 255, (12, 10, 1))
     t = rng.uniform(0, 255, (5, 4, 1))  # 3x3, stride 2, dilation 1, zeros pad 1: 12 -> 6? use valid
-    s = LearnSettings(ksize=(3, 3), stride=(2, 2), padding="valid")
+    s = LearnSettings(ksize=(3, 3), spec=GeometrySpec(stride=(2, 2), padding="valid"))
     got = solve_lstsq(make_problem(x, t, s)).weights.kernel
     a = _independent_im2col(x[:, :, 0], 3, 3, 2, 1)
     want = np.linalg.lstsq(a, t[:, :, 0].reshape(-1), rcond=None)[0].reshape(3, 3)
@@ -103,12 +104,12 @@ def test_lstsq_mixing_recovers_a_layer_with_bias() -> None:
         for y in range(16):
             for c in range(15):
                 t[y, c, o] = np.sum(xp[y : y + 3, c : c + 3, :].transpose(2, 0, 1) * w[o]) + b[o]
-    s = LearnSettings(channels="mixing", padding="zeros")
+    s = LearnSettings(channels="mixing", spec=GeometrySpec(padding="zeros"))
     got = solve_lstsq(make_problem(x, t, s)).weights
     np.testing.assert_allclose(got.kernel, w, atol=1e-8)
     np.testing.assert_allclose(got.bias, b, atol=1e-6)
     # descent reaches the same layer
-    settings = LearnSettings(channels="mixing", padding="zeros", steps=400)
+    settings = LearnSettings(channels="mixing", spec=GeometrySpec(padding="zeros"), steps=400)
     final = list(descend(make_problem(x, t, settings)))[-1]
     np.testing.assert_allclose(final.weights.kernel, w, atol=1e-3)
     np.testing.assert_allclose(final.weights.bias, b, atol=1e-2)
@@ -145,7 +146,8 @@ def test_a_clipped_8bit_target_comes_close_but_not_exact_and_ignore_clipped_fixe
 
 def test_target_shape_must_match_the_arithmetic() -> None:
     with pytest.raises(UsageError, match=r"// 1 \+ 1 = 222"):
-        make_problem(np.zeros((224, 224)), np.zeros((224, 224)), LearnSettings(padding="valid"))
+        valid = LearnSettings(spec=GeometrySpec(padding="valid"))
+        make_problem(np.zeros((224, 224)), np.zeros((224, 224)), valid)
 
 
 # --------------------------------------------------------------------------- the command

@@ -41,9 +41,9 @@ from typing import Literal
 
 import numpy as np
 
-from convcli.core.padding import pad_array, resolve_mode
+from convcli.core.padding import PadMode, pad_array
 from convcli.core.records import record
-from convcli.core.shapes import Geometry, Pad4, Pair, resolve_pad
+from convcli.core.shapes import Geometry, GeometrySpec, Pad4, Pair
 from convcli.engine import conv2d, correlate2d, im2col
 from convcli.errors import UsageError
 
@@ -59,10 +59,7 @@ class LearnSettings:
 
     ksize: Pair = (3, 3)
     channels: Channels = "shared"
-    stride: Pair = (1, 1)
-    dilation: Pair = (1, 1)
-    padding: str = "reflection"  # as filter's default
-    pad: str | None = None  # same
+    spec: GeometrySpec = GeometrySpec()  # -s, -d, -p, --pad as given (reflection, same: as filter's)
     steps: int = 500
     lr: float | None = None  # None: 1 / (largest curvature of the loss)
     momentum: bool = True
@@ -79,11 +76,12 @@ class LearnSettings:
             msg = f"--lr must be a positive number, got {self.lr}"
             raise UsageError(msg)
 
-    def pad4(self) -> Pad4:
-        return resolve_pad(self.pad, self.ksize, self.dilation, resolve_mode(self.padding).name)
+    def resolve(self) -> tuple[PadMode, Pad4]:
+        """The padding mode and (top, bottom, left, right) for this kernel size."""
+        return self.spec.resolve(self.ksize)
 
     def geometry(self) -> Geometry:
-        return Geometry(self.ksize, self.stride, self.dilation, self.pad4())
+        return Geometry(self.ksize, self.spec.stride, self.spec.dilation, self.resolve()[1])
 
 
 @record(frozen=True)
@@ -143,12 +141,12 @@ class Problem:
 
     def forward(self, w: Weights) -> np.ndarray:
         """The prediction (oh, ow, C_out) for weights ``w`` (internal coordinates)."""
-        s = self.settings
+        s, g = self.settings, self.settings.spec
         if s.channels == "mixing":
-            return conv2d(self.xp, w.kernel, w.bias, stride=s.stride, dilation=s.dilation, dtype=np.float64)
+            return conv2d(self.xp, w.kernel, w.bias, stride=g.stride, dilation=g.dilation, dtype=np.float64)
         if s.channels == "shared":
-            return correlate2d(self.xp, w.kernel, stride=s.stride, dilation=s.dilation, dtype=np.float64)
-        outs = [correlate2d(self.xp[:, :, c], w.kernel[c], stride=s.stride, dilation=s.dilation,
+            return correlate2d(self.xp, w.kernel, stride=g.stride, dilation=g.dilation, dtype=np.float64)
+        outs = [correlate2d(self.xp[:, :, c], w.kernel[c], stride=g.stride, dilation=g.dilation,
                             dtype=np.float64) for c in range(self.xp.shape[2])]
         return np.stack(outs, axis=2)
 
@@ -158,7 +156,7 @@ class Problem:
     def _kernel_grad(self, channel: int, error: np.ndarray) -> np.ndarray:
         """``dL/dK`` for one input channel and one error map: the input correlated with the error."""
         s = self.settings
-        g = correlate2d(self.xp[:, :, channel], error, stride=s.dilation, dilation=s.stride,
+        g = correlate2d(self.xp[:, :, channel], error, stride=s.spec.dilation, dilation=s.spec.stride,
                         dtype=np.float64, method="direct" if error.size <= 64 else "fft")
         return g[: s.ksize[0], : s.ksize[1]]
 
@@ -215,7 +213,7 @@ def _check_identifiable(x3: np.ndarray, settings: LearnSettings, padded: bool) -
     (all of them, or one with its own kernel), or mixing over channels that are copies."""
     cin = x3.shape[2]
     values = x3.reshape(-1, cin)
-    zero_border = resolve_mode(settings.padding).name == "zeros" and padded
+    zero_border = settings.resolve()[0].name == "zeros" and padded
     flat = [c for c in range(cin) if np.all(values[:, c] == values[0, c])
             and (not zero_border or values[0, c] == 0)]
     # every window the same: the kernel's sum is all the data holds (a zero input, not even that); the
@@ -254,6 +252,7 @@ def make_problem(x: np.ndarray, target: np.ndarray, settings: LearnSettings, *,
     t3 = np.asarray(target, dtype=np.float64)
     x3 = x3[:, :, None] if x3.ndim == 2 else x3
     t3 = t3[:, :, None] if t3.ndim == 2 else t3
+    mode = settings.resolve()[0]
     geom = settings.geometry()
     oh, ow = geom.out_hw(x3.shape[0], x3.shape[1])
     if t3.shape[:2] != (oh, ow):
@@ -268,7 +267,7 @@ def make_problem(x: np.ndarray, target: np.ndarray, settings: LearnSettings, *,
         raise UsageError(msg)
     if descent:
         _check_identifiable(x3, settings, bool(any(geom.pad)))
-    xp = pad_array(x3, geom.pad, resolve_mode(settings.padding))
+    xp = pad_array(x3, geom.pad, mode)
     offset = None
     if settings.channels == "mixing":
         offset = xp.mean(axis=(0, 1))
@@ -416,7 +415,7 @@ def solve_lstsq(problem: Problem) -> Step:
         raise UsageError(msg)
 
     def unrolled(x: np.ndarray) -> np.ndarray:
-        return im2col(x, s.ksize, s.stride, s.dilation, (oh, ow))
+        return im2col(x, s.ksize, s.spec.stride, s.spec.dilation, (oh, ow))
 
     keep = np.ones(t.shape, dtype=bool) if problem.mask is None else problem.mask > 0
 

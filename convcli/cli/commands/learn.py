@@ -9,14 +9,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
 
 from convcli.cli.errors import read_named
-from convcli.cli.options import check_png_name, geometry_options
+from convcli.cli.options import check_png_name, geometry_options, geometry_spec
 from convcli.errors import ConvcliError, UsageError
+
+if TYPE_CHECKING:
+    from convcli.teach.learn import LearnSettings
 
 #: kernel file extensions a shared (2-D) kernel may be written as; -k @FILE reads them all
 _KERNEL_EXT = (".txt", ".csv", ".json", ".npy")
@@ -151,9 +154,8 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
     if channels != "shared" and ext != ".npy":
         msg = f"-o {output}: --channels {channels} writes conv weights (out, in, kh, kw): use a .npy file"
         raise UsageError(msg)
-    settings = LearnSettings(ksize=ksize, channels=channels, stride=geo["stride"],  # type: ignore[arg-type]
-                             dilation=geo["dilation"], padding=geo["padding"], pad=geo["pad"], steps=steps,
-                             lr=lr, seed=seed)
+    settings = LearnSettings(ksize=ksize, channels=channels, spec=geometry_spec(geo),  # type: ignore[arg-type]
+                             steps=steps, lr=lr, seed=seed)
     files: list[tuple[str, str]] = [("kernel file", output)]
     bias_path = _derived(output, "bias.npy") if channels == "mixing" else None
     if bias_path:
@@ -248,12 +250,10 @@ def _error_record(input_path: str, *, enabled: bool) -> Iterator[None]:
         raise
 
 
-def _record(input_path: str, target_path: str, output: str, x: np.ndarray, t: np.ndarray, settings: Any,
-            solver: str) -> dict[str, Any]:
+def _record(input_path: str, target_path: str, output: str, x: np.ndarray, t: np.ndarray,
+            settings: LearnSettings, solver: str) -> dict[str, Any]:
     """The shape report of the learnt layer, as every command prints it."""
     from convcli.core.kernels import Kernel
-    from convcli.core.padding import resolve_mode
-    from convcli.core.shapes import GeometrySpec
     from convcli.pipeline import ConvStage, Pipeline, make_correlate_stage, nchw
 
     x3 = x if x.ndim == 3 else x[:, :, None]
@@ -261,12 +261,12 @@ def _record(input_path: str, target_path: str, output: str, x: np.ndarray, t: np
     kh, kw = settings.ksize
     label = f"learned ({solver})"
     if settings.channels == "mixing":
+        mode, pad = settings.resolve()
         stage: Any = ConvStage(op="learn", out_channels=t3.shape[2], kernel_size=settings.ksize,
-                               stride=settings.stride, dilation=settings.dilation,
-                               padding=resolve_mode(settings.padding), pad=settings.pad4(), source=label)
+                               stride=settings.spec.stride, dilation=settings.spec.dilation,
+                               padding=mode, pad=pad, source=label)
     else:
-        geo = GeometrySpec(settings.stride, settings.dilation, settings.padding, settings.pad)
-        stage = make_correlate_stage("learn", Kernel(label, np.zeros((kh, kw))), geo,
+        stage = make_correlate_stage("learn", Kernel(label, np.zeros((kh, kw))), settings.spec,
                                      label=f"{label}, {settings.channels}")
     plans = Pipeline((stage,)).plan((x3.shape[2], x3.shape[0], x3.shape[1]))
     return {"input": input_path, "target": target_path, "output": output, "status": "ok",
