@@ -94,13 +94,16 @@ def test_filter_with_a_parametric_kernel_names_the_output(tmp_path: Path) -> Non
     assert np.abs(got - ref).max() <= 0.5 + 1e-6
 
 
-def test_kernel_image_is_a_normalised_psf(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["psf.png", "psf.tga", "psf.PGM", "psf.pcx", "psf.jfif", "psf.tiff"])
+def test_kernel_image_is_a_normalised_psf(tmp_path: Path, name: str) -> None:
+    """Any image format convcli reads is a kernel image (psf.tga was read as text: "not UTF-8")."""
     src, img = gray_crop(tmp_path)
     psf = np.zeros((5, 5), dtype=np.uint8)
     psf[2, :] = 255  # a horizontal line: 1x5 motion blur
     psf[1, 2] = 51  # a dimmer tap above the centre (0.2 of white)
-    Image.fromarray(psf).save(tmp_path / "psf.png")
-    r = run("filter", str(src), "-k", f"@{tmp_path / 'psf.png'}", "-o", str(tmp_path / "o.npy"), "-q")
+    fmt = {".jfif": "PNG"}.get(Path(name).suffix)  # lossless bytes under a JPEG name: sniffed, not named
+    Image.fromarray(psf).save(tmp_path / name, format=fmt)
+    r = run("filter", str(src), "-k", f"@{tmp_path / name}", "-o", str(tmp_path / "o.npy"), "-q")
     assert r.exit_code == 0, r.stderr
     w = psf / 255.0
     ref = ndi.correlate(img, w / w.sum(), mode="mirror")

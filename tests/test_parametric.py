@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from convcli.core.kernels import parse_kernel
+from convcli.core.parametric import kernel_from_image
 from convcli.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -335,16 +336,16 @@ def test_bad_specs_are_one_line_usage_errors(spec: str, message: str) -> None:
 
 
 def test_kernel_image_needs_a_loader_in_core() -> None:
-    with pytest.raises(UsageError, match="read by the command line"):
+    with pytest.raises(UsageError, match="reads no files"):
         parse_kernel("@psf.png")
 
 
 def test_kernel_image_is_normalised_luminance() -> None:
     lum = np.array([[0, 0.5, 0], [0.5, 1, 0.5], [0, 0.5, 0]])
-    k = parse_kernel("@psf.png", image_loader=lambda path: lum)
+    k = kernel_from_image(lum, "psf.png")
     np.testing.assert_allclose(k.weights, lum / 3.0)
     with pytest.raises(UsageError, match="black"):
-        parse_kernel("@psf.png", image_loader=lambda path: np.zeros((3, 3)))
+        kernel_from_image(np.zeros((3, 3)), "psf.png")
 
 
 def test_core_stays_free_of_pillow() -> None:

@@ -18,9 +18,9 @@ def kernel_files(spec: str | None) -> tuple[str, ...]:
 def cli_kernel(spec: str) -> Kernel:
     """parse_kernel with ``@file`` kernels read and ``@image.png`` kernels decoded by convcli.io (core
     stays NumPy-only)."""
-    from convcli.io.kernelfile import load_kernel_file, load_kernel_image
+    from convcli.io.kernelfile import load_kernel_file
 
-    return parse_kernel(spec, image_loader=load_kernel_image, file_loader=load_kernel_file)
+    return parse_kernel(spec, file_loader=load_kernel_file)
 
 
 def parse_patch(text: str) -> np.ndarray:

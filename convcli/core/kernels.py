@@ -513,14 +513,13 @@ def spec_file(spec: str) -> str | None:
     return s[1:] if s.startswith("@") else None
 
 
-def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = None,
-                 file_loader: Callable[[str], Kernel] | None = None) -> Kernel:
+def parse_kernel(spec: str, file_loader: Callable[[str], Kernel] | None = None) -> Kernel:
     """Resolve a ``--kernel`` spec: ``@file``, a parametric spec (``gaussian:sigma=2``, ``kirsch@45``;
     convcli.core.parametric), a literal (contains digits), or a registry name.
 
-    Core reads no files: ``image_loader`` reads ``@image.png`` kernels to a 2-D luminance array and
-    ``file_loader`` reads ``@kernel.txt/.csv/.json/.npy`` (both in convcli.io, as
-    :func:`convcli.cli.kernelspec.cli_kernel` passes them).
+    Core reads no files: ``file_loader`` reads ``@kernel.txt/.csv/.json/.npy`` and ``@image.png``
+    kernels (:func:`convcli.io.kernelfile.load_kernel_file`, as
+    :func:`convcli.cli.kernelspec.cli_kernel` passes it; which names are images is io's table).
     """
     from convcli.core import parametric
 
@@ -532,13 +531,8 @@ def parse_kernel(spec: str, image_loader: Callable[[str], np.ndarray] | None = N
     if path is not None and not path.strip():
         msg = "'@' needs a file name after it: -k @kernel.txt, -k @kernel.npy, -k @image.png"
         raise UsageError(msg)
-    if path is not None and parametric.is_image_path(path):
-        if image_loader is None:
-            msg = f"kernel image {path}: images are read by the command line, not by parse_kernel alone"
-            raise UsageError(msg)
-        return parametric.kernel_from_image(image_loader(path), path)
     if parametric.handles(s):
-        return parametric.parse(s, lambda base: parse_kernel(base, image_loader, file_loader))
+        return parametric.parse(s, lambda base: parse_kernel(base, file_loader))
     if path is not None:
         if file_loader is None:
             msg = (f"kernel file {path}: parse_kernel reads no files; pass file_loader="

@@ -524,15 +524,6 @@ def parse(spec: str, resolve: Callable[[str], Kernel]) -> Kernel:
     return resolve(s)
 
 
-#: ``@file`` suffixes read as kernel images (the rest are number files: .txt, .csv, .json, .npy).
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif",
-                                   ".pgm", ".ppm", ".pnm")
-
-
-def is_image_path(path: str) -> bool:
-    return path.lower().endswith(IMAGE_SUFFIXES)
-
-
 def kernel_from_image(luminance: np.ndarray, name: str) -> Kernel:
     """A kernel image (PSF): its luminance normalised to sum 1; an all-black image is refused."""
     w = np.asarray(luminance, dtype=np.float64)

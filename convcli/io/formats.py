@@ -69,6 +69,12 @@ READ_ONLY_EXTENSIONS: dict[str, str] = {
 }
 
 
+#: Every extension that names an image convcli reads (written or read-only): folders count a file so
+#: named as an image, and ``-k @name`` with one is a kernel image, not a file of numbers.
+WRITABLE_EXTENSIONS: frozenset[str] = frozenset(e for f in FORMATS.values() for e in f.extensions)
+IMAGE_EXTENSIONS: frozenset[str] = WRITABLE_EXTENSIONS | frozenset(READ_ONLY_EXTENSIONS)
+
+
 def format_info(fmt: str) -> FormatInfo:
     key = fmt.lower().lstrip(".")
     key = FORMAT_ALIASES.get(key, key)

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from convcli.core.kernels import MAX_KERNEL_SIZE, Kernel, kernel_from_array, kernel_from_text
+from convcli.core.parametric import kernel_from_image
 from convcli.errors import ConvcliError, UsageError
 from convcli.io.decode import read_image
+from convcli.io.formats import IMAGE_EXTENSIONS
 from convcli.io.userfiles import decode_text, load_npy, read_user_file
 
 #: A kernel image larger than this many pixels is refused before decoding (the kernel side limit, squared).
@@ -37,18 +39,22 @@ def load_kernel_image(path: str) -> np.ndarray:
 
 def load_kernel_file(path: str | Path) -> Kernel:
     """``@path``: .npy (2-D), .json (list of lists; a flat list is one row, as the literal ``[1, 2, 3]``),
-    anything else rows of text (.txt/.csv).
+    an image (any extension of :data:`convcli.io.formats.IMAGE_EXTENSIONS`: a PSF, normalised to sum
+    1), anything else rows of text (.txt/.csv).
 
     Read with the cap and checks of :func:`convcli.io.userfiles.read_user_file`; every
     error names the file.
     """
     p = Path(path)
     what = f"kernel file {p}"
+    suffix = p.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS and suffix != ".npy":  # .npy: an array of weights, not a picture
+        return kernel_from_image(load_kernel_image(str(path)), str(path))
     try:
-        if p.suffix.lower() == ".npy":
+        if suffix == ".npy":
             return kernel_from_array(load_npy(p, "kernel file"), p.name, what)
         text = decode_text(read_user_file(p, "kernel file"), what)
-        return kernel_from_text(text, p.name, what, json_lists=p.suffix.lower() == ".json")
+        return kernel_from_text(text, p.name, what, json_lists=suffix == ".json")
     except UsageError as e:
         text = str(e)
         if text.startswith(("kernel file ", "cannot read kernel file ")):

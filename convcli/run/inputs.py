@@ -18,7 +18,7 @@ from pathlib import Path
 from convcli.core.records import record
 from convcli.errors import InputError, UsageError
 from convcli.io.files import file_kind, os_reason
-from convcli.io.formats import FORMATS, READ_ONLY_EXTENSIONS
+from convcli.io.formats import IMAGE_EXTENSIONS, WRITABLE_EXTENSIONS
 from convcli.io.png import PNG_SIGNATURE, png_ihdr
 from convcli.io.structure import MAX_JUNK, check_structure
 
@@ -39,10 +39,6 @@ _MAGIC: tuple[bytes, ...] = (
 #: width need more (one of 70 characters was skipped in folders).
 SNIFF_BYTES = 4096
 
-#: Extensions of the formats convcli writes; other inputs (GIF, ICO, PNM...) get a .png output.
-_WRITABLE: frozenset[str] = frozenset(e for f in FORMATS.values() for e in f.extensions)
-
-
 @record(frozen=True)
 class InputItem:
     """One input: ``name`` as the user wrote it (or as found in a directory), ``path`` None for stdin."""
@@ -57,11 +53,6 @@ class InputItem:
         return self.path is None
 
 
-#: Extensions that name an image: a file so named that cannot be opened is a failed input of
-#: its folder, not skipped as "not an image" (what is in it cannot be looked at).
-_IMAGE_NAMES: frozenset[str] = _WRITABLE | frozenset(READ_ONLY_EXTENSIONS)
-
-
 def looks_like_image(path: Path) -> bool:
     """True if the file starts with the magic number of a supported format (RIFF....WEBP included)."""
     try:
@@ -74,7 +65,7 @@ def looks_like_image(path: Path) -> bool:
 
 def _unreadable_image(path: Path) -> str | None:
     """Why a file named like an image cannot be opened (permission denied...), or None."""
-    if path.suffix.lower() not in _IMAGE_NAMES:
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return None
     try:
         with open(path, "rb"):
@@ -99,7 +90,7 @@ def _walk(folder: Path, recursive: bool, skip: str | None) -> list[InputItem]:
         if entry.name.startswith("."):
             continue
         p = Path(entry.path)
-        named = p.suffix.lower() in _IMAGE_NAMES
+        named = p.suffix.lower() in IMAGE_EXTENSIONS
         try:
             broken = _broken_link_reason(p) if named and entry.is_symlink() else None
             if broken is not None:
@@ -191,7 +182,7 @@ def _empty_dir_reason(folder: Path, recursive: bool) -> str:
 def output_extension(item: InputItem) -> str:
     """The input's extension when convcli can write that format (lower-cased), else ``.png`` (GIF, ICO...)."""
     suffix = item.path.suffix.lower() if item.path is not None else ""
-    return suffix if suffix in _WRITABLE else ".png"
+    return suffix if suffix in WRITABLE_EXTENSIONS else ".png"
 
 
 #: Bytes read from stdin before its first bytes must look like an image.
