@@ -415,6 +415,26 @@ def test_cli_emit_refuses_a_16_bit_input_and_notes_alpha(tmp_path: Path) -> None
     assert r.exit_code == 0 and "alpha channel" in r.stderr and r.stdout.startswith("#!/usr/bin/env python3")
 
 
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "fifo"])
+def test_cli_emit_fails_on_an_input_it_cannot_read(problem: str, tmp_path: Path) -> None:
+    """The program is written for the input's channels and size: a missing or corrupt input was
+    swallowed (a generic program, exit 0) where the run itself fails with exit 1."""
+    import os
+
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    src = tmp_path / "in.png"
+    if problem == "corrupt":
+        src.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    elif problem == "fifo":
+        os.mkfifo(src)
+    r = CliRunner().invoke(cli, ["filter", str(src), "-k", "sharpen", "--emit", "scipy"])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert f"input {src}:" in r.stderr and r.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize(("pad", "size", "refused"), [
     ((5, 5, 4, 4), (6, 5), False),   # each pad at most the size less one: the crops are whole
     ((5, 5, 5, 5), (6, 5), True),    # left/right 5 on a width of 5

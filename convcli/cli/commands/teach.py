@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 import numpy as np
@@ -16,20 +16,6 @@ from convcli.core.kernels import MAX_KERNEL_ABS_SUM
 from convcli.errors import UsageError
 from convcli.pipeline import CompassStage, CorrelateStage, make_correlate_stage
 from convcli.run.spec import Command, RunSpec
-
-if TYPE_CHECKING:
-    from convcli.io.decode import ImageHeader
-
-
-def _header(path: str) -> ImageHeader | None:
-    """The input's header as convcli reads it, or None when it can't be read (the code is then generic)."""
-    from convcli.errors import ConvcliError
-    from convcli.io.decode import read_header
-
-    try:
-        return read_header(path)
-    except ConvcliError:
-        return None
 
 
 def _output_quality(spec: RunSpec, out: str) -> int | None:
@@ -69,6 +55,7 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
     refused, and an alpha channel (convcli filters colour premultiplied by it; the programs drop it)
     is a note.
     """
+    from convcli.io.decode import read_header
     from convcli.teach.emit import EmitSpec, emit
 
     stages = cmd.pipeline.stages
@@ -111,7 +98,9 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
     if os.path.isdir(src):
         msg = f"--emit {library} writes a program for one image, and {src} is a folder: give one image"
         raise UsageError(msg)
-    header = _header(src) if images[0] != "-" else None
+    # The program is written for this input's channels and size: one convcli cannot read (missing,
+    # corrupt) fails here as in a run (exit 1), not as a generic program and exit 0
+    header = read_named(read_header, src, "input") if images[0] != "-" else None
     if header is not None and header.bit_depth == 16:
         msg = f"--emit {library}: {src} is a 16-bit image; the programs read 8-bit images"
         raise UsageError(msg)
