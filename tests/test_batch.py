@@ -536,6 +536,25 @@ def test_unwritable_output_folder_fails_that_input_only(tmp_path: Path) -> None:
     assert r.exit_code == 1 and r.stderr.startswith(f"convcli: error: {a}: cannot write ")
 
 
+def test_dry_run_predicts_a_folder_that_cannot_be_made(tmp_path: Path) -> None:
+    """A file where a folder goes: the dry run said ok and exit 0, the run failed that input (exit 1)."""
+    a, b = save_rgb(tmp_path / "a.png"), save_rgb(tmp_path / "b.png", seed=1)
+    (tmp_path / "file").write_text("a regular file where a folder should be")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a").write_text("a file where a's folder goes")
+    cases = [(["--out-dir", str(tmp_path / "file")], ["error", "error"]),
+             (["--out-dir", str(out), "--name", "{stem}/{stem}.{op}{ext}"], ["error", "ok"])]
+    for flags, statuses in cases:
+        for dry in (["--dry-run"], []):
+            r = run("blur", str(a), str(b), *flags, "--json", "--ordered", "-j", "1", *dry)
+            recs = records(r.stdout)
+            assert r.exit_code == 1 and [x["status"] for x in recs] == statuses, (flags, dry)
+            assert recs[0]["error"].startswith("cannot write ") and recs[0]["error"].endswith(": not a directory")
+    r = run("blur", str(a), "-o", str(tmp_path / "new" / "deep" / "x.png"), "--dry-run")
+    assert r.exit_code == 0 and not (tmp_path / "new").exists()
+
+
 def test_full_disk_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from convcli.io import files as iofiles
 

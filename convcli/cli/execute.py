@@ -151,7 +151,7 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
     else:
         workers = choose_workers(tasks, spec.batch.jobs)
         tasks = share_cores(tasks, workers)  # --threads as given, else each worker's share
-    return RunPlan(tasks if spec.report.dry_run else make_folders(tasks), workers)
+    return RunPlan(make_folders(tasks, create=not spec.report.dry_run), workers)
 
 
 def _kept(items: list[T], keep: list[bool]) -> list[T]:

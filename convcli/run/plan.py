@@ -12,6 +12,7 @@ Only then are folders created and pixels read.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -582,8 +583,11 @@ def _check_length(path: str, what: str, prefix: str, cache: dict[str, int]) -> N
             raise UsageError(msg)
 
 
-def make_folders(tasks: list[Task]) -> list[Task]:
-    """Create the parent folders of every planned file; a task whose folder cannot be made fails alone."""
+def make_folders(tasks: list[Task], *, create: bool = True) -> list[Task]:
+    """Create the parent folders of every planned file; a task whose folder cannot be made fails alone.
+
+    ``create=False`` (a dry run) makes nothing and fails the same tasks a run would: a file standing
+    where a folder goes, or a nearest existing folder that cannot be written to."""
     failed: dict[str, str] = {}
     done: set[str] = set()
     out: list[Task] = []
@@ -595,18 +599,42 @@ def make_folders(tasks: list[Task]) -> list[Task]:
         for path in task.files():
             folder = os.path.dirname(path) or "."
             if folder not in done and folder not in failed:
-                try:
-                    os.makedirs(folder, exist_ok=True)
+                problem = _make_folder(folder) if create else _folder_problem(folder)
+                if problem is None:
                     done.add(folder)
-                except FileExistsError:
-                    failed[folder] = "not a directory"  # a file stands where a folder would go
-                except OSError as e:
-                    failed[folder] = os_reason(e)
+                else:
+                    failed[folder] = problem
             if folder in failed:
                 error = f"cannot write {path}: {failed[folder]}"
                 break
         out.append(Refusal(task.source, error, 1) if error else task)
     return out
+
+
+def _make_folder(folder: str) -> str | None:
+    """Create ``folder`` and its parents; why it could not be, or None."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except FileExistsError:
+        return "not a directory"  # a file stands where a folder would go
+    except OSError as e:
+        return os_reason(e)
+    return None
+
+
+def _folder_problem(folder: str) -> str | None:
+    """What :func:`_make_folder` would meet, found without creating anything."""
+    path = os.path.abspath(folder)
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    if not os.path.isdir(path):
+        return "not a directory"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return os_reason(PermissionError(errno.EACCES, os.strerror(errno.EACCES)))
+    return None
 
 
 def prepare_paths(inputs: Sequence[str], outputs: list[tuple[str, str]]) -> None:
