@@ -527,3 +527,28 @@ def test_an_image_written_to_dev_null_keeps_its_report_on_stdout(tmp_path: Path)
     argv = [sys.executable, "-m", "convcli", "blur", str(src), "-o", os.devnull, "--format", "png"]
     proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
     assert proc.returncode == 0 and proc.stderr == ""
+
+
+@pytest.mark.parametrize("args", [
+    ["blur", "{in}", "-o", "-", "-q"],  # the image itself
+    ["blur", "{in}", "-o", "{tmp}/o.png", "--json"],  # the report
+    ["blur", "-", "-q"],  # stdin's file, appended to (>>)
+    ["explain", "{in}", "--at", "1,1"],
+    ["filter", "{in}", "-k", "sharpen", "--emit", "torch"],
+    ["animate", "{in}", "-o", "{tmp}/a.gif"],
+], ids=["image", "report", "stdin-append", "explain", "emit", "animate"])
+def test_stdout_open_on_an_input_is_refused(args: list[str], tmp_path: Path) -> None:
+    """``convcli blur in.png -o - 1<>in.png`` wrote the blurred image over the input (exit 0), as
+    ``convcli blur - < in.png >> in.png`` appended one to it: refused before anything is written."""
+    src = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(src)
+    before = src.read_bytes()
+    argv = [a.replace("{in}", str(src)).replace("{tmp}", str(tmp_path)) for a in args]
+    append = "-" in argv
+    with open(src, "rb") as stdin, open(src, "ab" if append else "r+b") as stdout:
+        r = subprocess.run([sys.executable, "-m", "convcli", *argv], stdin=stdin, stdout=stdout,
+                           stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("convcli: error: standard output is the input ") and r.stderr.count("\n") == 1
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]

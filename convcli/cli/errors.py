@@ -156,6 +156,10 @@ def read_named(read: Callable[..., Any], path: str, label: str, **kw: Any) -> An
     if st is not None and not stat.S_ISREG(st.st_mode):  # a FIFO blocked learn, explain and demo
         msg = f"{label} {path}: is {file_kind(st.st_mode)}, not an image file"
         raise InputError(msg)
+    if st is not None:
+        from convcli.run.plan import check_stdout_is_not
+
+        check_stdout_is_not(path)
     try:
         return read(path, **kw)
     except InputError as e:

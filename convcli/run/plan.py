@@ -449,10 +449,11 @@ def _identity(path: str) -> tuple[set[object], os.stat_result | None]:
     return keys, st
 
 
-def _stdin_keys() -> set[object]:
-    """The (device, inode) of the file on stdin (``convcli filter - -o in.png < in.png``), if it is one."""
+def _descriptor_keys(fd: int) -> set[object]:
+    """The (device, inode) of the regular file open on ``fd`` (0: ``convcli filter - -o in.png < in.png``;
+    1: ``-o - 1<>in.png``), if it is one."""
     try:
-        st = os.fstat(0)
+        st = os.fstat(fd)
     except OSError:
         return set()
     return {(st.st_dev, st.st_ino)} if stat.S_ISREG(st.st_mode) else set()
@@ -509,18 +510,49 @@ def check_files(inputs: list[InputItem], tasks: list[Task], out_dir: str | None,
 
     ``reads``: the other files the command reads (kernel files, conv weights), inputs as the images are.
     """
-    input_keys: dict[object, str] = {}
     named = [(str(item.path), item.name) for item in inputs if item.path is not None]
-    for path, name in [*named, *((r, r) for r in reads)]:
+    input_keys = _input_keys([*named, *((r, r) for r in reads)], any(item.is_stdin for item in inputs))
+    found = frozenset(item.name for item in inputs if item.found)
+    _check_planned(input_keys, planned_files(tasks, out_dir is not None), out_dir, found)
+
+
+def _input_keys(files: Sequence[tuple[str, str]], stdin: bool) -> dict[object, str]:
+    """Every key (:func:`_identity`) of the files read, to the name to show; stdin's file too."""
+    input_keys: dict[object, str] = {}
+    for path, name in files:
         for key in _identity(path)[0]:
             input_keys.setdefault(key, name)
-    if any(item.is_stdin for item in inputs):
-        input_keys.update(dict.fromkeys(_stdin_keys(), "- (stdin)"))
+    if stdin:
+        input_keys.update(dict.fromkeys(_descriptor_keys(0), "- (stdin)"))
+    return input_keys
+
+
+def check_stdout_is_not(path: str) -> None:
+    """UsageError if the regular file open on stdout is ``path``, a file the command reads."""
+    _check_stdout(_input_keys([(path, path)], stdin=False))
+
+
+def _check_stdout(input_keys: dict[object, str]) -> None:
+    """Stdout may not be an input: ``convcli blur in.png -o - 1<>in.png`` wrote the image over it, and
+    every command writes something there (a report, a program, an explanation)."""
+    for key in _descriptor_keys(1):
+        if key in input_keys:
+            msg = (f"standard output is the input {input_keys[key]}: writing there would overwrite it "
+                   "(send stdout elsewhere)")
+            raise UsageError(msg)
+
+
+def _check_planned(input_keys: dict[object, str], files: list[_Planned], out_dir: str | None = None,
+                   found: frozenset[str] = frozenset()) -> None:
+    """No planned file may be an input, another planned file, an existing non-regular file, outside
+    --out-dir when --name put it there, or too long a name; and stdout may not be an input
+    (:func:`_check_stdout`)."""
+    _check_stdout(input_keys)
     root = os.path.realpath(out_dir) if out_dir is not None else None
-    found = {item.name for item in inputs if item.found}
     seen: dict[object, _Planned] = {}
     name_max: dict[str, int] = {}
-    for f in planned_files(tasks, out_dir is not None):
+    for f in files:
+        prefix = f"{f.source}: " if f.source else ""
         keys, st = _identity(f.path)
         for key in keys:
             if key in input_keys:
@@ -528,30 +560,30 @@ def check_files(inputs: list[InputItem], tasks: list[Task], out_dir: str | None,
                 hint = (" (found in the folder read, it may be an original; if it is an earlier run's "
                         "output, write to --out-dir instead of beside the inputs)"
                         if other in found and other != f.source else "")
-                msg = f"{f.source}: the {f.what} {f.path} would overwrite the input {other}{hint}"
+                msg = f"{prefix}the {f.what} {f.path} would overwrite the input {other}{hint}"
                 raise UsageError(msg)
         for key in keys:
             if key in seen:
                 other = seen[key]
                 of = f" of {other.source}" if other.source != f.source else ""
-                msg = (f"{f.source}: the {f.what} {f.path} collides with the {other.what} {other.path}{of}"
+                msg = (f"{prefix}the {f.what} {f.path} collides with the {other.what} {other.path}{of}"
                        + _collision_hint(f, other))
                 raise UsageError(msg)
         for key in keys:
             seen[key] = f
         problem = _target_problem(f.path, st)
         if problem:
-            raise UsageError(f"{f.source}: the {f.what} {f.path} {problem}")
+            raise UsageError(f"{prefix}the {f.what} {f.path} {problem}")
         if root is not None and f.named:
             real = os.path.realpath(f.path)
             if not real.startswith(root.rstrip(os.sep) + os.sep):
-                msg = f"{f.source}: the {f.what} {f.path} would be outside --out-dir {out_dir}"
+                msg = f"{prefix}the {f.what} {f.path} would be outside --out-dir {out_dir}"
                 raise UsageError(msg)
-        _check_length(f.path, f.what, f"{f.source}: ", name_max)
+        _check_length(f.path, f.what, prefix, name_max)
 
 
 def _collision_hint(a: _Planned, b: _Planned) -> str:
-    if a.what != "output" or b.what != "output":
+    if a.what != "output" or b.what != "output" or not (a.source and b.source):
         return ""
     if "-" in (a.source, b.source):  # stdin's fields are stem 'stdin', name 'stdin', parent ''
         return (" (the image on stdin takes the stem 'stdin' in output names, as this file does: run "
@@ -659,27 +691,5 @@ def check_paths(inputs: Sequence[str], outputs: list[tuple[str, str]]) -> None:
     """:func:`check_files` for a command that plans its files itself: ``outputs`` are (what, path);
     none may be an input, two the same file, an existing non-regular file, or a path or name longer
     than the file system takes (an over-long -o failed after the work, exit 1)."""
-    input_keys: dict[object, str] = {}
-    for name in inputs:
-        if name != "-":
-            for key in _identity(name)[0]:
-                input_keys.setdefault(key, name)
-        else:
-            input_keys.update(dict.fromkeys(_stdin_keys(), "- (stdin)"))
-    seen: dict[object, tuple[str, str]] = {}
-    name_max: dict[str, int] = {}
-    for what, path in outputs:
-        keys, st = _identity(path)
-        for key in keys:
-            if key in input_keys:
-                msg = f"the {what} {path} would overwrite the input {input_keys[key]}"
-                raise UsageError(msg)
-            if key in seen:
-                msg = f"the {what} {path} collides with the {seen[key][0]} {seen[key][1]}"
-                raise UsageError(msg)
-        for key in keys:
-            seen[key] = (what, path)
-        problem = _target_problem(path, st)
-        if problem:
-            raise UsageError(f"the {what} {path} {problem}")
-        _check_length(path, what, "", name_max)
+    input_keys = _input_keys([(name, name) for name in inputs if name != "-"], "-" in inputs)
+    _check_planned(input_keys, [_Planned(path, what, "", False) for what, path in outputs])
