@@ -5,16 +5,18 @@ import os
 import signal
 import sys
 
+from convcli.errors import STOP_SIGNALS
+
 
 def _stopped_early(signum: int, frame: object) -> None:
-    """Ctrl-C or SIGTERM while Python imports the CLI: one line and the status, no traceback.
+    """Ctrl-C, SIGTERM or SIGHUP while Python imports the CLI: one line and the status, no traceback.
 
     Nothing has been read or written yet. The CLI's own handling (convcli.cli.errors)
     takes over once it is imported.
     """
-    terminated = signum == signal.SIGTERM
-    os.write(2, b"convcli: terminated\n" if terminated else b"convcli: interrupted\n")
-    os._exit(143 if terminated else 130)
+    line, status = STOP_SIGNALS[signum]
+    os.write(2, f"convcli: {line}\n".encode())
+    os._exit(status)
 
 
 def _end_children() -> None:
@@ -42,10 +44,10 @@ def _leave(code: int) -> None:
     the signal handlers.
     """
     def now(signum: int, frame: object) -> None:  # a signal now would only cut the exit short
-        os._exit(code or (143 if signum == signal.SIGTERM else 130))
+        os._exit(code or STOP_SIGNALS[signum][1])
 
-    signal.signal(signal.SIGINT, now)
-    signal.signal(signal.SIGTERM, now)
+    for s in STOP_SIGNALS:
+        signal.signal(s, now)
     _end_children()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
@@ -61,8 +63,8 @@ def _leave(code: int) -> None:
 
 def run() -> None:
     """The `convcli` command (and `python -m convcli`): the CLI with signals handled from the first line."""
-    signal.signal(signal.SIGINT, _stopped_early)
-    signal.signal(signal.SIGTERM, _stopped_early)
+    for s in STOP_SIGNALS:
+        signal.signal(s, _stopped_early)
     # convcli's parallelism is its own bands (the engine keeps BLAS on one thread inside them:
     # engine/bands.single_threaded_blas). OpenBLAS, as NumPy's wheels ship it, starts its worker
     # threads when NumPy loads, and they spin on the cores the command needs: a 451x300 filter

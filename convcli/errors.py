@@ -6,6 +6,7 @@ The numeric core and the I/O layer raise these; only the CLI edge
 
 from __future__ import annotations
 
+import signal
 from enum import IntEnum
 
 
@@ -15,8 +16,19 @@ class ExitStatus(IntEnum):
     OK = 0
     FAILURE = 1  # one or more inputs failed; the others are done
     USAGE = 2  # bad flag, bad kernel, impossible shape, a planned file that would overwrite an input
+    HANGUP = 129  # SIGHUP (128 + SIGHUP): the terminal or ssh session it ran in was closed
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
     TERMINATED = 143  # SIGTERM (128 + SIGTERM)
+
+
+#: The signals that stop a run, each with the line convcli says and its exit status: the one table
+#: (the start-up handler, the CLI's, the pool's deferral and its workers all take their signals from it).
+STOP_SIGNALS: dict[int, tuple[str, ExitStatus]] = {
+    signal.SIGINT: ("interrupted", ExitStatus.INTERRUPTED),
+    signal.SIGTERM: ("terminated", ExitStatus.TERMINATED),
+    # SIGHUP: not on Windows
+    **({signal.SIGHUP: ("hung up", ExitStatus.HANGUP)} if hasattr(signal, "SIGHUP") else {}),
+}
 
 
 class ConvcliError(Exception):

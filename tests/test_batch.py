@@ -671,6 +671,8 @@ def assert_only_whole_images(folder: Path) -> None:
     (signal.SIGINT, "2", 130, "interrupted"),
     (signal.SIGINT, "1", 130, "interrupted"),
     (signal.SIGTERM, "2", 143, "terminated"),
+    (signal.SIGHUP, "1", 129, "hung up"),  # the terminal or ssh session closed: it left temporary files
+    (signal.SIGHUP, "2", 129, "hung up"),
 ])
 def test_signal_mid_batch_stops_cleanly(heavy: Path, tmp_path: Path, sig: int, jobs: str, status: int,
                                         message: str) -> None:

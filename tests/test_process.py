@@ -198,7 +198,8 @@ def wait_until_convcli_runs(pid: int) -> None:
 
 @linux_only
 @pytest.mark.parametrize(("sig", "status", "word"), [(signal.SIGINT, 130, "interrupted"),
-                                                     (signal.SIGTERM, 143, "terminated")])
+                                                     (signal.SIGTERM, 143, "terminated"),
+                                                     (signal.SIGHUP, 129, "hung up")])
 @pytest.mark.parametrize("group", [False, True], ids=["process", "group"])
 def test_signal_during_pool_start_up(many: Path, tmp_path: Path, sig: int, status: int, word: str,
                                      group: bool) -> None:
@@ -367,10 +368,10 @@ def test_a_signal_landing_in_a_callback_python_ignores_is_delivered_again() -> N
                 time.sleep(2)
                 print("not stopped")
         except Stopped as e:
-            print("stopped", e.terminated)
+            print("stopped", int(e.signum))
     ''')
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
-    assert res.stdout == "stopped False\n"
+    assert res.stdout == f"stopped {int(signal.SIGINT)}\n"
     assert res.stderr == ""
 
 
@@ -492,16 +493,17 @@ def test_no_output_file_takes_the_number_of_a_closed_stdout(tmp_path: Path) -> N
     assert int(r.stderr) > 2
 
 
-@pytest.mark.parametrize(("terminated", "status", "word"),
-                         [(True, 143, "terminated"), (False, 130, "interrupted")])
-def test_a_signal_wrapped_by_python_is_still_the_stop(terminated: bool, status: int, word: str,
+@pytest.mark.parametrize(("signum", "status", "word"),
+                         [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted"),
+                          (signal.SIGHUP, 129, "hung up")])
+def test_a_signal_wrapped_by_python_is_still_the_stop(signum: int, status: int, word: str,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """A signal that lands in a class body during a lazy import comes out as RuntimeError from Stopped."""
     from convcli.cli.errors import Stopped, run_main
 
     def call() -> int:
         try:
-            raise Stopped(terminated)
+            raise Stopped(signum)
         except Stopped as e:
             raise RuntimeError("Error calling __set_name__ on 'Field' instance 'pointwise'") from e
 

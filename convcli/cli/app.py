@@ -90,5 +90,5 @@ def cli(debug: bool) -> None:
 
     Exit status: 0 all inputs done; 1 one or more inputs failed (the others are
     done); 2 usage error (bad flag, bad kernel, impossible shape); 130 interrupted
-    (Ctrl-C); 143 terminated (SIGTERM).
+    (Ctrl-C); 143 terminated (SIGTERM); 129 hung up (SIGHUP).
     """

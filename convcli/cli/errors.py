@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from convcli.errors import ConvcliError, ExitStatus, InputError, OutputError
+from convcli.errors import STOP_SIGNALS, ConvcliError, ExitStatus, InputError, OutputError
 from convcli.io.files import file_kind, os_reason
 from convcli.report import line_text
 
@@ -30,7 +30,12 @@ _NO_ARGS_IS_HELP: type[BaseException] = getattr(click.exceptions, "NoArgsIsHelpE
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so a batch stops as on Ctrl-C (its temporary files removed)."""
+    """SIGTERM or SIGHUP, raised in the main thread so a batch stops as on Ctrl-C (its temporary files
+    removed)."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 #: errno values of a write to stdout that failed for a reason the user can act on.
@@ -43,11 +48,17 @@ class ReaderGone(Exception):  # noqa: N818 - how a run ended: the reader of stdo
 
 
 class Stopped(BaseException):  # noqa: N818 - it is how a run ended, not an error
-    """Ctrl-C or SIGTERM, carried past click (which would print a blank line and say "Aborted!")."""
+    """Ctrl-C, SIGTERM or SIGHUP (``signum``), carried past click (which would print a blank line and
+    say "Aborted!")."""
 
-    def __init__(self, terminated: bool) -> None:
-        super().__init__("terminated" if terminated else "interrupted")
-        self.terminated = terminated
+    def __init__(self, signum: int) -> None:
+        super().__init__(STOP_SIGNALS[signum][0])
+        self.signum = signum
+
+
+def _signum(exc: BaseException | None) -> int:
+    """The signal a stop came from: Stopped's and Terminated's own, SIGINT for a KeyboardInterrupt."""
+    return exc.signum if isinstance(exc, Stopped | Terminated) else signal.SIGINT
 
 
 @contextmanager
@@ -57,7 +68,7 @@ def stops_carried() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt as e:
-        raise Stopped(isinstance(e, Terminated)) from e
+        raise Stopped(_signum(e)) from e
     except BrokenPipeError as e:
         if not stdout_reader_gone():  # a pipe of the run's own (a worker's) broke, not stdout's reader
             msg = f"a pipe to a worker process broke: {os_reason(e)}"
@@ -76,30 +87,32 @@ def stops_carried() -> Iterator[None]:
 
 @contextmanager
 def sigterm_raises() -> Iterator[None]:
-    """While a batch runs, SIGTERM raises :class:`Terminated` (main thread only)."""
+    """While a batch runs, SIGTERM and SIGHUP raise :class:`Terminated` (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
-        raise Terminated
+        raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS if s != signal.SIGINT}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
-def _stopped_now(terminated: bool) -> None:
+def _stopped_now(signum: int) -> None:
     """Leave at once, with the stop's line and status (a third Ctrl-C during clean-up)."""
-    os.write(2, b"convcli: terminated\n" if terminated else b"convcli: interrupted\n")
-    os._exit(143 if terminated else 130)
+    line, status = STOP_SIGNALS[signum]
+    os.write(2, f"convcli: {line}\n".encode())
+    os._exit(status)
 
 
 @contextmanager
 def signals_stop() -> Iterator[None]:
-    """While the command line runs, Ctrl-C and SIGTERM raise :class:`Stopped` (main thread only).
+    """While the command line runs, Ctrl-C, SIGTERM and SIGHUP raise :class:`Stopped` (main thread only).
 
     Not KeyboardInterrupt: click, while it parses, would catch that and print a blank line.
     """
@@ -116,9 +129,9 @@ def signals_stop() -> Iterator[None]:
         nonlocal signals
         signals += 1
         if signals == 1:
-            raise Stopped(signum == signal.SIGTERM)
+            raise Stopped(signum)
         if signals >= 3:
-            _stopped_now(signum == signal.SIGTERM)
+            _stopped_now(signum)
 
     previous_hook = sys.unraisablehook
 
@@ -129,12 +142,11 @@ def signals_stop() -> Iterator[None]:
         exc = info.exc_value
         if isinstance(exc, Stopped | KeyboardInterrupt):
             signals = 0  # it stopped nothing: the redelivered signal is a first one
-            sig = signal.SIGTERM if isinstance(exc, Stopped) and exc.terminated else signal.SIGINT
-            threading.Timer(0.005, os.kill, (os.getpid(), sig)).start()
+            threading.Timer(0.005, os.kill, (os.getpid(), _signum(exc))).start()
             return
         previous_hook(info)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     sys.unraisablehook = unraisable
     try:
         yield
@@ -213,10 +225,11 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     sys.stderr.write(f"convcli: warning: {text}\n")
 
 
-def _stopped(terminated: bool) -> ExitStatus:
-    """The one line and the status of a run stopped by SIGTERM or Ctrl-C."""
-    click.echo(f"convcli: {'terminated' if terminated else 'interrupted'}", err=True)
-    return ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED
+def _stopped(signum: int) -> ExitStatus:
+    """The one line and the status of a run stopped by a signal (Ctrl-C, SIGTERM, SIGHUP)."""
+    line, status = STOP_SIGNALS[signum]
+    click.echo(f"convcli: {line}", err=True)
+    return status
 
 
 def _signal_in(exc: BaseException) -> Stopped | KeyboardInterrupt | None:
@@ -283,7 +296,7 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
     """Run the parsed command line; every way it can end becomes one exit status."""
     stand_in_for_closed_streams()
     try:
-        # From start-up on, SIGTERM ends the run as Ctrl-C does (exit 143).
+        # From start-up on, SIGTERM and SIGHUP end the run as Ctrl-C does (exit 143, 129).
         with signals_stop(), warnings.catch_warnings():
             if not debug:
                 warnings.showwarning = _one_line_warning
@@ -292,7 +305,7 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
         if debug:
             raise
         cause = e.__cause__ if isinstance(e, click.exceptions.Abort) else e  # click wraps it in Abort
-        status = _stopped(isinstance(e, Stopped) and e.terminated or isinstance(cause, Terminated))
+        status = _stopped(_signum(e if isinstance(e, Stopped) else cause))
     except click.exceptions.Exit as e:
         status = e.exit_code
     except click.UsageError as e:
@@ -327,7 +340,7 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
         stop = _signal_in(e)
         if stop is None or debug:
             raise
-        status = _stopped(isinstance(stop, Stopped) and stop.terminated)
+        status = _stopped(_signum(stop))
     try:
         if sys.stdout is not None:  # None: started with stdout closed (``>&-``)
             sys.stdout.flush()

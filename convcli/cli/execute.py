@@ -9,7 +9,7 @@ stderr.
 
 Exit status: the worst of the inputs' (0 done, 1 failed, 2 usage error such as an
 image too small for the kernel); Ctrl-C stops the workers, removes this run's
-temporary files and exits 130; SIGTERM does the same and exits 143.
+temporary files and exits 130; SIGTERM and SIGHUP do the same and exit 143 and 129.
 """
 
 from __future__ import annotations

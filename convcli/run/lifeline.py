@@ -25,6 +25,8 @@ import signal
 import sys
 import threading
 
+from convcli.errors import STOP_SIGNALS
+
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -78,13 +80,13 @@ def _in_forkserver() -> bool:
 
 def _prepare_forkserver() -> None:
     die_with_parent()
-    # The convcli process had SIGINT and SIGTERM blocked while it started this server
+    # The convcli process had SIGINT, SIGTERM and SIGHUP blocked while it started this server
     # (convcli.run.scale), so none arrived during its imports. Ignore SIGINT from now on
     # (the forkserver would itself a little later), then let both through again: a
     # pending SIGTERM ends the server without a traceback (default action).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOP_SIGNALS))
 
 
 if _in_forkserver():

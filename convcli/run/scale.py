@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from convcli.core.records import record
 from convcli.engine import usable_cores
-from convcli.errors import ConvcliError, ExitStatus, UsageError
+from convcli.errors import STOP_SIGNALS, ConvcliError, ExitStatus, UsageError
 from convcli.io.files import one_line, remove_temporaries
 from convcli.run.job import Job, Result, process
 from convcli.run.plan import Refusal, Task
@@ -168,11 +168,12 @@ def share_cores(tasks: list[Task], workers: int) -> list[Task]:
 
 
 def _worker_init() -> None:
-    # Ctrl-C reaches the whole process group; the parent alone decides what it means.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Ctrl-C reaches the whole process group, and so does SIGHUP when the terminal closes; the
+    # parent alone decides what they mean. SIGTERM sent to a worker itself ends it.
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_DFL if s == signal.SIGTERM else signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # the mask the start-up held them back with (spawn)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOP_SIGNALS))
     # The convcli process may die without stopping the pool (kill -9): follow it.
     from convcli.run.lifeline import die_with_parent, watch_parent
 
@@ -182,7 +183,7 @@ def _worker_init() -> None:
 
 @contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back while the pool starts processes and threads.
+    """Hold SIGINT, SIGTERM and SIGHUP back while the pool starts processes and threads.
 
     Two levels. Python's handlers are swapped for one that only records the signal (the
     signal may reach the process through any thread, e.g. a BLAS thread, and the handler
@@ -197,7 +198,7 @@ def _signals_deferred() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    signals = (signal.SIGINT, signal.SIGTERM)
+    signals = tuple(STOP_SIGNALS)
     previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in signals}
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if hasattr(signal, "pthread_sigmask") else None
     try:
@@ -212,9 +213,18 @@ def _signals_deferred() -> Iterator[None]:
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool, made with SIGHUP blocked: it starts multiprocessing's resource tracker, a process
+    of convcli's group that ignores SIGINT and SIGTERM but not SIGHUP; a closed terminal killed it
+    mid-stop and its replacement printed tracebacks. Started with SIGHUP blocked, it keeps it so."""
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init)
+    hup = {signal.SIGHUP} if hasattr(signal, "SIGHUP") and hasattr(signal, "pthread_sigmask") else None
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, hup) if hup else None
+    try:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init)
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _pooled(tasks: list[Task], workers: int, stop: threading.Event, window: int) -> Iterator[Outcome]:
