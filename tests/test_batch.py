@@ -881,3 +881,20 @@ def test_a_pnm_whose_comment_outruns_the_sniff_is_found_in_a_folder(tmp_path: Pa
     assert [Path(rec["input"]).name for rec in records(r.stdout)] == ["long.pgm"]
     r = run("blur", "-", "-o", str(tmp_path / "s.png"), input=(d / "long.pgm").read_bytes() + bytes(70_000))
     assert r.exit_code == 0, r.stderr
+
+
+def test_files_found_in_dot_named_like_stdin_or_an_option_are_shown_as_dot_slash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file named ``-`` found in ``.`` was reported as ``-`` (stdin's name) and ``--x.png`` bare: the
+    README's rerun recipe (feed failed .input back) then read stdin or parsed an option."""
+    save_rgb(tmp_path / "dash.png").rename(tmp_path / "-")
+    save_rgb(tmp_path / "--version.png", seed=1)
+    save_rgb(tmp_path / "plain.png", seed=2)
+    monkeypatch.chdir(tmp_path)
+    r = run("blur", ".", "--out-dir", "o", "--json", "--ordered", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert [x["input"] for x in records(r.stdout)] == ["./-", "./--version.png", "plain.png"]
+    again = run("blur", *[x["input"] for x in records(r.stdout)], "--out-dir", "o2", "-q")
+    assert again.exit_code == 0, again.stderr
+    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["--version.blur.png", "-.blur.png",
+                                                                    "plain.blur.png"]

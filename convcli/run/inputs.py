@@ -76,6 +76,13 @@ def _unreadable_image(path: Path) -> str | None:
         return os_reason(e)
 
 
+def _shown(p: Path) -> str:
+    """A found file's name as reported: ``./-`` and ``./--x.png`` (found in ``.``), as ``find .`` prints
+    them; bare, ``-`` read as stdin and ``--x.png`` as an option when a record's input was run again."""
+    text = str(p)
+    return os.path.join(".", text) if text.startswith("-") else text
+
+
 def _walk(folder: Path, recursive: bool, skip: str | None) -> list[InputItem]:
     """The images under ``folder``; an unlistable folder or unreadable image file is a failed item.
 
@@ -90,25 +97,26 @@ def _walk(folder: Path, recursive: bool, skip: str | None) -> list[InputItem]:
         if entry.name.startswith("."):
             continue
         p = Path(entry.path)
+        name = _shown(p)
         named = p.suffix.lower() in IMAGE_EXTENSIONS
         try:
             broken = _broken_link_reason(p) if named and entry.is_symlink() else None
             if broken is not None:
                 # named like an image, pointing nowhere (or in a loop): a failed input, not a silent skip
-                found.append(InputItem(str(p), p, broken, found=True))
+                found.append(InputItem(name, p, broken, found=True))
             elif entry.is_dir(follow_symlinks=False):
                 if recursive and os.path.realpath(p) != skip:
                     found.extend(_walk(p, recursive, skip))
             elif entry.is_file():
                 if looks_like_image(p):
-                    found.append(InputItem(str(p), p, found=True))
+                    found.append(InputItem(name, p, found=True))
                 else:
                     reason = _unreadable_image(p)
                     if reason:
-                        found.append(InputItem(str(p), p, reason, found=True))
+                        found.append(InputItem(name, p, reason, found=True))
             elif named:
                 # a FIFO, socket or device named like an image: reading it could block, so it fails
-                found.append(InputItem(str(p), p, _not_regular_reason(p), found=True))
+                found.append(InputItem(name, p, _not_regular_reason(p), found=True))
         except OSError:  # a vanished entry: not an image of this folder
             continue
     return found
