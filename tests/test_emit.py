@@ -389,6 +389,10 @@ def test_cli_emit_repeats_downsample_times(times: int, images: dict[str, Path], 
     (["--linear-light"], "--linear-light"),
     (["--bit-depth", "16"], "--bit-depth 16"),
     (["--bit-depth", "float", "-o", "x.npy"], "--bit-depth float"),
+    # flags about the run, dropped in silence: stdout was Python source under --json
+    (["--json"], "so --json has nothing to act on"),
+    (["--montage", "m.png", "--dry-run"], "so --dry-run, --montage have nothing to act on"),
+    (["--dask", "tcp://127.0.0.1:1"], "so --dask has"),
 ])
 def test_cli_emit_refuses_what_the_program_would_not_do(extra: list[str], phrase: str,
                                                        images: dict[str, Path]) -> None:

@@ -76,6 +76,14 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
             hint = "use 'filter' with its kernel, or run convcli"
         msg = f"--emit {library}: the programs apply one kernel, and this is {what}; {hint}"
         raise UsageError(msg)
+    unused = [flag for flag, given in (("--json", spec.report.as_json), ("--dry-run", spec.report.dry_run),
+                                       ("--montage", spec.output.montage is not None),
+                                       ("--dask", spec.batch.dask_address is not None)) if given]
+    if unused:  # stdout is the program, and nothing is run: a flag about the run would be dropped in silence
+        verb, it = ("has", "it") if len(unused) == 1 else ("have", "them")
+        msg = (f"--emit {library} prints a program instead of running, so {', '.join(unused)} {verb} nothing "
+               f"to act on: drop {it}, or run without --emit")
+        raise UsageError(msg)
     if spec.linear_light:
         msg = (f"--emit {library}: the programs filter the stored sRGB values; --linear-light (decode to "
                "linear light, filter, encode) is not written: drop it, or run convcli")
