@@ -550,7 +550,8 @@ def test_dry_run_predicts_a_folder_that_cannot_be_made(tmp_path: Path) -> None:
             r = run("blur", str(a), str(b), *flags, "--json", "--ordered", "-j", "1", *dry)
             recs = records(r.stdout)
             assert r.exit_code == 1 and [x["status"] for x in recs] == statuses, (flags, dry)
-            assert recs[0]["error"].startswith("cannot write ") and recs[0]["error"].endswith(": not a directory")
+            error = recs[0]["error"]
+            assert error.startswith("cannot write ") and error.endswith(": not a directory")
     r = run("blur", str(a), "-o", str(tmp_path / "new" / "deep" / "x.png"), "--dry-run")
     assert r.exit_code == 0 and not (tmp_path / "new").exists()
 

@@ -321,3 +321,15 @@ def test_demo_on_an_image_too_small_for_the_tour_names_the_image(tmp_path: Path,
     assert r.stderr == (f"convcli: error: --image {tiny}: {size[0]}x{size[1]} (WxH) is too small for the "
                         "tour, which needs at least 3x3 pixels\n")
     assert not (tmp_path / "tour").exists()
+
+
+def test_demo_checks_its_files_before_reading_the_image(tmp_path: Path) -> None:
+    """The figures' files are known before the image is read: --image tour/01-sharpen.png refused
+    at once (it was decoded and every figure built first; a corrupt one failed as unreadable, exit 1)."""
+    tour = tmp_path / "tour"
+    tour.mkdir()
+    (tour / "01-sharpen.png").write_bytes(b"\x89PNG\r\n\x1a\n not a whole PNG")
+    r = run("demo", "--image", tour / "01-sharpen.png", "--out-dir", tour)
+    assert r.exit_code == 2
+    assert "would overwrite the input" in r.stderr and r.stderr.count("\n") == 1
+    assert sorted(p.name for p in tour.iterdir()) == ["01-sharpen.png"]

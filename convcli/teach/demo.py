@@ -61,6 +61,20 @@ class Figure:
     #: an animated figure: the GIF bytes (``image`` is its last frame, for the overview)
     animation: bytes | None = None
 
+    @property
+    def file_name(self) -> str:
+        """Its file in the demo's folder: one of :data:`FIGURE_FILES`."""
+        return f"{self.name}.{'gif' if self.animation else 'png'}"
+
+
+#: Every file :func:`build_figures` may return, known before the image is read: the command checks them
+#: all first (``12-loss-curve`` is left out when there is nothing to learn from the image).
+FIGURE_FILES: tuple[str, ...] = (
+    "01-sharpen.png", "02-gaussian-blur.png", "03-edges.png", "04-box-3x3-vs-5x5.png", "05-valid-vs-same.png",
+    "06-padding-modes.png", "07-random-conv-relu.png", "08-stride-2.png", "09-stacked-conv-relu.png",
+    "10-sliding-window.gif", "11-learned-kernel.png", "12-loss-curve.png", "00-overview.png",
+)
+
 
 def _conv(out_channels: int, k: int, seed: int, stride: int = 1, pad: str | None = None) -> ConvStage:
     mode, pad4 = resolve_geometry("zeros", pad, (k, k), (1, 1))

@@ -255,20 +255,22 @@ def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
     from convcli.io.decode import read_image
     from convcli.io.encode import encode_image
     from convcli.io.files import write_atomic
-    from convcli.run.plan import prepare_paths
-    from convcli.teach.demo import build_figures, bundled_cat_path, shape_chain
+    from convcli.run.plan import check_paths, prepare_paths
+    from convcli.teach.demo import FIGURE_FILES, build_figures, bundled_cat_path, shape_chain
 
     src = image or bundled_cat_path()
+    paths = {name: os.path.join(out_dir, name) for name in FIGURE_FILES}
+    planned = [("figure", path) for path in paths.values()]
+    check_paths([src], planned)  # before the image is read
     img = read_named(read_image, src, "--image")
     h, w = img.color.shape[:2]
     if min(h, w) < 3:  # figure 05 runs a 3x3 kernel without padding
         msg = f"--image {src}: {w}x{h} (WxH) is too small for the tour, which needs at least 3x3 pixels"
         raise UsageError(msg)
     color = img.color * (255.0 / img.header.maxval) if img.header.maxval != 255 else img.color
-    figures = build_figures(color, seed=seed)
-    paths = [os.path.join(out_dir, f"{fig.name}.{'gif' if fig.animation else 'png'}") for fig in figures]
-    prepare_paths([src], [("figure", path) for path in paths])  # before the first file is written
-    for fig, path in zip(figures, paths, strict=True):
+    prepare_paths([src], planned)  # the folder made once the image is known to make a tour
+    for fig in build_figures(color, seed=seed):
+        path = paths[fig.file_name]  # a figure not planned is a KeyError: a bug, never an unchecked write
         data = fig.animation or encode_image(fig.image, None, "png")[0]
         write_atomic(path, data)
         if as_json:
