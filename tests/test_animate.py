@@ -336,13 +336,13 @@ def test_a_crop_larger_than_the_image_names_it(tmp_path: Path) -> None:
 def test_frames_are_indexed_to_the_nearest_palette_colour(seed: int, n_palette: int) -> None:
     """GIF frames: every pixel takes its own colour where the palette has it, else the nearest entry
     (squared RGB distance, the first on a tie), against a brute-force look-up over all entries."""
-    from convcli.teach.animate import _indexed, _pack
+    from convcli.teach.animate import _indexed_frames, _pack
 
     rng = np.random.default_rng(seed)
     colours = rng.integers(0, 256, (60, 3), dtype=np.uint8)
     frame = colours[rng.integers(0, 60, (17, 23))]
     palette = np.unique(_pack(colours[rng.choice(60, n_palette, replace=False)][None]).ravel())
-    got = np.asarray(_indexed(frame, palette).convert("RGB"))
+    got = np.asarray(next(_indexed_frames([frame], palette)).convert("RGB"))  # a first frame: looked up whole
     entries = np.stack([(palette >> 16) & 255, (palette >> 8) & 255, palette & 255], axis=1).astype(np.int64)
     d = ((frame.astype(np.int64)[:, :, None, :] - entries[None, None]) ** 2).sum(axis=3)
     np.testing.assert_array_equal(got, entries[np.argmin(d, axis=2)].astype(np.uint8))
@@ -425,13 +425,13 @@ def test_apng_refuses_a_frame_count_it_was_not_given() -> None:
 def test_gif_frames_indexed_by_their_changes_as_each_frame_whole(seed: int, count: int,
                                                                  n_palette: int) -> None:
     """_indexed_frames looks up only the pixels that changed since the frame before: the same
-    indices as looking up every frame whole (_indexed), misses included."""
-    from convcli.teach.animate import _indexed, _indexed_frames, _pack
+    indices as looking up every frame whole (each as a first frame), misses included."""
+    from convcli.teach.animate import _indexed_frames, _pack
 
     frames = _random_frames(seed, count)
     palette = np.unique(_pack(frames[0][:1, :n_palette]).ravel())
     got = [np.asarray(im) for im in _indexed_frames(frames, palette)]
-    want = [np.asarray(_indexed(f, palette)) for f in frames]
+    want = [np.asarray(next(_indexed_frames([f], palette))) for f in frames]
     assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
 
 

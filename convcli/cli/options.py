@@ -114,10 +114,15 @@ class PaddingType(click.Choice):
         return resolve_mode(v).name
 
 
-def _apply(fn: F, decorators: list[Callable[[F], F]]) -> F:
-    for d in reversed(decorators):
-        fn = d(fn)
-    return fn
+def stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """One decorator of several, applied as if written one above the other (the first on top)."""
+
+    def deco(fn: F) -> F:
+        for d in reversed(decorators):
+            fn = d(fn)
+        return fn
+
+    return deco
 
 
 def geometry_options(default_padding: str = "reflection", stride: bool = True) -> Callable[[F], F]:
@@ -139,7 +144,7 @@ def geometry_options(default_padding: str = "reflection", stride: bool = True) -
                          help="Padding amount. Default 'same': total d*(k-1), before = total//2. "
                               f"Stride, dilation and pad values are at most {MAX_GEOMETRY}."),
         ]
-        return _apply(fn, opts)
+        return stack(*opts)(fn)
 
     return deco
 
@@ -234,7 +239,7 @@ def io_options(fn: F) -> F:
                      help="Refuse images with more pixels, and any stage output above it (default: "
                           "Pillow's limit, 89478485)."),
     ]
-    return _apply(fn, opts)
+    return stack(*opts)(fn)
 
 
 def run_spec(p: Mapping[str, Any]) -> RunSpec:

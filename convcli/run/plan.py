@@ -299,8 +299,7 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
         if output in (None, "-"):
             msg = f"the result has {channels} channels: give -o FILE (one image per channel) or -o x.npy"
             raise UsageError(msg)
-        if output not in (None, "-"):
-            maps = tuple(channel_path(output, i) for i in range(channels))
+        maps = tuple(channel_path(output, i) for i in range(channels))
     elif info.raw_float and (fmt == "npy" or out.bit_depth == "float"):
         kind, policy = "float", "raw"
         if fmt != "npy" and channels != 1:  # refused here, not by the encoder after the work

@@ -861,11 +861,6 @@ def _blend(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, 
     return (int((a[0] + b[0]) // 2), int((a[1] + b[1]) // 2), int((a[2] + b[2]) // 2))
 
 
-def frame_count(p: Plan) -> int:
-    """Frames of an animation: an intro, one per output (or im2col row), and a final frame."""
-    return len(p.steps) + 2
-
-
 def animate(settings: AnimateSettings) -> Animation:
     """Every frame of the animation, with durations (ms, whole hundredths: GIF's unit)."""
     p = plan(settings)
@@ -938,13 +933,9 @@ def _palette_image(index: np.ndarray, palette: np.ndarray) -> Image.Image:
     return img
 
 
-def _indexed(frame: np.ndarray, palette: np.ndarray) -> Image.Image:
-    """``frame`` in palette mode: exact where its colour is in ``palette``, else the nearest entry."""
-    return _palette_image(_lookup(_pack(frame), palette), palette)
-
-
 def _indexed_frames(frames: Iterable[np.ndarray], palette: np.ndarray) -> Iterator[Image.Image]:
-    """Each frame as :func:`_indexed` gives it, looking up only the pixels that changed since the
+    """Each frame in palette mode (exact where its colour is in ``palette``, else the nearest entry),
+    looking up only the pixels that changed since the
     frame before (a frame redraws one window and one output: a few percent of its pixels)."""
     prev: np.ndarray | None = None
     index = np.empty(0, dtype=np.uint8)
@@ -1006,7 +997,6 @@ __all__ = [
     "cell_label",
     "encode_animation",
     "encode_still",
-    "frame_count",
     "plan",
     "small_integers",
     "transposed_size",

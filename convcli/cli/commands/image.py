@@ -19,6 +19,7 @@ from convcli.cli.options import (
     images_argument,
     io_options,
     run_spec,
+    stack,
 )
 from convcli.core import parametric
 from convcli.core.kernels import (
@@ -152,15 +153,6 @@ def blur_kernel(kind: str, size: Pair | int | None, sigma: float | None,
     return Kernel(label, np.outer(gy, gx), f"{ky}x{kx} Gaussian"), label
 
 
-def _stack(*decorators: Any) -> Any:
-    def deco(fn: Any) -> Any:
-        for d in reversed(decorators):
-            fn = d(fn)
-        return fn
-
-    return deco
-
-
 # --- filter ------------------------------------------------------------------------------
 
 KERNEL_HELP = ("A registry name (see 'convcli kernels'), a parametric kernel (gaussian:sigma=2, "
@@ -169,7 +161,7 @@ KERNEL_HELP = ("A registry name (see 'convcli kernels'), a parametric kernel (ga
                "(fractions allowed), @file (.txt/.csv/.json/.npy, at most 16 MiB) or @image.png (a PSF: "
                f"luminance normalised to sum 1). Kernels are at most {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE}.")
 
-filter_options = _stack(
+filter_options = stack(
     click.option("-k", "--kernel", "kernel_spec", required=True, metavar="SPEC", help=KERNEL_HELP),
     click.option("--normalize", is_flag=True, help="Divide the kernel by its sum."),
     click.option("--scale", type=FiniteFloat(), default=None, help="Multiply the kernel by F."),
@@ -205,7 +197,7 @@ def filter_cmd(**p: Any) -> int:
 
 # --- blur --------------------------------------------------------------------------------
 
-blur_options = _stack(
+blur_options = stack(
     click.option("-k", "--kernel", "kernel_spec", default=None, metavar="SPEC",
                  help="Blur with this kernel instead of building one (a bare N or Y,X is the size, as "
                       "--size): " + KERNEL_HELP),
@@ -295,7 +287,7 @@ def edge_stage(operator: str, direction: str, geo: GeometrySpec) -> Stage:
                          padding=mode, pad=pad4, label=f"{operator} magnitude")
 
 
-edges_options = _stack(
+edges_options = stack(
     click.option("--operator", type=click.Choice([*EDGE_OPERATORS, *COMPASS_OPERATORS]), default="prewitt",
                  show_default=True,
                  help="prewitt = the lecture's K_v / K_h. kirsch, robinson, sobel8 (= robinson), compass: "
@@ -344,7 +336,7 @@ def edges_cmd(**p: Any) -> int:
 
 # --- downsample --------------------------------------------------------------------------
 
-downsample_options = _stack(
+downsample_options = stack(
     click.option("--factor", type=click.IntRange(1, MAX_GEOMETRY), default=2, show_default=True,
                  help="Stride of each pass."),
     click.option("-k", "--kernel", "kernel_spec", default=None, metavar="SPEC",
@@ -394,7 +386,7 @@ def downsample_cmd(**p: Any) -> int:
 
 # --- sharpen -----------------------------------------------------------------------------
 
-sharpen_options = _stack(
+sharpen_options = stack(
     click.option("--radius", type=click.IntRange(0, 512), default=0, show_default=True,
                  help="Blur radius R: a (2R+1)x(2R+1) Gaussian; 0: 2*ceil(3*sigma)+1."),
     click.option("--sigma", type=float, default=1.0, show_default=True, help="Blur sigma S (> 0)."),
