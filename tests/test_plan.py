@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from convcli.cli import cli
-from convcli.errors import OutputError
+from convcli.errors import ExitStatus, OutputError
 from convcli.io.files import remove_temporaries, write_atomic
 from convcli.pipeline import Pipeline
 from convcli.run.inputs import InputItem
@@ -411,7 +411,8 @@ def test_check_files_names_both_paths(tmp_path: Path) -> None:
         check_files(inputs, [_job(a, out), _job(b, out)], None)
     with pytest.raises(ValueError, match="channel map"):
         check_files(inputs, [_job(a, str(tmp_path / "g.png"), maps=(b,))], None)
-    check_files(inputs, [_job(a, out), Refusal(b, "unreadable", 1)], None)  # refused inputs plan nothing
+    refused = Refusal(b, "unreadable", ExitStatus.FAILURE)
+    check_files(inputs, [_job(a, out), refused], None)  # refused inputs plan nothing
 
 
 # ------------------------------------------------------------------- commands that plan their own files

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from convcli.cli import cli
+from convcli.errors import ExitStatus
 from convcli.pipeline import Pipeline
 from convcli.run.job import Job
 from convcli.run.plan import Refusal
@@ -31,7 +32,7 @@ def test_large_batches_get_a_pool_of_the_usable_cores() -> None:
 
 
 def test_j_as_given_is_honoured_but_never_more_workers_than_jobs() -> None:
-    tasks: list[Job | Refusal] = [_job(10), _job(10), Refusal("z.png", "unreadable", 1)]
+    tasks: list[Job | Refusal] = [_job(10), _job(10), Refusal("z.png", "unreadable", ExitStatus.FAILURE)]
     assert choose_workers(tasks, 1) == 1
     assert choose_workers(tasks, 8) == 2
     assert choose_workers([_job(10**9)], None) == 1  # one image: never a pool

@@ -21,7 +21,7 @@ from pathlib import Path
 from string import Formatter
 
 from convcli.core.records import record
-from convcli.errors import ConvcliError, InputError, UsageError, quoted
+from convcli.errors import ConvcliError, ExitStatus, InputError, UsageError, quoted
 from convcli.io.decode import ImageHeader, read_header
 from convcli.io.encode import eight_bit_reason
 from convcli.io.files import DANGLING_LINK, file_kind, os_reason
@@ -44,7 +44,7 @@ class Refusal:
 
     source: str
     error: str
-    status: int  # convcli.errors.ExitStatus value
+    status: ExitStatus
 
 
 Task = Job | Refusal
@@ -269,14 +269,14 @@ def plan_input(spec: RunSpec, cmd: Command, item: InputItem, output: str | None,
     """The plan of one input from its header alone, or the reason it is refused. ``memory``: the bytes
     this process can hold (:func:`convcli.run.machine.memory_limit`), None to skip that check."""
     if item.error is not None:
-        return Refusal(item.name, item.error, 1)
+        return Refusal(item.name, item.error, ExitStatus.FAILURE)
     gray = cmd.gray or spec.gray
     source: str | bytes = data if item.is_stdin and data is not None else str(item.path)
     try:
         header = read_header(source, gray=gray, max_pixels=spec.max_pixels)
         return _plan_from_header(spec, cmd, item, output, data, header, temp_tag, memory)
     except ConvcliError as e:
-        return Refusal(item.name, str(e), int(e.exit_status))
+        return Refusal(item.name, str(e), e.exit_status)
 
 
 def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str | None, data: bytes | None,
@@ -638,7 +638,7 @@ def make_folders(tasks: list[Task], *, create: bool = True) -> list[Task]:
             if folder in failed:
                 error = f"cannot write {path}: {failed[folder]}"
                 break
-        out.append(Refusal(task.source, error, 1) if error else task)
+        out.append(Refusal(task.source, error, ExitStatus.FAILURE) if error else task)
     return out
 
 

@@ -72,7 +72,7 @@ def error_record(source: str, error: str) -> dict[str, Any]:
 def work(index: int, task: Task) -> Outcome:
     """Run one task anywhere (this process, a pool worker, a Dask worker); never raises for an input."""
     if isinstance(task, Refusal):
-        return Outcome(index, Result(error_record(task.source, task.error)), ExitStatus(task.status))
+        return Outcome(index, Result(error_record(task.source, task.error)), task.status)
     try:
         return Outcome(index, process(task), ExitStatus.OK)
     except ConvcliError as e:  # the input's own failure; its traceback is for --debug
