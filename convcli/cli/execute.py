@@ -42,7 +42,6 @@ from convcli.run.plan import (
     main_outputs,
     make_folders,
     plan_input,
-    task_writes,
     without_earlier_outputs,
     writes_stdout,
     written_by_output,
@@ -138,7 +137,8 @@ def plan_run(cmd: Command, spec: RunSpec) -> RunPlan:
     memory = None if spec.batch.dask_address is not None else memory_limit()  # Dask: other machines
     tasks = [plan_input(spec, cmd, item, out, stdin_data, tag, memory)
              for item, out in zip(inputs, outputs, strict=True)]
-    keep = without_earlier_outputs(inputs, [task_writes(t) for t in tasks], outputs)  # montages, maps
+    keep = without_earlier_outputs(inputs, [t.files() if isinstance(t, Job) else [] for t in tasks],
+                                   outputs)  # montages, maps
     inputs, tasks = _kept(inputs, keep), _kept(tasks, keep)
     montage = spec.output.montage
     if montage and len(inputs) > 1 and "{stem}" not in montage:

@@ -51,6 +51,32 @@ OutputKind = Literal["pixels", "float", "maps"]
 OVERLAP_PIXELS = 1 << 20
 
 
+@record(frozen=True)
+class FileField:
+    """One kind of file a job writes: the one table (:data:`JOB_FILES`) that planning, the safety check,
+    clean-up, ``--dask``'s absolute paths and the report's names all read."""
+
+    what: str  # in messages: "the montage m.png would overwrite..."
+    attr: str  # the Job field holding it: a path, "-" or None (output), or a tuple of paths
+    record_key: str  # the report record's key for it
+    named: bool  # placed by --name under --out-dir (so it must stay inside it)
+
+
+JOB_FILES: tuple[FileField, ...] = (
+    FileField("output", "output", "output", named=True),
+    FileField("channel map", "channel_maps", "outputs", named=True),
+    FileField("montage", "montage", "montage", named=False),
+    FileField("direction map", "direction_out", "direction", named=False),
+)
+
+
+def _paths(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The files a JOB_FILES field names: none for None and "-" (stdout)."""
+    if isinstance(value, tuple):
+        return value
+    return () if value in (None, "-") else (value,)  # type: ignore[return-value]
+
+
 @record(frozen=True, kw_only=True)
 class Job:
     """The plan of one input, picklable: what to compute and every file to write."""
@@ -82,24 +108,27 @@ class Job:
     dither: bool = True  # GIF output: Floyd-Steinberg when a frame needs a palette
     strip: bool = False  # write no metadata and no ICC profile
 
+    def planned(self) -> list[tuple[FileField, str]]:
+        """Every file this job writes (stdout excluded), with its kind."""
+        return [(f, path) for f in JOB_FILES for path in _paths(getattr(self, f.attr))]
+
     def files(self) -> list[str]:
         """Every file this job writes (stdout excluded)."""
-        out = [self.output] if self.output not in (None, "-") else []
-        extra = [p for p in (self.montage, self.direction_out) if p]
-        return [*out, *self.channel_maps, *extra]  # type: ignore[list-item]
+        return [path for _, path in self.planned()]
 
     def with_paths(self, change: Callable[[str], str]) -> Job:
         """This job with ``change`` applied to every file it reads or writes (stdin's data, stdout
-        and absent files kept): the one list beside :meth:`files` (``--dask`` made the paths absolute
-        by hand and left ``--direction-out`` relative to the worker's folder)."""
-        return dataclasses.replace(
-            self,
-            source=self.source if self.data is not None else change(self.source),
-            output=self.output if self.output in (None, "-") else change(self.output),
-            montage=change(self.montage) if self.montage else None,
-            direction_out=change(self.direction_out) if self.direction_out else None,
-            channel_maps=tuple(change(m) for m in self.channel_maps),
-        )
+        and absent files kept): ``--dask`` made the paths absolute by hand and left
+        ``--direction-out`` relative to the worker's folder."""
+        changed: dict[str, Any] = {}
+        for f in JOB_FILES:
+            value = getattr(self, f.attr)
+            if isinstance(value, tuple):
+                changed[f.attr] = tuple(change(p) for p in value)
+            elif _paths(value):
+                changed[f.attr] = change(value)
+        source = self.source if self.data is not None else change(self.source)
+        return dataclasses.replace(self, source=source, **changed)
 
 
 @record

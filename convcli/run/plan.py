@@ -186,11 +186,6 @@ def written_by_output(output: str, item: InputItem) -> bool:
                                                   path.name) is not None
 
 
-def task_writes(task: Task) -> list[str]:
-    """Every file one task writes (stdout excluded)."""
-    return [f.path for f in planned_files([task], False)]
-
-
 def output_format(spec: RunSpec, output: str | None) -> str:
     """--format, else the output's extension, else PNG (stdout, dry runs)."""
     if spec.output.fmt is not None:
@@ -408,18 +403,8 @@ class _Planned:
 
 def planned_files(tasks: list[Task], named_in_out_dir: bool) -> list[_Planned]:
     """Every file the tasks will write (stdout excluded)."""
-    files: list[_Planned] = []
-    for t in tasks:
-        if not isinstance(t, Job):
-            continue
-        if t.output not in (None, "-"):
-            files.append(_Planned(t.output, "output", t.source, named_in_out_dir))
-        files.extend(_Planned(p, "channel map", t.source, named_in_out_dir) for p in t.channel_maps)
-        if t.montage:
-            files.append(_Planned(t.montage, "montage", t.source, False))
-        if t.direction_out:
-            files.append(_Planned(t.direction_out, "direction map", t.source, False))
-    return files
+    return [_Planned(path, f.what, t.source, named_in_out_dir and f.named)
+            for t in tasks if isinstance(t, Job) for f, path in t.planned()]
 
 
 def ignored_options(out: OutputSpec, fmt: str, kind: OutputKind) -> tuple[str, ...]:
@@ -471,7 +456,7 @@ def writes_stdout(tasks: list[Task]) -> bool:
     if not stat.S_ISREG(st.st_mode):
         return False  # a device is written in place (-o /dev/null > /dev/null keeps its report)
     on_stdout = (st.st_dev, st.st_ino)
-    return any(on_stdout in _identity(path)[0] for t in jobs for path in task_writes(t))
+    return any(on_stdout in _identity(path)[0] for t in jobs for path in t.files())
 
 
 def _name_max(path: str) -> int:

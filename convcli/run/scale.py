@@ -35,7 +35,7 @@ from convcli.core.records import record
 from convcli.engine import usable_cores
 from convcli.errors import STOP_SIGNALS, ConvcliError, ExitStatus, UsageError
 from convcli.io.files import one_line, remove_temporaries
-from convcli.run.job import Job, Result, process
+from convcli.run.job import JOB_FILES, Job, Result, process
 from convcli.run.plan import Refusal, Task
 
 if TYPE_CHECKING:  # a pool's modules (multiprocessing, ~10 ms) are imported where a pool starts
@@ -415,14 +415,10 @@ def _relative(result: Result, task: Task) -> Result:
         return result
     record = dict(result.record)
     record["input"] = task.source
-    if "output" in record:
-        record["output"] = task.output
-    if "montage" in record:
-        record["montage"] = task.montage
-    if "direction" in record:
-        record["direction"] = task.direction_out
-    if "outputs" in record:
-        record["outputs"] = list(task.channel_maps)
+    for f in JOB_FILES:
+        if f.record_key in record:
+            value = getattr(task, f.attr)
+            record[f.record_key] = list(value) if isinstance(value, tuple) else value
     if "error" in record:
         for name in (task.output, task.source):
             if name not in (None, "-"):
