@@ -23,7 +23,7 @@ from convcli.core.kernels import (
     MAX_KERNEL_SIZE,
     Kernel,
     check_sigma,
-    gaussian_1d,
+    gaussian_kernel,
     rotate180,
     size_for_sigma,
     size_text,
@@ -384,8 +384,7 @@ class UnsharpStage(WindowStage):
         return self.size(), self.size()
 
     def blur_kernel(self) -> Kernel:
-        g = gaussian_1d(self.size(), self.sigma)
-        return Kernel(f"gaussian{self.size()}(sigma={self.sigma:g})", np.outer(g, g), "unsharp blur")
+        return gaussian_kernel(self.size(), self.sigma)
 
     def run(self, x: np.ndarray, eng: EngineOptions, *, maxval: float = 255.0) -> np.ndarray:
         blur = self.correlate(x, self.blur_kernel().weights, eng)

@@ -202,21 +202,30 @@ def gaussian_1d(k: int, sigma: float | None = None) -> np.ndarray:
     return g / g.sum()
 
 
-def gaussian_kernel(k: int, sigma: float | None = None) -> Kernel:
-    """The k x k Gaussian as the outer product of :func:`gaussian_1d`."""
-    g = gaussian_1d(k, sigma)
-    label = f"gaussian{k}" if sigma is None or sigma <= 0 else f"gaussian{k}(sigma={sigma:g})"
-    return Kernel(label, np.outer(g, g), f"{k}x{k} Gaussian blur")
+def _sides(k: int | tuple[int, int]) -> tuple[int, int, str]:
+    """(ky, kx) and the name's size part: ``5`` for a square, ``5x3`` otherwise."""
+    ky, kx = (k, k) if isinstance(k, int) else k
+    return ky, kx, str(ky) if ky == kx else f"{ky}x{kx}"
 
 
-def box_kernel(k: int) -> Kernel:
-    """The k x k mean filter, every entry 1/k²."""
-    if k < 1:
-        msg = f"box size must be >= 1, got {k}"
+def gaussian_kernel(k: int | tuple[int, int], sigma: float | None = None) -> Kernel:
+    """The k x k (or ky x kx) Gaussian, the outer product of :func:`gaussian_1d` per side: the one
+    builder (blur, parametric ``gaussian:``, sharpen's unsharp mask) and its one name rule."""
+    ky, kx, size = _sides(k)
+    weights = np.outer(gaussian_1d(ky, sigma), gaussian_1d(kx, sigma))
+    label = f"gaussian{size}" if sigma is None or sigma <= 0 else f"gaussian{size}(sigma={sigma:.4g})"
+    return Kernel(label, weights, f"{ky}x{kx} Gaussian blur")
+
+
+def box_kernel(k: int | tuple[int, int]) -> Kernel:
+    """The k x k (or ky x kx) mean filter, every entry 1/(ky*kx)."""
+    ky, kx, size = _sides(k)
+    if min(ky, kx) < 1:
+        msg = f"box size must be >= 1, got {size}"
         raise UsageError(msg)
-    check_kernel_size(k, k, "box kernel")
-    disp = tuple(tuple(f"1/{k * k}" for _ in range(k)) for _ in range(k))
-    return Kernel(f"box{k}", np.full((k, k), 1.0 / (k * k)), f"{k}x{k} mean (box) blur", disp)
+    check_kernel_size(ky, kx, "box kernel")
+    disp = tuple(tuple(f"1/{ky * kx}" for _ in range(kx)) for _ in range(ky))
+    return Kernel(f"box{size}", np.full((ky, kx), 1.0 / (ky * kx)), f"{ky}x{kx} mean (box) blur", disp)
 
 
 # --- the registry ----------------------------------------------------------------------

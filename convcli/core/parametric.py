@@ -30,6 +30,7 @@ from convcli.core.kernels import (
     Kernel,
     box_kernel,
     gaussian_1d,
+    gaussian_kernel,
     get_kernel,
     size_for_sigma,
     size_text,
@@ -159,8 +160,7 @@ def gaussian(values: dict[str, float | None]) -> np.ndarray:
     """Sampled Gaussian exp(-x²/2σ²), normalised; size 2*ceil(3σ)+1 unless given."""
     sigma = _f(values, "sigma")
     k = _size(values, "gaussian", size_for_sigma(sigma))
-    g = gaussian_1d(k, sigma)
-    return np.outer(g, g)
+    return gaussian_kernel(k, sigma).weights
 
 
 def box(values: dict[str, float | None]) -> np.ndarray:

@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 import click
-import numpy as np
 
 from convcli.cli.kernelspec import cli_kernel, kernel_files
 from convcli.cli.options import (
@@ -31,7 +30,7 @@ from convcli.core.kernels import (
     box_kernel,
     check_kernel_size,
     check_sigma,
-    gaussian_1d,
+    gaussian_kernel,
     get_kernel,
     opencv_default_sigma,
     size_for_sigma,
@@ -109,12 +108,8 @@ def blur_kernel(kind: str, size: Pair | int | None, sigma: float | None,
             raise UsageError(msg)
         ky, kx = size or (3, 3)
         check_kernel_size(ky, kx, f"--size {ky},{kx}")
-        if ky == kx:
-            k = box_kernel(ky)
-            return k, k.name
-        disp = tuple(tuple(f"1/{ky * kx}" for _ in range(kx)) for _ in range(ky))
-        label = f"box{ky}x{kx}"
-        return Kernel(label, np.full((ky, kx), 1.0 / (ky * kx)), f"{ky}x{kx} mean (box) blur", disp), label
+        k = box_kernel((ky, kx))
+        return k, k.name
     if sigma is not None:
         check_sigma(sigma, "--sigma")
     if truncate is not None and (sigma is None or size is not None):
@@ -140,17 +135,17 @@ def blur_kernel(kind: str, size: Pair | int | None, sigma: float | None,
         raise UsageError(msg)
     if (ky, kx) == (3, 3) and sigma is None:
         return get_kernel("gaussian3"), "gaussian3"
-    gy, gx = gaussian_1d(ky, sigma), gaussian_1d(kx, sigma)
-    name = f"gaussian{ky}" if ky == kx else f"gaussian{ky}x{kx}"
+    k = gaussian_kernel((ky, kx), sigma)
+    name = k.name
     if sigma is not None:
-        label = f"{name}(sigma={sigma:.4g})"
+        label = name
     elif max(ky, kx) <= 7:
         label = f"{name}(OpenCV fixed taps)"  # binomial for 3 and 5, not for 7
     elif ky == kx:
         label = f"{name}(sigma={opencv_default_sigma(ky):.4g})"
     else:
         label = f"{name}(OpenCV default sigma per axis)"
-    return Kernel(label, np.outer(gy, gx), f"{ky}x{kx} Gaussian"), label
+    return Kernel(label, k.weights, k.description), label
 
 
 # --- filter ------------------------------------------------------------------------------
