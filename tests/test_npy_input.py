@@ -12,6 +12,7 @@ from scipy import ndimage
 from convcli.cli.app import cli
 from convcli.errors import InputError
 from convcli.io.decode import read_header, read_image
+from convcli.io.npy import NPY_MAGIC
 
 ROOT = Path(__file__).resolve().parent.parent
 CAT = ROOT / "sample_images" / "cat224.png"
@@ -154,3 +155,28 @@ def test_channels_count_against_max_pixels(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="640000 values exceeds"):
         read_header(str(tmp_path / "deep.npy"), max_pixels=10_000)
     assert read_header(str(tmp_path / "deep.npy"), max_pixels=160_000).channels == 64
+
+
+@pytest.mark.parametrize(("major", "refused"), [(1, False), (2, False), (3, False), (4, True), (9, True)])
+def test_npy_versions_are_read_one_way_as_image_and_as_kernel(tmp_path: Path, major: int,
+                                                              refused: bool) -> None:
+    """Image inputs read any version after 1.0 with the 2.0 reader, kernel files refused all but
+    1.0-3.0: one header reader now, for both. Version 3.0 is 2.0's layout with a UTF-8 header."""
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (3, 3), }"
+    size = 2 if major == 1 else 4
+    pad = -(len(NPY_MAGIC) + 2 + size + len(header) + 1) % 64
+    text = header + b" " * pad + b"\n"
+    data = NPY_MAGIC + bytes([major, 0]) + len(text).to_bytes(size, "little") + text
+    data += np.arange(9, dtype="<f8").tobytes()
+    path = tmp_path / "a.npy"
+    path.write_bytes(data)
+    runner = CliRunner()
+    image = runner.invoke(cli, ["blur", str(path), "-o", str(tmp_path / "o.npy"), "-q"])
+    kernel = runner.invoke(cli, ["filter", str(path), "-k", f"@{path}", "-o", str(tmp_path / "k.npy"), "-q"])
+    if refused:
+        assert image.exit_code == 1 and f"unsupported .npy version {major}.0" in image.stderr
+        assert kernel.exit_code == 2 and f"unsupported .npy version {major}.0" in kernel.stderr
+    else:
+        assert image.exit_code == 0 and kernel.exit_code == 0, (image.stderr, kernel.stderr)
+        want = ndimage.correlate(np.arange(9.0).reshape(3, 3), np.arange(9.0).reshape(3, 3), mode="mirror")
+        np.testing.assert_allclose(np.load(tmp_path / "k.npy"), want, rtol=1e-6)

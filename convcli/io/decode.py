@@ -37,6 +37,7 @@ from convcli.errors import InputError
 from convcli.io.files import one_line, os_reason
 from convcli.io.formats import icc_fits, icc_space
 from convcli.io.metadata import Metadata, read_metadata
+from convcli.io.npy import NPY_MAGIC, NPY_MAX_HEADER, read_npy_header
 from convcli.io.png import PNG_SIGNATURE, CheckedPng, decode_png, png_ihdr
 from convcli.io.pngrows import SHORT_DATA, PngRows, can_read_rows
 from convcli.io.structure import check_structure
@@ -935,11 +936,8 @@ def orient(a: np.ndarray, orientation: int) -> np.ndarray:
 # output of the first command, and a PNG written from it is clipped to 0..255 as usual.
 # Every channel is a colour channel (convcli never writes alpha into a .npy).
 
-NPY_MAGIC = b"\x93NUMPY"
 #: Most channels a .npy input may have (a conv layer writes up to 4096).
 NPY_MAX_CHANNELS = 4096
-#: Largest .npy header read (NumPy's own default limit).
-_NPY_MAX_HEADER = 10_000
 
 
 def _npy_source(source: Source) -> bool:
@@ -956,13 +954,9 @@ def _npy_source(source: Source) -> bool:
 def _npy_layout(fp: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
     """Shape, Fortran order and dtype from an opened .npy file's header (no data read)."""
     try:
-        version = np.lib.format.read_magic(fp)
-        if version == (1, 0):
-            return np.lib.format.read_array_header_1_0(fp, max_header_size=_NPY_MAX_HEADER)
-        return np.lib.format.read_array_header_2_0(fp, max_header_size=_NPY_MAX_HEADER)
-    except Exception as exc:  # noqa: BLE001 - numpy parses untrusted bytes: any failure is a bad header
-        # (ValueError, SyntaxError, tokenize.TokenError for "(24, 32, " cut short, ...)
-        raise InputError(f"unreadable .npy header ({one_line(exc) or type(exc).__name__})") from None
+        return read_npy_header(fp)
+    except ValueError as e:
+        raise InputError(f"unreadable .npy header ({e})") from None
 
 
 def _npy_checked(shape: tuple[int, ...], dtype: np.dtype, gray: bool, max_pixels: int | None) -> ImageHeader:
@@ -1025,7 +1019,7 @@ def _read_npy(source: Source, *, gray: bool, max_pixels: int | None) -> DecodedI
     fp = open_source(source)
     with fp:
         try:
-            arr = np.lib.format.read_array(fp, allow_pickle=False, max_header_size=_NPY_MAX_HEADER)
+            arr = np.lib.format.read_array(fp, allow_pickle=False, max_header_size=NPY_MAX_HEADER)
         except (ValueError, OSError, EOFError) as exc:
             raise InputError(f"truncated or corrupt .npy data ({one_line(exc)})") from None
     if arr.ndim == 2:

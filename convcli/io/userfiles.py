@@ -23,6 +23,7 @@ import numpy as np
 
 from convcli.errors import UsageError
 from convcli.io.files import file_kind
+from convcli.io.npy import NPY_MAGIC, read_npy_header
 
 #: The largest kernel, weights or bias file read (README, "Kernels").
 MAX_USER_FILE_BYTES = 16 * 1024 * 1024
@@ -81,37 +82,25 @@ def decode_text(data: bytes, what: str) -> str:
         raise UsageError(msg) from None
 
 
-_NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def parse_npy(data: bytes, what: str) -> np.ndarray:
     """A real-valued array from the bytes of a ``.npy`` file, checked before NumPy allocates anything."""
-    from numpy.lib import format as npformat
-
     if not data:
         msg = f"{what}: the file is empty (expected a .npy array)"
         raise UsageError(msg)
     if data.startswith(_ZIP_MAGICS):
         msg = f"{what}: this is a .npz archive (zip), not a .npy array; save one array with numpy.save"
         raise UsageError(msg)
-    if not data.startswith(_NPY_MAGIC):
+    if not data.startswith(NPY_MAGIC):
         msg = f"{what}: not a .npy file (it does not start with the NumPy header)"
         raise UsageError(msg)
     f = io.BytesIO(data)
     try:
-        version = npformat.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = npformat.read_array_header_1_0(f)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = npformat.read_array_header_2_0(f)
-        else:
-            msg = f"{what}: unsupported .npy version {version}"
-            raise UsageError(msg)
-    except UsageError:
-        raise
-    except Exception as e:  # noqa: BLE001 - NumPy's header parser raises many types (tokenize, ast...)
-        msg = f"{what}: not a valid .npy header ({' '.join(str(e).split())[:120]})"
+        shape, _fortran, dtype = read_npy_header(f)
+    except ValueError as e:
+        msg = f"{what}: not a valid .npy header ({e})"
         raise UsageError(msg) from None
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
         msg = f"{what}: holds Python objects or records, not numbers (pickled data is never loaded)"

@@ -19,6 +19,7 @@ from convcli.core.records import record
 from convcli.errors import InputError, UsageError
 from convcli.io.files import file_kind, os_reason
 from convcli.io.formats import IMAGE_EXTENSIONS, WRITABLE_EXTENSIONS
+from convcli.io.npy import NPY_MAGIC
 from convcli.io.png import PNG_SIGNATURE, png_ihdr
 from convcli.io.structure import MAX_JUNK, check_structure
 
@@ -32,7 +33,7 @@ _MAGIC: tuple[bytes, ...] = (
     b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*",
     b"II+\x00", b"MM\x00+", b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xffO\xffQ", b"\x00\x00\x01\x00", b"qoif",
     b"DDS |\x00\x00\x00", b"DanM", b"LinS", b"BLP1", b"BLP2",
-    b"\x93NUMPY",  # .npy arrays (H, W) or (H, W, C), as convcli writes them
+    NPY_MAGIC,  # .npy arrays (H, W) or (H, W, C), as convcli writes them
 )
 
 #: Bytes looked at to tell an image by its content: signatures need 64; a PNM's comments before its
