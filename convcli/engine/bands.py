@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 #: Default target size in bytes of one band of the output (the ``band_bytes=`` argument).
 DEFAULT_BAND_BYTES: Final[int] = 4_500_000
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+_pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 _local = threading.local()
 
@@ -102,14 +102,17 @@ def resolve_threads(threads: int | None) -> int:
     return threads
 
 
-def _pool(threads: int) -> ThreadPoolExecutor:
+def shared_pool(threads: int, name: str = "band") -> ThreadPoolExecutor:
+    """The pool of ``threads`` threads for ``name``'s tasks, made on first use and reused (starting one
+    a call cost more than a small band). Each name has its own: the PNG writer ("png") compresses on
+    its pool while the bands of the next rows run on theirs."""
     from concurrent.futures import ThreadPoolExecutor  # imported with the first pool: ~5 ms with logging
 
     with _pools_lock:
-        pool = _pools.get(threads)
+        pool = _pools.get((name, threads))
         if pool is None:
-            pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="convcli-band")
-            _pools[threads] = pool
+            pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"convcli-{name}")
+            _pools[name, threads] = pool
         return pool
 
 
@@ -207,7 +210,7 @@ def run_bands(fn: Callable[[int, int], None], parts: Sequence[tuple[int, int]], 
                 failed.append(exc)
             raise
 
-    helpers = [_pool(threads - 1).submit(work) for _ in range(min(threads, len(parts)) - 1)]
+    helpers = [shared_pool(threads - 1).submit(work) for _ in range(min(threads, len(parts)) - 1)]
     try:
         work()
     finally:

@@ -7,9 +7,9 @@ interrupted run removes its own temporary files and never another run's.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -63,27 +63,19 @@ def one_line(text: object) -> str:
 
 # --------------------------------------------------------------------------- atomic write
 
-_UMASK_LOCK = threading.Lock()
-_umask_cache: list[int] = []  # read once: the umask of this process
-
-
+@functools.cache
 def _umask() -> int:
-    """The process umask, read without changing it where /proc allows (os.umask is racy)."""
-    if not _umask_cache:
-        try:
-            with open("/proc/self/status", encoding="ascii") as status:
-                for line in status:
-                    if line.startswith("Umask:"):
-                        _umask_cache.append(int(line.split()[1], 8))
-                        break
-        except (OSError, ValueError):
-            pass
-        if not _umask_cache:
-            with _UMASK_LOCK:
-                mask = os.umask(0o022)
-                os.umask(mask)
-            _umask_cache.append(mask)
-    return _umask_cache[0]
+    """The process umask, read once, without changing it where /proc allows (os.umask is racy)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview | Iterable[bytes], *,

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import functools
 import struct
-import threading
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import BinaryIO, Final
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
-
+from convcli.engine.bands import shared_pool
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: zlib level for PNG: 1 is ~4x faster than Pillow's 6 for ~14% larger files.
@@ -373,8 +370,6 @@ _IDAT_CRC = zlib.crc32(b"IDAT")  # the CRC of a chunk covers its type
 _ADLER_BASE = 65521
 #: deflate= choices of the writer: "auto" is ISA-L when importable, else zlib.
 DEFLATE_BACKENDS: tuple[str, ...] = ("auto", "isal", "zlib")
-_png_pools: dict[int, ThreadPoolExecutor] = {}  # threads -> pool, made on first use (a cache)
-_png_pools_lock = threading.Lock()
 
 
 def adler32_combine(adler1: int, adler2: int, len2: int) -> int:
@@ -460,16 +455,6 @@ def _deflate_task(rows: np.ndarray, start: int, stop: int, codec: ModuleType, le
     return data, codec.adler32(body), body.size
 
 
-def _png_pool(threads: int) -> ThreadPoolExecutor:
-    from concurrent.futures import ThreadPoolExecutor
-
-    with _png_pools_lock:
-        pool = _png_pools.get(threads)
-        if pool is None:
-            pool = _png_pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="convcli-png")
-        return pool
-
-
 def _compressed_parts(rows: np.ndarray, level: int, threads: int, task_bytes: int, deflate: str,
                       ready: Callable[[int], None] | None,
                       finish: Callable[[bytes, bool], bytes]) -> tuple[list[bytes], int]:
@@ -491,7 +476,7 @@ def _compressed_parts(rows: np.ndarray, level: int, threads: int, task_bytes: in
     if threads <= 1 or len(tasks) <= 1:
         parts = [task(t) for t in tasks]
     else:
-        parts = list(_png_pool(threads).map(task, tasks))
+        parts = list(shared_pool(threads, "png").map(task, tasks))
     adler = 1
     for _, a, n in parts:
         adler = adler32_combine(adler, a, n)
