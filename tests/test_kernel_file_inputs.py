@@ -81,3 +81,15 @@ def test_a_kernel_image_that_is_a_fifo_is_refused_without_blocking(folder: Path)
     assert r.exit_code == 2
     assert "FIFO" in r.output and "not a regular file" in r.output
     assert not (folder / "out.png").exists()
+
+
+@pytest.mark.parametrize("ext", [".txt", ".csv", ".json", ".npy"])
+def test_every_kernel_file_format_written_reads_back(ext: str, tmp_path: Path) -> None:
+    """What learn -o writes (io.kernelfile.kernel_file_bytes) is what -k @FILE reads, to 9 digits."""
+    from convcli.io.kernelfile import KERNEL_FILE_EXTENSIONS, kernel_file_bytes, load_kernel_file
+
+    assert ext in KERNEL_FILE_EXTENSIONS
+    k = np.random.default_rng(4).normal(size=(3, 5)) * np.array([1e-7, 1, 1e3, -2.5, 1 / 3])
+    path = tmp_path / f"k{ext}"
+    path.write_bytes(kernel_file_bytes(str(path), k))
+    np.testing.assert_allclose(load_kernel_file(path).weights, k, rtol=1e-8 if ext != ".npy" else 0)

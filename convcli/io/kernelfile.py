@@ -3,6 +3,8 @@ convcli.core parses what they hold and never opens a file."""
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,9 @@ from convcli.errors import ConvcliError, UsageError
 from convcli.io.decode import read_image
 from convcli.io.formats import IMAGE_EXTENSIONS
 from convcli.io.userfiles import decode_text, load_npy, read_user_file
+
+#: The kernel file formats: -k @FILE reads them all, learn -o writes them (the suffix chooses).
+KERNEL_FILE_EXTENSIONS: tuple[str, ...] = (".txt", ".csv", ".json", ".npy")
 
 #: A kernel image larger than this many pixels is refused before decoding (the kernel side limit, squared).
 MAX_KERNEL_PIXELS = MAX_KERNEL_SIZE * MAX_KERNEL_SIZE
@@ -61,3 +66,19 @@ def load_kernel_file(path: str | Path) -> Kernel:
             raise
         msg = f"{what}: {text}"
         raise UsageError(msg) from None
+
+
+def kernel_file_bytes(path: str, k: np.ndarray) -> bytes:
+    """A 2-D kernel as :func:`load_kernel_file` reads it back for ``path``'s suffix (one of
+    :data:`KERNEL_FILE_EXTENSIONS`): .npy, a JSON list of rows, CSV rows, or text rows; 9 significant
+    digits in the text forms."""
+    ext = Path(path).suffix.lower()
+    if ext == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, k, allow_pickle=False)
+        return buf.getvalue()
+    rows = [[f"{v:.9g}" for v in row] for row in k]
+    if ext == ".json":
+        return (json.dumps([[float(v) for v in row] for row in rows]) + "\n").encode()
+    sep = "," if ext == ".csv" else " "
+    return ("\n".join(sep.join(row) for row in rows) + "\n").encode()

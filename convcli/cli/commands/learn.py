@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -20,10 +19,6 @@ from convcli.errors import ConvcliError, UsageError
 
 if TYPE_CHECKING:
     from convcli.teach.learn import LearnSettings
-
-#: kernel file extensions a shared (2-D) kernel may be written as; -k @FILE reads them all
-_KERNEL_EXT = (".txt", ".csv", ".json", ".npy")
-
 
 def _parse_size(text: str) -> tuple[int, int]:
     parts = text.lower().replace("x", ",").split(",")
@@ -52,25 +47,6 @@ def _parse_steps(text: str | None, total: int) -> list[int]:
         msg = f"--show-steps must be steps 0..{total} (-1 = the last), comma-separated, got {text!r}"
         raise UsageError(msg)
     return picks
-
-
-def _kernel_text(k: np.ndarray) -> str:
-    return "\n".join(" ".join(f"{v:.9g}" for v in row) for row in k) + "\n"
-
-
-def _kernel_bytes(path: str, k: np.ndarray) -> bytes:
-    import io
-
-    ext = Path(path).suffix.lower()
-    if ext == ".npy":
-        buf = io.BytesIO()
-        np.save(buf, k, allow_pickle=False)
-        return buf.getvalue()
-    if ext == ".json":
-        return (json.dumps([[float(f"{v:.9g}") for v in row] for row in k]) + "\n").encode()
-    if ext == ".csv":
-        return ("\n".join(",".join(f"{v:.9g}" for v in row) for row in k) + "\n").encode()
-    return _kernel_text(k).encode()
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -135,6 +111,7 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
     """
     from convcli.io.decode import DEFAULT_MAX_PIXELS, read_image
     from convcli.io.files import write_atomic
+    from convcli.io.kernelfile import KERNEL_FILE_EXTENSIONS, kernel_file_bytes
     from convcli.report import json_line
     from convcli.run.plan import prepare_paths
     from convcli.teach.learn import LearnSettings, make_problem, solve_lstsq
@@ -148,8 +125,8 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
             check_png_name(flag, value)
     ksize = _parse_size(size)
     ext = Path(output).suffix.lower()
-    if channels == "shared" and ext not in _KERNEL_EXT:
-        msg = f"-o {output}: write the kernel as {', '.join(_KERNEL_EXT)}"
+    if channels == "shared" and ext not in KERNEL_FILE_EXTENSIONS:
+        msg = f"-o {output}: write the kernel as {', '.join(KERNEL_FILE_EXTENSIONS)}"
         raise UsageError(msg)
     if channels != "shared" and ext != ".npy":
         msg = f"-o {output}: --channels {channels} writes conv weights (out, in, kh, kw): use a .npy file"
@@ -189,7 +166,7 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
                                             as_json=as_json, quiet=quiet)
         w = final.weights
         if channels == "shared":
-            write_atomic(output, _kernel_bytes(output, w.kernel))
+            write_atomic(output, kernel_file_bytes(output, w.kernel))
         else:
             conv_w, conv_b = w.as_conv(x.shape[2] if x.ndim == 3 else 1)
             write_atomic(output, _npy_bytes(conv_w))
