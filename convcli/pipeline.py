@@ -29,7 +29,7 @@ from convcli.core.kernels import (
     size_text,
     sums_to_zero,
 )
-from convcli.core.padding import MODES, PadMode, resolve_mode, source_rows
+from convcli.core.padding import MODES, PadMode, resolve_mode, source_rows, torch_pad_note
 from convcli.core.pixels import BandStats, PixelSpec
 from convcli.core.records import record
 from convcli.core.shapes import Geometry, GeometrySpec, Pad4, Pair, receptive_field
@@ -562,6 +562,13 @@ class StagePlan:
     arithmetic: str | None  # None for a point-wise stage (gray, relu): no window, no arithmetic
     receptive_field: Pair
     jump: Pair
+
+    def torch_note(self) -> str | None:
+        """Why PyTorch would refuse this stage's padding of its input (a reflection pad as wide as the
+        image), or None: convcli pads it as numpy.pad does."""
+        if not isinstance(self.stage, WindowStage):
+            return None
+        return torch_pad_note(self.stage.padding, self.stage.pad, self.in_shape[1], self.in_shape[2])
 
     def record(self) -> dict[str, Any]:
         d = self.stage.describe()

@@ -251,3 +251,45 @@ def test_resolve_geometry_is_the_mode_and_the_pad(padding: str, spec: str | None
     mode, pad4 = resolve_geometry(padding, spec, (3, 5), (2, 1))
     assert mode == resolve_mode(padding) and mode.name == canonical_mode(padding)
     assert pad4 == ((0, 0, 0, 0) if padding == "valid" else pad4_from_spec(spec or "same", (3, 5), (2, 1)))
+
+
+@given(n=st.integers(1, 9), p=st.integers(0, 12), mode=st.sampled_from(["reflection", "circular", "border",
+                                                                         "zeros", "symmetric"]))
+def test_torch_pad_note_says_exactly_when_pytorch_refuses(n: int, p: int, mode: str) -> None:
+    """PyTorch's F.pad: 'reflect' needs pad < the input's side ("Padding size should be less than the
+    corresponding input dimension"), 'circular' pad <= it ("wrapping around more than once");
+    replicate and zeros take any pad (and PyTorch has no symmetric mode to refuse anything)."""
+    from convcli.core.padding import resolve_mode, torch_pad_note
+
+    refuses = {"reflection": p >= n, "circular": p > n}.get(mode, False)
+    note = torch_pad_note(resolve_mode(mode), (0, 0, p, 0), 20, n)  # the left pad on a width of n
+    assert (note is not None) == refuses
+    if note is not None:
+        assert f"pad {p} on a side of {n}" in note and "refuses" in note
+
+
+def test_shape_and_filter_reports_carry_the_torch_note(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    import numpy as np
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    r = CliRunner().invoke(cli, ["shape", "4x4", "--size", "3", "-p", "reflection", "--pad", "5", "--json"])
+    assert r.exit_code == 0 and "reflection pad 5 on a side of 4" in json.loads(r.stdout)["notes"][0]
+    r = CliRunner().invoke(cli, ["shape", "5", "--size", "3", "-s", "2"])
+    assert r.exit_code == 0 and "padding='same' refuses strides > 1: there, write padding=1" in r.stdout
+    for args in (["--pad", "3"], ["-s", "2", "--pad", "same"]):  # smaller than the side; --pad given
+        r = CliRunner().invoke(cli, ["shape", "4x4", "--size", "3", "-p", "reflection", *args])
+        assert r.exit_code == 0 and "note:" not in r.stdout, args
+    src = tmp_path / "a.npy"
+    np.save(src, np.arange(16, dtype=np.float32).reshape(4, 4))
+    r = CliRunner().invoke(cli, ["filter", str(src), "-k", "box3", "-p", "circular", "--pad", "5", "--json",
+                                 "-o", str(tmp_path / "o.npy")])
+    assert r.exit_code == 0
+    assert any("stage 1: circular pad 5 on a side of 4" in n for n in json.loads(r.stdout)["notes"])
+    want = np.pad(np.arange(16.0).reshape(4, 4), 5, mode="wrap")  # the numbers: numpy.pad's, wrapped again
+    got = np.load(tmp_path / "o.npy")
+    ref = sum(want[i:i + 12, j:j + 12] for i in range(3) for j in range(3)) / 9
+    np.testing.assert_allclose(got, ref, rtol=1e-6)

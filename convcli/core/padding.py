@@ -68,6 +68,27 @@ VALID_BY_LIBRARY: dict[str, str] = {
     "magick": "no -virtual-pixel: -chop the overhang of -morphology's same-size output",
 }
 
+#: PyTorch's limit on a pad's size, by mode: F.pad's 'reflect' takes pads smaller than the input's side
+#: and 'circular' pads up to it (it wraps once); (slack, words). convcli pads as numpy.pad does, which
+#: reflects and wraps again, so it takes any pad.
+TORCH_PAD_LIMITS: dict[str, tuple[int, str]] = {"reflection": (1, "smaller than"), "circular": (0, "up to")}
+
+
+def torch_pad_note(mode: PadMode, pad: tuple[int, int, int, int], height: int, width: int) -> str | None:
+    """Why PyTorch would refuse this pad for this input (the widest offending side), or None."""
+    limit = TORCH_PAD_LIMITS.get(mode.name)
+    if limit is None:
+        return None
+    slack, words = limit
+    over = [(p, n) for p, n in zip(pad, (height, height, width, width), strict=True) if p > n - slack]
+    if not over:
+        return None
+    p, n = max(over)
+    again = "reflects again" if mode.name == "reflection" else "wraps around again"
+    return (f"{mode.name} pad {p} on a side of {n}: PyTorch's '{mode.torch}' takes pads {words} the input's "
+            f"side and refuses this; convcli {again}, as numpy.pad does")
+
+
 _LOOKUP: dict[str, str] = {}
 for _m in MODES.values():
     _LOOKUP[_m.name] = _m.name

@@ -101,7 +101,7 @@ class Job:
     quality: int | None = None
     compress_level: int | None = None
     temp_tag: str = ""  # this run's tag in temporary file names (cleanup removes only its own)
-    ignored: tuple[str, ...] = ()  # notes on options the output has no use for (plan.ignored_options)
+    notes: tuple[str, ...] = ()  # the plan's: options the output has no use for, padding PyTorch refuses
     frames: tuple[int, ...] | None = None  # frames filtered one by one (_process_frames); None: the first
     samples: int = 0  # input samples to filter (H * W * C * frames), from the header: the work's size
     header: ImageHeader | None = None  # read when the run was planned: the job does not read it again
@@ -174,7 +174,7 @@ def _process(job: Job) -> Result:
         "output_shape": plans[-1].stage.shown_shape(plans[-1].out_shape) if plans else None,
         "stages": [p.record() for p in plans],
     }
-    notes = list(header.notes) + list(job.ignored)
+    notes = list(header.notes) + list(job.notes)
     if header.has_alpha:
         notes.append(job.pipeline.alpha_note())
     if job.linear_light:

@@ -325,7 +325,8 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
         montage=montage_path(out.montage, item.name) if out.montage else None,
         direction_out=montage_path(cmd.direction_out, item.name) if cmd.direction_out else None,
         quality=out.quality, compress_level=out.compress_level, temp_tag=temp_tag,
-        ignored=ignored_options(out, fmt, kind),
+        notes=ignored_options(out, fmt, kind) + tuple(
+            f"stage {i}: {note}" for i, p in enumerate(plans, start=1) if (note := p.torch_note())),
         frames=frames, dither=out.dither, strip=out.strip,
         samples=header.width * header.height * header.channels * (len(frames) if frames else 1),
         header=header,

@@ -248,9 +248,17 @@ def shape_cmd(image_size: str, ksize: Pair, stride: Pair, dilation: Pair, paddin
     stages = [p.record() for p in plans]
     for s in stages:
         s["kernel"] = None
+    notes = [f"stage {i}: {note}" for i, p in enumerate(plans, start=1) if (note := p.torch_note())]
+    if pad is None and stride != (1, 1) and mode.name != "valid":
+        t, b, left, right = pad4
+        torch = (f"padding={t}" if len(set(pad4)) == 1
+                 else f"padding=({t}, {left})" if (t, left) == (b, right)
+                 else f"F.pad(x, ({left}, {right}, {t}, {b})) first and padding=0")
+        notes.append(f"'same' pads {','.join(map(str, pad4))}, the amount that keeps the size at stride 1; "
+                     f"PyTorch's padding='same' refuses strides > 1: there, write {torch}")
     if as_json:
         rec = {"status": "ok", "input_shape": [1, channels, h, w], "output_shape": stages[-1]["output_shape"],
-               "stages": stages}
+               "stages": stages, **({"notes": notes} if notes else {})}
         click.echo(json.dumps(rec))
         return 0
     from convcli.report import pair_text
@@ -264,6 +272,8 @@ def shape_cmd(image_size: str, ksize: Pair, stride: Pair, dilation: Pair, paddin
                    f"{s['input_shape']} -> {s['output_shape']}  rf {pair_text(s['receptive_field'])} "
                    f"jump {pair_text(s['jump'])}")
         click.echo(f"     {s['arithmetic']}")
+    for note in notes:
+        click.echo(f"  note: {note}")
     return 0
 
 
