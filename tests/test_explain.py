@@ -174,9 +174,9 @@ def test_at_flip_is_true_convolution(image: np.ndarray) -> None:
 
 
 def test_at_outside_the_output_shows_its_size(image: np.ndarray) -> None:
-    with pytest.raises(UsageError, match="7×5"):
+    with pytest.raises(UsageError, match="5×7 \\(H×W\\)"):
         explain_at(image, get_kernel("sharpen"), 7, 0, pad4=(1, 1, 1, 1))
-    with pytest.raises(UsageError, match="5×3"):
+    with pytest.raises(UsageError, match="3×5 \\(H×W\\)"):
         explain_at(image, get_kernel("sharpen"), 0, 3, mode="valid")
 
 
@@ -206,7 +206,7 @@ def test_unroll_text_has_every_part(rng: np.random.Generator) -> None:
 
 
 def test_unroll_refuses_large_inputs() -> None:
-    with pytest.raises(UsageError, match="8×8.*9×8"):
+    with pytest.raises(UsageError, match="8×8.*8×9 \\(H×W\\)"):
         explain_unroll(np.zeros((8, 9)), get_kernel("sharpen"))
 
 
@@ -268,3 +268,13 @@ def test_a_flipped_patch_explanation_says_its_kernel_was_flipped() -> None:
     k = np.arange(1, 10).reshape(3, 3)
     assert f"Output = {int((k[::-1, ::-1] * k).sum())}" in flipped
     assert f"Output = {int((k * k).sum())}" in plain
+
+
+def test_unroll_writes_sizes_height_first_as_its_matrices() -> None:
+    """explain printed the input 2 rows x 3 columns as "3×2 (W×H)" beside a kernel, matrices and a
+    reshape all written rows x columns: every size is H×W now."""
+    e = explain_unroll(np.arange(6.0).reshape(2, 3), parse_literal("1 0; 0 -1"), mode="valid")
+    assert e.output.shape == (1, 2)
+    text = e.text
+    assert "Input 2×3 (H×W)" in text and "-> 1×2 (H×W)" in text and "Padded input (2×3 (H×W)" in text
+    assert "W×H" not in text

@@ -228,7 +228,7 @@ def explain_at(
     h, w = img.shape
     oh, ow = Geometry((kh, kw), stride, dilation, (top, bottom, left, right)).out_hw(h, w)
     if not (0 <= x < ow and 0 <= y < oh):
-        msg = (f"--at {x},{y} is outside the output, which is {ow}×{oh} (W×H): "
+        msg = (f"--at {x},{y} is outside the output, which is {oh}×{ow} (H×W): "
                f"x must be in 0..{ow - 1} and y in 0..{oh - 1}")
         raise UsageError(msg)
     src_rows = _source_index(h, top, bottom, m)
@@ -250,7 +250,7 @@ def explain_at(
     rows = [y * stride[0] + i * dilation[0] - top for i in range(kh)]
     cols = [x * stride[1] + j * dilation[1] - left for j in range(kw)]
     header = [
-        f"Output pixel x={fmt(x)}, y={fmt(y)} of a {ow}×{oh} output (W×H) from a {w}×{h} input",
+        f"Output pixel x={fmt(x)}, y={fmt(y)} of a {oh}×{ow} output (H×W) from a {h}×{w} input",
         (f"stride {stride[0]},{stride[1]}  dilation {dilation[0]},{dilation[1]}  padding {m.name} "
          f"(top {top}, bottom {bottom}, left {left}, right {right})" + ("  flipped kernel" if flip else "")),
         (f"window: input rows {fmt(rows[0])}..{fmt(rows[-1])}, columns {fmt(cols[0])}..{fmt(cols[-1])}"
@@ -306,7 +306,7 @@ def explain_unroll(
     h, w = img.shape
     if h > UNROLL_MAX or w > UNROLL_MAX:
         msg = (f"--unroll prints one matrix row per output pixel, so it takes inputs up to "
-               f"{UNROLL_MAX}×{UNROLL_MAX}; got {w}×{h} (W×H): crop a small patch first")
+               f"{UNROLL_MAX}×{UNROLL_MAX}; got {h}×{w} (H×W): crop a small patch first")
         raise UsageError(msg)
     k = kernel.flipped() if flip else kernel
     kh, kw = k.shape
@@ -328,11 +328,11 @@ def explain_unroll(
         raise AssertionError(msg)
 
     lines = [
-        (f"Input {w}×{h} (W×H), kernel {k.name} {kh}×{kw}, stride {stride[0]},{stride[1]}, "
+        (f"Input {h}×{w} (H×W), kernel {k.name} {kh}×{kw}, stride {stride[0]},{stride[1]}, "
          f"dilation {dilation[0]},{dilation[1]}, padding {m.name} ({top}, {bottom}, {left}, {right})"),
-        f"Output size: {geom.arithmetic(h, w)} -> {ow}×{oh} (W×H)",
+        f"Output size: {geom.arithmetic(h, w)} -> {oh}×{ow} (H×W)",
         "",
-        f"1. Padded input ({xp.shape[1]}×{xp.shape[0]}; values from padding in brackets):",
+        f"1. Padded input ({xp.shape[0]}×{xp.shape[1]} (H×W); values from padding in brackets):",
     ]
     inside = np.zeros(xp.shape, dtype=bool)
     inside[top:top + h, left:left + w] = True
