@@ -180,3 +180,22 @@ def test_npy_versions_are_read_one_way_as_image_and_as_kernel(tmp_path: Path, ma
         assert image.exit_code == 0 and kernel.exit_code == 0, (image.stderr, kernel.stderr)
         want = ndimage.correlate(np.arange(9.0).reshape(3, 3), np.arange(9.0).reshape(3, 3), mode="mirror")
         np.testing.assert_allclose(np.load(tmp_path / "k.npy"), want, rtol=1e-6)
+
+
+def test_a_float32_overflow_is_reported_not_shown_as_a_range_of_zero(tmp_path: Path) -> None:
+    """3e38 everywhere: the exact sharpen result (3e38) fits float32, but the float32 sums overflow
+    (inf - inf = NaN), written as 0. The report said min 0, max 0; its range is null now, with a
+    note naming --float64, which gets it right (white)."""
+    import json
+
+    src = tmp_path / "big.npy"
+    np.save(src, np.full((3, 3), 3e38, np.float32))
+    base = ["filter", str(src), "-k", "sharpen", "-o"]
+    r = CliRunner().invoke(cli, [*base, str(tmp_path / "s.png"), "--json"])
+    rec = json.loads(r.stdout)
+    assert r.exit_code == 0 and rec["range"]["min"] is None and rec["range"]["max"] is None
+    assert any("--float64" in n for n in rec["notes"])
+    r = CliRunner().invoke(cli, [*base, str(tmp_path / "w.png"), "--float64", "-q"])
+    from PIL import Image
+
+    assert r.exit_code == 0 and np.asarray(Image.open(tmp_path / "w.png")).min() == 255

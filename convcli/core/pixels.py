@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -118,8 +119,8 @@ def to_pixels(values: np.ndarray, policy: str, bit_depth: int, *, threads: int =
         out[band] = np.rint(v)
     stats = RangeStats(
         policy,
-        float(lo) if lo is not None else 0.0,
-        float(hi) if hi is not None else 0.0,
+        float(lo) if lo is not None else math.nan,
+        float(hi) if hi is not None else math.nan,
         changed / values.size,
     )
     return out, stats
@@ -235,8 +236,8 @@ def merge_stats(parts: list[BandStats], policy: str, size: int) -> RangeStats:
     his = [p[1] for p in parts if p[1] is not None]
     return RangeStats(
         policy,
-        float(min(los)) if los else 0.0,
-        float(max(his)) if his else 0.0,
+        float(min(los)) if los else math.nan,  # every value NaN: no range (null in JSON), not 0..0
+        float(max(his)) if his else math.nan,
         sum(p[2] for p in parts) / size if size else 0.0,
     )
 
