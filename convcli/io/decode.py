@@ -413,14 +413,23 @@ def _pillow_turns(im: Image.Image) -> bool:
 _WIDE_RAWMODE = re.compile(r";(16|32)[BLN]$")
 
 
+_TIFF_SAMPLE_FORMAT = 339  # 1 unsigned integer (the default), 2 signed integer, 3 IEEE float
+_TIFF_SIGNED = 2
+
+
+def _tag_values(im: Image.Image, tag: int) -> tuple[object, ...]:
+    """A TIFF tag's values as a tuple (none when absent)."""
+    value = getattr(im, "tag_v2", {}).get(tag)
+    return value if isinstance(value, tuple) else () if value is None else (value,)
+
+
 def _stored_bits(im: Image.Image, fmt: str) -> int:
     """Bits per sample the file stores (8 when it does not say), for a note where Pillow's 8-bit
     mode holds fewer: TIFF's BitsPerSample, a PPM's maxval (65535 -> 16), SGI's 2-byte samples
     or a raw mode of 16-bit samples in the decoding tile."""
     if fmt == "TIFF":
-        bits = getattr(im, "tag_v2", {}).get(258)
-        top = max(bits) if isinstance(bits, tuple) and bits else bits
-        return top if isinstance(top, int) else 8
+        bits = [b for b in _tag_values(im, 258) if isinstance(b, int)]
+        return max(bits) if bits else 8
     for tile in getattr(im, "tile", None) or ():
         codec, args = tile[0], tile[3]
         if codec in ("ppm", "ppm_plain") and isinstance(args, tuple) and isinstance(args[-1], int):
@@ -456,6 +465,12 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
     if fmt in _REFUSED_FORMATS:
         raise InputError(_REFUSED_FORMATS[fmt])
     mode_name = im.mode
+    if fmt == "TIFF" and _TIFF_SIGNED in _tag_values(im, _TIFF_SAMPLE_FORMAT):
+        # Pillow reads 8-bit signed samples as unsigned (-100 came out as 156, exit 0) and 16-bit ones
+        # as 32-bit integers
+        bits = _stored_bits(im, fmt)
+        raise InputError(f"signed {bits}-bit integer TIFF (SampleFormat 2) is not supported: convcli reads "
+                         "unsigned integer and floating-point samples")
     notes: list[str] = []
     ihdr = png_ihdr(head) if fmt == "PNG" else None
     png_decoder = None
