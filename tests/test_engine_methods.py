@@ -571,3 +571,30 @@ def test_row_range_errors() -> None:
     assert correlate2d(x, SHARPEN, pad=(1, 1, 1, 1), rows=(3, 7)).shape == (4, 8)
     with pytest.raises(UsageError, match="band_bytes"):
         correlate2d(x, SHARPEN, band_bytes=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(big=st.floats(1e5, 1e9), seed=st.integers(0, 2**31 - 1))
+def test_float64_auto_is_exact_on_kernels_near_rank_1(big: float, seed: int) -> None:
+    """[[big, 1], [1, 1]] is within 1e-6 of rank 1 relative to its norm: auto ran it as two 1-D passes
+    and float64 results came out several units off (333333338 for an exact 333333342), which explain
+    --unroll and animate caught as a bug. float64 now takes rank 1 only within 1e-13."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (9, 11)).astype(np.float64)
+    k = np.array([[big, 1.0], [1.0, 1.0]])
+    want = ndi.correlate(x, k, mode="constant", origin=(-1, -1))[:-1, :-1]  # valid, float64
+    got = correlate2d(x, k, mode="valid", dtype=np.float64)
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=0)
+
+
+def test_teaching_checks_hold_for_large_kernel_values(tmp_path) -> None:  # noqa: ANN001
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    run = CliRunner().invoke
+    r = run(cli, ["explain", "--patch", "1 2; 3 4", "-k", "333333333 1; 1 1", "-p", "valid", "--unroll"])
+    assert r.exit_code == 0 and "[ 333333342 ]" in r.stdout, r.stderr
+    r = run(cli, ["animate", "--patch", "1 2; 3 4", "-k", "333333333 1; 1 1", "-p", "valid",
+                  "-o", str(tmp_path / "a.gif")])
+    assert r.exit_code == 0, r.stderr

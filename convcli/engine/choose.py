@@ -15,7 +15,7 @@ from convcli.core.shapes import Pair
 from convcli.engine import fft
 from convcli.engine.direct import count_passes
 from convcli.engine.intpath import integer_form
-from convcli.engine.separable import rank1_factors
+from convcli.engine.separable import rank1_factors, rank_tol
 from convcli.errors import UsageError
 
 #: Forceable methods of correlate2d ("im2col" is the per-band GEMM / Toeplitz formulation).
@@ -58,12 +58,13 @@ def choose_method(
     - larger dense kernels at stride 1 -> "fft".
 
     ``integer_input`` (8-bit data: the exact int16 path applies to integer kernels) raises
-    the direct method's limit to ``DIRECT_MAX_PASSES_INT``. ``image_shape`` and ``dtype``
-    are accepted so the choice can depend on them; with the current measurements it does not.
+    the direct method's limit to ``DIRECT_MAX_PASSES_INT``. ``dtype`` sets how close to rank 1 a
+    kernel must be (:func:`convcli.engine.separable.rank_tol`); ``image_shape`` is accepted so the
+    choice can depend on it; with the current measurements it does not.
     """
     k = np.asarray(kernel, dtype=np.float64)
     kh, kw = k.shape
-    if kh > 1 and kw > 1 and rank1_factors(k) is not None:
+    if kh > 1 and kw > 1 and rank1_factors(k, rank_tol(dtype)) is not None:
         return "separable"
     limit = DIRECT_MAX_PASSES_INT if integer_input and integer_form(k) is not None else DIRECT_MAX_PASSES
     if count_passes(k) <= limit:

@@ -191,7 +191,7 @@ def _plan(k: np.ndarray, method: str, image_shape: tuple[int, ...], dt: np.dtype
         f = separable.integer_factors(kint) if wd is not None else None
         if f is None:
             wd, scale = None, 1.0
-            f = separable.rank1_factors(k)
+            f = separable.rank1_factors(k, separable.rank_tol(dt))
         if f is None and not np.any(k):  # all zeros: the outer product of two zero vectors
             f = np.zeros(k.shape[0], k.dtype), np.zeros(k.shape[1], k.dtype)
         if f is None:

@@ -19,8 +19,17 @@ from convcli.engine.bands import ColumnRun, column_runs, copy_columns, scratch
 from convcli.engine.direct import accumulate, count_passes, group_taps, phase_windows, to_output
 from convcli.engine.gemm import toeplitz_rows
 
-#: A kernel is rank 1 when sigma_2 <= RANK_TOL * sigma_1 (relative to the kernel's norm).
+#: A kernel is rank 1 when sigma_2 <= RANK_TOL * sigma_1 (relative to the kernel's norm), for float32
+#: arithmetic: the rank-1 error is then a few float32 roundings of the largest term.
 RANK_TOL = 1e-6
+#: The same for float64 (``--float64``, explain, learn, animate): 1e-6 let [[333333333, 1], [1, 1]] run as
+#: rank 1 and come out 4 off an exact 333333342.
+RANK_TOL_FLOAT64 = 1e-13
+
+
+def rank_tol(dtype: np.dtype | type | str) -> float:
+    """The rank-1 tolerance for arithmetic in ``dtype``."""
+    return RANK_TOL_FLOAT64 if np.dtype(dtype) == np.float64 else RANK_TOL
 
 # Vertical pass as one sgemm per band (Toeplitz matrix @ the band's rows) when the taps
 # would need more memory passes than this. Measured per 32-row band of 4096x3 float32,
