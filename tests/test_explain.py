@@ -278,3 +278,16 @@ def test_unroll_writes_sizes_height_first_as_its_matrices() -> None:
     text = e.text
     assert "Input 2×3 (H×W)" in text and "-> 1×2 (H×W)" in text and "Padded input (2×3 (H×W)" in text
     assert "W×H" not in text
+
+
+@pytest.mark.parametrize(("spec", "pad4", "phrase"), [
+    ("box:size=1001", None, "1001×1001 = 1002001 taps"),  # printed 143 MB (1.7 GB held) before
+    ("box3", (20, 20, 20, 20), "41×41 = 1681 outputs"),
+])
+def test_unroll_refuses_a_matrix_too_large_to_print(spec: str, pad4: tuple | None, phrase: str) -> None:
+    from convcli.cli.kernelspec import cli_kernel
+
+    with pytest.raises(UsageError, match=phrase):
+        explain_unroll(np.arange(9.0).reshape(3, 3), cli_kernel(spec), pad4=pad4, mode="zeros")
+    ok = explain_unroll(np.arange(9.0).reshape(3, 3), cli_kernel("box:size=7"), mode="zeros")  # 49 taps
+    assert ok.output.shape == (3, 3)

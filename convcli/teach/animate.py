@@ -44,7 +44,7 @@ from convcli.core.shapes import Geometry, Pad4, Pair, arithmetic
 from convcli.engine import correlate2d
 from convcli.errors import UsageError
 from convcli.io.png import changed_pixels, encode_apng
-from convcli.teach.explain import fmt
+from convcli.teach.explain import UNROLL_MAX_TAPS, fmt
 from convcli.teach.render import _drawable
 from convcli.teach.render import _font as _bundled_font
 
@@ -56,7 +56,7 @@ MAX_GRID = 40
 MAX_STEPS = 400
 #: Most im2col rows (outputs) and columns (kernel taps) drawn by ``unroll``.
 MAX_UNROLL_ROWS = 64
-MAX_UNROLL_COLS = 49
+MAX_UNROLL_COLS = UNROLL_MAX_TAPS
 #: The intro and final frames last this many step durations.
 HOLD = 3
 #: Output formats of :func:`encode_animation`.

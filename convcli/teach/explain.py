@@ -31,6 +31,10 @@ MINUS = "\u2212"
 DOT = "\u00b7"
 #: Largest input ``explain_unroll`` prints (the im2col matrix has one row per output pixel).
 UNROLL_MAX = 8
+#: Most kernel taps (im2col columns) --unroll prints, and animate --unroll draws: a 7x7 kernel.
+UNROLL_MAX_TAPS = 49
+#: Most outputs (im2col rows) --unroll prints: a 16x16 output (an 8x8 input padded well beyond same).
+UNROLL_MAX_ROWS = 256
 #: Output lines longer than this wrap after a term.
 WRAP = 100
 
@@ -314,6 +318,13 @@ def explain_unroll(
     pad = same if pad4 is None else tuple(pad4)
     top, bottom, left, right = pad
     geom = Geometry((kh, kw), stride, dilation, (top, bottom, left, right))
+    rows = geom.out_hw(h, w)
+    if kh * kw > UNROLL_MAX_TAPS or rows[0] * rows[1] > UNROLL_MAX_ROWS:
+        # a 1001x1001 box printed 143 MB of matrix (1.7 GB held to print it)
+        msg = (f"--unroll prints one matrix column per kernel tap and one row per output: at most "
+               f"{UNROLL_MAX_TAPS} taps and {UNROLL_MAX_ROWS} outputs, got {kh}×{kw} = {kh * kw} taps and "
+               f"{rows[0]}×{rows[1]} = {rows[0] * rows[1]} outputs (H×W)")
+        raise UsageError(msg)
     oh, ow = geom.out_hw(h, w)
     xp = pad_array(img, (top, bottom, left, right), m)
     cols = im2col(xp[:, :, None], (kh, kw), stride, dilation, (oh, ow))
