@@ -333,3 +333,16 @@ def test_demo_checks_its_files_before_reading_the_image(tmp_path: Path) -> None:
     assert r.exit_code == 2
     assert "would overwrite the input" in r.stderr and r.stderr.count("\n") == 1
     assert sorted(p.name for p in tour.iterdir()) == ["01-sharpen.png"]
+
+
+@pytest.mark.parametrize("channels", [2, 5])
+def test_demo_names_an_image_of_channels_it_cannot_draw(channels: int, tmp_path: Path) -> None:
+    """A 5-channel .npy stopped the tour with the panel renderer's own words ("panel image must be
+    uint8 ... got uint8 (16, 16, 5)"), naming neither the image nor what the tour takes."""
+    src = tmp_path / "c.npy"
+    np.save(src, np.zeros((16, 16, channels), np.float32))
+    r = run("demo", "--image", src, "--out-dir", tmp_path / "tour")
+    assert r.exit_code == 2
+    assert r.stderr == (f"convcli: error: --image {src}: {channels} channels; the tour needs a grey or "
+                        "colour (RGB) image\n")
+    assert not (tmp_path / "tour").exists()

@@ -263,7 +263,10 @@ def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
     planned = [("figure", path) for path in paths.values()]
     check_paths([src], planned)  # before the image is read
     img = read_named(read_image, src, "--image")
-    h, w = img.color.shape[:2]
+    h, w, c = img.color.shape
+    if c not in (1, 3):  # a .npy of 2 or 5 channels: the panels draw grey or colour
+        msg = f"--image {src}: {c} channels; the tour needs a grey or colour (RGB) image"
+        raise UsageError(msg)
     if min(h, w) < 3:  # figure 05 runs a 3x3 kernel without padding
         msg = f"--image {src}: {w}x{h} (WxH) is too small for the tour, which needs at least 3x3 pixels"
         raise UsageError(msg)
