@@ -199,3 +199,15 @@ def test_a_float32_overflow_is_reported_not_shown_as_a_range_of_zero(tmp_path: P
     from PIL import Image
 
     assert r.exit_code == 0 and np.asarray(Image.open(tmp_path / "w.png")).min() == 255
+
+
+def test_a_header_that_is_no_dict_literal_is_said_plainly(tmp_path: Path) -> None:
+    """The reason showed Python's internals: "malformed node or string ... <ast.Name object at 0x7ef...>"
+    (a new address every run)."""
+    bad = tmp_path / "bad.npy"
+    bad.write_bytes(NPY_MAGIC + b"\x01\x00\x10\x00{garbage}      \n")
+    runner = CliRunner()
+    for args, status in ((["blur", str(bad)], 1), (["filter", str(bad), "-k", f"@{bad}"], 2)):
+        r = runner.invoke(cli, [*args, "-o", str(tmp_path / "o.png")])
+        assert r.exit_code == status
+        assert "is not a Python dict literal" in r.stderr and "0x" not in r.stderr, r.stderr

@@ -26,7 +26,9 @@ def read_npy_header(fp: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
             return np.lib.format.read_array_header_2_0(fp, max_header_size=NPY_MAX_HEADER)
     except Exception as exc:  # noqa: BLE001 - numpy parses untrusted bytes: any failure is a bad header
         # (ValueError, SyntaxError, tokenize.TokenError for "(24, 32, " cut short, ...)
-        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
-        raise ValueError(reason) from None
+        reason = " ".join(str(exc).split())
+        if "malformed node" in reason or "object at 0x" in reason:  # ast.literal_eval's own words
+            reason = "the header is not a Python dict literal of 'descr', 'fortran_order' and 'shape'"
+        raise ValueError(reason[:120] or type(exc).__name__) from None
     msg = f"unsupported .npy version {version[0]}.{version[1]}"
     raise ValueError(msg)
