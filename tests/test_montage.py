@@ -378,3 +378,25 @@ def test_a_montage_draws_the_input_with_alpha_as_it_draws_the_stages(tmp_path: P
     m = np.asarray(Image.open(tmp_path / "m.png").convert("RGB")).astype(int)
     left = m[:, : m.shape[1] // 2]  # the input's cell
     assert np.count_nonzero(left.sum(axis=2) == 0) > 500  # its transparent half, drawn black
+
+
+def test_long_labels_wrap_at_one_font_size_instead_of_shrinking_and_cutting() -> None:
+    """A stage label too wide for its cell was drawn in a smaller font, then cut with an ellipsis
+    ("2. filter gabor:sigma=4,theta=30,lamb..."): it wraps after spaces and commas now, at the
+    montage's one label size, and the montage makes room only when a label needs it."""
+    from PIL import Image, ImageDraw
+
+    from convcli.teach.render import Panel, _font, label_lines, make_montage
+
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    font = _font(layout(1).font_size)
+    text = "2. filter gabor:sigma=4,theta=30,lambda=10,gamma=0.5,psi=0"
+    lines = label_lines(draw, text, font, 224)
+    assert 1 < len(lines) <= 3 and all(draw.textlength(ln, font=font) <= 224 for ln in lines)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")  # every character, none cut
+    assert label_lines(draw, "1. blur", font, 224) == ["1. blur"]
+    pic = np.zeros((8, 8), np.uint8)
+    short = make_montage([Panel("a", "[1]", pic), Panel("b", "[1]", pic)])
+    tall = make_montage([Panel("a", "[1]", pic), Panel(text, "[1]", pic)])
+    assert tall.shape[0] - short.shape[0] == (len(lines) - 1) * layout(1).font_size
+    assert tall.shape[1] == short.shape[1]

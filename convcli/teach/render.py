@@ -18,6 +18,7 @@ written by the run layer. Everything returns uint8 arrays.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from functools import lru_cache
 
@@ -106,8 +107,10 @@ class Layout:
         return left, bottom, right, bottom + self.label_height
 
 
-def layout(count: int, *, cell: int = 224, columns: int | None = None, title: bool | int = False) -> Layout:
-    """The grid for ``count`` panels: ``columns`` (default up to 4) across, rows as needed."""
+def layout(count: int, *, cell: int = 224, columns: int | None = None, title: bool | int = False,
+           label_lines: int = 1) -> Layout:
+    """The grid for ``count`` panels: ``columns`` (default up to 4) across, rows as needed; room under
+    each for ``label_lines`` lines of label and its shape."""
     if count < 1:
         msg = "a montage needs at least one panel"
         raise UsageError(msg)
@@ -124,7 +127,7 @@ def layout(count: int, *, cell: int = 224, columns: int | None = None, title: bo
     small = max(10, round(cell * 0.063))
     title_font = max(13, round(cell * 0.095))
     margin = max(6, cell // 14)
-    label_h = font + small + 3 * max(2, font // 4)
+    label_h = label_lines * font + small + 3 * max(2, font // 4)
     lines = int(title)  # True = one line
     title_h = lines * (title_font + 4) + margin if lines else 0
     return Layout(count, cols, rows, cell, margin, label_h, title_h, font, small, title_font)
@@ -159,6 +162,22 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> s
     while len(text) > 1 and _text_width(draw, text + "…", font) > width:
         text = text[:-1]
     return text + "…"
+
+
+def label_lines(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int, most: int = 3) -> list[str]:
+    """A panel's label at its one font size: one line if it fits ``width``, else broken after spaces
+    and commas into up to ``most`` lines, the last shortened with an ellipsis if still too long
+    (a label was shrunk, then cut: "2. filter gabor:sigma=4,theta=30,lamb...")."""
+    text = _drawable(text)
+    if _text_width(draw, text, font) <= width:
+        return [text]
+    pieces = [p for p in re.split(r"(?<=[ ,])", text) if p]
+    lines: list[str] = [""]
+    for piece in pieces:
+        if lines[-1] and _text_width(draw, (lines[-1] + piece).rstrip(), font) > width and len(lines) < most:
+            lines.append("")
+        lines[-1] += piece
+    return [_fit_text(draw, line.strip(), font, width) for line in lines]
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> list[str]:
@@ -299,7 +318,11 @@ def make_montage(
     big = _font(probe.title_font_size)
     lines = _wrap(ImageDraw.Draw(Image.new("RGB", (1, 1))), title, big, probe.width - 2 * probe.margin) \
         if title else []
-    lay = layout(len(panels), cell=cell, columns=columns, title=len(lines))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_font = _font(probe.font_size)
+    labels = [label_lines(measure, p.label, label_font, cell) for p in panels]
+    lay = layout(len(panels), cell=cell, columns=columns, title=len(lines),
+                 label_lines=max(len(lbl) for lbl in labels))
     canvas = Image.new("RGB", (lay.width, lay.height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     small = _font(lay.small_font_size)
@@ -320,11 +343,11 @@ def make_montage(
         draw.rectangle((x0 - 1, y0 - 1, x0 + pw, y0 + ph), outline=FRAME)
         lx0, ly0, lx1, _ = lay.label_box(i)
         cx = (lx0 + lx1) / 2
-        lfont = _fit_font(draw, p.label, lay.font_size, max(9, lay.font_size * 3 // 4), cell)
-        label = _fit_text(draw, p.label, lfont, cell)
-        draw.text((cx, ly0 + pad), label, fill=TEXT, font=lfont, anchor="mt")
+        for n, line in enumerate(labels[i]):
+            draw.text((cx, ly0 + pad + n * lay.font_size), line, fill=TEXT, font=label_font, anchor="mt")
         shape = _fit_text(draw, p.shape, small, cell)
-        draw.text((cx, ly0 + 2 * pad + lay.font_size), shape, fill=SUBTEXT, font=small, anchor="mt")
+        draw.text((cx, ly0 + 2 * pad + len(labels[i]) * lay.font_size), shape, fill=SUBTEXT, font=small,
+                  anchor="mt")
     return np.asarray(canvas)
 
 
