@@ -346,3 +346,16 @@ def test_demo_names_an_image_of_channels_it_cannot_draw(channels: int, tmp_path:
     assert r.stderr == (f"convcli: error: --image {src}: {channels} channels; the tour needs a grey or "
                         "colour (RGB) image\n")
     assert not (tmp_path / "tour").exists()
+
+
+def test_demo_numbers_the_stages_it_shows_without_gaps() -> None:
+    """Figure 3 showed "2. edges K_v" with its stage 1 (gray) nowhere, figure 9 "2. relu" and
+    "4. relu" without the conv layers: a numbered panel's stages before it are all shown."""
+    import re
+
+    from convcli.teach.demo import build_figures, bundled_cat_path
+
+    color = np.asarray(Image.open(bundled_cat_path()).convert("RGB"), dtype=np.float32)
+    for fig in build_figures(color):
+        numbers = sorted({int(m[1]) for lbl in fig.labels if (m := re.match(r"(\d+)\. ", lbl))})
+        assert numbers == list(range(1, len(numbers) + 1)), (fig.name, fig.labels)

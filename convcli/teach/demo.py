@@ -60,6 +60,8 @@ class Figure:
     records: list[dict[str, Any]] = field(default_factory=list)
     #: an animated figure: the GIF bytes (``image`` is its last frame, for the overview)
     animation: bytes | None = None
+    #: the labels of its panels, in order (what a learner reads under each picture)
+    labels: tuple[str, ...] = ()
 
     @property
     def file_name(self) -> str:
@@ -125,7 +127,8 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
 
     def figure(name: str, title: str, panels: list[Any], records: list[dict[str, Any]],
                columns: int | None = None) -> None:
-        figs.append(Figure(name, title, make_montage(panels, title=title, columns=columns), records))
+        figs.append(Figure(name, title, make_montage(panels, title=title, columns=columns), records,
+                           labels=tuple(p.label for p in panels if not p.blank)))
 
     # 1. Convolution filters create new images: the sharpening kernel.
     sharpen = get_kernel("sharpen")
@@ -142,14 +145,15 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
            "normalised, it keeps the brightness",
            tour.input_panel() + p2a + p2b + p2c, [r2a, r2b, r2c])
 
-    # 3. Handcrafted edge kernels K_v and K_h on luminance.
+    # 3. Handcrafted edge kernels K_v and K_h on luminance (every stage shown: gray, then edges; the
+    # edges panels were numbered 2 with no stage 1 in sight).
     gray = [GrayStage()]
     kv, kh = get_kernel("edge-vertical"), get_kernel("edge-horizontal")
-    p3a, r3a, _ = tour.run(gray + [make_correlate_stage("edges", kv, label="K_v")])
+    p3a, r3a, _ = tour.run(gray + [make_correlate_stage("edges", kv, label="K_v")], every_stage=True)
     p3b, r3b, _ = tour.run(gray + [make_correlate_stage("edges", kh, label="K_h")])
-    figure("03-edges", "Vertical (K_v) and horizontal (K_h) edge kernels, |response|",
-           tour.input_panel() + [kernel_panel(kv.weights, "K_v")] + p3a + [kernel_panel(kh.weights, "K_h")]
-           + p3b, [r3a, r3b], columns=5)
+    figure("03-edges", "Vertical (K_v) and horizontal (K_h) edge kernels on luminance, |response|",
+           tour.input_panel() + p3a[:1] + [kernel_panel(kv.weights, "K_v")] + p3a[1:]
+           + [blank_panel(), blank_panel(), kernel_panel(kh.weights, "K_h")] + p3b, [r3a, r3b], columns=4)
 
     # 4. Receptive field: 3x3 vs 5x5 uniform blur.
     p4a, r4a, _ = tour.run([_filt(get_kernel("box3"))])
@@ -209,10 +213,9 @@ def build_figures(color: np.ndarray, seed: int = 0) -> list[Figure]:
     s2 = visible_seed(s1 + 1, (3, 3))
     p9, r9, _ = tour.run([_conv(1, 3, s1, 2, "1"), ReluStage(), _conv(1, 3, s2, 2, "1"),
                           ReluStage()], every_stage=True, x=g)
-    keep = [pn for pn in p9 if "relu" in pn.label]
     sizes = " -> ".join(_sizes(*((st, "input_shape") for st in r9["stages"][::2]), (r9, "output_shape")))
     figure("09-stacked-conv-relu", f"Conv + ReLU (stride 2) twice: {sizes}",
-           stage_panels(None, g, 255.0, 0) + keep, [r9])
+           stage_panels(None, g, 255.0, 0) + p9, [r9], columns=4)
 
     figs.extend(_sliding_window(seed))
     figs.extend(_learned_kernel(tour))
