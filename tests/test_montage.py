@@ -223,11 +223,13 @@ def test_a_conv_stage_shows_every_weight_of_each_output() -> None:
             continue
         assert [p.shape for p in panels] == [f"[{cin}, {size}, {size}]"] * min(cout, most)
         for o, p in enumerate(panels):  # each input's kernel drawn in its colours: red where w > 0
+            cols = int(np.ceil(np.sqrt(cin)))  # the kernels in a near-square grid, 6 px apart
+            rows = -(-cin // cols)
+            px = max(4, min((224 - 6 * (cols - 1)) // cols // size,
+                            (224 - rows * 16 - 6 * (rows - 1)) // rows // size))
             for c in range(cin):
-                cell = (p.image.shape[1] - 6 * (cin - 1)) // cin
-                px = max(4, cell // size)
-                x = c * (cell + 6) + px // 2
-                red = p.image[16 + 2, x + 2].astype(int)
+                r, q = divmod(c, cols)
+                red = p.image[r * (16 + size * px + 6) + 16 + 2, q * (size * px + 6) + 2].astype(int)
                 w00 = w[o, c, 0, 0]
                 if abs(w00) > 0.2 * np.abs(w[o]).max():
                     assert (red[0] > red[2]) == (w00 > 0)
@@ -400,3 +402,18 @@ def test_long_labels_wrap_at_one_font_size_instead_of_shrinking_and_cutting() ->
     tall = make_montage([Panel("a", "[1]", pic), Panel(text, "[1]", pic)])
     assert tall.shape[0] - short.shape[0] == (len(lines) - 1) * layout(1).font_size
     assert tall.shape[1] == short.shape[1]
+
+
+@pytest.mark.parametrize(("cin", "k"), [(1, 3), (2, 3), (3, 3), (3, 5), (4, 3), (16, 3)])
+def test_weights_panel_uses_its_square(cin: int, k: int) -> None:
+    """Three 3x3 kernels side by side left each tap 24 px and its number ~6 px high (figure 7): they
+    are laid out in a near-square grid now, the colours still the weights' own (one scale)."""
+    from convcli.teach.render import weights_panel
+
+    w = np.random.default_rng(cin).uniform(-1, 1, (cin, k, k))
+    img = weights_panel(w, "out 1", [str(c) for c in range(cin)]).image
+    assert img.shape[0] <= 224 and img.shape[1] <= 224
+    old_px = max(4, ((224 - 6 * (cin - 1)) // cin) // k)  # one row of kernels, as it was
+    assert img.shape[0] >= 16 + old_px * k - 16 and img.shape[1] >= 224 * 0.6, img.shape
+    if (cin, k) == (3, 3):  # figure 7: each tap now about 31 px (24 before), the square filled
+        assert min(img.shape[:2]) >= 190

@@ -205,31 +205,36 @@ def blank_panel() -> Panel:
 
 def weights_panel(weights: np.ndarray, label: str, in_names: list[str], *, size: int = 224) -> Panel:
     """All (C_in, kh, kw) weights of one output channel: one small kernel per input channel, each
-    captioned with its input (blue negative, red positive, one scale for all)."""
+    captioned with its input (blue negative, red positive, one scale for all), in a near-square grid
+    (three 3x3 kernels in a row left each tap 24 px and its number about 6 px high)."""
     w = np.asarray(weights, dtype=np.float64)
     cin, kh, kw = w.shape
     gap, caption = 6, 16
-    cell = (size - gap * (cin - 1)) // cin
-    px = max(4, cell // max(kh, kw))
+    cols = math.ceil(math.sqrt(cin))
+    rows = math.ceil(cin / cols)
+    px = max(4, min((size - gap * (cols - 1)) // cols // kw,
+                    (size - rows * caption - gap * (rows - 1)) // rows // kh))
     scale = float(np.max(np.abs(w))) or 1.0
-    height = caption + px * kh
-    canvas = Image.new("RGB", (size, height), BACKGROUND)
+    step_x, step_y = kw * px + gap, caption + kh * px + gap
+    canvas = Image.new("RGB", (cols * step_x - gap, rows * step_y - gap), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     font = _font(12)
     for c in range(cin):
-        x0 = c * (cell + gap)
+        r, q = divmod(c, cols)
+        x0, y0 = q * step_x, r * step_y
         colours = _diverging(np.concatenate([w[c], [[scale] * kw, [-scale] * kw]]))[:kh]
         img = np.repeat(np.repeat(colours, px, axis=0), px, axis=1)
-        canvas.paste(Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB"), (x0, caption))
-        draw.text((x0 + kw * px / 2, 1), f"in {in_names[c]}", fill=TEXT, font=font, anchor="mt")
+        canvas.paste(Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), "RGB"),
+                     (x0, y0 + caption))
+        draw.text((x0 + kw * px / 2, y0 + 1), f"in {in_names[c]}", fill=TEXT, font=font, anchor="mt")
         if px >= 18:
             for i in range(kh):
                 for j in range(kw):
                     strong = abs(w[c, i, j]) / scale > 0.6
                     text = _weight_text(w[c, i, j])
-                    draw.text((x0 + (j + 0.5) * px, caption + (i + 0.5) * px), text,
+                    draw.text((x0 + (j + 0.5) * px, y0 + caption + (i + 0.5) * px), text,
                               fill=(255, 255, 255) if strong else TEXT,
-                              font=_fit_font(draw, text, max(9, px // 3), 6, px - 2), anchor="mm")
+                              font=_fit_font(draw, text, max(9, px // 3), 8, px - 2), anchor="mm")
     return Panel(label, f"[{cin}, {kh}, {kw}]", np.asarray(canvas))
 
 
