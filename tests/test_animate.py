@@ -161,7 +161,12 @@ def test_transposed_size_is_the_guides_relationship(i: int, k: int, s: int, d: i
         with pytest.raises(ValueError, match="empty"):
             plan(st_)
         return
-    got = plan(st_).out_hw
+    planned = plan(st_)
+    got = planned.out_hw
+    # the label writes PyTorch's formula, (i-1)*s - 2*p + d*(k-1) + a + 1, and it adds up to the size
+    formula = planned.labels["output"].split(" = ", 1)[1]
+    assert formula == f"({i}-1)*{s}{f'-2*{p}' if p else ''}+{d}*({k}-1)+{a}+1"
+    assert eval(formula, {"__builtins__": {}}) == got[0]  # noqa: S307 - digits and + - * ( ) only
     # the guide's relationship 13 (d = 1): o' = s(i'-1) + a + k - 2p; with dilation k -> d(k-1)+1
     assert got == (s * (i - 1) + a + d * (k - 1) + 1 - 2 * p,) * 2
     if d == 1:

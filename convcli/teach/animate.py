@@ -342,8 +342,8 @@ def plan(settings: AnimateSettings) -> Plan:
         gstride: Pair = (1, 1)
         oh = transposed_size(h, kh, sy, dy, pad[0], pad[1], a)
         ow = transposed_size(w, kw, sx, dx, pad[2], pad[3], a)
-        fh = f"{sy}*({h}-1)+{a}+{dy}*({kh}-1)+1-{pad[0]}-{pad[1]}"
-        fw = f"{sx}*({w}-1)+{a}+{dx}*({kw}-1)+1-{pad[2]}-{pad[3]}"
+        fh = _transposed_text(h, kh, sy, dy, pad[0], pad[1], a)
+        fw = _transposed_text(w, kw, sx, dx, pad[2], pad[3], a)
         if oh < 1 or ow < 1:
             msg = f"output would be empty: H = {fh} = {oh}; W = {fw} = {ow} (< 1)"
             raise UsageError(msg)
@@ -855,6 +855,13 @@ def _tap_colour(p: Plan, r: int, c: int) -> tuple[int, int, int]:
     if p.kind[r, c] == 0:
         return TEXT if p.grid[r, c] >= 128 else WHITE
     return PAD_TEXT if p.kind[r, c] == 1 else INSERTED_TEXT
+
+
+def _transposed_text(n: int, k: int, s: int, d: int, before: int, after: int, extra: int) -> str:
+    """The transposed size as PyTorch's ConvTranspose2d documents it, (n-1)*s - 2*p + d*(k-1) + a + 1
+    (both pads written out when they differ): ``+1-1-1`` read as unrelated terms."""
+    pads = "" if before == after == 0 else f"-2*{before}" if before == after else f"-{before}-{after}"
+    return f"({n}-1)*{s}{pads}+{d}*({k}-1)+{extra}+1"
 
 
 def _blend(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
