@@ -291,3 +291,14 @@ def test_unroll_refuses_a_matrix_too_large_to_print(spec: str, pad4: tuple | Non
         explain_unroll(np.arange(9.0).reshape(3, 3), cli_kernel(spec), pad4=pad4, mode="zeros")
     ok = explain_unroll(np.arange(9.0).reshape(3, 3), cli_kernel("box:size=7"), mode="zeros")  # 49 taps
     assert ok.output.shape == (3, 3)
+
+
+def test_a_long_sum_breaks_at_the_kernel_rows(image: np.ndarray) -> None:
+    """The sum wrapped after whichever term reached 100 characters: row 3 ran into row 4. A sum too
+    long for one line now takes one kernel row a line (the lecture's 3x3 example stays on one)."""
+    e = explain_at(image, get_kernel("gaussian5"), 2, 2, pad4=(2, 2, 2, 2), mode="border")
+    lines = [ln for ln in e.text.splitlines() if ln.startswith(("Output = ", "       + "))]
+    assert len(lines) == 5
+    assert all(ln.count("·") == 5 for ln in lines)
+    small = explain_patch(get_kernel("sharpen"), np.arange(10.0, 100.0, 10).reshape(3, 3))
+    assert sum(ln.startswith("Output = ") for ln in small.text.splitlines()) == 2  # the sum, then = 50

@@ -125,21 +125,29 @@ def side_by_side(blocks: list[tuple[str, list[str]]], gap: int = 6) -> list[str]
     return out
 
 
-def _sum_lines(terms: list[Term], bias: float) -> list[str]:
+def _sum_lines(terms: list[Term], bias: float, row_length: int) -> list[str]:
+    """``Output = t1 + t2 + ...`` on one line when it fits :data:`WRAP`, else one kernel row a line
+    (``row_length`` terms; a row itself longer than WRAP wraps after a term): row 3 ran into row 4."""
     items = [t.text for t in terms]
-    if bias:
-        items.append(f"{fmt(bias)} (bias)")
     head = "Output = "
+    cont = " " * (len(head) - 2) + "+ "
+    one = head + " + ".join(items + ([f"{fmt(bias)} (bias)"] if bias else []))
+    if len(one) <= WRAP:
+        return [one]
+    rows = [items[i:i + row_length] for i in range(0, len(items), row_length)]
+    if bias:
+        rows.append([f"{fmt(bias)} (bias)"])
     lines: list[str] = []
-    line = head
-    for k, item in enumerate(items):
-        piece = item if k == 0 else f" + {item}"
-        if len(line) + len(piece) > WRAP and line.strip() != head.strip():
-            lines.append(line)
-            line = " " * (len(head) - 2) + "+ " + item
-        else:
-            line += piece
-    lines.append(line)
+    for r, row in enumerate(rows):
+        line = head if r == 0 else cont
+        for k, item in enumerate(row):
+            piece = item if k == 0 else f" + {item}"
+            if k > 0 and len(line) + len(piece) > WRAP:
+                lines.append(line)
+                line = cont + item
+            else:
+                line += piece
+        lines.append(line)
     return lines
 
 
@@ -180,7 +188,7 @@ def explain_patch(kernel: Kernel, patch: np.ndarray, *, bias: float = 0.0,
         ("Image patch (input)", matrix_lines([[fmt(v) for v in row] for row in p])),
     ])
     lines.append("")
-    lines += _sum_lines(terms, bias)
+    lines += _sum_lines(terms, bias, kernel.shape[1])
     lines.append(_result_line(value))
     return Explanation(value=value, text="\n".join(lines), terms=tuple(terms))
 
@@ -279,7 +287,7 @@ def explain_at(
             else:
                 lines.append(f"{where} -> copies (x={t.source[1]}, y={t.source[0]}) = {t.value_text}")
     lines.append("")
-    lines += _sum_lines(terms, bias)
+    lines += _sum_lines(terms, bias, kernel.shape[1])
     lines.append(_result_line(value))
     return Explanation(value=value, text="\n".join(lines), terms=tuple(terms))
 
