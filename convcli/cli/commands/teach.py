@@ -163,8 +163,12 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
 
     kernel = cli_kernel(kernel_spec)
     spec = geometry_spec(p)
-    geo = {"stride": spec.stride, "dilation": spec.dilation, "mode": spec.padding,
-           "pad4": spec.resolve(kernel.shape)[1]}
+    pad4 = spec.resolve(kernel.shape)[1]
+
+    def unrolled(values: np.ndarray) -> Any:
+        return explain_unroll(values, kernel, flip=flip, stride=spec.stride, dilation=spec.dilation,
+                              mode=spec.padding, pad4=pad4)
+
     if image is None and patch is None:
         msg = "give --patch MATRIX, or IMAGE with --at X,Y (or --unroll for a tiny image)"
         raise UsageError(msg)
@@ -174,7 +178,7 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
     if patch is not None:
         values = parse_patch(patch)
         if unroll:
-            result = explain_unroll(values, kernel, flip=flip, **geo)
+            result = unrolled(values)
         else:
             if at is not None:
                 msg = "--at takes an IMAGE; with --patch the patch is the window itself"
@@ -200,13 +204,14 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
         raise UsageError(msg)
     plane = img.color[:, :, channel].astype(np.float64)
     if unroll:
-        result = explain_unroll(plane, kernel, flip=flip, **geo)
+        result = unrolled(plane)
     else:
         if at is None:
             msg = "give --at X,Y (the output pixel to explain) or --unroll"
             raise UsageError(msg)
         x, y = parse_at(at, "output pixel")
-        result = explain_at(plane, kernel, x, y, flip=flip, bias=bias, **geo)
+        result = explain_at(plane, kernel, x, y, flip=flip, bias=bias, stride=spec.stride,
+                            dilation=spec.dilation, mode=spec.padding, pad4=pad4)
         name = "luminance" if gray or img.color.shape[2] == 1 else "RGB"[channel]
         click.echo(f"{image}: channel {channel} ({name}), output pixel x={x}, y={y}")
         if img.alpha is not None:
