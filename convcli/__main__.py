@@ -15,7 +15,10 @@ def _stopped_early(signum: int, frame: object) -> None:
     takes over once it is imported.
     """
     line, status = STOP_SIGNALS[signum]
-    os.write(2, f"convcli: {line}\n".encode())
+    try:
+        os.write(2, f"convcli: {line}\n".encode())
+    except OSError:  # a hung-up terminal takes nothing (EIO): the status says it
+        pass
     os._exit(status)
 
 

@@ -899,3 +899,34 @@ def test_files_found_in_dot_named_like_stdin_or_an_option_are_shown_as_dot_slash
     assert again.exit_code == 0, again.stderr
     assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["--version.blur.png", "-.blur.png",
                                                                     "plain.blur.png"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a pseudo-terminal closed under the run: Linux")
+@pytest.mark.parametrize("extra", [["-j", "1"], ["-j", "2"], ["-j", "1", "--json"]])
+def test_closing_the_terminal_stops_the_run_with_status_129(heavy: Path, tmp_path: Path,
+                                                           extra: list[str]) -> None:
+    """The terminal (or ssh session) closes mid-batch: SIGHUP, and stderr gone with it (EIO). The run
+    ended with exit 1 and a traceback nobody saw (the stop line's own write failed, and a progress
+    bar's EIO was reported as stdout's); it stops as on SIGTERM now, status 129, temporaries removed."""
+    import pty
+    import select
+
+    out = tmp_path / "out"
+    pid, master = pty.fork()
+    if pid == 0:  # the child: convcli on the terminal, as its session leader
+        try:
+            os.execv(sys.executable, convcli("blur", str(heavy), "--out-dir", str(out), "--size", "31",
+                                             "--method", "direct", *extra))
+        finally:
+            os._exit(127)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and not (out.exists() and any(out.iterdir())):
+        if select.select([master], [], [], 0.05)[0]:
+            try:
+                os.read(master, 65536)
+            except OSError:
+                break
+    os.close(master)  # the terminal hangs up
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 129
+    assert_only_whole_images(out)

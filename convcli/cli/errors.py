@@ -7,6 +7,7 @@ is the only place that turns them into a line on stderr and an :class:`ExitStatu
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -63,7 +64,7 @@ def _signum(exc: BaseException | None) -> int:
 
 @contextmanager
 def stops_carried() -> Iterator[None]:
-    """Around a command's invocation: Ctrl-C and SIGTERM leave as :class:`Stopped`; an EOFError
+    """Around a command's invocation: Ctrl-C, SIGTERM and SIGHUP leave as :class:`Stopped`; an EOFError
     that a library let escape is an error of its own, not click's "Aborted!"."""
     try:
         yield
@@ -75,6 +76,9 @@ def stops_carried() -> Iterator[None]:
             raise ConvcliError(msg) from e
         raise ReaderGone from e
     except OSError as e:
+        stop = _signal_in(e)
+        if stop is not None:  # a hung-up terminal: the write that failed (EIO) came after the stop
+            raise Stopped(_signum(stop)) from e
         if e.errno not in _STREAM_ERRNOS:
             raise
         # files are written by io.files (OutputError) and read by io.decode (InputError): an OSError
@@ -86,7 +90,7 @@ def stops_carried() -> Iterator[None]:
 
 
 @contextmanager
-def sigterm_raises() -> Iterator[None]:
+def stop_signals_raise() -> Iterator[None]:
     """While a batch runs, SIGTERM and SIGHUP raise :class:`Terminated` (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -106,7 +110,8 @@ def sigterm_raises() -> Iterator[None]:
 def _stopped_now(signum: int) -> None:
     """Leave at once, with the stop's line and status (a third Ctrl-C during clean-up)."""
     line, status = STOP_SIGNALS[signum]
-    os.write(2, f"convcli: {line}\n".encode())
+    with contextlib.suppress(OSError):  # after SIGHUP the terminal is gone (EIO): the status says it
+        os.write(2, f"convcli: {line}\n".encode())
     os._exit(status)
 
 
@@ -228,7 +233,8 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
 def _stopped(signum: int) -> ExitStatus:
     """The one line and the status of a run stopped by a signal (Ctrl-C, SIGTERM, SIGHUP)."""
     line, status = STOP_SIGNALS[signum]
-    click.echo(f"convcli: {line}", err=True)
+    with contextlib.suppress(OSError, ValueError):  # a hung-up terminal takes nothing (EIO)
+        click.echo(f"convcli: {line}", err=True)
     return status
 
 
@@ -348,7 +354,8 @@ def run_main(call: Callable[[], Any], *, debug: bool, prog_name: str) -> int:
         quiet_broken_pipe()
         status = status or ExitStatus.FAILURE
     except OSError as e:  # the last data stayed in the buffer: a full disk behind ``> file``
-        click.echo(f"convcli: error: cannot write to standard output: {os_reason(e)}", err=True)
+        with contextlib.suppress(OSError, ValueError):  # (a hung-up terminal takes no message either)
+            click.echo(f"convcli: error: cannot write to standard output: {os_reason(e)}", err=True)
         quiet_broken_pipe()  # and Python's own flush at exit would fail again
         status = status or ExitStatus.FAILURE
     return int(status or 0)

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, TextIO, TypeVar
 
 import click
 
-from convcli.cli.errors import Stopped, sigterm_raises
+from convcli.cli.errors import Stopped, stop_signals_raise
 from convcli.core.records import record
 from convcli.errors import ExitStatus, OutputError, UsageError
 from convcli.io.files import os_reason, remove_temporaries
@@ -235,7 +235,7 @@ class BatchRun:
         reported: set[int] = set()
         ordered: InOrder | None = None
         try:
-            with sigterm_raises(), progress_bar(len(self.tasks), self.progress) as advance, \
+            with stop_signals_raise(), progress_bar(len(self.tasks), self.progress) as advance, \
                     closing(self._outcomes(stop)) as outcomes:
                 ordered = InOrder(outcomes) if self.ordered else None
                 for outcome in ordered if ordered is not None else outcomes:
