@@ -802,17 +802,21 @@ def test_every_format_read_from_a_folder_is_named_when_refused_as_an_output(tmp_
 
 
 @pytest.mark.parametrize(("dtype", "refused"), [(np.int8, True), (np.int16, True), (np.uint8, False),
-                                                 (np.uint16, False)])
+                                                 (np.uint16, False), (np.int32, False)])
 def test_signed_integer_tiff_is_refused_from_its_header(dtype: type, refused: bool, tmp_path: Path) -> None:
     """SampleFormat 2: Pillow read signed 8-bit samples as unsigned (-100 came out as 156, exit 0) and
     called signed 16-bit ones "32-bit". Refused from the header (dry runs too); unsigned read as stored."""
     from PIL import TiffImagePlugin
 
     values = np.array([[-100, -50], [0, 100]]) if refused else np.array([[1, 2], [3, 200]])
+    path = tmp_path / "s.tif"
+    if dtype is np.int32:  # Pillow writes mode I as signed 32-bit (SampleFormat 2) and reads it right
+        Image.fromarray(values.astype(np.int32) * 300).save(path)
+        np.testing.assert_array_equal(read_image(str(path)).color[:, :, 0], values * 300)
+        return
     stored = values.astype(dtype).view(np.dtype(f"u{np.dtype(dtype).itemsize}"))
     ifd = TiffImagePlugin.ImageFileDirectory_v2()
     ifd[339] = 2 if refused else 1
-    path = tmp_path / "s.tif"
     Image.fromarray(stored).save(path, tiffinfo=ifd)
     if refused:
         bits = 8 * np.dtype(dtype).itemsize

@@ -465,9 +465,10 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
     if fmt in _REFUSED_FORMATS:
         raise InputError(_REFUSED_FORMATS[fmt])
     mode_name = im.mode
-    if fmt == "TIFF" and _TIFF_SIGNED in _tag_values(im, _TIFF_SAMPLE_FORMAT):
+    if fmt == "TIFF" and _TIFF_SIGNED in _tag_values(im, _TIFF_SAMPLE_FORMAT) and _stored_bits(im, fmt) <= 16:
         # Pillow reads 8-bit signed samples as unsigned (-100 came out as 156, exit 0) and 16-bit ones
-        # as 32-bit integers
+        # as 32-bit integers; 32-bit ones it reads right (mode I, and Pillow writes every mode I image
+        # so), and they are checked as any mode I image is (0..65535)
         bits = _stored_bits(im, fmt)
         raise InputError(f"signed {bits}-bit integer TIFF (SampleFormat 2) is not supported: convcli reads "
                          "unsigned integer and floating-point samples")
