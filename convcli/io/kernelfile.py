@@ -3,8 +3,6 @@ convcli.core parses what they hold and never opens a file."""
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +70,9 @@ def kernel_file_bytes(path: str, k: np.ndarray) -> bytes:
     """A 2-D kernel as :func:`load_kernel_file` reads it back for ``path``'s suffix (one of
     :data:`KERNEL_FILE_EXTENSIONS`): .npy, a JSON list of rows, CSV rows, or text rows; 9 significant
     digits in the text forms."""
+    import io  # here, not at the top: every filter reads this module, and only learn writes kernels
+    import json
+
     ext = Path(path).suffix.lower()
     if ext == ".npy":
         buf = io.BytesIO()
