@@ -824,3 +824,41 @@ def test_signed_integer_tiff_is_refused_from_its_header(dtype: type, refused: bo
             read_header(str(path))
     else:
         np.testing.assert_array_equal(read_image(str(path)).color[:, :, 0], values)
+
+
+def test_the_umask_read_without_proc_is_not_changed_by_two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where /proc is missing (macOS, BSD) the umask is read by setting it and back; two threads doing
+    that at once (Dask workers write from threads) could leave 0o022 set for good."""
+    import builtins
+    import threading
+    import time
+
+    real_open, real_umask = builtins.open, os.umask
+
+    def no_proc(path: object, *a: object, **k: object) -> object:
+        if str(path) == "/proc/self/status":
+            raise OSError("no /proc")
+        return real_open(path, *a, **k)  # type: ignore[call-overload]
+
+    def slow_umask(mask: int) -> int:  # widen the window between the set and the set back
+        old = real_umask(mask)
+        time.sleep(0.05)
+        return old
+
+    before = real_umask(0o077)
+    try:
+        monkeypatch.setattr(builtins, "open", no_proc)
+        monkeypatch.setattr(iofiles.os, "umask", slow_umask)
+        iofiles._umask.cache_clear()
+        seen: list[int] = []
+        threads = [threading.Thread(target=lambda: seen.append(iofiles._umask())) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        monkeypatch.undo()
+        now = real_umask(0o077)
+        assert seen == [0o077, 0o077] and now == 0o077
+    finally:
+        real_umask(before)
+        iofiles._umask.cache_clear()

@@ -10,6 +10,7 @@ import errno
 import functools
 import os
 import stat
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def one_line(text: object) -> str:
 
 # --------------------------------------------------------------------------- atomic write
 
+_UMASK_LOCK = threading.Lock()
+
+
 @functools.cache
 def _umask() -> int:
     """The process umask, read once, without changing it where /proc allows (os.umask is racy)."""
@@ -73,8 +77,9 @@ def _umask() -> int:
                     return int(line.split()[1], 8)
     except (OSError, ValueError):
         pass
-    mask = os.umask(0o022)
-    os.umask(mask)
+    with _UMASK_LOCK:  # os.umask sets as it reads: two threads at once could leave 0o022 set
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 
