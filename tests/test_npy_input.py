@@ -194,7 +194,10 @@ def test_a_float32_overflow_is_reported_not_shown_as_a_range_of_zero(tmp_path: P
     r = CliRunner().invoke(cli, [*base, str(tmp_path / "s.png"), "--json"])
     rec = json.loads(r.stdout)
     assert r.exit_code == 0 and rec["range"]["min"] is None and rec["range"]["max"] is None
-    assert any("--float64" in n for n in rec["notes"])
+    assert any("--float64" in n and "NaN is written as 0" in n for n in rec["notes"])
+    r = CliRunner().invoke(cli, [*base, str(tmp_path / "s.npy"), "--json"])  # raw floats keep the NaN
+    note = next(n for n in json.loads(r.stdout)["notes"] if "overflow" in n)
+    assert "written as 0" not in note and np.isnan(np.load(tmp_path / "s.npy")).all()
     r = CliRunner().invoke(cli, [*base, str(tmp_path / "w.png"), "--float64", "-q"])
     from PIL import Image
 

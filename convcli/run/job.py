@@ -517,8 +517,10 @@ def _finish(job: Job, record: dict[str, Any], notes: list[str], data: bytes | No
     if hint:
         notes.append(hint)
     if r and any(isinstance(r.get(k), float) and not math.isfinite(r[k]) for k in ("min", "max")):
-        notes.append("the float result holds inf or NaN (overflow): its range is null in JSON; NaN is "
-                     "written as 0 (--float64 computes in double precision)")
+        written = "; NaN is written as 0" if job.kind != "float" else ""
+        double = " (--float64 computes in double precision)" if job.engine.dtype != "float64" else ""
+        notes.append(f"the float result holds inf or NaN (overflow): its range is null in JSON{written}"
+                     f"{double}")
     record["notes"] = notes
     record["seconds"] = round(time.perf_counter() - t0, 4)
     return Result(record, stdout_bytes)
