@@ -280,9 +280,18 @@ def test_shape_and_filter_reports_carry_the_torch_note(tmp_path) -> None:  # noq
     assert r.exit_code == 0 and "reflection pad 5 on a side of 4" in json.loads(r.stdout)["notes"][0]
     r = CliRunner().invoke(cli, ["shape", "5", "--size", "3", "-s", "2"])
     assert r.exit_code == 0 and "padding='same' refuses strides > 1: there, write padding=1" in r.stdout
-    for args in (["--pad", "3"], ["-s", "2", "--pad", "same"]):  # smaller than the side; --pad given
+    for args in (["--pad", "3"], ["-s", "2", "--pad", "1"]):  # smaller than the side; an amount given
         r = CliRunner().invoke(cli, ["shape", "4x4", "--size", "3", "-p", "reflection", *args])
         assert r.exit_code == 0 and "note:" not in r.stdout, args
+    for args, advice in (  # 'same' said or left default; PyTorch's spelling of the same pads and mode
+        (["--pad", "same"], "write padding=1"),
+        (["-p", "border"], "write padding=1, padding_mode='replicate'"),
+        (["--size", "4", "-p", "reflection"], "F.pad(x, (1, 2, 1, 2), mode='reflect') first and padding=0"),
+        (["--size", "4"], "F.pad(x, (1, 2, 1, 2), mode='constant') first"),
+        (["-p", "symmetric"], "numpy.pad's mode='symmetric' (1, 1) rows and (1, 1) columns first"),
+    ):
+        r = CliRunner().invoke(cli, ["shape", "5", "--size", "3", "-s", "2", *args])
+        assert r.exit_code == 0 and advice in r.stdout, (args, r.stdout)
     src = tmp_path / "a.npy"
     np.save(src, np.arange(16, dtype=np.float32).reshape(4, 4))
     r = CliRunner().invoke(cli, ["filter", str(src), "-k", "box3", "-p", "circular", "--pad", "5", "--json",

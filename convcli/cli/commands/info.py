@@ -249,13 +249,10 @@ def shape_cmd(image_size: str, ksize: Pair, stride: Pair, dilation: Pair, paddin
     for s in stages:
         s["kernel"] = None
     notes = [f"stage {i}: {note}" for i, p in enumerate(plans, start=1) if (note := p.torch_note())]
-    if pad is None and stride != (1, 1) and mode.name != "valid":
-        t, b, left, right = pad4
-        torch = (f"padding={t}" if len(set(pad4)) == 1
-                 else f"padding=({t}, {left})" if (t, left) == (b, right)
-                 else f"F.pad(x, ({left}, {right}, {t}, {b})) first and padding=0")
+    if (pad is None or pad.strip().lower() == "same") and stride != (1, 1) and mode.name != "valid":
         notes.append(f"'same' pads {','.join(map(str, pad4))}, the amount that keeps the size at stride 1; "
-                     f"PyTorch's padding='same' refuses strides > 1: there, write {torch}")
+                     "PyTorch's padding='same' refuses strides > 1: there, write "
+                     + _torch_padding(mode, pad4))
     if as_json:
         rec = {"status": "ok", "input_shape": [1, channels, h, w], "output_shape": stages[-1]["output_shape"],
                "stages": stages, **({"notes": notes} if notes else {})}
@@ -275,6 +272,20 @@ def shape_cmd(image_size: str, ksize: Pair, stride: Pair, dilation: Pair, paddin
     for note in notes:
         click.echo(f"  note: {note}")
     return 0
+
+
+def _torch_padding(mode: PadMode, pad4: tuple[int, int, int, int]) -> str:
+    """What PyTorch takes for these pads in this mode: Conv2d's padding= (and padding_mode=) when top
+    equals bottom and left right, else F.pad first; numpy.pad for a mode PyTorch lacks (symmetric)."""
+    t, b, left, right = pad4
+    if mode.torch is None:
+        return (f"numpy.pad's mode='{mode.numpy}' ({t}, {b}) rows and ({left}, {right}) columns first, then "
+                "padding=0")
+    if (t, left) == (b, right):
+        arg = f"padding={t}" if t == left else f"padding=({t}, {left})"
+        return arg + (f", padding_mode='{mode.torch}'" if mode.torch != "zeros" else "")
+    pad_mode = "constant" if mode.torch == "zeros" else mode.torch
+    return f"F.pad(x, ({left}, {right}, {t}, {b}), mode='{pad_mode}') first and padding=0"
 
 
 LIBRARY_COLUMNS = ("numpy", "scipy", "opencv", "torch", "magick")
