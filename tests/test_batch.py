@@ -554,6 +554,10 @@ def test_dry_run_predicts_a_folder_that_cannot_be_made(tmp_path: Path) -> None:
             assert error.startswith("cannot write ") and error.endswith(": not a directory")
     r = run("blur", str(a), "-o", str(tmp_path / "new" / "deep" / "x.png"), "--dry-run")
     assert r.exit_code == 0 and not (tmp_path / "new").exists()
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")  # the same reason as the run's
+    errors = [records(run("blur", str(a), "--out-dir", str(tmp_path / "dangling" / "sub"), "--json",
+                          *dry).stdout)[0]["error"] for dry in (["--dry-run"], [])]
+    assert errors[0] == errors[1] and errors[0].endswith("no such file"), errors
 
 
 def test_full_disk_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -647,6 +647,8 @@ def _folder_problem(folder: str) -> str | None:
         if parent == path:
             return None
         path = parent
+    if os.path.islink(path) and not os.path.exists(path):  # a link to nothing: makedirs meets ENOENT
+        return os_reason(FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
     if not os.path.isdir(path):
         return "not a directory"
     if not os.access(path, os.W_OK | os.X_OK):
