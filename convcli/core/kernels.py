@@ -213,7 +213,7 @@ def gaussian_kernel(k: int | tuple[int, int], sigma: float | None = None) -> Ker
     builder (blur, parametric ``gaussian:``, sharpen's unsharp mask) and its one name rule."""
     ky, kx, size = _sides(k)
     weights = np.outer(gaussian_1d(ky, sigma), gaussian_1d(kx, sigma))
-    label = f"gaussian{size}" if sigma is None or sigma <= 0 else f"gaussian{size}(sigma={sigma:.4g})"
+    label = f"gaussian{size}" if sigma is None or sigma <= 0 else f"gaussian{size}(sigma={sigma:g})"
     return Kernel(label, weights, f"{ky}x{kx} Gaussian blur")
 
 

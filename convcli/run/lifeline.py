@@ -82,7 +82,7 @@ def _prepare_forkserver() -> None:
     die_with_parent()
     # The convcli process had SIGINT, SIGTERM and SIGHUP blocked while it started this server
     # (convcli.run.scale), so none arrived during its imports. Ignore SIGINT from now on
-    # (the forkserver would itself a little later), then let both through again: a
+    # (the forkserver would itself a little later), then let all three through again: a
     # pending SIGTERM ends the server without a traceback (default action).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):

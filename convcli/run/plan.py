@@ -660,6 +660,11 @@ def prepare_paths(inputs: Sequence[str], outputs: list[tuple[str, str]]) -> None
     """For a command that plans its files itself (animate, learn, demo, kernels --response):
     :func:`check_paths`, then the folders of the outputs created. UsageError (exit 2) either way."""
     check_paths(inputs, outputs)
+    make_output_folders(outputs)
+
+
+def make_output_folders(outputs: list[tuple[str, str]]) -> None:
+    """The folders of ``outputs`` (what, path), created; UsageError if one cannot be (exit 2)."""
     for _what, path in outputs:
         folder = os.path.dirname(path)
         if not folder:

@@ -189,10 +189,10 @@ def _signals_deferred() -> Iterator[None]:
     signal may reach the process through any thread, e.g. a BLAS thread, and the handler
     would then raise in the main thread mid-start, leaving a forked worker unknown to the
     pool); a recorded signal is raised again when the block ends, after the pool's state
-    is whole. And the signal mask blocks both, because children (the forkserver, spawned
+    is whole. And the signal mask blocks them, because children (the forkserver, spawned
     workers) and threads inherit it: the forkserver unblocks once it ignores SIGINT
     (:mod:`convcli.run.lifeline`), the workers in their initializer, and the pool's own
-    threads keep both blocked.
+    threads keep them blocked.
     """
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -326,14 +326,13 @@ def explain_unroll(
     pad = same if pad4 is None else tuple(pad4)
     top, bottom, left, right = pad
     geom = Geometry((kh, kw), stride, dilation, (top, bottom, left, right))
-    rows = geom.out_hw(h, w)
-    if kh * kw > UNROLL_MAX_TAPS or rows[0] * rows[1] > UNROLL_MAX_ROWS:
+    oh, ow = geom.out_hw(h, w)
+    if kh * kw > UNROLL_MAX_TAPS or oh * ow > UNROLL_MAX_ROWS:
         # a 1001x1001 box printed 143 MB of matrix (1.7 GB held to print it)
         msg = (f"--unroll prints one matrix column per kernel tap and one row per output: at most "
                f"{UNROLL_MAX_TAPS} taps and {UNROLL_MAX_ROWS} outputs, got {kh}×{kw} = {kh * kw} taps and "
-               f"{rows[0]}×{rows[1]} = {rows[0] * rows[1]} outputs (H×W)")
+               f"{oh}×{ow} = {oh * ow} outputs (H×W)")
         raise UsageError(msg)
-    oh, ow = geom.out_hw(h, w)
     xp = pad_array(img, (top, bottom, left, right), m)
     cols = im2col(xp[:, :, None], (kh, kw), stride, dilation, (oh, ow))
     kvec = k.weights.reshape(-1, 1)

@@ -260,7 +260,7 @@ def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
     from convcli.io.decode import read_image
     from convcli.io.encode import encode_image
     from convcli.io.files import write_atomic
-    from convcli.run.plan import check_paths, prepare_paths
+    from convcli.run.plan import check_paths, make_output_folders
     from convcli.teach.demo import FIGURE_FILES, build_figures, bundled_cat_path, shape_chain
 
     src = image or bundled_cat_path()
@@ -276,7 +276,7 @@ def demo_cmd(out_dir: str, image: str | None, seed: int, as_json: bool) -> int:
         msg = f"--image {src}: {w}x{h} (WxH) is too small for the tour, which needs at least 3x3 pixels"
         raise UsageError(msg)
     color = img.color * (255.0 / img.header.maxval) if img.header.maxval != 255 else img.color
-    prepare_paths([src], planned)  # the folder made once the image is known to make a tour
+    make_output_folders(planned)  # checked above; made once the image is known to make a tour
     for fig in build_figures(color, seed=seed):
         path = paths[fig.file_name]  # a figure not planned is a KeyError: a bug, never an unchecked write
         data = fig.animation or encode_image(fig.image, None, "png")[0]
