@@ -593,3 +593,19 @@ def test_a_compass_operator_is_refused_with_advice_that_works(images: dict[str, 
     r = CliRunner().invoke(cli, ["filter", src, "-k", "kirsch@90", "--emit", "scipy",
                                  "-o", str(tmp_path / "x.png")])
     assert r.exit_code == 0 and "scipy.ndimage" in r.stdout
+
+
+@pytest.mark.parametrize("target", ["same", "link", "template"])
+def test_cli_emit_refuses_a_program_that_writes_over_its_input(target: str, tmp_path: Path) -> None:
+    """-o a.png for a.png is refused by a run (exit 2); --emit printed a program that overwrote a.png."""
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    src = tmp_path / "a.png"
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(src)
+    (tmp_path / "lnk.png").symlink_to(src)
+    flags = {"same": ["-o", str(src)], "link": ["-o", str(tmp_path / "lnk.png")],
+             "template": ["--name", "{stem}{ext}"]}[target]
+    r = CliRunner().invoke(cli, ["filter", str(src), "-k", "sharpen", *flags, "--emit", "scipy"])
+    assert r.exit_code == 2 and "would overwrite the input" in r.stderr and r.stdout == ""

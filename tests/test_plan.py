@@ -537,12 +537,20 @@ def test_an_image_written_to_dev_null_keeps_its_report_on_stdout(tmp_path: Path)
     ["explain", "{in}", "--at", "1,1"],
     ["filter", "{in}", "-k", "sharpen", "--emit", "torch"],
     ["animate", "{in}", "-o", "{tmp}/a.gif"],
-], ids=["image", "report", "stdin-append", "explain", "emit", "animate"])
+    # stdout on the kernel file: commands that plan no files of their own appended to it
+    ["explain", "--patch", "1 2 3; 4 5 6; 7 8 9", "-k", "@{in}"],
+    ["kernels", "@{in}"],
+    ["filter", "{tmp}/other.png", "-k", "@{in}", "--emit", "scipy"],
+], ids=["image", "report", "stdin-append", "explain", "emit", "animate", "explain-kernel", "kernels-kernel",
+        "emit-kernel"])
 def test_stdout_open_on_an_input_is_refused(args: list[str], tmp_path: Path) -> None:
     """``convcli blur in.png -o - 1<>in.png`` wrote the blurred image over the input (exit 0), as
     ``convcli blur - < in.png >> in.png`` appended one to it: refused before anything is written."""
     src = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(src)
+    if any(a.startswith("@") for a in args):  # the file read is a kernel: a 3x3 image, beside an image
+        Image.fromarray(np.full((3, 3), 200, np.uint8)).save(src)
+        Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(tmp_path / "other.png")
     before = src.read_bytes()
     argv = [a.replace("{in}", str(src)).replace("{tmp}", str(tmp_path)) for a in args]
     append = "-" in argv
@@ -552,4 +560,4 @@ def test_stdout_open_on_an_input_is_refused(args: list[str], tmp_path: Path) -> 
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("convcli: error: standard output is the input ") and r.stderr.count("\n") == 1
     assert src.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "other.png") == ["in.png"]

@@ -20,6 +20,11 @@ def cli_kernel(spec: str) -> Kernel:
     stays NumPy-only)."""
     from convcli.io.kernelfile import load_kernel_file
 
+    path = spec_file(spec)
+    if path:  # explain, kernels, --emit write to stdout with no plan of their own: k.txt >> k.txt
+        from convcli.run.plan import check_stdout_is_not
+
+        check_stdout_is_not(path)
     return parse_kernel(spec, file_loader=load_kernel_file)
 
 

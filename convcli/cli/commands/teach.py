@@ -98,6 +98,10 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
         raise UsageError(msg)
     src = images[0] if images[0] != "-" else "input.png"
     out = _emit_output(spec, cmd.op, images[0], src)
+    if images[0] != "-":  # the program would write its output over its input (-o a.png for a.png)
+        from convcli.run.plan import check_paths
+
+        check_paths([src, *cmd.reads], [("program's output", out)])
     for what, path in (("input", src), ("output", out)):
         if path.lower().endswith(".npy"):
             msg = (f"--emit {library}: the program reads and writes image files, and the {what} {path} is a "
