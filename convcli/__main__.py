@@ -5,7 +5,7 @@ import os
 import signal
 import sys
 
-from convcli.errors import STOP_SIGNALS
+from convcli.errors import STOP_SIGNALS, handled_stop_signals
 
 
 def _stopped_early(signum: int, frame: object) -> None:
@@ -49,7 +49,7 @@ def _leave(code: int) -> None:
     def now(signum: int, frame: object) -> None:  # a signal now would only cut the exit short
         os._exit(code or STOP_SIGNALS[signum][1])
 
-    for s in STOP_SIGNALS:
+    for s in handled_stop_signals():
         signal.signal(s, now)
     _end_children()
     atexit._run_exitfuncs()
@@ -66,7 +66,7 @@ def _leave(code: int) -> None:
 
 def run() -> None:
     """The `convcli` command (and `python -m convcli`): the CLI with signals handled from the first line."""
-    for s in STOP_SIGNALS:
+    for s in handled_stop_signals():
         signal.signal(s, _stopped_early)
     # convcli's parallelism is its own bands (the engine keeps BLAS on one thread inside them:
     # engine/bands.single_threaded_blas). OpenBLAS, as NumPy's wheels ship it, starts its worker
@@ -75,7 +75,8 @@ def run() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from convcli.cli import main
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.SIGINT in handled_stop_signals():  # Python's own, unless the user ignored it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     try:
         try:

@@ -31,6 +31,13 @@ STOP_SIGNALS: dict[int, tuple[str, ExitStatus]] = {
 }
 
 
+def handled_stop_signals() -> tuple[int, ...]:
+    """The stop signals convcli handles: those not ignored now. One the process was started ignoring
+    stays ignored (``nohup`` ignores SIGHUP, a script's background job SIGINT): convcli set its own
+    handler over them and stopped where the user had asked it to keep going."""
+    return tuple(s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN)
+
+
 class ConvcliError(Exception):
     """Base class. ``exit_status`` says how the CLI ends when this escapes."""
 

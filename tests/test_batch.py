@@ -934,3 +934,20 @@ def test_closing_the_terminal_stops_the_run_with_status_129(heavy: Path, tmp_pat
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 129
     assert_only_whole_images(out)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+@pytest.mark.parametrize(("sig", "jobs"), [(signal.SIGHUP, "2"), (signal.SIGHUP, "1"), (signal.SIGINT, "2")])
+def test_a_signal_ignored_at_start_stays_ignored(heavy: Path, tmp_path: Path, sig: int, jobs: str) -> None:
+    """nohup ignores SIGHUP (a script's background job, SIGINT): convcli set its own handler over it
+    and stopped with 129 (130) where the user had asked it to keep going. It finishes now."""
+    out = tmp_path / "out"
+    args = convcli("blur", str(heavy), "--out-dir", str(out), "-j", jobs, "--size", "15", "-q")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(sig, signal.SIG_IGN))  # noqa: PLW1509
+    wait_for_output(out, proc)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0 and stderr == b""
+    assert len(list(out.iterdir())) == 24
+    assert_only_whole_images(out)

@@ -22,7 +22,14 @@ from typing import Any
 
 import click
 
-from convcli.errors import STOP_SIGNALS, ConvcliError, ExitStatus, InputError, OutputError
+from convcli.errors import (
+    STOP_SIGNALS,
+    ConvcliError,
+    ExitStatus,
+    InputError,
+    OutputError,
+    handled_stop_signals,
+)
 from convcli.io.files import file_kind, os_reason
 from convcli.report import line_text
 
@@ -99,7 +106,7 @@ def stop_signals_raise() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         raise Terminated(signum)
 
-    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS if s != signal.SIGINT}
+    previous = {s: signal.signal(s, handler) for s in handled_stop_signals() if s != signal.SIGINT}
     try:
         yield
     finally:
@@ -151,7 +158,7 @@ def signals_stop() -> Iterator[None]:
             return
         previous_hook(info)
 
-    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    previous = {s: signal.signal(s, handler) for s in handled_stop_signals()}
     sys.unraisablehook = unraisable
     try:
         yield

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from convcli.core.records import record
 from convcli.engine import usable_cores
-from convcli.errors import STOP_SIGNALS, ConvcliError, ExitStatus, UsageError
+from convcli.errors import STOP_SIGNALS, ConvcliError, ExitStatus, UsageError, handled_stop_signals
 from convcli.io.files import one_line, remove_temporaries
 from convcli.run.job import JOB_FILES, Job, Result, process
 from convcli.run.plan import Refusal, Task
@@ -198,7 +198,7 @@ def _signals_deferred() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    signals = tuple(STOP_SIGNALS)
+    signals = handled_stop_signals()
     previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in signals}
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if hasattr(signal, "pthread_sigmask") else None
     try:
