@@ -899,6 +899,9 @@ def test_files_found_in_dot_named_like_stdin_or_an_option_are_shown_as_dot_slash
     r = run("blur", ".", "--out-dir", "o", "--json", "--ordered", "-q")
     assert r.exit_code == 0, r.stderr
     assert [x["input"] for x in records(r.stdout)] == ["./-", "./--version.png", "plain.png"]
+    beside = run("blur", ".", "--json", "--ordered", "-q")  # outputs beside them: ./ too
+    assert [x["output"] for x in records(beside.stdout)] == ["./-.blur.png", "./--version.blur.png",
+                                                             "plain.blur.png"]
     again = run("blur", *[x["input"] for x in records(r.stdout)], "--out-dir", "o2", "-q")
     assert again.exit_code == 0, again.stderr
     assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["--version.blur.png", "-.blur.png",

@@ -132,7 +132,9 @@ def main_outputs(spec: RunSpec, op: str, inputs: list[InputItem]) -> list[str | 
             name = render_name(template, item, op, ext_for or output_extension(item))
             folder = Path(out.out_dir) if out.out_dir is not None else (
                 item.path.parent if item.path is not None else Path("."))
-            paths.append(str(folder / name))
+            path = str(folder / name)
+            # ./-x.blur.png, as its input ./-x.png is shown: bare, xargs read it as an option
+            paths.append(os.path.join(".", path) if path.startswith("-") else path)
     return paths
 
 
