@@ -555,9 +555,14 @@ def test_dry_run_predicts_a_folder_that_cannot_be_made(tmp_path: Path) -> None:
     r = run("blur", str(a), "-o", str(tmp_path / "new" / "deep" / "x.png"), "--dry-run")
     assert r.exit_code == 0 and not (tmp_path / "new").exists()
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")  # the same reason as the run's
-    errors = [records(run("blur", str(a), "--out-dir", str(tmp_path / "dangling" / "sub"), "--json",
-                          *dry).stdout)[0]["error"] for dry in (["--dry-run"], [])]
-    assert errors[0] == errors[1] and errors[0].endswith("no such file"), errors
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    for out_dir, why in (("dangling/sub", "no such file"), ("dangling", "no such file"),
+                         ("loop1", "too many levels of symbolic links")):
+        errors = [records(run("blur", str(a), "--out-dir", str(tmp_path / out_dir), "--json",
+                              *dry).stdout)[0]["error"] for dry in (["--dry-run"], [])]
+        assert errors[0] == errors[1], errors
+        assert errors[0].endswith(f"is a symbolic link that cannot be followed: {why}"), errors
 
 
 def test_full_disk_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

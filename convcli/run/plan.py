@@ -634,10 +634,10 @@ def _make_folder(folder: str) -> str | None:
     """Create ``folder`` and its parents; why it could not be, or None."""
     try:
         os.makedirs(folder, exist_ok=True)
-    except FileExistsError:
-        return "not a directory"  # a file stands where a folder would go
+    except FileExistsError:  # a file, or a link to nothing or in a loop, stands where a folder would go
+        return _folder_problem(folder) or "not a directory"
     except OSError as e:
-        return os_reason(e)
+        return _folder_problem(folder) or os_reason(e)
     return None
 
 
@@ -649,8 +649,12 @@ def _folder_problem(folder: str) -> str | None:
         if parent == path:
             return None
         path = parent
-    if os.path.islink(path) and not os.path.exists(path):  # a link to nothing: makedirs meets ENOENT
-        return os_reason(FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
+    if os.path.islink(path):
+        try:
+            os.stat(path)
+        except OSError as e:  # to nothing, or in a loop: said the same in a dry run and a run
+            shown = path if os.path.isabs(folder) else os.path.relpath(path)
+            return f"{shown} is a symbolic link that cannot be followed: {os_reason(e)}"
     if not os.path.isdir(path):
         return "not a directory"
     if not os.access(path, os.W_OK | os.X_OK):
