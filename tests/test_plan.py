@@ -561,3 +561,17 @@ def test_stdout_open_on_an_input_is_refused(args: list[str], tmp_path: Path) -> 
     assert r.stderr.startswith("convcli: error: standard output is the input ") and r.stderr.count("\n") == 1
     assert src.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "other.png") == ["in.png"]
+
+
+def test_a_collision_of_two_files_of_one_stem_suggests_name(tmp_path: Path) -> None:
+    """a.png and a.ppm both make a.blur.png: the hint said to put {stem} in --name, which the default
+    template has; {name} (the whole file name) is what tells them apart."""
+    img = Image.fromarray(np.zeros((6, 8, 3), np.uint8))
+    img.save(tmp_path / "a.png")
+    img.save(tmp_path / "a.ppm")
+    args = ["blur", str(tmp_path / "a.png"), str(tmp_path / "a.ppm"), "--out-dir", str(tmp_path / "o")]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2 and "put {name}" in r.stderr and "with {stem}" not in r.stderr
+    r = CliRunner().invoke(cli, [*args, "--name", "{name}.{op}.png", "-q"])
+    assert r.exit_code == 0 and sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "a.png.blur.png", "a.ppm.blur.png"]

@@ -581,6 +581,9 @@ def _collision_hint(a: _Planned, b: _Planned) -> str:
     if pa.name == pb.name:
         return (" (files of the same name in different folders: put {parent} in --name, "
                 "e.g. --name '{parent}_{stem}.{op}{ext}')")
+    if pa.stem == pb.stem:  # a.png and a.ppm: {stem} is in the default template already
+        return (" (files of the same stem: put {name}, the whole file name, in --name, "
+                "e.g. --name '{name}.{op}.png')")
     return " (give --name a template with {stem})"
 
 
