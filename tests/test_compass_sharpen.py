@@ -394,3 +394,14 @@ def test_direction_ties_are_judged_per_pixel_not_by_the_brightest_value(tmp_path
     far = np.zeros(x.shape, bool)
     far[5:, 5:] = True  # away from the bright sample's windows
     np.testing.assert_array_equal(np.load(direction)[far], want[far])
+
+
+def test_a_kernel_image_over_the_size_limit_says_the_kernel_limit(tmp_path: Path) -> None:
+    """It said "exceeds --max-pixels 1002001", a flag the user never gave (and with --max-pixels
+    5000000 given, still that number)."""
+    src, _ = gray_crop(tmp_path)
+    Image.new("L", (1002, 1002), 100).save(tmp_path / "big.png")
+    r = run("filter", str(src), "-k", f"@{tmp_path / 'big.png'}", "-o", str(tmp_path / "o.png"),
+            "--max-pixels", "5000000")
+    assert r.exit_code == 2
+    assert "1002x1002 (WxH); a kernel is at most 1001 a side" in r.stderr and "--max-pixels" not in r.stderr

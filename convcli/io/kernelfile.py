@@ -10,7 +10,7 @@ import numpy as np
 from convcli.core.kernels import MAX_KERNEL_SIZE, Kernel, kernel_from_array, kernel_from_text
 from convcli.core.parametric import kernel_from_image
 from convcli.errors import ConvcliError, UsageError
-from convcli.io.decode import read_image
+from convcli.io.decode import read_header, read_image
 from convcli.io.formats import IMAGE_EXTENSIONS
 from convcli.io.userfiles import decode_text, load_npy, read_user_file
 
@@ -30,13 +30,20 @@ def load_kernel_image(path: str) -> np.ndarray:
     """
     data = read_user_file(path, "kernel image")
     try:
-        img = read_image(data, gray=True, max_pixels=MAX_KERNEL_PIXELS)
+        header = read_header(data, gray=True, max_pixels=None)  # the header only: nothing decoded yet
+        # said as a kernel's limit: "exceeds --max-pixels 1002001" named a flag the user never gave
+        too_big = max(header.width, header.height) > MAX_KERNEL_SIZE
+        img = None if too_big else read_image(data, gray=True, max_pixels=MAX_KERNEL_PIXELS)
     except ConvcliError as e:
         msg = f"kernel image {path}: {e}"
         raise UsageError(msg) from None
     except OSError as e:
         msg = f"cannot read kernel image {path}: {e.strerror or e}"
         raise UsageError(msg) from None
+    if img is None:
+        msg = (f"kernel image {path}: {header.width}x{header.height} (WxH); a kernel is at most "
+               f"{MAX_KERNEL_SIZE} a side")
+        raise UsageError(msg)
     return img.color[:, :, 0].astype(np.float64) / float(img.header.maxval)
 
 
