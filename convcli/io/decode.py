@@ -465,11 +465,11 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
     if fmt in _REFUSED_FORMATS:
         raise InputError(_REFUSED_FORMATS[fmt])
     mode_name = im.mode
-    if fmt == "TIFF" and _TIFF_SIGNED in _tag_values(im, _TIFF_SAMPLE_FORMAT) and _stored_bits(im, fmt) <= 16:
+    bits = _stored_bits(im, fmt)
+    if fmt == "TIFF" and _TIFF_SIGNED in _tag_values(im, _TIFF_SAMPLE_FORMAT) and bits <= 16:
         # Pillow reads 8-bit signed samples as unsigned (-100 came out as 156, exit 0) and 16-bit ones
         # as 32-bit integers; 32-bit ones it reads right (mode I, and Pillow writes every mode I image
         # so), and they are checked as any mode I image is (0..65535)
-        bits = _stored_bits(im, fmt)
         raise InputError(f"signed {bits}-bit integer TIFF (SampleFormat 2) is not supported: convcli reads "
                          "unsigned integer and floating-point samples")
     notes: list[str] = []
@@ -479,11 +479,10 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
         mode_name = _PNG16_MODES[ihdr[3]]
         png_decoder = "la16" if ihdr[3] == 4 else "own"
     elif mode_name in _MODES and _MODES[mode_name].bit_depth == 8:
-        top = _stored_bits(im, fmt)
-        if top > 8 and mode_name in ("RGB", "RGBA", "LA"):
-            notes.append(f"{top}-bit {mode_name} read as 8-bit (Pillow has no {top}-bit {mode_name} mode)")
-        elif top > 8:
-            notes.append(f"{top}-bit {mode_name} read as 8-bit (as Pillow's {fmt} reader gives it)")
+        if bits > 8 and mode_name in ("RGB", "RGBA", "LA"):
+            notes.append(f"{bits}-bit {mode_name} read as 8-bit (Pillow has no {bits}-bit {mode_name} mode)")
+        elif bits > 8:
+            notes.append(f"{bits}-bit {mode_name} read as 8-bit (as Pillow's {fmt} reader gives it)")
     if mode_name in _REFUSED_MODES:
         raise InputError(_REFUSED_MODES[mode_name])
     if mode_name not in _MODES:

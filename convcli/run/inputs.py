@@ -77,10 +77,11 @@ def _unreadable_image(path: Path) -> str | None:
         return os_reason(e)
 
 
-def _shown(p: Path) -> str:
-    """A found file's name as reported: ``./-`` and ``./--x.png`` (found in ``.``), as ``find .`` prints
-    them; bare, ``-`` read as stdin and ``--x.png`` as an option when a record's input was run again."""
-    text = str(p)
+def dash_safe(path: str | Path) -> str:
+    """A path as convcli reports it: ``./-`` and ``./--x.png`` for names found in ``.`` and outputs
+    written beside them, as ``find .`` prints them; bare, ``-`` read as stdin and ``--x.png`` as an
+    option when a record's path was handed to a command again."""
+    text = str(path)
     return os.path.join(".", text) if text.startswith("-") else text
 
 
@@ -98,7 +99,7 @@ def _walk(folder: Path, recursive: bool, skip: str | None) -> list[InputItem]:
         if entry.name.startswith("."):
             continue
         p = Path(entry.path)
-        name = _shown(p)
+        name = dash_safe(p)
         named = p.suffix.lower() in IMAGE_EXTENSIONS
         try:
             broken = _broken_link_reason(p) if named and entry.is_symlink() else None

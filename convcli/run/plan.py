@@ -26,7 +26,7 @@ from convcli.io.decode import ImageHeader, read_header
 from convcli.io.encode import eight_bit_reason
 from convcli.io.files import DANGLING_LINK, file_kind, os_reason
 from convcli.io.formats import FORMATS, extension_for, format_for_path, format_info
-from convcli.run.inputs import InputItem, output_extension
+from convcli.run.inputs import InputItem, dash_safe, output_extension
 from convcli.run.job import Job, OutputKind
 from convcli.run.machine import size_text
 from convcli.run.spec import Command, OutputSpec, RunSpec
@@ -132,9 +132,7 @@ def main_outputs(spec: RunSpec, op: str, inputs: list[InputItem]) -> list[str | 
             name = render_name(template, item, op, ext_for or output_extension(item))
             folder = Path(out.out_dir) if out.out_dir is not None else (
                 item.path.parent if item.path is not None else Path("."))
-            path = str(folder / name)
-            # ./-x.blur.png, as its input ./-x.png is shown: bare, xargs read it as an option
-            paths.append(os.path.join(".", path) if path.startswith("-") else path)
+            paths.append(dash_safe(folder / name))  # ./-x.blur.png, as its input ./-x.png
     return paths
 
 

@@ -137,9 +137,9 @@ def blur_kernel(kind: str, size: Pair | int | None, sigma: float | None,
         return get_kernel("gaussian3"), "gaussian3"
     k = gaussian_kernel((ky, kx), sigma)
     name = k.name
-    if sigma is not None:
-        label = name
-    elif max(ky, kx) <= 7:
+    if sigma is not None:  # the builder's own name says the sigma
+        return k, name
+    if max(ky, kx) <= 7:
         label = f"{name}(OpenCV fixed taps)"  # binomial for 3 and 5, not for 7
     elif ky == kx:
         label = f"{name}(sigma={opencv_default_sigma(ky):.4g})"

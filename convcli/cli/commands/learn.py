@@ -20,6 +20,7 @@ from convcli.errors import ConvcliError, UsageError
 if TYPE_CHECKING:
     from convcli.teach.learn import LearnSettings
 
+
 def _parse_size(text: str) -> tuple[int, int]:
     parts = text.lower().replace("x", ",").split(",")
     try:
