@@ -30,7 +30,7 @@ _EXPORTS: dict[str, str] = {
     "Kernel": "convcli.core.kernels",
     "gaussian_kernel": "convcli.core.kernels",
     "get_kernel": "convcli.core.kernels",
-    "parse_kernel": "convcli.core.kernels",
+    "parse_kernel": "convcli.core.specs",
     "MODES": "convcli.core.padding",
     "pad_array": "convcli.core.padding",
     "resolve_mode": "convcli.core.padding",

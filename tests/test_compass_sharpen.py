@@ -361,7 +361,7 @@ def test_direction_ties_of_float_luminance_go_to_the_lowest_angle(tmp_path: Path
     assert r.exit_code == 0, r.stderr
     x = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
     base = {"kirsch": "kirsch", "robinson": "robinson", "sobel8": "sobel-x"}[operator]
-    from convcli.core.kernels import parse_kernel
+    from convcli.core.specs import parse_kernel
 
     resp = np.stack([ndi.correlate(x, parse_kernel(f"{base}@{45 * i}").weights, mode="mirror")
                      for i in range(8)])
@@ -385,7 +385,7 @@ def test_direction_ties_are_judged_per_pixel_not_by_the_brightest_value(tmp_path
     r = run("edges", str(src), "--operator", "kirsch", "-o", str(tmp_path / "m.npy"),
             "--direction-out", str(direction), "-q")
     assert r.exit_code == 0, r.stderr
-    from convcli.core.kernels import parse_kernel
+    from convcli.core.specs import parse_kernel
 
     resp = np.stack([ndi.correlate(x.astype(np.float64), parse_kernel(f"kirsch@{45 * i}").weights,
                                    mode="mirror") for i in range(8)])

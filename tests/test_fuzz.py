@@ -25,8 +25,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from convcli.core import parametric
-from convcli.core.kernels import MAX_KERNEL_ABS_SUM, MAX_KERNEL_SIZE, Kernel, parse_kernel
+from convcli.core.kernels import MAX_KERNEL_ABS_SUM, MAX_KERNEL_SIZE, Kernel
 from convcli.core.shapes import MAX_GEOMETRY, parse_pair, resolve_pad
+from convcli.core.specs import parse_kernel
 from convcli.errors import InputError, UsageError
 from convcli.io.kernelfile import load_kernel_file
 from convcli.io.png import decode_png

@@ -22,7 +22,8 @@ from PIL import Image
 
 from convcli.cli import cli
 from convcli.cli.kernelspec import cli_kernel
-from convcli.core.kernels import MAX_KERNEL_SIZE, parse_kernel
+from convcli.core.kernels import MAX_KERNEL_SIZE
+from convcli.core.specs import parse_kernel
 from convcli.io.userfiles import MAX_USER_FILE_BYTES
 
 SOBEL_X = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]

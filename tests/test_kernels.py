@@ -20,9 +20,9 @@ from convcli.core.kernels import (
     gaussian_1d,
     gaussian_kernel,
     get_kernel,
-    parse_kernel,
     parse_literal,
 )
+from convcli.core.specs import parse_kernel
 from convcli.errors import UsageError
 from convcli.io.kernelfile import load_kernel_file
 

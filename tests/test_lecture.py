@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 from reference import PAD_MODES, ref_correlate_loop
 
-from convcli.core.kernels import REGISTRY, parse_kernel
+from convcli.core.kernels import REGISTRY
 from convcli.core.padding import ALL_NAMES
 from convcli.core.shapes import Geometry, output_size, resolve_pad
+from convcli.core.specs import parse_kernel
 from convcli.engine import correlate2d
 
 LECTURE_PATCH = np.array([[10, 20, 30], [40, 50, 60], [70, 80, 90]], dtype=np.float64)

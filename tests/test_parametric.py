@@ -16,8 +16,8 @@ import scipy.ndimage as ndi
 from hypothesis import given
 from hypothesis import strategies as st
 
-from convcli.core.kernels import parse_kernel
 from convcli.core.parametric import kernel_from_image
+from convcli.core.specs import parse_kernel
 from convcli.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent

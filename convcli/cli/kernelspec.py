@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from convcli.core.kernels import Kernel, parse_kernel, parse_literal, spec_file
+from convcli.core.kernels import Kernel, parse_literal
+from convcli.core.specs import parse_kernel, spec_file
 from convcli.errors import UsageError
 
 
