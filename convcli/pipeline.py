@@ -67,11 +67,9 @@ class EngineOptions:
     threads: int | None = None
     band_bytes: int | None = None
 
-    def kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {"dtype": np.dtype(self.dtype), "method": self.method, "threads": self.threads}
-        if self.band_bytes is not None:
-            kw["band_bytes"] = self.band_bytes
-        return kw
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
 
 
 @record(frozen=True)
@@ -145,7 +143,8 @@ class WindowStage(Stage):
         """``x`` correlated with ``weights`` in this stage's geometry (output ``rows`` only, if given;
         into ``out``, a reused buffer of the result's shape and dtype, if given)."""
         return correlate2d(x, weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                           mode=self.padding, flip=self.flip, rows=rows, out=out, **eng.kwargs())
+                           mode=self.padding, flip=self.flip, rows=rows, out=out, dtype=eng.np_dtype,
+                           method=eng.method, threads=eng.threads, band_bytes=eng.band_bytes)
 
     def input_rows(self, y0: int, y1: int, height: int) -> int:
         """How many leading input rows (of ``height``) output rows [y0, y1) read: every row they
@@ -212,16 +211,16 @@ class CorrelateStage(WindowStage):
         return out
 
     def band_height(self, x: np.ndarray, eng: EngineOptions) -> int:
-        kw = eng.kwargs()
-        kw.pop("threads")
         return band_height(x, self.weights, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                           mode=self.padding, flip=self.flip, **kw)
+                           mode=self.padding, flip=self.flip, dtype=eng.np_dtype, method=eng.method,
+                           band_bytes=eng.band_bytes)
 
     def run_pixels(self, x: np.ndarray, eng: EngineOptions, spec: PixelSpec, *, rows: tuple[int, int],
                    out: np.ndarray, band_stats: list[BandStats]) -> None:
         correlate_pixels(x, self.weights, spec, bias=self.bias, stride=self.stride, dilation=self.dilation,
                          pad=self.pad, mode=self.padding, flip=self.flip, rows=rows, out=out,
-                         band_stats=band_stats, **eng.kwargs())
+                         band_stats=band_stats, dtype=eng.np_dtype, method=eng.method, threads=eng.threads,
+                         band_bytes=eng.band_bytes)
 
     def run_alpha(self, alpha: np.ndarray, eng: EngineOptions, maxval: float) -> np.ndarray:
         """Alpha goes through the same kernel and geometry scaled to sum 1, without the bias.
@@ -283,20 +282,21 @@ class GradientStage(WindowStage):
         """The magnitude (output ``rows`` [y0, y1) only, if given; into ``out``, if given)."""
         kx, ky = self._kernels()
         return gradient_magnitude(x, kx, ky, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                                  mode=self.padding, rows=rows, out=out, **eng.kwargs())
+                                  mode=self.padding, rows=rows, out=out, dtype=eng.np_dtype,
+                                  method=eng.method, threads=eng.threads, band_bytes=eng.band_bytes)
 
     def band_height(self, x: np.ndarray, eng: EngineOptions) -> int:
         kx, ky = self._kernels()
-        kw = eng.kwargs()
-        kw.pop("threads")
         return band_height(x, kx, ky, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                           mode=self.padding, **kw)
+                           mode=self.padding, dtype=eng.np_dtype, method=eng.method,
+                           band_bytes=eng.band_bytes)
 
     def run_pixels(self, x: np.ndarray, eng: EngineOptions, spec: PixelSpec, *, rows: tuple[int, int],
                    out: np.ndarray, band_stats: list[BandStats]) -> None:
         kx, ky = self._kernels()
         gradient_pixels(x, kx, ky, spec, stride=self.stride, dilation=self.dilation, pad=self.pad,
-                        mode=self.padding, rows=rows, out=out, band_stats=band_stats, **eng.kwargs())
+                        mode=self.padding, rows=rows, out=out, band_stats=band_stats, dtype=eng.np_dtype,
+                        method=eng.method, threads=eng.threads, band_bytes=eng.band_bytes)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -511,10 +511,9 @@ class ConvStage(WindowStage):
         return self.out_channels, oh, ow
 
     def run(self, x: np.ndarray, eng: EngineOptions) -> np.ndarray:
-        kw = eng.kwargs()
-        kw.pop("method", None)
         return conv2d(x, self.weights_for(x.shape[2]), self.bias, stride=self.stride,
-                      dilation=self.dilation, pad=self.pad, mode=self.padding, **kw)
+                      dilation=self.dilation, pad=self.pad, mode=self.padding, dtype=eng.np_dtype,
+                      threads=eng.threads, band_bytes=eng.band_bytes)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -317,13 +317,19 @@ def _row_range(rows: Rows | None, oh: int) -> Rows:
     return y0, y1
 
 
+def _band_bytes(band_bytes: int | None, default: int = bands.DEFAULT_BAND_BYTES) -> int:
+    """A call's ``band_bytes``: None is the function's default (``bands.DEFAULT_BAND_BYTES``;
+    :data:`CONV_BAND_BYTES` for conv layers)."""
+    return default if band_bytes is None else band_bytes
+
+
 def _run_rows(work: _Banded, shape: tuple[int, ...], rows: Rows | None, out: np.ndarray | None,
-              dtype: np.dtype | type | str, threads: int | None, band_bytes: int) -> np.ndarray:
+              dtype: np.dtype | type | str, threads: int | None, band_bytes: int | None) -> np.ndarray:
     """Run a planned correlation over output rows ``rows`` (all: None) into ``out`` or a new array."""
     nthreads = bands.resolve_threads(threads)
     y0, y1 = _row_range(rows, shape[0])
     result = _output(out, (y1 - y0,) + shape[1:], np.dtype(dtype))
-    work.run(result.reshape(y1 - y0, shape[1], -1), y0, y1, nthreads, band_bytes)
+    work.run(result.reshape(y1 - y0, shape[1], -1), y0, y1, nthreads, _band_bytes(band_bytes))
     return result
 
 
@@ -342,7 +348,7 @@ def correlate2d(
     integer_input: bool = False,
     out: np.ndarray | None = None,
     rows: Rows | None = None,
-    band_bytes: int = bands.DEFAULT_BAND_BYTES,
+    band_bytes: int | None = None,
 ) -> np.ndarray:
     """Cross-correlate each channel of ``x`` (H, W) or (H, W, C) with a 2-D ``kernel``.
 
@@ -355,9 +361,10 @@ def correlate2d(
     ``method`` is one of :data:`METHODS`: "auto" (:func:`choose_method`), "direct",
     "separable" (rank-1 kernels only), "fft" or "im2col" (GEMM per band). ``threads``
     bands run at once (None: every core this process may use). ``band_bytes`` is the
-    target size of one band. ``integer_input=True`` promises that ``x`` holds whole
-    numbers 0..255 (uint8 input implies it): integer kernels then run in exact int16
-    arithmetic where the bound ``sum(|k|) * 255`` fits. ``out``, if given, is a
+    target size of one band (None: ``bands.DEFAULT_BAND_BYTES``). ``integer_input=True``
+    promises that ``x`` holds whole numbers 0..255 (uint8 input implies it): integer
+    kernels then run in exact int16 arithmetic where the bound ``sum(|k|) * 255`` fits.
+    ``out``, if given, is a
     C-contiguous array of the result's shape and dtype to write into (a reused buffer
     saves the page faults of a new one).
 
@@ -385,7 +392,7 @@ def gradient_magnitude(
     integer_input: bool = False,
     out: np.ndarray | None = None,
     rows: Rows | None = None,
-    band_bytes: int = bands.DEFAULT_BAND_BYTES,
+    band_bytes: int | None = None,
 ) -> np.ndarray:
     """``sqrt(correlate2d(x, kernel_x)**2 + correlate2d(x, kernel_y)**2)``, fused per band.
 
@@ -481,7 +488,7 @@ def _pixel_finish(spec: PixelSpec, dt: np.dtype, int_scale: float | None, int_ra
 
 def _run_pixels(work: _Banded, shape: tuple[int, ...], spec: PixelSpec, bias: float, rows: Rows | None,
                 out: np.ndarray | None, dtype: np.dtype | type | str, threads: int | None,
-                band_bytes: int, band_stats: list[BandStats] | None) -> tuple[np.ndarray, RangeStats]:
+                band_bytes: int | None, band_stats: list[BandStats] | None) -> tuple[np.ndarray, RangeStats]:
     if not isinstance(spec, PixelSpec):
         msg = f"pixels must be a PixelSpec, got {type(spec).__name__}"
         raise UsageError(msg)
@@ -490,7 +497,8 @@ def _run_pixels(work: _Banded, shape: tuple[int, ...], spec: PixelSpec, bias: fl
     result = _output(out, (y1 - y0,) + shape[1:], spec.dtype)
     parts: list[BandStats] = []  # appended by the bands' threads (list.append is atomic)
     finish, band_dt = _pixel_finish(spec, np.dtype(dtype), work.int_scale, work.int_range, float(bias), parts)
-    work.run(result.reshape(y1 - y0, shape[1], -1), y0, y1, nthreads, band_bytes, finish, band_dt)
+    work.run(result.reshape(y1 - y0, shape[1], -1), y0, y1, nthreads, _band_bytes(band_bytes), finish,
+             band_dt)
     if band_stats is not None:
         band_stats.extend(parts)
     return result, merge_stats(parts, spec.policy, result.size)
@@ -513,7 +521,7 @@ def correlate_pixels(
     integer_input: bool = False,
     out: np.ndarray | None = None,
     rows: Rows | None = None,
-    band_bytes: int = bands.DEFAULT_BAND_BYTES,
+    band_bytes: int | None = None,
     band_stats: list[BandStats] | None = None,
 ) -> tuple[np.ndarray, RangeStats]:
     """:func:`correlate2d` straight to pixels: ``to_pixels((correlate2d(x, kernel, ...) + bias)
@@ -547,7 +555,7 @@ def gradient_pixels(
     integer_input: bool = False,
     out: np.ndarray | None = None,
     rows: Rows | None = None,
-    band_bytes: int = bands.DEFAULT_BAND_BYTES,
+    band_bytes: int | None = None,
     band_stats: list[BandStats] | None = None,
 ) -> tuple[np.ndarray, RangeStats]:
     """:func:`gradient_magnitude` straight to pixels, as :func:`correlate_pixels` (no bias)."""
@@ -569,7 +577,7 @@ def band_height(
     dtype: np.dtype | type | str = np.float32,
     method: str = "auto",
     integer_input: bool = False,
-    band_bytes: int = bands.DEFAULT_BAND_BYTES,
+    band_bytes: int | None = None,
 ) -> int:
     """Output rows per band of :func:`correlate2d` (or, with ``kernel_y``, :func:`gradient_magnitude`)
     called with these arguments: ranges ``rows=`` cut at its multiples are bit-identical to the
@@ -579,7 +587,7 @@ def band_height(
     else:
         kx, ky = (rotate180(kernel), rotate180(kernel_y)) if flip else (kernel, kernel_y)
         work, _ = _gradient_work(x, kx, ky, stride, dilation, pad, mode, dtype, method, integer_input)
-    return work.band_height(band_bytes)
+    return work.band_height(_band_bytes(band_bytes))
 
 
 def im2col(xp: np.ndarray, ksize: Pair, stride: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
@@ -652,7 +660,7 @@ def conv2d_plan(
     pad: Pad4 = (0, 0, 0, 0),
     dtype: np.dtype | type | str = np.float32,
     threads: int | None = None,
-    band_bytes: int = CONV_BAND_BYTES,
+    band_bytes: int | None = None,
     max_bytes: int = CONV_MAX_WORK_BYTES,
 ) -> ConvChoice:
     """How :func:`conv2d` would compute a call with these shapes, from the shapes alone.
@@ -664,7 +672,8 @@ def conv2d_plan(
     wshape, out_hw = _conv_shapes(tuple(x_shape), tuple(weights_shape), stride, dilation, pad)
     s = (int(stride[0]), int(stride[1]))
     d = (int(dilation[0]), int(dilation[1]))
-    return choose_conv(wshape, out_hw, s, d, dt, band_bytes, bands.resolve_threads(threads), max_bytes)
+    return choose_conv(wshape, out_hw, s, d, dt, _band_bytes(band_bytes, CONV_BAND_BYTES),
+                       bands.resolve_threads(threads), max_bytes)
 
 
 def conv2d(
@@ -678,7 +687,7 @@ def conv2d(
     mode: str | PadMode = "zeros",
     dtype: np.dtype | type | str = np.float32,
     threads: int | None = None,
-    band_bytes: int = CONV_BAND_BYTES,
+    band_bytes: int | None = None,
 ) -> np.ndarray:
     """A conv layer: (H, W, C_in) x weights (C_out, C_in, kh, kw) [+ bias (C_out,)] -> (oh, ow, C_out).
 
@@ -711,6 +720,7 @@ def conv2d(
             msg = f"bias must have shape ({cout},), got {b.shape}"
             raise UsageError(msg)
     nthreads = bands.resolve_threads(threads)
+    band_bytes = _band_bytes(band_bytes, CONV_BAND_BYTES)
     stride, dilation = (int(stride[0]), int(stride[1])), (int(dilation[0]), int(dilation[1]))
     choice = conv2d_plan(x.shape, w.shape, stride=stride, dilation=dilation, pad=pad, dtype=dt,
                          threads=nthreads, band_bytes=band_bytes)
