@@ -261,7 +261,7 @@ def test_a_later_gif_frame_claiming_a_huge_size_is_refused_before_it_is_decoded(
         r = run("filter", str(src), "-k", "sharpen", "--frames", frames, "-o", str(tmp_path / "o.gif"))
     assert r.exit_code == 1
     assert r.stderr == "convcli: error: " + str(src) + ": frame 1 is 40000x40000, not 10x10 like the first " \
-        "(give --frames N to filter one)\n"
+        "(--frames first filters the first alone)\n"
     assert calls and (40000, 40000) not in calls  # frame 0 was loaded, frame 1 never
     assert not (tmp_path / "o.gif").exists()
 

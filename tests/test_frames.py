@@ -177,6 +177,36 @@ def test_multipage_tiff_exact(tmp_path: Path) -> None:
         np.testing.assert_array_equal(got, ref_filter(want_in))
 
 
+@pytest.mark.parametrize("first_mode", ["RGB", "L", "P"])
+def test_a_16_bit_page_after_an_8_bit_one_is_refused_not_clipped(tmp_path: Path, first_mode: str) -> None:
+    """Pillow's I;16 -> RGB conversion clips at 255: the gradient page would come out 0/255 with
+    the report saying nothing was clipped. Refused as the other order is (16-bit first, 8-bit after)."""
+    src, out = tmp_path / "pages.tif", tmp_path / "out.tif"
+    gradient = np.linspace(0, 65535, 30).astype(np.uint16).reshape(5, 6)
+    Image.new(first_mode, (6, 5), 7).save(src, save_all=True, append_images=[Image.fromarray(gradient)])
+    code, _, stderr = run(*FILTER, src, "-o", out)
+    assert code == 1
+    assert stderr.strip().endswith(f"frame 1 is mode I;16, not {first_mode} like the first (--frames first "
+                                   "filters the first alone)")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["pages.tif"]
+
+
+def test_8_bit_pages_of_other_modes_are_converted_to_the_first_pages_mode(tmp_path: Path) -> None:
+    src, out = tmp_path / "pages.tif", tmp_path / "out.tif"
+    pages = [Image.new("L", (52, 40), 9), Image.new("CMYK", (52, 40), (0, 0, 0, 0))]
+    Image.fromarray(colour_frames(1)[0]).save(src, save_all=True, append_images=pages)
+    code, stdout, stderr = run(*FILTER, src, "-o", out, "--json")
+    assert code == 0, stderr
+    assert report(stdout)["input_shape"] == [3, 3, 40, 52]
+    shown = [np.asarray(Image.open(src).convert("RGB"))]
+    for i in (1, 2):
+        with Image.open(src) as im:
+            im.seek(i)
+            shown.append(np.asarray(im.convert("RGB")))
+    for want_in, got in zip(shown, shown_frames(out), strict=True):
+        np.testing.assert_array_equal(got, ref_filter(want_in))
+
+
 def test_gif_to_apng_and_transparency_kept_as_one_bit(tmp_path: Path) -> None:
     frames = grey_frames()
     rgba = []

@@ -123,6 +123,13 @@ _MODES: dict[str, _Mode] = {
     "RGBA;16": _Mode(None, 3, True, 16),
 }
 _PNG16_MODES = {4: "LA;16", 2: "RGB;16", 6: "RGBA;16"}  # PNG colour type -> mode above
+
+
+def mode_layout(mode: str) -> tuple[int, int] | None:
+    """(colour channels, bit depth) convcli reads a stored Pillow mode as, from the table above;
+    None for a mode it does not read."""
+    m = _MODES.get(mode)
+    return (m.channels, m.bit_depth) if m is not None else None
 # Modes whose info["transparency"] is a colour key (a value that means transparent).
 _KEYED_MODES = ("1", "L", "RGB", "RGB;16", "I;16", "I;16B", "I;16L", "I;16N", "I")
 _MODE_WITH_KEY = {"P": _Mode("RGBA", 3, True, 8, "palette expanded to RGBA")}
@@ -921,6 +928,13 @@ def open_planned(
         yield im, plan.header, plan.turn, plan.orientation
 
 
+def unlike_first(index: int, frame: str, first: str) -> str:
+    """Why frame ``index`` (its size or mode, ``frame``) cannot be filtered with the first frame's
+    plan (``first``): every frame is planned from the first one's header, so only the first can be
+    filtered alone."""
+    return f"frame {index} is {frame}, not {first} like the first (--frames first filters the first alone)"
+
+
 def seek_frame(im: Image.Image, index: int, size: tuple[int, int]) -> None:
     """Seek to frame ``index`` and decode it, with Pillow's own bomb check off (``max_pixels`` was
     checked from the header for the first frame's ``size``, (width, height) as stored); InputError
@@ -930,8 +944,7 @@ def seek_frame(im: Image.Image, index: int, size: tuple[int, int]) -> None:
         im.seek(index)
         w, h = im.size
         if (w, h) != size or any(t[1][2] > w or t[1][3] > h for t in getattr(im, "tile", None) or ()):
-            msg = (f"frame {index} is {w}x{h}, not {size[0]}x{size[1]} like the first (give --frames N "
-                   "to filter one)")
+            msg = unlike_first(index, f"{w}x{h}", f"{size[0]}x{size[1]}")
             raise InputError(msg)
         im.load()
 

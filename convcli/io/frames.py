@@ -34,10 +34,12 @@ from convcli.io.decode import (
     ImageHeader,
     Source,
     check_palette,
+    mode_layout,
     open_planned,
     open_source,
     orient,
     seek_frame,
+    unlike_first,
 )
 from convcli.io.encode import fit_icc, gif_frame, pillow_params, prepare_pixels
 from convcli.io.files import one_line
@@ -48,7 +50,6 @@ from convcli.io.pngrows import SHORT_DATA
 #: Disposal as GIF numbers it (0 unspecified, 1 keep, 2 restore background, 3 restore previous).
 DISPOSALS: tuple[str, ...] = ("unspecified", "none", "background", "previous")
 _APNG_DISPOSAL = {"unspecified": 0, "none": 0, "background": 1, "previous": 2}  # APNG dispose_op
-_GREY_MODES = ("1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 @record(frozen=True)
@@ -99,8 +100,7 @@ class FrameSource:
             if dropped:
                 info = dataclasses.replace(info, alpha_dropped=True)
             if arr.shape[:2] != (h.height, h.width):
-                msg = (f"frame {index} is {arr.shape[1]}x{arr.shape[0]}, not {h.width}x{h.height} like the "
-                       "first (give --frames N to filter one)")
+                msg = unlike_first(index, f"{arr.shape[1]}x{arr.shape[0]}", f"{h.width}x{h.height}")
                 raise InputError(msg)
             n_colour = arr.shape[2] - (1 if h.has_alpha else 0)
             color = arr[..., :n_colour].astype(np.float32)
@@ -117,8 +117,7 @@ class FrameSource:
         im, h = self.im, self.header
         if h.bit_depth == 16:
             if im.mode != h.mode:
-                msg = f"frame {index} is mode {im.mode}, not {h.mode} like the first"
-                raise InputError(msg)
+                raise InputError(unlike_first(index, f"mode {im.mode}", h.mode))
             arr = np.asarray(im)
             if arr.dtype != np.uint16:
                 if arr.size and (arr.min() < 0 or arr.max() > 65535):
@@ -126,9 +125,12 @@ class FrameSource:
                     raise InputError(msg)
                 arr = arr.astype(np.uint16)
         else:
+            layout = mode_layout(im.mode)
+            if layout is None or layout[1] != 8:  # a 16-bit page after an 8-bit one: converting clips it
+                raise InputError(unlike_first(index, f"mode {im.mode}", h.mode))
             if im.mode == "P" and im.format == "PNG":  # an APNG frame: as the first frame is checked
                 check_palette(im)
-            grey = h.mode in _GREY_MODES
+            grey = mode_layout(h.mode) == (1, 8)
             target = ("LA" if grey else "RGBA") if h.has_alpha else ("L" if grey else "RGB")
             if not h.has_alpha and (im.mode in _ALPHA_MODES or "transparency" in im.info):
                 arr = np.asarray(im.convert("LA" if grey else "RGBA"))
