@@ -302,3 +302,28 @@ def test_a_long_sum_breaks_at_the_kernel_rows(image: np.ndarray) -> None:
     assert all(ln.count("·") == 5 for ln in lines)
     small = explain_patch(get_kernel("sharpen"), np.arange(10.0, 100.0, 10).reshape(3, 3))
     assert sum(ln.startswith("Output = ") for ln in small.text.splitlines()) == 2  # the sum, then = 50
+
+
+@pytest.mark.parametrize(("channels", "channel", "name"), [(4, 3, ""), (5, 4, ""), (2, 1, ""), (3, 2, " (B)")])
+def test_explain_any_channel_of_a_npy_image(tmp_path: Path, channels: int, channel: int, name: str) -> None:
+    """A .npy of 4 or more channels and --channel 3 ended in a traceback ("RGB"[3]), and a 2-channel
+    one's channel 1 was called G: only three channels have colour names. The sum printed is checked
+    against scipy's correlation of that plane."""
+    import re
+
+    import scipy.ndimage as ndi
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    img = np.random.default_rng(channels).random((7, 9, channels)) * 255
+    src = tmp_path / "img.npy"
+    np.save(src, img)
+    r = CliRunner().invoke(cli, ["explain", str(src), "--at", "2,3", "-k", "sharpen", "--channel", str(channel),
+                                 "-p", "reflection"], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == f"{src}: channel {channel}{name}, output pixel x=2, y=3"
+    want = ndi.correlate(img[..., channel], get_kernel("sharpen").weights, mode="mirror")[3, 2]
+    got = float(re.search(r"Output ≈ (\S+)", r.stdout).group(1).replace(MINUS, "-"))
+    assert got == pytest.approx(want, rel=1e-5)

@@ -216,8 +216,10 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
         x, y = parse_at(at, "output pixel")
         result = explain_at(plane, kernel, x, y, flip=flip, bias=bias, stride=spec.stride,
                             dilation=spec.dilation, mode=spec.padding, pad4=pad4)
-        name = "luminance" if gray or img.color.shape[2] == 1 else "RGB"[channel]
-        click.echo(f"{image}: channel {channel} ({name}), output pixel x={x}, y={y}")
+        n = img.color.shape[2]
+        # a .npy's channels (2, 4 or more of them) have no colour names
+        name = " (luminance)" if gray or n == 1 else f" ({'RGB'[channel]})" if n == 3 else ""
+        click.echo(f"{image}: channel {channel}{name}, output pixel x={x}, y={y}")
         if img.alpha is not None:
             click.echo(result.text)
             stage = make_correlate_stage("filter", kernel, spec, flip=flip, bias=bias)
