@@ -304,7 +304,8 @@ def test_a_long_sum_breaks_at_the_kernel_rows(image: np.ndarray) -> None:
     assert sum(ln.startswith("Output = ") for ln in small.text.splitlines()) == 2  # the sum, then = 50
 
 
-@pytest.mark.parametrize(("channels", "channel", "name"), [(4, 3, ""), (5, 4, ""), (2, 1, ""), (3, 2, " (B)")])
+@pytest.mark.parametrize(("channels", "channel", "name"),
+                         [(4, 3, ""), (5, 4, ""), (2, 1, ""), (3, 2, " (B)")])
 def test_explain_any_channel_of_a_npy_image(tmp_path: Path, channels: int, channel: int, name: str) -> None:
     """A .npy of 4 or more channels and --channel 3 ended in a traceback ("RGB"[3]), and a 2-channel
     one's channel 1 was called G: only three channels have colour names. The sum printed is checked
@@ -319,8 +320,8 @@ def test_explain_any_channel_of_a_npy_image(tmp_path: Path, channels: int, chann
     img = np.random.default_rng(channels).random((7, 9, channels)) * 255
     src = tmp_path / "img.npy"
     np.save(src, img)
-    r = CliRunner().invoke(cli, ["explain", str(src), "--at", "2,3", "-k", "sharpen", "--channel", str(channel),
-                                 "-p", "reflection"], catch_exceptions=False)
+    r = CliRunner().invoke(cli, ["explain", str(src), "--at", "2,3", "-k", "sharpen",
+                                 "--channel", str(channel), "-p", "reflection"], catch_exceptions=False)
     assert r.exit_code == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[0] == f"{src}: channel {channel}{name}, output pixel x=2, y=3"
