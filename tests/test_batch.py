@@ -959,3 +959,19 @@ def test_a_signal_ignored_at_start_stays_ignored(heavy: Path, tmp_path: Path, si
     assert proc.returncode == 0 and stderr == b""
     assert len(list(out.iterdir())) == 24
     assert_only_whole_images(out)
+
+
+def test_a_thousand_levels_of_new_folders_are_made_without_a_traceback(tmp_path: Path) -> None:
+    """os.makedirs recurses once per missing level: -o with 1,000 new folders (2 kB, far under PATH_MAX)
+    ended in a RecursionError traceback, through -o, --out-dir/--name and --montage alike."""
+    a = save_rgb(tmp_path / "a.png")
+    deep = "/".join(["d"] * 1000)
+    cases = [(["-o", str(tmp_path / "o1" / deep / "x.png")], tmp_path / "o1" / deep / "x.png"),
+             (["--out-dir", str(tmp_path / "o2"), "--name", deep + "/{stem}.png"],
+              tmp_path / "o2" / deep / "a.png"),
+             (["-o", str(tmp_path / "x.png"), "--montage", str(tmp_path / "o3" / deep / "m.png")],
+              tmp_path / "o3" / deep / "m.png")]
+    for flags, made in cases:
+        r = run("blur", str(a), *flags, "-q")
+        assert r.exit_code == 0, r.stderr
+        decode(made)

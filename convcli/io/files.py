@@ -83,6 +83,26 @@ def _umask() -> int:
     return mask
 
 
+def make_dirs(folder: str) -> None:
+    """``os.makedirs(folder, exist_ok=True)`` without recursion: a 1,000-level path is a loop of
+    ``mkdir`` calls, not a RecursionError. Raises what ``mkdir`` raises (FileExistsError where a
+    file, or a link to nothing, stands in the way)."""
+    missing: list[str] = []
+    path = os.path.abspath(folder)
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):  # made by another process meanwhile, as makedirs allows
+                raise
+
+
 def write_atomic(path: str | os.PathLike, data: bytes | bytearray | memoryview | Iterable[bytes], *,
                  tag: str = "") -> None:
     """Write ``data`` (bytes, or an iterable of chunks) to ``path`` atomically.

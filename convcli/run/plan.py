@@ -24,7 +24,7 @@ from convcli.core.records import record
 from convcli.errors import ConvcliError, ExitStatus, InputError, UsageError, quoted
 from convcli.io.decode import ImageHeader, read_header
 from convcli.io.encode import eight_bit_reason
-from convcli.io.files import DANGLING_LINK, file_kind, os_reason
+from convcli.io.files import DANGLING_LINK, file_kind, make_dirs, os_reason
 from convcli.io.formats import FORMATS, extension_for, format_for_path, format_info
 from convcli.run.inputs import InputItem, dash_safe, output_extension
 from convcli.run.job import Job, OutputKind
@@ -634,7 +634,7 @@ def make_folders(tasks: list[Task], *, create: bool = True) -> list[Task]:
 def _make_folder(folder: str) -> str | None:
     """Create ``folder`` and its parents; why it could not be, or None."""
     try:
-        os.makedirs(folder, exist_ok=True)
+        make_dirs(folder)
     except FileExistsError:  # a file, or a link to nothing or in a loop, stands where a folder would go
         return _folder_problem(folder) or "not a directory"
     except OSError as e:
@@ -677,7 +677,7 @@ def make_output_folders(outputs: list[tuple[str, str]]) -> None:
         if not folder:
             continue
         try:
-            os.makedirs(folder, exist_ok=True)
+            make_dirs(folder)
         except FileExistsError:
             msg = f"cannot create the folder of {path}: not a directory"
             raise UsageError(msg) from None
