@@ -266,6 +266,28 @@ def test_a_second_run_over_a_folder_rewrites_its_outputs_instead_of_reading_them
     assert r.exit_code == 2 and "would overwrite the input" in r.stderr
 
 
+@pytest.mark.parametrize("recursive", [False, True])
+def test_a_link_named_like_an_output_to_another_input_is_refused_not_written_through(
+        tmp_path: Path, recursive: bool) -> None:
+    """b.blur.png -> a.png in the folder read: a.png was dropped as if it were b.png's earlier output
+    (its path resolved through the link), and b.png's blur was written through the link over the
+    original a.png, exit 0. The link makes a.png an input the output would overwrite: refused, exit 2,
+    as when both are named."""
+    d = tmp_path / "photos"
+    (d / "x").mkdir(parents=True)
+    (d / "y").mkdir()
+    a = save_rgb(d / "x" / "a.png", seed=1)
+    b = save_rgb((d / "y" if recursive else d / "x") / "b.png", seed=2)
+    b.with_name("b.blur.png").symlink_to(os.path.relpath(a, b.parent))
+    before = a.read_bytes()
+    for dry in ([], ["--dry-run"]):
+        r = run("blur", str(d if recursive else d / "x"), *(["--recursive"] if recursive else []), "--json",
+                *dry)
+        assert r.exit_code == 2, r.stdout
+        assert f"the output {b.with_name('b.blur.png')} would overwrite the input {a}" in r.stderr
+        assert a.read_bytes() == before
+
+
 @pytest.mark.parametrize(("argv", "written"), [
     (["blur", "{d}", "--montage", "{d}/{{stem}}.montage.png"],
      ["a.blur.png", "a.montage.png", "a.png", "b.blur.png", "b.montage.png", "b.png"]),
@@ -971,7 +993,25 @@ def test_a_thousand_levels_of_new_folders_are_made_without_a_traceback(tmp_path:
               tmp_path / "o2" / deep / "a.png"),
              (["-o", str(tmp_path / "x.png"), "--montage", str(tmp_path / "o3" / deep / "m.png")],
               tmp_path / "o3" / deep / "m.png")]
-    for flags, made in cases:
-        r = run("blur", str(a), *flags, "-q")
-        assert r.exit_code == 0, r.stderr
-        decode(made)
+    try:
+        for flags, made in cases:
+            r = run("blur", str(a), *flags, "-q")
+            assert r.exit_code == 0, r.stderr
+            decode(made)
+    finally:  # removed level by level: shutil.rmtree (pytest's clean-up of old tmp_paths) recurses too
+        for top in ("o1", "o2", "o3"):
+            _remove_chain(tmp_path / top)
+
+
+def _remove_chain(folder: Path) -> None:
+    """Remove a tree of one folder per level (and the files in them) without recursion."""
+    chain = []
+    while folder.is_dir():
+        chain.append(folder)
+        subfolders = [p for p in folder.iterdir() if p.is_dir()]
+        for p in folder.iterdir():
+            if not p.is_dir():
+                p.unlink()
+        folder = subfolders[0] if subfolders else folder / "-none-"
+    for f in reversed(chain):
+        f.rmdir()

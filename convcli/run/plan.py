@@ -153,15 +153,15 @@ def without_earlier_outputs(inputs: list[InputItem], writes: Sequence[Sequence[s
     writers: dict[str, set[int]] = {}
     for i, paths in enumerate(writes):
         for path in paths:
-            writers.setdefault(os.path.realpath(path), set()).add(i)
+            writers.setdefault(_named(path), set()).add(i)
 
     def others(i: int, item: InputItem) -> set[int]:
         """The other inputs that write this found input (a fixed --montage path: every input); none
         if it is this input's own output."""
         if not item.found or item.path is None:
             return set()
-        path = os.path.realpath(item.path)
-        if outputs[i] not in (None, "-") and os.path.realpath(str(outputs[i])) == path:
+        path = _named(item.path)
+        if outputs[i] not in (None, "-") and _named(str(outputs[i])) == path:
             return set()
         return writers.get(path, set()) - {i}
 
@@ -171,6 +171,14 @@ def without_earlier_outputs(inputs: list[InputItem], writes: Sequence[Sequence[s
         if not keep[i] and not any(keep[j] for j in others(i, item)):
             keep[i] = True
     return keep
+
+
+def _named(path: str) -> str:
+    """Where the name ``path`` is: its folder resolved, its last part as it is. A found file is a
+    planned file of this run (the last run's output) only under that file's own name: the link
+    ``b.blur.png -> a.png`` makes ``a.png`` no output of ``b.png``, but an input the write through
+    the link would overwrite (refused by :func:`check_files`; dropped, it was overwritten)."""
+    return os.path.join(os.path.realpath(os.path.dirname(path) or "."), os.path.basename(path))
 
 
 def written_by_output(output: str, item: InputItem) -> bool:
