@@ -1015,3 +1015,36 @@ def _remove_chain(folder: Path) -> None:
         folder = subfolders[0] if subfolders else folder / "-none-"
     for f in reversed(chain):
         f.rmdir()
+
+
+@pytest.mark.parametrize("replacement", ["grey16", "rgba", "bigger"])
+def test_an_image_replaced_after_planning_fails_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      replacement: str) -> None:
+    """A file replaced between the plan (its header) and its decoding was filtered as planned: a 16-bit
+    grey image written 8-bit and reported [1, 3, H, W], an RGBA one's alpha lost, no note. It fails alone
+    now (exit 1), nothing written for it; the other input is done."""
+    import convcli.run.job as job_module
+
+    d = tmp_path / "in"
+    d.mkdir()
+    save_rgb(d / "a.png", seed=1)
+    save_rgb(d / "b.png", seed=2)
+    rng = np.random.default_rng(3)
+    new = {"grey16": Image.fromarray(rng.integers(0, 65536, (24, 32), dtype=np.uint16)),
+           "rgba": Image.fromarray(rng.integers(0, 256, (24, 32, 4), dtype=np.uint8), "RGBA"),
+           "bigger": Image.fromarray(rng.integers(0, 256, (30, 32, 3), dtype=np.uint8))}[replacement]
+    real = job_module._process
+
+    def replaced_first(job: Any) -> Any:
+        if job.source.endswith("b.png"):
+            new.save(d / "b.png")
+        return real(job)
+
+    monkeypatch.setattr(job_module, "_process", replaced_first)
+    out = tmp_path / "out"
+    r = run("blur", str(d), "--out-dir", str(out), "--json", "--ordered", "-j", "1")
+    recs = records(r.stdout)
+    assert r.exit_code == 1
+    assert [x["status"] for x in recs] == ["ok", "error"]
+    assert recs[1]["error"].startswith("the file changed while the run was on (read as a ")
+    assert sorted(p.name for p in out.iterdir()) == ["a.blur.png"]
