@@ -773,6 +773,38 @@ def test_progress_bar_stays_off_stdout(photos: Path, tmp_path: Path) -> None:
     assert len(records(proc.stdout.decode())) == 4
 
 
+def _on_a_terminal(*args: str) -> tuple[int, bytes]:
+    """Run convcli with stderr on a pseudo-terminal: its exit status and what the terminal received."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(convcli(*args), stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer of the terminal is gone
+                break
+            if not chunk:
+                break
+            shown += chunk
+        return proc.wait(timeout=TIMEOUT), shown
+    finally:
+        os.close(master)
+
+
+def test_quiet_draws_no_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """-q drew the bar anyway when stderr was a terminal (erased at the end, but drawn)."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(6):
+        save_rgb(d / f"p{i}.png", seed=i)
+    code, shown = _on_a_terminal("blur", str(d), "--out-dir", str(tmp_path / "q"), "-q", "-j", "1")
+    assert code == 0 and shown == b""
+    code, shown = _on_a_terminal("blur", str(d), "--out-dir", str(tmp_path / "v"), "-j", "1")
+    assert code == 0 and b"6 done, 0 failed" in shown
+
+
 def test_binary_image_refused_on_a_terminal(photos: Path) -> None:
     master, slave = pty.openpty()
     try:

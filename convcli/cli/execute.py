@@ -224,7 +224,7 @@ class BatchRun:
             ordered=spec.batch.ordered,
             fail_fast=spec.batch.fail_fast,
             summary=many and not quiet,
-            progress=many and sys.stderr.isatty(),
+            progress=many and not quiet and sys.stderr.isatty(),
         )
 
     def run(self) -> int:
