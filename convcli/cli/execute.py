@@ -50,9 +50,12 @@ from convcli.run.scale import (
     Outcome,
     check_dask_address,
     choose_workers,
+    output_stamp,
     run_dask,
     run_local,
     share_cores,
+    signals_deferred,
+    written_when_stopped,
 )
 from convcli.run.spec import Command, RunSpec
 
@@ -234,15 +237,17 @@ class BatchRun:
         t0 = time.perf_counter()
         reported: set[int] = set()
         ordered: InOrder | None = None
+        before = {i: output_stamp(t) for i, t in enumerate(self.tasks)}
         try:
             with stop_signals_raise(), progress_bar(len(self.tasks), self.progress) as advance, \
                     closing(self._outcomes(stop)) as outcomes:
                 ordered = InOrder(outcomes) if self.ordered else None
                 for outcome in ordered if ordered is not None else outcomes:
-                    reported.add(outcome.index)
                     status = max(status, outcome.status)
                     counts["ok" if outcome.status == ExitStatus.OK else "error"] += 1
-                    self._report(outcome)
+                    with signals_deferred():  # a stop now comes after the whole line, not mid-record
+                        self._report(outcome)
+                        reported.add(outcome.index)
                     advance()
                     if self.fail_fast and outcome.status != ExitStatus.OK:
                         stop.set()
@@ -250,10 +255,15 @@ class BatchRun:
             for t in self.tasks:
                 if isinstance(t, Job):
                     remove_temporaries(t.files(), t.temp_tag)
-            if ordered is not None and isinstance(exc, Stopped | KeyboardInterrupt):
+            if isinstance(exc, Stopped | KeyboardInterrupt):
                 with contextlib.suppress(OSError):  # a reader already gone changes nothing
-                    for outcome in ordered.leftovers():  # done, their files in place: say so
+                    for outcome in ordered.leftovers() if ordered is not None else ():
+                        reported.add(outcome.index)  # done, their files in place: say so
                         self._report(outcome)
+                    for i, t in enumerate(self.tasks):  # written, its record cut off by the stop
+                        if i not in reported and isinstance(t, Job) and output_stamp(t) not in (
+                                None, before[i]):
+                            self._report(written_when_stopped(i, t))
             raise
         if stop.is_set():
             self.reporter.not_run(t.source for i, t in enumerate(self.tasks) if i not in reported)

@@ -26,6 +26,7 @@ import dataclasses
 import os
 import re
 import signal
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,6 +92,33 @@ def work(index: int, task: Task) -> Outcome:
         import traceback
 
         return _internal_error(index, task.source, e, traceback.format_exc())
+
+
+def output_stamp(task: Task) -> tuple[int, int] | None:
+    """(device, inode) of the regular file at a job's output now; None when there is none (or no job,
+    or stdout). Every write renames a new file into place, so a stamp that changed during a run says
+    the run wrote that output."""
+    if not isinstance(task, Job) or task.output in (None, "-"):
+        return None
+    try:
+        st = os.stat(str(task.output))
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def written_when_stopped(index: int, task: Job) -> Outcome:
+    """A job whose output was written (renamed into place) but whose report a stop cut off (Ctrl-C
+    between the rename and the record; a worker killed after it): its record as planned, as
+    ``--dry-run`` gives it, with a note. Its range statistics went with the stop."""
+    note = "written as the run was stopped: its range was not reported"
+    try:
+        planned = process(dataclasses.replace(task, dry_run=True)).record
+    except Exception:  # noqa: BLE001 - the input changed or went since: what is known is the file written
+        planned = {"input": task.source, "output": task.output, "notes": []}
+    planned.pop("dry_run", None)
+    planned.update(status="ok", notes=[*planned.get("notes", []), note])
+    return Outcome(index, Result(planned), ExitStatus.OK)
 
 
 def _internal_error(index: int, source: str, exc: BaseException, tb: str | None) -> Outcome:
@@ -182,8 +210,9 @@ def _worker_init() -> None:
 
 
 @contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP back while the pool starts processes and threads.
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP back while the pool starts processes and threads (and while
+    a record is written: a stop mid-record left an image written and no line for it).
 
     Two levels. Python's handlers are swapped for one that only records the signal (the
     signal may reach the process through any thread, e.g. a BLAS thread, and the handler
@@ -266,7 +295,7 @@ def _pooled(tasks: list[Task], workers: int, stop: threading.Event, window: int)
         if finished:
             pool.shutdown(wait=True)
         else:  # Ctrl-C, SIGTERM, a closed pipe...: stop the workers now, mid-image if need be
-            with _signals_deferred():  # a second Ctrl-C waits until the workers are gone
+            with signals_deferred():  # a second Ctrl-C waits until the workers are gone
                 _kill(pool)
     for index in sorted(suspects):  # alone in a pool of one: only an input that kills its worker fails
         if stop.is_set():
@@ -284,7 +313,7 @@ def _remove_temporaries(tasks: list[Task]) -> None:
 def _isolated(index: int, task: Task) -> Outcome:
     pool = _new_pool(1)
     try:
-        with _signals_deferred():
+        with signals_deferred():
             fut = pool.submit(work, index, task)
         outcome = _collect(fut, index, task)
     finally:
@@ -299,7 +328,7 @@ def _isolated(index: int, task: Task) -> Outcome:
 def _fill(pool: ProcessPoolExecutor, queue: Iterator[tuple[int, Task]], pending: dict[Future[Outcome], int],
           window: int, stop: threading.Event) -> None:
     """Submit tasks up to ``window`` in flight (a submit may start a worker: signals deferred)."""
-    with _signals_deferred():
+    with signals_deferred():
         while len(pending) < window and not stop.is_set():
             item = next(queue, None)
             if item is None:
