@@ -417,3 +417,31 @@ def test_weights_panel_uses_its_square(cin: int, k: int) -> None:
     assert img.shape[0] >= 16 + old_px * k - 16 and img.shape[1] >= 224 * 0.6, img.shape
     if (cin, k) == (3, 3):  # figure 7: each tap now about 31 px (24 before), the square filled
         assert min(img.shape[:2]) >= 190
+
+
+@pytest.mark.parametrize("channels", [2, 5])
+def test_a_npy_input_of_any_channel_count_is_drawn_one_map_a_channel(tmp_path: Path, channels: int) -> None:
+    """--montage on a .npy of 2 or 5 channels failed after the work (exit 2, 'panel image must be ...
+    (H, W, 3)'), while --dry-run said ok; learn wrote its files, then failed the same way. Its input is
+    drawn as its stages are: one map a channel, each stretched over its own range."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from convcli.cli import cli
+    from convcli.teach.render import stage_panels
+
+    x = np.random.default_rng(channels).random((12, 16, channels)) * 255
+    panels = stage_panels(None, x.astype(np.float32), 255.0, 0)
+    assert [p.label for p in panels] == [f"input (channel {i}/{channels})" for i in range(1, channels + 1)]
+    for i, p in enumerate(panels):
+        lo, hi = x[..., i].min(), x[..., i].max()
+        want = np.round((x[..., i] - lo) / (hi - lo) * 255)
+        assert np.abs(p.image.astype(float) - want).max() <= 1
+    src = tmp_path / "x.npy"
+    np.save(src, x)
+    for args in (["filter", str(src), "-k", "sharpen", "-o", str(tmp_path / "y.npy"),
+                  "--montage", str(tmp_path / "m.png")],
+                 ["learn", str(src), str(src), "--size", "3", "-o", str(tmp_path / "l.npy")]):
+        r = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert r.exit_code == 0, r.stderr
+    assert Image.open(tmp_path / "m.png").size[0] > 0

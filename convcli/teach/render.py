@@ -509,6 +509,8 @@ def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, inde
     its picture is drawn with (the output's, for the last stage), else the op's own."""
     shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
     if plan is None:
+        if values.shape[2] not in (1, 3):  # a .npy of 2, 4 or more channels: no picture, one map each
+            return [replace(p, true_scale=True) for p in feature_maps_to_panels(values, "input", shape)]
         return [Panel("input", shape, display_pixels(values, "input", maxval), true_scale=True)]
     if plan.stage.op == "flatten":
         return []  # a vector: nothing to draw as a picture
