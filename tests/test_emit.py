@@ -528,6 +528,8 @@ def test_cli_emit_refuses_inputs_and_outputs_the_program_cannot_take(args: list[
     (["--out-dir", "{d}/o"], "'{d}/o/a.sharpen.png'"),
     (["--out-dir", "{d}/o", "--name", "{{stem}}.jpg"], "'{d}/o/a.jpg'"),
     (["-o", "{d}/x.webp"], "'{d}/x.webp'"),
+    (["-o", "-"], "'output.png'"),  # was OUTPUT = '-': Pillow's save('-') raises, no file name to change
+    (["-o", "-", "--format", "jpg"], "'output.jpg'"),
 ])
 def test_cli_emit_writes_the_file_convcli_would(flags: list[str], want: str, tmp_path: Path) -> None:
     """--format, --out-dir and --name were dropped: the program wrote output.png (with a JPEG quality

@@ -29,7 +29,8 @@ def _output_quality(spec: RunSpec, out: str) -> int | None:
 
 def _emit_output(spec: RunSpec, op: str, given: str, src: str) -> str:
     """The file the program writes: the one convcli would write (``-o``, or ``--out-dir``/``--name``
-    for this input), else ``output`` with the extension of ``--format`` (PNG without it). The format
+    for this input), else (and for ``-o -``) ``output`` with the extension of ``--format`` (PNG without
+    it). The format
     flags are checked as for a run (``--format jpeg -o x.png`` is refused)."""
     from convcli.io.formats import extension_for
     from convcli.run.inputs import expand_inputs
@@ -37,7 +38,7 @@ def _emit_output(spec: RunSpec, op: str, given: str, src: str) -> str:
 
     out = spec.output
     check_format_flags(spec)
-    if out.output is not None:
+    if out.output is not None and out.output != "-":  # stdout: a file name to change, as stdin's input.png
         return out.output
     if (out.out_dir is not None or out.name_template is not None) and given != "-":
         paths = main_outputs(spec, op, expand_inputs([src]))
