@@ -214,3 +214,16 @@ def test_a_header_that_is_no_dict_literal_is_said_plainly(tmp_path: Path) -> Non
         r = runner.invoke(cli, [*args, "-o", str(tmp_path / "o.png")])
         assert r.exit_code == status
         assert "is not a Python dict literal" in r.stderr and "0x" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args", [["edges"], ["blur", "--gray"]])
+def test_a_npy_of_5_channels_read_as_grey_says_why_without_blaming_a_flag(tmp_path: Path,
+                                                                           args: list[str]) -> None:
+    """edges reads luminance: on a 5-channel .npy it said '--gray needs 1 or 3 channels' to a user who
+    gave no --gray."""
+    src = tmp_path / "a.npy"
+    np.save(src, np.zeros((6, 7, 5), np.float32))
+    r = CliRunner().invoke(cli, [args[0], str(src), *args[1:], "-o", str(tmp_path / "o.npy")])
+    assert r.exit_code == 1
+    assert r.stderr == (f"convcli: error: {src}: read as grey (luminance), which needs 1 or 3 channels; "
+                        "the .npy array has 5\n")

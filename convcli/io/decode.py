@@ -1012,7 +1012,9 @@ def _npy_checked(shape: tuple[int, ...], dtype: np.dtype, gray: bool, max_pixels
     notes = [f"{dtype} array {list(shape)}: values used as they are (0..255 scale)"]
     if gray:
         if channels != 3 and channels != 1:
-            raise InputError(f"--gray needs 1 or 3 channels, the .npy array has {channels}")
+            # --gray, or a command that works on luminance (edges): the user may not have asked
+            msg = f"read as grey (luminance), which needs 1 or 3 channels; the .npy array has {channels}"
+            raise InputError(msg)
         if channels == 3:
             channels = 1
             notes.append("converted to luminance (ITU-R 601-2)")
