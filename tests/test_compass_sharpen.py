@@ -405,3 +405,13 @@ def test_a_kernel_image_over_the_size_limit_says_the_kernel_limit(tmp_path: Path
             "--max-pixels", "5000000")
     assert r.exit_code == 2
     assert "1002x1002 (WxH); a kernel is at most 1001 a side" in r.stderr and "--max-pixels" not in r.stderr
+
+
+def test_sharpen_radius_is_refused_where_its_kernel_would_be_over_the_limit(tmp_path: Path) -> None:
+    """--radius took up to 512, then 501..512 failed on the 1001-tap kernel limit with 'give a smaller
+    --sigma' (the sigma was not the cause). The option's range is the limit: 2 * 500 + 1 = 1001."""
+    src = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(src)
+    r = run("sharpen", str(src), "--radius", "501", "-o", str(tmp_path / "o.png"))
+    assert r.exit_code == 2 and "'--radius': 501 is not in the range 0<=x<=500" in r.stderr
+    assert run("sharpen", str(src), "--radius", "500", "-o", str(tmp_path / "o.png")).exit_code == 0

@@ -382,7 +382,8 @@ def downsample_cmd(**p: Any) -> int:
 # --- sharpen -----------------------------------------------------------------------------
 
 sharpen_options = stack(
-    click.option("--radius", type=click.IntRange(0, 512), default=0, show_default=True,
+    # the blur is (2R+1)x(2R+1): R up to 500 is the 1001-tap kernel limit (512 passed, then failed on it)
+    click.option("--radius", type=click.IntRange(0, (MAX_KERNEL_SIZE - 1) // 2), default=0, show_default=True,
                  help="Blur radius R: a (2R+1)x(2R+1) Gaussian; 0: 2*ceil(3*sigma)+1."),
     click.option("--sigma", type=float, default=1.0, show_default=True, help="Blur sigma S (> 0)."),
     click.option("--amount", type=FiniteFloat(-MAX_KERNEL_ABS_SUM, MAX_KERNEL_ABS_SUM), default=1.0,
