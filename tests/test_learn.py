@@ -189,6 +189,15 @@ def test_cli_lstsq_and_k_reads_it_back(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.load(again), np.load(target), atol=1e-2)
 
 
+def test_cli_lstsq_refuses_a_curve_it_has_none_of(tmp_path: Path) -> None:
+    """--solver lstsq --curve c.png took the flag and drew nothing, without a word."""
+    out = tmp_path / "k.txt"
+    r = CliRunner().invoke(cli, ["learn", str(CAT), str(CAT), "--solver", "lstsq", "-o", str(out),
+                                 "--curve", str(tmp_path / "c.png")])
+    assert r.exit_code == 2 and "--solver lstsq solves in one step and has none" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_depthwise_prints_each_channels_kernel(tmp_path: Path) -> None:
     """0.3 printed "weights [3, 3, 3]" for a file of shape (3, 3, 3, 3) and no kernel at all."""
     x = _cat()

@@ -138,6 +138,9 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
     bias_path = _derived(output, "bias.npy") if channels == "mixing" else None
     if bias_path:
         files.append(("bias file", bias_path))
+    if solver == "lstsq" and curve is not None:  # it was taken and nothing drawn, without a word
+        msg = "--curve draws the descent's loss by step: --solver lstsq solves in one step and has none"
+        raise UsageError(msg)
     if not no_figures:
         curve = curve or _derived(output, "loss.png")
         montage = montage or _derived(output, "steps.png")
