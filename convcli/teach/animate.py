@@ -397,8 +397,9 @@ def plan(settings: AnimateSettings) -> Plan:
         raise UsageError(msg)
     labels["source"] = settings.source
     if settings.unroll:
-        labels["title"] = ("im2col (PyTorch's unfold): every window becomes one row of a matrix; "
-                           "one matrix product gives every output")
+        # F.unfold makes each window a column (9x16 for a 3x3 kernel on 4x4): drawn here one row a window
+        labels["title"] = ("im2col (PyTorch's unfold, transposed): every window becomes one row of a "
+                           "matrix; one matrix product gives every output")
         if settings.transposed:
             labels["title"] = "transposed convolution, unrolled: " + labels["title"]
 
