@@ -328,3 +328,23 @@ def test_explain_any_channel_of_a_npy_image(tmp_path: Path, channels: int, chann
     want = ndi.correlate(img[..., channel], get_kernel("sharpen").weights, mode="mirror")[3, 2]
     got = float(re.search(r"Output ≈ (\S+)", r.stdout).group(1).replace(MINUS, "-"))
     assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_explain_normalizes_and_scales_the_kernel_as_filter_does() -> None:
+    """The lecture's fact 6 step by step: its 'Gaussian' sums to 1.776 and brightens the flat patch
+    (0.111·200 + 0.222·200 + 0.444·50 = 88.8); divided by its sum it gives 50 back. explain had no
+    --normalize (nor --scale) to show it."""
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    gauss = "0.111 0.222 0.111; 0.222 0.444 0.222; 0.111 0.222 0.111"
+    patch = "10 20 30; 40 50 60; 70 80 90"
+    runs = {flags: CliRunner().invoke(cli, ["explain", "-k", gauss, "--patch", patch, *flags],
+                                      catch_exceptions=False)
+            for flags in ((), ("--normalize",), ("--scale", "2"), ("--normalize", "--scale", "2"))}
+    assert all(r.exit_code == 0 for r in runs.values())
+    assert "Output = 88.8" in runs[()].stdout
+    assert "Output = 50" in runs[("--normalize",)].stdout
+    assert "Output = 177.6" in runs[("--scale", "2")].stdout
+    assert "Output = 100" in runs[("--normalize", "--scale", "2")].stdout

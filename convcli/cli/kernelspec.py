@@ -29,6 +29,16 @@ def cli_kernel(spec: str) -> Kernel:
     return parse_kernel(spec, file_loader=load_kernel_file)
 
 
+def user_kernel(spec: str, normalize: bool, scale: float | None) -> Kernel:
+    """``-k SPEC`` with ``--normalize`` (divided by its sum) and ``--scale F`` applied, in that order."""
+    k = cli_kernel(spec)
+    if normalize:
+        k = k.normalized()
+    if scale is not None:
+        k = k.scaled(scale)
+    return k
+
+
 def parse_patch(text: str) -> np.ndarray:
     """An input patch given as a literal (``explain``/``animate --patch``); its errors name --patch
     where the kernel parser's say "kernel"."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from convcli.cli.kernelspec import cli_kernel, kernel_files
+from convcli.cli.kernelspec import cli_kernel, kernel_files, user_kernel
 from convcli.cli.options import (
     FiniteFloat,
     PaddingType,
@@ -65,15 +65,6 @@ COMPASS_OPERATORS: dict[str, str] = {
     "sobel8": "sobel-x",
     "compass": "compass",
 }
-
-
-def user_kernel(spec: str, normalize: bool, scale: float | None) -> Kernel:
-    k = cli_kernel(spec)
-    if normalize:
-        k = k.normalized()
-    if scale is not None:
-        k = k.scaled(scale)
-    return k
 
 
 def filter_op_name(spec: str, kernel: Kernel) -> str:

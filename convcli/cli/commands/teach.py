@@ -150,12 +150,15 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
 @click.option("--gray", is_flag=True, help="Use the luminance of IMAGE.")
 @click.option("--unroll", is_flag=True,
               help="Show a tiny input (<= 8x8: IMAGE or --patch) convolved as im2col x kernel.")
+@click.option("--normalize", is_flag=True, help="Divide the kernel by its sum (as filter's --normalize).")
+@click.option("--scale", type=FiniteFloat(), default=None, help="Multiply the kernel by F (as filter's).")
 @click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution).")
 @click.option("--bias", type=FiniteFloat(-MAX_KERNEL_ABS_SUM, MAX_KERNEL_ABS_SUM), default=0.0,
               help="Add B after the sum.")
 @geometry_options()
 def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str | None, channel: int,
-                gray: bool, unroll: bool, flip: bool, bias: float, **p: Any) -> int:
+                gray: bool, unroll: bool, normalize: bool, scale: float | None, flip: bool, bias: float,
+                **p: Any) -> int:
     """One output pixel computed step by step, as the lecture does it.
 
     \b
@@ -163,10 +166,10 @@ def explain_cmd(image: str | None, kernel_spec: str, patch: str | None, at: str 
     convcli explain sample_images/cat224.png --at 0,0 -k sharpen -p zeros   a corner: padded values in []
     convcli explain --patch "1 2 3; 4 5 6; 7 8 9" -k "1 0; 0 -1" --unroll -p valid
     """
-    from convcli.cli.kernelspec import cli_kernel
+    from convcli.cli.kernelspec import user_kernel
     from convcli.teach.explain import explain_at, explain_patch, explain_unroll
 
-    kernel = cli_kernel(kernel_spec)
+    kernel = user_kernel(kernel_spec, normalize, scale)
     spec = geometry_spec(p)
     pad4 = spec.resolve(kernel.shape)[1]
 
