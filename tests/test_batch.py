@@ -725,24 +725,29 @@ def test_signal_mid_batch_stops_cleanly(heavy: Path, tmp_path: Path, sig: int, j
     assert all(r["status"] == "ok" for r in done)
 
 
-def test_an_output_written_just_before_ctrl_c_still_gets_its_record(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ctrl-C between an output's rename and its record: the file stayed, no line said so, and a script
-    keeping the JSON as its log never knew. Its record (as planned) goes out with a note."""
+def _stop_after(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Ctrl-C right after the file ``name`` is renamed into place (in-process runs, -j 1)."""
     import convcli.run.job as job_module
 
-    d = tmp_path / "in"
-    d.mkdir()
-    for name in ("a", "b", "c"):
-        save_rgb(d / f"{name}.png", seed=ord(name))
     real = job_module._write
 
     def write_then_interrupt(job: Any, path: str, data: Any) -> None:
         real(job, path, data)
-        if path.endswith("b.blur.png"):
+        if path.endswith(name):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(job_module, "_write", write_then_interrupt)
+
+
+def test_an_output_written_just_before_ctrl_c_still_gets_its_record(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C between an output's rename and its record: the file stayed, no line said so, and a script
+    keeping the JSON as its log never knew. Its record (as planned) goes out with a note."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in ("a", "b", "c"):
+        save_rgb(d / f"{name}.png", seed=ord(name))
+    _stop_after(monkeypatch, "b.blur.png")
     out = tmp_path / "out"
     r = CliRunner().invoke(cli, ["blur", str(d), "--out-dir", str(out), "--json", "--ordered", "-j", "1"])
     assert r.exit_code == 130
@@ -751,7 +756,46 @@ def test_an_output_written_just_before_ctrl_c_still_gets_its_record(tmp_path: Pa
     assert sorted(p.name for p in out.iterdir()) == ["a.blur.png", "b.blur.png"]
     assert recs[1]["status"] == "ok" and recs[1]["output_shape"] == [1, 3, 24, 32]
     assert recs[1]["notes"][-1] == "written as the run was stopped: its range was not reported"
-    assert "range" in recs[0] and "dry_run" not in recs[1]
+    assert "range" in recs[0] and not {"dry_run", "seconds", "range"} & set(recs[1])
+
+
+def test_a_stop_between_a_montage_and_its_output_is_reported_as_such(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The montage is written before the output: stopped between them, the input had no record (the
+    montage on disk, unsaid); stopped after the output, its record lacked the montage."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in ("a", "b"):
+        save_rgb(d / f"{name}.png", seed=ord(name))
+    out = tmp_path / "out"
+    args = ["blur", str(d), "--out-dir", str(out), "--montage", str(out / "{stem}.m.png"), "--json",
+            "--ordered", "-j", "1"]
+    _stop_after(monkeypatch, "b.m.png")
+    r = CliRunner().invoke(cli, args)
+    recs = records(r.stdout)
+    assert r.exit_code == 130 and [x["status"] for x in recs] == ["ok", "error"]
+    assert recs[1]["error"] == (f"stopped before its output {out / 'b.blur.png'} was written "
+                                f"({out / 'b.m.png'} was written)")
+    monkeypatch.undo()
+    _stop_after(monkeypatch, "b.blur.png")  # a re-run: its files exist before, each is written anew
+    r = CliRunner().invoke(cli, args)
+    recs = records(r.stdout)
+    assert r.exit_code == 130 and [x["status"] for x in recs] == ["ok", "ok"]
+    assert recs[1]["montage"] == str(out / "b.m.png") and recs[1]["output"] == str(out / "b.blur.png")
+
+
+def test_a_stop_after_channel_maps_names_the_maps_written(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "a.npy"
+    np.save(src, np.random.default_rng(0).random((6, 7, 4)).astype(np.float32) * 255)
+    out = tmp_path / "a.png"
+    _stop_after(monkeypatch, "a.png")
+    r = CliRunner().invoke(cli, ["blur", str(src), "-o", str(out), "--json"])
+    assert r.exit_code == 130
+    (rec,) = records(r.stdout)
+    assert rec["status"] == "ok" and rec["output"] == str(out)
+    assert rec["outputs"] == [str(tmp_path / f"a.c{i}.png") for i in range(4)]
+
 
 
 def test_ctrl_c_with_ordered_still_reports_the_images_already_written(tmp_path: Path) -> None:

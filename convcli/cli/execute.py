@@ -50,7 +50,7 @@ from convcli.run.scale import (
     Outcome,
     check_dask_address,
     choose_workers,
-    output_stamp,
+    file_stamps,
     run_dask,
     run_local,
     share_cores,
@@ -237,7 +237,7 @@ class BatchRun:
         t0 = time.perf_counter()
         reported: set[int] = set()
         ordered: InOrder | None = None
-        before = {i: output_stamp(t) for i, t in enumerate(self.tasks)}
+        before = [file_stamps(t) for t in self.tasks]
         try:
             with stop_signals_raise(), progress_bar(len(self.tasks), self.progress) as advance, \
                     closing(self._outcomes(stop)) as outcomes:
@@ -256,14 +256,15 @@ class BatchRun:
                 if isinstance(t, Job):
                     remove_temporaries(t.files(), t.temp_tag)
             if isinstance(exc, Stopped | KeyboardInterrupt):
+                # done, their files in place: say so, in input order (--ordered's held ones, and those
+                # whose files were written but whose record the stop cut off)
+                late = ordered.leftovers() if ordered is not None else []
+                done = reported | {o.index for o in late}
+                late += [o for i, t in enumerate(self.tasks)
+                         if i not in done and (o := written_when_stopped(i, t, before[i])) is not None]
                 with contextlib.suppress(OSError):  # a reader already gone changes nothing
-                    for outcome in ordered.leftovers() if ordered is not None else ():
-                        reported.add(outcome.index)  # done, their files in place: say so
+                    for outcome in sorted(late, key=lambda o: o.index):
                         self._report(outcome)
-                    for i, t in enumerate(self.tasks):  # written, its record cut off by the stop
-                        if i not in reported and isinstance(t, Job) and output_stamp(t) not in (
-                                None, before[i]):
-                            self._report(written_when_stopped(i, t))
             raise
         if stop.is_set():
             self.reporter.not_run(t.source for i, t in enumerate(self.tasks) if i not in reported)

@@ -94,31 +94,56 @@ def work(index: int, task: Task) -> Outcome:
         return _internal_error(index, task.source, e, traceback.format_exc())
 
 
-def output_stamp(task: Task) -> tuple[int, int] | None:
-    """(device, inode) of the regular file at a job's output now; None when there is none (or no job,
-    or stdout). Every write renames a new file into place, so a stamp that changed during a run says
-    the run wrote that output."""
-    if not isinstance(task, Job) or task.output in (None, "-"):
-        return None
+Stamps = dict[str, tuple[int, int] | None]
+
+
+def file_stamps(task: Task) -> Stamps:
+    """(device, inode) of the regular file at each path a job writes, now (None: none there); empty for a
+    dry run or no job. Every write renames a new file into place, so a stamp that changed during a run
+    says the run wrote that file."""
+    if not isinstance(task, Job) or task.dry_run:
+        return {}
+    return {path: _stamp(path) for path in task.files()}
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
     try:
-        st = os.stat(str(task.output))
+        st = os.stat(path)
     except OSError:
         return None
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
-def written_when_stopped(index: int, task: Job) -> Outcome:
-    """A job whose output was written (renamed into place) but whose report a stop cut off (Ctrl-C
-    between the rename and the record; a worker killed after it): its record as planned, as
-    ``--dry-run`` gives it, with a note. Its range statistics went with the stop."""
-    note = "written as the run was stopped: its range was not reported"
+def written_when_stopped(index: int, task: Task, before: Stamps) -> Outcome | None:
+    """The outcome of a job whose files a stop cut off from their report (Ctrl-C between a rename and
+    the record; a worker killed after it), from the files that changed since ``before``; None if it
+    wrote none. Its record is the planned one (as ``--dry-run`` gives it) naming the files written;
+    the range statistics went with the stop. A job stopped before its output (its montage written,
+    say) is an error: to run again."""
+    if not isinstance(task, Job):
+        return None
+    written = [(f, path) for f, path in task.planned() if _stamp(path) not in (None, before.get(path))]
+    if not written:
+        return None
     try:
-        planned = process(dataclasses.replace(task, dry_run=True)).record
-    except Exception:  # noqa: BLE001 - the input changed or went since: what is known is the file written
-        planned = {"input": task.source, "output": task.output, "notes": []}
-    planned.pop("dry_run", None)
-    planned.update(status="ok", notes=[*planned.get("notes", []), note])
-    return Outcome(index, Result(planned), ExitStatus.OK)
+        record = process(dataclasses.replace(task, dry_run=True)).record
+    except Exception:  # noqa: BLE001 - the input changed or went since: what is known is the files written
+        record = {"input": task.source, "notes": []}
+    for key in ("dry_run", "seconds", "output", *(f.record_key for f in JOB_FILES)):
+        record.pop(key, None)
+    for f, path in written:
+        if f.attr == "channel_maps":
+            record.setdefault(f.record_key, []).append(path)
+        else:
+            record[f.record_key] = path
+    if "output" not in record and task.output is not None:
+        names = ", ".join(path for _, path in written)
+        where = "went to standard output" if task.output == "-" else f"{task.output} was written"
+        error = f"stopped before its output {where} ({names} was written)"
+        return Outcome(index, Result(error_record(task.source, error)), ExitStatus.FAILURE)
+    record.update(status="ok", notes=[*record.get("notes", []),
+                                      "written as the run was stopped: its range was not reported"])
+    return Outcome(index, Result(record), ExitStatus.OK)
 
 
 def _internal_error(index: int, source: str, exc: BaseException, tb: str | None) -> Outcome:
