@@ -1156,3 +1156,17 @@ def test_an_image_replaced_after_planning_fails_alone(tmp_path: Path, monkeypatc
     assert [x["status"] for x in recs] == ["ok", "error"]
     assert recs[1]["error"].startswith("the file changed while the run was on (read as a ")
     assert sorted(p.name for p in out.iterdir()) == ["a.blur.png"]
+
+
+def test_new_folders_after_a_link_and_dotdot_are_made_where_the_system_resolves_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lnk -> deep/real: lnk/../new is deep/new for the system (".." after the link). Folders made with
+    the '..' dropped as text created ./new, and the write into deep/new then failed (exit 1)."""
+    (tmp_path / "deep" / "real").mkdir(parents=True)
+    (tmp_path / "lnk").symlink_to(Path("deep") / "real")
+    a = save_rgb(tmp_path / "a.png")
+    monkeypatch.chdir(tmp_path)
+    r = run("blur", str(a), "-o", "lnk/../new/x.png", "-q")
+    assert r.exit_code == 0, r.stderr
+    decode(tmp_path / "deep" / "new" / "x.png")
+    assert not (tmp_path / "new").exists()

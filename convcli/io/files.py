@@ -87,14 +87,18 @@ def make_dirs(folder: str) -> None:
     """``os.makedirs(folder, exist_ok=True)`` without recursion: a 1,000-level path is a loop of
     ``mkdir`` calls, not a RecursionError. Raises what ``mkdir`` raises (FileExistsError where a
     file, or a link to nothing, stands in the way)."""
+    # Walked up as os.makedirs does, on the path as given: the system resolves each "..", after any link
+    # before it (abspath would drop "lnk/.." as text and make another folder than the run writes to).
     missing: list[str] = []
-    path = os.path.abspath(folder)
-    while not os.path.isdir(path):
+    path = folder
+    while path and not os.path.isdir(path):
         missing.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
+        head, tail = os.path.split(path)
+        if not tail:  # "a/b/": the folder is "a/b"
+            head = os.path.dirname(head)
+        if head == path:
             break
-        path = parent
+        path = head
     for path in reversed(missing):
         try:
             os.mkdir(path)
