@@ -1170,3 +1170,22 @@ def test_new_folders_after_a_link_and_dotdot_are_made_where_the_system_resolves_
     assert r.exit_code == 0, r.stderr
     decode(tmp_path / "deep" / "new" / "x.png")
     assert not (tmp_path / "new").exists()
+
+
+def test_a_link_in_the_folder_to_the_o_output_is_an_input_not_the_output_found_again(
+        tmp_path: Path) -> None:
+    """photos/link.png -> ../elsewhere/out.png with -o elsewhere/out.png: the link was dropped as 'the
+    output found again' (resolved) and out.png, an original, overwritten with a's blur, exit 0."""
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    save_rgb(tmp_path / "photos" / "a.png", seed=1)
+    original = save_rgb(tmp_path / "elsewhere" / "out.png", seed=2)
+    before = original.read_bytes()
+    (tmp_path / "photos" / "link.png").symlink_to(Path("..") / "elsewhere" / "out.png")
+    r = run("blur", str(tmp_path / "photos"), "-o", str(original))
+    assert r.exit_code == 2 and "-o/--output takes one input, got 2" in r.stderr
+    assert original.read_bytes() == before
+    (tmp_path / "photos" / "link.png").unlink()  # the output itself found again on a re-run: rewritten
+    again = tmp_path / "photos" / "out.png"
+    for _ in range(2):
+        assert run("blur", str(tmp_path / "photos"), "-o", str(again)).exit_code == 0

@@ -186,9 +186,9 @@ def written_by_output(output: str, item: InputItem) -> bool:
     maps (``maps.png``, ``maps.c3.png``), the last run's, found again in the folder read."""
     if not item.found or item.path is None:
         return False
-    out = Path(output)
-    path = Path(os.path.realpath(item.path))
-    if path.parent != Path(os.path.realpath(out.parent)):
+    out = Path(_named(output))
+    path = Path(_named(item.path))  # by name, as without_earlier_outputs: a link to the output is an input
+    if path.parent != out.parent:
         return False
     return path.name == out.name or re.fullmatch(rf"{re.escape(out.stem)}\.c\d+{re.escape(out.suffix)}",
                                                   path.name) is not None
