@@ -445,3 +445,13 @@ def test_a_npy_input_of_any_channel_count_is_drawn_one_map_a_channel(tmp_path: P
         r = CliRunner().invoke(cli, args, catch_exceptions=False)
         assert r.exit_code == 0, r.stderr
     assert Image.open(tmp_path / "m.png").size[0] > 0
+
+
+def test_an_input_of_many_channels_draws_the_first_64() -> None:
+    """A 300-channel .npy drew 600 panels (input and stage): a 976x45057 montage and 479 MB; the
+    output's grid already stopped at 64."""
+    from convcli.teach.render import stage_panels
+
+    x = np.random.default_rng(0).random((8, 9, 100)).astype(np.float32)
+    panels = stage_panels(None, x, 255.0, 0)
+    assert [p.label for p in panels] == [f"input (channel {i}/100)" for i in range(1, 65)]

@@ -210,7 +210,8 @@ def as_planned(planned: ImageHeader, read: ImageHeader) -> None:
 
 
 def _described(h: ImageHeader) -> str:
-    colour = ("grey" if h.channels == 1 else "RGB") + ("+alpha" if h.has_alpha else "")
+    colour = {1: "grey", 3: "RGB"}.get(h.channels, f"{h.channels}-channel")
+    colour += "+alpha" if h.has_alpha else ""
     return f"a {h.width}x{h.height} {h.bit_depth}-bit {colour} {h.format}"
 
 
@@ -273,6 +274,8 @@ def _maps_output(job: Job, values: np.ndarray, record: dict[str, Any], notes: li
     _write_maps(job, values, threads)
     record["outputs"] = list(job.channel_maps)
     record["range"] = _range_record("normalize", values)
+    from convcli.teach.render import GRID_CHANNELS
+
     c = values.shape[2]
     shown = f"the first {GRID_CHANNELS} in a grid" if c > GRID_CHANNELS else "grid"
     notes.append(f"{c} channels: one normalised grey image each, {shown} at output")
@@ -499,15 +502,10 @@ def _montage_png(panels: list[Any], title: str, threads: int) -> bytes:
     return data
 
 
-#: Most channels the grid at the output draws (each has its own file whatever the count): 4096
-#: panels made a 976x289808 grid, 2.8 GB and 47 s, that no viewer opens.
-GRID_CHANNELS = 64
-
-
 def _write_maps(job: Job, values: np.ndarray, threads: int) -> None:
     """One normalised grey image per channel at the planned paths, and a labelled grid at the output
     (of the first :data:`GRID_CHANNELS` channels)."""
-    from convcli.teach.render import feature_maps_to_panels, make_montage
+    from convcli.teach.render import GRID_CHANNELS, feature_maps_to_panels, make_montage
 
     for i, path in enumerate(job.channel_maps):
         pixels, _ = to_pixels(values[:, :, i], "normalize", 8, threads=threads)

@@ -510,14 +510,16 @@ def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, inde
     shape = shape_text(nchw((values.shape[2], values.shape[0], values.shape[1])))
     if plan is None:
         if values.shape[2] not in (1, 3):  # a .npy of 2, 4 or more channels: no picture, one map each
-            return [replace(p, true_scale=True) for p in feature_maps_to_panels(values, "input", shape)]
+            maps = feature_maps_to_panels(values, "input", shape, limit=GRID_CHANNELS)
+            return [replace(p, true_scale=True) for p in maps]
         return [Panel("input", shape, display_pixels(values, "input", maxval), true_scale=True)]
     if plan.stage.op == "flatten":
         return []  # a vector: nothing to draw as a picture
     rec = plan.stage.describe()
     label = f"{index}. {plan.stage.op}" + (f" {rec['kernel']}" if rec.get("kernel") else "")
     if plan.stage.op in FEATURE_OPS or values.shape[2] not in (1, 3):
-        maps = [replace(p, true_scale=True) for p in feature_maps_to_panels(values, label, shape)]
+        drawn = feature_maps_to_panels(values, label, shape, limit=GRID_CHANNELS)
+        maps = [replace(p, true_scale=True) for p in drawn]
         return conv_kernel_panels(plan, index) + maps
     if policy is None and plan.stage.op != "edges" and float(np.mean(values < 0)) > SIGNED_SHARE:
         # a blur or a downsample of an edge response is signed too: clipped, it was half black where
@@ -525,6 +527,11 @@ def stage_panels(plan: StagePlan | None, values: np.ndarray, maxval: float, inde
         policy, label = "abs", f"{label} |x|"
     return [Panel(label, shape, display_pixels(values, plan.stage.op, maxval, policy), true_scale=True)]
 
+
+#: Most channels drawn of one image (an output's grid, a montage's input or stage): each channel map
+#: of the output has its own file whatever the count, but 4096 panels made a 976x289808 grid, 2.8 GB
+#: and 47 s, that no viewer opens.
+GRID_CHANNELS = 64
 
 #: The share of negative samples from which a stage's picture (not the output's) is drawn as |x|.
 SIGNED_SHARE = 0.10
