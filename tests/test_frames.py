@@ -191,6 +191,24 @@ def test_a_16_bit_page_after_an_8_bit_one_is_refused_not_clipped(tmp_path: Path,
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["pages.tif"]
 
 
+@pytest.mark.parametrize("orientation", [6, 8, 3])
+def test_a_multipage_tiff_turned_by_its_orientation_tag_is_filtered_upright(tmp_path: Path,
+                                                                           orientation: int) -> None:
+    """Pillow turns a TIFF page's size by its Orientation tag (5-8), not its tiles: every page of a
+    rotated multi-page TIFF was refused as 'frame 0 is 40x60, not 40x60 like the first'."""
+    src, out = tmp_path / "pages.tif", tmp_path / "out.tif"
+    pages = colour_frames(3)
+    exif = Image.Exif()
+    exif[274] = orientation
+    ims = [Image.fromarray(p) for p in pages]
+    ims[0].save(src, save_all=True, append_images=ims[1:], exif=exif)
+    code, stdout, stderr = run(*FILTER, src, "-o", out, "--json")
+    assert code == 0, stderr
+    quarter_turns = {6: -1, 8: 1, 3: 2}[orientation]  # counter-clockwise, as np.rot90 counts them
+    for page, got in zip(pages, shown_frames(out), strict=True):
+        np.testing.assert_array_equal(got, ref_filter(np.rot90(page, quarter_turns)))
+
+
 def test_8_bit_pages_of_other_modes_are_converted_to_the_first_pages_mode(tmp_path: Path) -> None:
     src, out = tmp_path / "pages.tif", tmp_path / "out.tif"
     pages = [Image.new("L", (52, 40), 9), Image.new("CMYK", (52, 40), (0, 0, 0, 0))]

@@ -943,9 +943,16 @@ def seek_frame(im: Image.Image, index: int, size: tuple[int, int]) -> None:
     with _decoding(im.format, f"truncated or corrupt {im.format} frame {index}"), _pillow_limit_lifted():
         im.seek(index)
         w, h = im.size
-        if (w, h) != size or any(t[1][2] > w or t[1][3] > h for t in getattr(im, "tile", None) or ()):
-            msg = unlike_first(index, f"{w}x{h}", f"{size[0]}x{size[1]}")
-            raise InputError(msg)
+        if (w, h) != size:
+            raise InputError(unlike_first(index, f"{w}x{h}", f"{size[0]}x{size[1]}"))
+        # A TIFF page turned by its Orientation tag (5-8) has its size turned by Pillow, its tiles not:
+        # they must fit the frame either way round (a rotated multi-page TIFF was refused as
+        # "frame 0 is 40x60, not 40x60 like the first").
+        extents = [t[1] for t in getattr(im, "tile", None) or ()]
+        if not (all(x1 <= w and y1 <= h for _, _, x1, y1 in extents)
+                or all(x1 <= h and y1 <= w for _, _, x1, y1 in extents)):
+            x1, y1 = max(e[2] for e in extents), max(e[3] for e in extents)
+            raise InputError(f"frame {index} holds data for {x1}x{y1} pixels in a {w}x{h} frame")
         im.load()
 
 
