@@ -125,6 +125,14 @@ def stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return deco
 
 
+#: ``--normalize`` and ``--scale F``: the kernel's gain, as filter and explain take it
+#: (:func:`convcli.cli.kernelspec.user_kernel`).
+kernel_gain_options = stack(
+    click.option("--normalize", is_flag=True, help="Divide the kernel by its sum."),
+    click.option("--scale", type=FiniteFloat(), default=None, help="Multiply the kernel by F."),
+)
+
+
 def geometry_options(default_padding: str = "reflection", stride: bool = True) -> Callable[[F], F]:
     """-s/--stride, -d/--dilation, -p/--padding, --pad."""
 

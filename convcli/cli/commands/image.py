@@ -17,6 +17,7 @@ from convcli.cli.options import (
     geometry_spec,
     images_argument,
     io_options,
+    kernel_gain_options,
     run_spec,
     stack,
 )
@@ -149,8 +150,7 @@ KERNEL_HELP = ("A registry name (see 'convcli kernels'), a parametric kernel (ga
 
 filter_options = stack(
     click.option("-k", "--kernel", "kernel_spec", required=True, metavar="SPEC", help=KERNEL_HELP),
-    click.option("--normalize", is_flag=True, help="Divide the kernel by its sum."),
-    click.option("--scale", type=FiniteFloat(), default=None, help="Multiply the kernel by F."),
+    kernel_gain_options,
     click.option("--bias", type=FiniteFloat(-MAX_KERNEL_ABS_SUM, MAX_KERNEL_ABS_SUM), default=0.0,
                  help="Add B after the sum (ImageMagick's bias, OpenCV's delta)."),
     click.option("--flip", is_flag=True,

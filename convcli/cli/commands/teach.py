@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from convcli.cli.errors import read_named
 from convcli.cli.kernelspec import parse_patch
-from convcli.cli.options import FiniteFloat, geometry_options, geometry_spec, parse_at
+from convcli.cli.options import FiniteFloat, geometry_options, geometry_spec, kernel_gain_options, parse_at
 from convcli.core.kernels import MAX_KERNEL_ABS_SUM
 from convcli.errors import UsageError
 from convcli.pipeline import CompassStage, CorrelateStage, make_correlate_stage
@@ -150,8 +150,7 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
 @click.option("--gray", is_flag=True, help="Use the luminance of IMAGE.")
 @click.option("--unroll", is_flag=True,
               help="Show a tiny input (<= 8x8: IMAGE or --patch) convolved as im2col x kernel.")
-@click.option("--normalize", is_flag=True, help="Divide the kernel by its sum (as filter's --normalize).")
-@click.option("--scale", type=FiniteFloat(), default=None, help="Multiply the kernel by F (as filter's).")
+@kernel_gain_options
 @click.option("--flip", is_flag=True, help="Rotate the kernel 180° (true convolution).")
 @click.option("--bias", type=FiniteFloat(-MAX_KERNEL_ABS_SUM, MAX_KERNEL_ABS_SUM), default=0.0,
               help="Add B after the sum.")
