@@ -209,6 +209,57 @@ def test_a_multipage_tiff_turned_by_its_orientation_tag_is_filtered_upright(tmp_
         np.testing.assert_array_equal(got, ref_filter(np.rot90(page, quarter_turns)))
 
 
+def _tiff_rgb_pages(pages: list[np.ndarray]) -> bytes:
+    """An uncompressed little-endian TIFF of (H, W, 3) uint8 or uint16 pages, one strip each (Pillow
+    writes no 16-bit RGB)."""
+    import struct
+
+    out = bytearray(b"II*\x00" + struct.pack("<I", 0))
+    link = 4  # where the offset of the next IFD goes
+    for page in pages:
+        height, width, _ = page.shape
+        bits = page.dtype.itemsize * 8
+        pixels = page.astype(f"<u{page.dtype.itemsize}").tobytes()
+        bits_at = len(out)
+        out += struct.pack("<3H", bits, bits, bits)
+        data_at = len(out)
+        out += pixels
+        if len(out) % 2:
+            out += b"\x00"
+        struct.pack_into("<I", out, link, len(out))
+        tags = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 3, bits_at), (259, 3, 1, 1), (262, 3, 1, 2),
+                (273, 4, 1, data_at), (277, 3, 1, 3), (278, 3, 1, height), (279, 4, 1, len(pixels)),
+                (284, 3, 1, 1)]
+        out += struct.pack("<H", len(tags))
+        for tag, kind, count, value in tags:
+            out += (struct.pack("<HHIHH", tag, kind, count, value, 0) if kind == 3 and count == 1
+                    else struct.pack("<HHII", tag, kind, count, value))
+        link = len(out)
+        out += struct.pack("<I", 0)
+    return bytes(out)
+
+
+def test_a_16_bit_rgb_page_after_an_8_bit_one_is_refused(tmp_path: Path) -> None:
+    """Pillow reads a 16-bit RGB TIFF page as 8-bit RGB, the same mode as an 8-bit page: after an 8-bit
+    first page it was cut to 8 bits with no note (a single 16-bit page gets '16-bit RGB read as 8-bit')."""
+    rng = np.random.default_rng(0)
+    p8 = rng.integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    p16 = rng.integers(0, 65536, (5, 6, 3), dtype=np.uint16)
+    src, out = tmp_path / "pages.tif", tmp_path / "out.tif"
+    src.write_bytes(_tiff_rgb_pages([p8, p16]))
+    with Image.open(src) as im:  # the file is what it says: Pillow reads both pages
+        im.seek(1)
+        assert im.size == (6, 5)
+    code, _, stderr = run(*FILTER, src, "-o", out)
+    assert code == 1 and stderr.strip().endswith("frame 1 is 16-bit, not 8-bit like the first "
+                                                 "(--frames first filters the first alone)")
+    assert not out.exists()
+    src.write_bytes(_tiff_rgb_pages([p16, p8]))  # 16-bit first: read as 8-bit, and the report says so
+    code, stdout, stderr = run(*FILTER, src, "-o", out, "--json")
+    assert code == 0, stderr
+    assert any(note.startswith("16-bit RGB read as 8-bit") for note in report(stdout)["notes"])
+
+
 def test_8_bit_pages_of_other_modes_are_converted_to_the_first_pages_mode(tmp_path: Path) -> None:
     src, out = tmp_path / "pages.tif", tmp_path / "out.tif"
     pages = [Image.new("L", (52, 40), 9), Image.new("CMYK", (52, 40), (0, 0, 0, 0))]

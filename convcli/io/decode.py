@@ -430,7 +430,7 @@ def _tag_values(im: Image.Image, tag: int) -> tuple[object, ...]:
     return value if isinstance(value, tuple) else () if value is None else (value,)
 
 
-def _stored_bits(im: Image.Image, fmt: str) -> int:
+def stored_bits(im: Image.Image, fmt: str) -> int:
     """Bits per sample the file stores (8 when it does not say), for a note where Pillow's 8-bit
     mode holds fewer: TIFF's BitsPerSample, a PPM's maxval (65535 -> 16), SGI's 2-byte samples
     or a raw mode of 16-bit samples in the decoding tile."""
@@ -472,7 +472,7 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
     if fmt in _REFUSED_FORMATS:
         raise InputError(_REFUSED_FORMATS[fmt])
     mode_name = im.mode
-    bits = _stored_bits(im, fmt)
+    bits = stored_bits(im, fmt)
     if fmt == "TIFF" and _TIFF_SIGNED in _tag_values(im, _TIFF_SAMPLE_FORMAT) and bits <= 16:
         # Pillow reads 8-bit signed samples as unsigned (-100 came out as 156, exit 0) and 16-bit ones
         # as 32-bit integers; 32-bit ones it reads right (mode I, and Pillow writes every mode I image

@@ -39,6 +39,7 @@ from convcli.io.decode import (
     open_source,
     orient,
     seek_frame,
+    stored_bits,
     unlike_first,
 )
 from convcli.io.encode import fit_icc, gif_frame, pillow_params, prepare_pixels
@@ -84,6 +85,7 @@ class FrameSource:
     metadata: Metadata
     plays: int  # how many times the animation plays in all; 0: for ever (see :func:`plays_of`)
     short: frozenset[int] = frozenset()  # APNG frames whose data ends before their last row
+    first_bits: int = 8  # bits per sample the first frame stores (16-bit RGB TIFF: read as 8, noted)
 
     def frames(self, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray | None,
                                                                 FrameInfo]]:
@@ -128,6 +130,9 @@ class FrameSource:
             layout = mode_layout(im.mode)
             if layout is None or layout[1] != 8:  # a 16-bit page after an 8-bit one: converting clips it
                 raise InputError(unlike_first(index, f"mode {im.mode}", h.mode))
+            bits = stored_bits(im, im.format or "")
+            if bits > 8 >= self.first_bits:  # 16-bit RGB, which Pillow reads as 8-bit: the first page's note
+                raise InputError(unlike_first(index, f"{bits}-bit", f"{self.first_bits}-bit"))
             if im.mode == "P" and im.format == "PNG":  # an APNG frame: as the first frame is checked
                 check_palette(im)
             grey = mode_layout(h.mode) == (1, 8)
@@ -172,7 +177,7 @@ def open_frames(source: Source, *, gray: bool = False,
         icc = im.info.get("icc_profile") or None
         yield FrameSource(im, header, turn, icc if isinstance(icc, bytes) else None,
                           read_metadata(im, orientation), plays_of(im.format, im.info.get("loop")),
-                          _short_frames(source, im))
+                          _short_frames(source, im), stored_bits(im, im.format or ""))
 
 
 def _short_frames(source: Source, im: Image.Image) -> frozenset[int]:
