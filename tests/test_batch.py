@@ -1189,3 +1189,41 @@ def test_a_link_in_the_folder_to_the_o_output_is_an_input_not_the_output_found_a
     again = tmp_path / "photos" / "out.png"
     for _ in range(2):
         assert run("blur", str(tmp_path / "photos"), "-o", str(again)).exit_code == 0
+
+
+@pytest.mark.parametrize("case", ["fewer_frames", "npy_channels"])
+def test_a_replaced_animation_or_array_is_said_to_have_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    """A 3-frame GIF replaced by a still was refused as 'truncated or corrupt GIF frame 1' (a valid file);
+    a .npy of 3 channels replaced by one of 5 was described as 'RGB' and '8-bit' on both sides."""
+    import convcli.run.job as job_module
+
+    rng = np.random.default_rng(0)
+    if case == "fewer_frames":
+        src = tmp_path / "anim.gif"
+        frames = [Image.fromarray(rng.integers(0, 256, (8, 9), dtype=np.uint8)) for _ in range(3)]
+        frames[0].save(src, save_all=True, append_images=frames[1:])
+
+        def replace() -> None:
+            frames[0].save(src)
+
+        want = "(read as a 9x8 8-bit RGB GIF, planned as a 9x8 8-bit RGB GIF, 3 frames)"  # a palette: RGB
+    else:
+        src = tmp_path / "a.npy"
+        np.save(src, rng.random((8, 9, 3)))
+
+        def replace() -> None:
+            np.save(src, rng.random((8, 9, 5)).astype(np.float32))
+
+        want = ("(read as a 9x8 float32 .npy array of 5 channels, planned as a 9x8 float64 .npy array of "
+                "3 channels)")
+    real = job_module._process
+
+    def replaced_first(job: Any) -> Any:
+        replace()
+        return real(job)
+
+    monkeypatch.setattr(job_module, "_process", replaced_first)
+    r = run("blur", str(src), "-o", str(tmp_path / ("out" + src.suffix)), "--json")
+    assert r.exit_code == 1
+    assert records(r.stdout)[0]["error"] == f"the file changed while the run was on {want}: run it again"

@@ -202,7 +202,7 @@ def as_planned(planned: ImageHeader, read: ImageHeader) -> None:
     folder that another job writes) fails alone, InputError, instead of being filtered and reported as
     the plan says (a 16-bit grey image that replaced an 8-bit RGB one was written 8-bit, its report
     saying [1, 3, 1200, 1200])."""
-    keys = ("width", "height", "channels", "has_alpha", "bit_depth", "format")
+    keys = ("width", "height", "channels", "has_alpha", "bit_depth", "format", "n_frames")
     if any(getattr(planned, k) != getattr(read, k) for k in keys):
         msg = (f"the file changed while the run was on (read as {_described(read)}, planned as "
                f"{_described(planned)}): run it again")
@@ -210,9 +210,12 @@ def as_planned(planned: ImageHeader, read: ImageHeader) -> None:
 
 
 def _described(h: ImageHeader) -> str:
+    frames = f", {h.n_frames} frames" if h.n_frames > 1 else ""
+    if h.format == "NPY":  # values used as they are: no bit depth
+        return f"a {h.width}x{h.height} {h.mode.removeprefix('npy ')} .npy array of {h.channels} channels"
     colour = {1: "grey", 3: "RGB"}.get(h.channels, f"{h.channels}-channel")
     colour += "+alpha" if h.has_alpha else ""
-    return f"a {h.width}x{h.height} {h.bit_depth}-bit {colour} {h.format}"
+    return f"a {h.width}x{h.height} {h.bit_depth}-bit {colour} {h.format}{frames}"
 
 
 def _process_whole(job: Job, src: str | Path | bytes, header: ImageHeader, record: dict[str, Any],
