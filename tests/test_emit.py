@@ -417,6 +417,8 @@ def test_cli_emit_refuses_a_16_bit_input_and_notes_alpha(tmp_path: Path) -> None
     Image.fromarray(np.full((6, 8, 4), 200, np.uint8), "RGBA").save(rgba)
     r = CliRunner().invoke(cli, ["filter", str(rgba), "-k", "sharpen", "--emit", "scipy"])
     assert r.exit_code == 0 and "alpha channel" in r.stderr and r.stdout.startswith("#!/usr/bin/env python3")
+    quiet = CliRunner().invoke(cli, ["filter", str(rgba), "-k", "sharpen", "--emit", "scipy", "-q"])
+    assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == r.stdout  # -q: no note either
 
 
 @pytest.mark.parametrize("problem", ["missing", "corrupt", "fifo"])

@@ -117,7 +117,7 @@ def emit_for(library: str, cmd: Command, spec: RunSpec) -> str:
     if header is not None and header.bit_depth == 16:
         msg = f"--emit {library}: {src} is a 16-bit image; the programs read 8-bit images"
         raise UsageError(msg)
-    if header is not None and header.has_alpha:
+    if header is not None and header.has_alpha and not spec.report.quiet:
         click.echo(f"convcli: note: {src} has an alpha channel: convcli filters colour premultiplied by it "
                    "and keeps it; the program filters the colour as stored and drops it, so pixels differ "
                    "where alpha < 255", err=True)
