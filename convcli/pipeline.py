@@ -368,8 +368,11 @@ class UnsharpStage(WindowStage):
 
     def __post_init__(self) -> None:
         check_sigma(self.sigma, "--sigma")
-        if not math.isfinite(self.amount) or not math.isfinite(self.threshold) or self.threshold < 0:
-            msg = "--amount must be finite and --threshold finite and >= 0"
+        if not math.isfinite(self.amount):
+            msg = f"--amount must be a finite number, got {self.amount:g}"
+            raise UsageError(msg)
+        if not (math.isfinite(self.threshold) and self.threshold >= 0):  # a NaN threshold blamed --amount
+            msg = f"--threshold must be a finite number >= 0, got {self.threshold:g}"
             raise UsageError(msg)
         if self.size() > MAX_KERNEL_SIZE:
             n = size_text(self.size())

@@ -300,8 +300,10 @@ def test_sharpen_threshold_keeps_flat_areas(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--sigma", "0"], "--sigma must be at least 0.001"),
-    (["--sigma", "nan"], "--sigma must be at least 0.001"),
+    (["--sigma", "nan"], "--sigma must be a finite number, got nan"),  # "at least 0.001, got nan" read wrong
+    (["--sigma", "inf"], "--sigma must be a finite number, got inf"),
     (["--threshold", "-0.1"], "--threshold"),
+    (["--threshold", "nan"], "'--threshold': must be a finite number"),  # it blamed --amount
     (["-p", "valid"], "padding"),
     (["--sigma", "400"], "over the limit of 1001"),
 ])

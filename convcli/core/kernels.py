@@ -159,7 +159,10 @@ def opencv_default_sigma(k: int) -> float:
 
 def check_sigma(sigma: float, what: str) -> None:
     """UsageError unless ``sigma`` is finite and at least :data:`MIN_SIGMA`."""
-    if not (math.isfinite(sigma) and sigma >= MIN_SIGMA):
+    if not math.isfinite(sigma):  # "must be at least 0.001, got inf" read wrong
+        msg = f"{what} must be a finite number, got {sigma:g}"
+        raise UsageError(msg)
+    if sigma < MIN_SIGMA:
         msg = (f"{what} must be at least {MIN_SIGMA:g} (a smaller Gaussian is the identity kernel), "
                f"got {sigma:g}")
         raise UsageError(msg)

@@ -380,7 +380,7 @@ sharpen_options = stack(
     click.option("--amount", type=FiniteFloat(-MAX_KERNEL_ABS_SUM, MAX_KERNEL_ABS_SUM), default=1.0,
                  show_default=True,
                  help="Gain A: out = in + A*(in - blur). 1.0 = ImageMagick's +1 (Pillow's percent=100)."),
-    click.option("--threshold", type=click.FloatRange(0.0), default=0.05, show_default=True,
+    click.option("--threshold", type=FiniteFloat(minimum=0.0), default=0.05, show_default=True,
                  help="T as a fraction of the full range (ImageMagick's QuantumRange): pixels with "
                       "2*|in - blur| < T*max stay as they are (0.05 = 12.75 of 255)."),
     click.option("-p", "--padding", type=PaddingType(), default="border", show_default=True,
