@@ -189,12 +189,17 @@ def test_cli_lstsq_and_k_reads_it_back(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.load(again), np.load(target), atol=1e-2)
 
 
-def test_cli_lstsq_refuses_a_curve_it_has_none_of(tmp_path: Path) -> None:
-    """--solver lstsq --curve c.png took the flag and drew nothing, without a word."""
+@pytest.mark.parametrize("flags", [["--curve", "c.png"], ["--steps", "10", "--lr", "0.1"], ["--every", "5"],
+                                   ["--seed", "3"], ["--show-steps", "0"]])
+def test_cli_lstsq_refuses_the_descents_options(tmp_path: Path, flags: list[str]) -> None:
+    """--solver lstsq --curve c.png (or --steps, --lr, --every...) took the flags and did nothing with
+    them, without a word."""
     out = tmp_path / "k.txt"
-    r = CliRunner().invoke(cli, ["learn", str(CAT), str(CAT), "--solver", "lstsq", "-o", str(out),
-                                 "--curve", str(tmp_path / "c.png")])
-    assert r.exit_code == 2 and "--solver lstsq solves in one step and has none" in r.stderr
+    r = CliRunner().invoke(cli, ["learn", str(CAT), str(CAT), "--solver", "lstsq", "-o", str(out), *flags])
+    given = ", ".join(f for f in flags if f.startswith("--"))
+    assert r.exit_code == 2
+    assert r.stderr == (f"convcli: error: {given}: options of the descent, and --solver lstsq solves in one "
+                        "step (drop them, or use --solver descent)\n")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
+from click.core import ParameterSource
 
 from convcli.cli.errors import read_named
 from convcli.cli.options import check_png_name, geometry_options, geometry_spec
@@ -138,9 +139,16 @@ def learn_cmd(input_path: str, target_path: str, size: str, channels: str, solve
     bias_path = _derived(output, "bias.npy") if channels == "mixing" else None
     if bias_path:
         files.append(("bias file", bias_path))
-    if solver == "lstsq" and curve is not None:  # it was taken and nothing drawn, without a word
-        msg = "--curve draws the descent's loss by step: --solver lstsq solves in one step and has none"
-        raise UsageError(msg)
+    if solver == "lstsq":  # taken and ignored without a word: a descent's options, no step to take
+        ctx = click.get_current_context()
+        descent = (("--steps", "steps"), ("--lr", "lr"), ("--seed", "seed"), ("--every", "every"),
+                   ("--curve", "curve"), ("--show-steps", "show_steps"))
+        given = [flag for flag, name in descent
+                 if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)]
+        if given:
+            msg = (f"{', '.join(given)}: options of the descent, and --solver lstsq solves in one step "
+                   "(drop them, or use --solver descent)")
+            raise UsageError(msg)
     if not no_figures:
         curve = curve or _derived(output, "loss.png")
         montage = montage or _derived(output, "steps.png")
