@@ -1227,3 +1227,19 @@ def test_a_replaced_animation_or_array_is_said_to_have_changed(
     r = run("blur", str(src), "-o", str(tmp_path / ("out" + src.suffix)), "--json")
     assert r.exit_code == 1
     assert records(r.stdout)[0]["error"] == f"the file changed while the run was on {want}: run it again"
+
+
+def test_recursive_does_not_follow_links_to_folders_but_reads_one_named(tmp_path: Path) -> None:
+    """README: --recursive descends into real subfolders, not links to folders (a link back up would
+    never end); a linked folder given on the command line is read."""
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    save_rgb(tmp_path / "in" / "sub" / "a.png", seed=1)
+    save_rgb(tmp_path / "other" / "b.png", seed=2)
+    (tmp_path / "in" / "link").symlink_to(Path("..") / "other")
+    (tmp_path / "in" / "sub" / "up").symlink_to(Path(".."))  # a loop, were links followed
+    r = run("blur", str(tmp_path / "in"), "--recursive", "--dry-run", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert [x["input"] for x in records(r.stdout)] == [str(tmp_path / "in" / "sub" / "a.png")]
+    r = run("blur", str(tmp_path / "in" / "link"), "--dry-run", "--json")
+    assert [x["input"] for x in records(r.stdout)] == [str(tmp_path / "in" / "link" / "b.png")]
