@@ -338,11 +338,16 @@ def test_a_symlink_to_nothing_is_refused_before_any_work(tmp_path: Path) -> None
     src = save(tmp_path / "in.png")
     (tmp_path / "dangling.png").symlink_to(tmp_path / "missing" / "x.png")
     before = snapshot(tmp_path)
-    refused(run("blur", src, "-o", tmp_path / "dangling.png"), "symbolic link to a missing file")
+    refused(run("blur", src, "-o", tmp_path / "dangling.png"), "symbolic link that leads to no file")
+    (tmp_path / "loop1.png").symlink_to(tmp_path / "loop2.png")  # a loop was called 'a missing file'
+    (tmp_path / "loop2.png").symlink_to(tmp_path / "loop1.png")
+    refused(run("blur", src, "-o", tmp_path / "loop1.png"),
+            "leads to no file (its target is missing, or links loop)")
+    before = snapshot(tmp_path)
     refused(run("blur", src, "--montage", tmp_path / "dangling.png", "-o", tmp_path / "o.png"),
             "montage", "symbolic link")
     assert snapshot(tmp_path) == before
-    with pytest.raises(OutputError, match="missing file"):
+    with pytest.raises(OutputError, match="leads to no file"):
         write_atomic(tmp_path / "dangling.png", b"x")
     assert (tmp_path / "dangling.png").is_symlink()
 

@@ -20,8 +20,9 @@ from convcli.errors import OutputError
 #: 100 characters of a non-Latin name are up to 400 bytes).
 _TMP_NAME_BYTES = 100
 
-#: Why a symbolic link to a missing file is not written through (as GNU cp refuses to).
-DANGLING_LINK = "a symbolic link to a missing file; refusing to write through it"
+#: Why a symbolic link to no file (missing target, or a loop) is not written through (as GNU cp refuses to).
+DANGLING_LINK = ("a symbolic link that leads to no file (its target is missing, or links loop); refusing to "
+                 "write through it")
 
 
 _ERRNO_REASONS = {
