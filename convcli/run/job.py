@@ -273,12 +273,12 @@ def _montage_hook(job: Job, color: np.ndarray, alpha: np.ndarray | None, maxval:
 def _maps_output(job: Job, values: np.ndarray, record: dict[str, Any], notes: list[str],
                  threads: int) -> None:
     """One normalised grey image per channel and the grid at the output (written here: no bytes)."""
+    from convcli.teach.render import GRID_CHANNELS
+
     assert job.output is not None
     _write_maps(job, values, threads)
     record["outputs"] = list(job.channel_maps)
     record["range"] = _range_record("normalize", values)
-    from convcli.teach.render import GRID_CHANNELS
-
     c = values.shape[2]
     shown = f"the first {GRID_CHANNELS} in a grid" if c > GRID_CHANNELS else "grid"
     notes.append(f"{c} channels: one normalised grey image each, {shown} at output")
