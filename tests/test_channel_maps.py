@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -32,7 +33,8 @@ def test_every_channel_has_its_map_and_the_grid_draws_the_first_64(tmp_path: Pat
     """4096 channels made a 976x289808 grid (2.8 GB, 47 s) that no viewer opens."""
     values, out, rec = maps_of(tmp_path, 100)
     assert len(rec["outputs"]) == 100
-    assert "100 channels: one normalised grey image each, the first 64 in a grid at output" in rec["notes"]
+    note = "100 channels: one normalised 8-bit grey image each, the first 64 in a grid at output"
+    assert note in rec["notes"]
     for i in (0, 63, 64, 99):
         v = values[:, :, i].astype(np.float64)
         expected = np.rint((v - v.min()) * (255.0 / (v.max() - v.min())))
@@ -77,3 +79,37 @@ def test_a_dry_run_refuses_what_the_run_refuses(tmp_path: Path) -> None:
         assert real[0] == dry[0] == 2, (real, dry)
         assert dry[2] == real[2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+@pytest.mark.parametrize(("src_bits", "flag", "ext", "want_bits"), [
+    (16, [], ".png", 16), (8, ["--bit-depth", "16"], ".tif", 16), (16, ["--bit-depth", "8"], ".png", 8),
+    (16, [], ".jpg", 8)])
+def test_channel_maps_have_the_outputs_bit_depth(tmp_path: Path, src_bits: int, flag: list[str],
+                                                 ext: str, want_bits: int) -> None:
+    """Every map was 8-bit: a 16-bit input's (and --bit-depth 16's) maps lost 8 bits without a note."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / "g.png"
+    grey = rng.integers(0, 1 << src_bits, (13, 11)).astype(np.uint16 if src_bits == 16 else np.uint8)
+    Image.fromarray(grey).save(src)
+    w = tmp_path / "w.npy"
+    np.save(w, rng.uniform(-1, 1, (4, 1, 3, 3)).astype(np.float32))
+    out = tmp_path / f"maps{ext}"
+    code, stdout, stderr = run("chain", "-i", src, "-o", out, *flag, "--json", "conv", "--weights", w)
+    assert code == 0, stderr
+    rec = json.loads(stdout)
+    code, _, stderr = run("chain", "-i", src, "-o", tmp_path / "v.npy", "-q", "conv", "--weights", w)
+    assert code == 0, stderr
+    floats = np.load(tmp_path / "v.npy").astype(np.float64)
+    top = (1 << want_bits) - 1
+    for c in range(4):
+        v = floats[..., c]
+        want = np.rint((v - v.min()) * (top / (v.max() - v.min())))
+        with Image.open(tmp_path / f"maps.c{c}{ext}") as im:
+            got = np.asarray(im).astype(np.float64)
+        if ext == ".jpg":
+            assert np.abs(got - want).mean() < 8  # lossy on noise: the bit depth is the point here
+        else:
+            np.testing.assert_array_equal(got, want)
+    assert f"4 channels: one normalised {want_bits}-bit grey image each, grid at output" in rec["notes"]
+    if ext == ".jpg":
+        assert any(n.startswith("reduced to 8-bit") for n in rec["notes"])

@@ -281,7 +281,9 @@ def _maps_output(job: Job, values: np.ndarray, record: dict[str, Any], notes: li
     record["range"] = _range_record("normalize", values)
     c = values.shape[2]
     shown = f"the first {GRID_CHANNELS} in a grid" if c > GRID_CHANNELS else "grid"
-    notes.append(f"{c} channels: one normalised grey image each, {shown} at output")
+    notes.append(f"{c} channels: one normalised {job.bits or 8}-bit grey image each, {shown} at output")
+    if job.bits_note:
+        notes.append(job.bits_note)
 
 
 def _float_output(job: Job, img: DecodedImage, values: np.ndarray, alpha: np.ndarray | None,
@@ -511,7 +513,7 @@ def _write_maps(job: Job, values: np.ndarray, threads: int) -> None:
     from convcli.teach.render import GRID_CHANNELS, feature_maps_to_panels, make_montage
 
     for i, path in enumerate(job.channel_maps):
-        pixels, _ = to_pixels(values[:, :, i], "normalize", 8, threads=threads)
+        pixels, _ = to_pixels(values[:, :, i], "normalize", job.bits or 8, threads=threads)
         data, _ = encode_image(pixels, None, job.fmt, threads=threads)
         _write(job, path, data)
     c = values.shape[2]

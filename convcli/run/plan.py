@@ -303,6 +303,9 @@ def _plan_from_header(spec: RunSpec, cmd: Command, item: InputItem, output: str 
             msg = f"the result has {channels} channels: give -o FILE (one image per channel) or -o x.npy"
             raise UsageError(msg)
         maps = tuple(channel_path(output, i) for i in range(channels))
+        # each map is a grey image at the output's bit depth (--bit-depth, or the input's): 8-bit always,
+        # a 16-bit input's or --bit-depth 16's maps lost 8 bits without a word
+        bits, bits_note = output_bits(out.bit_depth, header, fmt, 1, False)
     elif info.raw_float and (fmt == "npy" or out.bit_depth == "float"):
         kind, policy = "float", "raw"
         if fmt != "npy" and channels != 1:  # refused here, not by the encoder after the work
