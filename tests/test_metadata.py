@@ -304,3 +304,35 @@ def test_an_exif_block_that_is_not_a_tiff_structure_is_dropped_with_a_note(tmp_p
     assert "metadata dropped: EXIF (unreadable in the input)" in notes(stdout)
     assert not any(n.startswith("metadata kept") and "EXIF" in n for n in notes(stdout))
     assert b"garbage-not-tiff" not in (tmp_path / out).read_bytes()
+
+
+_XMP6 = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+         b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+         b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+         b'<?xpacket end="w"?>')
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF"])
+def test_an_orientation_in_xmp_alone_is_applied_and_reset_in_the_xmp_kept(tmp_path: Path, fmt: str) -> None:
+    """An orientation given in XMP only (no EXIF): a JPEG's pixels were turned but its XMP, kept, still
+    said 6, so readers honouring it turned the output again; a TIFF was refused, 'decoded 48x64 but
+    the header said 64x48', where --dry-run said ok. Reference: Pillow's ImageOps.exif_transpose."""
+    from PIL import ImageOps
+
+    rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    src, out = tmp_path / f"x.{fmt.lower()}", tmp_path / "out.png"
+    if fmt == "TIFF":
+        Image.fromarray(rgb).save(src, tiffinfo={700: _XMP6})
+    else:
+        Image.fromarray(rgb).save(src, quality=95, xmp=_XMP6)
+    with Image.open(src) as im:
+        want = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    assert want.shape == (64, 48, 3)
+    for dry in (["--dry-run"], []):
+        code, stdout, stderr = run("filter", src, "-k", "identity", "-o", out, "--json", *dry)
+        assert code == 0, stderr
+        assert json.loads(stdout)["input_shape"] == [1, 3, 64, 48]
+    with Image.open(out) as im:
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), want)
+        xmp = im.info.get("XML:com.adobe.xmp") or im.info.get("xmp")
+        assert 'tiff:Orientation="1"' in _text(xmp) and im.getexif().get(0x0112, 1) == 1

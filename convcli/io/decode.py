@@ -416,6 +416,14 @@ def _pillow_turns(im: Image.Image) -> bool:
     return im.format == "TIFF" and hasattr(im, "_tile_size")
 
 
+def _size_turned_on_load(im: Image.Image, orientation: int) -> bool:
+    """Whether Pillow's ``size`` before loading is not yet the turned one: a TIFF whose orientation is
+    in its XMP alone (Pillow turns the size by the Orientation tag when it opens the file, and the
+    pixels by ``getexif``, which reads XMP too, when it loads them: 'decoded 64x48 but the header
+    said 48x64')."""
+    return _pillow_turns(im) and orientation >= 5 and 0x0112 not in getattr(im, "tag_v2", {})
+
+
 #: A raw mode of 16- or 32-bit samples ("RGB;16B", "L;16B"), not a packed one ("BGR;16", 5-6-5).
 _WIDE_RAWMODE = re.compile(r";(16|32)[BLN]$")
 
@@ -518,7 +526,7 @@ def _inspect(im: Image.Image, head: bytes, gray: bool, max_pixels: int | None) -
         raise InputError(msg)
     orientation = _orientation(im)
     turn = 1 if _pillow_turns(im) else orientation
-    if turn >= 5:
+    if turn >= 5 or _size_turned_on_load(im, orientation):
         width, height = height, width
     if orientation != 1:
         notes.append(f"EXIF orientation {orientation} applied")

@@ -12,6 +12,7 @@ and metadata").
 from __future__ import annotations
 
 import numbers
+import re
 import struct
 from typing import Any
 
@@ -50,6 +51,10 @@ class Metadata:
 
 
 # --------------------------------------------------------------------------- reading
+
+
+#: tiff:Orientation in an XMP packet, as an attribute or an element (the forms ImageOps.exif_transpose edits).
+_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation="|<tiff:Orientation>)([0-9])("|</tiff:Orientation>)')
 
 
 def reset_orientation(exif: bytes) -> bytes:
@@ -93,6 +98,8 @@ def read_metadata(im: Image.Image, orientation: int) -> Metadata:
         dpi_pair = (float(dpi[1]), float(dpi[0])) if orientation >= 5 else (float(dpi[0]), float(dpi[1]))
     xmp = info.get("xmp") or info.get(_XMP_KEY)
     xmp_bytes = xmp.encode("utf-8") if isinstance(xmp, str) else xmp if isinstance(xmp, bytes) else None
+    if xmp_bytes and orientation != 1:  # the pixels were turned: an orientation kept in XMP turned them again
+        xmp_bytes = _XMP_ORIENTATION.sub(lambda m: m[1] + b"1" + m[3], xmp_bytes)
     text: tuple[tuple[str, str], ...] = ()
     if im.format == "PNG":
         text = tuple((k, str(v)) for k, v in info.items()
