@@ -336,3 +336,21 @@ def test_an_orientation_in_xmp_alone_is_applied_and_reset_in_the_xmp_kept(tmp_pa
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")), want)
         xmp = im.info.get("XML:com.adobe.xmp") or im.info.get("xmp")
         assert 'tiff:Orientation="1"' in _text(xmp) and im.getexif().get(0x0112, 1) == 1
+
+
+@pytest.mark.parametrize("size", [(8, 9), (1100, 1000)])  # Pillow's writer, and convcli's threaded one
+def test_a_pngs_gamma_is_kept_in_png_and_said_dropped_elsewhere(tmp_path: Path,
+                                                                size: tuple[int, int]) -> None:
+    """gAMA was dropped with no note: viewers honouring it showed the output brighter or darker."""
+    info = PngInfo()
+    info.add(b"gAMA", struct.pack(">I", 45455))
+    src = tmp_path / "g.png"
+    rgb = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(src, pnginfo=info)
+    code, stdout, stderr = run("filter", src, "-k", "identity", "-o", tmp_path / "o.png", "--json")
+    assert code == 0, stderr
+    assert "metadata kept: gamma" in notes(stdout)
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.info["gamma"] == pytest.approx(0.45455)
+    code, stdout, stderr = run("filter", src, "-k", "identity", "-o", tmp_path / "o.jpg", "--json")
+    assert code == 0 and "metadata dropped: gamma (JPEG cannot hold it)" in notes(stdout)

@@ -223,12 +223,13 @@ def pillow_params(fmt: str, meta: Metadata, icc_profile: bytes | None, quality: 
         params["icc_profile"] = icc_profile
     if info.name == "png":
         params["compress_level"] = DEFAULT_PNG_COMPRESS_LEVEL if compress_level is None else compress_level
-        # Pillow writes pHYs and eXIf itself (it skips them in pnginfo); the text chunks go as built.
+        # Pillow writes pHYs and eXIf itself (it skips them in pnginfo); gAMA (written before PLTE)
+        # and the text chunks go as built.
         if meta.dpi:
             params["dpi"] = meta.dpi
         if meta.exif:
             params["exif"] = meta.exif
-        chunks = [(kind, data) for kind, data in png_chunks(meta) if kind in (b"tEXt", b"iTXt")]
+        chunks = [(kind, data) for kind, data in png_chunks(meta) if kind in (b"gAMA", b"tEXt", b"iTXt")]
         if chunks:
             pnginfo = PngInfo()
             for kind, data in chunks:

@@ -41,12 +41,13 @@ class Metadata:
     xmp: bytes | None = None
     text: tuple[tuple[str, str], ...] = ()  # PNG tEXt/zTXt/iTXt chunks, key and value
     comment: bytes | None = None  # JPEG COM / GIF comment extension
+    gamma: float | None = None  # a PNG's gAMA: the exponent viewers decode its samples with
     unreadable: tuple[str, ...] = ()  # kinds the file holds that could not be read (not carried)
 
     def names(self) -> list[str]:
         """The kinds present, in report order."""
         have = [("EXIF", self.exif), ("DPI", self.dpi), ("XMP", self.xmp), ("text chunks", self.text),
-                ("comment", self.comment)]
+                ("comment", self.comment), ("gamma", self.gamma)]
         return [name for name, value in have if value]
 
 
@@ -111,8 +112,10 @@ def read_metadata(im: Image.Image, orientation: int) -> Metadata:
         comment = info["Comment"]
         text = tuple((k, v) for k, v in text if k != "Comment")
     comment_bytes = comment.encode("utf-8") if isinstance(comment, str) else comment or None
+    gamma = info.get("gamma") if im.format == "PNG" else None  # it was dropped without a word
     return Metadata(exif=exif_bytes, dpi=dpi_pair, xmp=xmp_bytes or None, text=text,
                     comment=comment_bytes if isinstance(comment_bytes, bytes) else None,
+                    gamma=float(gamma) if isinstance(gamma, numbers.Real) and gamma > 0 else None,
                     unreadable=unreadable)
 
 
@@ -130,7 +133,7 @@ def _readable_exif(exif: bytes) -> bool:
 
 #: What each output format holds (the README's table): format -> kinds kept.
 HOLDS: dict[str, frozenset[str]] = {
-    "png": frozenset({"EXIF", "DPI", "XMP", "text chunks", "comment"}),
+    "png": frozenset({"EXIF", "DPI", "XMP", "text chunks", "comment", "gamma"}),
     "jpeg": frozenset({"EXIF", "DPI", "XMP", "comment"} if PILLOW_JPEG_XMP else {"EXIF", "DPI", "comment"}),
     "tiff": frozenset({"EXIF", "DPI", "XMP"}),
     "webp": frozenset({"EXIF", "XMP"}),
@@ -194,8 +197,10 @@ def _text_chunk(key: str, value: str) -> tuple[bytes, bytes]:
 
 
 def png_chunks(meta: Metadata) -> list[tuple[bytes, bytes]]:
-    """(chunk type, data) of the metadata, to go before the image data: pHYs, eXIf, tEXt/iTXt."""
+    """(chunk type, data) of the metadata, to go before the image data: gAMA, pHYs, eXIf, tEXt/iTXt."""
     chunks: list[tuple[bytes, bytes]] = []
+    if meta.gamma:  # gAMA stores the gamma times 100000 (Pillow's info["gamma"] is that / 100000)
+        chunks.append((b"gAMA", struct.pack(">I", round(meta.gamma * 100000))))
     if meta.dpi:
         per_metre = [max(1, round(v / 0.0254)) for v in meta.dpi]
         chunks.append((b"pHYs", struct.pack(">IIB", per_metre[0], per_metre[1], 1)))
