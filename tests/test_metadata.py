@@ -354,3 +354,48 @@ def test_a_pngs_gamma_is_kept_in_png_and_said_dropped_elsewhere(tmp_path: Path,
         assert im.info["gamma"] == pytest.approx(0.45455)
     code, stdout, stderr = run("filter", src, "-k", "identity", "-o", tmp_path / "o.jpg", "--json")
     assert code == 0 and "metadata dropped: gamma (JPEG cannot hold it)" in notes(stdout)
+
+
+def _png_with_late_chunks(rgb: np.ndarray, chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG with these chunks between its image data and IEND, where ImageMagick writes EXIF and text."""
+    import zlib
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    data = buf.getvalue()
+    iend = data.rindex(b"IEND") - 4
+    late = b"".join(struct.pack(">I", len(body)) + kind + body
+                    + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF) for kind, body in chunks)
+    return data[:iend] + late + data[iend:]
+
+
+@pytest.mark.parametrize("size", [(48, 64), (1000, 1100)])  # decoded whole, and row by row on a thread
+def test_exif_and_text_after_the_image_data_are_read(tmp_path: Path, size: tuple[int, int]) -> None:
+    """ImageMagick writes a PNG's eXIf and text after IDAT, which Pillow reads only as it loads the
+    pixels: the orientation was ignored (the output on its side) and the EXIF and text dropped
+    without a note. Reference: Pillow's ImageOps.exif_transpose on the loaded file."""
+    import zlib
+
+    from PIL import ImageOps
+
+    rgb = np.random.default_rng(1).integers(0, 256, (*size, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6 if size == (48, 64) else 1
+    exif[0x010F] = "LateCam"
+    exif_body = exif.tobytes().removeprefix(b"Exif\x00\x00")
+    src = tmp_path / "late.png"
+    src.write_bytes(_png_with_late_chunks(rgb, [
+        (b"tEXt", b"Comment\x00late words"), (b"eXIf", exif_body),
+        (b"zTXt", b"Software\x00\x00" + zlib.compress(b"ImageMagick")),
+        (b"iTXt", b"Title\x00\x00\x00\x00\x00caf\xc3\xa9")]))
+    with Image.open(src) as im:
+        want = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    out = tmp_path / "out.png"
+    code, stdout, stderr = run("filter", src, "-k", "identity", "-o", out, "--json")
+    assert code == 0, stderr
+    assert "metadata kept: EXIF, text chunks, comment" in notes(stdout)
+    with Image.open(out) as im:
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), want)
+        assert im.getexif().get(0x0112, 1) == 1 and im.getexif().get(0x010F) == "LateCam"
+        texts = (im.info["Comment"], im.info["Software"], im.info["Title"])
+        assert texts == ("late words", "ImageMagick", "café")

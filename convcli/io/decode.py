@@ -38,7 +38,7 @@ from convcli.io.files import one_line, os_reason
 from convcli.io.formats import icc_fits, icc_space
 from convcli.io.metadata import Metadata, read_metadata
 from convcli.io.npy import NPY_MAGIC, NPY_MAX_HEADER, read_npy_header
-from convcli.io.png import PNG_SIGNATURE, CheckedPng, decode_png, png_ihdr
+from convcli.io.png import PNG_SIGNATURE, CheckedPng, decode_png, late_chunks, png_ihdr
 from convcli.io.pngrows import SHORT_DATA, PngRows, can_read_rows
 from convcli.io.structure import check_structure
 
@@ -374,6 +374,7 @@ def _opened(source: Source) -> Iterator[tuple[Image.Image, BinaryIO, bytes]]:
             raise InputError(os_reason(exc)) from None
         if not head:
             raise InputError("empty file")
+        late = late_chunks(fp) if head.startswith(PNG_SIGNATURE) else []
         if head.startswith(PNG_SIGNATURE):
             fp = CheckedPng(fp)  # type: ignore[assignment]  # every chunk's CRC checked as it is read
         ihdr = png_ihdr(head)
@@ -390,12 +391,40 @@ def _opened(source: Source) -> Iterator[tuple[Image.Image, BinaryIO, bytes]]:
             raise InputError("not an image file (Pillow cannot identify it)") from None
         except PILLOW_ERRORS as exc:
             raise InputError(f"unreadable image header ({one_line(exc)})") from None
+        _with_late_chunks(im, late)
         try:
             yield im, fp, head
         finally:
             im.close()
     finally:
         fp.close()
+
+
+def _with_late_chunks(im: Image.Image, chunks: list[tuple[bytes, bytes]]) -> None:
+    """Put a PNG's eXIf and text chunks found after its image data (:func:`late_chunks`) into
+    ``im.info`` as Pillow would once the pixels are loaded, so the header knows the EXIF orientation
+    and the metadata is carried; what the chunks before the data said is kept."""
+    for kind, body in chunks:
+        try:
+            if kind == b"eXIf":
+                prefix = b"Exif\x00\x00"  # Pillow's own form of a PNG's EXIF (some writers put it in too)
+                im.info.setdefault("exif", body if body.startswith(prefix) else prefix + body)
+                continue
+            key, _, rest = body.partition(b"\0")
+            if kind == b"tEXt":
+                value = rest.decode("latin-1")
+            elif kind == b"zTXt":  # method byte, then a zlib stream
+                value = zlib.decompressobj().decompress(rest[1:], 1 << 20).decode("latin-1")
+            else:  # iTXt: compressed flag, method, language\0, translated keyword\0, UTF-8 text
+                compressed, rest = rest[:1] == b"\1", rest[2:]
+                text = rest.split(b"\0", 2)[-1]
+                raw = zlib.decompressobj().decompress(text, 1 << 20) if compressed else text
+                value = raw.decode("utf-8")
+        except (zlib.error, UnicodeDecodeError):
+            continue  # as Pillow leaves out a chunk it cannot read
+        name = key.decode("latin-1")
+        if name and name not in im.info:
+            im.info[name] = value
 
 
 def _orientation(im: Image.Image) -> int:

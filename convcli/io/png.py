@@ -232,6 +232,51 @@ _SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _COUNT_STEP = 1 << 20
 
 
+#: Chunks after the image data that Pillow reads only once the pixels are decoded, and their caps.
+LATE_KINDS: Final = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})
+_LATE_CHUNK_BYTES = 1 << 20  # as Pillow's MAX_TEXT_CHUNK: a larger chunk is skipped
+_LATE_TOTAL_BYTES = 8 << 20
+
+
+def late_chunks(fp: BinaryIO) -> list[tuple[bytes, bytes]]:
+    """(type, data) of the eXIf and text chunks that follow a PNG's image data, found by seeking from
+    chunk header to chunk header (nothing inflated); ``fp`` is left where it was.
+
+    ImageMagick writes a PNG's EXIF and text there; Pillow reads them only as it loads the pixels,
+    so a header read missed an orientation (the pixels filtered on their side) and the metadata.
+    """
+    at = fp.tell()
+    found: list[tuple[bytes, bytes]] = []
+    try:
+        fp.seek(0)
+        if fp.read(8) != PNG_SIGNATURE:
+            return found
+        after_data, total = False, 0
+        while True:
+            header = fp.read(8)
+            if len(header) < 8:
+                break
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"IEND":
+                break
+            after_data = after_data or kind == b"IDAT"
+            if after_data and kind in LATE_KINDS and length <= _LATE_CHUNK_BYTES \
+                    and total + length <= _LATE_TOTAL_BYTES:
+                body = fp.read(length)
+                if len(body) < length:
+                    break
+                found.append((kind, body))
+                total += length
+                fp.seek(4, 1)
+            else:
+                fp.seek(length + 4, 1)
+    except (OSError, ValueError, struct.error):
+        pass
+    finally:
+        fp.seek(at)
+    return found
+
+
 def apng_short_frames(fp: BinaryIO) -> frozenset[int]:
     """The frames of an animated PNG whose compressed pixels end before their last row.
 
