@@ -567,3 +567,25 @@ def test_a_frame_given_twice_is_refused(tmp_path: Path) -> None:
     code, _, stderr = run(*FILTER, src, "-o", tmp_path / "o.gif", "--frames", "0,2,0")
     assert code == 2 and "frame 0 is given twice in '0,2,0'" in stderr and stderr.count("\n") == 1
     assert not (tmp_path / "o.gif").exists()
+
+
+@pytest.mark.parametrize("shown", [255, 200])
+def test_a_gif_frame_of_255_shown_colours_and_transparency_is_exact(shown: int) -> None:
+    """gif_frame counted the colours hidden under transparent pixels with the shown ones: 249 shown
+    colours and a transparent area holding others went through median cut, inexact, though the
+    palette had room for them all (the CLI premultiplies, which blackens them; gif_frame's contract
+    is its own)."""
+    from convcli.io.encode import gif_frame
+
+    rng = np.random.default_rng(shown)
+    palette = rng.choice(1 << 24, size=shown, replace=False)
+    keys = np.concatenate([palette, rng.choice(palette, 32 * 32 - shown)]).reshape(32, 32)
+    rgb = np.stack([(keys >> s) & 255 for s in (16, 8, 0)], -1).astype(np.uint8)
+    clear = np.zeros((32, 32), bool)
+    clear[:, 24:] = True
+    clear[:8, :8] = False
+    rgb[clear] = rng.integers(0, 256, (int(clear.sum()), 3))  # other colours, hidden
+    im, transparent = gif_frame(rgb, np.where(clear, 0, 255).astype(np.uint8), dither=False)
+    index = np.asarray(im)
+    assert transparent is not None and (index[clear] == transparent).all()
+    np.testing.assert_array_equal(np.asarray(im.convert("RGB"))[~clear], rgb[~clear])

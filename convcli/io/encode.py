@@ -116,6 +116,9 @@ def gif_frame(color: np.ndarray, alpha: np.ndarray | None, dither: bool) -> tupl
     if color.ndim == 2 and clear is None:
         return Image.fromarray(color).convert("P"), None  # 256 greys: the palette holds them all
     rgb3 = color if color.ndim == 3 else np.repeat(color[..., None], 3, axis=2)
+    if clear is not None:  # the colours under transparent pixels take no palette entry (they made a
+        rgb3 = rgb3.copy()  # frame of 255 shown colours inexact): they take an opaque pixel's
+        rgb3[clear] = rgb3[~clear][0] if not clear.all() else 0
     rgb = Image.fromarray(rgb3)
     n = 256 if clear is None else 255
     colours = rgb.getcolors(n)
