@@ -399,3 +399,54 @@ def test_exif_and_text_after_the_image_data_are_read(tmp_path: Path, size: tuple
         assert im.getexif().get(0x0112, 1) == 1 and im.getexif().get(0x010F) == "LateCam"
         texts = (im.info["Comment"], im.info["Software"], im.info["Title"])
         assert texts == ("late words", "ImageMagick", "café")
+
+
+def test_late_text_chunks_within_pillows_limits_only(tmp_path: Path) -> None:
+    """The header read inflated every late zTXt and kept it: 1,500 chunks of 1 MiB of zeros (a 1.5 MB
+    file) took 1.6 GB with --dry-run. Past Pillow's own limit on a PNG's text (64 MiB) the file is
+    refused, as Pillow's load refuses it; within it, a large tEXt is kept whole."""
+    import zlib
+
+    rgb = np.zeros((6, 7, 3), np.uint8)
+    zeros = zlib.compress(b"\0" * (1 << 20), 9)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_with_late_chunks(rgb, [(b"zTXt", b"k%d\0\0" % i + zeros) for i in range(100)]))
+    for dry in (["--dry-run"], []):
+        code, _, stderr = run("filter", bomb, "-k", "identity", "-o", tmp_path / "o.png", *dry)
+        assert code == 1 and "too much text in the PNG's chunks, over 64 MiB" in stderr
+    big = tmp_path / "big.png"
+    big.write_bytes(_png_with_late_chunks(rgb, [(b"tEXt", b"big\0" + b"a" * (2 << 20))]))
+    code, stdout, stderr = run("filter", big, "-k", "identity", "-o", tmp_path / "o.png", "--json")
+    assert code == 0, stderr
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.info["big"] == "a" * (2 << 20)
+
+
+def test_a_late_text_keyword_pillow_decodes_with_is_not_taken_for_it(tmp_path: Path) -> None:
+    """A late tEXt 'interlace' went into Pillow's info before the decode, which read it as the Adam7
+    flag: a valid PNG was refused as truncated."""
+    rgb = np.random.default_rng(2).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    src = tmp_path / "i.png"
+    src.write_bytes(_png_with_late_chunks(rgb, [(b"tEXt", b"interlace\x001")]))
+    code, _, stderr = run("filter", src, "-k", "identity", "-o", tmp_path / "o.png")
+    assert code == 0, stderr
+    with Image.open(tmp_path / "o.png") as im:
+        np.testing.assert_array_equal(np.asarray(im), rgb)
+
+
+def test_an_orientation_in_a_pngs_xmp_is_applied(tmp_path: Path) -> None:
+    """README: an orientation given in XMP alone is applied, as exif_transpose does; a PNG's was not."""
+    from PIL import ImageOps
+
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", _XMP6.decode())
+    rgb = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    src, out = tmp_path / "x.png", tmp_path / "o.png"
+    Image.fromarray(rgb).save(src, pnginfo=info)
+    with Image.open(src) as im:
+        want = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    code, stdout, stderr = run("filter", src, "-k", "identity", "-o", out, "--json")
+    assert code == 0, stderr
+    with Image.open(out) as im:
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), want)
+        assert 'tiff:Orientation="1"' in im.info["XML:com.adobe.xmp"]

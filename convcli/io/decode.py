@@ -36,7 +36,7 @@ from convcli.core.records import record
 from convcli.errors import InputError
 from convcli.io.files import one_line, os_reason
 from convcli.io.formats import icc_fits, icc_space
-from convcli.io.metadata import Metadata, read_metadata
+from convcli.io.metadata import PNG_INFO_KEYS, XMP_ORIENTATION, Metadata, read_metadata
 from convcli.io.npy import NPY_MAGIC, NPY_MAX_HEADER, read_npy_header
 from convcli.io.png import PNG_SIGNATURE, CheckedPng, decode_png, late_chunks, png_ihdr
 from convcli.io.pngrows import SHORT_DATA, PngRows, can_read_rows
@@ -391,8 +391,8 @@ def _opened(source: Source) -> Iterator[tuple[Image.Image, BinaryIO, bytes]]:
             raise InputError("not an image file (Pillow cannot identify it)") from None
         except PILLOW_ERRORS as exc:
             raise InputError(f"unreadable image header ({one_line(exc)})") from None
-        _with_late_chunks(im, late)
         try:
+            _with_late_chunks(im, late)
             yield im, fp, head
         finally:
             im.close()
@@ -400,37 +400,78 @@ def _opened(source: Source) -> Iterator[tuple[Image.Image, BinaryIO, bytes]]:
         fp.close()
 
 
+#: Pillow's limits on a PNG's text (PngImagePlugin.MAX_TEXT_CHUNK for one chunk inflated,
+#: MAX_TEXT_MEMORY for all of it): past them its load fails, so the header read fails the same way.
+_TEXT_CHUNK_BYTES = 1 << 20
+_TEXT_MEMORY_BYTES = 64 << 20
+
+
 def _with_late_chunks(im: Image.Image, chunks: list[tuple[bytes, bytes]]) -> None:
     """Put a PNG's eXIf and text chunks found after its image data (:func:`late_chunks`) into
     ``im.info`` as Pillow would once the pixels are loaded, so the header knows the EXIF orientation
-    and the metadata is carried; what the chunks before the data said is kept."""
+    and the metadata is carried; what the chunks before the data said is kept. InputError where
+    Pillow's load would fail on them (too much text)."""
+    budget = _TEXT_MEMORY_BYTES
     for kind, body in chunks:
-        try:
-            if kind == b"eXIf":
-                prefix = b"Exif\x00\x00"  # Pillow's own form of a PNG's EXIF (some writers put it in too)
-                im.info.setdefault("exif", body if body.startswith(prefix) else prefix + body)
-                continue
-            key, _, rest = body.partition(b"\0")
-            if kind == b"tEXt":
-                value = rest.decode("latin-1")
-            elif kind == b"zTXt":  # method byte, then a zlib stream
-                value = zlib.decompressobj().decompress(rest[1:], 1 << 20).decode("latin-1")
-            else:  # iTXt: compressed flag, method, language\0, translated keyword\0, UTF-8 text
-                compressed, rest = rest[:1] == b"\1", rest[2:]
-                text = rest.split(b"\0", 2)[-1]
-                raw = zlib.decompressobj().decompress(text, 1 << 20) if compressed else text
-                value = raw.decode("utf-8")
-        except (zlib.error, UnicodeDecodeError):
-            continue  # as Pillow leaves out a chunk it cannot read
+        if not body:  # late_chunks stopped at its cap
+            raise InputError("unreadable image header (too much text in the PNG's chunks, over 64 MiB)")
+        if kind == b"eXIf":
+            prefix = b"Exif\x00\x00"  # Pillow's own form of a PNG's EXIF (some writers put it in too)
+            im.info.setdefault("exif", body if body.startswith(prefix) else prefix + body)
+            continue
+        key, sep, rest = body.partition(b"\0")
         name = key.decode("latin-1")
-        if name and name not in im.info:
-            im.info[name] = value
+        if not sep or not name or name in im.info or name in PNG_INFO_KEYS:
+            continue  # checked before inflating: 7,000 zTXt of one key were each inflated, then dropped
+        raw = _late_text(kind, rest)
+        if raw is None:
+            continue  # as Pillow leaves out a chunk it cannot read
+        budget -= len(raw)
+        if budget < 0:
+            raise InputError("unreadable image header (too much text in the PNG's chunks, over 64 MiB)")
+        try:
+            im.info[name] = raw.decode("utf-8" if kind == b"iTXt" else "latin-1")
+        except UnicodeDecodeError:
+            continue
+
+
+def _late_text(kind: bytes, rest: bytes) -> bytes | None:
+    """A text chunk's text after its keyword, inflated if compressed; None where Pillow skips it."""
+    if kind == b"tEXt":
+        return rest
+    if kind == b"zTXt":  # compression method (0: zlib), then the stream
+        return _inflated(rest[1:]) if rest[:1] == b"\0" else None
+    # iTXt: compressed flag, method, language\0, translated keyword\0, text
+    if len(rest) < 2 or rest[:1] not in (b"\0", b"\1") or rest[1:2] != b"\0":
+        return None
+    parts = rest[2:].split(b"\0", 2)
+    if len(parts) < 3:
+        return None
+    return _inflated(parts[2]) if rest[:1] == b"\1" else parts[2]
+
+
+def _inflated(data: bytes) -> bytes | None:
+    """A text chunk's zlib stream, at most :data:`_TEXT_CHUNK_BYTES` of it (InputError past it, as
+    Pillow's load fails there); None if it is no zlib stream."""
+    stream = zlib.decompressobj()
+    try:
+        out = stream.decompress(data, _TEXT_CHUNK_BYTES)
+    except zlib.error:
+        return None
+    if stream.unconsumed_tail:
+        msg = f"unreadable image header (a text chunk inflates past {_TEXT_CHUNK_BYTES >> 20} MiB)"
+        raise InputError(msg)
+    return out
 
 
 def _orientation(im: Image.Image) -> int:
-    """EXIF orientation 1..8, read without decoding pixels (1 when absent or unreadable)."""
+    """EXIF orientation 1..8 (or, without one, XMP's ``tiff:Orientation``, as Pillow's ``getexif``
+    reads it), read without decoding pixels (1 when absent or unreadable)."""
     if im.format == "PNG" and "exif" not in im.info:
-        return 1  # PngImageFile.getexif() would decode the image to look for a late eXIf chunk
+        # PngImageFile.getexif() would decode the image to look for a late eXIf chunk (read already)
+        xmp = im.info.get("XML:com.adobe.xmp")
+        found = XMP_ORIENTATION.search(xmp.encode("utf-8", "replace")) if isinstance(xmp, str) else None
+        return int(found[2]) if found and 1 <= int(found[2]) <= 8 else 1
     try:
         value = im.getexif().get(0x0112, 1)
     except PILLOW_ERRORS:

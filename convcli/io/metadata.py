@@ -26,10 +26,13 @@ _EXIF_PREFIX = b"Exif\x00\x00"
 _XMP_KEY = "XML:com.adobe.xmp"
 #: TIFF's XResolution and YResolution tags
 _RESOLUTION_TAGS = frozenset({282, 283})
-#: PNG info keys Pillow fills from chunks that are not text.
-_NOT_TEXT = frozenset({"dpi", "icc_profile", "exif", "xmp", "gamma", "transparency", "aspect", "srgb",
-                       "chromaticity", "duration", "loop", "disposal", "blend", "default_image",
-                       "background", "bbox", "comment", _XMP_KEY})
+#: PNG ``info`` keys Pillow fills from chunks that are not text, some read to decode (``interlace``): a
+#: text keyword of one of these names is no text chunk to carry (Pillow took a tEXt "interlace" for
+#: the Adam7 flag and could not decode the file).
+PNG_INFO_KEYS = frozenset({"interlace", "dpi", "icc_profile", "exif", "xmp", "gamma", "transparency",
+                           "aspect", "srgb", "chromaticity", "duration", "loop", "disposal", "blend",
+                           "default_image", "background", "bbox"})
+_NOT_TEXT = PNG_INFO_KEYS | {"comment", _XMP_KEY}
 
 
 @record(frozen=True)
@@ -55,7 +58,7 @@ class Metadata:
 
 
 #: tiff:Orientation in an XMP packet, as an attribute or an element (the forms ImageOps.exif_transpose edits).
-_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation="|<tiff:Orientation>)([0-9])("|</tiff:Orientation>)')
+XMP_ORIENTATION = re.compile(rb'(tiff:Orientation="|<tiff:Orientation>)([0-9])("|</tiff:Orientation>)')
 
 
 def reset_orientation(exif: bytes) -> bytes:
@@ -100,7 +103,7 @@ def read_metadata(im: Image.Image, orientation: int) -> Metadata:
     xmp = info.get("xmp") or info.get(_XMP_KEY)
     xmp_bytes = xmp.encode("utf-8") if isinstance(xmp, str) else xmp if isinstance(xmp, bytes) else None
     if xmp_bytes and orientation != 1:  # the pixels were turned: an orientation kept in XMP turned them again
-        xmp_bytes = _XMP_ORIENTATION.sub(lambda m: m[1] + b"1" + m[3], xmp_bytes)
+        xmp_bytes = XMP_ORIENTATION.sub(lambda m: m[1] + b"1" + m[3], xmp_bytes)
     text: tuple[tuple[str, str], ...] = ()
     if im.format == "PNG":
         text = tuple((k, str(v)) for k, v in info.items()

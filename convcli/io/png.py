@@ -232,10 +232,10 @@ _SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _COUNT_STEP = 1 << 20
 
 
-#: Chunks after the image data that Pillow reads only once the pixels are decoded, and their caps.
+#: Chunks after the image data that Pillow reads only once the pixels are decoded.
 LATE_KINDS: Final = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})
-_LATE_CHUNK_BYTES = 1 << 20  # as Pillow's MAX_TEXT_CHUNK: a larger chunk is skipped
-_LATE_TOTAL_BYTES = 8 << 20
+#: Most bytes of such chunks read (Pillow's MAX_TEXT_MEMORY: more text fails its load).
+LATE_TOTAL_BYTES: Final = 64 << 20
 
 
 def late_chunks(fp: BinaryIO) -> list[tuple[bytes, bytes]]:
@@ -260,8 +260,10 @@ def late_chunks(fp: BinaryIO) -> list[tuple[bytes, bytes]]:
             if kind == b"IEND":
                 break
             after_data = after_data or kind == b"IDAT"
-            if after_data and kind in LATE_KINDS and length <= _LATE_CHUNK_BYTES \
-                    and total + length <= _LATE_TOTAL_BYTES:
+            if after_data and kind in LATE_KINDS:
+                if total + length > LATE_TOTAL_BYTES:  # the caller says so: Pillow's load would fail
+                    found.append((kind, b""))
+                    break
                 body = fp.read(length)
                 if len(body) < length:
                     break
