@@ -450,3 +450,41 @@ def test_an_orientation_in_a_pngs_xmp_is_applied(tmp_path: Path) -> None:
     with Image.open(out) as im:
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")), want)
         assert 'tiff:Orientation="1"' in im.info["XML:com.adobe.xmp"]
+
+
+def test_a_late_text_chunk_named_like_a_frame_field_is_no_crash(tmp_path: Path) -> None:
+    """Pillow puts an APNG's late text in the last frame's info, beside its frame fields: a tEXt
+    "disposal" = "x" ended in an internal error (int('x'))."""
+    frames = [Image.fromarray(np.full((6, 7, 3), v, np.uint8)) for v in (10, 200)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:], duration=[100, 300])
+    src = tmp_path / "a.png"
+    data = buf.getvalue()
+    iend = data.rindex(b"IEND") - 4
+    import zlib
+
+    body = b"tEXt" + b"disposal\x00x"
+    src.write_bytes(data[:iend] + struct.pack(">I", len(body) - 4) + body
+                    + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF) + data[iend:])
+    code, stdout, stderr = run("filter", src, "-k", "identity", "-o", tmp_path / "o.png", "--json")
+    assert code == 0, stderr
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.n_frames == 2
+
+
+def test_an_xmp_orientation_under_a_tiff_tag_of_1_is_reset_too(tmp_path: Path) -> None:
+    """The TIFF's Orientation tag (1) wins over its XMP (6), as in Pillow: the output, upright with
+    EXIF orientation 1, kept the XMP's 6 and showed on its side in readers honouring XMP."""
+    from PIL import TiffImagePlugin
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[700] = _XMP6
+    tags[274] = 1
+    rgb = np.random.default_rng(4).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    src, out = tmp_path / "t.tif", tmp_path / "o.tif"
+    Image.fromarray(rgb).save(src, tiffinfo=tags)
+    code, stdout, stderr = run("filter", src, "-k", "identity", "-o", out, "--json")
+    assert code == 0, stderr
+    with Image.open(out) as im:
+        np.testing.assert_array_equal(np.asarray(im), rgb)
+        assert b'tiff:Orientation="1"' in im.tag_v2[700]

@@ -148,9 +148,16 @@ class FrameSource:
         return (arr[..., None] if arr.ndim == 2 else arr), False
 
 
+def _whole(value: object, default: int = 0) -> int:
+    """A frame field Pillow read as a number; ``default`` for anything else (a late tEXt chunk named
+    "disposal", which Pillow puts in the same ``info``, ended in an internal error)."""
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value == value \
+        and abs(value) < 1 << 31 else default
+
+
 def _frame_info(im: Image.Image) -> FrameInfo:
     info = im.info
-    duration = info.get("duration", 0)
+    duration = _whole(info.get("duration", 0))
     offset = (0, 0)
     if im.format == "GIF":
         disposal = DISPOSALS[min(3, max(0, int(getattr(im, "disposal_method", 0))))]
@@ -159,14 +166,14 @@ def _frame_info(im: Image.Image) -> FrameInfo:
             offset = (int(extent[0]), int(extent[1]))
         blend = "over"
     elif im.format == "PNG":
-        disposal = ("none", "background", "previous")[min(2, int(info.get("disposal", 0)))]
+        disposal = ("none", "background", "previous")[min(2, max(0, _whole(info.get("disposal", 0))))]
         blend = "over" if info.get("blend", 0) == 1 else "source"
         bbox = info.get("bbox")
         if bbox:
             offset = (int(bbox[0]), int(bbox[1]))
     else:
         disposal, blend = "unspecified", "source"
-    return FrameInfo(int(duration or 0), disposal, blend, offset)
+    return FrameInfo(duration, disposal, blend, offset)
 
 
 @contextmanager

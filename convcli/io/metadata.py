@@ -102,7 +102,7 @@ def read_metadata(im: Image.Image, orientation: int) -> Metadata:
         dpi_pair = (float(dpi[1]), float(dpi[0])) if orientation >= 5 else (float(dpi[0]), float(dpi[1]))
     xmp = info.get("xmp") or info.get(_XMP_KEY)
     xmp_bytes = xmp.encode("utf-8") if isinstance(xmp, str) else xmp if isinstance(xmp, bytes) else None
-    if xmp_bytes and orientation != 1:  # the pixels were turned: an orientation kept in XMP turned them again
+    if xmp_bytes:  # the output is upright, its EXIF says 1: an orientation kept in XMP turned it again
         xmp_bytes = XMP_ORIENTATION.sub(lambda m: m[1] + b"1" + m[3], xmp_bytes)
     text: tuple[tuple[str, str], ...] = ()
     if im.format == "PNG":
